@@ -1,0 +1,274 @@
+package rotator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// TriggerRequest starts a rotation.
+type TriggerRequest struct {
+	Key     string
+	Trigger Trigger
+	Mode    Mode // default: staged, except for emergency triggers
+	Actor   string
+	Reason  string
+	// TargetGeneration is the exposed generation an emergency revokes first
+	// (default: the current one).
+	TargetGeneration int
+}
+
+// EmergencyTrigger reports whether t calls for emergency mode by default.
+func EmergencyTrigger(t Trigger) bool {
+	return t == TriggerExposure || t == TriggerUnauthorized || t == TriggerDecommission
+}
+
+// Trigger creates a rotation. When the key already has an active rotation it
+// returns that rotation and an error wrapping ErrActiveRotation.
+func (e *Engine) Trigger(ctx context.Context, req TriggerRequest) (*Rotation, error) {
+	k, ok := e.keys[req.Key]
+	if !ok {
+		return nil, fmt.Errorf("unknown key %q: %w", req.Key, ErrNotFound)
+	}
+	if req.Mode == "" {
+		req.Mode = ModeStaged
+		if EmergencyTrigger(req.Trigger) {
+			req.Mode = ModeEmergency
+		}
+	}
+	if req.Trigger == TriggerDecommission && req.Mode != ModeEmergency {
+		return nil, fmt.Errorf("decommission runs in emergency mode: %w", ErrBadState)
+	}
+	if req.Actor == "" {
+		req.Actor = "rekey"
+	}
+	creds, err := e.store.Credentials(ctx, req.Key)
+	if err != nil {
+		return nil, err
+	}
+	var cur *Credential
+	for _, c := range creds {
+		if c.State == CredCurrent {
+			cur = c
+		}
+	}
+	now := e.clock.Now()
+	r := &Rotation{
+		ID: NewRotationID(), Key: req.Key, Trigger: req.Trigger, Actor: req.Actor, Reason: req.Reason, Mode: req.Mode,
+		Phase: PhaseAwaitingApproval, NextAttemptAt: now, CreatedAt: now, UpdatedAt: now, PhaseStartedAt: now,
+	}
+	if cur != nil {
+		r.OldGeneration = cur.Generation
+	} else if req.Trigger != TriggerBootstrap && req.Mode == ModeStaged {
+		return nil, fmt.Errorf("key %s has no current credential; bootstrap it first (rekey rotate %s --bootstrap): %w", req.Key, req.Key, ErrBadState)
+	}
+	if req.Mode == ModeEmergency {
+		r.Phase = PhaseRevoking
+		r.TargetGeneration = req.TargetGeneration
+		if r.TargetGeneration == 0 {
+			r.TargetGeneration = r.OldGeneration
+		}
+	}
+	ev := AuditEvent{At: now, RotationID: r.ID, Key: r.Key, Actor: req.Actor, Action: "rotation.created", Phase: r.Phase,
+		Detail: map[string]string{"trigger": string(req.Trigger), "mode": string(req.Mode), "reason": req.Reason}}
+	if err := e.store.CreateRotation(ctx, Commit{Rotation: r, Audit: []AuditEvent{ev}}); err != nil {
+		if errors.Is(err, ErrActiveRotation) {
+			active, aerr := e.store.ActiveRotation(ctx, req.Key)
+			if aerr == nil {
+				return active, fmt.Errorf("key %s: %w (%s)", req.Key, ErrActiveRotation, active.ID)
+			}
+		}
+		return nil, err
+	}
+	e.metrics.phaseEntered(r, r.Phase)
+	e.dispatch.send(k, Event{ID: r.ID + "-start", Kind: EventStarted, Severity: severityOf(r), Key: r.Key, RotationID: r.ID,
+		Phase: r.Phase, Trigger: r.Trigger, Mode: r.Mode, Actor: r.Actor, Owners: k.Owners, At: now,
+		Message: fmt.Sprintf("%s rotation of %s started (%s): %s", r.Mode, r.Key, r.Trigger, r.Reason)})
+	e.log.Info("rotation created", "rotation", r.ID, "key", r.Key, "trigger", r.Trigger, "mode", r.Mode, "actor", r.Actor)
+	e.Wake()
+	return r, nil
+}
+
+func severityOf(r *Rotation) Severity {
+	if r.Mode == ModeEmergency {
+		return SeverityCritical
+	}
+	return SeverityInfo
+}
+
+// ApproveRequest is a human decision.
+type ApproveRequest struct {
+	RotationID string
+	Approver   string
+	Verdict    Verdict
+	Via        string
+	Comment    string
+}
+
+// Errors of approvals.
+var (
+	ErrNotApprover  = errors.New("not an allowed approver")
+	ErrSelfApproval = errors.New("the requester cannot approve their own rotation")
+	ErrNoGate       = errors.New("rotation is not waiting for a decision")
+	ErrDecided      = errors.New("already decided")
+)
+
+// PendingGate returns the gate a rotation waits on, if any.
+func PendingGate(r *Rotation) (Gate, bool) {
+	switch {
+	case r.Phase == PhaseAwaitingApproval && r.Hold == HoldApproval:
+		return GateStart, true
+	case r.Phase == PhaseRevoking && r.Hold == HoldApproval:
+		return GateRevoke, true
+	case r.Phase == PhaseDraining && r.Hold == HoldDrainTimeout:
+		return GateDrain, true
+	}
+	return "", false
+}
+
+// Decide records an approval or denial for the gate the rotation waits on.
+// Checks, in order: the rotation waits on a gate; the approver is allowed and
+// is not the requester; they have not decided this gate already.
+func (e *Engine) Decide(ctx context.Context, req ApproveRequest) (*Rotation, error) {
+	r, err := e.store.GetRotation(ctx, req.RotationID)
+	if err != nil {
+		return nil, err
+	}
+	k, ok := e.keys[r.Key]
+	if !ok {
+		return nil, fmt.Errorf("key %q is no longer configured: %w", r.Key, ErrNotFound)
+	}
+	g, ok := PendingGate(r)
+	if !ok || r.Phase.Terminal() {
+		return r, fmt.Errorf("rotation %s (%s): %w", r.ID, r.Phase, ErrNoGate)
+	}
+	if req.Approver == "" {
+		return r, fmt.Errorf("approver is required: %w", ErrNotApprover)
+	}
+	if len(k.Approval.Approvers) > 0 && !slices.Contains(k.Approval.Approvers, req.Approver) {
+		return r, fmt.Errorf("%s: %w for key %s", req.Approver, ErrNotApprover, r.Key)
+	}
+	if req.Approver == r.Actor && req.Verdict == VerdictApprove {
+		return r, fmt.Errorf("%s: %w", req.Approver, ErrSelfApproval)
+	}
+	now := e.clock.Now()
+	a := Approval{RotationID: r.ID, Gate: g, Approver: req.Approver, Verdict: req.Verdict, Via: req.Via, Comment: req.Comment, At: now}
+	ev := AuditEvent{At: now, RotationID: r.ID, Key: r.Key, Actor: req.Approver, Action: "decision." + string(req.Verdict), Phase: r.Phase,
+		Detail: map[string]string{"gate": string(g), "via": req.Via, "comment": req.Comment}}
+	if g == GateDrain {
+		// A drain-timeout decision acts at once: approve = revoke anyway,
+		// deny = roll back.
+		return e.update(ctx, r.ID, ev, func(r *Rotation) error {
+			if r.Hold != HoldDrainTimeout {
+				return ErrDecided
+			}
+			r.Hold, r.HoldDetail = HoldNone, ""
+			if req.Verdict == VerdictApprove {
+				r.Drain.Override = "revoke"
+				return nil
+			}
+			r.Phase, r.RollbackTo = PhaseRollingBack, PhaseDenied
+			r.Outcome = "rolled back by " + req.Approver + " after the drain timed out"
+			r.PhaseStartedAt = now
+			return nil
+		}, func() error { return e.store.AddApproval(ctx, a, AuditEvent{}) })
+	}
+	if err := e.store.AddApproval(ctx, a, ev); err != nil {
+		if errors.Is(err, ErrConflict) {
+			return r, fmt.Errorf("%s on %s: %w", req.Approver, g, ErrDecided)
+		}
+		return r, err
+	}
+	e.dispatch.send(k, Event{ID: r.ID + "-" + randomHex(4), Kind: EventApproval, Severity: SeverityInfo, Key: r.Key, RotationID: r.ID,
+		Phase: r.Phase, Trigger: r.Trigger, Mode: r.Mode, Actor: req.Approver, Owners: k.Owners, At: now,
+		Message: fmt.Sprintf("%s %sd the %s gate of %s (via %s)", req.Approver, req.Verdict, g, r.Key, req.Via),
+		Fields:  map[string]string{"gate": string(g), "verdict": string(req.Verdict), "approver": req.Approver}})
+	return e.update(ctx, r.ID, AuditEvent{}, func(r *Rotation) error { return nil }, nil)
+}
+
+// Cancel stops a rotation. Before the old credential is revoked it rolls
+// back (the new credential is revoked, the old stays current); after, it is
+// refused.
+func (e *Engine) Cancel(ctx context.Context, id, actor, reason string) (*Rotation, error) {
+	now := e.clock.Now()
+	ev := AuditEvent{At: now, RotationID: id, Actor: actor, Action: "cancel", Detail: map[string]string{"reason": reason}}
+	return e.update(ctx, id, ev, func(r *Rotation) error {
+		if r.Phase.Terminal() {
+			return fmt.Errorf("rotation %s already ended (%s): %w", r.ID, r.Phase, ErrBadState)
+		}
+		if r.Phase == PhaseRollingBack {
+			return nil
+		}
+		if !oldStillLive(r) && !(r.Phase == PhaseDraining) {
+			return fmt.Errorf("rotation %s is past the point of no return (%s): %w", r.ID, r.Phase, ErrBadState)
+		}
+		r.Outcome = "cancelled by " + actor
+		if reason != "" {
+			r.Outcome += ": " + reason
+		}
+		r.Hold, r.HoldDetail = HoldNone, ""
+		r.RollbackTo = PhaseCancelled
+		r.Phase = PhaseRollingBack
+		r.PhaseStartedAt = now
+		return nil
+	}, nil)
+}
+
+// Retry clears a permanent-failure or drain-timeout hold and runs the phase
+// again now (for a drain timeout: keep waiting, with a fresh max_wait).
+func (e *Engine) Retry(ctx context.Context, id, actor string) (*Rotation, error) {
+	ev := AuditEvent{At: e.clock.Now(), RotationID: id, Actor: actor, Action: "retry"}
+	return e.update(ctx, id, ev, func(r *Rotation) error {
+		switch r.Hold {
+		case HoldFailed:
+		case HoldDrainTimeout:
+			r.Drain = DrainState{}
+		case HoldNone:
+			if r.Attempts == 0 {
+				return fmt.Errorf("rotation %s is not waiting to be retried: %w", r.ID, ErrBadState)
+			}
+		default:
+			return fmt.Errorf("rotation %s waits for %s, not a retry: %w", r.ID, r.Hold, ErrBadState)
+		}
+		r.Hold, r.HoldDetail, r.Attempts = HoldNone, "", 0
+		return nil
+	}, nil)
+}
+
+// update applies f to a fresh copy of the rotation, sets it due now, and
+// saves it with ev (if it has an action); it retries on version conflicts.
+// after, if set, runs once the save succeeded.
+func (e *Engine) update(ctx context.Context, id string, ev AuditEvent, f func(*Rotation) error, after func() error) (*Rotation, error) {
+	for range 10 {
+		r, err := e.store.GetRotation(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if err := f(r); err != nil {
+			return r, err
+		}
+		now := e.clock.Now()
+		r.NextAttemptAt, r.UpdatedAt = now, now
+		var evs []AuditEvent
+		if ev.Action != "" {
+			ev.Key, ev.Phase = r.Key, r.Phase
+			evs = append(evs, ev)
+		}
+		err = e.store.Save(ctx, Commit{Rotation: r, Audit: evs})
+		if errors.Is(err, ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return r, err
+		}
+		if after != nil {
+			if err := after(); err != nil {
+				e.log.Warn("record decision", "rotation", id, "err", err)
+			}
+		}
+		e.Wake()
+		return r, nil
+	}
+	return nil, fmt.Errorf("rotation %s: %w (gave up after 10 tries)", id, ErrConflict)
+}

@@ -1,0 +1,305 @@
+package rotator
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Options configure an Engine. Store and Keys are required.
+type Options struct {
+	Store     Store
+	Keys      []*Key
+	Notifiers map[string]Notifier
+	Clock     Clock
+	Logger    *slog.Logger
+	Metrics   *Metrics
+
+	// Concurrency bounds how many rotations run steps at once (default 4).
+	Concurrency int
+	// PollInterval is how often the engine looks for due rotations (default 1s).
+	PollInterval time.Duration
+	// StepTimeout bounds one phase step (default 60s).
+	StepTimeout time.Duration
+	Backoff     Backoff
+	// Owner identifies this daemon in rotation leases (default random).
+	Owner string
+	// LeaseDuration is how long a claimed rotation stays claimed (default 2m).
+	LeaseDuration time.Duration
+	// Failpoint, when set, is called at named points ("<phase>:before" after
+	// the phase's intent is persisted, "<phase>:after" after its side effect
+	// and before its record). Crash tests make it kill the process.
+	Failpoint func(name string)
+}
+
+// Engine drives rotations. It is safe for concurrent use; commands (Trigger,
+// Approve, …) may be called while Run is running.
+type Engine struct {
+	store     Store
+	keys      map[string]*Key
+	keyOrder  []string
+	clock     Clock
+	log       *slog.Logger
+	metrics   *Metrics
+	dispatch  *dispatcher
+	conc      int
+	poll      time.Duration
+	stepTO    time.Duration
+	backoff   Backoff
+	owner     string
+	lease     time.Duration
+	failpoint func(string)
+
+	wake    chan struct{}
+	sem     chan struct{}
+	mu      sync.Mutex
+	running map[string]bool // rotation ids with a driver
+	secrets map[string]Secret
+	warned  map[string]bool
+	wg      sync.WaitGroup
+}
+
+// New builds an engine.
+func New(o Options) (*Engine, error) {
+	if o.Store == nil {
+		return nil, errors.New("rotator: a store is required")
+	}
+	e := &Engine{
+		store:     o.Store,
+		keys:      make(map[string]*Key, len(o.Keys)),
+		clock:     o.Clock,
+		log:       o.Logger,
+		metrics:   o.Metrics,
+		conc:      o.Concurrency,
+		poll:      o.PollInterval,
+		stepTO:    o.StepTimeout,
+		backoff:   o.Backoff,
+		owner:     o.Owner,
+		lease:     o.LeaseDuration,
+		failpoint: o.Failpoint,
+		wake:      make(chan struct{}, 1),
+		running:   map[string]bool{},
+		secrets:   map[string]Secret{},
+	}
+	for _, k := range o.Keys {
+		if _, dup := e.keys[k.Name]; dup {
+			return nil, fmt.Errorf("rotator: key %q defined twice", k.Name)
+		}
+		e.keys[k.Name] = k
+		e.keyOrder = append(e.keyOrder, k.Name)
+	}
+	if e.clock == nil {
+		e.clock = SystemClock
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.metrics == nil {
+		e.metrics = NewMetrics(nil)
+	}
+	if e.conc <= 0 {
+		e.conc = 4
+	}
+	if e.poll <= 0 {
+		e.poll = time.Second
+	}
+	if e.stepTO <= 0 {
+		e.stepTO = 60 * time.Second
+	}
+	if e.backoff == (Backoff{}) {
+		e.backoff = DefaultBackoff
+	}
+	if e.owner == "" {
+		e.owner = "rekey-" + randomHex(6)
+	}
+	if e.lease <= 0 {
+		e.lease = 2 * time.Minute
+	}
+	if e.lease < 2*e.stepTO {
+		e.lease = 2 * e.stepTO
+	}
+	e.sem = make(chan struct{}, e.conc)
+	e.dispatch = newDispatcher(o.Notifiers, e.log, e.metrics)
+	return e, nil
+}
+
+// Key returns the configured key by name.
+func (e *Engine) Key(name string) (*Key, bool) {
+	k, ok := e.keys[name]
+	return k, ok
+}
+
+// Keys returns the configured keys in configuration order.
+func (e *Engine) Keys() []*Key {
+	out := make([]*Key, 0, len(e.keyOrder))
+	for _, n := range e.keyOrder {
+		out = append(out, e.keys[n])
+	}
+	return out
+}
+
+// Store returns the engine's store.
+func (e *Engine) Store() Store { return e.store }
+
+// Run drives due rotations until ctx ends, then waits for running steps and
+// queued notifications (bounded) to finish. Interrupted rotations — from a
+// crash of this or another daemon — are due at start and roll forward.
+func (e *Engine) Run(ctx context.Context) error {
+	e.dispatch.start()
+	defer e.dispatch.stop(5 * time.Second)
+	t := time.NewTicker(e.poll)
+	defer t.Stop()
+	for {
+		e.scan(ctx)
+		select {
+		case <-ctx.Done():
+			e.wg.Wait()
+			return nil
+		case <-t.C:
+		case <-e.wake:
+		}
+	}
+}
+
+// Wake makes Run look for due rotations now.
+func (e *Engine) Wake() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Drain waits until no driver is running (for tests and benchmarks).
+func (e *Engine) Drain() { e.wg.Wait() }
+
+func (e *Engine) scan(ctx context.Context) {
+	if ctx.Err() != nil {
+		return
+	}
+	due, err := e.store.DueRotations(ctx, e.clock.Now(), 4*e.conc)
+	if err != nil {
+		e.log.Error("list due rotations", "err", err)
+		return
+	}
+	for _, r := range due {
+		if !e.claimLocal(r.ID) {
+			continue
+		}
+		select {
+		case e.sem <- struct{}{}:
+		default:
+			e.releaseLocal(r.ID)
+			return // all slots busy; the next scan picks the rest
+		}
+		e.wg.Add(1)
+		go func(id string) {
+			defer e.wg.Done()
+			defer func() { <-e.sem }()
+			defer e.releaseLocal(id)
+			e.drive(ctx, id)
+		}(r.ID)
+	}
+}
+
+func (e *Engine) claimLocal(id string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.running[id] {
+		return false
+	}
+	e.running[id] = true
+	return true
+}
+
+func (e *Engine) releaseLocal(id string) {
+	e.mu.Lock()
+	delete(e.running, id)
+	e.mu.Unlock()
+}
+
+// RunOnce drives every due rotation to its next wait, synchronously. It is
+// what `rekey rotate --wait` and tests without a running daemon use.
+func (e *Engine) RunOnce(ctx context.Context) {
+	e.scan(ctx)
+	e.wg.Wait()
+}
+
+// drive runs steps of one rotation until it waits (hold, backoff, polling),
+// finishes, or loses its lease.
+func (e *Engine) drive(ctx context.Context, id string) {
+	now := e.clock.Now()
+	ok, err := e.store.Lease(ctx, id, e.owner, now, now.Add(e.lease))
+	if err != nil || !ok {
+		if err != nil {
+			e.log.Warn("lease rotation", "rotation", id, "err", err)
+		}
+		return
+	}
+	defer func() {
+		if err := e.store.Release(context.WithoutCancel(ctx), id, e.owner); err != nil {
+			e.log.Warn("release rotation lease", "rotation", id, "err", err)
+		}
+	}()
+	for i := 0; i < 64 && ctx.Err() == nil; i++ {
+		r, err := e.store.GetRotation(ctx, id)
+		if err != nil {
+			e.log.Error("load rotation", "rotation", id, "err", err)
+			return
+		}
+		now := e.clock.Now()
+		if r.Phase.Terminal() || r.NextAttemptAt.After(now) {
+			return
+		}
+		k, ok := e.keys[r.Key]
+		if !ok {
+			e.log.Error("rotation for a key that is no longer configured; it waits", "rotation", id, "key", r.Key)
+			return
+		}
+		if i > 0 {
+			if ok, err := e.store.Lease(ctx, id, e.owner, now, now.Add(e.lease)); err != nil || !ok {
+				return
+			}
+		}
+		if !e.runStep(ctx, k, r) {
+			return
+		}
+	}
+}
+
+// runStep executes the rotation's current phase once and persists the
+// result. It reports whether the driver should continue at once.
+func (e *Engine) runStep(ctx context.Context, k *Key, r *Rotation) bool {
+	sctx, cancel := context.WithTimeout(ctx, e.stepTO)
+	defer cancel()
+	s := &step{e: e, k: k, r: r, started: e.clock.Now()}
+	phase := r.Phase
+	err := s.run(sctx)
+	if err == nil {
+		err = s.err
+	}
+	if err != nil {
+		if errors.Is(err, ErrConflict) {
+			return true // someone (a command) changed it; reload and go on
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		e.fail(ctx, k, r, phase, err)
+		return false
+	}
+	return s.proceed
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// NewRotationID returns a fresh rotation id.
+func NewRotationID() string { return "rot_" + randomHex(8) }

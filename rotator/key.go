@@ -1,0 +1,132 @@
+package rotator
+
+import "time"
+
+// Key is a managed credential identity as the engine sees it: configuration
+// already resolved into the adapters that serve it.
+type Key struct {
+	Name   string
+	Issuer Issuer
+	// IssuerName is the configured name of the issuer, for messages.
+	IssuerName string
+	// Params are passed to the issuer unchanged: scopes, cluster allow-list…
+	Params map[string]any
+	Owners []string
+	Sinks  []SinkBinding
+	// Policies are evaluated in order; the first decision that is not
+	// ActionNone wins.
+	Policies []Policy
+	Approval ApprovalPolicy
+	Drain    DrainPolicy
+	Watch    WatchPolicy
+	// Verify probes the new credential (issuer must implement Verifier).
+	Verify bool
+	// Windows restrict when staged rotations may start; empty = any time.
+	Windows []Window
+	// Notifiers receive this key's events; nil = all.
+	Notifiers []string
+	// Bootstrap mints generation 1 when the key has no credential yet.
+	Bootstrap bool
+}
+
+// SinkBinding is one place a key is delivered to.
+type SinkBinding struct {
+	SinkName string
+	Sink     Sink
+	Target   Target
+}
+
+// ApprovalPolicy says which gates need how many approvals from whom.
+type ApprovalPolicy struct {
+	Gates       []Gate
+	Approvers   []string // empty = anyone but the requester
+	Required    int      // distinct approvers needed; 0 means 1
+	ExpireAfter time.Duration
+}
+
+// Needs reports whether gate g requires approval.
+func (a ApprovalPolicy) Needs(g Gate) bool {
+	for _, x := range a.Gates {
+		if x == g {
+			return true
+		}
+	}
+	return false
+}
+
+// RequiredApprovals is the number of distinct approvers a gate needs.
+func (a ApprovalPolicy) RequiredApprovals() int {
+	if a.Required < 1 {
+		return 1
+	}
+	return a.Required
+}
+
+// DrainPolicy configures the gate between cut-over and revocation.
+type DrainPolicy struct {
+	Source       TrafficSource
+	SourceName   string
+	Query        string
+	QuietPeriod  time.Duration
+	MaxWait      time.Duration
+	PollInterval time.Duration
+}
+
+// WatchPolicy configures the post-revoke watch.
+type WatchPolicy struct {
+	Period       time.Duration
+	PollInterval time.Duration
+}
+
+// Window is a recurring time range in which staged rotations may start.
+type Window struct {
+	Days     []time.Weekday // empty = every day
+	Start    time.Duration  // offset from midnight
+	End      time.Duration  // offset from midnight; End < Start wraps midnight
+	Location *time.Location
+}
+
+// Contains reports whether t falls inside the window.
+func (w Window) Contains(t time.Time) bool {
+	loc := w.Location
+	if loc == nil {
+		loc = time.UTC
+	}
+	t = t.In(loc)
+	midnight := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, loc)
+	off := t.Sub(midnight)
+	day := t.Weekday()
+	if w.End <= w.Start { // wraps midnight: the part after midnight belongs to the previous day
+		if off < w.End {
+			day = (day + 6) % 7
+			return w.dayAllowed(day)
+		}
+		return off >= w.Start && w.dayAllowed(day)
+	}
+	return off >= w.Start && off < w.End && w.dayAllowed(day)
+}
+
+func (w Window) dayAllowed(d time.Weekday) bool {
+	if len(w.Days) == 0 {
+		return true
+	}
+	for _, x := range w.Days {
+		if x == d {
+			return true
+		}
+	}
+	return false
+}
+
+// InWindow reports whether staged rotations may start at t.
+func (k *Key) InWindow(t time.Time) bool {
+	if len(k.Windows) == 0 {
+		return true
+	}
+	for _, w := range k.Windows {
+		if w.Contains(t) {
+			return true
+		}
+	}
+	return false
+}

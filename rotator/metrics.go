@@ -1,0 +1,85 @@
+package rotator
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the engine's Prometheus metrics. Labels never carry secret
+// material: key names, phases, outcomes and reasons only.
+type Metrics struct {
+	phaseTransitions *prometheus.CounterVec
+	rotations        *prometheus.CounterVec
+	phaseDuration    *prometheus.HistogramVec
+	errors           *prometheus.CounterVec
+	keyAge           *prometheus.GaugeVec
+	drain            *prometheus.GaugeVec
+	mints            *prometheus.CounterVec
+	revokes          *prometheus.CounterVec
+	notifications    *prometheus.CounterVec
+}
+
+// NewMetrics creates the metrics and registers them with reg (nil: not
+// registered, for tests).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		phaseTransitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rekey_rotation_phase_transitions_total", Help: "Rotations entering a phase.",
+		}, []string{"phase", "mode"}),
+		rotations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rekey_rotations_total", Help: "Rotations that ended, by outcome phase and trigger.",
+		}, []string{"outcome", "trigger", "mode"}),
+		phaseDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "rekey_rotation_phase_duration_seconds", Help: "Time spent in each phase.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 12),
+		}, []string{"phase"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rekey_rotation_errors_total", Help: "Failed rotation steps by phase and reason.",
+		}, []string{"phase", "reason"}),
+		keyAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rekey_key_age_seconds", Help: "Age of each key's current credential.",
+		}, []string{"key"}),
+		drain: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rekey_drain_unauthorized_rate", Help: "Last 401 rate the drain gate saw per key.",
+		}, []string{"key"}),
+		mints: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rekey_credentials_minted_total", Help: "Credentials minted.",
+		}, []string{"key"}),
+		revokes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rekey_credentials_revoked_total", Help: "Credentials revoked.",
+		}, []string{"key"}),
+		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rekey_notifications_total", Help: "Notification deliveries by notifier and result.",
+		}, []string{"notifier", "result"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.phaseTransitions, m.rotations, m.phaseDuration, m.errors, m.keyAge, m.drain, m.mints, m.revokes, m.notifications)
+	}
+	return m
+}
+
+func (m *Metrics) phaseEntered(r *Rotation, p Phase) {
+	m.phaseTransitions.WithLabelValues(string(p), string(r.Mode)).Inc()
+	if p.Terminal() {
+		m.rotations.WithLabelValues(string(p), string(r.Trigger), string(r.Mode)).Inc()
+	}
+}
+
+func (m *Metrics) phaseDone(p Phase, d time.Duration) {
+	m.phaseDuration.WithLabelValues(string(p)).Observe(d.Seconds())
+}
+
+func (m *Metrics) stepError(p Phase, r Reason) { m.errors.WithLabelValues(string(p), string(r)).Inc() }
+
+// KeyAge records the age of a key's current credential.
+func (m *Metrics) KeyAge(key string, age time.Duration) {
+	m.keyAge.WithLabelValues(key).Set(age.Seconds())
+}
+
+func (m *Metrics) drainReading(key string, v float64) { m.drain.WithLabelValues(key).Set(v) }
+func (m *Metrics) minted(key string)                  { m.mints.WithLabelValues(key).Inc() }
+func (m *Metrics) revoked(key string)                 { m.revokes.WithLabelValues(key).Inc() }
+func (m *Metrics) notified(notifier, result string) {
+	m.notifications.WithLabelValues(notifier, result).Inc()
+}

@@ -1,0 +1,147 @@
+package rotator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// PlanItem says what would happen to one key now, and why.
+type PlanItem struct {
+	Key      string    `json:"key"`
+	Action   string    `json:"action"` // none, warn, rotate, emergency, bootstrap, wait (outside window), busy (active rotation)
+	Policy   string    `json:"policy,omitempty"`
+	Reason   string    `json:"reason,omitempty"`
+	Detail   string    `json:"detail,omitempty"`
+	Due      time.Time `json:"due,omitzero"`
+	Age      string    `json:"age,omitempty"`
+	Current  int       `json:"current_generation,omitempty"`
+	Active   string    `json:"active_rotation,omitempty"`
+	Phase    Phase     `json:"phase,omitempty"`
+	Warnings []string  `json:"warnings,omitempty"`
+}
+
+// Plan evaluates every key's policies against the store as of now, with no
+// side effects. It is `rekey plan` and the scheduler's first half.
+func (e *Engine) Plan(ctx context.Context, now time.Time) ([]PlanItem, error) {
+	states, err := e.store.KeyStates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]PlanItem, 0, len(e.keyOrder))
+	for _, name := range e.keyOrder {
+		out = append(out, e.planKey(e.keys[name], states[name], now))
+	}
+	return out, nil
+}
+
+func (e *Engine) planKey(k *Key, st KeyState, now time.Time) PlanItem {
+	it := PlanItem{Key: k.Name}
+	if len(k.Owners) == 0 {
+		it.Warnings = append(it.Warnings, "no owners on file: a departure cannot be routed and approvals have no one to page")
+	}
+	if st.Current != nil {
+		it.Current = st.Current.Generation
+		it.Age = formatAge(now.Sub(st.Current.CreatedAt))
+	}
+	if st.Active != nil {
+		it.Action, it.Active, it.Phase = "busy", st.Active.ID, st.Active.Phase
+		it.Detail = fmt.Sprintf("rotation %s in %s", st.Active.ID, st.Active.Phase)
+		return it
+	}
+	if st.Current == nil {
+		if k.Bootstrap {
+			it.Action, it.Reason, it.Detail = "bootstrap", "no_credential", "no credential yet: generation 1 would be minted"
+		} else {
+			it.Action, it.Reason, it.Detail = "none", "no_credential", "no credential yet and bootstrap is off"
+		}
+		return it
+	}
+	d := Evaluate(k.Policies, PolicyInput{Key: k, Now: now, Current: st.Current})
+	it.Action, it.Policy, it.Reason, it.Detail, it.Due = string(d.Action), d.Policy, d.Reason, d.Detail, d.Due
+	if d.Action == ActionRotate && !k.InWindow(now) {
+		it.Action = "wait"
+		it.Detail += "; outside every rotation window"
+	}
+	return it
+}
+
+func formatAge(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	days := int(d / (24 * time.Hour))
+	if days > 0 {
+		return fmt.Sprintf("%dd%dh", days, int(d%(24*time.Hour)/time.Hour))
+	}
+	return d.Round(time.Second).String()
+}
+
+// Evaluate runs the plan for the given keys (all when names is empty) and
+// acts on it: starts due rotations inside their windows, bootstraps keys
+// without a credential, emits age warnings (once per credential generation
+// per process), and updates the key-age metric.
+func (e *Engine) Evaluate(ctx context.Context, names ...string) error {
+	now := e.clock.Now()
+	states, err := e.store.KeyStates(ctx)
+	if err != nil {
+		return err
+	}
+	if len(names) == 0 {
+		names = e.keyOrder
+	}
+	var errs []error
+	for _, name := range names {
+		k, ok := e.keys[name]
+		if !ok {
+			continue
+		}
+		st := states[name]
+		if st.Current != nil {
+			e.metrics.KeyAge(name, now.Sub(st.Current.CreatedAt))
+		}
+		it := e.planKey(k, st, now)
+		var req *TriggerRequest
+		switch it.Action {
+		case "bootstrap":
+			req = &TriggerRequest{Key: name, Trigger: TriggerBootstrap, Actor: "scheduler", Reason: "no credential yet"}
+		case string(ActionRotate), string(ActionEmergency):
+			d := Evaluate(k.Policies, PolicyInput{Key: k, Now: now, Current: st.Current})
+			t := d.Trigger
+			if t == "" {
+				t = TriggerAge
+			}
+			req = &TriggerRequest{Key: name, Trigger: t, Actor: "scheduler", Reason: d.Policy + ": " + d.Reason + " (" + d.Detail + ")"}
+			if d.Action == ActionEmergency {
+				req.Mode = ModeEmergency
+			}
+		case string(ActionWarn):
+			e.warnOnce(k, st.Current, it)
+		}
+		if req == nil {
+			continue
+		}
+		if _, err := e.Trigger(ctx, *req); err != nil && !errors.Is(err, ErrActiveRotation) {
+			errs = append(errs, fmt.Errorf("key %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (e *Engine) warnOnce(k *Key, cur *Credential, it PlanItem) {
+	tag := k.Name + "#" + fmt.Sprint(cur.Generation)
+	e.mu.Lock()
+	if e.warned == nil {
+		e.warned = map[string]bool{}
+	}
+	seen := e.warned[tag]
+	e.warned[tag] = true
+	e.mu.Unlock()
+	if seen {
+		return
+	}
+	e.Notify(k, Event{Kind: EventWarnAge, Severity: SeverityWarning, Key: k.Name, Owners: k.Owners,
+		Message: fmt.Sprintf("%s will be rotated soon: %s (due %s)", k.Name, it.Detail, it.Due.Format(time.RFC3339)),
+		Fields:  map[string]string{"policy": it.Policy, "reason": it.Reason, "due": it.Due.Format(time.RFC3339)}})
+}

@@ -1,0 +1,215 @@
+package rotator
+
+import (
+	"context"
+	"time"
+)
+
+// MintRequest asks an issuer for a new credential.
+type MintRequest struct {
+	Key        string
+	Name       string // deterministic: <key>-v<generation>
+	Generation int
+	RotationID string
+	Params     map[string]any
+	// Previous describes the credential being replaced (zero when bootstrapping),
+	// so an issuer can copy its scopes or tell a human which key to mirror.
+	Previous CredentialRef
+}
+
+// Minted is what an issuer returns: its id for the credential and the secret,
+// which rekey shows to sinks only.
+type Minted struct {
+	ID     string
+	Secret Secret
+}
+
+// CredentialRef identifies a credential at its issuer.
+type CredentialRef struct {
+	Key         string
+	Name        string
+	Generation  int
+	ID          string
+	Fingerprint string
+	Params      map[string]any
+}
+
+// Issuer mints and revokes credentials where they are honoured.
+//
+// Revoke must treat an already revoked or already deleted credential as
+// success. Errors are classified with Permanent / WithReason.
+type Issuer interface {
+	Mint(ctx context.Context, req MintRequest) (Minted, error)
+	Revoke(ctx context.Context, ref CredentialRef) error
+}
+
+// Finder is an optional Issuer capability: list the ids of live credentials
+// carrying a given name, so the engine can find and revoke what a crash
+// between the issuer call and its record left behind.
+type Finder interface {
+	FindByName(ctx context.Context, key, name string) ([]string, error)
+}
+
+// Verifier is an optional Issuer capability: probe a secret (e.g. call the
+// API and expect anything but 401).
+type Verifier interface {
+	Verify(ctx context.Context, key string, secret Secret, params map[string]any) error
+}
+
+// HumanIssuer is an optional Issuer capability for credentials only a person
+// can mint or revoke (dashboard-only APIs). The engine holds the rotation,
+// notifies the instructions and resumes on Submit / Confirm.
+type HumanIssuer interface {
+	MintInstructions(req MintRequest) string
+	RevokeInstructions(ref CredentialRef) string
+	// Accept checks a submitted secret (format, probe) and returns it with the
+	// issuer id to record (for a dashboard key, often the name).
+	Accept(ctx context.Context, req MintRequest, secret Secret) (Minted, error)
+}
+
+// Target is where, inside one sink, a key lives.
+type Target struct {
+	Key    string
+	Path   string // sink-specific: file name, Vault path, secret id
+	Params map[string]string
+}
+
+// Delivery tells a sink which generation a step is about. Secret is set only
+// for Stage; the other calls work from fingerprints, so that a rotation can
+// resume after a crash without the secret in memory.
+type Delivery struct {
+	RotationID     string
+	Generation     int
+	Fingerprint    string
+	Secret         Secret
+	OldGeneration  int
+	OldFingerprint string
+}
+
+// SinkState reports what a sink holds for a target, as fingerprints.
+type SinkState struct {
+	Exists   bool
+	Managed  bool
+	Current  string
+	Pending  string
+	Previous string
+}
+
+// Sink delivers keys where consumers read them. Every method is idempotent:
+// a replay after a crash must be a no-op when the work is already done, and
+// no method may ever leave the target without a readable current value.
+type Sink interface {
+	// Stage writes d.Secret as the pending value beside the current one.
+	// When the target has no current value yet (first delivery) it may write
+	// the secret as current directly.
+	Stage(ctx context.Context, t Target, d Delivery) error
+	// Promote makes the pending value with d.Fingerprint current and keeps
+	// the old current as previous. No-op if it already is current.
+	Promote(ctx context.Context, t Target, d Delivery) error
+	// Cleanup drops the previous value (revoked by now) and any pending value
+	// that is not d.Fingerprint.
+	Cleanup(ctx context.Context, t Target, d Delivery) error
+	// Rollback undoes Stage/Promote of d: the value with d.OldFingerprint
+	// becomes current again and d.Fingerprint is removed.
+	Rollback(ctx context.Context, t Target, d Delivery) error
+	// Inspect reports what the target holds.
+	Inspect(ctx context.Context, t Target) (SinkState, error)
+}
+
+// PendingReader is an optional Sink capability: read back the pending secret
+// with a given fingerprint, so that a rotation interrupted between staging and
+// verification resumes without minting again.
+type PendingReader interface {
+	ReadPending(ctx context.Context, t Target, fingerprint string) (Secret, error)
+}
+
+// Remover is an optional Sink capability used by decommission: delete the
+// key's values from the target.
+type Remover interface {
+	Remove(ctx context.Context, t Target) error
+}
+
+// Severity of an event.
+type Severity string
+
+const (
+	SeverityInfo     Severity = "info"
+	SeverityWarning  Severity = "warning"
+	SeverityCritical Severity = "critical"
+)
+
+// Event is what notifiers deliver. It never carries secret material.
+type Event struct {
+	ID         string // unique, for de-duplication by receivers
+	Kind       string // rotation.started, rotation.phase, rotation.held, …
+	Severity   Severity
+	Key        string
+	RotationID string
+	Phase      Phase
+	Trigger    Trigger
+	Mode       Mode
+	Actor      string
+	Owners     []string
+	Message    string
+	Fields     map[string]string
+	At         time.Time
+}
+
+// Event kinds.
+const (
+	EventStarted     = "rotation.started"
+	EventPhase       = "rotation.phase"
+	EventHeld        = "rotation.held"
+	EventRetrying    = "rotation.retrying"
+	EventFailed      = "rotation.failed"
+	EventFinished    = "rotation.finished"
+	EventApproval    = "rotation.approval"
+	EventWarnAge     = "key.age_warning"
+	EventWatchAlert  = "rotation.watch_alert"
+	EventOrphan      = "credential.orphan"
+	EventUnknownLeak = "exposure.unknown"
+)
+
+// Notifier delivers events. The engine calls it from a retrying dispatcher,
+// never from the rotation's own path, so a slow notifier cannot stall a
+// rotation.
+type Notifier interface {
+	Notify(ctx context.Context, ev Event) error
+}
+
+// TrafficQuery asks a traffic source about one key.
+type TrafficQuery struct {
+	Key     string
+	Query   string // source-specific, e.g. PromQL (templated by the source)
+	OldID   string
+	NewID   string
+	OldName string
+	NewName string
+	Since   time.Time
+}
+
+// Reading is one answer of a traffic source: the rate of 401s (or of uses of
+// the old credential) attributable to the key.
+type Reading struct {
+	Value  float64
+	At     time.Time
+	Detail string
+}
+
+// TrafficSource reports failed authentication. An error or an empty result
+// is never "zero": the gate does not pass on it.
+type TrafficSource interface {
+	Unauthorized(ctx context.Context, q TrafficQuery) (Reading, error)
+}
+
+// Clock is the time source; tests inject a fake.
+type Clock interface {
+	Now() time.Time
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// SystemClock is the real clock.
+var SystemClock Clock = systemClock{}

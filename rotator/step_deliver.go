@@ -1,0 +1,175 @@
+package rotator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// errSecretLost: the new secret is neither in memory nor readable from any
+// sink (a crash between mint and staging). The generation is abandoned.
+var errSecretLost = errors.New("the new secret is no longer available")
+
+// secret returns the new credential's secret from memory, or reads it back
+// from a sink that already holds it as pending.
+func (s *step) secret(ctx context.Context) (Secret, error) {
+	if sec, ok := s.e.getSecret(s.r.ID); ok {
+		return sec, nil
+	}
+	c := s.newCred()
+	if c == nil || !c.Minted() {
+		return Secret{}, errSecretLost
+	}
+	for _, b := range s.k.Sinks {
+		pr, ok := b.Sink.(PendingReader)
+		if !ok {
+			continue
+		}
+		sec, err := pr.ReadPending(ctx, b.Target, c.Fingerprint)
+		if err != nil || sec.IsZero() || sec.Fingerprint() != c.Fingerprint {
+			continue
+		}
+		s.e.putSecret(s.r.ID, sec)
+		return sec, nil
+	}
+	return Secret{}, errSecretLost
+}
+
+// stage writes the new secret as pending beside the current one in every sink.
+func (s *step) stage(ctx context.Context) error {
+	sec, err := s.secret(ctx)
+	if errors.Is(err, errSecretLost) {
+		return s.abandon(ctx)
+	}
+	s.failpoint("before")
+	d := s.delivery(sec)
+	if err := s.eachSink(func(b SinkBinding) error {
+		if err := b.Sink.Stage(ctx, b.Target, d); err != nil {
+			return fmt.Errorf("sink %s: stage %s: %w", b.SinkName, b.Target.Path, err)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	s.failpoint("after")
+	return s.advance(ctx, next(PhaseStaging, s.r.Mode, s.r.OldGeneration != 0, false), nil, "staged", map[string]string{"sinks": fmt.Sprint(len(s.k.Sinks))})
+}
+
+// abandon gives up a generation whose secret was lost before every sink had
+// it: it is removed from the sinks and revoked at the issuer (a credential
+// nobody can deliver must not stay live), and minting starts over.
+func (s *step) abandon(ctx context.Context) error {
+	c := s.newCred()
+	if c == nil {
+		s.r.NewGeneration = 0
+		return s.advance(ctx, PhaseMinting, nil, "abandoned", nil)
+	}
+	d := s.delivery(Secret{})
+	if err := s.eachSink(func(b SinkBinding) error {
+		if err := b.Sink.Rollback(ctx, b.Target, d); err != nil {
+			return fmt.Errorf("sink %s: remove abandoned generation from %s: %w", b.SinkName, b.Target.Path, err)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if c.Minted() {
+		if h, ok := s.k.Issuer.(HumanIssuer); ok {
+			s.notify(EventOrphan, SeverityCritical, fmt.Sprintf("%s: the submitted secret for %s was lost before delivery; revoke it by hand: %s", s.r.Key, c.Name, h.RevokeInstructions(s.ref(c))), nil)
+		} else if err := s.k.Issuer.Revoke(ctx, s.ref(c)); err != nil {
+			return fmt.Errorf("issuer %s: revoke abandoned %s: %w", s.k.IssuerName, c.Name, err)
+		}
+	}
+	cc := *c
+	cc.State, cc.RevokedAt = CredRevoked, s.now()
+	gen := c.Generation
+	s.r.NewGeneration = 0
+	return s.advance(ctx, PhaseMinting, []*Credential{&cc}, "abandoned", map[string]string{
+		"generation": fmt.Sprint(gen), "why": "secret lost before every sink held it (crash); revoked and minting again",
+	})
+}
+
+// verify probes the new credential before consumers are cut over to it
+// (staged) or right after (emergency).
+func (s *step) verify(ctx context.Context) error {
+	to := next(PhaseVerifying, s.r.Mode, s.r.OldGeneration != 0, false)
+	v, ok := s.k.Issuer.(Verifier)
+	if !s.k.Verify || !ok {
+		return s.advance(ctx, to, nil, "verify.skipped", nil)
+	}
+	sec, err := s.secret(ctx)
+	if errors.Is(err, errSecretLost) {
+		if s.r.Mode == ModeStaged {
+			return s.abandon(ctx)
+		}
+		return s.advance(ctx, to, nil, "verify.skipped", map[string]string{"why": "secret not readable after restart"})
+	}
+	s.failpoint("before")
+	if err := v.Verify(ctx, s.r.Key, sec, s.k.Params); err != nil {
+		return fmt.Errorf("issuer %s: verify generation %d: %w", s.k.IssuerName, s.r.NewGeneration, err)
+	}
+	return s.advance(ctx, to, nil, "verified", nil)
+}
+
+// cutOver makes the new credential current in every sink.
+func (s *step) cutOver(ctx context.Context) error {
+	c := s.newCred()
+	if c == nil || !c.Minted() {
+		return Permanent(fmt.Errorf("rotation %s: cut-over without a minted credential", s.r.ID))
+	}
+	d := s.delivery(Secret{})
+	s.failpoint("before")
+	if err := s.eachSink(func(b SinkBinding) error {
+		if err := b.Sink.Promote(ctx, b.Target, d); err != nil {
+			return fmt.Errorf("sink %s: promote %s: %w", b.SinkName, b.Target.Path, err)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	s.failpoint("after")
+	nc := *c
+	nc.State = CredCurrent
+	changed := []*Credential{&nc}
+	if old := s.oldCred(); old != nil && old.State != CredRevoked {
+		oc := *old
+		oc.State = CredPrevious
+		changed = append(changed, &oc)
+	}
+	return s.advance(ctx, next(PhaseCuttingOver, s.r.Mode, s.r.OldGeneration != 0, false), changed, "cut_over", map[string]string{"generation": fmt.Sprint(c.Generation)})
+}
+
+// clean drops the previous (revoked) value from every sink and ends the
+// rotation.
+func (s *step) clean(ctx context.Context) error {
+	d := s.delivery(Secret{})
+	s.failpoint("before")
+	if err := s.eachSink(func(b SinkBinding) error {
+		if err := b.Sink.Cleanup(ctx, b.Target, d); err != nil {
+			return fmt.Errorf("sink %s: clean up %s: %w", b.SinkName, b.Target.Path, err)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	s.r.Outcome = "done"
+	return s.advance(ctx, PhaseDone, nil, "finished", nil)
+}
+
+// remove deletes the key from every sink (decommission).
+func (s *step) remove(ctx context.Context) error {
+	if err := s.eachSink(func(b SinkBinding) error {
+		rm, ok := b.Sink.(Remover)
+		if !ok {
+			return Permanent(fmt.Errorf("sink %s cannot remove keys", b.SinkName))
+		}
+		if err := rm.Remove(ctx, b.Target); err != nil {
+			return fmt.Errorf("sink %s: remove %s: %w", b.SinkName, b.Target.Path, err)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	s.r.Outcome = "decommissioned"
+	return s.advance(ctx, PhaseDone, nil, "decommissioned", nil)
+}

@@ -1,0 +1,119 @@
+package rotator
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// drain is the gate between cut-over and revocation: it passes only after
+// the traffic source reported zero for QuietPeriod without a break. An error
+// or a non-zero reading restarts the quiet period; past MaxWait the rotation
+// holds for a human and is never revoked on a timer alone.
+func (s *step) drain(ctx context.Context) error {
+	p := s.k.Drain
+	now := s.now()
+	ds := &s.r.Drain
+	if ds.Override == "revoke" {
+		return s.advance(ctx, PhaseRevoking, nil, "drain.overridden", nil)
+	}
+	if s.r.Hold == HoldDrainTimeout {
+		return nil // a human decides: approve (revoke anyway), retry (keep waiting) or cancel (roll back)
+	}
+	if ds.StartedAt.IsZero() {
+		ds.StartedAt = now
+	}
+	q := s.trafficQuery(ds.StartedAt)
+	var reading Reading
+	var err error
+	if p.Source != nil {
+		reading, err = p.Source.Unauthorized(ctx, q)
+	}
+	ds.Polls++
+	switch {
+	case err != nil:
+		ds.LastError = err.Error()
+		ds.QuietSince = time.Time{}
+		s.e.log.Warn("drain gate: traffic source did not answer; not passing", "rotation", s.r.ID, "key", s.r.Key, "source", p.SourceName, "err", err)
+	case reading.Value > 0:
+		ds.LastError = ""
+		ds.LastValue = reading.Value
+		ds.QuietSince = time.Time{}
+	default:
+		ds.LastError = ""
+		ds.LastValue = 0
+		if ds.QuietSince.IsZero() {
+			ds.QuietSince = now
+		}
+	}
+	s.e.metrics.drainReading(s.r.Key, ds.LastValue)
+	if !ds.QuietSince.IsZero() && now.Sub(ds.QuietSince) >= p.QuietPeriod {
+		return s.advance(ctx, PhaseRevoking, nil, "drained", map[string]string{
+			"quiet_for": now.Sub(ds.QuietSince).Round(time.Millisecond).String(), "polls": fmt.Sprint(ds.Polls), "source": p.SourceName,
+		})
+	}
+	if p.MaxWait > 0 && now.Sub(ds.StartedAt) >= p.MaxWait {
+		ds.Escalated = true
+		detail := fmt.Sprintf("traffic has not drained after %s (last 401 rate %g, source %s, last error %q); approve to revoke anyway, retry to keep waiting, or cancel to roll back",
+			p.MaxWait, ds.LastValue, p.SourceName, ds.LastError)
+		return s.hold(ctx, HoldDrainTimeout, detail, time.Time{}, SeverityCritical)
+	}
+	wait := p.PollInterval
+	if wait <= 0 {
+		wait = 10 * time.Second
+	}
+	if !ds.QuietSince.IsZero() {
+		if left := p.QuietPeriod - now.Sub(ds.QuietSince); left < wait {
+			wait = left
+		}
+	}
+	return s.waitFor(ctx, wait)
+}
+
+func (s *step) trafficQuery(since time.Time) TrafficQuery {
+	q := TrafficQuery{Key: s.r.Key, Query: s.k.Drain.Query, Since: since}
+	if c := s.oldCred(); c != nil {
+		q.OldID, q.OldName = c.IssuerID, c.Name
+	}
+	if c := s.newCred(); c != nil {
+		q.NewID, q.NewName = c.IssuerID, c.Name
+	}
+	return q
+}
+
+// watch looks for 401s after the revoke: an unknown caller still using the
+// old key. It alerts with the evidence and never re-mints.
+func (s *step) watch(ctx context.Context) error {
+	p := s.k.Watch
+	now := s.now()
+	ws := &s.r.Watch
+	if ws.StartedAt.IsZero() {
+		ws.StartedAt = now
+	}
+	if p.Period > 0 && s.k.Drain.Source != nil {
+		reading, err := s.k.Drain.Source.Unauthorized(ctx, s.trafficQuery(ws.StartedAt))
+		if err == nil && reading.Value > 0 {
+			ws.LastValue = reading.Value
+			if !ws.Alerted {
+				ws.Alerted = true
+				msg := fmt.Sprintf("%s: 401 traffic after revoking %s (rate %g, source %s, query %q): an unknown caller still uses the old key; investigate — nothing is re-minted",
+					s.r.Key, CredentialName(s.r.Key, s.r.OldGeneration), reading.Value, s.k.Drain.SourceName, s.k.Drain.Query)
+				if err := s.commit(ctx, nil, s.audit("watch.alert", map[string]string{"rate": fmt.Sprint(reading.Value), "detail": reading.Detail})); err != nil {
+					return err
+				}
+				s.notify(EventWatchAlert, SeverityCritical, msg, map[string]string{"rate": fmt.Sprint(reading.Value), "query": s.k.Drain.Query})
+			}
+		}
+	}
+	if now.Sub(ws.StartedAt) >= p.Period {
+		return s.advance(ctx, PhaseCleaning, nil, "watched", map[string]string{"alerted": fmt.Sprint(ws.Alerted)})
+	}
+	wait := p.PollInterval
+	if wait <= 0 {
+		wait = 10 * time.Second
+	}
+	if left := p.Period - now.Sub(ws.StartedAt); left < wait {
+		wait = left
+	}
+	return s.waitFor(ctx, wait)
+}

@@ -1,0 +1,161 @@
+package rotator
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// revoke revokes the old credential: after the drain gate in staged mode,
+// first thing in emergency mode.
+func (s *step) revoke(ctx context.Context) error {
+	if s.r.Mode == ModeEmergency {
+		return s.revokeEmergency(ctx)
+	}
+	if s.k.Approval.Needs(GateRevoke) && s.r.Hold != HoldConfirm {
+		passed := false
+		if err := s.gate(ctx, GateRevoke, func() error { passed = true; return nil }); err != nil || !passed {
+			return err
+		}
+	}
+	old := s.oldCred()
+	if old == nil || old.State == CredRevoked {
+		return s.advance(ctx, PhaseWatching, nil, "revoked", map[string]string{"already": "true"})
+	}
+	if err := s.checkAllCurrent(ctx); err != nil {
+		return err
+	}
+	return s.revokeCred(ctx, old, PhaseWatching)
+}
+
+// checkAllCurrent re-reads every sink right before a staged revoke: the new
+// credential must be current everywhere (invariant 1).
+func (s *step) checkAllCurrent(ctx context.Context) error {
+	c := s.newCred()
+	if c == nil {
+		return Permanent(fmt.Errorf("rotation %s: revoke without a new credential", s.r.ID))
+	}
+	return s.eachSink(func(b SinkBinding) error {
+		st, err := b.Sink.Inspect(ctx, b.Target)
+		if err != nil {
+			return fmt.Errorf("sink %s: inspect %s before revoking: %w", b.SinkName, b.Target.Path, err)
+		}
+		if st.Current != c.Fingerprint {
+			return WithReason(ReasonInvariant, fmt.Errorf("sink %s: %s does not hold generation %d as current; not revoking the old credential", b.SinkName, b.Target.Path, c.Generation))
+		}
+		return nil
+	})
+}
+
+// revokeCred revokes c at the issuer (or holds for a human to do it) and
+// moves to phase `to`.
+func (s *step) revokeCred(ctx context.Context, c *Credential, to Phase) error {
+	if h, ok := s.k.Issuer.(HumanIssuer); ok {
+		if s.r.Hold == HoldConfirm {
+			return nil // waiting for Confirm
+		}
+		return s.hold(ctx, HoldConfirm, h.RevokeInstructions(s.ref(c)), time.Time{}, SeverityWarning)
+	}
+	if c.Minted() {
+		s.failpoint("before")
+		if err := s.k.Issuer.Revoke(ctx, s.ref(c)); err != nil {
+			return fmt.Errorf("issuer %s: revoke %s: %w", s.k.IssuerName, c.Name, err)
+		}
+		s.failpoint("after")
+	}
+	return s.markRevoked(ctx, c, to, "rekey")
+}
+
+func (s *step) markRevoked(ctx context.Context, c *Credential, to Phase, by string) error {
+	cc := *c
+	cc.State, cc.RevokedAt = CredRevoked, s.now()
+	s.e.metrics.revoked(s.r.Key)
+	return s.advance(ctx, to, []*Credential{&cc}, "revoked", map[string]string{
+		"generation": fmt.Sprint(c.Generation), "issuer_id": c.IssuerID, "by": by,
+	})
+}
+
+// revokeEmergency revokes the exposed generation (and, for decommission,
+// every live one) before anything else.
+func (s *step) revokeEmergency(ctx context.Context) error {
+	decom := s.r.Trigger == TriggerDecommission
+	to := next(PhaseRevoking, ModeEmergency, true, decom)
+	var targets []*Credential
+	for _, c := range s.creds {
+		if c.State == CredRevoked {
+			continue
+		}
+		if decom || c.Generation == s.r.TargetGeneration {
+			targets = append(targets, c)
+		}
+	}
+	if len(targets) == 0 {
+		return s.advance(ctx, to, nil, "revoked", map[string]string{"already": "true"})
+	}
+	if len(targets) == 1 {
+		return s.revokeCred(ctx, targets[0], to)
+	}
+	// Decommission with several live generations: revoke all but the last
+	// here, the last through revokeCred so the phase advances once.
+	for _, c := range targets[:len(targets)-1] {
+		if _, human := s.k.Issuer.(HumanIssuer); human {
+			break
+		}
+		if err := s.k.Issuer.Revoke(ctx, s.ref(c)); err != nil {
+			return fmt.Errorf("issuer %s: revoke %s: %w", s.k.IssuerName, c.Name, err)
+		}
+		cc := *c
+		cc.State, cc.RevokedAt = CredRevoked, s.now()
+		if err := s.commit(ctx, []*Credential{&cc}, s.audit("revoked", map[string]string{"generation": fmt.Sprint(c.Generation)})); err != nil {
+			return err
+		}
+	}
+	return s.revokeCred(ctx, targets[len(targets)-1], to)
+}
+
+// rollBack undoes a staged rotation whose old credential is still live: the
+// old value becomes current again in every sink and the new credential is
+// revoked. It ends in r.RollbackTo (failed, cancelled, denied).
+func (s *step) rollBack(ctx context.Context) error {
+	to := s.r.RollbackTo
+	if to == "" || !to.Terminal() {
+		to = PhaseCancelled
+	}
+	c := s.newCred()
+	if c == nil {
+		return s.advance(ctx, to, nil, "rolled_back", nil)
+	}
+	d := s.delivery(Secret{})
+	if err := s.eachSink(func(b SinkBinding) error {
+		if err := b.Sink.Rollback(ctx, b.Target, d); err != nil {
+			return fmt.Errorf("sink %s: roll back %s: %w", b.SinkName, b.Target.Path, err)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	changed := []*Credential{}
+	if c.State != CredRevoked {
+		if !c.Minted() {
+			if err := s.reapOrphans(ctx, c); err != nil {
+				return err
+			}
+		} else if h, ok := s.k.Issuer.(HumanIssuer); ok {
+			if s.r.Hold != HoldConfirm {
+				return s.hold(ctx, HoldConfirm, "rolling back: "+h.RevokeInstructions(s.ref(c)), time.Time{}, SeverityWarning)
+			}
+			return nil
+		} else if err := s.k.Issuer.Revoke(ctx, s.ref(c)); err != nil {
+			return fmt.Errorf("issuer %s: revoke %s during rollback: %w", s.k.IssuerName, c.Name, err)
+		}
+		cc := *c
+		cc.State, cc.RevokedAt = CredRevoked, s.now()
+		changed = append(changed, &cc)
+	}
+	if old := s.oldCred(); old != nil && old.State != CredRevoked && old.State != CredCurrent {
+		oc := *old
+		oc.State = CredCurrent
+		changed = append(changed, &oc)
+	}
+	return s.advance(ctx, to, changed, "rolled_back", map[string]string{"generation": fmt.Sprint(c.Generation)})
+}

@@ -1,0 +1,200 @@
+package rotator
+
+import (
+	"time"
+)
+
+// Phase is a state of the rotation state machine.
+type Phase string
+
+const (
+	PhaseAwaitingApproval Phase = "awaiting_approval"
+	PhaseMinting          Phase = "minting"
+	PhaseStaging          Phase = "staging"
+	PhaseVerifying        Phase = "verifying"
+	PhaseCuttingOver      Phase = "cutting_over"
+	PhaseDraining         Phase = "draining"
+	PhaseRevoking         Phase = "revoking"
+	PhaseWatching         Phase = "watching"
+	PhaseCleaning         Phase = "cleaning"
+	PhaseRemoving         Phase = "removing" // decommission: delete from sinks
+	PhaseRollingBack      Phase = "rolling_back"
+
+	// Terminal phases.
+	PhaseDone      Phase = "done"
+	PhaseFailed    Phase = "failed"
+	PhaseCancelled Phase = "cancelled"
+	PhaseDenied    Phase = "denied"
+	PhaseExpired   Phase = "expired"
+)
+
+// Terminal reports whether no further step runs in this phase.
+func (p Phase) Terminal() bool {
+	switch p {
+	case PhaseDone, PhaseFailed, PhaseCancelled, PhaseDenied, PhaseExpired:
+		return true
+	}
+	return false
+}
+
+// Hold says why a rotation waits for a human instead of a timer.
+type Hold string
+
+const (
+	HoldNone         Hold = ""
+	HoldApproval     Hold = "approval"      // approvals for the current gate are missing
+	HoldSecret       Hold = "secret"        // a human must mint and submit the new secret
+	HoldConfirm      Hold = "confirm"       // a human must revoke by hand and confirm
+	HoldDrainTimeout Hold = "drain_timeout" // max_wait passed with traffic still failing
+	HoldFailed       Hold = "failed"        // permanent failure after the point of no return
+)
+
+// Trigger is why a rotation started.
+type Trigger string
+
+const (
+	TriggerAge          Trigger = "age"
+	TriggerDeparture    Trigger = "departure"
+	TriggerExposure     Trigger = "exposure"
+	TriggerUnauthorized Trigger = "unauthorized"
+	TriggerDecommission Trigger = "decommission"
+	TriggerManual       Trigger = "manual"
+	TriggerBootstrap    Trigger = "bootstrap"
+)
+
+// Mode selects the state machine.
+type Mode string
+
+const (
+	ModeStaged    Mode = "staged"
+	ModeEmergency Mode = "emergency"
+)
+
+// CredentialState is where a credential generation stands.
+type CredentialState string
+
+const (
+	CredPending  CredentialState = "pending"  // minted (or about to be), not yet current
+	CredCurrent  CredentialState = "current"  // consumers read it
+	CredPrevious CredentialState = "previous" // replaced, not yet revoked
+	CredRevoked  CredentialState = "revoked"
+)
+
+// Credential is one minted generation of a key. It never holds the secret,
+// only its fingerprint and the issuer's id for it.
+type Credential struct {
+	Key         string
+	Generation  int
+	Name        string // deterministic: <key>-v<generation>
+	IssuerID    string // empty while the mint is only an intent
+	Fingerprint string // hex SHA-256 of the secret; empty until minted
+	State       CredentialState
+	RotationID  string
+	CreatedAt   time.Time
+	RevokedAt   time.Time // zero unless revoked
+}
+
+// Minted reports whether the issuer call that creates it has been recorded.
+func (c *Credential) Minted() bool { return c.IssuerID != "" }
+
+// Rotation is one run of the state machine for a key. It is data: every
+// field needed to resume it after a crash is persisted.
+type Rotation struct {
+	ID      string
+	Key     string
+	Trigger Trigger
+	Actor   string // who or what started it
+	Reason  string // human-readable why (policy reason constant + detail)
+	Mode    Mode
+
+	Phase         Phase
+	Hold          Hold
+	HoldDetail    string
+	Attempts      int
+	NextAttemptAt time.Time
+	LastError     string
+	ErrorReason   Reason
+
+	OldGeneration    int // the credential being replaced; 0 when bootstrapping
+	NewGeneration    int // 0 until the mint intent is recorded
+	TargetGeneration int // emergency: the exposed generation to revoke first
+
+	Drain DrainState
+	Watch WatchState
+	// Outcome of a terminal rotation ("done", "failed: …", "cancelled").
+	Outcome string
+	// RollbackTo is the terminal phase a rollback ends in.
+	RollbackTo Phase
+
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	PhaseStartedAt time.Time
+	FinishedAt     time.Time
+
+	// Version increases with every save; the store refuses a stale save.
+	Version int
+}
+
+// Active reports whether the rotation still runs or waits.
+func (r *Rotation) Active() bool { return !r.Phase.Terminal() }
+
+// DrainState is the progress of the drain gate.
+type DrainState struct {
+	StartedAt  time.Time `json:"started_at,omitzero"`
+	QuietSince time.Time `json:"quiet_since,omitzero"`
+	LastValue  float64   `json:"last_value"`
+	LastError  string    `json:"last_error,omitempty"`
+	Polls      int       `json:"polls"`
+	Escalated  bool      `json:"escalated,omitempty"`
+	Override   string    `json:"override,omitempty"` // "revoke" when a human approved revoking anyway
+}
+
+// WatchState is the progress of the post-revoke watch.
+type WatchState struct {
+	StartedAt time.Time `json:"started_at,omitzero"`
+	Alerted   bool      `json:"alerted,omitempty"`
+	LastValue float64   `json:"last_value"`
+}
+
+// Gate names a decision point that may require approval.
+type Gate string
+
+const (
+	GateStart  Gate = "start"
+	GateRevoke Gate = "revoke"
+	GateDrain  Gate = "drain" // revoke although the drain gate did not pass
+)
+
+// Verdict of an approver.
+type Verdict string
+
+const (
+	VerdictApprove Verdict = "approve"
+	VerdictDeny    Verdict = "deny"
+)
+
+// Approval is one person's decision on one gate of one rotation.
+type Approval struct {
+	RotationID string
+	Gate       Gate
+	Approver   string
+	Verdict    Verdict
+	Via        string // cli, api, slack
+	Comment    string
+	At         time.Time
+}
+
+// AuditEvent is an append-only, hash-chained record of a transition or
+// decision. It never holds secret material.
+type AuditEvent struct {
+	Seq        int64
+	At         time.Time
+	RotationID string
+	Key        string
+	Actor      string
+	Action     string
+	Phase      Phase
+	Detail     map[string]string
+	PrevHash   string
+	Hash       string
+}
