@@ -1,0 +1,145 @@
+// Package config loads rekey's configuration — one YAML file plus
+// `REKEY_`-prefixed environment overrides — with koanf, decodes it strictly
+// (unknown fields are errors), and validates it, including every
+// cross-reference between keys and the adapters they name. Every problem is
+// reported with its YAML path. Secrets are never inline: a secret field
+// `token` is configured as `token_env` or `token_file`.
+package config
+
+import "time"
+
+// Config is the whole file.
+type Config struct {
+	Daemon    Daemon      `koanf:"daemon"`
+	Store     Store       `koanf:"store"`
+	Issuers   []Adapter   `koanf:"issuers"`
+	Sinks     []Adapter   `koanf:"sinks"`
+	Notifiers []Adapter   `koanf:"notifiers"`
+	Traffic   []Adapter   `koanf:"traffic"`
+	Defaults  KeySettings `koanf:"defaults"`
+	Keys      []Key       `koanf:"keys"`
+}
+
+// Daemon configures the process.
+type Daemon struct {
+	// Listen is the one HTTP listener (health, metrics, admin API, webhooks).
+	Listen string `koanf:"listen"`
+	// AdminTokenEnv / AdminTokenFile: the bearer token of the admin API.
+	AdminTokenEnv  string `koanf:"admin_token_env"`
+	AdminTokenFile string `koanf:"admin_token_file"`
+	// Schedule is the cron spec on which policies are evaluated.
+	Schedule string        `koanf:"schedule"`
+	Jitter   time.Duration `koanf:"jitter"`
+	// Concurrency bounds rotations running steps at once across keys.
+	Concurrency  int           `koanf:"concurrency"`
+	PollInterval time.Duration `koanf:"poll_interval"`
+	StepTimeout  time.Duration `koanf:"step_timeout"`
+	RetryBase    time.Duration `koanf:"retry_base"`
+	RetryMax     time.Duration `koanf:"retry_max"`
+	LogLevel     string        `koanf:"log_level"`
+}
+
+// Store selects the persistence backend.
+type Store struct {
+	Type string `koanf:"type"` // sqlite | postgres
+	// Path of the SQLite database file.
+	Path string `koanf:"path"`
+	// DSN of the PostgreSQL database, by reference (it carries a password).
+	DSNEnv  string `koanf:"dsn_env"`
+	DSNFile string `koanf:"dsn_file"`
+}
+
+// Adapter is one configured issuer, sink, notifier or traffic source: a
+// name, a type, and the type's own settings, decoded by the adapter.
+type Adapter struct {
+	Name     string         `koanf:"name"`
+	Type     string         `koanf:"type"`
+	Settings map[string]any `koanf:",remain"`
+}
+
+// Key is one managed credential.
+type Key struct {
+	Name        string         `koanf:"name"`
+	Description string         `koanf:"description"`
+	Issuer      string         `koanf:"issuer"`
+	Params      map[string]any `koanf:"params"`
+	Owners      []string       `koanf:"owners"`
+	Sinks       []SinkBinding  `koanf:"sinks"`
+	// Schedule overrides daemon.schedule for this key.
+	Schedule    string `koanf:"schedule"`
+	KeySettings `koanf:",squash"`
+}
+
+// KeySettings are the per-key settings that `defaults` may also set.
+type KeySettings struct {
+	Policies  *Policies `koanf:"policies"`
+	Windows   []Window  `koanf:"windows"`
+	Approval  *Approval `koanf:"approval"`
+	Drain     *Drain    `koanf:"drain"`
+	Watch     *Watch    `koanf:"watch"`
+	Verify    *bool     `koanf:"verify"`
+	Notify    []string  `koanf:"notify"`
+	Bootstrap *bool     `koanf:"bootstrap"`
+}
+
+// SinkBinding delivers a key to one sink.
+type SinkBinding struct {
+	Sink   string            `koanf:"sink"`
+	Path   string            `koanf:"path"`
+	Params map[string]string `koanf:"params"`
+}
+
+// Policies configure when a key rotates.
+type Policies struct {
+	MaxAge     time.Duration `koanf:"max_age"`
+	WarnBefore time.Duration `koanf:"warn_before"`
+}
+
+// Window is a recurring time range in which staged rotations may start.
+type Window struct {
+	Days  []string `koanf:"days"`  // mon … sun, or ranges like mon-fri; empty = every day
+	Start string   `koanf:"start"` // "09:00"
+	End   string   `koanf:"end"`   // "17:00"; before start = wraps midnight
+	TZ    string   `koanf:"tz"`    // IANA name; default UTC
+}
+
+// Approval configures which gates need approvals.
+type Approval struct {
+	Gates       []string      `koanf:"gates"` // start, revoke
+	Approvers   []string      `koanf:"approvers"`
+	Required    int           `koanf:"required"`
+	ExpireAfter time.Duration `koanf:"expire_after"`
+}
+
+// Drain configures the gate between cut-over and revoke.
+type Drain struct {
+	Source       string        `koanf:"source"`
+	Query        string        `koanf:"query"`
+	QuietPeriod  time.Duration `koanf:"quiet_period"`
+	MaxWait      time.Duration `koanf:"max_wait"`
+	PollInterval time.Duration `koanf:"poll_interval"`
+}
+
+// Watch configures the post-revoke watch.
+type Watch struct {
+	Period       time.Duration `koanf:"period"`
+	PollInterval time.Duration `koanf:"poll_interval"`
+}
+
+// Default values.
+const (
+	DefaultListen   = "127.0.0.1:8080"
+	DefaultSchedule = "@every 1m"
+	DefaultMaxAge   = 90 * 24 * time.Hour
+)
+
+func defaults() Config {
+	return Config{
+		Daemon: Daemon{
+			Listen: DefaultListen, Schedule: DefaultSchedule, Jitter: 0, Concurrency: 4,
+			PollInterval: time.Second, StepTimeout: 60 * time.Second,
+			RetryBase: 2 * time.Second, RetryMax: 5 * time.Minute, LogLevel: "info",
+		},
+		Store: Store{Type: "sqlite", Path: "./data/rekey.db"},
+	}
+}

@@ -1,0 +1,307 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// Families of adapters, as named in the file.
+const (
+	FamilyIssuers   = "issuers"
+	FamilySinks     = "sinks"
+	FamilyNotifiers = "notifiers"
+	FamilyTraffic   = "traffic"
+)
+
+// KnownTypes lists the adapter types of each family that this build offers.
+type KnownTypes map[string][]string
+
+var (
+	keyNameRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,127}$`)
+	adapterNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+	cronParser    = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+)
+
+// Validate checks everything that does not need an adapter's own
+// configuration: the daemon and store settings, adapter names and types,
+// and every reference from a key to an adapter. It returns all problems.
+func (c *Config) Validate(known KnownTypes) Errors {
+	var errs Errors
+	c.validateDaemon(&errs)
+	c.validateStore(&errs)
+	names := map[string][]string{}
+	for _, fam := range []struct {
+		name string
+		list []Adapter
+	}{{FamilyIssuers, c.Issuers}, {FamilySinks, c.Sinks}, {FamilyNotifiers, c.Notifiers}, {FamilyTraffic, c.Traffic}} {
+		names[fam.name] = validateAdapters(fam.name, fam.list, known[fam.name], &errs)
+	}
+	c.validateSettings("defaults", c.Defaults, names, &errs)
+	seen := map[string]int{}
+	for i, k := range c.Keys {
+		p := fmt.Sprintf("keys[%d]", i)
+		switch {
+		case k.Name == "":
+			errs.Add(p+".name", "required")
+		case !keyNameRE.MatchString(k.Name):
+			errs.Add(p+".name", "%q must be lowercase letters, digits, '.', '_' or '-' (at most 128)", k.Name)
+		default:
+			if j, dup := seen[k.Name]; dup {
+				errs.Add(p+".name", "duplicate key %q (also keys[%d])", k.Name, j)
+			}
+			seen[k.Name] = i
+		}
+		if k.Issuer == "" {
+			errs.Add(p+".issuer", "required")
+		} else {
+			checkRef(&errs, p+".issuer", "issuer", k.Issuer, names[FamilyIssuers])
+		}
+		if len(k.Sinks) == 0 {
+			errs.Add(p+".sinks", "at least one sink is required")
+		}
+		for j, b := range k.Sinks {
+			bp := fmt.Sprintf("%s.sinks[%d]", p, j)
+			if b.Sink == "" {
+				errs.Add(bp+".sink", "required")
+			} else {
+				checkRef(&errs, bp+".sink", "sink", b.Sink, names[FamilySinks])
+			}
+			for l := 0; l < j; l++ {
+				if k.Sinks[l].Sink == b.Sink && k.Sinks[l].Path == b.Path {
+					errs.Add(bp, "same sink and path as sinks[%d]", l)
+				}
+			}
+		}
+		if k.Schedule != "" {
+			if _, err := cronParser.Parse(k.Schedule); err != nil {
+				errs.Add(p+".schedule", "invalid cron spec %q: %v", k.Schedule, err)
+			}
+		}
+		for j, o := range k.Owners {
+			if strings.TrimSpace(o) == "" {
+				errs.Add(fmt.Sprintf("%s.owners[%d]", p, j), "empty owner")
+			}
+		}
+		c.validateSettings(p, k.KeySettings, names, &errs)
+		eff := c.Effective(k)
+		if eff.Approval != nil && len(eff.Approval.Approvers) > 0 && eff.Approval.Required > len(eff.Approval.Approvers) {
+			errs.Add(p+".approval.required", "%d approvals required but only %d approvers listed", eff.Approval.Required, len(eff.Approval.Approvers))
+		}
+	}
+	return errs
+}
+
+func (c *Config) validateDaemon(errs *Errors) {
+	d := c.Daemon
+	if _, _, err := net.SplitHostPort(d.Listen); err != nil {
+		errs.Add("daemon.listen", "%q is not host:port", d.Listen)
+	}
+	if d.AdminTokenEnv != "" && d.AdminTokenFile != "" {
+		errs.Add("daemon.admin_token_env", "set only one of admin_token_env and admin_token_file")
+	}
+	if _, err := cronParser.Parse(d.Schedule); err != nil {
+		errs.Add("daemon.schedule", "invalid cron spec %q: %v", d.Schedule, err)
+	}
+	if d.Concurrency < 1 || d.Concurrency > 1024 {
+		errs.Add("daemon.concurrency", "must be between 1 and 1024, got %d", d.Concurrency)
+	}
+	if d.PollInterval <= 0 {
+		errs.Add("daemon.poll_interval", "must be positive")
+	}
+	if d.StepTimeout <= 0 {
+		errs.Add("daemon.step_timeout", "must be positive")
+	}
+	if d.RetryBase <= 0 || d.RetryMax < d.RetryBase {
+		errs.Add("daemon.retry_base", "must be positive and at most retry_max")
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, d.LogLevel) {
+		errs.Add("daemon.log_level", "must be debug, info, warn or error, got %q", d.LogLevel)
+	}
+}
+
+func (c *Config) validateStore(errs *Errors) {
+	s := c.Store
+	switch s.Type {
+	case "sqlite":
+		if s.Path == "" {
+			errs.Add("store.path", "required for the sqlite store")
+		}
+	case "postgres":
+		if (s.DSNEnv == "") == (s.DSNFile == "") {
+			errs.Add("store.dsn_env", "set exactly one of dsn_env and dsn_file for the postgres store")
+		}
+	default:
+		errs.Add("store.type", "unknown store %q (known: postgres, sqlite)", s.Type)
+	}
+}
+
+func validateAdapters(family string, list []Adapter, types []string, errs *Errors) []string {
+	var names []string
+	seen := map[string]int{}
+	for i, a := range list {
+		p := fmt.Sprintf("%s[%d]", family, i)
+		switch {
+		case a.Name == "":
+			errs.Add(p+".name", "required")
+		case !adapterNameRE.MatchString(a.Name):
+			errs.Add(p+".name", "%q must be lowercase letters, digits, '.', '_' or '-'", a.Name)
+		default:
+			if j, dup := seen[a.Name]; dup {
+				errs.Add(p+".name", "duplicate name %q (also %s[%d])", a.Name, family, j)
+			}
+			seen[a.Name] = i
+			names = append(names, a.Name)
+		}
+		if a.Type == "" {
+			errs.Add(p+".type", "required (known: %s)", strings.Join(types, ", "))
+		} else if !slices.Contains(types, a.Type) {
+			errs.Add(p+".type", "unknown %s type %q (known: %s)", strings.TrimSuffix(family, "s"), a.Type, strings.Join(types, ", "))
+		}
+	}
+	return names
+}
+
+func (c *Config) validateSettings(p string, s KeySettings, names map[string][]string, errs *Errors) {
+	if pol := s.Policies; pol != nil {
+		if pol.MaxAge < 0 {
+			errs.Add(p+".policies.max_age", "must not be negative")
+		}
+		if pol.MaxAge > 0 && pol.WarnBefore >= pol.MaxAge {
+			errs.Add(p+".policies.warn_before", "must be shorter than max_age (%s)", pol.MaxAge)
+		}
+	}
+	for j, w := range s.Windows {
+		if _, err := ParseWindow(w); err != nil {
+			errs.Add(fmt.Sprintf("%s.windows[%d]", p, j), "%v", err)
+		}
+	}
+	if a := s.Approval; a != nil {
+		for j, g := range a.Gates {
+			if g != "start" && g != "revoke" {
+				errs.Add(fmt.Sprintf("%s.approval.gates[%d]", p, j), "unknown gate %q (known: revoke, start)", g)
+			}
+		}
+		if a.Required < 0 {
+			errs.Add(p+".approval.required", "must not be negative")
+		}
+	}
+	if d := s.Drain; d != nil {
+		if d.Source != "" {
+			checkRef(errs, p+".drain.source", "traffic source", d.Source, names[FamilyTraffic])
+		}
+		if d.MaxWait > 0 && d.MaxWait < d.QuietPeriod {
+			errs.Add(p+".drain.max_wait", "must be at least quiet_period (%s)", d.QuietPeriod)
+		}
+	}
+	for j, n := range s.Notify {
+		checkRef(errs, fmt.Sprintf("%s.notify[%d]", p, j), "notifier", n, names[FamilyNotifiers])
+	}
+}
+
+func checkRef(errs *Errors, path, what, name string, known []string) {
+	if slices.Contains(known, name) {
+		return
+	}
+	k := slices.Clone(known)
+	sort.Strings(k)
+	list := strings.Join(k, ", ")
+	if list == "" {
+		list = "none configured"
+	}
+	errs.Add(path, "unknown %s %q (known: %s)", what, name, list)
+}
+
+// Effective merges the defaults under a key's own settings.
+func (c *Config) Effective(k Key) KeySettings {
+	s := k.KeySettings
+	d := c.Defaults
+	if s.Policies == nil {
+		s.Policies = d.Policies
+	}
+	if s.Windows == nil {
+		s.Windows = d.Windows
+	}
+	if s.Approval == nil {
+		s.Approval = d.Approval
+	}
+	if s.Drain == nil {
+		s.Drain = d.Drain
+	}
+	if s.Watch == nil {
+		s.Watch = d.Watch
+	}
+	if s.Verify == nil {
+		s.Verify = d.Verify
+	}
+	if s.Notify == nil {
+		s.Notify = d.Notify
+	}
+	if s.Bootstrap == nil {
+		s.Bootstrap = d.Bootstrap
+	}
+	return s
+}
+
+// ParsedWindow is a Window with its fields parsed.
+type ParsedWindow struct {
+	Days       []time.Weekday
+	Start, End time.Duration
+	Location   *time.Location
+}
+
+var weekdays = map[string]time.Weekday{"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
+
+// ParseWindow parses days ("mon-fri", "sat"), times ("09:00") and the zone.
+func ParseWindow(w Window) (ParsedWindow, error) {
+	var pw ParsedWindow
+	for _, d := range w.Days {
+		d = strings.ToLower(strings.TrimSpace(d))
+		from, to, isRange := strings.Cut(d, "-")
+		a, ok1 := weekdays[from]
+		b, ok2 := weekdays[to]
+		if !ok1 || isRange && !ok2 {
+			return pw, fmt.Errorf("days: %q is not a weekday (mon … sun) or range (mon-fri)", d)
+		}
+		if !isRange {
+			b = a
+		}
+		for x := a; ; x = (x + 1) % 7 {
+			pw.Days = append(pw.Days, x)
+			if x == b {
+				break
+			}
+		}
+	}
+	var err error
+	if pw.Start, err = parseClock(w.Start); err != nil {
+		return pw, fmt.Errorf("start: %v", err)
+	}
+	if pw.End, err = parseClock(w.End); err != nil {
+		return pw, fmt.Errorf("end: %v", err)
+	}
+	if pw.Start == pw.End {
+		return pw, fmt.Errorf("start and end are equal (%s)", w.Start)
+	}
+	pw.Location = time.UTC
+	if w.TZ != "" {
+		if pw.Location, err = time.LoadLocation(w.TZ); err != nil {
+			return pw, fmt.Errorf("tz: unknown time zone %q", w.TZ)
+		}
+	}
+	return pw, nil
+}
+
+func parseClock(s string) (time.Duration, error) {
+	t, err := time.Parse("15:04", s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a time of day like 09:00", s)
+	}
+	return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute, nil
+}
