@@ -1,0 +1,100 @@
+// Package log is the notifier that writes each rotation event as one
+// structured slog record — the embedded default, so that a fresh install
+// reports what it does without any external service. The record's level
+// follows the event's severity (info → INFO, warning → WARN, critical →
+// ERROR), its message is the event's message, and every field of the event,
+// including each entry of Event.Fields, is a top-level attribute.
+package log
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+
+	"github.com/rekeyhq/rekey/rotator"
+)
+
+// Notifier writes events to a slog.Logger.
+type Notifier struct {
+	logger *slog.Logger
+	min    int
+}
+
+// New returns a notifier writing with logger (nil discards).
+func New(cfg Config, logger *slog.Logger) (*Notifier, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("log: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Notifier{logger: logger, min: severityRank[rotator.Severity(cfg.Level)]}, nil
+}
+
+// reserved are the attribute names of the event itself; an Event.Fields
+// entry with one of these names is written as "field.<name>".
+var reserved = map[string]bool{
+	"event_id": true, "kind": true, "severity": true, "key": true, "rotation_id": true,
+	"phase": true, "trigger": true, "mode": true, "actor": true, "owners": true, "at": true,
+	slog.TimeKey: true, slog.LevelKey: true, slog.MessageKey: true, slog.SourceKey: true,
+}
+
+// Notify writes ev as one record unless its severity is below the minimum.
+// It never fails.
+func (n *Notifier) Notify(ctx context.Context, ev rotator.Event) error {
+	rank, known := severityRank[ev.Severity]
+	if !known {
+		rank = severityRank[rotator.SeverityWarning] // unknown severities are not dropped silently
+	}
+	if rank < n.min {
+		return nil
+	}
+	level := slog.LevelInfo
+	switch rank {
+	case 1:
+		level = slog.LevelWarn
+	case 2:
+		level = slog.LevelError
+	}
+	if !n.logger.Enabled(ctx, level) {
+		return nil
+	}
+	msg := ev.Message
+	if msg == "" {
+		msg = ev.Kind
+	}
+	attrs := make([]slog.Attr, 0, 12+len(ev.Fields))
+	add := func(k, v string) {
+		if v != "" {
+			attrs = append(attrs, slog.String(k, v))
+		}
+	}
+	add("event_id", ev.ID)
+	add("kind", ev.Kind)
+	add("severity", string(ev.Severity))
+	add("key", ev.Key)
+	add("rotation_id", ev.RotationID)
+	add("phase", string(ev.Phase))
+	add("trigger", string(ev.Trigger))
+	add("mode", string(ev.Mode))
+	add("actor", ev.Actor)
+	if len(ev.Owners) > 0 {
+		attrs = append(attrs, slog.Any("owners", ev.Owners))
+	}
+	if !ev.At.IsZero() {
+		attrs = append(attrs, slog.Time("at", ev.At.UTC()))
+	}
+	for _, k := range slices.Sorted(maps.Keys(ev.Fields)) {
+		name := k
+		if reserved[k] {
+			name = "field." + k
+		}
+		attrs = append(attrs, slog.String(name, ev.Fields[k]))
+	}
+	n.logger.LogAttrs(ctx, level, msg, attrs...)
+	return nil
+}
+
+var _ rotator.Notifier = (*Notifier)(nil)
