@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# ci-deps.sh installs or builds the servers rekey's tests run for real
+# (internal/testenv): Prometheus and PostgreSQL 15 from Debian, moto_server
+# from pip, and Vault 1.13.0 built from the tools/vault module into
+# $HOME/.cache/rekey. Run it as root on Debian 12. It is idempotent and does
+# nothing but check when everything is present.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+vault_bin=${REKEY_VAULT_BIN:-$HOME/.cache/rekey/vault-1.13.0}
+pg_bindir=${REKEY_PG_BINDIR:-/usr/lib/postgresql/15/bin}
+moto_version=5.2.1
+
+say() { printf 'ci-deps: %s\n' "$*"; }
+
+apt_updated=
+apt_install() {
+	if [ "$(id -u)" -ne 0 ]; then
+		say "need root to apt-get install $*" >&2
+		exit 1
+	fi
+	if [ -z "$apt_updated" ]; then
+		say "apt-get update"
+		apt-get update -qq
+		apt_updated=1
+	fi
+	say "apt-get install $*"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}
+
+# Prometheus 2.42 (Debian). The package enables a systemd unit; there is no
+# systemd on CI machines, and tests start their own servers anyway.
+if command -v prometheus >/dev/null 2>&1; then
+	say "prometheus present: $(command -v prometheus)"
+else
+	apt_install prometheus
+fi
+
+# PostgreSQL 15 (Debian). Tests run initdb and postgres themselves.
+if [ -x "$pg_bindir/initdb" ]; then
+	say "postgresql present: $pg_bindir"
+else
+	apt_install postgresql-15
+fi
+
+# moto_server (preinstalled on the CI image under pyenv).
+moto=$(command -v moto_server 2>/dev/null || true)
+if [ -z "$moto" ] && [ -x "$HOME/.pyenv/shims/moto_server" ]; then
+	moto=$HOME/.pyenv/shims/moto_server
+fi
+if [ -n "$moto" ]; then
+	say "moto_server present: $moto"
+else
+	say "moto_server missing: pip install 'moto[server]==$moto_version'"
+	if ! pip install --quiet "moto[server]==$moto_version" || ! command -v moto_server >/dev/null 2>&1; then
+		say "FAILED to install moto_server; the AWS tests will fail until it is on \$PATH (or \$REKEY_MOTO_BIN)" >&2
+		exit 1
+	fi
+	say "moto_server installed: $(command -v moto_server)"
+fi
+
+# Vault 1.13.0, the last open-source release, built from source; about two
+# minutes on two cores once the modules are in the cache.
+if [ -x "$vault_bin" ]; then
+	say "vault present: $vault_bin"
+else
+	say "building vault into $vault_bin"
+	mkdir -p "$(dirname "$vault_bin")"
+	(cd "$repo/tools/vault" && go build -trimpath -o "$vault_bin.tmp" github.com/hashicorp/vault)
+	mv "$vault_bin.tmp" "$vault_bin"
+	say "vault built: $("$vault_bin" version)"
+fi
