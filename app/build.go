@@ -1,0 +1,217 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/rekeyhq/rekey/config"
+	"github.com/rekeyhq/rekey/internal/secretref"
+	"github.com/rekeyhq/rekey/policies"
+	"github.com/rekeyhq/rekey/rotator"
+	"github.com/rekeyhq/rekey/store/postgres"
+	"github.com/rekeyhq/rekey/store/sqlite"
+	"github.com/rekeyhq/rekey/traffic/fixed"
+)
+
+// Daemon is everything built from a configuration.
+type Daemon struct {
+	Config     *config.Config
+	Engine     *rotator.Engine
+	Store      Store
+	Registry   *prometheus.Registry
+	Logger     *slog.Logger
+	AdminToken rotator.Secret
+	closers    []func() error
+}
+
+// Store is the rotator.Store the built-in stores implement, plus audit
+// verification.
+type Store interface {
+	rotator.Store
+	VerifyAudit(ctx context.Context) ([]rotator.AuditProblem, error)
+}
+
+// BuildOptions tune Build for tests and the CLI.
+type BuildOptions struct {
+	// Failpoint is passed to the engine (crash tests).
+	Failpoint func(string)
+	// Registry receives metrics; nil creates one.
+	Registry *prometheus.Registry
+}
+
+// Build validates cfg and wires the store, every adapter and the engine. It
+// contacts nothing but the store; adapters connect lazily.
+func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o BuildOptions) (*Daemon, error) {
+	if errs := Validate(cfg); len(errs) > 0 {
+		return nil, errs
+	}
+	d := &Daemon{Config: cfg, Logger: logger, Registry: o.Registry}
+	if d.Registry == nil {
+		d.Registry = prometheus.NewRegistry()
+		d.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = d.Close()
+		}
+	}()
+	tok, err := secretref.Ref{Env: cfg.Daemon.AdminTokenEnv, File: cfg.Daemon.AdminTokenFile}.Resolve()
+	if err != nil {
+		return nil, config.Errors{{Path: "daemon.admin_token_env", Msg: err.Error()}}
+	}
+	d.AdminToken = tok
+	if d.Store, err = openStore(ctx, cfg.Store); err != nil {
+		return nil, err
+	}
+	d.closers = append(d.closers, d.Store.Close)
+
+	issuers, err := buildFamily(ctx, "issuers", cfg.Issuers, issuerFactories, logger)
+	if err != nil {
+		return nil, err
+	}
+	sinks, err := buildFamily(ctx, "sinks", cfg.Sinks, sinkFactories, logger)
+	if err != nil {
+		return nil, err
+	}
+	notifiers, err := buildFamily(ctx, "notifiers", cfg.Notifiers, notifierFactories, logger)
+	if err != nil {
+		return nil, err
+	}
+	traffic, err := buildFamily(ctx, "traffic", cfg.Traffic, trafficFactories, logger)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range []map[string]any{anyMap(issuers), anyMap(sinks), anyMap(notifiers), anyMap(traffic)} {
+		for _, a := range m {
+			if c, ok := a.(interface{ Close() error }); ok {
+				d.closers = append(d.closers, c.Close)
+			}
+		}
+	}
+	keys := make([]*rotator.Key, 0, len(cfg.Keys))
+	for _, kc := range cfg.Keys {
+		keys = append(keys, buildKey(cfg, kc, issuers, sinks, traffic))
+	}
+	d.Engine, err = rotator.New(rotator.Options{
+		Store:        d.Store,
+		Keys:         keys,
+		Notifiers:    notifiers,
+		Logger:       logger.With("component", "engine"),
+		Metrics:      rotator.NewMetrics(d.Registry),
+		Concurrency:  cfg.Daemon.Concurrency,
+		PollInterval: cfg.Daemon.PollInterval,
+		StepTimeout:  cfg.Daemon.StepTimeout,
+		Backoff:      rotator.Backoff{Base: cfg.Daemon.RetryBase, Max: cfg.Daemon.RetryMax, Factor: 2, Jitter: 0.2},
+		Failpoint:    o.Failpoint,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.closers = append(d.closers, func() error { d.Engine.Close(5 * time.Second); return nil })
+	ok = true
+	return d, nil
+}
+
+// Close releases the store and adapters.
+func (d *Daemon) Close() error {
+	var errs []error
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		errs = append(errs, d.closers[i]())
+	}
+	d.closers = nil
+	return errors.Join(errs...)
+}
+
+func openStore(ctx context.Context, s config.Store) (Store, error) {
+	switch s.Type {
+	case "postgres":
+		dsn, err := secretref.Ref{Env: s.DSNEnv, File: s.DSNFile}.Resolve()
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		return postgres.Open(ctx, dsn.Reveal())
+	default:
+		return sqlite.Open(ctx, s.Path)
+	}
+}
+
+func buildFamily[T any](_ context.Context, family string, list []config.Adapter, fs map[string]factory[T], logger *slog.Logger) (map[string]T, error) {
+	out := make(map[string]T, len(list))
+	for i, a := range list {
+		path := fmt.Sprintf("%s[%d]", family, i)
+		v, err := fs[a.Type].build(a.Settings, path, logger.With("adapter", a.Type, "name", a.Name))
+		if err != nil {
+			return nil, fmt.Errorf("%s (%s %q): %w", path, a.Type, a.Name, err)
+		}
+		out[a.Name] = v
+	}
+	return out, nil
+}
+
+func anyMap[T any](m map[string]T) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// builtinFixed backs drain gates that name no source.
+var builtinFixed = fixed.New(fixed.DefaultConfig())
+
+func buildKey(cfg *config.Config, kc config.Key, issuers map[string]rotator.Issuer, sinks map[string]rotator.Sink, traffic map[string]rotator.TrafficSource) *rotator.Key {
+	eff := cfg.Effective(kc)
+	k := &rotator.Key{
+		Name: kc.Name, Issuer: issuers[kc.Issuer], IssuerName: kc.Issuer, Params: kc.Params, Owners: kc.Owners,
+		Notifiers: eff.Notify, Bootstrap: true,
+	}
+	for _, b := range kc.Sinks {
+		path := b.Path
+		if path == "" {
+			path = kc.Name
+		}
+		k.Sinks = append(k.Sinks, rotator.SinkBinding{SinkName: b.Sink, Sink: sinks[b.Sink], Target: rotator.Target{Key: kc.Name, Path: path, Params: b.Params}})
+	}
+	maxAge := policies.MaxAge{MaxAge: config.DefaultMaxAge}
+	if p := eff.Policies; p != nil {
+		if p.MaxAge > 0 {
+			maxAge.MaxAge = p.MaxAge
+		}
+		maxAge.WarnBefore = p.WarnBefore
+	}
+	k.Policies = []rotator.Policy{maxAge}
+	for _, w := range eff.Windows {
+		pw, _ := config.ParseWindow(w) // validated
+		k.Windows = append(k.Windows, rotator.Window{Days: pw.Days, Start: pw.Start, End: pw.End, Location: pw.Location})
+	}
+	if a := eff.Approval; a != nil {
+		for _, g := range a.Gates {
+			k.Approval.Gates = append(k.Approval.Gates, rotator.Gate(g))
+		}
+		k.Approval.Approvers, k.Approval.Required, k.Approval.ExpireAfter = a.Approvers, a.Required, a.ExpireAfter
+	}
+	k.Drain.Source, k.Drain.SourceName = builtinFixed, "fixed"
+	if dr := eff.Drain; dr != nil {
+		if dr.Source != "" {
+			k.Drain.Source, k.Drain.SourceName = traffic[dr.Source], dr.Source
+		}
+		k.Drain.Query, k.Drain.QuietPeriod, k.Drain.MaxWait, k.Drain.PollInterval = dr.Query, dr.QuietPeriod, dr.MaxWait, dr.PollInterval
+	}
+	if w := eff.Watch; w != nil {
+		k.Watch = rotator.WatchPolicy{Period: w.Period, PollInterval: w.PollInterval}
+	}
+	if eff.Verify != nil {
+		k.Verify = *eff.Verify
+	}
+	if eff.Bootstrap != nil {
+		k.Bootstrap = *eff.Bootstrap
+	}
+	return k
+}

@@ -1,0 +1,44 @@
+package app
+
+import (
+	"log/slog"
+
+	"github.com/rekeyhq/rekey/config"
+	issuerhttp "github.com/rekeyhq/rekey/issuers/http"
+	"github.com/rekeyhq/rekey/issuers/random"
+	notifierlog "github.com/rekeyhq/rekey/notifiers/log"
+	"github.com/rekeyhq/rekey/notifiers/webhook"
+	"github.com/rekeyhq/rekey/rotator"
+	"github.com/rekeyhq/rekey/sinks/file"
+	"github.com/rekeyhq/rekey/traffic/fixed"
+)
+
+// The factory maps: one explicit line per adapter type, the only place that
+// knows them all. Adding an adapter = one package + one line here
+// (TestEveryAdapterIsWired fails when a package is missing).
+var (
+	issuerFactories = map[string]factory[rotator.Issuer]{
+		"random": adapter(random.DefaultConfig, func(c random.Config, l *slog.Logger) (rotator.Issuer, error) { return random.New(c, l) }),
+		"http":   adapter(issuerhttp.DefaultConfig, func(c issuerhttp.Config, l *slog.Logger) (rotator.Issuer, error) { return issuerhttp.New(c, l) }),
+	}
+	sinkFactories = map[string]factory[rotator.Sink]{
+		"file": adapter(file.DefaultConfig, func(c file.Config, l *slog.Logger) (rotator.Sink, error) { return file.New(c, l) }),
+	}
+	notifierFactories = map[string]factory[rotator.Notifier]{
+		"log":     adapter(notifierlog.DefaultConfig, func(c notifierlog.Config, l *slog.Logger) (rotator.Notifier, error) { return notifierlog.New(c, l) }),
+		"webhook": adapter(webhook.DefaultConfig, func(c webhook.Config, l *slog.Logger) (rotator.Notifier, error) { return webhook.New(c, l) }),
+	}
+	trafficFactories = map[string]factory[rotator.TrafficSource]{
+		"fixed": adapter(fixed.DefaultConfig, func(c fixed.Config, _ *slog.Logger) (rotator.TrafficSource, error) { return fixed.New(c), nil }),
+	}
+)
+
+// KnownTypes lists the adapter types this build offers, per family.
+func KnownTypes() config.KnownTypes {
+	return config.KnownTypes{
+		config.FamilyIssuers:   keys(issuerFactories),
+		config.FamilySinks:     keys(sinkFactories),
+		config.FamilyNotifiers: keys(notifierFactories),
+		config.FamilyTraffic:   keys(trafficFactories),
+	}
+}

@@ -1,0 +1,43 @@
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/rekeyhq/rekey/rotator"
+)
+
+// KeyViews lists every configured key with its state and plan.
+func (d *Daemon) KeyViews(ctx context.Context, now time.Time) ([]KeyView, error) {
+	plan, err := d.Engine.Plan(ctx, now)
+	if err != nil {
+		return nil, err
+	}
+	states, err := d.Store.KeyStates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]KeyView, 0, len(plan))
+	for i, k := range d.Engine.Keys() {
+		it := plan[i]
+		v := KeyView{Name: k.Name, Issuer: k.IssuerName, Owners: k.Owners, Plan: it.Action, Reason: it.Reason, Age: it.Age, State: "no credential"}
+		for _, b := range k.Sinks {
+			v.Sinks = append(v.Sinks, b.SinkName+":"+b.Target.Path)
+		}
+		st := states[k.Name]
+		if c := st.Current; c != nil {
+			v.Generation, v.IssuerID, v.State = c.Generation, c.IssuerID, "current"
+		}
+		if !it.Due.IsZero() {
+			v.NextDue = rfc3339(it.Due)
+		}
+		if a := st.Active; a != nil {
+			v.Active, v.State = a.ID, "rotating ("+string(a.Phase)+")"
+			if a.Hold != rotator.HoldNone {
+				v.State = "waiting (" + string(a.Phase) + ": " + string(a.Hold) + ")"
+			}
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}

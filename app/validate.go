@@ -1,0 +1,31 @@
+package app
+
+import (
+	"fmt"
+
+	"github.com/rekeyhq/rekey/config"
+)
+
+// Validate checks a loaded configuration completely: the config package's
+// own checks plus every adapter's settings, decoded strictly by the adapter.
+// It builds nothing and contacts nothing.
+func Validate(cfg *config.Config) config.Errors {
+	errs := cfg.Validate(KnownTypes())
+	checkFamily(&errs, "issuers", cfg.Issuers, issuerFactories)
+	checkFamily(&errs, "sinks", cfg.Sinks, sinkFactories)
+	checkFamily(&errs, "notifiers", cfg.Notifiers, notifierFactories)
+	checkFamily(&errs, "traffic", cfg.Traffic, trafficFactories)
+	return errs
+}
+
+func checkFamily[T any](errs *config.Errors, family string, list []config.Adapter, fs map[string]factory[T]) {
+	for i, a := range list {
+		f, ok := fs[a.Type]
+		if !ok {
+			continue // reported by config.Validate
+		}
+		if err := f.check(a.Settings, fmt.Sprintf("%s[%d]", family, i)); err != nil {
+			errs.AddErr("", err)
+		}
+	}
+}

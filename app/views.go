@@ -1,0 +1,80 @@
+package app
+
+import (
+	"time"
+
+	"github.com/rekeyhq/rekey/rotator"
+)
+
+// RotationView is a rotation as the admin API and `-o json` show it.
+type RotationView struct {
+	ID            string             `json:"id"`
+	Key           string             `json:"key"`
+	Trigger       rotator.Trigger    `json:"trigger"`
+	Mode          rotator.Mode       `json:"mode"`
+	Actor         string             `json:"actor"`
+	Reason        string             `json:"reason,omitempty"`
+	Phase         rotator.Phase      `json:"phase"`
+	Hold          rotator.Hold       `json:"hold,omitempty"`
+	HoldDetail    string             `json:"hold_detail,omitempty"`
+	Attempts      int                `json:"attempts"`
+	NextAttemptAt string             `json:"next_attempt_at,omitempty"`
+	LastError     string             `json:"last_error,omitempty"`
+	ErrorReason   rotator.Reason     `json:"error_reason,omitempty"`
+	OldGeneration int                `json:"old_generation,omitempty"`
+	NewGeneration int                `json:"new_generation,omitempty"`
+	Outcome       string             `json:"outcome,omitempty"`
+	Drain         rotator.DrainState `json:"drain"`
+	CreatedAt     string             `json:"created_at"`
+	UpdatedAt     string             `json:"updated_at"`
+	FinishedAt    string             `json:"finished_at,omitempty"`
+}
+
+// ViewRotation converts a rotation.
+func ViewRotation(r *rotator.Rotation) RotationView {
+	v := RotationView{
+		ID: r.ID, Key: r.Key, Trigger: r.Trigger, Mode: r.Mode, Actor: r.Actor, Reason: r.Reason, Phase: r.Phase,
+		Hold: r.Hold, HoldDetail: r.HoldDetail, Attempts: r.Attempts, LastError: r.LastError, ErrorReason: r.ErrorReason,
+		OldGeneration: r.OldGeneration, NewGeneration: r.NewGeneration, Outcome: r.Outcome, Drain: r.Drain,
+		CreatedAt: rfc3339(r.CreatedAt), UpdatedAt: rfc3339(r.UpdatedAt), FinishedAt: rfc3339(r.FinishedAt),
+	}
+	if r.Active() && r.NextAttemptAt.Year() < 9999 {
+		v.NextAttemptAt = rfc3339(r.NextAttemptAt)
+	}
+	return v
+}
+
+// KeyView is a key with its state and what the plan says of it.
+type KeyView struct {
+	Name       string   `json:"name"`
+	Issuer     string   `json:"issuer"`
+	Sinks      []string `json:"sinks"`
+	Owners     []string `json:"owners"`
+	Generation int      `json:"generation,omitempty"`
+	IssuerID   string   `json:"issuer_id,omitempty"`
+	Age        string   `json:"age,omitempty"`
+	NextDue    string   `json:"next_due,omitempty"`
+	State      string   `json:"state"`
+	Active     string   `json:"active_rotation,omitempty"`
+	Plan       string   `json:"plan"`
+	Reason     string   `json:"reason,omitempty"`
+}
+
+// AuditView is an audit event.
+type AuditView struct {
+	Seq        int64             `json:"seq"`
+	At         string            `json:"at"`
+	RotationID string            `json:"rotation_id,omitempty"`
+	Key        string            `json:"key,omitempty"`
+	Actor      string            `json:"actor"`
+	Action     string            `json:"action"`
+	Phase      rotator.Phase     `json:"phase,omitempty"`
+	Detail     map[string]string `json:"detail,omitempty"`
+	Hash       string            `json:"hash"`
+}
+
+// ViewAudit converts an audit event.
+func ViewAudit(e rotator.AuditEvent) AuditView {
+	return AuditView{Seq: e.Seq, At: e.At.UTC().Format(time.RFC3339Nano), RotationID: e.RotationID, Key: e.Key, Actor: e.Actor,
+		Action: e.Action, Phase: e.Phase, Detail: e.Detail, Hash: e.Hash}
+}

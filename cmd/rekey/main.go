@@ -1,0 +1,112 @@
+// Command rekey rotates API keys without downtime. `rekey run` is the
+// daemon; the other commands inspect and steer it through the same store.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/rekeyhq/rekey/config"
+	"github.com/rekeyhq/rekey/rotator"
+)
+
+// Exit codes scripts can rely on.
+const (
+	exitOK       = 0
+	exitError    = 1 // operational failure (store, network…)
+	exitUsage    = 2 // bad flags, bad configuration
+	exitRefused  = 3 // refused: active rotation, wrong state, not allowed
+	exitNotFound = 4 // unknown key or rotation
+	exitAudit    = 5 // audit verification found tampering
+)
+
+const usage = `rekey — rotate API keys without downtime
+
+Usage: rekey <command> [flags] [args]
+
+Daemon:
+  run                      run the daemon (scheduler, engine, HTTP listener)
+Inspect:
+  validate                 check the configuration; lists every problem with its YAML path
+  plan                     what would happen to each key now, and why (no side effects)
+  status                   keys, their state and active rotations
+  rotations [--all]        list rotations
+  show ROTATION            one rotation with its approvals
+  audit [verify]           the audit trail; "verify" checks its hash chain
+Act:
+  rotate KEY               start a rotation (--emergency, --bootstrap, --reason, --wait)
+  approve|deny ROTATION    decide the gate a rotation waits on
+  cancel ROTATION          roll back a rotation whose old key is still live
+  retry ROTATION           retry a held rotation now
+  submit ROTATION          hand over a manually minted secret (stdin or TTY, no echo)
+  confirm ROTATION         confirm a key was revoked by hand
+
+Common flags: -c FILE (default $REKEY_CONFIG or rekey.yaml), -o table|json, --as NAME (acting person)
+Exit codes: 0 ok, 1 error, 2 usage or configuration, 3 refused, 4 not found, 5 audit tampered.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	c := &cli{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
+	cmds := map[string]func([]string) error{
+		"run": c.runDaemon, "validate": c.validate, "plan": c.plan, "status": c.status, "rotations": c.rotations,
+		"show": c.show, "audit": c.audit, "rotate": c.rotate, "approve": c.decide(rotator.VerdictApprove),
+		"deny": c.decide(rotator.VerdictDeny), "cancel": c.cancel, "retry": c.retry, "submit": c.submit, "confirm": c.confirm,
+	}
+	f, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "rekey: unknown command %q\n\n%s", args[0], usage)
+		return exitUsage
+	}
+	err := f(args[1:])
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, "rekey: "+err.Error())
+	return exitCode(err)
+}
+
+// usageError marks bad flags or arguments.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+var errAuditTampered = errors.New("audit trail verification failed")
+
+func exitCode(err error) int {
+	var ue usageError
+	var ce config.Errors
+	switch {
+	case errors.As(err, &ue), errors.As(err, &ce):
+		return exitUsage
+	case errors.Is(err, errAuditTampered):
+		return exitAudit
+	case errors.Is(err, rotator.ErrNotFound):
+		return exitNotFound
+	case errors.Is(err, rotator.ErrActiveRotation), errors.Is(err, rotator.ErrBadState), errors.Is(err, rotator.ErrNoGate),
+		errors.Is(err, rotator.ErrDecided), errors.Is(err, rotator.ErrNotApprover), errors.Is(err, rotator.ErrSelfApproval),
+		errors.Is(err, rotator.ErrConflict), errors.Is(err, errRefused):
+		return exitRefused
+	}
+	return exitError
+}
+
+var errRefused = errors.New("refused")
