@@ -55,13 +55,14 @@ type Engine struct {
 	lease     time.Duration
 	failpoint func(string)
 
-	wake    chan struct{}
-	sem     chan struct{}
-	mu      sync.Mutex
-	running map[string]bool // rotation ids with a driver
-	secrets map[string]Secret
-	warned  map[string]bool
-	wg      sync.WaitGroup
+	wake      chan struct{}
+	sem       chan struct{}
+	mu        sync.Mutex
+	running   map[string]bool // rotation ids with a driver
+	secrets   map[string]Secret
+	warned    map[string]bool
+	wg        sync.WaitGroup
+	closeOnce sync.Once
 }
 
 // New builds an engine.
@@ -125,6 +126,7 @@ func New(o Options) (*Engine, error) {
 	}
 	e.sem = make(chan struct{}, e.conc)
 	e.dispatch = newDispatcher(o.Notifiers, e.log, e.metrics)
+	e.dispatch.start()
 	return e, nil
 }
 
@@ -150,8 +152,6 @@ func (e *Engine) Store() Store { return e.store }
 // queued notifications (bounded) to finish. Interrupted rotations — from a
 // crash of this or another daemon — are due at start and roll forward.
 func (e *Engine) Run(ctx context.Context) error {
-	e.dispatch.start()
-	defer e.dispatch.stop(5 * time.Second)
 	t := time.NewTicker(e.poll)
 	defer t.Stop()
 	for {
@@ -164,6 +164,12 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-e.wake:
 		}
 	}
+}
+
+// Close delivers queued notifications (waiting up to grace) and stops the
+// notifier queues. Call it after Run returned.
+func (e *Engine) Close(grace time.Duration) {
+	e.closeOnce.Do(func() { e.dispatch.stop(grace) })
 }
 
 // Wake makes Run look for due rotations now.
