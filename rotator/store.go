@@ -55,8 +55,9 @@ type Store interface {
 	GetRotation(ctx context.Context, id string) (*Rotation, error)
 	ActiveRotation(ctx context.Context, key string) (*Rotation, error)
 	ListRotations(ctx context.Context, f RotationFilter) ([]*Rotation, error)
-	// DueRotations lists active rotations without a Hold whose next attempt
-	// is at or before now, oldest first.
+	// DueRotations lists active rotations whose next attempt is at or before
+	// now, oldest first — held ones included: a hold's next attempt is its
+	// expiry (or the far future), and a human decision sets it to now.
 	DueRotations(ctx context.Context, now time.Time, limit int) ([]*Rotation, error)
 	// Lease claims a rotation for owner until the given time, if no other
 	// owner holds an unexpired lease. It reports whether the claim succeeded.
