@@ -23,6 +23,8 @@ type dispatcher struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	once    sync.Once
+	mu      sync.RWMutex
+	closed  bool
 }
 
 const queueSize = 1024
@@ -50,6 +52,13 @@ func (d *dispatcher) start() {
 
 // stop lets queued events drain for up to grace, then cancels.
 func (d *dispatcher) stop(grace time.Duration) {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return
+	}
+	d.closed = true
+	d.mu.Unlock()
 	for _, q := range d.queues {
 		close(q)
 	}
@@ -66,6 +75,12 @@ func (d *dispatcher) stop(grace time.Duration) {
 
 // send enqueues ev for the key's notifiers (all when the key names none).
 func (d *dispatcher) send(k *Key, ev Event) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.closed {
+		d.log.Warn("notification after shutdown dropped", "kind", ev.Kind, "key", ev.Key)
+		return
+	}
 	names := d.names
 	if k != nil && len(k.Notifiers) > 0 {
 		names = k.Notifiers
