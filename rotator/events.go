@@ -1,0 +1,66 @@
+package rotator
+
+import (
+	"context"
+	"time"
+)
+
+// ExposureReport says a secret was seen where it must not be (a log, a
+// repository, a screenshot). It carries the secret only as a fingerprint:
+// inbound adapters hash a reported token at once and drop it.
+type ExposureReport struct {
+	// ID de-duplicates: the same report twice triggers one rotation. Use the
+	// sender's delivery id, or a hash of the signed body.
+	ID          string
+	Via         string // generic, github-partner, github-alert, cli
+	Source      string // e.g. "github", "trufflehog", "gitleaks"
+	URL         string // where it was seen
+	Fingerprint string // hex SHA-256 of the exposed token
+	Type        string // scanner's token type, if any
+	KeyHint     string // optional: the rekey key the reporter believes it is
+	ReceivedAt  time.Time
+}
+
+// ExposureResult is what became of one report.
+type ExposureResult struct {
+	// Known reports whether the fingerprint matched a credential that was
+	// not yet revoked (current, pending or previous).
+	Known      bool
+	Key        string
+	Generation int
+	RotationID string // the emergency rotation started or already running
+	Duplicate  bool   // the same report ID was accepted before
+}
+
+// DepartureReport says a person left.
+type DepartureReport struct {
+	ID         string // de-duplication id
+	Email      string
+	UserID     string
+	Actor      string // who reported it (HR system, admin)
+	ReceivedAt time.Time
+}
+
+// DepartureResult lists what the departure started.
+type DepartureResult struct {
+	Staged    []string // keys rotated in staged mode (other owners remain)
+	Emergency []string // keys revoked at once (no other owner)
+	Rotations []string
+	Duplicate bool
+}
+
+// Intake is how inbound adapters (webhooks, `rekey report`) hand events to
+// the engine. Each call durably records the event before it returns, so an
+// adapter may answer 2xx as soon as it returns without error: an accepted
+// report is never lost, even if the process dies right after.
+type Intake interface {
+	ReportExposure(ctx context.Context, r ExposureReport) (ExposureResult, error)
+	ReportDeparture(ctx context.Context, r DepartureReport) (DepartureResult, error)
+}
+
+// ReplayGuard remembers message ids for replay protection. Seen records id
+// in namespace until `until` and reports whether it had been recorded
+// before (a replay). Implementations are durable and shared across daemons.
+type ReplayGuard interface {
+	Seen(ctx context.Context, namespace, id string, until time.Time) (bool, error)
+}
