@@ -1,0 +1,143 @@
+package http
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	nethttp "net/http"
+	"net/url"
+	"strings"
+	"text/template"
+
+	"github.com/rekeyhq/rekey/internal/secretref"
+	"github.com/rekeyhq/rekey/issuers/internal/tmpl"
+	"github.com/rekeyhq/rekey/issuers/internal/webapi"
+	"github.com/rekeyhq/rekey/rotator"
+)
+
+// Data is what request templates see.
+type Data struct {
+	Key        string
+	Name       string
+	Generation int
+	ID         string
+	RotationID string
+	PreviousID string
+	Params     map[string]any
+}
+
+// secretHeader is a compiled Auth.
+type secretHeader struct {
+	name   string
+	prefix string
+	ref    secretref.Ref
+}
+
+// request is a compiled Request.
+type request struct {
+	verb    string // mint, revoke, list: for messages
+	method  string
+	path    *template.Template
+	headers map[string]*template.Template
+	body    *template.Template // nil: no body
+	success webapi.StatusSet
+	retry   webapi.StatusSet
+}
+
+func compile(verb string, r Request, defSuccess webapi.StatusSet) *request {
+	// Validate has accepted r: the parse errors below cannot happen.
+	c := &request{
+		verb:    verb,
+		method:  strings.ToUpper(r.Method),
+		headers: compileHeaders(verb+".headers", r.Headers),
+	}
+	c.path, _ = tmpl.Parse(verb+".path", r.Path)
+	if r.Body != "" {
+		c.body, _ = tmpl.Parse(verb+".body", r.Body)
+	}
+	success, _ := r.Success.Parse("success")
+	retry, _ := r.Retry.Parse("retry")
+	c.success, c.retry = success.Or(defSuccess), retry.Or(webapi.DefaultRetry)
+	return c
+}
+
+func compileHeaders(field string, h map[string]string) map[string]*template.Template {
+	out := make(map[string]*template.Template, len(h))
+	for name, v := range h {
+		out[name], _ = tmpl.Parse(field+"."+name, v)
+	}
+	return out
+}
+
+// send renders r with d and performs it. what names the call in errors.
+// It returns the answer whatever its status; the caller decides.
+func (is *Issuer) send(ctx context.Context, r *request, d Data, what string) (*nethttp.Request, webapi.Response, error) {
+	invalid := func(err error) error {
+		return rotator.PermanentReason(rotator.ReasonInvalid, fmt.Errorf("%s: %w", what, err))
+	}
+	p, err := tmpl.Render(r.path, d)
+	if err != nil {
+		return nil, webapi.Response{}, invalid(err)
+	}
+	ref, err := url.Parse(strings.TrimSpace(p))
+	if err != nil {
+		return nil, webapi.Response{}, invalid(fmt.Errorf("%s.path does not render a valid URL", r.verb))
+	}
+	u := is.base.ResolveReference(ref)
+
+	var body io.Reader
+	if r.body != nil {
+		b, err := tmpl.Render(r.body, d)
+		if err != nil {
+			return nil, webapi.Response{}, invalid(err)
+		}
+		if !json.Valid([]byte(b)) {
+			return nil, webapi.Response{}, invalid(fmt.Errorf("%s.body does not render valid JSON (encode values with json: {{json .Name}})", r.verb))
+		}
+		body = bytes.NewReader([]byte(b))
+	}
+	req, err := nethttp.NewRequestWithContext(ctx, r.method, u.String(), body)
+	if err != nil {
+		return nil, webapi.Response{}, invalid(fmt.Errorf("build %s request: invalid method or URL", r.verb))
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for _, hs := range []map[string]*template.Template{is.headers, r.headers} {
+		for name, t := range hs {
+			v, err := tmpl.Render(t, d)
+			if err != nil {
+				return nil, webapi.Response{}, invalid(err)
+			}
+			req.Header.Set(name, v)
+		}
+	}
+	for _, sh := range is.auth {
+		tok, err := sh.ref.Resolve()
+		if err != nil {
+			return nil, webapi.Response{}, rotator.PermanentReason(rotator.ReasonAuth, fmt.Errorf("%s: admin credential for %s: %w", what, sh.name, err))
+		}
+		v := sh.prefix + tok.Reveal()
+		if strings.ContainsAny(v, "\r\n") {
+			return nil, webapi.Response{}, rotator.PermanentReason(rotator.ReasonAuth, fmt.Errorf("%s: admin credential for %s contains a line break", what, sh.name))
+		}
+		req.Header.Set(sh.name, v)
+	}
+	resp, err := webapi.Send(is.client, req, what)
+	return req, resp, err
+}
+
+// fail classifies an answer whose status is not a success.
+func (is *Issuer) fail(what string, r *request, req *nethttp.Request, resp webapi.Response) error {
+	e := &webapi.StatusError{
+		What:   what,
+		Method: req.Method,
+		URL:    webapi.Redact(req.URL),
+		Status: resp.Status,
+		Hint:   webapi.AdminHint(resp.Status),
+	}
+	return webapi.Classify(e, resp.Header, r.retry, is.now())
+}
