@@ -38,10 +38,13 @@ type SinkBinding struct {
 
 // ApprovalPolicy says which gates need how many approvals from whom.
 type ApprovalPolicy struct {
-	Gates       []Gate
-	Approvers   []string // empty = anyone but the requester
-	Required    int      // distinct approvers needed; 0 means 1
-	ExpireAfter time.Duration
+	Gates     []Gate
+	Approvers []string // empty = anyone but the requester
+	Required  int      // distinct approvers needed; 0 means 1
+	// RevokeRequired overrides Required for the revoke gate (the
+	// destructive step), e.g. 2 for a two-person rule; 0 = Required.
+	RevokeRequired int
+	ExpireAfter    time.Duration
 }
 
 // Needs reports whether gate g requires approval.
@@ -54,12 +57,16 @@ func (a ApprovalPolicy) Needs(g Gate) bool {
 	return false
 }
 
-// RequiredApprovals is the number of distinct approvers a gate needs.
-func (a ApprovalPolicy) RequiredApprovals() int {
-	if a.Required < 1 {
+// RequiredApprovals is the number of distinct approvers gate g needs.
+func (a ApprovalPolicy) RequiredApprovals(g Gate) int {
+	n := a.Required
+	if (g == GateRevoke || g == GateDrain) && a.RevokeRequired > 0 {
+		n = a.RevokeRequired
+	}
+	if n < 1 {
 		return 1
 	}
-	return a.Required
+	return n
 }
 
 // DrainPolicy configures the gate between cut-over and revocation.

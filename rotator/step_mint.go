@@ -38,7 +38,7 @@ func (s *step) gate(ctx context.Context, g Gate, pass func() error) error {
 		}
 		yes[a.Approver] = true
 	}
-	need := s.k.Approval.RequiredApprovals()
+	need := s.k.Approval.RequiredApprovals(g)
 	if len(yes) >= need {
 		return pass()
 	}
