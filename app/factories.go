@@ -4,7 +4,9 @@ import (
 	"log/slog"
 
 	"github.com/rekeyhq/rekey/config"
+	"github.com/rekeyhq/rekey/issuers/awsiam"
 	issuerhttp "github.com/rekeyhq/rekey/issuers/http"
+	"github.com/rekeyhq/rekey/issuers/manual"
 	"github.com/rekeyhq/rekey/issuers/random"
 	notifierlog "github.com/rekeyhq/rekey/notifiers/log"
 	"github.com/rekeyhq/rekey/notifiers/webhook"
@@ -20,6 +22,8 @@ var (
 	issuerFactories = map[string]factory[rotator.Issuer]{
 		"random": adapter(random.DefaultConfig, func(c random.Config, l *slog.Logger) (rotator.Issuer, error) { return random.New(c, l) }),
 		"http":   adapter(issuerhttp.DefaultConfig, func(c issuerhttp.Config, l *slog.Logger) (rotator.Issuer, error) { return issuerhttp.New(c, l) }),
+		"manual": adapter(manual.DefaultConfig, func(c manual.Config, l *slog.Logger) (rotator.Issuer, error) { return manual.New(c, l) }),
+		"awsiam": adapter(awsiam.DefaultConfig, func(c awsiam.Config, l *slog.Logger) (rotator.Issuer, error) { return awsiam.New(c, l) }),
 	}
 	sinkFactories = map[string]factory[rotator.Sink]{
 		"file": adapter(file.DefaultConfig, func(c file.Config, l *slog.Logger) (rotator.Sink, error) { return file.New(c, l) }),

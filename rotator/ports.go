@@ -27,6 +27,7 @@ type Minted struct {
 // CredentialRef identifies a credential at its issuer.
 type CredentialRef struct {
 	Key         string
+	RotationID  string // the rotation acting on it, for instructions to humans
 	Name        string
 	Generation  int
 	ID          string
@@ -54,6 +55,12 @@ type Finder interface {
 // API and expect anything but 401).
 type Verifier interface {
 	Verify(ctx context.Context, key string, secret Secret, params map[string]any) error
+}
+
+// VerifyConfigurer is an optional Issuer capability for issuers that verify
+// only when a probe is configured: false makes the engine skip verification.
+type VerifyConfigurer interface {
+	VerifyConfigured() bool
 }
 
 // HumanIssuer is an optional Issuer capability for credentials only a person

@@ -2,6 +2,7 @@ package rotator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -179,7 +180,7 @@ func (s *step) failpoint(name string) {
 }
 
 func (s *step) ref(c *Credential) CredentialRef {
-	return CredentialRef{Key: c.Key, Name: c.Name, Generation: c.Generation, ID: c.IssuerID, Fingerprint: c.Fingerprint, Params: s.k.Params}
+	return CredentialRef{Key: c.Key, RotationID: s.r.ID, Name: c.Name, Generation: c.Generation, ID: c.IssuerID, Fingerprint: c.Fingerprint, Params: s.k.Params}
 }
 
 func (s *step) delivery(secret Secret) Delivery {
@@ -224,6 +225,10 @@ func (e *Engine) fail(ctx context.Context, k *Key, r *Rotation, phase Phase, err
 		r.Attempts++
 		r.LastError, r.ErrorReason = msg, reason
 		delay := e.backoff.Delay(r.Attempts)
+		var ra interface{ RetryAfter() time.Duration }
+		if errors.As(err, &ra) && ra.RetryAfter() > delay {
+			delay = ra.RetryAfter()
+		}
 		r.NextAttemptAt = e.clock.Now().Add(delay)
 		e.log.Warn("rotation step failed; will retry", "rotation", r.ID, "key", r.Key, "phase", phase, "attempt", r.Attempts, "retry_in", delay.Round(time.Millisecond).String(), "reason", reason, "err", msg)
 		serr = s.commit(ctx, nil, s.audit("step.retry", map[string]string{"error": msg, "reason": string(reason), "attempt": fmt.Sprint(r.Attempts)}))

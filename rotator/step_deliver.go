@@ -94,6 +94,9 @@ func (s *step) abandon(ctx context.Context) error {
 func (s *step) verify(ctx context.Context) error {
 	to := next(PhaseVerifying, s.r.Mode, s.r.OldGeneration != 0, false)
 	v, ok := s.k.Issuer.(Verifier)
+	if vc, has := s.k.Issuer.(VerifyConfigurer); has && !vc.VerifyConfigured() {
+		ok = false
+	}
 	if !s.k.Verify || !ok {
 		return s.advance(ctx, to, nil, "verify.skipped", nil)
 	}

@@ -224,6 +224,10 @@ func (is *Issuer) Verify(ctx context.Context, key string, secret rotator.Secret,
 	return is.probe.Check(ctx, key, secret, params)
 }
 
+// VerifyConfigured reports whether a verify probe is configured; the engine
+// skips verification (with an audit note) when it is not.
+func (is *Issuer) VerifyConfigured() bool { return is.probe != nil }
+
 var (
 	_ rotator.Issuer   = (*Issuer)(nil)
 	_ rotator.Finder   = (*Issuer)(nil)

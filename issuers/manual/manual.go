@@ -167,6 +167,10 @@ func or(v, def string) string {
 	return v
 }
 
+// VerifyConfigured reports whether a verify probe is configured; the engine
+// skips verification (with an audit note) when it is not.
+func (is *Issuer) VerifyConfigured() bool { return is.probe != nil }
+
 var (
 	_ rotator.Issuer      = (*Issuer)(nil)
 	_ rotator.HumanIssuer = (*Issuer)(nil)
