@@ -1,10 +1,12 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +45,8 @@ type BuildOptions struct {
 	Failpoint func(string)
 	// Registry receives metrics; nil creates one.
 	Registry *prometheus.Registry
+	// Owner overrides the daemon's lease identity (the CLI uses its own).
+	Owner string
 }
 
 // Build validates cfg and wires the store, every adapter and the engine. It
@@ -110,6 +114,7 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o Build
 		StepTimeout:  cfg.Daemon.StepTimeout,
 		Backoff:      rotator.Backoff{Base: cfg.Daemon.RetryBase, Max: cfg.Daemon.RetryMax, Factor: 2, Jitter: 0.2},
 		Failpoint:    o.Failpoint,
+		Owner:        cmp.Or(o.Owner, daemonID(cfg)),
 	})
 	if err != nil {
 		return nil, err
@@ -214,4 +219,17 @@ func buildKey(cfg *config.Config, kc config.Key, issuers map[string]rotator.Issu
 		k.Bootstrap = *eff.Bootstrap
 	}
 	return k
+}
+
+// daemonID names this daemon in rotation leases. It is stable across
+// restarts (so a daemon restarted after a crash resumes its own rotations at
+// once instead of waiting for its old lease to expire) and unique among
+// daemons sharing a store: no two processes on a host can listen on the same
+// address.
+func daemonID(cfg *config.Config) string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return host + "/" + cfg.Daemon.Listen
 }

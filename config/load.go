@@ -20,7 +20,8 @@ const EnvPrefix = "REKEY_"
 var envSections = map[string]bool{"daemon": true, "store": true, "defaults": true}
 
 // Load reads path, applies environment overrides and decodes strictly. It
-// does not validate cross-references; call Validate for that.
+// does not validate cross-references; call Validate for that. On decoding
+// errors (config.Errors) it also returns what could be decoded.
 //
 // It never prints the loaded configuration (it may name secret files, and
 // adapters' settings are opaque here).
@@ -60,7 +61,9 @@ func decodeKoanf(k *koanf.Koanf) (*Config, error) {
 	}
 	cfg := defaults()
 	if err := Decode(k.Raw(), &cfg, ""); err != nil {
-		return nil, err
+		// The partly decoded configuration comes back too, so that
+		// `rekey validate` can report cross-reference problems as well.
+		return &cfg, err
 	}
 	return &cfg, nil
 }

@@ -58,6 +58,9 @@ func (e *Engine) Trigger(ctx context.Context, req TriggerRequest) (*Rotation, er
 		ID: NewRotationID(), Key: req.Key, Trigger: req.Trigger, Actor: req.Actor, Reason: req.Reason, Mode: req.Mode,
 		Phase: PhaseAwaitingApproval, NextAttemptAt: now, CreatedAt: now, UpdatedAt: now, PhaseStartedAt: now,
 	}
+	if cur != nil && req.Trigger == TriggerBootstrap {
+		return nil, fmt.Errorf("key %s already has generation %d; rotate it instead of bootstrapping: %w", req.Key, cur.Generation, ErrBadState)
+	}
 	if cur != nil {
 		r.OldGeneration = cur.Generation
 	} else if req.Trigger != TriggerBootstrap && req.Mode == ModeStaged {
@@ -117,7 +120,7 @@ var (
 // PendingGate returns the gate a rotation waits on, if any.
 func PendingGate(r *Rotation) (Gate, bool) {
 	switch {
-	case r.Phase == PhaseAwaitingApproval && r.Hold == HoldApproval:
+	case r.Phase == PhaseAwaitingApproval:
 		return GateStart, true
 	case r.Phase == PhaseRevoking && r.Hold == HoldApproval:
 		return GateRevoke, true

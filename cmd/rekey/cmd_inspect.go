@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -24,10 +25,14 @@ func (c *cli) validate(args []string) error {
 		return err
 	}
 	cfg, err := config.Load(o.config)
+	var errs config.Errors
 	if err != nil {
-		return err
+		if !errors.As(err, &errs) || cfg == nil {
+			return err
+		}
 	}
-	if errs := app.Validate(cfg); len(errs) > 0 {
+	errs = mergeErrors(errs, app.Validate(cfg))
+	if len(errs) > 0 {
 		if o.output == "json" {
 			out := []map[string]string{}
 			for _, e := range errs {
@@ -239,4 +244,19 @@ func (c *cli) audit(args []string) error {
 		t.row(fmt.Sprint(e.Seq), e.At.UTC().Format(time.RFC3339), e.Key, e.RotationID, e.Actor, e.Action, string(e.Phase), rotator.MarshalDetail(e.Detail))
 	}
 	return t.write(c.stdout)
+}
+
+// mergeErrors appends b's problems to a's, skipping paths a already names
+// (a field that failed to decode would be reported again as invalid).
+func mergeErrors(a, b config.Errors) config.Errors {
+	seen := map[string]bool{}
+	for _, e := range a {
+		seen[e.Path] = true
+	}
+	for _, e := range b {
+		if !seen[e.Path] {
+			a = append(a, e)
+		}
+	}
+	return a
 }

@@ -1,0 +1,443 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"text/template"
+	"time"
+
+	"github.com/rekeyhq/rekey/notifiers/webhook"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "rekey-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "rekey")
+	out, err := exec.Command("go", "build", "-o", binary, "../cmd/rekey").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build rekey: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const webhookSecret = "e2e-webhook-signing-secret"
+const adminToken = "e2e-admin-token-0123456789"
+
+// world is one test's directory, configuration, receivers and collected
+// output, shared by every daemon process the test starts.
+type world struct {
+	t        *testing.T
+	dir      string
+	cfg      string
+	addr     string
+	hook     *httptest.Server
+	mu       sync.Mutex
+	hookBods [][]byte
+	hookBad  int
+	outputs  bytes.Buffer // everything the CLI and admin API answered
+	logs     []string     // daemon log files
+}
+
+type params struct {
+	Dir, Addr, Hook             string
+	MaxAge, Quiet, Watch, Sched string
+	Keys                        []string
+	Approval                    bool
+}
+
+const cfgTemplate = `
+daemon:
+  listen: {{.Addr}}
+  admin_token_file: {{.Dir}}/admin-token
+  schedule: "{{.Sched}}"
+  poll_interval: 100ms
+  retry_base: 100ms
+  retry_max: 1s
+  log_level: debug
+store:
+  type: sqlite
+  path: {{.Dir}}/rekey.db
+issuers:
+  - name: demo
+    type: random
+    ledger: {{.Dir}}/ledger.json
+sinks:
+  - name: files
+    type: file
+    dir: {{.Dir}}/secrets
+notifiers:
+  - name: log
+    type: log
+  - name: hook
+    type: webhook
+    url: {{.Hook}}
+    secret_file: {{.Dir}}/webhook-secret
+    max_attempts: 3
+traffic:
+  - name: fixed
+    type: fixed
+defaults:
+  policies:
+    max_age: {{.MaxAge}}
+  verify: true
+  drain:
+    source: fixed
+    quiet_period: {{.Quiet}}
+    max_wait: 1h
+    poll_interval: 100ms
+  watch:
+    period: {{.Watch}}
+    poll_interval: 100ms
+{{- if .Approval}}
+  approval:
+    gates: [start]
+    approvers: [bob, carol]
+{{- end}}
+keys:
+{{- range .Keys}}
+  - name: {{.}}
+    issuer: demo
+    owners: [alice@example.com]
+    params:
+      scopes: [clusters:read]
+    sinks:
+      - sink: files
+{{- end}}
+`
+
+func newWorld(t *testing.T, p params) *world {
+	t.Helper()
+	w := &world{t: t, dir: t.TempDir()}
+	w.hook = httptest.NewServer(http.HandlerFunc(w.receive))
+	t.Cleanup(w.hook.Close)
+	w.addr = freeAddr(t)
+	p.Dir, p.Addr, p.Hook = w.dir, w.addr, w.hook.URL
+	if p.MaxAge == "" {
+		p.MaxAge = "90d"
+	}
+	if p.Quiet == "" {
+		p.Quiet = "0s"
+	}
+	if p.Watch == "" {
+		p.Watch = "0s"
+	}
+	if p.Sched == "" {
+		p.Sched = "@every 1h"
+	}
+	if len(p.Keys) == 0 {
+		p.Keys = []string{"api"}
+	}
+	var b bytes.Buffer
+	if err := template.Must(template.New("cfg").Parse(cfgTemplate)).Execute(&b, p); err != nil {
+		t.Fatal(err)
+	}
+	w.cfg = filepath.Join(w.dir, "rekey.yaml")
+	for name, content := range map[string]string{"rekey.yaml": b.String(), "admin-token": adminToken, "webhook-secret": webhookSecret} {
+		if err := os.WriteFile(filepath.Join(w.dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return w
+}
+
+// receive records signed webhook notifications and checks their signature.
+func (w *world) receive(rw http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	err := webhook.Verify(webhookSecret, r.Header.Get("webhook-id"), r.Header.Get("webhook-timestamp"), body, r.Header.Get("webhook-signature"), time.Now(), 0)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err != nil {
+		w.hookBad++
+		rw.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	w.hookBods = append(w.hookBods, body)
+	rw.WriteHeader(http.StatusNoContent)
+}
+
+func (w *world) notifications() ([][]byte, int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([][]byte(nil), w.hookBods...), w.hookBad
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// daemon is one running rekey process.
+type daemon struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+	log  string
+}
+
+// start runs `rekey run` with extra environment (e.g. a failpoint) and
+// waits for /healthz.
+func (w *world) start(env ...string) *daemon {
+	w.t.Helper()
+	logPath := filepath.Join(w.dir, fmt.Sprintf("daemon-%d.log", len(w.logs)))
+	w.logs = append(w.logs, logPath)
+	lf, err := os.Create(logPath)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "run", "-c", w.cfg)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		w.t.Fatal(err)
+	}
+	d := &daemon{cmd: cmd, done: make(chan struct{}), log: logPath}
+	go func() { d.err = cmd.Wait(); lf.Close(); close(d.done) }()
+	w.t.Cleanup(func() { d.stop() })
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + w.addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return d
+			}
+		}
+		select {
+		case <-d.done:
+			b, _ := os.ReadFile(logPath)
+			w.t.Fatalf("daemon exited during start-up: %v\n%s", d.err, b)
+		default:
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatal("daemon did not become healthy")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stop ends the daemon gracefully (SIGTERM) and waits.
+func (d *daemon) stop() {
+	select {
+	case <-d.done:
+		return
+	default:
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+		<-d.done
+	}
+}
+
+// killedBySIGKILL waits for the process to die and reports whether SIGKILL
+// did it.
+func (d *daemon) waitKilled(t *testing.T, within time.Duration) bool {
+	t.Helper()
+	select {
+	case <-d.done:
+	case <-time.After(within):
+		return false
+	}
+	st, ok := d.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	return ok && st.Signaled() && st.Signal() == syscall.SIGKILL
+}
+
+// cli runs a rekey command and returns its stdout and stderr together, and
+// the exit code.
+func (w *world) cli(stdin string, args ...string) (string, int) {
+	w.t.Helper()
+	out, errOut, code := w.run(stdin, args...)
+	return out + errOut, code
+}
+
+// cliStdout is cli with stdout alone (for -o json).
+func (w *world) cliStdout(stdin string, args ...string) (string, int) {
+	w.t.Helper()
+	out, _, code := w.run(stdin, args...)
+	return out, code
+}
+
+func (w *world) run(stdin string, args ...string) (string, string, int) {
+	w.t.Helper()
+	cmd := exec.Command(binary, append(args, "-c", w.cfg)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		w.t.Fatal(err)
+	}
+	w.outputs.Write(out.Bytes())
+	w.outputs.Write(errb.Bytes())
+	return out.String(), errb.String(), code
+}
+
+// api calls the admin API and decodes the JSON answer.
+func (w *world) api(method, path string, body any, out any) int {
+	w.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, "http://"+w.addr+path, rd)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		w.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	w.outputs.Write(b)
+	if out != nil {
+		_ = json.Unmarshal(b, out)
+	}
+	return resp.StatusCode
+}
+
+type rotationView struct {
+	ID            string `json:"id"`
+	Key           string `json:"key"`
+	Phase         string `json:"phase"`
+	Hold          string `json:"hold"`
+	Trigger       string `json:"trigger"`
+	Outcome       string `json:"outcome"`
+	LastError     string `json:"last_error"`
+	NewGeneration int    `json:"new_generation"`
+}
+
+// waitRotation polls the admin API until the rotation is terminal.
+func (w *world) waitRotation(id string, within time.Duration) rotationView {
+	w.t.Helper()
+	deadline := time.Now().Add(within)
+	var got struct {
+		Rotation rotationView `json:"rotation"`
+	}
+	for time.Now().Before(deadline) {
+		w.api("GET", "/v1/rotations/"+id, nil, &got)
+		switch got.Rotation.Phase {
+		case "done", "failed", "cancelled", "denied", "expired":
+			return got.Rotation
+		}
+		w.collectSecrets()
+		time.Sleep(50 * time.Millisecond)
+	}
+	w.t.Fatalf("rotation %s not finished in %s: %+v", id, within, got.Rotation)
+	return rotationView{}
+}
+
+// sinkDoc is the file sink's document.
+type sinkDoc struct {
+	ManagedBy string `json:"managed_by"`
+	Current   *slot  `json:"current"`
+	Pending   *slot  `json:"pending"`
+	Previous  *slot  `json:"previous"`
+}
+
+type slot struct {
+	Value       string `json:"value"`
+	Generation  int    `json:"generation"`
+	Fingerprint string `json:"fingerprint"`
+}
+
+func (w *world) sink(key string) sinkDoc {
+	w.t.Helper()
+	var d sinkDoc
+	b, err := os.ReadFile(filepath.Join(w.dir, "secrets", key+".json"))
+	if err != nil {
+		w.t.Fatalf("read sink: %v", err)
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		w.t.Fatalf("sink is not JSON: %v", err)
+	}
+	return d
+}
+
+var secretsSeen sync.Map // secret value → struct{}, across the test binary
+
+// collectSecrets remembers every value the sinks hold right now.
+func (w *world) collectSecrets() {
+	files, _ := filepath.Glob(filepath.Join(w.dir, "secrets", "*.json"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var d sinkDoc
+		if json.Unmarshal(b, &d) != nil {
+			continue
+		}
+		for _, s := range []*slot{d.Current, d.Pending, d.Previous} {
+			if s != nil && s.Value != "" {
+				secretsSeen.Store(s.Value, struct{}{})
+			}
+		}
+	}
+}
+
+// ledger is the random issuer's ledger.
+type ledgerEntry struct {
+	ID          string `json:"id"`
+	Key         string `json:"key"`
+	Name        string `json:"name"`
+	Fingerprint string `json:"fingerprint"`
+	RevokedAt   string `json:"revoked_at"`
+}
+
+func (w *world) ledger() []ledgerEntry {
+	w.t.Helper()
+	b, err := os.ReadFile(filepath.Join(w.dir, "ledger.json"))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	var l struct {
+		Credentials []ledgerEntry `json:"credentials"`
+	}
+	if err := json.Unmarshal(b, &l); err != nil {
+		var arr []ledgerEntry
+		if err2 := json.Unmarshal(b, &arr); err2 != nil {
+			w.t.Fatalf("ledger: %v", err)
+		}
+		return arr
+	}
+	return l.Credentials
+}
+
+// ctx is a test context.
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return c
+}
