@@ -13,6 +13,8 @@ import (
 	"github.com/rekeyhq/rekey/rotator"
 	"github.com/rekeyhq/rekey/sinks/file"
 	"github.com/rekeyhq/rekey/traffic/fixed"
+	trafficka "github.com/rekeyhq/rekey/traffic/kubeadapt"
+	trafficprom "github.com/rekeyhq/rekey/traffic/prometheus"
 )
 
 // The factory maps: one explicit line per adapter type, the only place that
@@ -34,6 +36,10 @@ var (
 	}
 	trafficFactories = map[string]factory[rotator.TrafficSource]{
 		"fixed": adapter(fixed.DefaultConfig, func(c fixed.Config, _ *slog.Logger) (rotator.TrafficSource, error) { return fixed.New(c), nil }),
+		"prometheus": adapter(trafficprom.DefaultConfig, func(c trafficprom.Config, l *slog.Logger) (rotator.TrafficSource, error) {
+			return trafficprom.New(c, l)
+		}),
+		"kubeadapt": adapter(trafficka.DefaultConfig, func(c trafficka.Config, l *slog.Logger) (rotator.TrafficSource, error) { return trafficka.New(c, l) }),
 	}
 )
 

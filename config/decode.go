@@ -17,15 +17,11 @@ import (
 func Decode(raw map[string]any, out any, path string) error {
 	var errs Errors
 	checkUnknown(raw, reflect.TypeOf(out), path, &errs)
-	md := &mapstructure.Metadata{}
 	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
 		TagName:          "koanf",
 		Result:           out,
 		WeaklyTypedInput: true,
-		Metadata:         md,
-		DecodeHook: mapstructure.ComposeDecodeHookFunc(
-			durationHook,
-		),
+		DecodeHook:       durationHook,
 	})
 	if err != nil {
 		return err

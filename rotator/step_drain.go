@@ -31,6 +31,13 @@ func (s *step) drain(ctx context.Context) error {
 	}
 	ds.Polls++
 	switch {
+	case err != nil && IsPermanent(err):
+		// A query that can never answer (syntax error, auth) must not
+		// poll silently until max_wait: hold and tell a human now.
+		ds.LastError = err.Error()
+		ds.QuietSince = time.Time{}
+		ds.Escalated = true
+		return s.hold(ctx, HoldDrainTimeout, fmt.Sprintf("traffic source %s cannot answer (%v); fix the query or source, then retry, approve to revoke anyway, or cancel to roll back", p.SourceName, err), time.Time{}, SeverityCritical)
 	case err != nil:
 		ds.LastError = err.Error()
 		ds.QuietSince = time.Time{}
@@ -92,6 +99,11 @@ func (s *step) watch(ctx context.Context) error {
 	}
 	if p.Period > 0 && s.k.Drain.Source != nil {
 		reading, err := s.k.Drain.Source.Unauthorized(ctx, s.trafficQuery(ws.StartedAt))
+		if err != nil {
+			ws.Errors++
+		} else {
+			ws.Readings++
+		}
 		if err == nil && reading.Value > 0 {
 			ws.LastValue = reading.Value
 			if !ws.Alerted {
@@ -106,7 +118,10 @@ func (s *step) watch(ctx context.Context) error {
 		}
 	}
 	if now.Sub(ws.StartedAt) >= p.Period {
-		return s.advance(ctx, PhaseCleaning, nil, "watched", map[string]string{"alerted": fmt.Sprint(ws.Alerted)})
+		if p.Period > 0 && s.k.Drain.Source != nil && ws.Readings == 0 {
+			s.notify(EventWatchAlert, SeverityWarning, fmt.Sprintf("%s: the post-revoke watch ended without one successful reading from %s (%d errors); nobody looked for callers still using the old key", s.r.Key, s.k.Drain.SourceName, ws.Errors), nil)
+		}
+		return s.advance(ctx, PhaseCleaning, nil, "watched", map[string]string{"alerted": fmt.Sprint(ws.Alerted), "readings": fmt.Sprint(ws.Readings), "errors": fmt.Sprint(ws.Errors)})
 	}
 	wait := p.PollInterval
 	if wait <= 0 {

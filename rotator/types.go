@@ -154,6 +154,8 @@ type WatchState struct {
 	StartedAt time.Time `json:"started_at,omitzero"`
 	Alerted   bool      `json:"alerted,omitempty"`
 	LastValue float64   `json:"last_value"`
+	Readings  int       `json:"readings"`
+	Errors    int       `json:"errors"`
 }
 
 // Gate names a decision point that may require approval.
