@@ -11,7 +11,9 @@ import (
 	notifierlog "github.com/rekeyhq/rekey/notifiers/log"
 	"github.com/rekeyhq/rekey/notifiers/webhook"
 	"github.com/rekeyhq/rekey/rotator"
+	"github.com/rekeyhq/rekey/sinks/awssm"
 	"github.com/rekeyhq/rekey/sinks/file"
+	"github.com/rekeyhq/rekey/sinks/vault"
 	"github.com/rekeyhq/rekey/traffic/fixed"
 	trafficka "github.com/rekeyhq/rekey/traffic/kubeadapt"
 	trafficprom "github.com/rekeyhq/rekey/traffic/prometheus"
@@ -28,7 +30,9 @@ var (
 		"awsiam": adapter(awsiam.DefaultConfig, func(c awsiam.Config, l *slog.Logger) (rotator.Issuer, error) { return awsiam.New(c, l) }),
 	}
 	sinkFactories = map[string]factory[rotator.Sink]{
-		"file": adapter(file.DefaultConfig, func(c file.Config, l *slog.Logger) (rotator.Sink, error) { return file.New(c, l) }),
+		"file":  adapter(file.DefaultConfig, func(c file.Config, l *slog.Logger) (rotator.Sink, error) { return file.New(c, l) }),
+		"vault": adapter(vault.DefaultConfig, func(c vault.Config, l *slog.Logger) (rotator.Sink, error) { return vault.New(c, l) }),
+		"awssm": adapter(awssm.DefaultConfig, func(c awssm.Config, l *slog.Logger) (rotator.Sink, error) { return awssm.New(c, l) }),
 	}
 	notifierFactories = map[string]factory[rotator.Notifier]{
 		"log":     adapter(notifierlog.DefaultConfig, func(c notifierlog.Config, l *slog.Logger) (rotator.Notifier, error) { return notifierlog.New(c, l) }),
