@@ -1,0 +1,338 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rekeyhq/rekey/rotator"
+)
+
+// rotationColumns are read by scanRotation, in this order.
+const rotationColumns = `id, key, trigger_kind, actor, reason, mode, phase, hold, hold_detail,
+	attempts, next_attempt_at, last_error, error_reason,
+	old_generation, new_generation, target_generation, drain_state, watch_state,
+	outcome, rollback_to, created_at, updated_at, phase_started_at, finished_at, version`
+
+// rotationFields are the mutable columns Save writes, in rotationValues order
+// after id, key and created_at.
+var rotationFields = []string{"trigger_kind", "actor", "reason", "mode", "phase", "hold", "hold_detail",
+	"attempts", "next_attempt_at", "last_error", "error_reason",
+	"old_generation", "new_generation", "target_generation", "drain_state", "watch_state",
+	"outcome", "rollback_to", "updated_at", "phase_started_at", "finished_at", "finished"}
+
+var (
+	insertRotation = `INSERT INTO rotations (id, key, created_at, ` + strings.Join(rotationFields, ", ") + `, version)
+		VALUES (?, ?, ?` + strings.Repeat(", ?", len(rotationFields)) + `, ?)`
+	updateRotation = `UPDATE rotations SET ` + strings.Join(rotationFields, " = ?, ") + ` = ?, version = version + 1
+		WHERE id = ? AND version = ?`
+)
+
+// rotationValues returns the values of rotationFields.
+func rotationValues(r *rotator.Rotation) ([]any, error) {
+	drain := r.Drain
+	drain.StartedAt, drain.QuietSince = drain.StartedAt.UTC(), drain.QuietSince.UTC()
+	drainJSON, err := json.Marshal(drain)
+	if err != nil {
+		return nil, fmt.Errorf("encode drain state: %w", err)
+	}
+	watch := r.Watch
+	watch.StartedAt = watch.StartedAt.UTC()
+	watchJSON, err := json.Marshal(watch)
+	if err != nil {
+		return nil, fmt.Errorf("encode watch state: %w", err)
+	}
+	finished := 0
+	if r.Phase.Terminal() {
+		finished = 1
+	}
+	return []any{
+		clean(string(r.Trigger)), clean(r.Actor), clean(r.Reason), clean(string(r.Mode)), clean(string(r.Phase)),
+		clean(string(r.Hold)), clean(r.HoldDetail),
+		r.Attempts, TimeText(r.NextAttemptAt), clean(r.LastError), clean(string(r.ErrorReason)),
+		r.OldGeneration, r.NewGeneration, r.TargetGeneration, string(drainJSON), string(watchJSON),
+		clean(r.Outcome), clean(string(r.RollbackTo)), TimeText(r.UpdatedAt), TimeText(r.PhaseStartedAt), TimeText(r.FinishedAt), finished,
+	}, nil
+}
+
+func scanRotation(sc scanner) (*rotator.Rotation, error) {
+	var (
+		r            rotator.Rotation
+		drain, watch string
+	)
+	err := sc.Scan(&r.ID, &r.Key, &r.Trigger, &r.Actor, &r.Reason, &r.Mode, &r.Phase, &r.Hold, &r.HoldDetail,
+		&r.Attempts, timeCol{&r.NextAttemptAt}, &r.LastError, &r.ErrorReason,
+		&r.OldGeneration, &r.NewGeneration, &r.TargetGeneration, &drain, &watch,
+		&r.Outcome, &r.RollbackTo, timeCol{&r.CreatedAt}, timeCol{&r.UpdatedAt}, timeCol{&r.PhaseStartedAt}, timeCol{&r.FinishedAt}, &r.Version)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(drain), &r.Drain); err != nil {
+		return nil, fmt.Errorf("rotation %s: decode drain state: %w", r.ID, err)
+	}
+	if err := json.Unmarshal([]byte(watch), &r.Watch); err != nil {
+		return nil, fmt.Errorf("rotation %s: decode watch state: %w", r.ID, err)
+	}
+	return &r, nil
+}
+
+// CreateRotation inserts c.Rotation, upserts c.Credentials and appends
+// c.Audit in one transaction. A second active rotation for the same key
+// fails with an error wrapping rotator.ErrActiveRotation; a reused rotation
+// id with rotator.ErrConflict.
+func (s *Store) CreateRotation(ctx context.Context, c rotator.Commit) error {
+	r := c.Rotation
+	if r == nil || r.ID == "" || r.Key == "" {
+		return s.errorf("create rotation: a rotation with an id and a key is required")
+	}
+	vals, err := rotationValues(r)
+	if err != nil {
+		return s.errorf("create rotation %s: %w", r.ID, err)
+	}
+	args := append([]any{clean(r.ID), clean(r.Key), TimeText(r.CreatedAt)}, vals...)
+	args = append(args, r.Version)
+	var appended []rotator.AuditEvent
+	violation := false
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		head, err := s.lockHead(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.q(insertRotation), args...); err != nil {
+			if s.d.IsUniqueViolation(err) {
+				violation = true
+			}
+			return fmt.Errorf("insert: %w", err)
+		}
+		if err := s.upsertCredentials(ctx, tx, c.Credentials); err != nil {
+			return err
+		}
+		appended, err = s.appendAudit(ctx, tx, head, c.Audit)
+		return err
+	})
+	if violation {
+		return s.createViolation(ctx, r)
+	}
+	if err != nil {
+		return s.errorf("create rotation %s: %w", r.ID, err)
+	}
+	copy(c.Audit, appended)
+	return nil
+}
+
+// createViolation tells which unique constraint refused a new rotation, once
+// its transaction is gone (PostgreSQL aborts a transaction on the first error).
+func (s *Store) createViolation(ctx context.Context, r *rotator.Rotation) error {
+	var active string
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT id FROM rotations WHERE key = ? AND finished = 0`), r.Key).Scan(&active)
+	if err == nil {
+		return s.errorf("create rotation %s for key %s: %w (%s)", r.ID, r.Key, rotator.ErrActiveRotation, active)
+	}
+	var one int
+	if err := s.db.QueryRowContext(ctx, s.q(`SELECT 1 FROM rotations WHERE id = ?`), r.ID).Scan(&one); err == nil {
+		return s.errorf("create rotation %s: id already used: %w", r.ID, rotator.ErrConflict)
+	}
+	// The active rotation finished between the insert and the look-up.
+	return s.errorf("create rotation %s for key %s: %w", r.ID, r.Key, rotator.ErrActiveRotation)
+}
+
+// Save applies c in one transaction: the rotation (when c.Rotation is set)
+// only if its stored version is still c.Rotation.Version, else
+// rotator.ErrConflict; then the credential upserts and the audit appends. On
+// success c.Rotation.Version is incremented and every c.Audit event carries
+// its Seq, PrevHash and Hash. A Commit without a rotation only records
+// credentials and audit events.
+func (s *Store) Save(ctx context.Context, c rotator.Commit) error {
+	r := c.Rotation
+	var args []any
+	if r != nil {
+		vals, err := rotationValues(r)
+		if err != nil {
+			return s.errorf("save rotation %s: %w", r.ID, err)
+		}
+		args = append(vals, r.ID, r.Version)
+	}
+	var appended []rotator.AuditEvent
+	violation := false
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		head, err := s.lockHead(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if r != nil {
+			res, err := tx.ExecContext(ctx, s.q(updateRotation), args...)
+			if err != nil {
+				violation = s.d.IsUniqueViolation(err)
+				return fmt.Errorf("update: %w", err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("update: %w", err)
+			} else if n == 0 {
+				return s.missingOrStale(ctx, tx, r)
+			}
+		}
+		if err := s.upsertCredentials(ctx, tx, c.Credentials); err != nil {
+			return err
+		}
+		appended, err = s.appendAudit(ctx, tx, head, c.Audit)
+		return err
+	})
+	what := "save"
+	if r != nil {
+		what = "save rotation " + r.ID
+	}
+	switch {
+	case violation:
+		// Only a rotation made active again can hit the one-active index.
+		return s.errorf("%s: %w", what, rotator.ErrActiveRotation)
+	case err != nil:
+		return s.errorf("%s: %w", what, err)
+	}
+	if r != nil {
+		r.Version++
+	}
+	copy(c.Audit, appended)
+	return nil
+}
+
+func (s *Store) missingOrStale(ctx context.Context, tx *sql.Tx, r *rotator.Rotation) error {
+	var version int
+	err := tx.QueryRowContext(ctx, s.q(`SELECT version FROM rotations WHERE id = ?`), r.ID).Scan(&version)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return rotator.ErrNotFound
+	case err != nil:
+		return fmt.Errorf("read version: %w", err)
+	}
+	return fmt.Errorf("%w: version %d was read, the stored one is %d", rotator.ErrConflict, r.Version, version)
+}
+
+// GetRotation returns the rotation with id, or an error wrapping
+// rotator.ErrNotFound.
+func (s *Store) GetRotation(ctx context.Context, id string) (*rotator.Rotation, error) {
+	r, err := scanRotation(s.db.QueryRowContext(ctx, s.q(`SELECT `+rotationColumns+` FROM rotations WHERE id = ?`), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, s.errorf("rotation %s: %w", id, rotator.ErrNotFound)
+	}
+	if err != nil {
+		return nil, s.errorf("get rotation %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// ActiveRotation returns key's active rotation, or an error wrapping
+// rotator.ErrNotFound when it has none.
+func (s *Store) ActiveRotation(ctx context.Context, key string) (*rotator.Rotation, error) {
+	r, err := scanRotation(s.db.QueryRowContext(ctx, s.q(`SELECT `+rotationColumns+` FROM rotations WHERE key = ? AND finished = 0`), key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, s.errorf("active rotation of key %s: %w", key, rotator.ErrNotFound)
+	}
+	if err != nil {
+		return nil, s.errorf("active rotation of key %s: %w", key, err)
+	}
+	return r, nil
+}
+
+// ListRotations returns the rotations matching f, newest first.
+func (s *Store) ListRotations(ctx context.Context, f rotator.RotationFilter) ([]*rotator.Rotation, error) {
+	query := `SELECT ` + rotationColumns + ` FROM rotations WHERE 1 = 1`
+	var args []any
+	if f.Key != "" {
+		query += ` AND key = ?`
+		args = append(args, f.Key)
+	}
+	if f.ActiveOnly {
+		query += ` AND finished = 0`
+	}
+	query += ` ORDER BY created_at DESC, id DESC` + limit(f.Limit)
+	rs, err := s.queryRotations(ctx, query, args...)
+	if err != nil {
+		return nil, s.errorf("list rotations: %w", err)
+	}
+	return rs, nil
+}
+
+// DueRotations returns the active rotations whose next attempt is at or
+// before now, the most overdue first. Held rotations are included: a hold's
+// next attempt is its expiry (or the far future) and a decision sets it to now.
+func (s *Store) DueRotations(ctx context.Context, now time.Time, n int) ([]*rotator.Rotation, error) {
+	rs, err := s.queryRotations(ctx, `SELECT `+rotationColumns+` FROM rotations
+		WHERE finished = 0 AND next_attempt_at <= ?
+		ORDER BY next_attempt_at, id`+limit(n), TimeText(now))
+	if err != nil {
+		return nil, s.errorf("due rotations: %w", err)
+	}
+	return rs, nil
+}
+
+func (s *Store) queryRotations(ctx context.Context, query string, args ...any) ([]*rotator.Rotation, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*rotator.Rotation
+	for rows.Next() {
+		r, err := scanRotation(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// limit renders a LIMIT clause; n <= 0 means no limit.
+func limit(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return " LIMIT " + strconv.Itoa(n)
+}
+
+// Lease claims rotationID for owner until the given time when it is free,
+// its lease expired (lease_until <= now) or owner already holds it. It
+// reports whether the claim succeeded; an unknown rotation is an error
+// wrapping rotator.ErrNotFound.
+func (s *Store) Lease(ctx context.Context, rotationID, owner string, now, until time.Time) (bool, error) {
+	if owner == "" {
+		return false, s.errorf("lease rotation %s: an owner is required", rotationID)
+	}
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE rotations SET lease_owner = ?, lease_until = ?
+		WHERE id = ? AND (lease_owner = '' OR lease_owner = ? OR lease_until <= ?)`),
+		owner, TimeText(until), rotationID, owner, TimeText(now))
+	if err != nil {
+		return false, s.errorf("lease rotation %s: %w", rotationID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, s.errorf("lease rotation %s: %w", rotationID, err)
+	}
+	if n == 1 {
+		return true, nil
+	}
+	var one int
+	err = s.db.QueryRowContext(ctx, s.q(`SELECT 1 FROM rotations WHERE id = ?`), rotationID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, s.errorf("lease rotation %s: %w", rotationID, rotator.ErrNotFound)
+	}
+	if err != nil {
+		return false, s.errorf("lease rotation %s: %w", rotationID, err)
+	}
+	return false, nil
+}
+
+// Release drops owner's lease on rotationID; it is a no-op when owner does
+// not hold it.
+func (s *Store) Release(ctx context.Context, rotationID, owner string) error {
+	if _, err := s.db.ExecContext(ctx, s.q(`UPDATE rotations SET lease_owner = '', lease_until = ''
+		WHERE id = ? AND lease_owner = ?`), rotationID, owner); err != nil {
+		return s.errorf("release rotation %s: %w", rotationID, err)
+	}
+	return nil
+}

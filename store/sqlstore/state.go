@@ -1,0 +1,36 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+)
+
+// GetState returns the value an adapter stored under namespace and key, and
+// whether there is one.
+func (s *Store) GetState(ctx context.Context, namespace, key string) (string, bool, error) {
+	var v string
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT value FROM adapter_state WHERE namespace = ? AND key = ?`), namespace, key).Scan(&v)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", false, nil
+	case err != nil:
+		return "", false, s.errorf("get state %s/%s: %w", namespace, key, err)
+	}
+	return v, true, nil
+}
+
+// PutState stores value under namespace and key, replacing any previous one.
+// Values must never hold secret material.
+func (s *Store) PutState(ctx context.Context, namespace, key, value string) error {
+	if namespace == "" || key == "" {
+		return s.errorf("put state: a namespace and a key are required")
+	}
+	if _, err := s.db.ExecContext(ctx, s.q(`INSERT INTO adapter_state (namespace, key, value, updated_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`),
+		clean(namespace), clean(key), clean(value), TimeText(time.Now())); err != nil {
+		return s.errorf("put state %s/%s: %w", namespace, key, err)
+	}
+	return nil
+}
