@@ -36,6 +36,10 @@ type Daemon struct {
 // verification.
 type Store interface {
 	rotator.Store
+	rotator.StateStore
+	rotator.InboundStore
+	rotator.ReplayGuard
+	rotator.Outbox
 	VerifyAudit(ctx context.Context) ([]rotator.AuditProblem, error)
 }
 
@@ -47,6 +51,8 @@ type BuildOptions struct {
 	Registry *prometheus.Registry
 	// Owner overrides the daemon's lease identity (the CLI uses its own).
 	Owner string
+	// EnqueueOnly queues notifications for the daemon to deliver (the CLI).
+	EnqueueOnly bool
 }
 
 // Build validates cfg and wires the store, every adapter and the engine. It
@@ -115,6 +121,10 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o Build
 		Backoff:      rotator.Backoff{Base: cfg.Daemon.RetryBase, Max: cfg.Daemon.RetryMax, Factor: 2, Jitter: 0.2},
 		Failpoint:    o.Failpoint,
 		Owner:        cmp.Or(o.Owner, daemonID(cfg)),
+		Inbound:      d.Store,
+		State:        d.Store,
+		Outbox:       d.Store,
+		EnqueueOnly:  o.EnqueueOnly,
 	})
 	if err != nil {
 		return nil, err

@@ -31,6 +31,15 @@ type Options struct {
 	Owner string
 	// LeaseDuration is how long a claimed rotation stays claimed (default 2m).
 	LeaseDuration time.Duration
+	// Inbound records exposure and departure reports (needed by Intake).
+	Inbound InboundStore
+	// State holds the engine's and adapters' small durable state.
+	State StateStore
+	// Outbox makes notifications durable; nil keeps them in memory.
+	Outbox Outbox
+	// EnqueueOnly queues notifications without delivering them (the CLI:
+	// the daemon delivers what it queued).
+	EnqueueOnly bool
 	// Failpoint, when set, is called at named points ("<phase>:before" after
 	// the phase's intent is persisted, "<phase>:after" after its side effect
 	// and before its record). Crash tests make it kill the process.
@@ -54,6 +63,8 @@ type Engine struct {
 	owner     string
 	lease     time.Duration
 	failpoint func(string)
+	inbound   InboundStore
+	state     StateStore
 
 	wake      chan struct{}
 	sem       chan struct{}
@@ -83,6 +94,8 @@ func New(o Options) (*Engine, error) {
 		owner:     o.Owner,
 		lease:     o.LeaseDuration,
 		failpoint: o.Failpoint,
+		inbound:   o.Inbound,
+		state:     o.State,
 		wake:      make(chan struct{}, 1),
 		running:   map[string]bool{},
 		secrets:   map[string]Secret{},
@@ -125,7 +138,7 @@ func New(o Options) (*Engine, error) {
 		e.lease = 2 * e.stepTO
 	}
 	e.sem = make(chan struct{}, e.conc)
-	e.dispatch = newDispatcher(o.Notifiers, e.log, e.metrics)
+	e.dispatch = newDispatcher(o.Notifiers, o.Outbox, !o.EnqueueOnly, e.clock, e.log, e.metrics)
 	e.dispatch.start()
 	return e, nil
 }
@@ -187,6 +200,7 @@ func (e *Engine) scan(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
+	e.processPending(ctx)
 	due, err := e.store.DueRotations(ctx, e.clock.Now(), 4*e.conc)
 	if err != nil {
 		e.log.Error("list due rotations", "err", err)

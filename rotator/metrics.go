@@ -18,6 +18,7 @@ type Metrics struct {
 	mints            *prometheus.CounterVec
 	revokes          *prometheus.CounterVec
 	notifications    *prometheus.CounterVec
+	inboundEvents    *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -52,9 +53,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rekey_notifications_total", Help: "Notification deliveries by notifier and result.",
 		}, []string{"notifier", "result"}),
+		inboundEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rekey_inbound_events_total", Help: "Inbound reports accepted (exposure, departure).",
+		}, []string{"kind"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.phaseTransitions, m.rotations, m.phaseDuration, m.errors, m.keyAge, m.drain, m.mints, m.revokes, m.notifications)
+		reg.MustRegister(m.phaseTransitions, m.rotations, m.phaseDuration, m.errors, m.keyAge, m.drain, m.mints, m.revokes, m.notifications, m.inboundEvents)
 	}
 	return m
 }
@@ -83,3 +87,5 @@ func (m *Metrics) revoked(key string)                 { m.revokes.WithLabelValue
 func (m *Metrics) notified(notifier, result string) {
 	m.notifications.WithLabelValues(notifier, result).Inc()
 }
+
+func (m *Metrics) inbound(kind string) { m.inboundEvents.WithLabelValues(kind).Inc() }

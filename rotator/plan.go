@@ -29,15 +29,20 @@ func (e *Engine) Plan(ctx context.Context, now time.Time) ([]PlanItem, error) {
 	if err != nil {
 		return nil, err
 	}
+	decom := e.decommissionedSet(ctx)
 	out := make([]PlanItem, 0, len(e.keyOrder))
 	for _, name := range e.keyOrder {
-		out = append(out, e.planKey(e.keys[name], states[name], now))
+		out = append(out, e.planKey(e.keys[name], states[name], now, decom[name]))
 	}
 	return out, nil
 }
 
-func (e *Engine) planKey(k *Key, st KeyState, now time.Time) PlanItem {
+func (e *Engine) planKey(k *Key, st KeyState, now time.Time, decommissioned bool) PlanItem {
 	it := PlanItem{Key: k.Name}
+	if decommissioned && st.Active == nil {
+		it.Action, it.Reason, it.Detail = "none", "decommissioned", "decommissioned: remove the key from the configuration"
+		return it
+	}
 	if len(k.Owners) == 0 {
 		it.Warnings = append(it.Warnings, "no owners on file: a departure cannot be routed and approvals have no one to page")
 	}
@@ -91,6 +96,7 @@ func (e *Engine) Evaluate(ctx context.Context, names ...string) error {
 	if len(names) == 0 {
 		names = e.keyOrder
 	}
+	decom := e.decommissionedSet(ctx)
 	var errs []error
 	for _, name := range names {
 		k, ok := e.keys[name]
@@ -101,7 +107,7 @@ func (e *Engine) Evaluate(ctx context.Context, names ...string) error {
 		if st.Current != nil {
 			e.metrics.KeyAge(name, now.Sub(st.Current.CreatedAt))
 		}
-		it := e.planKey(k, st, now)
+		it := e.planKey(k, st, now, decom[name])
 		var req *TriggerRequest
 		switch it.Action {
 		case "bootstrap":

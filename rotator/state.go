@@ -11,6 +11,12 @@ type StateStore interface {
 	PutState(ctx context.Context, namespace, key, value string) error
 }
 
+// StateLister is an optional StateStore capability: every entry of a
+// namespace in one call (for plans over many keys).
+type StateLister interface {
+	ListState(ctx context.Context, namespace string) (map[string]string, error)
+}
+
 // RotationReader is the read side of the store that inbound adapters (Slack
 // interactions, webhooks) need to check a request against current state.
 type RotationReader interface {

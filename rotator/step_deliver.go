@@ -173,6 +173,9 @@ func (s *step) remove(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	if err := s.e.markDecommissioned(ctx, s.r.Key, s.now()); err != nil {
+		return err
+	}
 	s.r.Outcome = "decommissioned"
 	return s.advance(ctx, PhaseDone, nil, "decommissioned", nil)
 }

@@ -14,8 +14,8 @@ func (s *step) drain(ctx context.Context) error {
 	p := s.k.Drain
 	now := s.now()
 	ds := &s.r.Drain
-	if ds.Override == "revoke" {
-		return s.advance(ctx, PhaseRevoking, nil, "drain.overridden", nil)
+	if ds.Override != "" { // "revoke": a human approved; "exposure": the old key leaked
+		return s.advance(ctx, PhaseRevoking, nil, "drain.overridden", map[string]string{"by": ds.Override})
 	}
 	if s.r.Hold == HoldDrainTimeout {
 		return nil // a human decides: approve (revoke anyway), retry (keep waiting) or cancel (roll back)

@@ -12,7 +12,7 @@ func (s *step) revoke(ctx context.Context) error {
 	if s.r.Mode == ModeEmergency {
 		return s.revokeEmergency(ctx)
 	}
-	if s.k.Approval.Needs(GateRevoke) && s.r.Hold != HoldConfirm {
+	if s.k.Approval.Needs(GateRevoke) && s.r.Hold != HoldConfirm && s.r.Drain.Override != "exposure" {
 		passed := false
 		if err := s.gate(ctx, GateRevoke, func() error { passed = true; return nil }); err != nil || !passed {
 			return err

@@ -124,6 +124,42 @@ var migrations = []migration{
 			PRIMARY KEY (namespace, key)
 		)`,
 	}},
+	{version: 3, name: "inbound events, replay guard, notification outbox", statements: []string{
+		// rotator.InboundStore: exposure and departure reports, recorded
+		// before the sender gets its 2xx (invariant 5). Tokens arrive hashed.
+		`CREATE TABLE inbound_events (
+			id           TEXT NOT NULL PRIMARY KEY,
+			kind         TEXT NOT NULL,
+			payload      TEXT NOT NULL,
+			received_at  TEXT NOT NULL,
+			processed_at TEXT NOT NULL DEFAULT '',
+			result       TEXT NOT NULL DEFAULT ''
+		)`,
+		`CREATE INDEX inbound_events_pending ON inbound_events (received_at) WHERE processed_at = ''`,
+		// rotator.ReplayGuard: message ids seen, until they expire.
+		`CREATE TABLE replay_guard (
+			namespace TEXT NOT NULL,
+			id        TEXT NOT NULL,
+			until     TEXT NOT NULL,
+			PRIMARY KEY (namespace, id)
+		)`,
+		`CREATE INDEX replay_guard_until ON replay_guard (until)`,
+		// The durable notification outbox: events survive a notifier outage
+		// and a restart, and are delivered in order, once.
+		`CREATE TABLE outbox (
+			id              TEXT    NOT NULL PRIMARY KEY,
+			notifier        TEXT    NOT NULL,
+			seq             BIGINT  NOT NULL,
+			event           TEXT    NOT NULL,
+			created_at      TEXT    NOT NULL,
+			attempts        INTEGER NOT NULL DEFAULT 0,
+			next_attempt_at TEXT    NOT NULL,
+			delivered_at    TEXT    NOT NULL DEFAULT '',
+			failed          INTEGER NOT NULL DEFAULT 0,
+			last_error      TEXT    NOT NULL DEFAULT ''
+		)`,
+		`CREATE INDEX outbox_pending ON outbox (notifier, seq) WHERE delivered_at = '' AND failed = 0`,
+	}},
 }
 
 // SchemaVersion is the newest schema this build knows.

@@ -1,0 +1,308 @@
+package rotator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// InboundEvent is an accepted inbound report, recorded before the sender is
+// answered. Payload is JSON without secret material (tokens arrive hashed).
+type InboundEvent struct {
+	ID          string
+	Kind        string // exposure, departure
+	Payload     string
+	ReceivedAt  time.Time
+	ProcessedAt time.Time // zero while pending
+	Result      string
+}
+
+// InboundStore keeps inbound events durably (invariant 5).
+type InboundStore interface {
+	// RecordInbound inserts ev unless its ID exists; it reports whether it
+	// inserted. A duplicate returns the stored event.
+	RecordInbound(ctx context.Context, ev InboundEvent) (inserted bool, stored InboundEvent, err error)
+	PendingInbound(ctx context.Context, limit int) ([]InboundEvent, error)
+	FinishInbound(ctx context.Context, id string, at time.Time, result string) error
+}
+
+// errPending: the event cannot be acted on yet (a rotation it must preempt
+// is still rolling back); it stays pending and is retried on the next scan.
+var errPending = errors.New("pending")
+
+// ReportExposure records an exposure report, then acts on it: the credential
+// whose fingerprint matches (current, pending or previous) is revoked at
+// once by an emergency rotation. Implements Intake.
+func (e *Engine) ReportExposure(ctx context.Context, r ExposureReport) (ExposureResult, error) {
+	if e.inbound == nil {
+		return ExposureResult{}, errors.New("rotator: no inbound store configured")
+	}
+	if r.ReceivedAt.IsZero() {
+		r.ReceivedAt = e.clock.Now()
+	}
+	if len(r.Fingerprint) != 64 {
+		return ExposureResult{}, fmt.Errorf("exposure report %s: fingerprint must be 64 hex characters: %w", r.ID, ErrBadState)
+	}
+	payload, _ := json.Marshal(r)
+	ev := InboundEvent{ID: "exposure/" + r.ID, Kind: "exposure", Payload: string(payload), ReceivedAt: r.ReceivedAt}
+	inserted, stored, err := e.inbound.RecordInbound(ctx, ev)
+	if err != nil {
+		return ExposureResult{}, fmt.Errorf("record exposure report: %w", err)
+	}
+	if !inserted {
+		var res ExposureResult
+		_ = json.Unmarshal([]byte(stored.Result), &res)
+		res.Duplicate = true
+		return res, nil
+	}
+	e.metrics.inbound("exposure")
+	res, err := e.processExposure(ctx, r)
+	e.finish(ctx, ev.ID, res, err)
+	return res, nil // recorded: a processing error is retried from the store
+}
+
+func (e *Engine) finish(ctx context.Context, id string, res any, err error) {
+	if err != nil {
+		if !errors.Is(err, errPending) {
+			e.log.Warn("inbound event not processed yet; will retry", "event", id, "err", err)
+		}
+		e.Wake()
+		return
+	}
+	b, _ := json.Marshal(res)
+	if ferr := e.inbound.FinishInbound(context.WithoutCancel(ctx), id, e.clock.Now(), string(b)); ferr != nil {
+		e.log.Warn("mark inbound event processed", "event", id, "err", ferr)
+	}
+}
+
+func (e *Engine) processExposure(ctx context.Context, r ExposureReport) (ExposureResult, error) {
+	creds, err := e.store.CredentialByFingerprint(ctx, r.Fingerprint)
+	if err != nil {
+		return ExposureResult{}, err
+	}
+	var c *Credential
+	for _, x := range creds {
+		if x.State != CredRevoked {
+			c = x
+		}
+	}
+	where := strings.TrimSpace(r.Source + " " + r.URL)
+	if c == nil {
+		detail := "an exposed token matched no live credential"
+		if len(creds) > 0 {
+			detail = fmt.Sprintf("an exposed token matched %s generation %d, already revoked", creds[0].Key, creds[0].Generation)
+		}
+		e.Notify(nil, Event{Kind: EventUnknownLeak, Severity: SeverityWarning, Key: r.KeyHint,
+			Message: fmt.Sprintf("exposure report (%s) at %s: %s", r.Via, where, detail),
+			Fields:  map[string]string{"source": r.Source, "url": r.URL, "fingerprint": ShortFingerprint(r.Fingerprint), "type": r.Type}})
+		_ = e.store.AppendAudit(ctx, AuditEvent{At: e.clock.Now(), Key: r.KeyHint, Actor: "exposure:" + r.Via, Action: "exposure.unmatched",
+			Detail: map[string]string{"source": r.Source, "url": r.URL, "fingerprint": ShortFingerprint(r.Fingerprint)}})
+		return ExposureResult{Known: false}, nil
+	}
+	res := ExposureResult{Known: true, Key: c.Key, Generation: c.Generation}
+	if _, ok := e.keys[c.Key]; !ok {
+		return res, fmt.Errorf("exposed credential belongs to key %s, which is no longer configured", c.Key)
+	}
+	req := TriggerRequest{Key: c.Key, Trigger: TriggerExposure, Mode: ModeEmergency, TargetGeneration: c.Generation,
+		Actor: "exposure:" + r.Via, Reason: fmt.Sprintf("generation %d exposed (%s) at %s", c.Generation, r.Via, where)}
+	rot, err := e.Trigger(ctx, req)
+	if err == nil {
+		res.RotationID = rot.ID
+		return res, nil
+	}
+	if !errors.Is(err, ErrActiveRotation) || rot == nil {
+		return res, err
+	}
+	res.RotationID = rot.ID
+	return res, e.preempt(ctx, rot, c, "exposure of generation "+fmt.Sprint(c.Generation)+" at "+where)
+}
+
+// preempt makes an active rotation yield to an emergency about credential c.
+// It returns nil when the active rotation itself now takes care of c, and
+// errPending when the emergency must wait for it to end (the event stays
+// pending and is retried).
+func (e *Engine) preempt(ctx context.Context, a *Rotation, c *Credential, why string) error {
+	if a.Mode == ModeEmergency {
+		if a.TargetGeneration == c.Generation || a.Trigger == TriggerDecommission {
+			return nil
+		}
+		return errPending
+	}
+	now := e.clock.Now()
+	ev := AuditEvent{At: now, RotationID: a.ID, Actor: "rekey", Action: "preempted", Detail: map[string]string{"why": why}}
+	switch {
+	case c.Generation == a.OldGeneration && (a.Phase == PhaseDraining || a.Phase == PhaseRevoking):
+		// Consumers already read the new key: revoke the exposed old one now,
+		// skipping the drain gate and any revoke approval.
+		_, err := e.update(ctx, a.ID, ev, func(r *Rotation) error {
+			if r.Phase != PhaseDraining && r.Phase != PhaseRevoking {
+				return errPending
+			}
+			r.Drain.Override = "exposure"
+			if r.Hold == HoldApproval || r.Hold == HoldDrainTimeout {
+				r.Hold, r.HoldDetail = HoldNone, ""
+			}
+			return nil
+		}, nil)
+		return err
+	case c.Generation == a.NewGeneration && oldStillLive(a):
+		// Rolling back revokes the exposed new credential; the old one,
+		// not exposed, stays current.
+		_, err := e.update(ctx, a.ID, ev, func(r *Rotation) error {
+			if !oldStillLive(r) {
+				return errPending
+			}
+			r.Outcome = "rolled back: " + why
+			r.Hold, r.HoldDetail, r.RollbackTo = HoldNone, "", PhaseCancelled
+			r.Phase, r.PhaseStartedAt = PhaseRollingBack, now
+			return nil
+		}, nil)
+		return err
+	case oldStillLive(a) && a.Phase != PhaseRollingBack:
+		// The exposed credential is the current one and the staged rotation
+		// has not cut over: roll it back, then the emergency runs.
+		_, _ = e.update(ctx, a.ID, ev, func(r *Rotation) error {
+			if !oldStillLive(r) || r.Phase == PhaseRollingBack {
+				return nil
+			}
+			r.Outcome = "superseded: " + why
+			r.Hold, r.HoldDetail, r.RollbackTo = HoldNone, "", PhaseCancelled
+			r.Phase, r.PhaseStartedAt = PhaseRollingBack, now
+			return nil
+		}, nil)
+	}
+	return errPending
+}
+
+// processPending retries inbound events that could not be acted on yet.
+func (e *Engine) processPending(ctx context.Context) {
+	if e.inbound == nil {
+		return
+	}
+	evs, err := e.inbound.PendingInbound(ctx, 100)
+	if err != nil {
+		e.log.Warn("list pending inbound events", "err", err)
+		return
+	}
+	for _, ev := range evs {
+		switch ev.Kind {
+		case "exposure":
+			var r ExposureReport
+			if err := json.Unmarshal([]byte(ev.Payload), &r); err != nil {
+				e.finish(ctx, ev.ID, map[string]string{"error": "undecodable payload"}, nil)
+				continue
+			}
+			res, err := e.processExposure(ctx, r)
+			e.finish(ctx, ev.ID, res, err)
+		case "departure":
+			var r DepartureReport
+			if err := json.Unmarshal([]byte(ev.Payload), &r); err != nil {
+				e.finish(ctx, ev.ID, map[string]string{"error": "undecodable payload"}, nil)
+				continue
+			}
+			res, err := e.processDeparture(ctx, r)
+			e.finish(ctx, ev.ID, res, err)
+		}
+	}
+}
+
+// ReportDeparture records that a person left, then acts for every key they
+// own: with another owner on file, a staged rotation; without, an emergency
+// revocation. The person is removed from the key's owners. Implements Intake.
+func (e *Engine) ReportDeparture(ctx context.Context, r DepartureReport) (DepartureResult, error) {
+	if e.inbound == nil {
+		return DepartureResult{}, errors.New("rotator: no inbound store configured")
+	}
+	if r.Email == "" && r.UserID == "" {
+		return DepartureResult{}, fmt.Errorf("departure report %s names nobody: %w", r.ID, ErrBadState)
+	}
+	if r.ReceivedAt.IsZero() {
+		r.ReceivedAt = e.clock.Now()
+	}
+	payload, _ := json.Marshal(r)
+	ev := InboundEvent{ID: "departure/" + r.ID, Kind: "departure", Payload: string(payload), ReceivedAt: r.ReceivedAt}
+	inserted, stored, err := e.inbound.RecordInbound(ctx, ev)
+	if err != nil {
+		return DepartureResult{}, fmt.Errorf("record departure: %w", err)
+	}
+	if !inserted {
+		var res DepartureResult
+		_ = json.Unmarshal([]byte(stored.Result), &res)
+		res.Duplicate = true
+		return res, nil
+	}
+	e.metrics.inbound("departure")
+	res, err := e.processDeparture(ctx, r)
+	e.finish(ctx, ev.ID, res, err)
+	return res, nil
+}
+
+func (e *Engine) processDeparture(ctx context.Context, r DepartureReport) (DepartureResult, error) {
+	var res DepartureResult
+	who := []string{}
+	for _, x := range []string{r.Email, r.UserID} {
+		if x != "" {
+			who = append(who, strings.ToLower(x))
+		}
+	}
+	if err := e.markDeparted(ctx, who, r.ReceivedAt); err != nil {
+		return res, err
+	}
+	pending := false
+	for _, name := range e.keyOrder {
+		k := e.keys[name]
+		owned := slices.ContainsFunc(k.Owners, func(o string) bool { return slices.Contains(who, strings.ToLower(o)) })
+		if !owned {
+			continue
+		}
+		others := e.owners(ctx, k)
+		mode := ModeStaged
+		if len(others) == 0 {
+			mode = ModeEmergency
+		}
+		states, err := e.store.KeyStates(ctx)
+		if err != nil {
+			return res, err
+		}
+		cur := states[name].Current
+		if cur == nil {
+			continue // nothing to rotate
+		}
+		rot, err := e.Trigger(ctx, TriggerRequest{Key: name, Trigger: TriggerDeparture, Mode: mode, TargetGeneration: cur.Generation,
+			Actor: cmpOr(r.Actor, "departure"), Reason: fmt.Sprintf("owner %s left; %d other owner(s) on file", strings.Join(who, "/"), len(others))})
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrActiveRotation) && rot != nil && mode == ModeStaged:
+			// A staged rotation is already replacing the key.
+		case errors.Is(err, ErrActiveRotation) && rot != nil:
+			if perr := e.preempt(ctx, rot, cur, "owner left"); perr != nil {
+				pending = true
+			}
+		default:
+			return res, err
+		}
+		if mode == ModeStaged {
+			res.Staged = append(res.Staged, name)
+		} else {
+			res.Emergency = append(res.Emergency, name)
+		}
+		if rot != nil {
+			res.Rotations = append(res.Rotations, rot.ID)
+		}
+	}
+	if pending {
+		return res, errPending
+	}
+	return res, nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,31 @@
+package rotator
+
+import (
+	"context"
+	"time"
+)
+
+// OutboxItem is one event queued for one notifier.
+type OutboxItem struct {
+	ID       string
+	Notifier string
+	Event    Event
+	Attempts int
+}
+
+// Outbox persists notifications so that a notifier outage or a restart
+// loses none: events are enqueued durably, delivered in order per notifier,
+// and marked delivered once (a notifier must de-duplicate by Event.ID for
+// the crash window between delivery and the mark).
+type Outbox interface {
+	Enqueue(ctx context.Context, notifier string, ev Event) error
+	// DueOutbox lists pending items of a notifier in enqueue order, up to
+	// limit, whose next attempt is at or before now.
+	DueOutbox(ctx context.Context, notifier string, now time.Time, limit int) ([]OutboxItem, error)
+	// ClaimOutbox takes an item for delivery until `until` if it is still
+	// due at now, so that two daemons do not deliver it both.
+	ClaimOutbox(ctx context.Context, id string, now, until time.Time) (bool, error)
+	MarkDelivered(ctx context.Context, id string, at time.Time) error
+	// MarkRetry records a failed attempt; failed=true gives the item up.
+	MarkRetry(ctx context.Context, id string, attempts int, next time.Time, lastError string, failed bool) error
+}

@@ -1,0 +1,94 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"time"
+
+	"github.com/rekeyhq/rekey/rotator"
+)
+
+// Enqueue appends ev to notifier's queue. Implements rotator.Outbox.
+func (s *Store) Enqueue(ctx context.Context, notifier string, ev rotator.Event) error {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return s.errorf("outbox: encode event: %w", err)
+	}
+	now := TimeText(time.Now())
+	return s.write(ctx, func(tx *sql.Tx) error {
+		var seq int64
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE notifier = ?`), notifier).Scan(&seq); err != nil {
+			return s.errorf("outbox: %w", err)
+		}
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO outbox (id, notifier, seq, event, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO NOTHING`), clean(notifier+"/"+ev.ID), clean(notifier), seq+1, clean(string(b)), now, now)
+		if err != nil {
+			return s.errorf("outbox: enqueue: %w", err)
+		}
+		return nil
+	})
+}
+
+// DueOutbox lists a notifier's pending items in order.
+func (s *Store) DueOutbox(ctx context.Context, notifier string, now time.Time, n int) ([]rotator.OutboxItem, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, event, attempts FROM outbox
+		WHERE notifier = ? AND delivered_at = '' AND failed = 0 AND next_attempt_at <= ? ORDER BY seq`+limit(n)), notifier, TimeText(now))
+	if err != nil {
+		return nil, s.errorf("outbox: due: %w", err)
+	}
+	defer rows.Close()
+	var out []rotator.OutboxItem
+	for rows.Next() {
+		var it rotator.OutboxItem
+		var ev string
+		if err := rows.Scan(&it.ID, &ev, &it.Attempts); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(ev), &it.Event); err != nil {
+			return nil, s.errorf("outbox: decode %s: %w", it.ID, err)
+		}
+		it.Notifier = notifier
+		out = append(out, it)
+	}
+	return out, rows.Err()
+}
+
+// ClaimOutbox claims an item that is still due.
+func (s *Store) ClaimOutbox(ctx context.Context, id string, now, until time.Time) (bool, error) {
+	var ok bool
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND delivered_at = '' AND failed = 0 AND next_attempt_at <= ?`),
+			TimeText(until), id, TimeText(now))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		ok = n == 1
+		return err
+	})
+	return ok, err
+}
+
+// MarkDelivered records a delivery.
+func (s *Store) MarkDelivered(ctx context.Context, id string, at time.Time) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.q(`UPDATE outbox SET delivered_at = ? WHERE id = ?`), TimeText(at), id)
+		return err
+	})
+}
+
+// MarkRetry records a failed attempt.
+func (s *Store) MarkRetry(ctx context.Context, id string, attempts int, next time.Time, lastError string, failed bool) error {
+	f := 0
+	if failed {
+		f = 1
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.q(`UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ?, failed = ? WHERE id = ?`),
+			attempts, TimeText(next), clean(lastError), f, id)
+		return err
+	})
+}
+
+var _ rotator.Outbox = (*Store)(nil)
