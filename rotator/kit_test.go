@@ -12,6 +12,7 @@ import (
 
 	"github.com/rekeyhq/rekey/rotator"
 	"github.com/rekeyhq/rekey/store/sqlite"
+	"github.com/rekeyhq/rekey/store/sqlstore"
 )
 
 // fakeClock is a manual clock.
@@ -296,7 +297,7 @@ type env struct {
 	t      *testing.T
 	ctx    context.Context
 	clock  *fakeClock
-	store  rotator.Store
+	store  *sqlstore.Store
 	iss    *issuer
 	sinks  []*memSink
 	src    *traffic
@@ -338,6 +339,7 @@ func (e *env) newEngine(fp func(string)) *rotator.Engine {
 	eng, err := rotator.New(rotator.Options{
 		Store: e.store, Keys: []*rotator.Key{e.key}, Notifiers: map[string]rotator.Notifier{"notes": e.notes},
 		Clock: e.clock, Backoff: rotator.Backoff{Base: time.Second, Max: time.Minute, Factor: 2}, Failpoint: fp,
+		Inbound: e.store, State: e.store,
 	})
 	if err != nil {
 		e.t.Fatal(err)
