@@ -128,11 +128,6 @@ keys:
 
 func newWorld(t *testing.T, p params) *world {
 	t.Helper()
-	w := &world{t: t, dir: t.TempDir()}
-	w.hook = httptest.NewServer(http.HandlerFunc(w.receive))
-	t.Cleanup(w.hook.Close)
-	w.addr = freeAddr(t)
-	p.Dir, p.Addr, p.Hook = w.dir, w.addr, w.hook.URL
 	if p.MaxAge == "" {
 		p.MaxAge = "90d"
 	}
@@ -148,8 +143,24 @@ func newWorld(t *testing.T, p params) *world {
 	if len(p.Keys) == 0 {
 		p.Keys = []string{"api"}
 	}
+	return newWorldFrom(t, cfgTemplate, func(w *world) any {
+		p.Dir, p.Addr, p.Hook = w.dir, w.addr, w.hook.URL
+		return p
+	})
+}
+
+// newWorldFrom makes a world whose configuration is tmpl (text/template)
+// executed over what data returns; data sees the world's Dir, Addr and the
+// webhook receiver's URL, and may add anything (server addresses…). The
+// files admin-token and webhook-secret are written beside it.
+func newWorldFrom(t *testing.T, tmpl string, data func(w *world) any) *world {
+	t.Helper()
+	w := &world{t: t, dir: t.TempDir()}
+	w.hook = httptest.NewServer(http.HandlerFunc(w.receive))
+	t.Cleanup(w.hook.Close)
+	w.addr = freeAddr(t)
 	var b bytes.Buffer
-	if err := template.Must(template.New("cfg").Parse(cfgTemplate)).Execute(&b, p); err != nil {
+	if err := template.Must(template.New("cfg").Parse(tmpl)).Execute(&b, data(w)); err != nil {
 		t.Fatal(err)
 	}
 	w.cfg = filepath.Join(w.dir, "rekey.yaml")
@@ -159,6 +170,19 @@ func newWorld(t *testing.T, p params) *world {
 		}
 	}
 	return w
+}
+
+// Dir, Addr and HookURL are for configuration templates.
+func (w *world) Dir() string     { return w.dir }
+func (w *world) Addr() string    { return w.addr }
+func (w *world) HookURL() string { return w.hook.URL }
+
+// addSecret registers a secret value for the scan (for sinks the scan
+// cannot read itself, such as Vault or Secrets Manager).
+func addSecret(v string) {
+	if v != "" {
+		secretsSeen.Store(v, struct{}{})
+	}
 }
 
 // receive records signed webhook notifications and checks their signature.
