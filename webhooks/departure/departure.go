@@ -1,0 +1,176 @@
+// Package departure is the inbound departure webhook,
+// POST /v1/events/departure: an HR system (or an admin's script) holding the
+// shared secret reports that a person left, signed the Standard Webhooks
+// way. The handler authenticates the raw body before parsing it, hands the
+// departure to the engine — which rotates the keys the person owned, staged
+// when another owner remains and at once otherwise — and answers 202 with
+// the keys it affected only once the engine has durably recorded it.
+//
+// Body (at least one of email and user_id):
+//
+//	{"email": "ana@example.com", "user_id": "U024BE7LH", "actor": "workday"}
+//
+// Answers: 202 {"accepted":true,"duplicate":bool,"staged":[…],"emergency":[…],
+// "rotations":[…]}; 400 malformed body; 401 bad signature or timestamp; 405;
+// 409 an exact replay of an already received signed message; 413 body over
+// 1 MiB; 415 not JSON; 503 the engine could not record it (retry).
+package departure
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rekeyhq/rekey/internal/httpx"
+	"github.com/rekeyhq/rekey/rotator"
+	"github.com/rekeyhq/rekey/webhooks/internal/inbound"
+)
+
+// Route is where the app mounts the handler.
+const Route = "POST /v1/events/departure"
+
+// ReplayNamespace is the ReplayGuard namespace of signed attempts.
+const ReplayNamespace = "departure"
+
+// Limits on the fields.
+const (
+	maxEmailLen = 254 // RFC 5321 path limit
+	maxFieldLen = 200
+)
+
+// Handler serves the departure webhook.
+type Handler struct {
+	auth   inbound.Signed
+	intake rotator.Intake
+	log    *slog.Logger
+	now    func() time.Time // seam for tests
+}
+
+// New resolves the signing secret (so a missing or weak one fails at start)
+// and builds the handler. A nil logger discards.
+func New(cfg Config, intake rotator.Intake, guard rotator.ReplayGuard, logger *slog.Logger) (*Handler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("departure webhook: %w", err)
+	}
+	if intake == nil || guard == nil {
+		return nil, errors.New("departure webhook: intake and replay guard are required")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("webhook", "departure")
+	key, err := inbound.Key(cfg.Secret(), "secret")
+	if err != nil {
+		return nil, fmt.Errorf("departure webhook: %w", err)
+	}
+	return &Handler{
+		auth: inbound.Signed{
+			Key: key, Tolerance: cfg.Tolerance, Guard: guard, Namespace: ReplayNamespace, Log: logger,
+		},
+		intake: intake,
+		log:    logger,
+		now:    time.Now,
+	}, nil
+}
+
+// response is the 202 answer. The sender is an authenticated HR system,
+// which may learn the names of the keys the departure affects.
+type response struct {
+	Accepted  bool     `json:"accepted"`
+	Duplicate bool     `json:"duplicate"`
+	Staged    []string `json:"staged"`
+	Emergency []string `json:"emergency"`
+	Rotations []string `json:"rotations"`
+}
+
+// ServeHTTP authenticates, parses, claims the signed attempt, records the
+// departure with the engine, then answers.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	now := h.now()
+	msg, body, ok := h.auth.Authenticate(w, r, now)
+	if !ok {
+		return
+	}
+	rep, err := parseReport(body)
+	if err != nil {
+		h.log.WarnContext(r.Context(), "refused a malformed departure report", "webhook_id", msg.ID, "err", err)
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ctx, cancel := inbound.Detach(r)
+	defer cancel()
+	if !h.auth.Claim(ctx, w, msg, now) {
+		return
+	}
+	rep.ID = msg.ID
+	rep.ReceivedAt = now
+	res, err := h.intake.ReportDeparture(ctx, rep)
+	if err != nil {
+		h.log.ErrorContext(ctx, "engine could not record a departure", "webhook_id", msg.ID, "err", err)
+		httpx.WriteError(w, http.StatusServiceUnavailable, "the departure could not be recorded; retry later")
+		return
+	}
+	h.log.InfoContext(ctx, "departure accepted", "webhook_id", msg.ID, "email", rep.Email, "user_id", rep.UserID,
+		"actor", rep.Actor, "staged", res.Staged, "emergency", res.Emergency, "duplicate", res.Duplicate)
+	httpx.WriteJSON(w, http.StatusAccepted, response{
+		Accepted:  true,
+		Duplicate: res.Duplicate,
+		Staged:    nonNil(res.Staged),
+		Emergency: nonNil(res.Emergency),
+		Rotations: nonNil(res.Rotations),
+	})
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// request is the JSON body.
+type request struct {
+	Email  string `json:"email"`
+	UserID string `json:"user_id"`
+	Actor  string `json:"actor"`
+}
+
+// parseReport decodes and checks an authenticated body.
+func parseReport(body []byte) (rotator.DepartureReport, error) {
+	var req request
+	if err := httpx.DecodeStrict(body, &req); err != nil {
+		return rotator.DepartureReport{}, err
+	}
+	rep := rotator.DepartureReport{
+		Email:  strings.TrimSpace(req.Email),
+		UserID: strings.TrimSpace(req.UserID),
+		Actor:  strings.TrimSpace(req.Actor),
+	}
+	var errs []error
+	if rep.Email == "" && rep.UserID == "" {
+		errs = append(errs, errors.New("email or user_id: at least one is required"))
+	}
+	if rep.Email != "" {
+		local, domain, ok := strings.Cut(rep.Email, "@")
+		if !ok || local == "" || domain == "" || strings.ContainsAny(rep.Email, " \t\r\n<>,;") || len(rep.Email) > maxEmailLen {
+			errs = append(errs, errors.New("email: not an email address"))
+		}
+	}
+	for _, f := range []struct{ name, v string }{{"email", rep.Email}, {"user_id", rep.UserID}, {"actor", rep.Actor}} {
+		if !utf8.ValidString(f.v) || strings.ContainsFunc(f.v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			errs = append(errs, fmt.Errorf("%s: must be printable text", f.name))
+		} else if f.name != "email" && len(f.v) > maxFieldLen {
+			errs = append(errs, fmt.Errorf("%s: longer than %d bytes", f.name, maxFieldLen))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return rotator.DepartureReport{}, err
+	}
+	return rep, nil
+}
+
+var _ http.Handler = (*Handler)(nil)
