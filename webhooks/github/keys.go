@@ -50,7 +50,6 @@ type keyRing struct {
 	triedAt   time.Time     // last attempt
 	lastErr   error         // of the last attempt
 	inflight  chan struct{} // closed when the running fetch ends
-	fetches   int           // attempts, for tests
 }
 
 // lookup returns the public key named id.
@@ -86,7 +85,6 @@ func (k *keyRing) lookup(ctx context.Context, id string) (*ecdsa.PublicKey, erro
 		}
 		ch := make(chan struct{})
 		k.inflight, k.triedAt = ch, now
-		k.fetches++
 		k.mu.Unlock()
 
 		keys, err := k.fetch(ctx)
