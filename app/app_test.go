@@ -11,7 +11,7 @@ import (
 // line in the family's factory map (the type name is the package's folder).
 func TestEveryAdapterIsWired(t *testing.T) {
 	known := KnownTypes()
-	for family, dir := range map[string]string{"issuers": "../issuers", "sinks": "../sinks", "notifiers": "../notifiers", "traffic": "../traffic"} {
+	for family, dir := range map[string]string{"issuers": "../issuers", "sinks": "../sinks", "notifiers": "../notifiers", "traffic": "../traffic", "webhooks": "../webhooks"} {
 		entries, err := os.ReadDir(dir)
 		if err != nil {
 			t.Fatal(err)

@@ -29,6 +29,7 @@ type Daemon struct {
 	Registry   *prometheus.Registry
 	Logger     *slog.Logger
 	AdminToken rotator.Secret
+	routes     []route
 	closers    []func() error
 }
 
@@ -130,6 +131,9 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o Build
 		return nil, err
 	}
 	d.closers = append(d.closers, func() error { d.Engine.Close(5 * time.Second); return nil })
+	if d.routes, err = buildWebhooks(cfg.Webhooks, logger, d.Engine, d.Store); err != nil {
+		return nil, err
+	}
 	ok = true
 	return d, nil
 }

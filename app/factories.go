@@ -54,5 +54,6 @@ func KnownTypes() config.KnownTypes {
 		config.FamilySinks:     keys(sinkFactories),
 		config.FamilyNotifiers: keys(notifierFactories),
 		config.FamilyTraffic:   keys(trafficFactories),
+		config.FamilyWebhooks:  keys(webhookFactories),
 	}
 }

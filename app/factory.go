@@ -15,23 +15,27 @@ type factory[T any] struct {
 	build func(settings map[string]any, path string, logger *slog.Logger) (T, error)
 }
 
+// decodeSettings decodes an adapter's settings over its defaults strictly
+// and validates them, with YAML-path errors.
+func decodeSettings[C validator](def func() C, settings map[string]any, path string) (C, error) {
+	cfg := def()
+	if settings == nil {
+		settings = map[string]any{}
+	}
+	if err := config.Decode(settings, &cfg, path); err != nil {
+		return cfg, err
+	}
+	if err := cfg.Validate(); err != nil {
+		var es config.Errors
+		es.AddErr(path, err)
+		return cfg, es
+	}
+	return cfg, nil
+}
+
 // adapter makes a factory from an adapter package's DefaultConfig and New.
 func adapter[C validator, T any](def func() C, mk func(C, *slog.Logger) (T, error)) factory[T] {
-	decode := func(settings map[string]any, path string) (C, error) {
-		cfg := def()
-		if settings == nil {
-			settings = map[string]any{}
-		}
-		if err := config.Decode(settings, &cfg, path); err != nil {
-			return cfg, err
-		}
-		if err := cfg.Validate(); err != nil {
-			var es config.Errors
-			es.AddErr(path, err)
-			return cfg, es
-		}
-		return cfg, nil
-	}
+	decode := func(settings map[string]any, path string) (C, error) { return decodeSettings(def, settings, path) }
 	return factory[T]{
 		check: func(settings map[string]any, path string) error {
 			_, err := decode(settings, path)

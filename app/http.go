@@ -25,6 +25,9 @@ func (d *Daemon) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", d.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
+	for _, rt := range d.routes {
+		mux.Handle(rt.pattern, rt.handler)
+	}
 	a := &admin{d: d}
 	for pattern, h := range map[string]http.HandlerFunc{
 		"GET /v1/keys":                    a.listKeys,

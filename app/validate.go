@@ -15,6 +15,13 @@ func Validate(cfg *config.Config) config.Errors {
 	checkFamily(&errs, "sinks", cfg.Sinks, sinkFactories)
 	checkFamily(&errs, "notifiers", cfg.Notifiers, notifierFactories)
 	checkFamily(&errs, "traffic", cfg.Traffic, trafficFactories)
+	for i, a := range cfg.Webhooks {
+		if f, ok := webhookFactories[a.Type]; ok {
+			if err := f.check(a.Settings, fmt.Sprintf("webhooks[%d]", i)); err != nil {
+				errs.AddErr("", err)
+			}
+		}
+	}
 	return errs
 }
 

@@ -16,6 +16,7 @@ type Config struct {
 	Sinks     []Adapter   `koanf:"sinks"`
 	Notifiers []Adapter   `koanf:"notifiers"`
 	Traffic   []Adapter   `koanf:"traffic"`
+	Webhooks  []Adapter   `koanf:"webhooks"`
 	Defaults  KeySettings `koanf:"defaults"`
 	Keys      []Key       `koanf:"keys"`
 }

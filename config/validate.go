@@ -18,6 +18,7 @@ const (
 	FamilySinks     = "sinks"
 	FamilyNotifiers = "notifiers"
 	FamilyTraffic   = "traffic"
+	FamilyWebhooks  = "webhooks"
 )
 
 // KnownTypes lists the adapter types of each family that this build offers.
@@ -40,8 +41,15 @@ func (c *Config) Validate(known KnownTypes) Errors {
 	for _, fam := range []struct {
 		name string
 		list []Adapter
-	}{{FamilyIssuers, c.Issuers}, {FamilySinks, c.Sinks}, {FamilyNotifiers, c.Notifiers}, {FamilyTraffic, c.Traffic}} {
+	}{{FamilyIssuers, c.Issuers}, {FamilySinks, c.Sinks}, {FamilyNotifiers, c.Notifiers}, {FamilyTraffic, c.Traffic}, {FamilyWebhooks, c.Webhooks}} {
 		names[fam.name] = validateAdapters(fam.name, fam.list, known[fam.name], &errs)
+	}
+	seenRoute := map[string]int{}
+	for i, w := range c.Webhooks {
+		if j, dup := seenRoute[w.Type]; dup {
+			errs.Add(fmt.Sprintf("webhooks[%d].type", i), "a second %q webhook (also webhooks[%d]); each type serves one route", w.Type, j)
+		}
+		seenRoute[w.Type] = i
 	}
 	c.validateSettings("defaults", c.Defaults, names, &errs)
 	seen := map[string]int{}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/rekeyhq/rekey/app"
+	"github.com/rekeyhq/rekey/webhooks/scanners"
+)
+
+// report submits a leak scanner's findings (for CI pipelines): every token
+// is fingerprinted on reading and matched against live credentials; a match
+// starts an emergency rotation, which the daemon drives.
+func (c *cli) report(args []string) error {
+	fs, o := c.flags("report", false)
+	format := fs.String("format", "", "scanner output format: "+fmt.Sprint(scanners.Formats))
+	pos, err := parse(fs, o, args, 1, "FILE (or - for stdin)")
+	if err != nil {
+		return err
+	}
+	if *format == "" {
+		return usageError{"--format is required"}
+	}
+	in := c.stdin
+	if pos[0] != "-" {
+		f, err := os.Open(pos[0])
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+	}
+	reports, err := scanners.Parse(*format, in)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	d, err := c.open(o)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	type line struct {
+		Source     string `json:"source"`
+		URL        string `json:"url"`
+		Known      bool   `json:"known"`
+		Key        string `json:"key,omitempty"`
+		Generation int    `json:"generation,omitempty"`
+		RotationID string `json:"rotation_id,omitempty"`
+		Duplicate  bool   `json:"duplicate,omitempty"`
+	}
+	var out []line
+	known := 0
+	for _, r := range reports {
+		r.Via = "cli"
+		res, err := d.Engine.ReportExposure(c.ctx, r)
+		if err != nil {
+			return fmt.Errorf("report %s: %w", r.URL, err)
+		}
+		if res.Known {
+			known++
+		}
+		out = append(out, line{r.Source, r.URL, res.Known, res.Key, res.Generation, res.RotationID, res.Duplicate})
+	}
+	if o.output == "json" {
+		return printJSON(c.stdout, map[string]any{"findings": len(reports), "known": known, "results": out})
+	}
+	t := newTable("SOURCE", "WHERE", "MATCH", "ROTATION")
+	for _, l := range out {
+		m := "no live credential"
+		if l.Known {
+			m = fmt.Sprintf("%s generation %d", l.Key, l.Generation)
+		}
+		if l.Duplicate {
+			m += " (already reported)"
+		}
+		t.row(l.Source, l.URL, m, l.RotationID)
+	}
+	if err := t.write(c.stdout); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "%d finding(s), %d matched a live credential\n", len(reports), known)
+	return nil
+}
+
+// decommission revokes every live credential of a key and removes it from
+// its sinks, without a replacement.
+func (c *cli) decommission(args []string) error {
+	fs, o := c.flags("decommission", true)
+	reason := fs.String("reason", "", "why (recorded and notified)")
+	pos, err := parse(fs, o, args, 1, "KEY")
+	if err != nil {
+		return err
+	}
+	req, err := app.TriggerFor(pos[0], "emergency", "decommission", *reason, o.as, false)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	d, err := c.open(o)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	r, err := d.Engine.Trigger(c.ctx, req)
+	if err != nil {
+		return err
+	}
+	return c.printRotation(o, r)
+}
