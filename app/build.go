@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/rekeyhq/rekey/config"
 	"github.com/rekeyhq/rekey/internal/secretref"
+	"github.com/rekeyhq/rekey/notifiers/slack"
 	"github.com/rekeyhq/rekey/policies"
 	"github.com/rekeyhq/rekey/rotator"
 	"github.com/rekeyhq/rekey/store/postgres"
@@ -30,6 +33,7 @@ type Daemon struct {
 	Logger     *slog.Logger
 	AdminToken rotator.Secret
 	routes     []route
+	starters   []func(context.Context) error
 	closers    []func() error
 }
 
@@ -83,19 +87,24 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o Build
 	}
 	d.closers = append(d.closers, d.Store.Close)
 
-	issuers, err := buildFamily(ctx, "issuers", cfg.Issuers, issuerFactories, logger)
+	// The engine needs its notifiers, and the Slack notifier records
+	// decisions through the engine: it gets a decider bound once the engine
+	// exists.
+	late := &lateDecider{}
+	base := deps{store: d.Store, decider: late}
+	issuers, err := buildFamily(ctx, "issuers", cfg.Issuers, issuerFactories, logger, base)
 	if err != nil {
 		return nil, err
 	}
-	sinks, err := buildFamily(ctx, "sinks", cfg.Sinks, sinkFactories, logger)
+	sinks, err := buildFamily(ctx, "sinks", cfg.Sinks, sinkFactories, logger, base)
 	if err != nil {
 		return nil, err
 	}
-	notifiers, err := buildFamily(ctx, "notifiers", cfg.Notifiers, notifierFactories, logger)
+	notifiers, err := buildFamily(ctx, "notifiers", cfg.Notifiers, notifierFactories, logger, base)
 	if err != nil {
 		return nil, err
 	}
-	traffic, err := buildFamily(ctx, "traffic", cfg.Traffic, trafficFactories, logger)
+	traffic, err := buildFamily(ctx, "traffic", cfg.Traffic, trafficFactories, logger, base)
 	if err != nil {
 		return nil, err
 	}
@@ -103,6 +112,12 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o Build
 		for _, a := range m {
 			if c, ok := a.(interface{ Close() error }); ok {
 				d.closers = append(d.closers, c.Close)
+			}
+			if s, ok := a.(interface{ Start(context.Context) error }); ok {
+				d.starters = append(d.starters, s.Start)
+			}
+			if h, ok := a.(interface{ Interactions() http.Handler }); ok {
+				d.routes = append(d.routes, route{slack.InteractionsRoute, h.Interactions()})
 			}
 		}
 	}
@@ -130,10 +145,13 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o Build
 	if err != nil {
 		return nil, err
 	}
+	late.set(d.Engine)
 	d.closers = append(d.closers, func() error { d.Engine.Close(5 * time.Second); return nil })
-	if d.routes, err = buildWebhooks(cfg.Webhooks, logger, d.Engine, d.Store); err != nil {
+	hooks, err := buildWebhooks(cfg.Webhooks, logger, d.Engine, d.Store)
+	if err != nil {
 		return nil, err
 	}
+	d.routes = append(d.routes, hooks...)
 	ok = true
 	return d, nil
 }
@@ -161,11 +179,13 @@ func openStore(ctx context.Context, s config.Store) (Store, error) {
 	}
 }
 
-func buildFamily[T any](_ context.Context, family string, list []config.Adapter, fs map[string]factory[T], logger *slog.Logger) (map[string]T, error) {
+func buildFamily[T any](_ context.Context, family string, list []config.Adapter, fs map[string]factory[T], logger *slog.Logger, base deps) (map[string]T, error) {
 	out := make(map[string]T, len(list))
 	for i, a := range list {
 		path := fmt.Sprintf("%s[%d]", family, i)
-		v, err := fs[a.Type].build(a.Settings, path, logger.With("adapter", a.Type, "name", a.Name))
+		d := base
+		d.logger, d.name = logger.With("adapter", a.Type, "name", a.Name), a.Name
+		v, err := fs[a.Type].build(a.Settings, path, d)
 		if err != nil {
 			return nil, fmt.Errorf("%s (%s %q): %w", path, a.Type, a.Name, err)
 		}
@@ -246,4 +266,22 @@ func daemonID(cfg *config.Config) string {
 		host = "localhost"
 	}
 	return host + "/" + cfg.Daemon.Listen
+}
+
+// lateDecider forwards decisions to the engine once it exists.
+type lateDecider struct {
+	mu sync.RWMutex
+	e  *rotator.Engine
+}
+
+func (l *lateDecider) set(e *rotator.Engine) { l.mu.Lock(); l.e = e; l.mu.Unlock() }
+
+func (l *lateDecider) Decide(ctx context.Context, req rotator.ApproveRequest) (*rotator.Rotation, error) {
+	l.mu.RLock()
+	e := l.e
+	l.mu.RUnlock()
+	if e == nil {
+		return nil, errors.New("rekey is starting; try again")
+	}
+	return e.Decide(ctx, req)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/rekeyhq/rekey/issuers/manual"
 	"github.com/rekeyhq/rekey/issuers/random"
 	notifierlog "github.com/rekeyhq/rekey/notifiers/log"
+	"github.com/rekeyhq/rekey/notifiers/slack"
 	"github.com/rekeyhq/rekey/notifiers/webhook"
 	"github.com/rekeyhq/rekey/rotator"
 	"github.com/rekeyhq/rekey/sinks/awssm"
@@ -37,6 +38,10 @@ var (
 	notifierFactories = map[string]factory[rotator.Notifier]{
 		"log":     adapter(notifierlog.DefaultConfig, func(c notifierlog.Config, l *slog.Logger) (rotator.Notifier, error) { return notifierlog.New(c, l) }),
 		"webhook": adapter(webhook.DefaultConfig, func(c webhook.Config, l *slog.Logger) (rotator.Notifier, error) { return webhook.New(c, l) }),
+		"slack": withDeps(slack.DefaultConfig, func(c slack.Config, d deps) (rotator.Notifier, error) {
+			c.Name = d.name
+			return slack.New(c, d.logger, d.store, d.store, d.decider, d.store)
+		}),
 	}
 	trafficFactories = map[string]factory[rotator.TrafficSource]{
 		"fixed": adapter(fixed.DefaultConfig, func(c fixed.Config, _ *slog.Logger) (rotator.TrafficSource, error) { return fixed.New(c), nil }),

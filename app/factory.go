@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/rekeyhq/rekey/config"
+	"github.com/rekeyhq/rekey/rotator"
 )
 
 type validator interface{ Validate() error }
@@ -12,7 +13,15 @@ type validator interface{ Validate() error }
 // factory decodes and checks an adapter's settings, and builds it.
 type factory[T any] struct {
 	check func(settings map[string]any, path string) error
-	build func(settings map[string]any, path string, logger *slog.Logger) (T, error)
+	build func(settings map[string]any, path string, d deps) (T, error)
+}
+
+// deps is what an adapter may be built with; most take only the logger.
+type deps struct {
+	logger  *slog.Logger
+	name    string // the adapter's configured name
+	store   Store
+	decider rotator.Decider
 }
 
 // decodeSettings decodes an adapter's settings over its defaults strictly
@@ -35,19 +44,23 @@ func decodeSettings[C validator](def func() C, settings map[string]any, path str
 
 // adapter makes a factory from an adapter package's DefaultConfig and New.
 func adapter[C validator, T any](def func() C, mk func(C, *slog.Logger) (T, error)) factory[T] {
-	decode := func(settings map[string]any, path string) (C, error) { return decodeSettings(def, settings, path) }
+	return withDeps(def, func(c C, d deps) (T, error) { return mk(c, d.logger) })
+}
+
+// withDeps makes a factory for adapters that need more than a logger.
+func withDeps[C validator, T any](def func() C, mk func(C, deps) (T, error)) factory[T] {
 	return factory[T]{
 		check: func(settings map[string]any, path string) error {
-			_, err := decode(settings, path)
+			_, err := decodeSettings(def, settings, path)
 			return err
 		},
-		build: func(settings map[string]any, path string, logger *slog.Logger) (T, error) {
+		build: func(settings map[string]any, path string, d deps) (T, error) {
 			var zero T
-			cfg, err := decode(settings, path)
+			cfg, err := decodeSettings(def, settings, path)
 			if err != nil {
 				return zero, err
 			}
-			return mk(cfg, logger)
+			return mk(cfg, d)
 		},
 	}
 }

@@ -96,6 +96,11 @@ func (d *Daemon) Serve(ctx context.Context, ready chan<- string) error {
 	ectx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() { errc <- d.Engine.Run(ectx) }()
+	for _, start := range d.starters {
+		if err := start(ectx); err != nil {
+			d.Logger.Error("start adapter", "err", err)
+		}
+	}
 	keySpecs := map[string]string{}
 	for _, k := range d.Config.Keys {
 		if k.Schedule != "" {

@@ -15,6 +15,15 @@ func Validate(cfg *config.Config) config.Errors {
 	checkFamily(&errs, "sinks", cfg.Sinks, sinkFactories)
 	checkFamily(&errs, "notifiers", cfg.Notifiers, notifierFactories)
 	checkFamily(&errs, "traffic", cfg.Traffic, trafficFactories)
+	slackAt := -1
+	for i, n := range cfg.Notifiers {
+		if n.Type == "slack" {
+			if slackAt >= 0 {
+				errs.Add(fmt.Sprintf("notifiers[%d].type", i), "a second slack notifier (also notifiers[%d]); one Slack app serves one interactivity endpoint — route channels with `channels`", slackAt)
+			}
+			slackAt = i
+		}
+	}
 	for i, a := range cfg.Webhooks {
 		if f, ok := webhookFactories[a.Type]; ok {
 			if err := f.check(a.Settings, fmt.Sprintf("webhooks[%d]", i)); err != nil {

@@ -87,7 +87,8 @@ func (e *Engine) Trigger(ctx context.Context, req TriggerRequest) (*Rotation, er
 	e.metrics.phaseEntered(r, r.Phase)
 	e.dispatch.send(k, Event{ID: r.ID + "-start", Kind: EventStarted, Severity: severityOf(r), Key: r.Key, RotationID: r.ID,
 		Phase: r.Phase, Trigger: r.Trigger, Mode: r.Mode, Actor: r.Actor, Owners: k.Owners, At: now,
-		Message: fmt.Sprintf("%s rotation of %s started (%s): %s", r.Mode, r.Key, r.Trigger, r.Reason)})
+		Message: fmt.Sprintf("%s rotation of %s started (%s): %s", r.Mode, r.Key, r.Trigger, r.Reason),
+		Fields:  map[string]string{"reason": r.Reason}})
 	e.log.Info("rotation created", "rotation", r.ID, "key", r.Key, "trigger", r.Trigger, "mode", r.Mode, "actor", r.Actor)
 	e.Wake()
 	return r, nil
@@ -103,10 +104,13 @@ func severityOf(r *Rotation) Severity {
 // ApproveRequest is a human decision.
 type ApproveRequest struct {
 	RotationID string
-	Approver   string
-	Verdict    Verdict
-	Via        string
-	Comment    string
+	// Gate, if set, must be the gate the rotation waits on (a stale Slack
+	// button must not decide a newer gate).
+	Gate     Gate
+	Approver string
+	Verdict  Verdict
+	Via      string
+	Comment  string
 }
 
 // Errors of approvals.
@@ -143,7 +147,7 @@ func (e *Engine) Decide(ctx context.Context, req ApproveRequest) (*Rotation, err
 		return nil, fmt.Errorf("key %q is no longer configured: %w", r.Key, ErrNotFound)
 	}
 	g, ok := PendingGate(r)
-	if !ok || r.Phase.Terminal() {
+	if !ok || r.Phase.Terminal() || req.Gate != "" && req.Gate != g {
 		return r, fmt.Errorf("rotation %s (%s): %w", r.ID, r.Phase, ErrNoGate)
 	}
 	if req.Approver == "" {

@@ -145,7 +145,7 @@ func (s *step) hold(ctx context.Context, h Hold, detail string, until time.Time,
 	if err := s.commit(ctx, nil, s.audit("held", map[string]string{"hold": string(h), "detail": detail})); err != nil {
 		return err
 	}
-	s.notify(EventHeld, sev, fmt.Sprintf("%s waits: %s", s.r.Key, detail), map[string]string{"hold": string(h)})
+	s.notify(EventHeld, sev, fmt.Sprintf("%s waits: %s", s.r.Key, detail), map[string]string{"hold": string(h), "detail": detail})
 	return nil
 }
 

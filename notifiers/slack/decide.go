@@ -119,7 +119,7 @@ func (n *Notifier) handleClick(ctx context.Context, c click) {
 		n.ephemeral(ctx, c, "rekey could not look up your Slack profile; try again, or use `rekey approve`.")
 		return
 	}
-	_, err = n.decider.Decide(ctx, rotator.ApproveRequest{RotationID: id, Approver: approver, Verdict: c.verdict, Via: "slack",
+	_, err = n.decider.Decide(ctx, rotator.ApproveRequest{RotationID: id, Gate: gate, Approver: approver, Verdict: c.verdict, Via: "slack",
 		Comment: "slack user " + c.userID})
 	if err != nil {
 		log.Warn("slack: decision refused", "approver", approver, "err", err)

@@ -79,7 +79,7 @@ func TestApproveFromSlack(t *testing.T) {
 				t.Fatalf("status %d, want 200", code)
 			}
 			reqs := e.decider.requests()
-			want := rotator.ApproveRequest{RotationID: "rot_appr0001", Approver: tc.approver, Verdict: tc.verdict, Via: "slack", Comment: "slack user " + tc.user}
+			want := rotator.ApproveRequest{RotationID: "rot_appr0001", Gate: tc.gate, Approver: tc.approver, Verdict: tc.verdict, Via: "slack", Comment: "slack user " + tc.user}
 			if len(reqs) != 1 || reqs[0] != want {
 				t.Fatalf("Decide calls = %+v, want [%+v]", reqs, want)
 			}

@@ -107,7 +107,7 @@ func TestSocketMode(t *testing.T) {
 	send(envelope("env-1", "UANA"))
 	ack("env-1")
 	waitFor(t, "the decision", func() bool { return len(e.decider.requests()) == 1 })
-	want := rotator.ApproveRequest{RotationID: "rot_sock0001", Approver: "ana@example.com", Verdict: rotator.VerdictApprove, Via: "slack", Comment: "slack user UANA"}
+	want := rotator.ApproveRequest{RotationID: "rot_sock0001", Gate: rotator.GateStart, Approver: "ana@example.com", Verdict: rotator.VerdictApprove, Via: "slack", Comment: "slack user UANA"}
 	if got := e.decider.requests()[0]; got != want {
 		t.Fatalf("Decide(%+v), want %+v", got, want)
 	}
