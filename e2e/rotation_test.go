@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -150,7 +151,7 @@ func (w *world) bootstrap(key string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	w.t.Fatalf("key %s was not bootstrapped", key)
+	w.t.Fatalf("key %s was not bootstrapped; daemon log:\n%s", key, w.logTail())
 }
 
 // Bad admin API input gets a 4xx with a message and changes nothing.
@@ -285,4 +286,16 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		t.Fatalf("a command on a broken config must exit 2, got %d: %s", code, out)
 	}
 	_ = fmt.Sprint()
+}
+
+// logTail is the end of the newest daemon log, for failure messages.
+func (w *world) logTail() string {
+	if len(w.logs) == 0 {
+		return ""
+	}
+	b, _ := os.ReadFile(w.logs[len(w.logs)-1])
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
 }
