@@ -8,9 +8,34 @@ import (
 // Submit hands the engine a secret a human minted (HumanIssuer). The issuer
 // checks it (format, probe); if it refuses, nothing changes and the error says
 // why without echoing the value.
+//
+// The secret lives only in this process's memory, and `rekey submit` exits
+// right after Submit returns: Submit therefore also stages the new
+// generation in every sink, holding the rotation (local claim and store
+// lease) so that no daemon runs the staging step first — without the secret
+// it would abandon the generation. The daemon reads it back from a sink.
 func (e *Engine) Submit(ctx context.Context, rotationID, actor string, secret Secret) (*Rotation, error) {
 	r, err := e.store.GetRotation(ctx, rotationID)
 	if err != nil {
+		return nil, err
+	}
+	if r.Phase != PhaseMinting || r.Hold != HoldSecret {
+		return r, fmt.Errorf("rotation %s is not waiting for a secret (%s): %w", r.ID, r.Phase, ErrBadState)
+	}
+	if !e.claimLocal(r.ID) {
+		return r, fmt.Errorf("rotation %s is running a step; try again: %w", r.ID, ErrConflict)
+	}
+	defer e.releaseLocal(r.ID)
+	now := e.clock.Now()
+	leased, err := e.store.Lease(ctx, r.ID, e.owner, now, now.Add(e.lease))
+	if err != nil {
+		return r, err
+	}
+	if !leased {
+		return r, fmt.Errorf("rotation %s is being driven by another process; try again: %w", r.ID, ErrConflict)
+	}
+	defer func() { _ = e.store.Release(context.WithoutCancel(ctx), r.ID, e.owner) }()
+	if r, err = e.store.GetRotation(ctx, rotationID); err != nil {
 		return nil, err
 	}
 	k, ok := e.keys[r.Key]
@@ -51,8 +76,13 @@ func (e *Engine) Submit(ctx context.Context, rotationID, actor string, secret Se
 	if err := s.recordMinted(ctx, c, m); err != nil {
 		return r, err
 	}
+	sctx, cancel := context.WithTimeout(ctx, e.stepTO)
+	defer cancel()
+	if err := s.stage(sctx); err != nil {
+		e.fail(ctx, k, s.r, PhaseStaging, err)
+	}
 	e.Wake()
-	return r, nil
+	return s.r, nil
 }
 
 func (e *Engine) scrubValue(msg string, s Secret) string {
