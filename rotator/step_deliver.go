@@ -66,7 +66,7 @@ func (s *step) abandon(ctx context.Context) error {
 	}
 	d := s.delivery(Secret{})
 	if err := s.eachSink(func(b SinkBinding) error {
-		if err := b.Sink.Rollback(ctx, b.Target, d); err != nil {
+		if err := s.rollbackSink(ctx, b, d); err != nil {
 			return fmt.Errorf("sink %s: remove abandoned generation from %s: %w", b.SinkName, b.Target.Path, err)
 		}
 		return nil

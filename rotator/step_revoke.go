@@ -2,6 +2,7 @@ package rotator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -113,6 +114,25 @@ func (s *step) revokeEmergency(ctx context.Context) error {
 	return s.revokeCred(ctx, targets[len(targets)-1], to)
 }
 
+// rollbackSink undoes d in one sink. A sink refuses to touch a target rekey
+// does not own — which is also why a stage there failed; when that target
+// holds no value of d, there is nothing to undo and the refusal is success
+// (otherwise the rollback would hold forever with d live at the issuer).
+func (s *step) rollbackSink(ctx context.Context, b SinkBinding, d Delivery) error {
+	err := b.Sink.Rollback(ctx, b.Target, d)
+	if !errors.Is(err, ErrNotManaged) {
+		return err
+	}
+	st, ierr := b.Sink.Inspect(ctx, b.Target)
+	if ierr != nil || st.Managed {
+		return err
+	}
+	if d.Fingerprint != "" && (st.Current == d.Fingerprint || st.Pending == d.Fingerprint || st.Previous == d.Fingerprint) {
+		return err
+	}
+	return nil
+}
+
 // rollBack undoes a staged rotation whose old credential is still live: the
 // old value becomes current again in every sink and the new credential is
 // revoked. It ends in r.RollbackTo (failed, cancelled, denied).
@@ -127,7 +147,7 @@ func (s *step) rollBack(ctx context.Context) error {
 	}
 	d := s.delivery(Secret{})
 	if err := s.eachSink(func(b SinkBinding) error {
-		if err := b.Sink.Rollback(ctx, b.Target, d); err != nil {
+		if err := s.rollbackSink(ctx, b, d); err != nil {
 			return fmt.Errorf("sink %s: roll back %s: %w", b.SinkName, b.Target.Path, err)
 		}
 		return nil
