@@ -3,6 +3,7 @@ package rotator
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // Submit hands the engine a secret a human minted (HumanIssuer). The issuer
@@ -22,19 +23,11 @@ func (e *Engine) Submit(ctx context.Context, rotationID, actor string, secret Se
 	if r.Phase != PhaseMinting || r.Hold != HoldSecret {
 		return r, fmt.Errorf("rotation %s is not waiting for a secret (%s): %w", r.ID, r.Phase, ErrBadState)
 	}
-	if !e.claimLocal(r.ID) {
-		return r, fmt.Errorf("rotation %s is running a step; try again: %w", r.ID, ErrConflict)
-	}
-	defer e.releaseLocal(r.ID)
-	now := e.clock.Now()
-	leased, err := e.store.Lease(ctx, r.ID, e.owner, now, now.Add(e.lease))
+	release, err := e.take(ctx, r.ID)
 	if err != nil {
 		return r, err
 	}
-	if !leased {
-		return r, fmt.Errorf("rotation %s is being driven by another process; try again: %w", r.ID, ErrConflict)
-	}
-	defer func() { _ = e.store.Release(context.WithoutCancel(ctx), r.ID, e.owner) }()
+	defer release()
 	if r, err = e.store.GetRotation(ctx, rotationID); err != nil {
 		return nil, err
 	}
@@ -84,6 +77,42 @@ func (e *Engine) Submit(ctx context.Context, rotationID, actor string, secret Se
 	e.Wake()
 	return s.r, nil
 }
+
+// take holds rotation id for this process: the local claim (no driver of
+// this engine runs it) and the store lease (no other process does). A
+// driver that has just parked the rotation lets go of both within moments,
+// so take waits a little for them before giving up.
+func (e *Engine) take(ctx context.Context, id string) (release func(), err error) {
+	deadline := time.Now().Add(takeWait)
+	for {
+		if e.claimLocal(id) {
+			now := e.clock.Now()
+			ok, err := e.store.Lease(ctx, id, e.owner, now, now.Add(e.lease))
+			if err != nil {
+				e.releaseLocal(id)
+				return nil, err
+			}
+			if ok {
+				return func() {
+					_ = e.store.Release(context.WithoutCancel(ctx), id, e.owner)
+					e.releaseLocal(id)
+				}, nil
+			}
+			e.releaseLocal(id)
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("rotation %s is being driven by another process; try again: %w", id, ErrConflict)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// takeWait bounds how long take waits for another driver's lease.
+const takeWait = 5 * time.Second
 
 func (e *Engine) scrubValue(msg string, s Secret) string {
 	if v := s.Reveal(); v != "" {
