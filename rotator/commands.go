@@ -90,6 +90,9 @@ func (e *Engine) Trigger(ctx context.Context, req TriggerRequest) (*Rotation, er
 		Message: fmt.Sprintf("%s rotation of %s started (%s): %s", r.Mode, r.Key, r.Trigger, r.Reason),
 		Fields:  map[string]string{"reason": r.Reason}})
 	e.log.Info("rotation created", "rotation", r.ID, "key", r.Key, "trigger", r.Trigger, "mode", r.Mode, "actor", r.Actor)
+	if r.Phase == PhaseRevoking && e.driving.Load() {
+		e.urgent(r.ID)
+	}
 	e.Wake()
 	return r, nil
 }

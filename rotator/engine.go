@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -68,6 +69,8 @@ type Engine struct {
 
 	wake      chan struct{}
 	sem       chan struct{}
+	urgentSem chan struct{}
+	driving   atomic.Bool // Run is running: new emergencies are driven at once
 	mu        sync.Mutex
 	running   map[string]bool // rotation ids with a driver
 	secrets   map[string]Secret
@@ -138,6 +141,7 @@ func New(o Options) (*Engine, error) {
 		e.lease = 2 * e.stepTO
 	}
 	e.sem = make(chan struct{}, e.conc)
+	e.urgentSem = make(chan struct{}, 8)
 	e.dispatch = newDispatcher(o.Notifiers, o.Outbox, !o.EnqueueOnly, e.clock, e.log, e.metrics)
 	e.dispatch.start()
 	return e, nil
@@ -165,6 +169,8 @@ func (e *Engine) Store() Store { return e.store }
 // queued notifications (bounded) to finish. Interrupted rotations — from a
 // crash of this or another daemon — are due at start and roll forward.
 func (e *Engine) Run(ctx context.Context) error {
+	e.driving.Store(true)
+	defer e.driving.Store(false)
 	t := time.NewTicker(e.poll)
 	defer t.Stop()
 	for {
@@ -221,7 +227,7 @@ func (e *Engine) scan(ctx context.Context) {
 			defer e.wg.Done()
 			defer func() { <-e.sem }()
 			defer e.releaseLocal(id)
-			e.drive(ctx, id)
+			e.drive(ctx, id, "")
 		}(r.ID)
 	}
 }
@@ -250,10 +256,12 @@ func (e *Engine) RunOnce(ctx context.Context) {
 }
 
 // drive runs steps of one rotation until it waits (hold, backoff, polling),
-// finishes, or loses its lease.
-func (e *Engine) drive(ctx context.Context, id string) {
+// finishes, or loses its lease. With only set, it stops as soon as the
+// rotation leaves that phase (the urgent path drives just the revoke).
+func (e *Engine) drive(ctx context.Context, id string, only Phase) {
 	now := e.clock.Now()
-	ok, err := e.store.Lease(ctx, id, e.owner, now, now.Add(e.lease))
+	leased := now.Add(e.lease)
+	ok, err := e.store.Lease(ctx, id, e.owner, now, leased)
 	if err != nil || !ok {
 		if err != nil {
 			e.log.Warn("lease rotation", "rotation", id, "err", err)
@@ -272,7 +280,7 @@ func (e *Engine) drive(ctx context.Context, id string) {
 			return
 		}
 		now := e.clock.Now()
-		if r.Phase.Terminal() || r.NextAttemptAt.After(now) {
+		if r.Phase.Terminal() || r.NextAttemptAt.After(now) || only != "" && r.Phase != only {
 			return
 		}
 		k, ok := e.keys[r.Key]
@@ -280,8 +288,11 @@ func (e *Engine) drive(ctx context.Context, id string) {
 			e.log.Error("rotation for a key that is no longer configured; it waits", "rotation", id, "key", r.Key)
 			return
 		}
-		if i > 0 {
-			if ok, err := e.store.Lease(ctx, id, e.owner, now, now.Add(e.lease)); err != nil || !ok {
+		// Renew the lease once half of it is used (a step is bounded by
+		// stepTO, and the lease is at least twice that).
+		if now.After(leased.Add(-e.lease / 2)) {
+			leased = now.Add(e.lease)
+			if ok, err := e.store.Lease(ctx, id, e.owner, now, leased); err != nil || !ok {
 				return
 			}
 		}
@@ -289,6 +300,31 @@ func (e *Engine) drive(ctx context.Context, id string) {
 			return
 		}
 	}
+}
+
+// urgent drives a new emergency rotation's revoke at once, outside the
+// scan's queue and concurrency slots: the time from an exposure report to
+// the revoke call must not depend on how many rotations are queued. The
+// rest of the rotation goes through the normal scan.
+func (e *Engine) urgent(id string) {
+	if !e.claimLocal(id) {
+		return
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		defer e.releaseLocal(id)
+		select {
+		case e.urgentSem <- struct{}{}:
+			defer func() { <-e.urgentSem }()
+		default:
+			return // too many at once: the scan takes it
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*e.stepTO)
+		defer cancel()
+		e.drive(ctx, id, PhaseRevoking)
+		e.Wake()
+	}()
 }
 
 // runStep executes the rotation's current phase once and persists the
