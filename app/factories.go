@@ -15,6 +15,7 @@ import (
 	"github.com/rekeyhq/rekey/sinks/awssm"
 	"github.com/rekeyhq/rekey/sinks/file"
 	"github.com/rekeyhq/rekey/sinks/vault"
+	trafficiam "github.com/rekeyhq/rekey/traffic/awsiam"
 	"github.com/rekeyhq/rekey/traffic/fixed"
 	trafficka "github.com/rekeyhq/rekey/traffic/kubeadapt"
 	trafficprom "github.com/rekeyhq/rekey/traffic/prometheus"
@@ -49,6 +50,7 @@ var (
 			return trafficprom.New(c, l)
 		}),
 		"kubeadapt": adapter(trafficka.DefaultConfig, func(c trafficka.Config, l *slog.Logger) (rotator.TrafficSource, error) { return trafficka.New(c, l) }),
+		"awsiam":    adapter(trafficiam.DefaultConfig, func(c trafficiam.Config, l *slog.Logger) (rotator.TrafficSource, error) { return trafficiam.New(c, l) }),
 	}
 )
 
