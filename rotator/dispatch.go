@@ -85,9 +85,12 @@ func (d *dispatcher) stop(grace time.Duration) {
 	for _, q := range d.queues {
 		close(q)
 	}
-	if d.outbox != nil {
+	if d.outbox != nil && d.deliver {
 		// The durable queue keeps what is left for the next start; give the
-		// loops a moment to deliver what is due now.
+		// loops a moment to deliver what is due now. Without loops (the
+		// CLI only enqueues) there is nothing to wait for: the daemon
+		// delivers, and waiting for it would hold every CLI command for
+		// the whole grace whenever the daemon is down.
 		for _, name := range d.names {
 			d.poke(name)
 		}
