@@ -125,13 +125,13 @@ func (w *world) report(id, token string) (int, map[string]any) {
 	req.Header.Set("webhook-signature", sig)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		w.t.Fatalf("post report: %v", err)
+		return 0, nil // the daemon died before answering (crash tests); a sender would retry
 	}
 	defer resp.Body.Close()
 	var out map[string]any
 	_ = json.NewDecoder(resp.Body).Decode(&out)
 	b, _ := json.Marshal(out)
-	w.outputs.Write(b)
+	w.record(b)
 	return resp.StatusCode, out
 }
 
@@ -197,12 +197,16 @@ func TestKillRightAfterReportAck(t *testing.T) {
 			if env == nil {
 				_ = syscall.Kill(d.cmd.Process.Pid, syscall.SIGKILL)
 				<-d.done
+				if code != 202 {
+					t.Fatalf("report: %d", code)
+				}
 			} else if !d.waitKilled(t, 20*time.Second) {
 				t.Fatal("failpoint did not kill the daemon")
 			}
-			if code != 202 {
-				t.Fatalf("report: %d", code)
-			}
+			// With the failpoint the daemon may die before its 202 reaches
+			// the sender: the report was recorded first, so the revoke
+			// still happens after the restart (and a sender's retry would
+			// be a duplicate).
 			d = k.start()
 			r := k.waitEmergency(t)
 			d.stop()

@@ -185,6 +185,21 @@ func addSecret(v string) {
 	}
 }
 
+// record keeps an answer for the secret scan (tests call the API from many
+// goroutines).
+func (w *world) record(b []byte) {
+	w.mu.Lock()
+	w.outputs.Write(b)
+	w.mu.Unlock()
+}
+
+// output is everything recorded so far.
+func (w *world) output() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.outputs.String()
+}
+
 // receive records signed webhook notifications and checks their signature.
 func (w *world) receive(rw http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
@@ -323,8 +338,8 @@ func (w *world) run(stdin string, args ...string) (string, string, int) {
 	} else if err != nil {
 		w.t.Fatal(err)
 	}
-	w.outputs.Write(out.Bytes())
-	w.outputs.Write(errb.Bytes())
+	w.record(out.Bytes())
+	w.record(errb.Bytes())
 	return out.String(), errb.String(), code
 }
 
@@ -344,7 +359,7 @@ func (w *world) api(method, path string, body any, out any) int {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	w.outputs.Write(b)
+	w.record(b)
 	if out != nil {
 		_ = json.Unmarshal(b, out)
 	}

@@ -253,7 +253,7 @@ func (w *world) rawAPI(method, path string, body any, token string) rawResp {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	w.outputs.WriteString(resp.body)
+	w.record([]byte(resp.body))
 	return resp
 }
 

@@ -66,7 +66,7 @@ func (w *world) scanForSecrets() {
 	for i, b := range bodies {
 		hay["notification "+string(rune('0'+i%10))] += string(b)
 	}
-	hay["cli and api output"] = w.outputs.String()
+	hay["cli and api output"] = w.output()
 	for name, h := range hay {
 		for _, s := range secrets {
 			if strings.Contains(h, s) {

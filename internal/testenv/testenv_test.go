@@ -17,11 +17,17 @@ import (
 
 func TestMain(m *testing.M) { Main(m) }
 
-// call does an HTTP request with a short timeout (below httpClient's) and
-// returns status and body.
+// call does an HTTP request and returns status and body. The timeout is
+// generous: a loaded CI machine (the whole suite in parallel on two cores)
+// can take seconds to answer; only wantHang wants a short one.
 func call(t *testing.T, method, url string, header map[string]string, body string) (int, string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	return callWithin(t, 15*time.Second, method, url, header, body)
+}
+
+func callWithin(t *testing.T, within time.Duration, method, url string, header map[string]string, body string) (int, string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
 	if err != nil {
@@ -56,7 +62,7 @@ func mustCall(t *testing.T, want int, method, url string, header map[string]stri
 // being refused.
 func wantHang(t *testing.T, url string) {
 	t.Helper()
-	_, _, err := call(t, http.MethodGet, url, nil, "")
+	_, _, err := callWithin(t, time.Second, http.MethodGet, url, nil, "")
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("GET %s on a paused server: err = %v, want a timeout", url, err)
 	}
