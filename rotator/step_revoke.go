@@ -145,6 +145,7 @@ func (s *step) rollBack(ctx context.Context) error {
 	if c == nil {
 		return s.advance(ctx, to, nil, "rolled_back", nil)
 	}
+	wasCurrent := c.State == CredCurrent || !s.r.Drain.RestoredAt.IsZero()
 	d := s.delivery(Secret{})
 	if err := s.eachSink(func(b SinkBinding) error {
 		if err := s.rollbackSink(ctx, b, d); err != nil {
@@ -153,6 +154,14 @@ func (s *step) rollBack(ctx context.Context) error {
 		return nil
 	}); err != nil {
 		return err
+	}
+	if wasCurrent && c.State != CredRevoked {
+		// Consumers already read the new key: give them the drain gate's
+		// quiet period to move back before the new key is revoked, or the
+		// rollback itself would be an outage.
+		if waiting, err := s.rollbackDrain(ctx, c); err != nil || waiting {
+			return err
+		}
 	}
 	changed := []*Credential{}
 	if c.State != CredRevoked {
@@ -178,4 +187,66 @@ func (s *step) rollBack(ctx context.Context) error {
 		changed = append(changed, &oc)
 	}
 	return s.advance(ctx, to, changed, "rolled_back", map[string]string{"generation": fmt.Sprint(c.Generation)})
+}
+
+// rollbackDrain waits, after the old key is current again everywhere, until
+// the traffic source reports no use of the new key for the quiet period
+// (or max_wait passed, after which the rollback proceeds: a human asked for
+// it). It reports whether the rotation is still waiting.
+func (s *step) rollbackDrain(ctx context.Context, c *Credential) (bool, error) {
+	p := s.k.Drain
+	ds := &s.r.Drain
+	now := s.now()
+	if ds.RestoredAt.IsZero() {
+		ds.RestoredAt, ds.QuietSince, ds.LastError = now, time.Time{}, ""
+		var changed []*Credential
+		if old := s.oldCred(); old != nil && old.State != CredRevoked {
+			oc, nc := *old, *c
+			oc.State, nc.State = CredCurrent, CredPrevious
+			changed = append(changed, &oc, &nc)
+		}
+		if err := s.commit(ctx, changed, s.audit("rollback.restored", map[string]string{"generation": fmt.Sprint(s.r.OldGeneration)})); err != nil {
+			return true, err
+		}
+		s.notify(EventPhase, SeverityWarning, fmt.Sprintf("%s: generation %d is current again in every sink; waiting %s for consumers to move back before revoking generation %d",
+			s.r.Key, s.r.OldGeneration, p.QuietPeriod, c.Generation), nil)
+	}
+	q := TrafficQuery{Key: s.r.Key, Query: p.Query, OldID: c.IssuerID, OldName: c.Name, Since: ds.RestoredAt}
+	if old := s.oldCred(); old != nil {
+		q.NewID, q.NewName = old.IssuerID, old.Name
+	}
+	var reading Reading
+	var err error
+	if p.Source != nil {
+		reading, err = p.Source.Unauthorized(ctx, q)
+	}
+	switch {
+	case err != nil:
+		ds.LastError, ds.QuietSince = err.Error(), time.Time{}
+	case reading.Value > 0:
+		ds.LastError, ds.LastValue, ds.QuietSince = "", reading.Value, time.Time{}
+	default:
+		ds.LastError, ds.LastValue = "", 0
+		if ds.QuietSince.IsZero() {
+			ds.QuietSince = now
+		}
+	}
+	if !ds.QuietSince.IsZero() && now.Sub(ds.QuietSince) >= p.QuietPeriod {
+		return false, nil
+	}
+	if p.MaxWait > 0 && now.Sub(ds.RestoredAt) >= p.MaxWait {
+		s.notify(EventWatchAlert, SeverityCritical, fmt.Sprintf("%s: consumers still use generation %d %s after the rollback (rate %g, last error %q); revoking it as the rollback requires",
+			s.r.Key, c.Generation, p.MaxWait, ds.LastValue, ds.LastError), nil)
+		return false, nil
+	}
+	wait := p.PollInterval
+	if wait <= 0 {
+		wait = 10 * time.Second
+	}
+	if !ds.QuietSince.IsZero() {
+		if left := p.QuietPeriod - now.Sub(ds.QuietSince); left < wait {
+			wait = left
+		}
+	}
+	return true, s.waitFor(ctx, wait)
 }
