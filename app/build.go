@@ -175,7 +175,7 @@ func openStore(ctx context.Context, s config.Store) (Store, error) {
 		}
 		return postgres.Open(ctx, dsn.Reveal())
 	default:
-		return sqlite.Open(ctx, s.Path)
+		return sqlite.OpenWith(ctx, s.Path, sqlite.Options{Synchronous: s.Synchronous})
 	}
 }
 

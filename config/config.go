@@ -45,6 +45,10 @@ type Store struct {
 	Type string `koanf:"type"` // sqlite | postgres
 	// Path of the SQLite database file.
 	Path string `koanf:"path"`
+	// Synchronous is SQLite's durability: normal (default; survives a
+	// process crash, recovers from a power loss by idempotent replay) or
+	// full (an fsync per commit).
+	Synchronous string `koanf:"synchronous"`
 	// DSN of the PostgreSQL database, by reference (it carries a password).
 	DSNEnv  string `koanf:"dsn_env"`
 	DSNFile string `koanf:"dsn_file"`

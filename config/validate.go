@@ -141,6 +141,9 @@ func (c *Config) validateStore(errs *Errors) {
 		if s.Path == "" {
 			errs.Add("store.path", "required for the sqlite store")
 		}
+		if s.Synchronous != "" && s.Synchronous != "normal" && s.Synchronous != "full" {
+			errs.Add("store.synchronous", "must be normal or full, got %q", s.Synchronous)
+		}
 	case "postgres":
 		if (s.DSNEnv == "") == (s.DSNFile == "") {
 			errs.Add("store.dsn_env", "set exactly one of dsn_env and dsn_file for the postgres store")

@@ -30,19 +30,20 @@ const busyTimeoutMS = 10000
 //
 //   - journal_mode=WAL: readers never block the writer and the writer never
 //     blocks readers.
-//   - synchronous=FULL: a committed transaction is on stable storage before
-//     Commit returns. WAL with NORMAL would already survive a process crash
-//     (kill -9: the commit is in the WAL, in the OS page cache), but a power
-//     loss or kernel panic could roll back the last commits — and rekey records
-//     an intent (a mint, a revoke) right before acting on it at an issuer, so a
-//     lost commit would become an orphan credential nobody looks for. rekey
-//     commits a handful of transactions per rotation step; the fsync per commit
-//     costs nothing that matters.
+//   - synchronous=NORMAL by default (Options.Synchronous): in WAL mode a
+//     commit survives a process crash (kill -9: it is in the WAL, in the OS
+//     page cache) without an fsync per commit; only a power loss or kernel
+//     panic can lose the last commits. rekey is built to recover from that
+//     too: every step is idempotent, and a lost mint intent is found again by
+//     the credential's deterministic name and revoked (issuers that can list
+//     their credentials). FULL fsyncs every commit — choose it with
+//     store.synchronous: full where even that window is unacceptable (it
+//     roughly triples the cost of a rotation's bookkeeping).
 //   - foreign_keys=1: approvals must name an existing rotation.
 //   - _txlock=immediate: every write transaction takes the write lock at BEGIN,
 //     so two daemons never both read the audit head and then fight to upgrade
 //     (which SQLite would fail with SQLITE_BUSY instead of waiting).
-const filePragmas = "_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
+const filePragmas = "_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(%s)" +
 	"&_pragma=foreign_keys(1)&_txlock=immediate"
 
 // Dialect is SQLite's: ? placeholders, and write transactions already
@@ -71,6 +72,25 @@ func isUniqueViolation(err error) bool {
 // inventory are nobody else's business. Memory (":memory:") opens a private
 // in-memory database on a single connection, which every caller shares.
 func Open(ctx context.Context, path string) (*sqlstore.Store, error) {
+	return OpenWith(ctx, path, Options{})
+}
+
+// Options tune Open.
+type Options struct {
+	// Synchronous is "normal" (default) or "full"; see the package doc.
+	Synchronous string
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, path string, o Options) (*sqlstore.Store, error) {
+	sync := "NORMAL"
+	switch strings.ToLower(o.Synchronous) {
+	case "", "normal":
+	case "full":
+		sync = "FULL"
+	default:
+		return nil, fmt.Errorf("sqlite store: synchronous must be normal or full, got %q", o.Synchronous)
+	}
 	var (
 		dsn      string
 		maxConns int
@@ -89,7 +109,7 @@ func Open(ctx context.Context, path string) (*sqlstore.Store, error) {
 		if err := prepareFile(path); err != nil {
 			return nil, err
 		}
-		dsn = path + "?" + fmt.Sprintf(filePragmas, busyTimeoutMS)
+		dsn = path + "?" + fmt.Sprintf(filePragmas, busyTimeoutMS, sync)
 		maxConns = 8
 	}
 	db, err := sql.Open("sqlite", dsn)

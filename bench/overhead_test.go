@@ -1,0 +1,115 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/issuers/random"
+	"github.com/rekeyhq/rekey/rotator"
+	"github.com/rekeyhq/rekey/sinks/file"
+	"github.com/rekeyhq/rekey/store/sqlite"
+)
+
+// BenchmarkStagedRotation compares one full staged rotation through the
+// engine (random issuer, file sink, zero quiet period, real SQLite store:
+// every phase persisted before its side effect) with the bare issuer and
+// sink calls the rotation makes (mint, stage, promote, revoke, cleanup).
+// The custom metric overhead-x is engine time / bare time (target ≤ 1.2).
+func BenchmarkStagedRotation(b *testing.B) {
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+	var bare, engine time.Duration
+	b.Run("bare-calls", func(b *testing.B) {
+		dir := b.TempDir()
+		iss, sink := newRandomAndFile(b, dir, log)
+		t := rotator.Target{Key: "api", Path: "api"}
+		prev, err := iss.Mint(ctx, rotator.MintRequest{Key: "api", Name: "api-v0"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := sink.Stage(ctx, t, rotator.Delivery{Generation: 0, Fingerprint: prev.Secret.Fingerprint(), Secret: prev.Secret}); err != nil {
+			b.Fatal(err)
+		}
+		prevFP, prevID, gen := prev.Secret.Fingerprint(), prev.ID, 0
+		start := time.Now()
+		for b.Loop() {
+			gen++
+			m, err := iss.Mint(ctx, rotator.MintRequest{Key: "api", Name: fmt.Sprintf("api-v%d", gen), Generation: gen})
+			if err != nil {
+				b.Fatal(err)
+			}
+			d := rotator.Delivery{RotationID: "bare", Generation: gen, Fingerprint: m.Secret.Fingerprint(), Secret: m.Secret, OldGeneration: gen - 1, OldFingerprint: prevFP}
+			for _, f := range []func() error{
+				func() error { return sink.Stage(ctx, t, d) },
+				func() error { return iss.Verify(ctx, "api", m.Secret, nil) },
+				func() error { return sink.Promote(ctx, t, d) },
+				func() error { _, err := sink.Inspect(ctx, t); return err },
+				func() error { return iss.Revoke(ctx, rotator.CredentialRef{Key: "api", ID: prevID}) },
+				func() error { return sink.Cleanup(ctx, t, d) },
+			} {
+				if err := f(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			prevFP, prevID = d.Fingerprint, m.ID
+		}
+		bare = time.Since(start) / time.Duration(b.N)
+	})
+	b.Run("engine", func(b *testing.B) {
+		dir := b.TempDir()
+		iss, sink := newRandomAndFile(b, dir, log)
+		st, err := sqlite.Open(ctx, filepath.Join(dir, "rekey.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer st.Close()
+		key := &rotator.Key{Name: "api", Issuer: iss, IssuerName: "random", Verify: true,
+			Sinks: []rotator.SinkBinding{{SinkName: "file", Sink: sink, Target: rotator.Target{Key: "api", Path: "api"}}}}
+		e, err := rotator.New(rotator.Options{Store: st, Keys: []*rotator.Key{key}, Logger: log, PollInterval: time.Millisecond})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer e.Close(time.Second)
+		rotate := func(t rotator.Trigger) {
+			r, err := e.Trigger(ctx, rotator.TriggerRequest{Key: "api", Trigger: t, Actor: "bench"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			e.RunOnce(ctx)
+			if got, _ := st.GetRotation(ctx, r.ID); got.Phase != rotator.PhaseDone {
+				b.Fatalf("rotation ended in %s: %s", got.Phase, got.LastError)
+			}
+		}
+		rotate(rotator.TriggerBootstrap)
+		start := time.Now()
+		for b.Loop() {
+			rotate(rotator.TriggerManual)
+		}
+		engine = time.Since(start) / time.Duration(b.N)
+	})
+	if bare > 0 && engine > 0 {
+		b.ReportMetric(float64(engine)/float64(bare), "overhead-x")
+		b.Logf("bare calls %s/rotation, engine %s/rotation, overhead %.2fx", bare, engine, float64(engine)/float64(bare))
+	}
+}
+
+func newRandomAndFile(b *testing.B, dir string, log *slog.Logger) (*random.Issuer, *file.Sink) {
+	b.Helper()
+	rc := random.DefaultConfig()
+	rc.Ledger = filepath.Join(dir, "ledger.json")
+	iss, err := random.New(rc, log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fc := file.DefaultConfig()
+	fc.Dir = filepath.Join(dir, "secrets")
+	sink, err := file.New(fc, log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return iss, sink
+}
