@@ -273,11 +273,19 @@ func (e *Engine) drive(ctx context.Context, id string, only Phase) {
 			e.log.Warn("release rotation lease", "rotation", id, "err", err)
 		}
 	}()
+	// Between steps the driver keeps the rotation and its key's credentials
+	// as its last commit left them (it holds the lease, and every write
+	// checks the rotation's version); after a conflict or an error it reads
+	// them again.
+	var r *Rotation
+	var creds map[int]*Credential
 	for i := 0; i < 64 && ctx.Err() == nil; i++ {
-		r, err := e.store.GetRotation(ctx, id)
-		if err != nil {
-			e.log.Error("load rotation", "rotation", id, "err", err)
-			return
+		if r == nil {
+			if r, err = e.store.GetRotation(ctx, id); err != nil {
+				e.log.Error("load rotation", "rotation", id, "err", err)
+				return
+			}
+			creds = nil
 		}
 		now := e.clock.Now()
 		if r.Phase.Terminal() || r.NextAttemptAt.After(now) || only != "" && r.Phase != only {
@@ -296,9 +304,14 @@ func (e *Engine) drive(ctx context.Context, id string, only Phase) {
 				return
 			}
 		}
-		if !e.runStep(ctx, k, r) {
+		proceed, fresh := e.runStep(ctx, k, r, creds)
+		if !proceed {
 			return
 		}
+		if fresh == nil {
+			r = nil // reload after a conflict
+		}
+		creds = fresh
 	}
 }
 
@@ -328,11 +341,12 @@ func (e *Engine) urgent(id string) {
 }
 
 // runStep executes the rotation's current phase once and persists the
-// result. It reports whether the driver should continue at once.
-func (e *Engine) runStep(ctx context.Context, k *Key, r *Rotation) bool {
+// result. It reports whether the driver should continue at once, and the
+// key's credentials as the step left them (nil: reload).
+func (e *Engine) runStep(ctx context.Context, k *Key, r *Rotation, creds map[int]*Credential) (bool, map[int]*Credential) {
 	sctx, cancel := context.WithTimeout(ctx, e.stepTO)
 	defer cancel()
-	s := &step{e: e, k: k, r: r, started: e.clock.Now()}
+	s := &step{e: e, k: k, r: r, started: e.clock.Now(), creds: creds}
 	phase := r.Phase
 	err := s.run(sctx)
 	if err == nil {
@@ -340,15 +354,15 @@ func (e *Engine) runStep(ctx context.Context, k *Key, r *Rotation) bool {
 	}
 	if err != nil {
 		if errors.Is(err, ErrConflict) {
-			return true // someone (a command) changed it; reload and go on
+			return true, nil // someone (a command) changed it; reload and go on
 		}
 		if ctx.Err() != nil {
-			return false
+			return false, nil
 		}
 		e.fail(ctx, k, r, phase, err)
-		return false
+		return false, nil
 	}
-	return s.proceed
+	return s.proceed, s.creds
 }
 
 func randomHex(n int) string {

@@ -24,8 +24,10 @@ type step struct {
 }
 
 func (s *step) run(ctx context.Context) error {
-	if err := s.loadCreds(ctx); err != nil {
-		return err
+	if s.creds == nil {
+		if err := s.loadCreds(ctx); err != nil {
+			return err
+		}
 	}
 	switch s.r.Phase {
 	case PhaseAwaitingApproval:
@@ -86,7 +88,15 @@ func (s *step) audit(action string, detail map[string]string) AuditEvent {
 // commit persists the rotation with the given credential changes and events.
 func (s *step) commit(ctx context.Context, creds []*Credential, evs ...AuditEvent) error {
 	s.r.UpdatedAt = s.now()
-	return s.e.store.Save(context.WithoutCancel(ctx), Commit{Rotation: s.r, Credentials: creds, Audit: evs})
+	if err := s.e.store.Save(context.WithoutCancel(ctx), Commit{Rotation: s.r, Credentials: creds, Audit: evs}); err != nil {
+		return err
+	}
+	if s.creds != nil {
+		for _, c := range creds {
+			s.creds[c.Generation] = c
+		}
+	}
+	return nil
 }
 
 // advance moves the rotation to phase `to`, persisting it with creds and an
