@@ -226,6 +226,11 @@ func buildKey(cfg *config.Config, kc config.Key, issuers map[string]rotator.Issu
 		maxAge.WarnBefore = p.WarnBefore
 	}
 	k.Policies = []rotator.Policy{maxAge}
+	if p := eff.Policies; p != nil && p.Unauthorized != nil {
+		u := p.Unauthorized
+		k.Policies = append(k.Policies, policies.Unauthorized{Threshold: u.Threshold})
+		k.Unauthorized = &rotator.TrafficWatch{Source: traffic[u.Source], SourceName: u.Source, Query: u.Query}
+	}
 	for _, w := range eff.Windows {
 		pw, _ := config.ParseWindow(w) // validated
 		k.Windows = append(k.Windows, rotator.Window{Days: pw.Days, Start: pw.Start, End: pw.End, Location: pw.Location})

@@ -106,6 +106,8 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, rotator.ErrNotApprover), errors.Is(err, rotator.ErrSelfApproval):
 		return http.StatusForbidden
+	case errors.Is(err, rotator.ErrRejected):
+		return http.StatusUnprocessableEntity
 	}
 	return http.StatusInternalServerError
 }

@@ -98,6 +98,16 @@ type SinkBinding struct {
 type Policies struct {
 	MaxAge     time.Duration `koanf:"max_age"`
 	WarnBefore time.Duration `koanf:"warn_before"`
+	// Unauthorized revokes at once a previous generation that was never
+	// revoked when its traffic source shows it in use.
+	Unauthorized *UnauthorizedPolicy `koanf:"unauthorized"`
+}
+
+// UnauthorizedPolicy watches credentials that should not be in use.
+type UnauthorizedPolicy struct {
+	Source    string  `koanf:"source"`
+	Query     string  `koanf:"query"`
+	Threshold float64 `koanf:"threshold"`
 }
 
 // Window is a recurring time range in which staged rotations may start.

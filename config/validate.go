@@ -187,6 +187,16 @@ func (c *Config) validateSettings(p string, s KeySettings, names map[string][]st
 		if pol.MaxAge > 0 && pol.WarnBefore >= pol.MaxAge {
 			errs.Add(p+".policies.warn_before", "must be shorter than max_age (%s)", pol.MaxAge)
 		}
+		if u := pol.Unauthorized; u != nil {
+			if u.Source == "" {
+				errs.Add(p+".policies.unauthorized.source", "required (a traffic source)")
+			} else {
+				checkRef(errs, p+".policies.unauthorized.source", "traffic source", u.Source, names[FamilyTraffic])
+			}
+			if u.Threshold < 0 {
+				errs.Add(p+".policies.unauthorized.threshold", "must not be negative")
+			}
+		}
 	}
 	for j, w := range s.Windows {
 		if _, err := ParseWindow(w); err != nil {

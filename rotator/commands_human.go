@@ -60,7 +60,7 @@ func (e *Engine) Submit(ctx context.Context, rotationID, actor string, secret Se
 	}
 	m, err := h.Accept(ctx, s.mintRequest(c), secret)
 	if err != nil {
-		return r, fmt.Errorf("secret refused: %s", e.scrubValue(err.Error(), secret))
+		return r, fmt.Errorf("secret refused: %s: %w", e.scrubValue(err.Error(), secret), ErrRejected)
 	}
 	if err := e.store.AppendAudit(ctx, AuditEvent{At: e.clock.Now(), RotationID: r.ID, Key: r.Key, Actor: actor, Action: "secret.submitted", Phase: r.Phase,
 		Detail: map[string]string{"fingerprint": ShortFingerprint(secret.Fingerprint())}}); err != nil {

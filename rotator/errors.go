@@ -118,4 +118,5 @@ var (
 	ErrConflict       = errors.New("concurrent update")
 	ErrNotManaged     = errors.New("not managed by rekey")
 	ErrBadState       = errors.New("not allowed in this state")
+	ErrRejected       = errors.New("rejected") // input checked and refused (a submitted secret)
 )

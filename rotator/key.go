@@ -27,6 +27,17 @@ type Key struct {
 	Notifiers []string
 	// Bootstrap mints generation 1 when the key has no credential yet.
 	Bootstrap bool
+	// Unauthorized, when set, is asked at every evaluation for traffic on
+	// the key's lingering (non-current, unrevoked) credentials; policies
+	// read it from PolicyInput.Traffic.
+	Unauthorized *TrafficWatch
+}
+
+// TrafficWatch is a traffic source and query used by a policy.
+type TrafficWatch struct {
+	Source     TrafficSource
+	SourceName string
+	Query      string
 }
 
 // SinkBinding is one place a key is delivered to.

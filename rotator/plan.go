@@ -109,6 +109,13 @@ func (e *Engine) Evaluate(ctx context.Context, names ...string) error {
 		}
 		it := e.planKey(k, st, now, decom[name])
 		var req *TriggerRequest
+		if k.Unauthorized != nil && st.Active == nil && !decom[name] {
+			if d, ok := e.unexplained(ctx, k, st, now); ok {
+				req = &TriggerRequest{Key: name, Trigger: TriggerUnauthorized, Mode: ModeEmergency, TargetGeneration: d.Generation,
+					Actor: "scheduler", Reason: d.Policy + ": " + d.Reason + " (" + d.Detail + ")"}
+				it.Action = "" // handled
+			}
+		}
 		switch it.Action {
 		case "bootstrap":
 			req = &TriggerRequest{Key: name, Trigger: TriggerBootstrap, Actor: "scheduler", Reason: "no credential yet"}
@@ -150,4 +157,34 @@ func (e *Engine) warnOnce(k *Key, cur *Credential, it PlanItem) {
 	e.Notify(k, Event{Kind: EventWarnAge, Severity: SeverityWarning, Key: k.Name, Owners: k.Owners,
 		Message: fmt.Sprintf("%s will be rotated soon: %s (due %s)", k.Name, it.Detail, it.Due.Format(time.RFC3339)),
 		Fields:  map[string]string{"policy": it.Policy, "reason": it.Reason, "due": it.Due.Format(time.RFC3339)}})
+}
+
+// unexplained asks the key's unauthorized-traffic source about its
+// lingering credentials (live, not current) and runs the policies on the
+// readings. It reports an emergency decision, if any.
+func (e *Engine) unexplained(ctx context.Context, k *Key, st KeyState, now time.Time) (Decision, bool) {
+	creds, err := e.store.Credentials(ctx, k.Name)
+	if err != nil {
+		e.log.Warn("unauthorized check: load credentials", "key", k.Name, "err", err)
+		return Decision{}, false
+	}
+	in := PolicyInput{Key: k, Now: now, Current: st.Current, Traffic: map[int]Reading{}}
+	for _, c := range creds {
+		if c.State == CredPrevious && c.Minted() {
+			in.Lingering = append(in.Lingering, c)
+		}
+	}
+	if len(in.Lingering) == 0 {
+		return Decision{}, false
+	}
+	for _, c := range in.Lingering {
+		r, err := k.Unauthorized.Source.Unauthorized(ctx, TrafficQuery{Key: k.Name, Query: k.Unauthorized.Query, OldID: c.IssuerID, OldName: c.Name, Since: c.CreatedAt})
+		if err != nil {
+			e.log.Warn("unauthorized check: traffic source did not answer", "key", k.Name, "source", k.Unauthorized.SourceName, "err", err)
+			continue
+		}
+		in.Traffic[c.Generation] = r
+	}
+	d := Evaluate(k.Policies, in)
+	return d, d.Action == ActionEmergency && d.Trigger == TriggerUnauthorized
 }

@@ -19,6 +19,13 @@ type PolicyInput struct {
 	Now     time.Time
 	Current *Credential // nil when the key has none
 	Active  *Rotation   // nil when no rotation runs
+	// Lingering are live credentials of the key that are not current (a
+	// previous generation whose revoke never happened) — they should not
+	// be in use.
+	Lingering []*Credential
+	// Traffic holds what the key's unauthorized-traffic source reported
+	// for each lingering generation (only when such a source is set).
+	Traffic map[int]Reading
 }
 
 // Decision of a policy. Reason is one of the policy's documented constants.
@@ -29,6 +36,8 @@ type Decision struct {
 	Detail  string
 	Due     time.Time // when the key is (or was) due; zero if not applicable
 	Trigger Trigger
+	// Generation an emergency must revoke first (0: the current one).
+	Generation int
 }
 
 // Policy decides whether a key must rotate now.
@@ -37,18 +46,24 @@ type Policy interface {
 	Evaluate(in PolicyInput) Decision
 }
 
-// Evaluate runs the policies in order; the first decision that is not
-// ActionNone wins, except that a Warn keeps looking for a Rotate or Emergency.
+// Evaluate runs the policies in order. An Emergency wins over everything;
+// otherwise the first Rotate; otherwise the first Warn; otherwise None with
+// the first policy's due date.
 func Evaluate(policies []Policy, in PolicyInput) Decision {
 	best := Decision{Action: ActionNone}
+	var rotate *Decision
 	for _, p := range policies {
 		d := p.Evaluate(in)
 		if d.Policy == "" {
 			d.Policy = p.Name()
 		}
 		switch d.Action {
-		case ActionRotate, ActionEmergency:
+		case ActionEmergency:
 			return d
+		case ActionRotate:
+			if rotate == nil {
+				rotate = &d
+			}
 		case ActionWarn:
 			if best.Action == ActionNone {
 				best = d
@@ -61,6 +76,9 @@ func Evaluate(policies []Policy, in PolicyInput) Decision {
 				best.Detail = d.Detail
 			}
 		}
+	}
+	if rotate != nil {
+		return *rotate
 	}
 	return best
 }

@@ -81,6 +81,12 @@ func (s *step) markRevoked(ctx context.Context, c *Credential, to Phase, by stri
 func (s *step) revokeEmergency(ctx context.Context) error {
 	decom := s.r.Trigger == TriggerDecommission
 	to := next(PhaseRevoking, ModeEmergency, true, decom)
+	if !decom && s.r.OldGeneration != 0 && s.r.TargetGeneration != s.r.OldGeneration {
+		// The exposed or misused credential is not the current one (a
+		// previous or pending generation): revoking it is the whole
+		// remedy; the current key stays. Clean it out of the sinks.
+		to = PhaseCleaning
+	}
 	var targets []*Credential
 	for _, c := range s.creds {
 		if c.State == CredRevoked {

@@ -106,7 +106,7 @@ func exitCode(err error) int {
 		return exitNotFound
 	case errors.Is(err, rotator.ErrActiveRotation), errors.Is(err, rotator.ErrBadState), errors.Is(err, rotator.ErrNoGate),
 		errors.Is(err, rotator.ErrDecided), errors.Is(err, rotator.ErrNotApprover), errors.Is(err, rotator.ErrSelfApproval),
-		errors.Is(err, rotator.ErrConflict), errors.Is(err, errRefused):
+		errors.Is(err, rotator.ErrConflict), errors.Is(err, errRefused), errors.Is(err, rotator.ErrRejected):
 		return exitRefused
 	}
 	return exitError
