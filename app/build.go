@@ -240,6 +240,7 @@ func buildKey(cfg *config.Config, kc config.Key, issuers map[string]rotator.Issu
 			k.Approval.Gates = append(k.Approval.Gates, rotator.Gate(g))
 		}
 		k.Approval.Approvers, k.Approval.Required, k.Approval.ExpireAfter = a.Approvers, a.Required, a.ExpireAfter
+		k.Approval.RevokeRequired = a.RevokeRequired
 	}
 	k.Drain.Source, k.Drain.SourceName = builtinFixed, "fixed"
 	if dr := eff.Drain; dr != nil {

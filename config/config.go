@@ -120,10 +120,13 @@ type Window struct {
 
 // Approval configures which gates need approvals.
 type Approval struct {
-	Gates       []string      `koanf:"gates"` // start, revoke
-	Approvers   []string      `koanf:"approvers"`
-	Required    int           `koanf:"required"`
-	ExpireAfter time.Duration `koanf:"expire_after"`
+	Gates     []string `koanf:"gates"` // start, revoke
+	Approvers []string `koanf:"approvers"`
+	Required  int      `koanf:"required"`
+	// RevokeRequired overrides required for the revoke gate (two-person
+	// rule for the destructive step).
+	RevokeRequired int           `koanf:"revoke_required"`
+	ExpireAfter    time.Duration `koanf:"expire_after"`
 }
 
 // Drain configures the gate between cut-over and revoke.

@@ -212,6 +212,9 @@ func (c *Config) validateSettings(p string, s KeySettings, names map[string][]st
 		if a.Required < 0 {
 			errs.Add(p+".approval.required", "must not be negative")
 		}
+		if a.RevokeRequired < 0 {
+			errs.Add(p+".approval.revoke_required", "must not be negative")
+		}
 	}
 	if d := s.Drain; d != nil {
 		if d.Source != "" {
