@@ -66,6 +66,11 @@ type Sink struct {
 // New returns a Secrets Manager sink. It resolves no credentials and makes
 // no request: the first call does.
 func New(cfg Config, logger *slog.Logger) (*Sink, error) {
+	return newSink(cfg, logger)
+}
+
+// newSink builds the sink; tests pass extra SDK options.
+func newSink(cfg Config, logger *slog.Logger, extra ...func(*config.LoadOptions) error) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -75,6 +80,7 @@ func New(cfg Config, logger *slog.Logger) (*Sink, error) {
 	opts := []func(*config.LoadOptions) error{
 		config.WithRetryMaxAttempts(1), // the engine owns retries
 	}
+	opts = append(opts, extra...)
 	if cfg.Region != "" {
 		opts = append(opts, config.WithRegion(cfg.Region))
 	}

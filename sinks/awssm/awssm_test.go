@@ -24,8 +24,7 @@ import (
 // value formats, reading what consumers see with the official SDK and
 // VersionStage AWSCURRENT.
 func TestConformance(t *testing.T) {
-	m := testenv.Moto(t)
-	testenv.SetAWSEnv(t)
+	m := startMoto(t)
 	for _, format := range []string{FormatString, FormatJSON} {
 		t.Run(format, func(t *testing.T) {
 			sinktest.Run(t, harness(t, m, format))
@@ -33,14 +32,32 @@ func TestConformance(t *testing.T) {
 	}
 }
 
-// sdkClient is an official SDK client for moto, independent of the sink.
+// startMoto starts moto_server with the fake AWS environment, warmed up.
+func startMoto(t *testing.T) *testenv.MotoServer {
+	t.Helper()
+	m := testenv.Moto(t)
+	testenv.SetAWSEnv(t)
+	sdkClient(t, m)
+	return m
+}
+
+// sdkClient is an official SDK client for moto, independent of the sink,
+// with the SDK's default retries (a test's own reads should not flake). It
+// makes a first request with a long deadline: moto loads a service's
+// backend on its first request, which can take seconds on a busy machine.
 func sdkClient(t testing.TB, m *testenv.MotoServer) *sm.Client {
 	t.Helper()
-	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion("us-east-1"), config.WithRetryMaxAttempts(1))
+	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion("us-east-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sm.NewFromConfig(cfg, func(o *sm.Options) { o.BaseEndpoint = aws.String(m.Endpoint) })
+	c := sm.NewFromConfig(cfg, func(o *sm.Options) { o.BaseEndpoint = aws.String(m.Endpoint) })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := c.ListSecrets(ctx, &sm.ListSecretsInput{}); err != nil {
+		t.Fatalf("moto secretsmanager warm-up: %v", err)
+	}
+	return c
 }
 
 func testConfig(m *testenv.MotoServer, format string) Config {
@@ -49,13 +66,17 @@ func testConfig(m *testenv.MotoServer, format string) Config {
 	cfg.Endpoint = m.Endpoint
 	cfg.Format = format
 	cfg.RecoveryWindowDays = 0
-	cfg.Timeout = 2 * time.Second
+	cfg.Timeout = 10 * time.Second
 	return cfg
 }
 
-func newSink(t testing.TB, cfg Config) *Sink {
+// newTestSink builds a sink whose SDK client retries connection resets:
+// moto (werkzeug) resets about one connection in several thousand right
+// after answering, which the SDK classifies as retryable. In production the
+// sink leaves every retry to the engine.
+func newTestSink(t testing.TB, cfg Config) *Sink {
 	t.Helper()
-	s, err := New(cfg, nil)
+	s, err := newSink(cfg, nil, config.WithRetryMaxAttempts(3))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,10 +108,11 @@ func harness(t *testing.T, m *testenv.MotoServer, format string) sinktest.Harnes
 		return doc, nil
 	}
 	h := sinktest.Harness{
+		OutageTimeout: 2 * time.Second,
 		NewSink: func(t *testing.T, opts sinktest.Options) rotator.Sink {
 			cfg := testConfig(m, format)
 			cfg.Adopt = opts.Adopt
-			return newSink(t, cfg)
+			return newTestSink(t, cfg)
 		},
 		NewTarget: func(t *testing.T) rotator.Target {
 			k := fmt.Sprintf("key-%d", n.Add(1))

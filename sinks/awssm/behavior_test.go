@@ -12,7 +12,6 @@ import (
 	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/smithy-go"
 
-	"github.com/rekeyhq/rekey/internal/testenv"
 	"github.com/rekeyhq/rekey/rotator"
 )
 
@@ -40,10 +39,9 @@ func TestRequestToken(t *testing.T) {
 // rotation: AWSPENDING on a version whose id is the deterministic token,
 // AWSCURRENT moved with AWSPREVIOUS following, labels removed by cleanup.
 func TestLabelsThroughRotation(t *testing.T) {
-	m := testenv.Moto(t)
-	testenv.SetAWSEnv(t)
+	m := startMoto(t)
 	c := sdkClient(t, m)
-	s := newSink(t, testConfig(m, FormatString))
+	s := newTestSink(t, testConfig(m, FormatString))
 	ctx := context.Background()
 	tgt := rotator.Target{Key: "billing", Path: "prod/billing"}
 	d1, d2 := delivery(1, "ka_live_one", ""), delivery(2, "ka_live_two", "ka_live_one")
@@ -82,14 +80,13 @@ func TestLabelsThroughRotation(t *testing.T) {
 // TestCreateIfMissing: creation carries the managed tag, the configured
 // tags and KMS key; without create_if_missing a missing secret is an error.
 func TestCreateIfMissing(t *testing.T) {
-	m := testenv.Moto(t)
-	testenv.SetAWSEnv(t)
+	m := startMoto(t)
 	c := sdkClient(t, m)
 	ctx := context.Background()
 	cfg := testConfig(m, FormatJSON)
 	cfg.Tags = map[string]string{"team": "payments"}
 	cfg.KMSKeyID = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-	s := newSink(t, cfg)
+	s := newTestSink(t, cfg)
 	if err := s.Stage(ctx, rotator.Target{Key: "k", Path: "created"}, delivery(1, "ka_live_one", "")); err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +107,7 @@ func TestCreateIfMissing(t *testing.T) {
 	}
 
 	cfg.CreateIfMissing, cfg.KMSKeyID = false, ""
-	err = newSink(t, cfg).Stage(ctx, rotator.Target{Key: "k", Path: "absent"}, delivery(1, "ka_live_one", ""))
+	err = newTestSink(t, cfg).Stage(ctx, rotator.Target{Key: "k", Path: "absent"}, delivery(1, "ka_live_one", ""))
 	if !errors.Is(err, rotator.ErrNotFound) || !rotator.IsPermanent(err) || !strings.Contains(err.Error(), "absent") {
 		t.Fatalf("Stage into a missing secret without create_if_missing = %v", err)
 	}
@@ -120,13 +117,12 @@ func TestCreateIfMissing(t *testing.T) {
 // rotation and Remove; a secret without a value, or without our field,
 // takes the first delivery as current.
 func TestJSONFieldsAndEmptySecrets(t *testing.T) {
-	m := testenv.Moto(t)
-	testenv.SetAWSEnv(t)
+	m := startMoto(t)
 	c := sdkClient(t, m)
 	ctx := context.Background()
 	cfg := testConfig(m, FormatJSON)
 	cfg.Adopt = true
-	s := newSink(t, cfg)
+	s := newTestSink(t, cfg)
 	tgt := rotator.Target{Key: "k", Path: "app/config", Params: map[string]string{"json_field": "token"}}
 	if _, err := c.CreateSecret(ctx, &sm.CreateSecretInput{Name: aws.String("app/config"), SecretString: aws.String(`{"db":"postgres://db","port":5432}`)}); err != nil {
 		t.Fatal(err)
@@ -189,12 +185,11 @@ func keys(m map[string]any) []string {
 // TestDeletedSecret: a secret scheduled for deletion is refused by Stage
 // and a missing one is fine for Remove.
 func TestDeletedSecret(t *testing.T) {
-	m := testenv.Moto(t)
-	testenv.SetAWSEnv(t)
+	m := startMoto(t)
 	ctx := context.Background()
 	cfg := testConfig(m, FormatString)
 	cfg.RecoveryWindowDays = 7
-	s := newSink(t, cfg)
+	s := newTestSink(t, cfg)
 	tgt := rotator.Target{Key: "k", Path: "doomed"}
 	if err := s.Stage(ctx, tgt, delivery(1, "ka_live_one", "")); err != nil {
 		t.Fatal(err)
@@ -214,11 +209,10 @@ func TestDeletedSecret(t *testing.T) {
 // TestAssumeRole: with assume_role_arn the sink signs with credentials from
 // sts:AssumeRole (moto's STS), not the base ones.
 func TestAssumeRole(t *testing.T) {
-	m := testenv.Moto(t)
-	testenv.SetAWSEnv(t)
+	m := startMoto(t)
 	cfg := testConfig(m, FormatString)
 	cfg.AssumeRoleARN = "arn:aws:iam::123456789012:role/rekey"
-	s := newSink(t, cfg)
+	s := newTestSink(t, cfg)
 	ctx := context.Background()
 	creds, err := s.creds.Retrieve(ctx)
 	if err != nil {

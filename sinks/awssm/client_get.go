@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -69,11 +70,11 @@ func (s *Sink) describe(ctx context.Context, r ref, what string) (*state, error)
 	return st, nil
 }
 
-// read describes the secret and reads the value of each of its three
-// labels, always by VersionStage (moto, unlike AWS, keeps serving the old
-// version to a read without one). A label that moved between the describe
-// and a value read makes the whole read start over.
-func (s *Sink) read(ctx context.Context, r ref, op string) (*state, error) {
+// read describes the secret and reads the value of its labels (only those
+// listed, or all three), always by VersionStage (moto, unlike AWS, keeps
+// serving the old version to a read without one). A label that moved
+// between the describe and a value read makes the whole read start over.
+func (s *Sink) read(ctx context.Context, r ref, op string, only ...string) (*state, error) {
 	what := fmt.Sprintf("awssm: %s %s", op, r.id)
 	for attempt := 1; ; attempt++ {
 		st, err := s.describe(ctx, r, what)
@@ -84,7 +85,7 @@ func (s *Sink) read(ctx context.Context, r ref, op string) (*state, error) {
 		moved := false
 		get := func(label string) (*version, error) {
 			id, ok := st.stages[label]
-			if !ok {
+			if !ok || (len(only) > 0 && !slices.Contains(only, label)) {
 				return nil, nil
 			}
 			if v, ok := byID[id]; ok {
@@ -113,7 +114,7 @@ func (s *Sink) read(ctx context.Context, r ref, op string) (*state, error) {
 		if st.prev, err = get(stagePrevious); err != nil {
 			return nil, err
 		}
-		if st.pending != nil && st.current != nil && st.pending.id == st.current.id {
+		if st.pending != nil && st.pending.id == st.stages[stageCurrent] {
 			st.pending = nil // a label left on the current version is no pending value
 		}
 		if !moved {

