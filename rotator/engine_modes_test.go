@@ -1,0 +1,114 @@
+package rotator_test
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/rotator"
+)
+
+func TestApprovalGates(t *testing.T) {
+	approve := func(e *env, id, who string) error {
+		_, err := e.engine.Decide(e.ctx, rotator.ApproveRequest{RotationID: id, Approver: who, Verdict: rotator.VerdictApprove, Via: "test"})
+		return err
+	}
+	for name, tc := range map[string]struct {
+		steps func(t *testing.T, e *env, id string)
+		want  rotator.Phase
+	}{
+		"two distinct approvers start it": {
+			steps: func(t *testing.T, e *env, id string) {
+				if err := approve(e, id, "bob"); err != nil {
+					t.Fatal(err)
+				}
+				if r := e.run(id, 5); r.Hold != rotator.HoldApproval {
+					t.Fatalf("one approval of two passed the gate: %s", r.Phase)
+				}
+				if err := approve(e, id, "bob"); !errors.Is(err, rotator.ErrDecided) {
+					t.Fatalf("second click by the same approver: %v", err)
+				}
+				if err := approve(e, id, "carol"); err != nil {
+					t.Fatal(err)
+				}
+			},
+			want: rotator.PhaseDone,
+		},
+		"requester cannot approve": {
+			steps: func(t *testing.T, e *env, id string) {
+				if err := approve(e, id, "tester"); !errors.Is(err, rotator.ErrSelfApproval) {
+					t.Fatalf("self approval: %v", err)
+				}
+				if err := approve(e, id, "mallory"); !errors.Is(err, rotator.ErrNotApprover) {
+					t.Fatalf("outsider: %v", err)
+				}
+			},
+			want: rotator.PhaseAwaitingApproval,
+		},
+		"deny ends it": {
+			steps: func(t *testing.T, e *env, id string) {
+				if _, err := e.engine.Decide(e.ctx, rotator.ApproveRequest{RotationID: id, Approver: "bob", Verdict: rotator.VerdictDeny}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			want: rotator.PhaseDenied,
+		},
+		"undecided expires": {
+			steps: func(t *testing.T, e *env, id string) { e.clock.Advance(25 * time.Hour) },
+			want:  rotator.PhaseExpired,
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			e.key.Approval = rotator.ApprovalPolicy{Gates: []rotator.Gate{rotator.GateStart}, Approvers: []string{"bob", "carol", "tester"}, Required: 2, ExpireAfter: 24 * time.Hour}
+			e.key.Drain.QuietPeriod = 0
+			e.bootstrap()
+			r := e.run(e.trigger(rotator.TriggerManual, "").ID, 5)
+			if r.Hold != rotator.HoldApproval {
+				t.Fatalf("not held for approval: %s", r.Phase)
+			}
+			tc.steps(t, e, r.ID)
+			r = e.run(r.ID, 100)
+			if r.Phase != tc.want {
+				t.Fatalf("phase %s, want %s", r.Phase, tc.want)
+			}
+			if tc.want != rotator.PhaseDone && len(e.creds()) != 1 {
+				t.Fatal("something was minted without approval")
+			}
+		})
+	}
+}
+
+func TestEmergencyRevokesFirst(t *testing.T) {
+	e := newEnv(t)
+	e.bootstrap()
+	old := e.creds()[1]
+	e.src.set(5, nil) // traffic does not matter in an emergency
+	r := e.trigger(rotator.TriggerExposure, "")
+	if r.Mode != rotator.ModeEmergency || r.Phase != rotator.PhaseRevoking {
+		t.Fatalf("mode %s phase %s", r.Mode, r.Phase)
+	}
+	r = e.run(r.ID, 50)
+	if r.Phase != rotator.PhaseDone {
+		t.Fatalf("phase %s: %s", r.Phase, r.LastError)
+	}
+	calls := e.iss.calls
+	ri := slices.Index(calls, "revoke "+old.IssuerID)
+	mi := slices.Index(calls, "mint api-v2")
+	if ri < 0 || mi < 0 || ri > mi {
+		t.Fatalf("revoke must precede mint: %v", calls)
+	}
+	if rotator.Fingerprint(e.sinks[0].current("api")) != e.creds()[2].Fingerprint {
+		t.Fatal("replacement not current")
+	}
+}
+
+func TestDecommissionRevokesAndRemoves(t *testing.T) {
+	e := newEnv(t)
+	e.bootstrap()
+	r := e.run(e.trigger(rotator.TriggerDecommission, "").ID, 20)
+	if r.Phase != rotator.PhaseDone || e.iss.liveCount() != 0 || e.sinks[0].current("api") != "" {
+		t.Fatalf("phase %s live %d sink %q", r.Phase, e.iss.liveCount(), e.sinks[0].current("api"))
+	}
+}
