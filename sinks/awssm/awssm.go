@@ -9,6 +9,11 @@
 // of that foreign version are carried into ours so that nothing is
 // clobbered. Every read names its VersionStage. rekey owns a secret only
 // when it carries the managed tag (managed-by = rekey) or the sink adopts.
+//
+// IAM: secretsmanager:DescribeSecret, GetSecretValue, PutSecretValue,
+// UpdateSecretVersionStage and TagResource; CreateSecret with
+// create_if_missing, DeleteSecret for Remove; sts:AssumeRole with
+// assume_role_arn; kms:GenerateDataKey and kms:Decrypt on a customer key.
 package awssm
 
 import (

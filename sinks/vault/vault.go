@@ -8,7 +8,10 @@
 // rekey owns a secret only when its custom metadata says managed-by: rekey
 // (or the sink is told to adopt). The sink logs in with a token, AppRole or
 // Kubernetes auth and keeps login tokens renewed with a LifetimeWatcher,
-// logging in again when they can no longer be renewed.
+// logging in again when they can no longer be renewed; Close stops that.
+//
+// The token's policy needs create, read, update and delete on
+// <mount>/data/* and <mount>/metadata/*.
 package vault
 
 import (
