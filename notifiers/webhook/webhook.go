@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/rekeyhq/rekey/internal/stdwebhooks"
 	"io"
 	"log/slog"
 	"net/http"
@@ -68,7 +69,7 @@ func New(cfg Config, logger *slog.Logger) (*Notifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webhook %s: secret: %w", display, err)
 	}
-	if _, err := signingKey(secret.Reveal()); err != nil {
+	if _, err := stdwebhooks.ParseKey(secret.Reveal()); err != nil {
 		return nil, fmt.Errorf("webhook %s: secret: %w", display, err)
 	}
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
