@@ -125,6 +125,14 @@ func (s *step) revokeEmergency(ctx context.Context) error {
 // holds no value of d, there is nothing to undo and the refusal is success
 // (otherwise the rollback would hold forever with d live at the issuer).
 func (s *step) rollbackSink(ctx context.Context, b SinkBinding, d Delivery) error {
+	if s.r.OldGeneration == 0 {
+		// Rolling back a bootstrap: there is no old value to restore, and
+		// sinks refuse to leave a target without a current one. Nobody
+		// can depend on a first generation that is being undone: remove it.
+		if rm, ok := b.Sink.(Remover); ok {
+			return rm.Remove(ctx, b.Target)
+		}
+	}
 	err := b.Sink.Rollback(ctx, b.Target, d)
 	if !errors.Is(err, ErrNotManaged) {
 		return err
