@@ -112,3 +112,17 @@ func TestDecommissionRevokesAndRemoves(t *testing.T) {
 		t.Fatalf("phase %s live %d sink %q", r.Phase, e.iss.liveCount(), e.sinks[0].current("api"))
 	}
 }
+
+// A bootstrap that fails after staging rolls back to nothing: the first
+// generation is removed from every sink and revoked at the issuer.
+func TestBootstrapRollbackRemovesFirstGeneration(t *testing.T) {
+	e := newEnv(t)
+	e.sinks[1].failOn("promote", rotator.Permanent(errors.New("sink refuses")))
+	r := e.run(e.trigger(rotator.TriggerBootstrap, "").ID, 30)
+	if r.Phase != rotator.PhaseFailed {
+		t.Fatalf("phase %s hold %s: %s", r.Phase, r.Hold, r.LastError)
+	}
+	if e.sinks[0].current("api") != "" || e.iss.liveCount() != 0 {
+		t.Fatalf("first generation left behind: sink %q, %d live", e.sinks[0].current("api"), e.iss.liveCount())
+	}
+}
