@@ -125,11 +125,18 @@ func (s *step) revokeEmergency(ctx context.Context) error {
 // holds no value of d, there is nothing to undo and the refusal is success
 // (otherwise the rollback would hold forever with d live at the issuer).
 func (s *step) rollbackSink(ctx context.Context, b SinkBinding, d Delivery) error {
-	if s.r.OldGeneration == 0 {
-		// Rolling back a bootstrap: there is no old value to restore, and
-		// sinks refuse to leave a target without a current one. Nobody
-		// can depend on a first generation that is being undone: remove it.
-		if rm, ok := b.Sink.(Remover); ok {
+	if rm, ok := b.Sink.(Remover); ok && s.r.OldGeneration == 0 {
+		// Rolling back a bootstrap: when the first generation went straight
+		// to current there is no old value to restore, and sinks refuse to
+		// leave a target without a current one. Nobody can depend on a
+		// first generation that is being undone: remove it. Only then: a
+		// target whose current value rekey did not deliver (adopted, or
+		// someone else's) keeps it, and an ordinary rollback drops d.
+		st, err := b.Sink.Inspect(ctx, b.Target)
+		if err != nil {
+			return err
+		}
+		if d.Fingerprint != "" && st.Current == d.Fingerprint {
 			return rm.Remove(ctx, b.Target)
 		}
 	}
