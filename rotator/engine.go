@@ -141,7 +141,7 @@ func New(o Options) (*Engine, error) {
 		e.lease = 2 * e.stepTO
 	}
 	e.sem = make(chan struct{}, e.conc)
-	e.urgentSem = make(chan struct{}, 8)
+	e.urgentSem = make(chan struct{}, 32)
 	e.dispatch = newDispatcher(o.Notifiers, o.Outbox, !o.EnqueueOnly, e.clock, e.log, e.metrics)
 	e.dispatch.start()
 	return e, nil
@@ -327,12 +327,8 @@ func (e *Engine) urgent(id string) {
 	go func() {
 		defer e.wg.Done()
 		defer e.releaseLocal(id)
-		select {
-		case e.urgentSem <- struct{}{}:
-			defer func() { <-e.urgentSem }()
-		default:
-			return // too many at once: the scan takes it
-		}
+		e.urgentSem <- struct{}{} // bounded: a burst of emergencies queues here, ahead of routine work
+		defer func() { <-e.urgentSem }()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*e.stepTO)
 		defer cancel()
 		e.drive(ctx, id, PhaseRevoking)
