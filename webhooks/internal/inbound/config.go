@@ -1,0 +1,51 @@
+package inbound
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/secretref"
+	"github.com/rekeyhq/rekey/internal/stdwebhooks"
+)
+
+// Bounds of SignedConfig.Tolerance.
+const (
+	minTolerance = time.Second
+	maxTolerance = time.Hour
+)
+
+// SignedConfig configures a Standard-Webhooks-signed endpoint (the generic
+// exposure and the departure webhooks share it).
+type SignedConfig struct {
+	// SecretEnv / SecretFile name the shared signing secret (exactly one):
+	// "whsec_<base64>" as Standard Webhooks issues them, or any other value
+	// used as the raw HMAC key; at least 16 bytes either way.
+	SecretEnv  string `koanf:"secret_env"`
+	SecretFile string `koanf:"secret_file"`
+	// Tolerance is how far webhook-timestamp may be from the receiver's
+	// clock, in the past or the future (1s..1h).
+	Tolerance time.Duration `koanf:"tolerance"`
+}
+
+// DefaultSignedConfig returns the defaults, applied before the user's YAML.
+func DefaultSignedConfig() SignedConfig {
+	return SignedConfig{Tolerance: stdwebhooks.DefaultTolerance}
+}
+
+// Secret is the reference to the signing secret.
+func (c SignedConfig) Secret() secretref.Ref {
+	return secretref.Ref{Env: c.SecretEnv, File: c.SecretFile}
+}
+
+// Validate reports every problem, each prefixed with its field name.
+func (c SignedConfig) Validate() error {
+	var errs []error
+	if err := c.Secret().Validate("secret", true); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Tolerance < minTolerance || c.Tolerance > maxTolerance {
+		errs = append(errs, fmt.Errorf("tolerance: must be between %s and %s", minTolerance, maxTolerance))
+	}
+	return errors.Join(errs...)
+}
