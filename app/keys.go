@@ -9,14 +9,11 @@ import (
 
 // KeyViews lists every configured key with its state and plan.
 func (d *Daemon) KeyViews(ctx context.Context, now time.Time) ([]KeyView, error) {
-	plan, err := d.Engine.Plan(ctx, now)
-	if err != nil {
-		return nil, err
-	}
 	states, err := d.Store.KeyStates(ctx)
 	if err != nil {
 		return nil, err
 	}
+	plan := d.Engine.PlanFrom(ctx, states, now)
 	out := make([]KeyView, 0, len(plan))
 	for i, k := range d.Engine.Keys() {
 		it := plan[i]

@@ -29,12 +29,17 @@ func (e *Engine) Plan(ctx context.Context, now time.Time) ([]PlanItem, error) {
 	if err != nil {
 		return nil, err
 	}
+	return e.PlanFrom(ctx, states, now), nil
+}
+
+// PlanFrom is Plan over key states the caller already read.
+func (e *Engine) PlanFrom(ctx context.Context, states map[string]KeyState, now time.Time) []PlanItem {
 	decom := e.decommissionedSet(ctx)
 	out := make([]PlanItem, 0, len(e.keyOrder))
 	for _, name := range e.keyOrder {
 		out = append(out, e.planKey(e.keys[name], states[name], now, decom[name]))
 	}
-	return out, nil
+	return out
 }
 
 func (e *Engine) planKey(k *Key, st KeyState, now time.Time, decommissioned bool) PlanItem {
