@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -195,7 +196,45 @@ func (p *process) signalGroup(sig syscall.Signal, paused bool) error {
 		return fmt.Errorf("testenv: %s: %s: %w", p.name, sig, err)
 	}
 	p.paused = paused
+	if paused {
+		// kill(2) returns before the kernel has stopped every thread: wait
+		// until /proc says they all are, so that a request made right after
+		// Pause really meets a hung server.
+		return waitStopped(p.name, p.cmd.Process.Pid, 5*time.Second)
+	}
 	return nil
+}
+
+// waitStopped polls /proc/<pid>/task/*/stat until every thread of the
+// process is in state T (stopped).
+func waitStopped(name string, pid int, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		if err != nil || len(tasks) == 0 {
+			return fmt.Errorf("testenv: %s: read process state: no threads listed", name)
+		}
+		stopped := true
+		for _, t := range tasks {
+			b, err := os.ReadFile(t)
+			if err != nil {
+				continue // the thread exited
+			}
+			// The state follows the command name in parentheses.
+			i := bytes.LastIndexByte(b, ')')
+			if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+				stopped = false
+				break
+			}
+		}
+		if stopped {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("testenv: %s: not stopped %s after SIGSTOP", name, within)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // tail returns the end of the log file.
