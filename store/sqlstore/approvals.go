@@ -23,14 +23,14 @@ func (s *Store) AddApproval(ctx context.Context, a rotator.Approval, ev rotator.
 			return err
 		}
 		var one int
-		err = tx.QueryRowContext(ctx, s.q(`SELECT 1 FROM rotations WHERE id = ?`), a.RotationID).Scan(&one)
+		err = s.txQueryRow(ctx, tx, (`SELECT 1 FROM rotations WHERE id = ?`), a.RotationID).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
 			return rotator.ErrNotFound
 		}
 		if err != nil {
 			return fmt.Errorf("find rotation: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO approvals (rotation_id, gate, approver, verdict, via, comment, at)
+		if _, err := s.txExec(ctx, tx, (`INSERT INTO approvals (rotation_id, gate, approver, verdict, via, comment, at)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`),
 			a.RotationID, clean(string(a.Gate)), clean(a.Approver), clean(string(a.Verdict)), clean(a.Via), clean(a.Comment), TimeText(a.At)); err != nil {
 			violation = s.d.IsUniqueViolation(err)
@@ -53,7 +53,7 @@ func (s *Store) AddApproval(ctx context.Context, a rotator.Approval, ev rotator.
 
 // Approvals returns the decisions on rotationID in the order they were made.
 func (s *Store) Approvals(ctx context.Context, rotationID string) ([]rotator.Approval, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT rotation_id, gate, approver, verdict, via, comment, at
+	rows, err := s.query(ctx, (`SELECT rotation_id, gate, approver, verdict, via, comment, at
 		FROM approvals WHERE rotation_id = ? ORDER BY at, gate, approver`), rotationID)
 	if err != nil {
 		return nil, s.errorf("approvals of rotation %s: %w", rotationID, err)

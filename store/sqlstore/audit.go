@@ -56,7 +56,7 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, head auditHead, evs
 		head = auditHead{seq: ev.Seq, hash: ev.Hash}
 		out[i] = ev
 	}
-	if _, err := tx.ExecContext(ctx, s.q(`UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`), head.seq, head.hash); err != nil {
+	if _, err := s.txExec(ctx, tx, (`UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`), head.seq, head.hash); err != nil {
 		return nil, fmt.Errorf("move audit head: %w", err)
 	}
 	return out, nil

@@ -70,7 +70,7 @@ func (s *Store) CredentialByFingerprint(ctx context.Context, fingerprint string)
 }
 
 func (s *Store) queryCredentials(ctx context.Context, query string, args ...any) ([]*rotator.Credential, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	rows, err := s.query(ctx, (query), args...)
 	if err != nil {
 		return nil, err
 	}

@@ -15,7 +15,7 @@ func (s *Store) RecordInbound(ctx context.Context, ev rotator.InboundEvent) (boo
 	var inserted bool
 	var stored rotator.InboundEvent
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO inbound_events (id, kind, payload, received_at) VALUES (?, ?, ?, ?)
+		res, err := s.txExec(ctx, tx, (`INSERT INTO inbound_events (id, kind, payload, received_at) VALUES (?, ?, ?, ?)
 			ON CONFLICT (id) DO NOTHING`), clean(ev.ID), clean(ev.Kind), clean(ev.Payload), TimeText(ev.ReceivedAt))
 		if err != nil {
 			return err
@@ -28,7 +28,7 @@ func (s *Store) RecordInbound(ctx context.Context, ev rotator.InboundEvent) (boo
 			inserted, stored = true, ev
 			return nil
 		}
-		return tx.QueryRowContext(ctx, s.q(`SELECT id, kind, payload, received_at, processed_at, result FROM inbound_events WHERE id = ?`), ev.ID).
+		return s.txQueryRow(ctx, tx, (`SELECT id, kind, payload, received_at, processed_at, result FROM inbound_events WHERE id = ?`), ev.ID).
 			Scan(&stored.ID, &stored.Kind, &stored.Payload, timeCol{&stored.ReceivedAt}, timeCol{&stored.ProcessedAt}, &stored.Result)
 	})
 	if err != nil {
@@ -39,8 +39,8 @@ func (s *Store) RecordInbound(ctx context.Context, ev rotator.InboundEvent) (boo
 
 // PendingInbound lists events not processed yet, oldest first.
 func (s *Store) PendingInbound(ctx context.Context, n int) ([]rotator.InboundEvent, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, kind, payload, received_at, processed_at, result FROM inbound_events
-		WHERE processed_at = '' ORDER BY received_at, id`+limit(n)))
+	rows, err := s.query(ctx, (`SELECT id, kind, payload, received_at, processed_at, result FROM inbound_events
+		WHERE processed_at = '' ORDER BY received_at, id` + limit(n)))
 	if err != nil {
 		return nil, s.errorf("pending inbound events: %w", err)
 	}
@@ -59,7 +59,7 @@ func (s *Store) PendingInbound(ctx context.Context, n int) ([]rotator.InboundEve
 // FinishInbound marks an event processed with its result.
 func (s *Store) FinishInbound(ctx context.Context, id string, at time.Time, result string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.q(`UPDATE inbound_events SET processed_at = ?, result = ? WHERE id = ?`), TimeText(at), clean(result), id)
+		_, err := s.txExec(ctx, tx, (`UPDATE inbound_events SET processed_at = ?, result = ? WHERE id = ?`), TimeText(at), clean(result), id)
 		if err != nil {
 			return s.errorf("finish inbound event %s: %w", id, err)
 		}
@@ -75,7 +75,7 @@ func (s *Store) Seen(ctx context.Context, namespace, id string, until time.Time)
 	var replay bool
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var old string
-		err := tx.QueryRowContext(ctx, s.q(`SELECT until FROM replay_guard WHERE namespace = ? AND id = ?`), namespace, id).Scan(&old)
+		err := s.txQueryRow(ctx, tx, (`SELECT until FROM replay_guard WHERE namespace = ? AND id = ?`), namespace, id).Scan(&old)
 		switch {
 		case err == nil && old > now:
 			replay = true
@@ -83,10 +83,10 @@ func (s *Store) Seen(ctx context.Context, namespace, id string, until time.Time)
 		case err != nil && !errors.Is(err, sql.ErrNoRows):
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM replay_guard WHERE until < ?`), now); err != nil {
+		if _, err := s.txExec(ctx, tx, (`DELETE FROM replay_guard WHERE until < ?`), now); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO replay_guard (namespace, id, until) VALUES (?, ?, ?)
+		_, err = s.txExec(ctx, tx, (`INSERT INTO replay_guard (namespace, id, until) VALUES (?, ?, ?)
 			ON CONFLICT (namespace, id) DO UPDATE SET until = excluded.until`), clean(namespace), clean(id), TimeText(until))
 		return err
 	})
@@ -98,7 +98,7 @@ func (s *Store) Seen(ctx context.Context, namespace, id string, until time.Time)
 
 // ListState returns every entry of a namespace (rotator.StateLister).
 func (s *Store) ListState(ctx context.Context, namespace string) (map[string]string, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT key, value FROM adapter_state WHERE namespace = ?`), namespace)
+	rows, err := s.query(ctx, (`SELECT key, value FROM adapter_state WHERE namespace = ?`), namespace)
 	if err != nil {
 		return nil, s.errorf("list state %s: %w", namespace, err)
 	}

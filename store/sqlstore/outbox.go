@@ -18,10 +18,10 @@ func (s *Store) Enqueue(ctx context.Context, notifier string, ev rotator.Event) 
 	now := TimeText(time.Now())
 	return s.write(ctx, func(tx *sql.Tx) error {
 		var seq int64
-		if err := tx.QueryRowContext(ctx, s.q(`SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE notifier = ?`), notifier).Scan(&seq); err != nil {
+		if err := s.txQueryRow(ctx, tx, (`SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE notifier = ?`), notifier).Scan(&seq); err != nil {
 			return s.errorf("outbox: %w", err)
 		}
-		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO outbox (id, notifier, seq, event, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)
+		_, err := s.txExec(ctx, tx, (`INSERT INTO outbox (id, notifier, seq, event, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO NOTHING`), clean(notifier+"/"+ev.ID), clean(notifier), seq+1, clean(string(b)), now, now)
 		if err != nil {
 			return s.errorf("outbox: enqueue: %w", err)
@@ -32,8 +32,8 @@ func (s *Store) Enqueue(ctx context.Context, notifier string, ev rotator.Event) 
 
 // DueOutbox lists a notifier's pending items in order.
 func (s *Store) DueOutbox(ctx context.Context, notifier string, now time.Time, n int) ([]rotator.OutboxItem, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, event, attempts FROM outbox
-		WHERE notifier = ? AND delivered_at = '' AND failed = 0 AND next_attempt_at <= ? ORDER BY seq`+limit(n)), notifier, TimeText(now))
+	rows, err := s.query(ctx, (`SELECT id, event, attempts FROM outbox
+		WHERE notifier = ? AND delivered_at = '' AND failed = 0 AND next_attempt_at <= ? ORDER BY seq` + limit(n)), notifier, TimeText(now))
 	if err != nil {
 		return nil, s.errorf("outbox: due: %w", err)
 	}
@@ -58,7 +58,7 @@ func (s *Store) DueOutbox(ctx context.Context, notifier string, now time.Time, n
 func (s *Store) ClaimOutbox(ctx context.Context, id string, now, until time.Time) (bool, error) {
 	var ok bool
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND delivered_at = '' AND failed = 0 AND next_attempt_at <= ?`),
+		res, err := s.txExec(ctx, tx, (`UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND delivered_at = '' AND failed = 0 AND next_attempt_at <= ?`),
 			TimeText(until), id, TimeText(now))
 		if err != nil {
 			return err
@@ -73,7 +73,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, id string, now, until time.Time
 // MarkDelivered records a delivery.
 func (s *Store) MarkDelivered(ctx context.Context, id string, at time.Time) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.q(`UPDATE outbox SET delivered_at = ? WHERE id = ?`), TimeText(at), id)
+		_, err := s.txExec(ctx, tx, (`UPDATE outbox SET delivered_at = ? WHERE id = ?`), TimeText(at), id)
 		return err
 	})
 }
@@ -85,7 +85,7 @@ func (s *Store) MarkRetry(ctx context.Context, id string, attempts int, next tim
 		f = 1
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.q(`UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ?, failed = ? WHERE id = ?`),
+		_, err := s.txExec(ctx, tx, (`UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ?, failed = ? WHERE id = ?`),
 			attempts, TimeText(next), clean(lastError), f, id)
 		return err
 	})

@@ -103,7 +103,7 @@ func (s *Store) CreateRotation(ctx context.Context, c rotator.Commit) error {
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.q(insertRotation), args...); err != nil {
+		if _, err := s.txExec(ctx, tx, (insertRotation), args...); err != nil {
 			if s.d.IsUniqueViolation(err) {
 				violation = true
 			}
@@ -129,12 +129,12 @@ func (s *Store) CreateRotation(ctx context.Context, c rotator.Commit) error {
 // its transaction is gone (PostgreSQL aborts a transaction on the first error).
 func (s *Store) createViolation(ctx context.Context, r *rotator.Rotation) error {
 	var active string
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT id FROM rotations WHERE key = ? AND finished = 0`), r.Key).Scan(&active)
+	err := s.queryRow(ctx, (`SELECT id FROM rotations WHERE key = ? AND finished = 0`), r.Key).Scan(&active)
 	if err == nil {
 		return s.errorf("create rotation %s for key %s: %w (%s)", r.ID, r.Key, rotator.ErrActiveRotation, active)
 	}
 	var one int
-	if err := s.db.QueryRowContext(ctx, s.q(`SELECT 1 FROM rotations WHERE id = ?`), r.ID).Scan(&one); err == nil {
+	if err := s.queryRow(ctx, (`SELECT 1 FROM rotations WHERE id = ?`), r.ID).Scan(&one); err == nil {
 		return s.errorf("create rotation %s: id already used: %w", r.ID, rotator.ErrConflict)
 	}
 	// The active rotation finished between the insert and the look-up.
@@ -165,7 +165,7 @@ func (s *Store) Save(ctx context.Context, c rotator.Commit) error {
 			return err
 		}
 		if r != nil {
-			res, err := tx.ExecContext(ctx, s.q(updateRotation), args...)
+			res, err := s.txExec(ctx, tx, (updateRotation), args...)
 			if err != nil {
 				violation = s.d.IsUniqueViolation(err)
 				return fmt.Errorf("update: %w", err)
@@ -202,7 +202,7 @@ func (s *Store) Save(ctx context.Context, c rotator.Commit) error {
 
 func (s *Store) missingOrStale(ctx context.Context, tx *sql.Tx, r *rotator.Rotation) error {
 	var version int
-	err := tx.QueryRowContext(ctx, s.q(`SELECT version FROM rotations WHERE id = ?`), r.ID).Scan(&version)
+	err := s.txQueryRow(ctx, tx, (`SELECT version FROM rotations WHERE id = ?`), r.ID).Scan(&version)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return rotator.ErrNotFound
@@ -215,7 +215,7 @@ func (s *Store) missingOrStale(ctx context.Context, tx *sql.Tx, r *rotator.Rotat
 // GetRotation returns the rotation with id, or an error wrapping
 // rotator.ErrNotFound.
 func (s *Store) GetRotation(ctx context.Context, id string) (*rotator.Rotation, error) {
-	r, err := scanRotation(s.db.QueryRowContext(ctx, s.q(`SELECT `+rotationColumns+` FROM rotations WHERE id = ?`), id))
+	r, err := scanRotation(s.queryRow(ctx, (`SELECT ` + rotationColumns + ` FROM rotations WHERE id = ?`), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, s.errorf("rotation %s: %w", id, rotator.ErrNotFound)
 	}
@@ -228,7 +228,7 @@ func (s *Store) GetRotation(ctx context.Context, id string) (*rotator.Rotation, 
 // ActiveRotation returns key's active rotation, or an error wrapping
 // rotator.ErrNotFound when it has none.
 func (s *Store) ActiveRotation(ctx context.Context, key string) (*rotator.Rotation, error) {
-	r, err := scanRotation(s.db.QueryRowContext(ctx, s.q(`SELECT `+rotationColumns+` FROM rotations WHERE key = ? AND finished = 0`), key))
+	r, err := scanRotation(s.queryRow(ctx, (`SELECT ` + rotationColumns + ` FROM rotations WHERE key = ? AND finished = 0`), key))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, s.errorf("active rotation of key %s: %w", key, rotator.ErrNotFound)
 	}
@@ -271,7 +271,7 @@ func (s *Store) DueRotations(ctx context.Context, now time.Time, n int) ([]*rota
 }
 
 func (s *Store) queryRotations(ctx context.Context, query string, args ...any) ([]*rotator.Rotation, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	rows, err := s.query(ctx, (query), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -303,7 +303,7 @@ func (s *Store) Lease(ctx context.Context, rotationID, owner string, now, until 
 	if owner == "" {
 		return false, s.errorf("lease rotation %s: an owner is required", rotationID)
 	}
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE rotations SET lease_owner = ?, lease_until = ?
+	res, err := s.exec(ctx, (`UPDATE rotations SET lease_owner = ?, lease_until = ?
 		WHERE id = ? AND (lease_owner = '' OR lease_owner = ? OR lease_until <= ?)`),
 		owner, TimeText(until), rotationID, owner, TimeText(now))
 	if err != nil {
@@ -317,7 +317,7 @@ func (s *Store) Lease(ctx context.Context, rotationID, owner string, now, until 
 		return true, nil
 	}
 	var one int
-	err = s.db.QueryRowContext(ctx, s.q(`SELECT 1 FROM rotations WHERE id = ?`), rotationID).Scan(&one)
+	err = s.queryRow(ctx, (`SELECT 1 FROM rotations WHERE id = ?`), rotationID).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, s.errorf("lease rotation %s: %w", rotationID, rotator.ErrNotFound)
 	}
@@ -330,7 +330,7 @@ func (s *Store) Lease(ctx context.Context, rotationID, owner string, now, until 
 // Release drops owner's lease on rotationID; it is a no-op when owner does
 // not hold it.
 func (s *Store) Release(ctx context.Context, rotationID, owner string) error {
-	if _, err := s.db.ExecContext(ctx, s.q(`UPDATE rotations SET lease_owner = '', lease_until = ''
+	if _, err := s.exec(ctx, (`UPDATE rotations SET lease_owner = '', lease_until = ''
 		WHERE id = ? AND lease_owner = ?`), rotationID, owner); err != nil {
 		return s.errorf("release rotation %s: %w", rotationID, err)
 	}

@@ -11,7 +11,7 @@ import (
 // whether there is one.
 func (s *Store) GetState(ctx context.Context, namespace, key string) (string, bool, error) {
 	var v string
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT value FROM adapter_state WHERE namespace = ? AND key = ?`), namespace, key).Scan(&v)
+	err := s.queryRow(ctx, (`SELECT value FROM adapter_state WHERE namespace = ? AND key = ?`), namespace, key).Scan(&v)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return "", false, nil
@@ -27,7 +27,7 @@ func (s *Store) PutState(ctx context.Context, namespace, key, value string) erro
 	if namespace == "" || key == "" {
 		return s.errorf("put state: a namespace and a key are required")
 	}
-	if _, err := s.db.ExecContext(ctx, s.q(`INSERT INTO adapter_state (namespace, key, value, updated_at) VALUES (?, ?, ?, ?)
+	if _, err := s.exec(ctx, (`INSERT INTO adapter_state (namespace, key, value, updated_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`),
 		clean(namespace), clean(key), clean(value), TimeText(time.Now())); err != nil {
 		return s.errorf("put state %s/%s: %w", namespace, key, err)

@@ -31,6 +31,8 @@ type Store struct {
 	wlock chan struct{}
 	// keyStates is the size of the last KeyStates answer, to size the next.
 	keyStates atomic.Int64
+	stmts     stmtCache
+	cache     bool
 }
 
 // New wraps db, which the Store owns from now on (Close closes it), and
@@ -47,6 +49,12 @@ func New(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 	if err := s.migrate(ctx); err != nil {
 		return nil, fmt.Errorf("%s store: migrate: %w", d.Name, err)
 	}
+	// Statement caching is for SQLite (pgx caches statements itself). It
+	// needs a second pooled connection: a write transaction holds one while
+	// a statement is prepared on the pool, which is safe only with the
+	// in-process write lock (one writer at a time) and more than one
+	// connection.
+	s.cache = d.LocalWriteLock && db.Stats().MaxOpenConnections != 1
 	return s, nil
 }
 
@@ -57,7 +65,10 @@ func (s *Store) DB() *sql.DB { return s.db }
 func (s *Store) Dialect() Dialect { return s.d }
 
 // Close closes the database handle.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.closeStmts()
+	return s.db.Close()
+}
 
 // errorf prefixes errors with the store's name.
 func (s *Store) errorf(format string, args ...any) error {
