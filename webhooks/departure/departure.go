@@ -53,28 +53,11 @@ type Handler struct {
 // New resolves the signing secret (so a missing or weak one fails at start)
 // and builds the handler. A nil logger discards.
 func New(cfg Config, intake rotator.Intake, guard rotator.ReplayGuard, logger *slog.Logger) (*Handler, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("departure webhook: %w", err)
-	}
-	if intake == nil || guard == nil {
-		return nil, errors.New("departure webhook: intake and replay guard are required")
-	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	logger = logger.With("webhook", "departure")
-	key, err := inbound.Key(cfg.Secret(), "secret")
+	auth, logger, err := inbound.NewSigned(ReplayNamespace, cfg, intake, guard, logger)
 	if err != nil {
-		return nil, fmt.Errorf("departure webhook: %w", err)
+		return nil, err
 	}
-	return &Handler{
-		auth: inbound.Signed{
-			Key: key, Tolerance: cfg.Tolerance, Guard: guard, Namespace: ReplayNamespace, Log: logger,
-		},
-		intake: intake,
-		log:    logger,
-		now:    time.Now,
-	}, nil
+	return &Handler{auth: auth, intake: intake, log: logger, now: time.Now}, nil
 }
 
 // response is the 202 answer. The sender is an authenticated HR system,

@@ -58,28 +58,11 @@ type Handler struct {
 // New resolves the signing secret (so a missing or weak one fails at start)
 // and builds the handler. A nil logger discards.
 func New(cfg Config, intake rotator.Intake, guard rotator.ReplayGuard, logger *slog.Logger) (*Handler, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("exposure webhook: %w", err)
-	}
-	if intake == nil || guard == nil {
-		return nil, errors.New("exposure webhook: intake and replay guard are required")
-	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	logger = logger.With("webhook", "exposure")
-	key, err := inbound.Key(cfg.Secret(), "secret")
+	auth, logger, err := inbound.NewSigned(ReplayNamespace, cfg, intake, guard, logger)
 	if err != nil {
-		return nil, fmt.Errorf("exposure webhook: %w", err)
+		return nil, err
 	}
-	return &Handler{
-		auth: inbound.Signed{
-			Key: key, Tolerance: cfg.Tolerance, Guard: guard, Namespace: ReplayNamespace, Log: logger,
-		},
-		intake: intake,
-		log:    logger,
-		now:    time.Now,
-	}, nil
+	return &Handler{auth: auth, intake: intake, log: logger, now: time.Now}, nil
 }
 
 // response is the 202 answer. It names no key: the sender learns only

@@ -3,10 +3,12 @@ package inbound
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/secretref"
 	"github.com/rekeyhq/rekey/internal/stdwebhooks"
+	"github.com/rekeyhq/rekey/rotator"
 )
 
 // Bounds of SignedConfig.Tolerance.
@@ -48,4 +50,26 @@ func (c SignedConfig) Validate() error {
 		errs = append(errs, fmt.Errorf("tolerance: must be between %s and %s", minTolerance, maxTolerance))
 	}
 	return errors.Join(errs...)
+}
+
+// NewSigned checks cfg, resolves its signing secret (so a missing or weak
+// one fails at start) and returns the authenticator and the logger of a
+// Standard-Webhooks-signed endpoint named name (also its replay namespace).
+// A nil logger discards.
+func NewSigned(name string, cfg SignedConfig, intake rotator.Intake, guard rotator.ReplayGuard, logger *slog.Logger) (Signed, *slog.Logger, error) {
+	if err := cfg.Validate(); err != nil {
+		return Signed{}, nil, fmt.Errorf("%s webhook: %w", name, err)
+	}
+	if intake == nil || guard == nil {
+		return Signed{}, nil, fmt.Errorf("%s webhook: intake and replay guard are required", name)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("webhook", name)
+	key, err := Key(cfg.Secret(), "secret")
+	if err != nil {
+		return Signed{}, nil, fmt.Errorf("%s webhook: %w", name, err)
+	}
+	return Signed{Key: key, Tolerance: cfg.Tolerance, Guard: guard, Namespace: name, Log: logger}, logger, nil
 }
