@@ -60,7 +60,7 @@ func (e *Engine) Submit(ctx context.Context, rotationID, actor string, secret Se
 	}
 	m, err := h.Accept(ctx, s.mintRequest(c), secret)
 	if err != nil {
-		return r, fmt.Errorf("secret refused: %s: %w", e.scrubValue(err.Error(), secret), ErrRejected)
+		return r, fmt.Errorf("secret refused: %s: %w", secret.Scrub(err.Error()), ErrRejected)
 	}
 	if err := e.store.AppendAudit(ctx, AuditEvent{At: e.clock.Now(), RotationID: r.ID, Key: r.Key, Actor: actor, Action: "secret.submitted", Phase: r.Phase,
 		Detail: map[string]string{"fingerprint": ShortFingerprint(secret.Fingerprint())}}); err != nil {
@@ -113,13 +113,6 @@ func (e *Engine) take(ctx context.Context, id string) (release func(), err error
 
 // takeWait bounds how long take waits for another driver's lease.
 const takeWait = 5 * time.Second
-
-func (e *Engine) scrubValue(msg string, s Secret) string {
-	if v := s.Reveal(); v != "" {
-		return replaceAll(msg, v, redacted)
-	}
-	return msg
-}
 
 // Confirm records that a human revoked a credential by hand (HumanIssuer):
 // the old one in revoking, the new one while rolling back.

@@ -42,6 +42,15 @@ func Fingerprint(raw string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// Scrub replaces the secret's raw value in msg with "<redacted>": a last
+// line of defence should an adapter echo a value in an error.
+func (s Secret) Scrub(msg string) string {
+	if s.v == "" {
+		return msg
+	}
+	return strings.ReplaceAll(msg, s.v, redacted)
+}
+
 // ShortFingerprint is the first 12 hex characters, for humans.
 func ShortFingerprint(fp string) string {
 	if len(fp) > 12 {
@@ -49,5 +58,3 @@ func ShortFingerprint(fp string) string {
 	}
 	return fp
 }
-
-func replaceAll(s, old, new string) string { return strings.ReplaceAll(s, old, new) }

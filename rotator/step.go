@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -254,8 +253,8 @@ func (e *Engine) fail(ctx context.Context, k *Key, r *Rotation, phase Phase, err
 // scrub removes a rotation's in-memory secret from a message, a last line of
 // defence should an adapter echo it.
 func (e *Engine) scrub(rotationID, msg string) string {
-	if sec, ok := e.getSecret(rotationID); ok && sec.Reveal() != "" {
-		msg = strings.ReplaceAll(msg, sec.Reveal(), redacted)
+	if sec, ok := e.getSecret(rotationID); ok {
+		return sec.Scrub(msg)
 	}
 	return msg
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"io"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -42,14 +43,9 @@ func (t *table) write(w io.Writer) error {
 func rotationTable(rots []*rotator.Rotation) *table {
 	t := newTable("ROTATION", "KEY", "MODE", "TRIGGER", "PHASE", "WAITING", "ATTEMPTS", "UPDATED")
 	for _, r := range rots {
-		t.row(r.ID, r.Key, string(r.Mode), string(r.Trigger), string(r.Phase), string(r.Hold), itoa(r.Attempts), r.UpdatedAt.UTC().Format(time.RFC3339))
+		t.row(r.ID, r.Key, string(r.Mode), string(r.Trigger), string(r.Phase), string(r.Hold), strconv.Itoa(r.Attempts), r.UpdatedAt.UTC().Format(time.RFC3339))
 	}
 	return t
-}
-
-func itoa(n int) string {
-	b, _ := json.Marshal(n)
-	return string(b)
 }
 
 func printJSON(w io.Writer, v any) error {
