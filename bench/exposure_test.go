@@ -17,11 +17,11 @@ import (
 
 	_ "modernc.org/sqlite"
 
-	"github.com/rekeyhq/rekey/internal/testenv/kubeadapt"
+	"github.com/rekeyhq/rekey/testing/kubeadapt"
 )
 
 // BenchmarkExposureLoad runs the real daemon with `knownKeys` live keys and
-// sends signed exposure reports at 200/s for 30 s with cmd/rekey-loadgen
+// sends signed exposure reports at 200/s for 30 s with testing/cmd/rekey-loadgen
 // (the tokens cycle through the live keys, so the first report of each key
 // starts an emergency rotation and the rest are duplicates). Reported:
 // reports sent, recorded (nothing may be lost), and p50/p99 of the time from
@@ -33,7 +33,7 @@ func BenchmarkExposureLoad(b *testing.B) {
 	dir := b.TempDir()
 	bin := buildRekey(b, dir)
 	loadgen := filepath.Join(dir, "rekey-loadgen")
-	if out, err := exec.Command("go", "build", "-o", loadgen, "../cmd/rekey-loadgen").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", loadgen, "../testing/cmd/rekey-loadgen").CombinedOutput(); err != nil {
 		b.Fatalf("build loadgen: %v\n%s", err, out)
 	}
 	addr := freeAddr(b)

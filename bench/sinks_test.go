@@ -20,8 +20,8 @@ import (
 
 	"github.com/rekeyhq/rekey/app"
 	"github.com/rekeyhq/rekey/config"
-	"github.com/rekeyhq/rekey/internal/testenv"
 	"github.com/rekeyhq/rekey/rotator"
+	"github.com/rekeyhq/rekey/testing/testenv"
 )
 
 // Rotating 200 keys, each delivered to Vault KV v2 and to Secrets Manager

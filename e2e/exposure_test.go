@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/stdwebhooks"
-	"github.com/rekeyhq/rekey/internal/testenv/kubeadapt"
 	"github.com/rekeyhq/rekey/store/sqlstore"
+	"github.com/rekeyhq/rekey/testing/kubeadapt"
 )
 
 const exposureSecret = "e2e-exposure-signing-secret-0123456789"

@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/iam/types"
 
-	"github.com/rekeyhq/rekey/internal/testenv"
+	"github.com/rekeyhq/rekey/testing/testenv"
 )
 
 // iamUser is an IAM user in moto, seen through the test's own IAM client.

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rekeyhq/rekey/internal/testenv/kubeadapt"
+	"github.com/rekeyhq/rekey/testing/kubeadapt"
 )
 
 // manualIssuerYAML is a manual issuer for Kubeadapt's dashboard-only keys: a

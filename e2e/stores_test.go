@@ -20,8 +20,8 @@ import (
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	vapi "github.com/hashicorp/vault/api"
 
-	"github.com/rekeyhq/rekey/internal/testenv"
 	"github.com/rekeyhq/rekey/rotator"
+	"github.com/rekeyhq/rekey/testing/testenv"
 )
 
 // The Vault KV v2 and Secrets Manager sinks through the real binary, against

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rekeyhq/rekey/internal/testenv/consumer"
+	"github.com/rekeyhq/rekey/testing/consumer"
 )
 
 var (
@@ -20,13 +20,13 @@ var (
 	consumerErr  error
 )
 
-// consumerBinary builds cmd/rekey-consumer once, beside the rekey binary
+// consumerBinary builds testing/cmd/rekey-consumer once, beside the rekey binary
 // (TestMain removes that directory).
 func consumerBinary(t *testing.T) string {
 	t.Helper()
 	consumerOnce.Do(func() {
 		consumerBin = filepath.Join(filepath.Dir(binary), "rekey-consumer")
-		out, err := exec.Command("go", "build", "-o", consumerBin, "../cmd/rekey-consumer").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", consumerBin, "../testing/cmd/rekey-consumer").CombinedOutput()
 		if err != nil {
 			consumerErr = fmt.Errorf("build rekey-consumer: %v\n%s", err, out)
 		}

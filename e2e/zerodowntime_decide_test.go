@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rekeyhq/rekey/internal/testenv/consumer"
+	"github.com/rekeyhq/rekey/testing/consumer"
 )
 
 // Past max_wait with a consumer still failing, the rotation holds and

@@ -13,9 +13,9 @@ import (
 	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	vaultapi "github.com/hashicorp/vault/api"
 
-	"github.com/rekeyhq/rekey/internal/testenv"
-	"github.com/rekeyhq/rekey/internal/testenv/consumer"
-	"github.com/rekeyhq/rekey/internal/testenv/kubeadapt"
+	"github.com/rekeyhq/rekey/testing/consumer"
+	"github.com/rekeyhq/rekey/testing/kubeadapt"
+	"github.com/rekeyhq/rekey/testing/testenv"
 )
 
 // The zero-downtime suite runs the whole chain with real processes: the

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rekeyhq/rekey/internal/testenv/consumer"
+	"github.com/rekeyhq/rekey/testing/consumer"
 )
 
 // brokenKey is what a consumer with a mangled copy of the key sends: well

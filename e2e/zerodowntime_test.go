@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rekeyhq/rekey/internal/testenv/consumer"
+	"github.com/rekeyhq/rekey/testing/consumer"
 )
 
 // The zero-downtime promise, end to end: consumers that re-read their sink

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ci-deps.sh installs or builds the servers rekey's tests run for real
-# (internal/testenv): Prometheus and PostgreSQL 15 from Debian, moto_server
+# (testing/testenv): Prometheus and PostgreSQL 15 from Debian, moto_server
 # from pip, and Vault 1.13.0 built from the tools/vault module into
 # $HOME/.cache/rekey. Run it as root on Debian 12. It is idempotent and does
 # nothing but check when everything is present.

@@ -15,9 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/iam/types"
 
-	"github.com/rekeyhq/rekey/internal/testenv"
 	"github.com/rekeyhq/rekey/issuers/awsiam"
 	"github.com/rekeyhq/rekey/rotator"
+	"github.com/rekeyhq/rekey/testing/testenv"
 )
 
 // env is a moto_server with one IAM user and an admin client on it.

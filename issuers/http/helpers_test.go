@@ -16,9 +16,9 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/rekeyhq/rekey/config"
-	"github.com/rekeyhq/rekey/internal/testenv/kubeadapt"
 	rkhttp "github.com/rekeyhq/rekey/issuers/http"
 	"github.com/rekeyhq/rekey/rotator"
+	"github.com/rekeyhq/rekey/testing/kubeadapt"
 )
 
 const adminToken = "ka-admin-0123456789abcdef-test-token"

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rekeyhq/rekey/internal/testenv/kubeadapt"
 	rkhttp "github.com/rekeyhq/rekey/issuers/http"
 	"github.com/rekeyhq/rekey/rotator"
+	"github.com/rekeyhq/rekey/testing/kubeadapt"
 )
 
 func TestMintUseRevoke(t *testing.T) {

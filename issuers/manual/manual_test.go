@@ -9,10 +9,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rekeyhq/rekey/internal/testenv/kubeadapt"
 	"github.com/rekeyhq/rekey/issuers/internal/probe"
 	"github.com/rekeyhq/rekey/issuers/manual"
 	"github.com/rekeyhq/rekey/rotator"
+	"github.com/rekeyhq/rekey/testing/kubeadapt"
 )
 
 const kaPattern = `^ka_live_[A-Za-z0-9]{32}$`

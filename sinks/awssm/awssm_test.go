@@ -15,9 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
-	"github.com/rekeyhq/rekey/internal/testenv"
 	"github.com/rekeyhq/rekey/rotator"
 	"github.com/rekeyhq/rekey/sinks/sinktest"
+	"github.com/rekeyhq/rekey/testing/testenv"
 )
 
 // TestConformance runs the sink suite against a real moto_server, in both

@@ -13,8 +13,8 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
-	"github.com/rekeyhq/rekey/internal/testenv"
 	"github.com/rekeyhq/rekey/rotator"
+	"github.com/rekeyhq/rekey/testing/testenv"
 )
 
 // rekeyPolicy is what the sink needs on a KV v2 mount named secret.

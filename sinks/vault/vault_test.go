@@ -14,9 +14,9 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
-	"github.com/rekeyhq/rekey/internal/testenv"
 	"github.com/rekeyhq/rekey/rotator"
 	"github.com/rekeyhq/rekey/sinks/sinktest"
+	"github.com/rekeyhq/rekey/testing/testenv"
 )
 
 // TestConformance runs the sink suite against a real Vault 1.13 dev server,

@@ -7,10 +7,10 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/rekeyhq/rekey/internal/testenv"
 	"github.com/rekeyhq/rekey/rotator"
 	"github.com/rekeyhq/rekey/store/sqlstore"
 	"github.com/rekeyhq/rekey/store/sqlstore/storetest"
+	"github.com/rekeyhq/rekey/testing/testenv"
 )
 
 // TestMain shares one PostgreSQL cluster between the tests; each test (and

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	kaserver "github.com/rekeyhq/rekey/internal/testenv/kubeadapt"
 	"github.com/rekeyhq/rekey/rotator"
+	kaserver "github.com/rekeyhq/rekey/testing/kubeadapt"
 )
 
 type fakeClock struct {

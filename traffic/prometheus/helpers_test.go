@@ -18,9 +18,9 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/rekeyhq/rekey/config"
-	"github.com/rekeyhq/rekey/internal/testenv"
-	"github.com/rekeyhq/rekey/internal/testenv/kubeadapt"
 	"github.com/rekeyhq/rekey/rotator"
+	"github.com/rekeyhq/rekey/testing/kubeadapt"
+	"github.com/rekeyhq/rekey/testing/testenv"
 	promsrc "github.com/rekeyhq/rekey/traffic/prometheus"
 )
 

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rekeyhq/rekey/internal/testenv"
 	"github.com/rekeyhq/rekey/rotator"
+	"github.com/rekeyhq/rekey/testing/testenv"
 	promsrc "github.com/rekeyhq/rekey/traffic/prometheus"
 )
 

@@ -30,10 +30,10 @@ import (
 	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	vapi "github.com/hashicorp/vault/api"
 
-	"github.com/rekeyhq/rekey/internal/testenv"
 	"github.com/rekeyhq/rekey/rotator"
 	"github.com/rekeyhq/rekey/sinks/awssm"
 	"github.com/rekeyhq/rekey/sinks/vault"
+	"github.com/rekeyhq/rekey/testing/testenv"
 )
 
 const (

@@ -1,5 +1,5 @@
 // Command kubeadapt-dev runs the local Kubeadapt stand-in
-// (internal/testenv/kubeadapt) as a process, for demos and end-to-end tests.
+// (testing/kubeadapt) as a process, for demos and end-to-end tests.
 // Once listening it prints one JSON line to stdout with its addresses and
 // admin token, then serves until SIGINT or SIGTERM. Requests are logged to
 // stderr.
@@ -24,7 +24,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/rekeyhq/rekey/internal/testenv/kubeadapt"
+	"github.com/rekeyhq/rekey/testing/kubeadapt"
 )
 
 func main() {

@@ -10,7 +10,7 @@
 // (key, status) answers with their times, so a test can tell exactly when
 // the consumer switched keys and when its answers changed.
 //
-// cmd/rekey-consumer runs a Consumer as a separate process.
+// testing/cmd/rekey-consumer runs a Consumer as a separate process.
 package consumer
 
 import (

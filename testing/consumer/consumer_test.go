@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rekeyhq/rekey/internal/testenv/kubeadapt"
+	"github.com/rekeyhq/rekey/testing/kubeadapt"
 )
 
 func writeDoc(t *testing.T, path, value string) {

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/rekeyhq/rekey/internal/testenv/kubeadapt"
+	"github.com/rekeyhq/rekey/testing/kubeadapt"
 )
 
 // TestConcurrentUse mints, uses and revokes keys from many goroutines while

@@ -1,5 +1,5 @@
 // Command rekey-consumer is a stand-in for a service that calls a
-// Kubeadapt-style API with a key rekey delivers (internal/testenv/consumer),
+// Kubeadapt-style API with a key rekey delivers (testing/consumer),
 // run as its own process by the end-to-end tests. It calls GET /v1/clusters
 // with "Authorization: Bearer <key>" continuously, re-reads the key from
 // its source every -reload (0: reads it once and never again, like a
@@ -32,7 +32,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/rekeyhq/rekey/internal/testenv/consumer"
+	"github.com/rekeyhq/rekey/testing/consumer"
 )
 
 func main() {

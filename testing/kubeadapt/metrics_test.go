@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rekeyhq/rekey/internal/testenv/kubeadapt"
+	"github.com/rekeyhq/rekey/testing/kubeadapt"
 )
 
 // scrape returns the samples of /metrics, keyed by "name{labels}".

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rekeyhq/rekey/internal/testenv/kubeadapt"
+	"github.com/rekeyhq/rekey/testing/kubeadapt"
 )
 
 // TestKeyLifecycle follows the reference flow: mint, use, be denied by
