@@ -56,7 +56,7 @@ func (e *Engine) Trigger(ctx context.Context, req TriggerRequest) (*Rotation, er
 	now := e.clock.Now()
 	r := &Rotation{
 		ID: NewRotationID(), Key: req.Key, Trigger: req.Trigger, Actor: req.Actor, Reason: req.Reason, Mode: req.Mode,
-		Phase: PhaseAwaitingApproval, NextAttemptAt: now, CreatedAt: now, UpdatedAt: now, PhaseStartedAt: now,
+		NextAttemptAt: now, CreatedAt: now, UpdatedAt: now, PhaseStartedAt: now,
 	}
 	if cur != nil && req.Trigger == TriggerBootstrap {
 		return nil, fmt.Errorf("key %s already has generation %d; rotate it instead of bootstrapping: %w", req.Key, cur.Generation, ErrBadState)
@@ -66,8 +66,8 @@ func (e *Engine) Trigger(ctx context.Context, req TriggerRequest) (*Rotation, er
 	} else if req.Trigger != TriggerBootstrap && req.Mode == ModeStaged {
 		return nil, fmt.Errorf("key %s has no current credential; bootstrap it first (rekey rotate %s --bootstrap): %w", req.Key, req.Key, ErrBadState)
 	}
+	start(r)
 	if req.Mode == ModeEmergency {
-		r.Phase = PhaseRevoking
 		r.TargetGeneration = req.TargetGeneration
 		if r.TargetGeneration == 0 {
 			r.TargetGeneration = r.OldGeneration
@@ -75,7 +75,11 @@ func (e *Engine) Trigger(ctx context.Context, req TriggerRequest) (*Rotation, er
 	}
 	ev := AuditEvent{At: now, RotationID: r.ID, Key: r.Key, Actor: req.Actor, Action: "rotation.created", Phase: r.Phase,
 		Detail: map[string]string{"trigger": string(req.Trigger), "mode": string(req.Mode), "reason": req.Reason}}
-	if err := e.store.CreateRotation(ctx, Commit{Rotation: r, Audit: []AuditEvent{ev}}); err != nil {
+	started := []Event{{ID: r.ID + "-start", Kind: EventStarted, Severity: severityOf(r), Key: r.Key, RotationID: r.ID,
+		Phase: r.Phase, Trigger: r.Trigger, Mode: r.Mode, Actor: r.Actor, Owners: k.Owners, At: now,
+		Message: fmt.Sprintf("%s rotation of %s started (%s): %s", r.Mode, r.Key, r.Trigger, r.Reason),
+		Fields:  map[string]string{"reason": r.Reason}}}
+	if err := e.store.CreateRotation(ctx, Commit{Rotation: r, Audit: []AuditEvent{ev}, Outbox: e.dispatch.rows(k, started)}); err != nil {
 		if errors.Is(err, ErrActiveRotation) {
 			active, aerr := e.store.ActiveRotation(ctx, req.Key)
 			if aerr == nil {
@@ -85,10 +89,7 @@ func (e *Engine) Trigger(ctx context.Context, req TriggerRequest) (*Rotation, er
 		return nil, err
 	}
 	e.metrics.phaseEntered(r, r.Phase)
-	e.dispatch.send(k, Event{ID: r.ID + "-start", Kind: EventStarted, Severity: severityOf(r), Key: r.Key, RotationID: r.ID,
-		Phase: r.Phase, Trigger: r.Trigger, Mode: r.Mode, Actor: r.Actor, Owners: k.Owners, At: now,
-		Message: fmt.Sprintf("%s rotation of %s started (%s): %s", r.Mode, r.Key, r.Trigger, r.Reason),
-		Fields:  map[string]string{"reason": r.Reason}})
+	e.dispatch.committed(k, started)
 	e.log.Info("rotation created", "rotation", r.ID, "key", r.Key, "trigger", r.Trigger, "mode", r.Mode, "actor", r.Actor)
 	if r.Phase == PhaseRevoking && e.driving.Load() {
 		e.urgent(r.ID)
@@ -139,7 +140,9 @@ func PendingGate(r *Rotation) (Gate, bool) {
 
 // Decide records an approval or denial for the gate the rotation waits on.
 // Checks, in order: the rotation waits on a gate; the approver is allowed and
-// is not the requester; they have not decided this gate already.
+// is not the requester; they have not decided this gate already. A decision
+// at a drain timeout also records the request it makes (revoke anyway, or
+// roll back), in the same commit.
 func (e *Engine) Decide(ctx context.Context, req ApproveRequest) (*Rotation, error) {
 	r, err := e.store.GetRotation(ctx, req.RotationID)
 	if err != nil {
@@ -164,76 +167,77 @@ func (e *Engine) Decide(ctx context.Context, req ApproveRequest) (*Rotation, err
 	}
 	now := e.clock.Now()
 	a := Approval{RotationID: r.ID, Gate: g, Approver: req.Approver, Verdict: req.Verdict, Via: req.Via, Comment: req.Comment, At: now}
-	ev := AuditEvent{At: now, RotationID: r.ID, Key: r.Key, Actor: req.Approver, Action: "decision." + string(req.Verdict), Phase: r.Phase,
-		Detail: map[string]string{"gate": string(g), "via": req.Via, "comment": req.Comment}}
-	if g == GateDrain {
+	out, err := e.update(ctx, r.ID, func(r *Rotation, ch *change) error {
+		if cur, ok := PendingGate(r); !ok || cur != g || r.Phase.Terminal() {
+			return fmt.Errorf("rotation %s (%s): %w", r.ID, r.Phase, ErrNoGate)
+		}
+		ch.Approvals = append(ch.Approvals, a)
+		ch.Audit = append(ch.Audit, AuditEvent{At: now, RotationID: r.ID, Key: r.Key, Actor: req.Approver, Action: "decision." + string(req.Verdict), Phase: r.Phase,
+			Detail: map[string]string{"gate": string(g), "via": req.Via, "comment": req.Comment}})
+		ch.events = append(ch.events, Event{ID: r.ID + "-" + randomHex(4), Kind: EventApproval, Severity: SeverityInfo, Key: r.Key, RotationID: r.ID,
+			Phase: r.Phase, Trigger: r.Trigger, Mode: r.Mode, Actor: req.Approver, Owners: k.Owners, At: now,
+			Message: fmt.Sprintf("%s %s the %s gate of %s (via %s)", req.Approver, pastTense(req.Verdict), g, r.Key, req.Via),
+			Fields:  map[string]string{"gate": string(g), "verdict": string(req.Verdict), "approver": req.Approver}})
+		if g != GateDrain {
+			return nil
+		}
+		if r.Request.Kind != "" {
+			return fmt.Errorf("%s on %s: %w", req.Approver, g, ErrDecided)
+		}
 		// A drain-timeout decision acts at once: approve = revoke anyway,
 		// deny = roll back.
-		return e.update(ctx, r.ID, ev, func(r *Rotation) error {
-			if r.Hold != HoldDrainTimeout {
-				return ErrDecided
-			}
-			r.Hold, r.HoldDetail = HoldNone, ""
-			if req.Verdict == VerdictApprove {
-				r.Drain.Override = "revoke"
-				return nil
-			}
-			r.Phase, r.RollbackTo = PhaseRollingBack, PhaseDenied
-			r.Outcome = "rolled back by " + req.Approver + " after the drain timed out"
-			r.PhaseStartedAt = now
-			return nil
-		}, func() error { return e.store.AddApproval(ctx, a, AuditEvent{}) })
-	}
-	if err := e.store.AddApproval(ctx, a, ev); err != nil {
-		if errors.Is(err, ErrConflict) {
-			return r, fmt.Errorf("%s on %s: %w", req.Approver, g, ErrDecided)
+		r.Request = Request{Kind: RequestRevokeNow, By: req.Approver, Reason: "revoke", At: now}
+		if req.Verdict == VerdictDeny {
+			r.Request = Request{Kind: RequestRollBack, By: req.Approver, To: PhaseDenied, At: now,
+				Reason: "rolled back by " + req.Approver + " after the drain timed out"}
 		}
-		return r, err
+		return nil
+	})
+	if err != nil {
+		return out, err
 	}
-	e.dispatch.send(k, Event{ID: r.ID + "-" + randomHex(4), Kind: EventApproval, Severity: SeverityInfo, Key: r.Key, RotationID: r.ID,
-		Phase: r.Phase, Trigger: r.Trigger, Mode: r.Mode, Actor: req.Approver, Owners: k.Owners, At: now,
-		Message: fmt.Sprintf("%s %sd the %s gate of %s (via %s)", req.Approver, req.Verdict, g, r.Key, req.Via),
-		Fields:  map[string]string{"gate": string(g), "verdict": string(req.Verdict), "approver": req.Approver}})
-	return e.update(ctx, r.ID, AuditEvent{}, func(r *Rotation) error { return nil }, nil)
+	if g == GateDrain {
+		if served := e.serveNow(ctx, r.ID); served != nil {
+			return served, nil
+		}
+	}
+	return out, nil
+}
+
+func pastTense(v Verdict) string {
+	if v == VerdictDeny {
+		return "denied"
+	}
+	return "approved"
 }
 
 // Cancel stops a rotation. Before the old credential is revoked it rolls
 // back (the new credential is revoked, the old stays current); after, it is
 // refused.
 func (e *Engine) Cancel(ctx context.Context, id, actor, reason string) (*Rotation, error) {
-	now := e.clock.Now()
-	ev := AuditEvent{At: now, RotationID: id, Actor: actor, Action: "cancel", Detail: map[string]string{"reason": reason}}
-	return e.update(ctx, id, ev, func(r *Rotation) error {
-		if r.Phase.Terminal() {
+	outcome := "cancelled by " + actor
+	if reason != "" {
+		outcome += ": " + reason
+	}
+	return e.request(ctx, id, Request{Kind: RequestRollBack, By: actor, Reason: outcome, To: PhaseCancelled}, func(r *Rotation, _ *change) error {
+		switch {
+		case r.Phase.Terminal():
 			return fmt.Errorf("rotation %s already ended (%s): %w", r.ID, r.Phase, ErrBadState)
-		}
-		if r.Phase == PhaseRollingBack {
-			return nil
-		}
-		if !oldStillLive(r) && !(r.Phase == PhaseDraining) {
+		case r.Phase == PhaseRollingBack:
+			return fmt.Errorf("rotation %s is already rolling back: %w", r.ID, ErrBadState)
+		case !canUndo(r):
 			return fmt.Errorf("rotation %s is past the point of no return (%s): %w", r.ID, r.Phase, ErrBadState)
 		}
-		r.Outcome = "cancelled by " + actor
-		if reason != "" {
-			r.Outcome += ": " + reason
-		}
-		r.Hold, r.HoldDetail = HoldNone, ""
-		r.RollbackTo = PhaseCancelled
-		r.Phase = PhaseRollingBack
-		r.PhaseStartedAt = now
 		return nil
-	}, nil)
+	})
 }
 
 // Retry clears a permanent-failure or drain-timeout hold and runs the phase
 // again now (for a drain timeout: keep waiting, with a fresh max_wait).
 func (e *Engine) Retry(ctx context.Context, id, actor string) (*Rotation, error) {
-	ev := AuditEvent{At: e.clock.Now(), RotationID: id, Actor: actor, Action: "retry"}
-	return e.update(ctx, id, ev, func(r *Rotation) error {
+	return e.request(ctx, id, Request{Kind: RequestRetry, By: actor}, func(r *Rotation, _ *change) error {
 		switch r.Hold {
-		case HoldFailed:
-		case HoldDrainTimeout:
-			r.Drain = DrainState{}
+		case HoldFailed, HoldDrainTimeout:
 		case HoldNone:
 			if r.Attempts == 0 {
 				return fmt.Errorf("rotation %s is not waiting to be retried: %w", r.ID, ErrBadState)
@@ -241,42 +245,42 @@ func (e *Engine) Retry(ctx context.Context, id, actor string) (*Rotation, error)
 		default:
 			return fmt.Errorf("rotation %s waits for %s, not a retry: %w", r.ID, r.Hold, ErrBadState)
 		}
-		r.Hold, r.HoldDetail, r.Attempts = HoldNone, "", 0
 		return nil
-	}, nil)
+	})
+}
+
+// change is what a command commits with a rotation: the Commit's extra
+// rows, and notifications (written to the outbox in the same transaction).
+type change struct {
+	Commit
+	events []Event
 }
 
 // update applies f to a fresh copy of the rotation, sets it due now, and
-// saves it with ev (if it has an action); it retries on version conflicts.
-// after, if set, runs once the save succeeded.
-func (e *Engine) update(ctx context.Context, id string, ev AuditEvent, f func(*Rotation) error, after func() error) (*Rotation, error) {
+// saves it with what f added to the change, retrying on version conflicts.
+func (e *Engine) update(ctx context.Context, id string, f func(*Rotation, *change) error) (*Rotation, error) {
 	for range 10 {
 		r, err := e.store.GetRotation(ctx, id)
 		if err != nil {
 			return nil, err
 		}
-		if err := f(r); err != nil {
+		ch := &change{}
+		if err := f(r, ch); err != nil {
 			return r, err
 		}
 		now := e.clock.Now()
 		r.NextAttemptAt, r.UpdatedAt = now, now
-		var evs []AuditEvent
-		if ev.Action != "" {
-			ev.Key, ev.Phase = r.Key, r.Phase
-			evs = append(evs, ev)
-		}
-		err = e.store.Save(ctx, Commit{Rotation: r, Audit: evs})
+		ch.Rotation = r
+		k := e.keys[r.Key]
+		ch.Outbox = e.dispatch.rows(k, ch.events)
+		err = e.store.Save(ctx, ch.Commit)
 		if errors.Is(err, ErrConflict) {
 			continue
 		}
 		if err != nil {
 			return r, err
 		}
-		if after != nil {
-			if err := after(); err != nil {
-				e.log.Warn("record decision", "rotation", id, "err", err)
-			}
-		}
+		e.dispatch.committed(k, ch.events)
 		e.Wake()
 		return r, nil
 	}

@@ -45,37 +45,58 @@ func (e *Engine) Submit(ctx context.Context, rotationID, actor string, secret Se
 	if secret.IsZero() {
 		return r, fmt.Errorf("empty secret: %w", ErrBadState)
 	}
-	s := &step{e: e, k: k, r: r, started: e.clock.Now()}
-	if err := s.loadCreds(ctx); err != nil {
+	list, err := e.store.Credentials(ctx, r.Key)
+	if err != nil {
 		return r, err
 	}
-	c := s.newCred()
-	if c == nil {
-		return r, fmt.Errorf("rotation %s has no mint intent: %w", r.ID, ErrBadState)
-	}
-	for _, other := range s.creds {
+	var c *Credential
+	for _, other := range list {
 		if other.Fingerprint == secret.Fingerprint() {
 			return r, fmt.Errorf("this secret is generation %d of %s already; mint a new key: %w", other.Generation, other.Key, ErrBadState)
 		}
+		if other.Generation == r.NewGeneration {
+			c = other
+		}
 	}
+	if c == nil {
+		return r, fmt.Errorf("rotation %s has no mint intent: %w", r.ID, ErrBadState)
+	}
+	s := &step{e: e, k: k, r: r}
 	m, err := h.Accept(ctx, s.mintRequest(c), secret)
 	if err != nil {
 		return r, fmt.Errorf("secret refused: %s: %w", secret.Scrub(err.Error()), ErrRejected)
 	}
-	if err := e.store.AppendAudit(ctx, AuditEvent{At: e.clock.Now(), RotationID: r.ID, Key: r.Key, Actor: actor, Action: "secret.submitted", Phase: r.Phase,
-		Detail: map[string]string{"fingerprint": ShortFingerprint(secret.Fingerprint())}}); err != nil {
-		return r, err
+	// The interpreter records the submission with the mint and stages it
+	// now, while this process holds the rotation.
+	e.mu.Lock()
+	e.submissions[r.ID] = submission{minted: m, actor: actor}
+	e.mu.Unlock()
+	defer e.takeSubmission(r.ID)
+	staging := func(r *Rotation) bool {
+		due := !r.NextAttemptAt.After(e.clock.Now()) || r.Hold == HoldSecret
+		return due && (r.Phase == PhaseMinting || r.Phase == PhaseStaging)
 	}
-	if err := s.recordMinted(ctx, c, m); err != nil {
-		return r, err
-	}
-	sctx, cancel := context.WithTimeout(ctx, e.stepTO)
-	defer cancel()
-	if err := s.stage(sctx); err != nil {
-		e.fail(ctx, k, s.r, PhaseStaging, err)
-	}
+	out := e.interpret(ctx, r.ID, staging, func() bool { return true })
 	e.Wake()
-	return s.r, nil
+	if out == nil {
+		return e.store.GetRotation(ctx, r.ID)
+	}
+	return out, nil
+}
+
+// submission is a secret a person minted, accepted by the issuer, waiting
+// for the interpreter's mint step to record it.
+type submission struct {
+	minted Minted
+	actor  string
+}
+
+func (e *Engine) takeSubmission(id string) (submission, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	sub, ok := e.submissions[id]
+	delete(e.submissions, id)
+	return sub, ok
 }
 
 // take holds rotation id for this process: the local claim (no driver of
@@ -117,53 +138,13 @@ const takeWait = 5 * time.Second
 // Confirm records that a human revoked a credential by hand (HumanIssuer):
 // the old one in revoking, the new one while rolling back.
 func (e *Engine) Confirm(ctx context.Context, rotationID, actor string) (*Rotation, error) {
-	r, err := e.store.GetRotation(ctx, rotationID)
-	if err != nil {
-		return nil, err
-	}
-	if r.Hold != HoldConfirm {
-		return r, fmt.Errorf("rotation %s is not waiting for a confirmation (%s): %w", r.ID, r.Phase, ErrBadState)
-	}
-	k, ok := e.keys[r.Key]
-	if !ok {
-		return r, fmt.Errorf("key %q is no longer configured: %w", r.Key, ErrNotFound)
-	}
-	s := &step{e: e, k: k, r: r}
-	if err := s.loadCreds(ctx); err != nil {
-		return r, err
-	}
-	var targets []*Credential
-	switch {
-	case r.Phase == PhaseRollingBack:
-		targets = append(targets, s.newCred())
-	case r.Phase == PhaseRevoking && r.Mode == ModeStaged:
-		targets = append(targets, s.oldCred())
-	case r.Phase == PhaseRevoking:
-		for _, c := range s.creds {
-			if c.State != CredRevoked && (r.Trigger == TriggerDecommission || c.Generation == r.TargetGeneration) {
-				targets = append(targets, c)
-			}
+	return e.request(ctx, rotationID, Request{Kind: RequestConfirm, By: actor}, func(r *Rotation, _ *change) error {
+		if r.Hold != HoldConfirm {
+			return fmt.Errorf("rotation %s is not waiting for a confirmation (%s): %w", r.ID, r.Phase, ErrBadState)
 		}
-	}
-	now := e.clock.Now()
-	var changed []*Credential
-	var names []string
-	for _, c := range targets {
-		if c == nil || c.State == CredRevoked {
-			continue
+		if _, ok := e.keys[r.Key]; !ok {
+			return fmt.Errorf("key %q is no longer configured: %w", r.Key, ErrNotFound)
 		}
-		cc := *c
-		cc.State, cc.RevokedAt = CredRevoked, now
-		changed = append(changed, &cc)
-		names = append(names, c.Name)
-	}
-	r.Hold, r.HoldDetail = HoldNone, ""
-	r.NextAttemptAt, r.UpdatedAt = now, now
-	ev := AuditEvent{At: now, RotationID: r.ID, Key: r.Key, Actor: actor, Action: "revoke.confirmed", Phase: r.Phase,
-		Detail: map[string]string{"credentials": fmt.Sprint(names)}}
-	if err := e.store.Save(ctx, Commit{Rotation: r, Credentials: changed, Audit: []AuditEvent{ev}}); err != nil {
-		return r, err
-	}
-	e.Wake()
-	return r, nil
+		return nil
+	})
 }

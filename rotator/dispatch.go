@@ -126,39 +126,64 @@ func (d *dispatcher) stop(grace time.Duration) {
 	d.cancel()
 }
 
-// send queues ev for the key's notifiers (all when the key names none).
-func (d *dispatcher) send(k *Key, ev Event) {
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	if d.closed {
-		d.log.Warn("notification after shutdown dropped", "kind", ev.Kind, "key", ev.Key)
+// targetsOf names the notifiers of k (all when the key names none).
+func (d *dispatcher) targetsOf(k *Key) []string {
+	if k == nil || len(k.Notifiers) == 0 {
+		return d.names
+	}
+	out := make([]string, 0, len(k.Notifiers))
+	for _, n := range k.Notifiers {
+		if _, ok := d.targets[n]; ok {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// rows are the outbox rows of evs, one per notifier of k, to be written in
+// the same transaction as the state change they describe. Without an
+// outbox (tests) there are none: committed queues the events in memory.
+func (d *dispatcher) rows(k *Key, evs []Event) []Notification {
+	if d.outbox == nil || len(evs) == 0 {
+		return nil
+	}
+	names := d.targetsOf(k)
+	out := make([]Notification, 0, len(evs)*len(names))
+	for _, ev := range evs {
+		for _, n := range names {
+			out = append(out, Notification{Notifier: n, Event: ev})
+		}
+	}
+	return out
+}
+
+// committed tells the delivery loops that evs are in the outbox (or, in
+// memory mode, queues them).
+func (d *dispatcher) committed(k *Key, evs []Event) {
+	if len(evs) == 0 {
 		return
 	}
-	names := d.names
-	if k != nil && len(k.Notifiers) > 0 {
-		names = k.Notifiers
-	}
-	for _, n := range names {
-		if _, ok := d.targets[n]; !ok {
-			continue
-		}
-		if d.outbox != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			err := d.outbox.Enqueue(ctx, n, ev)
-			cancel()
-			if err != nil {
-				d.metrics.notified(n, "dropped")
-				d.log.Error("notification could not be queued", "notifier", n, "kind", ev.Kind, "key", ev.Key, "err", err)
-				continue
-			}
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	names := d.targetsOf(k)
+	if d.outbox != nil {
+		for _, n := range names {
 			d.poke(n)
-			continue
 		}
-		select {
-		case d.queues[n] <- ev:
-		default:
-			d.metrics.notified(n, "dropped")
-			d.log.Error("notification queue full; event dropped", "notifier", n, "kind", ev.Kind, "key", ev.Key)
+		return
+	}
+	if d.closed {
+		d.log.Warn("notification after shutdown dropped", "events", len(evs))
+		return
+	}
+	for _, ev := range evs {
+		for _, n := range names {
+			select {
+			case d.queues[n] <- ev:
+			default:
+				d.metrics.notified(n, "dropped")
+				d.log.Error("notification queue full; event dropped", "notifier", n, "kind", ev.Kind, "key", ev.Key)
+			}
 		}
 	}
 }
@@ -263,13 +288,30 @@ func (d *dispatcher) memoryLoop(name string) {
 }
 
 // Notify sends an event that belongs to no rotation step (warnings from the
-// scheduler, reports of unknown exposures).
+// scheduler): it is written to the outbox of every notifier of k at once.
 func (e *Engine) Notify(k *Key, ev Event) {
-	if ev.At.IsZero() {
-		ev.At = e.clock.Now()
+	if err := e.record(context.Background(), k, nil, ev); err != nil {
+		e.log.Error("notification could not be queued", "kind", ev.Kind, "key", ev.Key, "err", err)
 	}
-	if ev.ID == "" {
-		ev.ID = "ev_" + randomHex(8)
+}
+
+// record commits audit events and notifications that belong to no
+// rotation, in one transaction.
+func (e *Engine) record(ctx context.Context, k *Key, audit []AuditEvent, evs ...Event) error {
+	for i := range evs {
+		if evs[i].At.IsZero() {
+			evs[i].At = e.clock.Now()
+		}
+		if evs[i].ID == "" {
+			evs[i].ID = "ev_" + randomHex(8)
+		}
 	}
-	e.dispatch.send(k, ev)
+	c := Commit{Audit: audit, Outbox: e.dispatch.rows(k, evs)}
+	if len(c.Audit) > 0 || len(c.Outbox) > 0 {
+		if err := e.store.Save(context.WithoutCancel(ctx), c); err != nil {
+			return err
+		}
+	}
+	e.dispatch.committed(k, evs)
+	return nil
 }

@@ -74,9 +74,12 @@ type Engine struct {
 	mu        sync.Mutex
 	running   map[string]bool // rotation ids with a driver
 	secrets   map[string]Secret
-	warned    map[string]bool
-	wg        sync.WaitGroup
-	closeOnce sync.Once
+	// submissions are secrets people minted, between Submit and the mint
+	// step that records them.
+	submissions map[string]submission
+	warned      map[string]bool
+	wg          sync.WaitGroup
+	closeOnce   sync.Once
 }
 
 // New builds an engine.
@@ -85,23 +88,24 @@ func New(o Options) (*Engine, error) {
 		return nil, errors.New("rotator: a store is required")
 	}
 	e := &Engine{
-		store:     o.Store,
-		keys:      make(map[string]*Key, len(o.Keys)),
-		clock:     o.Clock,
-		log:       o.Logger,
-		metrics:   o.Metrics,
-		conc:      o.Concurrency,
-		poll:      o.PollInterval,
-		stepTO:    o.StepTimeout,
-		backoff:   o.Backoff,
-		owner:     o.Owner,
-		lease:     o.LeaseDuration,
-		failpoint: o.Failpoint,
-		inbound:   o.Inbound,
-		state:     o.State,
-		wake:      make(chan struct{}, 1),
-		running:   map[string]bool{},
-		secrets:   map[string]Secret{},
+		store:       o.Store,
+		keys:        make(map[string]*Key, len(o.Keys)),
+		clock:       o.Clock,
+		log:         o.Logger,
+		metrics:     o.Metrics,
+		conc:        o.Concurrency,
+		poll:        o.PollInterval,
+		stepTO:      o.StepTimeout,
+		backoff:     o.Backoff,
+		owner:       o.Owner,
+		lease:       o.LeaseDuration,
+		failpoint:   o.Failpoint,
+		inbound:     o.Inbound,
+		state:       o.State,
+		wake:        make(chan struct{}, 1),
+		running:     map[string]bool{},
+		secrets:     map[string]Secret{},
+		submissions: map[string]submission{},
 	}
 	for _, k := range o.Keys {
 		if _, dup := e.keys[k.Name]; dup {
@@ -273,46 +277,83 @@ func (e *Engine) drive(ctx context.Context, id string, only Phase) {
 			e.log.Warn("release rotation lease", "rotation", id, "err", err)
 		}
 	}()
-	// Between steps the driver keeps the rotation and its key's credentials
-	// as its last commit left them (it holds the lease, and every write
-	// checks the rotation's version); after a conflict or an error it reads
-	// them again.
-	var r *Rotation
-	var creds map[int]*Credential
-	for i := 0; i < 64 && ctx.Err() == nil; i++ {
-		if r == nil {
-			if r, err = e.store.GetRotation(ctx, id); err != nil {
-				e.log.Error("load rotation", "rotation", id, "err", err)
-				return
-			}
-			creds = nil
-		}
-		now := e.clock.Now()
-		if r.Phase.Terminal() || r.NextAttemptAt.After(now) || only != "" && r.Phase != only {
-			return
-		}
-		k, ok := e.keys[r.Key]
-		if !ok {
-			e.log.Error("rotation for a key that is no longer configured; it waits", "rotation", id, "key", r.Key)
-			return
-		}
+	due := func(r *Rotation) bool {
+		return !r.NextAttemptAt.After(e.clock.Now()) && (only == "" || r.Phase == only)
+	}
+	e.interpret(ctx, id, due, func() bool {
 		// Renew the lease once half of it is used (a step is bounded by
 		// stepTO, and the lease is at least twice that).
+		now := e.clock.Now()
 		if now.After(leased.Add(-e.lease / 2)) {
 			leased = now.Add(e.lease)
 			if ok, err := e.store.Lease(ctx, id, e.owner, now, leased); err != nil || !ok {
-				return
+				return false
 			}
 		}
-		proceed, fresh := e.runStep(ctx, k, r, creds)
+		return true
+	})
+}
+
+// interpret runs rotation id through its lifecycle table while may(r)
+// allows (the caller's test of whether it is due), keeping the rotation and its key's credentials between
+// steps as its last commit left them (the caller holds the lease, and every
+// write checks the rotation's version); after a conflict it reads them
+// again. keep is asked before every step whether the caller still holds
+// the rotation.
+func (e *Engine) interpret(ctx context.Context, id string, may func(*Rotation) bool, keep func() bool) *Rotation {
+	var d *driver
+	defer func() {
+		if d != nil {
+			_, _ = d.flush(ctx)
+		}
+	}()
+	for i := 0; i < 64 && ctx.Err() == nil; i++ {
+		if d == nil {
+			var err error
+			if d, err = e.load(ctx, id); err != nil {
+				e.log.Error("load rotation", "rotation", id, "err", err)
+				return nil
+			}
+		}
+		if d.r.Phase.Terminal() || !may(d.r) || !keep() {
+			return d.r
+		}
+		proceed, reload := d.turn(ctx)
+		if reload {
+			d = nil
+		}
 		if !proceed {
-			return
+			if d != nil {
+				return d.r
+			}
+			return nil
 		}
-		if fresh == nil {
-			r = nil // reload after a conflict
-		}
-		creds = fresh
 	}
+	if d != nil {
+		return d.r
+	}
+	return nil
+}
+
+// load reads a rotation, its key and the key's credentials into a driver.
+func (e *Engine) load(ctx context.Context, id string) (*driver, error) {
+	r, err := e.store.GetRotation(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	k, ok := e.keys[r.Key]
+	if !ok {
+		return nil, fmt.Errorf("rotation %s is for key %s, which is no longer configured; it waits: %w", id, r.Key, ErrNotFound)
+	}
+	list, err := e.store.Credentials(ctx, r.Key)
+	if err != nil {
+		return nil, fmt.Errorf("load credentials of %s: %w", r.Key, err)
+	}
+	creds := make(map[int]*Credential, len(list))
+	for _, c := range list {
+		creds[c.Generation] = c
+	}
+	return &driver{e: e, k: k, r: r, creds: creds}, nil
 }
 
 // urgent drives a new emergency rotation's revoke at once, outside the
@@ -334,31 +375,6 @@ func (e *Engine) urgent(id string) {
 		e.drive(ctx, id, PhaseRevoking)
 		e.Wake()
 	}()
-}
-
-// runStep executes the rotation's current phase once and persists the
-// result. It reports whether the driver should continue at once, and the
-// key's credentials as the step left them (nil: reload).
-func (e *Engine) runStep(ctx context.Context, k *Key, r *Rotation, creds map[int]*Credential) (bool, map[int]*Credential) {
-	sctx, cancel := context.WithTimeout(ctx, e.stepTO)
-	defer cancel()
-	s := &step{e: e, k: k, r: r, started: e.clock.Now(), creds: creds}
-	phase := r.Phase
-	err := s.run(sctx)
-	if err == nil {
-		err = s.err
-	}
-	if err != nil {
-		if errors.Is(err, ErrConflict) {
-			return true, nil // someone (a command) changed it; reload and go on
-		}
-		if ctx.Err() != nil {
-			return false, nil
-		}
-		e.fail(ctx, k, r, phase, err)
-		return false, nil
-	}
-	return s.proceed, s.creds
 }
 
 func randomHex(n int) string {

@@ -96,12 +96,12 @@ func (e *Engine) processExposure(ctx context.Context, r ExposureReport) (Exposur
 		if len(creds) > 0 {
 			detail = fmt.Sprintf("an exposed token matched %s generation %d, already revoked", creds[0].Key, creds[0].Generation)
 		}
-		e.Notify(nil, Event{Kind: EventUnknownLeak, Severity: SeverityWarning, Key: r.KeyHint,
-			Message: fmt.Sprintf("exposure report (%s) at %s: %s", r.Via, where, detail),
-			Fields:  map[string]string{"source": r.Source, "url": r.URL, "fingerprint": ShortFingerprint(r.Fingerprint), "type": r.Type}})
-		_ = e.store.AppendAudit(ctx, AuditEvent{At: e.clock.Now(), Key: r.KeyHint, Actor: "exposure:" + r.Via, Action: "exposure.unmatched",
-			Detail: map[string]string{"source": r.Source, "url": r.URL, "fingerprint": ShortFingerprint(r.Fingerprint)}})
-		return ExposureResult{Known: false}, nil
+		err := e.record(ctx, nil, []AuditEvent{{At: e.clock.Now(), Key: r.KeyHint, Actor: "exposure:" + r.Via, Action: "exposure.unmatched",
+			Detail: map[string]string{"source": r.Source, "url": r.URL, "fingerprint": ShortFingerprint(r.Fingerprint)}}},
+			Event{Kind: EventUnknownLeak, Severity: SeverityWarning, Key: r.KeyHint,
+				Message: fmt.Sprintf("exposure report (%s) at %s: %s", r.Via, where, detail),
+				Fields:  map[string]string{"source": r.Source, "url": r.URL, "fingerprint": ShortFingerprint(r.Fingerprint), "type": r.Type}})
+		return ExposureResult{Known: false}, err
 	}
 	res := ExposureResult{Known: true, Key: c.Key, Generation: c.Generation}
 	if _, ok := e.keys[c.Key]; !ok {
@@ -132,48 +132,42 @@ func (e *Engine) preempt(ctx context.Context, a *Rotation, c *Credential, why st
 		}
 		return errPending
 	}
-	now := e.clock.Now()
-	ev := AuditEvent{At: now, RotationID: a.ID, Actor: "rekey", Action: "preempted", Detail: map[string]string{"why": why}}
+	preempted := func(ch *change) {
+		ch.Audit = append(ch.Audit, AuditEvent{At: e.clock.Now(), RotationID: a.ID, Key: a.Key, Actor: "rekey", Action: "preempted", Phase: a.Phase, Detail: map[string]string{"why": why}})
+	}
 	switch {
 	case c.Generation == a.OldGeneration && (a.Phase == PhaseDraining || a.Phase == PhaseRevoking):
 		// Consumers already read the new key: revoke the exposed old one now,
 		// skipping the drain gate and any revoke approval.
-		_, err := e.update(ctx, a.ID, ev, func(r *Rotation) error {
+		_, err := e.request(ctx, a.ID, Request{Kind: RequestRevokeNow, By: "rekey", Reason: "exposure"}, func(r *Rotation, ch *change) error {
 			if r.Phase != PhaseDraining && r.Phase != PhaseRevoking {
 				return errPending
 			}
-			r.Drain.Override = "exposure"
-			if r.Hold == HoldApproval || r.Hold == HoldDrainTimeout {
-				r.Hold, r.HoldDetail = HoldNone, ""
-			}
+			preempted(ch)
 			return nil
-		}, nil)
+		})
 		return err
-	case c.Generation == a.NewGeneration && oldStillLive(a):
+	case c.Generation == a.NewGeneration && canUndo(a):
 		// Rolling back revokes the exposed new credential; the old one,
 		// not exposed, stays current.
-		_, err := e.update(ctx, a.ID, ev, func(r *Rotation) error {
-			if !oldStillLive(r) {
+		_, err := e.request(ctx, a.ID, Request{Kind: RequestRollBack, By: "rekey", Reason: "rolled back: " + why, To: PhaseCancelled}, func(r *Rotation, ch *change) error {
+			if !canUndo(r) {
 				return errPending
 			}
-			r.Outcome = "rolled back: " + why
-			r.Hold, r.HoldDetail, r.RollbackTo = HoldNone, "", PhaseCancelled
-			r.Phase, r.PhaseStartedAt = PhaseRollingBack, now
+			preempted(ch)
 			return nil
-		}, nil)
+		})
 		return err
-	case oldStillLive(a) && a.Phase != PhaseRollingBack:
+	case canUndo(a) && a.Phase != PhaseRollingBack:
 		// The exposed credential is the current one and the staged rotation
 		// has not cut over: roll it back, then the emergency runs.
-		_, _ = e.update(ctx, a.ID, ev, func(r *Rotation) error {
-			if !oldStillLive(r) || r.Phase == PhaseRollingBack {
-				return nil
+		_, _ = e.request(ctx, a.ID, Request{Kind: RequestRollBack, By: "rekey", Reason: "superseded: " + why, To: PhaseCancelled}, func(r *Rotation, ch *change) error {
+			if !canUndo(r) || r.Phase == PhaseRollingBack {
+				return errPending
 			}
-			r.Outcome = "superseded: " + why
-			r.Hold, r.HoldDetail, r.RollbackTo = HoldNone, "", PhaseCancelled
-			r.Phase, r.PhaseStartedAt = PhaseRollingBack, now
+			preempted(ch)
 			return nil
-		}, nil)
+		})
 	}
 	return errPending
 }

@@ -14,11 +14,11 @@ type OutboxItem struct {
 }
 
 // Outbox persists notifications so that a notifier outage or a restart
-// loses none: events are enqueued durably, delivered in order per notifier,
+// loses none: events are written with the commit they describe
+// (Commit.Outbox), delivered in order per notifier,
 // and marked delivered once (a notifier must de-duplicate by Event.ID for
 // the crash window between delivery and the mark).
 type Outbox interface {
-	Enqueue(ctx context.Context, notifier string, ev Event) error
 	// DueOutbox lists pending items of a notifier in enqueue order, up to
 	// limit, whose next attempt is at or before now.
 	DueOutbox(ctx context.Context, notifier string, now time.Time, limit int) ([]OutboxItem, error)

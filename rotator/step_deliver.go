@@ -36,146 +36,156 @@ func (s *step) secret(ctx context.Context) (Secret, error) {
 }
 
 // stage writes the new secret as pending beside the current one in every sink.
-func (s *step) stage(ctx context.Context) error {
+func (s *step) stage(ctx context.Context) outcome {
 	sec, err := s.secret(ctx)
 	if errors.Is(err, errSecretLost) {
-		return s.abandon(ctx)
+		return s.abandon()
 	}
-	s.failpoint("before")
 	d := s.delivery(sec)
-	if err := s.eachSink(func(b SinkBinding) error {
-		if err := b.Sink.Stage(ctx, b.Target, d); err != nil {
-			return fmt.Errorf("sink %s: stage %s: %w", b.SinkName, b.Target.Path, err)
+	return sideEffect("", func(ctx context.Context) outcome {
+		if err := s.eachSink(func(b SinkBinding) error {
+			if err := b.Sink.Stage(ctx, b.Target, d); err != nil {
+				return fmt.Errorf("sink %s: stage %s: %w", b.SinkName, b.Target.Path, err)
+			}
+			return nil
+		}); err != nil {
+			return failed(err)
 		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	s.failpoint("after")
-	return s.advance(ctx, next(PhaseStaging, s.r.Mode, s.r.OldGeneration != 0, false), nil, "staged", map[string]string{"sinks": fmt.Sprint(len(s.k.Sinks))})
+		return advance("staged", map[string]string{"sinks": fmt.Sprint(len(s.k.Sinks))})
+	})
 }
 
 // abandon gives up a generation whose secret was lost before every sink had
 // it: it is removed from the sinks and revoked at the issuer (a credential
 // nobody can deliver must not stay live), and minting starts over.
-func (s *step) abandon(ctx context.Context) error {
+func (s *step) abandon() outcome {
 	c := s.newCred()
 	if c == nil {
 		s.r.NewGeneration = 0
-		return s.advance(ctx, PhaseMinting, nil, "abandoned", nil)
+		return advance("abandoned", nil).via(EdgeAbandon)
 	}
 	d := s.delivery(Secret{})
-	if err := s.eachSink(func(b SinkBinding) error {
-		if err := s.rollbackSink(ctx, b, d); err != nil {
-			return fmt.Errorf("sink %s: remove abandoned generation from %s: %w", b.SinkName, b.Target.Path, err)
+	return sideEffect("abandon", func(ctx context.Context) outcome {
+		if err := s.eachSink(func(b SinkBinding) error {
+			if err := s.rollbackSink(ctx, b, d); err != nil {
+				return fmt.Errorf("sink %s: remove abandoned generation from %s: %w", b.SinkName, b.Target.Path, err)
+			}
+			return nil
+		}); err != nil {
+			return failed(err)
 		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	if c.Minted() {
-		if h, ok := s.k.Issuer.(HumanIssuer); ok {
-			s.notify(EventOrphan, SeverityCritical, fmt.Sprintf("%s: the submitted secret for %s was lost before delivery; revoke it by hand: %s", s.r.Key, c.Name, h.RevokeInstructions(s.ref(c))), nil)
-		} else if err := s.k.Issuer.Revoke(ctx, s.ref(c)); err != nil {
-			return fmt.Errorf("issuer %s: revoke abandoned %s: %w", s.k.IssuerName, c.Name, err)
+		var note []Event
+		if c.Minted() {
+			if h, ok := s.k.Issuer.(HumanIssuer); ok {
+				note = append(note, s.event(EventOrphan, SeverityCritical, fmt.Sprintf("%s: the submitted secret for %s was lost before delivery; revoke it by hand: %s", s.r.Key, c.Name, h.RevokeInstructions(s.ref(c))), nil))
+			} else if err := s.k.Issuer.Revoke(ctx, s.ref(c)); err != nil {
+				return failed(fmt.Errorf("issuer %s: revoke abandoned %s: %w", s.k.IssuerName, c.Name, err))
+			}
 		}
-	}
-	cc := *c
-	cc.State, cc.RevokedAt = CredRevoked, s.now()
-	gen := c.Generation
-	s.r.NewGeneration = 0
-	return s.advance(ctx, PhaseMinting, []*Credential{&cc}, "abandoned", map[string]string{
-		"generation": fmt.Sprint(gen), "why": "secret lost before every sink held it (crash); revoked and minting again",
+		cc := *c
+		cc.State, cc.RevokedAt = CredRevoked, s.now()
+		s.r.NewGeneration = 0
+		o := advance("abandoned", map[string]string{
+			"generation": fmt.Sprint(c.Generation), "why": "secret lost before every sink held it (crash); revoked and minting again",
+		}).via(EdgeAbandon).with(&cc)
+		o.events = note
+		return o
 	})
 }
 
 // verify probes the new credential before consumers are cut over to it
 // (staged) or right after (emergency).
-func (s *step) verify(ctx context.Context) error {
-	to := next(PhaseVerifying, s.r.Mode, s.r.OldGeneration != 0, false)
+func (s *step) verify(ctx context.Context) outcome {
 	v, ok := s.k.Issuer.(Verifier)
 	if vc, has := s.k.Issuer.(VerifyConfigurer); has && !vc.VerifyConfigured() {
 		ok = false
 	}
 	if !s.k.Verify || !ok {
-		return s.advance(ctx, to, nil, "verify.skipped", nil)
+		return advance("verify.skipped", nil)
 	}
 	sec, err := s.secret(ctx)
 	if errors.Is(err, errSecretLost) {
 		if s.r.Mode == ModeStaged {
-			return s.abandon(ctx)
+			return s.abandon()
 		}
-		return s.advance(ctx, to, nil, "verify.skipped", map[string]string{"why": "secret not readable after restart"})
+		return advance("verify.skipped", map[string]string{"why": "secret not readable after restart"})
 	}
-	s.failpoint("before")
-	if err := v.Verify(ctx, s.r.Key, sec, s.k.Params); err != nil {
-		return fmt.Errorf("issuer %s: verify generation %d: %w", s.k.IssuerName, s.r.NewGeneration, err)
-	}
-	return s.advance(ctx, to, nil, "verified", nil)
+	return sideEffect("", func(ctx context.Context) outcome {
+		if err := v.Verify(ctx, s.r.Key, sec, s.k.Params); err != nil {
+			return failed(fmt.Errorf("issuer %s: verify generation %d: %w", s.k.IssuerName, s.r.NewGeneration, err))
+		}
+		return advance("verified", nil)
+	})
 }
 
 // cutOver makes the new credential current in every sink.
-func (s *step) cutOver(ctx context.Context) error {
+func (s *step) cutOver(ctx context.Context) outcome {
 	c := s.newCred()
 	if c == nil || !c.Minted() {
-		return Permanent(fmt.Errorf("rotation %s: cut-over without a minted credential", s.r.ID))
+		return failed(Permanent(fmt.Errorf("rotation %s: cut-over without a minted credential", s.r.ID)))
 	}
 	d := s.delivery(Secret{})
-	s.failpoint("before")
-	if err := s.eachSink(func(b SinkBinding) error {
-		if err := b.Sink.Promote(ctx, b.Target, d); err != nil {
-			return fmt.Errorf("sink %s: promote %s: %w", b.SinkName, b.Target.Path, err)
+	return sideEffect("", func(ctx context.Context) outcome {
+		if err := s.eachSink(func(b SinkBinding) error {
+			if err := b.Sink.Promote(ctx, b.Target, d); err != nil {
+				return fmt.Errorf("sink %s: promote %s: %w", b.SinkName, b.Target.Path, err)
+			}
+			return nil
+		}); err != nil {
+			return failed(err)
 		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	s.failpoint("after")
-	nc := *c
-	nc.State = CredCurrent
-	changed := []*Credential{&nc}
-	if old := s.oldCred(); old != nil && old.State != CredRevoked {
-		oc := *old
-		oc.State = CredPrevious
-		changed = append(changed, &oc)
-	}
-	return s.advance(ctx, next(PhaseCuttingOver, s.r.Mode, s.r.OldGeneration != 0, false), changed, "cut_over", map[string]string{"generation": fmt.Sprint(c.Generation)})
+		nc := *c
+		nc.State = CredCurrent
+		o := advance("cut_over", map[string]string{"generation": fmt.Sprint(c.Generation)}).with(&nc)
+		if old := s.oldCred(); old != nil && old.State != CredRevoked {
+			oc := *old
+			oc.State = CredPrevious
+			o = o.with(&oc)
+		}
+		if s.r.Mode == ModeStaged && s.r.OldGeneration == 0 {
+			o = o.via(EdgeBootstrap)
+		}
+		return o
+	})
 }
 
 // clean drops the previous (revoked) value from every sink and ends the
 // rotation.
-func (s *step) clean(ctx context.Context) error {
+func (s *step) clean(ctx context.Context) outcome {
 	d := s.delivery(Secret{})
-	s.failpoint("before")
-	if err := s.eachSink(func(b SinkBinding) error {
-		if err := b.Sink.Cleanup(ctx, b.Target, d); err != nil {
-			return fmt.Errorf("sink %s: clean up %s: %w", b.SinkName, b.Target.Path, err)
+	return sideEffect("", func(ctx context.Context) outcome {
+		if err := s.eachSink(func(b SinkBinding) error {
+			if err := b.Sink.Cleanup(ctx, b.Target, d); err != nil {
+				return fmt.Errorf("sink %s: clean up %s: %w", b.SinkName, b.Target.Path, err)
+			}
+			return nil
+		}); err != nil {
+			return failed(err)
 		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	s.r.Outcome = "done"
-	return s.advance(ctx, PhaseDone, nil, "finished", nil)
+		s.r.Outcome = "done"
+		return advance("finished", nil)
+	})
 }
 
 // remove deletes the key from every sink (decommission).
-func (s *step) remove(ctx context.Context) error {
-	if err := s.eachSink(func(b SinkBinding) error {
-		rm, ok := b.Sink.(Remover)
-		if !ok {
-			return Permanent(fmt.Errorf("sink %s cannot remove keys", b.SinkName))
+func (s *step) remove(ctx context.Context) outcome {
+	return sideEffect("", func(ctx context.Context) outcome {
+		if err := s.eachSink(func(b SinkBinding) error {
+			rm, ok := b.Sink.(Remover)
+			if !ok {
+				return Permanent(fmt.Errorf("sink %s cannot remove keys", b.SinkName))
+			}
+			if err := rm.Remove(ctx, b.Target); err != nil {
+				return fmt.Errorf("sink %s: remove %s: %w", b.SinkName, b.Target.Path, err)
+			}
+			return nil
+		}); err != nil {
+			return failed(err)
 		}
-		if err := rm.Remove(ctx, b.Target); err != nil {
-			return fmt.Errorf("sink %s: remove %s: %w", b.SinkName, b.Target.Path, err)
+		if err := s.e.markDecommissioned(ctx, s.r.Key, s.now()); err != nil {
+			return failed(err)
 		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	if err := s.e.markDecommissioned(ctx, s.r.Key, s.now()); err != nil {
-		return err
-	}
-	s.r.Outcome = "decommissioned"
-	return s.advance(ctx, PhaseDone, nil, "decommissioned", nil)
+		s.r.Outcome = "decommissioned"
+		return advance("decommissioned", nil)
+	})
 }

@@ -10,15 +10,17 @@ import (
 // the traffic source reported zero for QuietPeriod without a break. An error
 // or a non-zero reading restarts the quiet period; past MaxWait the rotation
 // holds for a human and is never revoked on a timer alone.
-func (s *step) drain(ctx context.Context) error {
+func (s *step) drain(ctx context.Context) outcome {
 	p := s.k.Drain
 	now := s.now()
 	ds := &s.r.Drain
 	if ds.Override != "" { // "revoke": a human approved; "exposure": the old key leaked
-		return s.advance(ctx, PhaseRevoking, nil, "drain.overridden", map[string]string{"by": ds.Override})
+		return advance("drain.overridden", map[string]string{"by": ds.Override})
 	}
 	if s.r.Hold == HoldDrainTimeout {
-		return nil // a human decides: approve (revoke anyway), retry (keep waiting) or cancel (roll back)
+		// A human decides: approve (revoke anyway), retry (keep waiting)
+		// or cancel (roll back). The same hold again writes nothing.
+		return holdFor(HoldDrainTimeout, s.r.HoldDetail, zeroTime, SeverityCritical)
 	}
 	if ds.StartedAt.IsZero() {
 		ds.StartedAt = now
@@ -37,7 +39,7 @@ func (s *step) drain(ctx context.Context) error {
 		ds.LastError = err.Error()
 		ds.QuietSince = time.Time{}
 		ds.Escalated = true
-		return s.hold(ctx, HoldDrainTimeout, fmt.Sprintf("traffic source %s cannot answer (%v); fix the query or source, then retry, approve to revoke anyway, or cancel to roll back", p.SourceName, err), time.Time{}, SeverityCritical)
+		return holdFor(HoldDrainTimeout, fmt.Sprintf("traffic source %s cannot answer (%v); fix the query or source, then retry, approve to revoke anyway, or cancel to roll back", p.SourceName, err), zeroTime, SeverityCritical)
 	case err != nil:
 		ds.LastError = err.Error()
 		ds.QuietSince = time.Time{}
@@ -55,7 +57,7 @@ func (s *step) drain(ctx context.Context) error {
 	}
 	s.e.metrics.drainReading(s.r.Key, ds.LastValue)
 	if !ds.QuietSince.IsZero() && now.Sub(ds.QuietSince) >= p.QuietPeriod {
-		return s.advance(ctx, PhaseRevoking, nil, "drained", map[string]string{
+		return advance("drained", map[string]string{
 			"quiet_for": now.Sub(ds.QuietSince).Round(time.Millisecond).String(), "polls": fmt.Sprint(ds.Polls), "source": p.SourceName,
 		})
 	}
@@ -63,7 +65,7 @@ func (s *step) drain(ctx context.Context) error {
 		ds.Escalated = true
 		detail := fmt.Sprintf("traffic has not drained after %s (last 401 rate %g, source %s, last error %q); approve to revoke anyway, retry to keep waiting, or cancel to roll back",
 			p.MaxWait, ds.LastValue, p.SourceName, ds.LastError)
-		return s.hold(ctx, HoldDrainTimeout, detail, time.Time{}, SeverityCritical)
+		return holdFor(HoldDrainTimeout, detail, zeroTime, SeverityCritical)
 	}
 	wait := p.PollInterval
 	if wait <= 0 {
@@ -74,7 +76,7 @@ func (s *step) drain(ctx context.Context) error {
 			wait = left
 		}
 	}
-	return s.waitFor(ctx, wait)
+	return waitUntil(now.Add(wait))
 }
 
 func (s *step) trafficQuery(since time.Time) TrafficQuery {
@@ -90,13 +92,15 @@ func (s *step) trafficQuery(since time.Time) TrafficQuery {
 
 // watch looks for 401s after the revoke: an unknown caller still using the
 // old key. It alerts with the evidence and never re-mints.
-func (s *step) watch(ctx context.Context) error {
+func (s *step) watch(ctx context.Context) outcome {
 	p := s.k.Watch
 	now := s.now()
 	ws := &s.r.Watch
 	if ws.StartedAt.IsZero() {
 		ws.StartedAt = now
 	}
+	var alert []Event
+	var alertAudit []AuditEvent
 	if p.Period > 0 && s.k.Drain.Source != nil {
 		reading, err := s.k.Drain.Source.Unauthorized(ctx, s.trafficQuery(ws.StartedAt))
 		if err != nil {
@@ -110,25 +114,27 @@ func (s *step) watch(ctx context.Context) error {
 				ws.Alerted = true
 				msg := fmt.Sprintf("%s: 401 traffic after revoking %s (rate %g, source %s, query %q): an unknown caller still uses the old key; investigate — nothing is re-minted",
 					s.r.Key, CredentialName(s.r.Key, s.r.OldGeneration), reading.Value, s.k.Drain.SourceName, s.k.Drain.Query)
-				if err := s.commit(ctx, nil, s.audit("watch.alert", map[string]string{"rate": fmt.Sprint(reading.Value), "detail": reading.Detail})); err != nil {
-					return err
-				}
-				s.notify(EventWatchAlert, SeverityCritical, msg, map[string]string{"rate": fmt.Sprint(reading.Value), "query": s.k.Drain.Query})
+				alertAudit = append(alertAudit, s.auditEvent("watch.alert", map[string]string{"rate": fmt.Sprint(reading.Value), "detail": reading.Detail}))
+				alert = append(alert, s.event(EventWatchAlert, SeverityCritical, msg, map[string]string{"rate": fmt.Sprint(reading.Value), "query": s.k.Drain.Query}))
 			}
 		}
 	}
+	var o outcome
 	if now.Sub(ws.StartedAt) >= p.Period {
 		if p.Period > 0 && s.k.Drain.Source != nil && ws.Readings == 0 {
-			s.notify(EventWatchAlert, SeverityWarning, fmt.Sprintf("%s: the post-revoke watch ended without one successful reading from %s (%d errors); nobody looked for callers still using the old key", s.r.Key, s.k.Drain.SourceName, ws.Errors), nil)
+			alert = append(alert, s.event(EventWatchAlert, SeverityWarning, fmt.Sprintf("%s: the post-revoke watch ended without one successful reading from %s (%d errors); nobody looked for callers still using the old key", s.r.Key, s.k.Drain.SourceName, ws.Errors), nil))
 		}
-		return s.advance(ctx, PhaseCleaning, nil, "watched", map[string]string{"alerted": fmt.Sprint(ws.Alerted), "readings": fmt.Sprint(ws.Readings), "errors": fmt.Sprint(ws.Errors)})
+		o = advance("watched", map[string]string{"alerted": fmt.Sprint(ws.Alerted), "readings": fmt.Sprint(ws.Readings), "errors": fmt.Sprint(ws.Errors)})
+	} else {
+		wait := p.PollInterval
+		if wait <= 0 {
+			wait = 10 * time.Second
+		}
+		if left := p.Period - now.Sub(ws.StartedAt); left < wait {
+			wait = left
+		}
+		o = waitUntil(now.Add(wait))
 	}
-	wait := p.PollInterval
-	if wait <= 0 {
-		wait = 10 * time.Second
-	}
-	if left := p.Period - now.Sub(ws.StartedAt); left < wait {
-		wait = left
-	}
-	return s.waitFor(ctx, wait)
+	o.audits, o.events = alertAudit, alert
+	return o
 }

@@ -3,63 +3,13 @@ package rotator
 import (
 	"context"
 	"fmt"
-	"time"
 )
 
-// awaitStart is the start gate of a staged rotation.
-func (s *step) awaitStart(ctx context.Context) error {
-	if s.r.Trigger == TriggerBootstrap || !s.k.Approval.Needs(GateStart) {
-		return s.advance(ctx, PhaseMinting, nil, "started", nil)
-	}
-	return s.gate(ctx, GateStart, func() error {
-		return s.advance(ctx, PhaseMinting, nil, "approved", map[string]string{"gate": string(GateStart)})
-	})
-}
-
-// gate evaluates approvals for g: enough → pass(); a deny → denied (start)
-// or rolled back (later gates); expired → expired; otherwise hold.
-func (s *step) gate(ctx context.Context, g Gate, pass func() error) error {
-	approvals, err := s.e.store.Approvals(ctx, s.r.ID)
-	if err != nil {
-		return fmt.Errorf("load approvals: %w", err)
-	}
-	yes := map[string]bool{}
-	for _, a := range approvals {
-		if a.Gate != g {
-			continue
-		}
-		if a.Verdict == VerdictDeny {
-			s.r.Outcome = "denied by " + a.Approver
-			if g == GateStart {
-				return s.advance(ctx, PhaseDenied, nil, "denied", map[string]string{"gate": string(g), "by": a.Approver})
-			}
-			s.r.RollbackTo = PhaseDenied
-			return s.advance(ctx, PhaseRollingBack, nil, "denied", map[string]string{"gate": string(g), "by": a.Approver})
-		}
-		yes[a.Approver] = true
-	}
-	need := s.k.Approval.RequiredApprovals(g)
-	if len(yes) >= need {
-		return pass()
-	}
-	var until time.Time
-	if exp := s.k.Approval.ExpireAfter; exp > 0 {
-		until = s.r.PhaseStartedAt.Add(exp)
-		if !s.now().Before(until) {
-			s.r.Outcome = fmt.Sprintf("approval for %s expired after %s", g, exp)
-			if g == GateRevoke {
-				s.r.Outcome += "; the old credential was NOT revoked and stays live as previous"
-			}
-			return s.advance(ctx, PhaseExpired, nil, "expired", map[string]string{"gate": string(g)})
-		}
-	}
-	detail := fmt.Sprintf("%s approval %d/%d", g, len(yes), need)
-	return s.hold(ctx, HoldApproval, detail, until, SeverityWarning)
-}
-
 // mint records the intent (generation, deterministic name) before calling
-// the issuer, and the issuer's id right after.
-func (s *step) mint(ctx context.Context) error {
+// the issuer, and the issuer's id right after. An intent found unminted on
+// a later turn (a crash, a failed call) may have minted anyway: orphans of
+// that name are revoked first, each recorded before its revoke call.
+func (s *step) mint(ctx context.Context) outcome {
 	if s.r.NewGeneration == 0 {
 		gen := 1
 		for g := range s.creds {
@@ -72,32 +22,72 @@ func (s *step) mint(ctx context.Context) error {
 			State: CredPending, RotationID: s.r.ID, CreatedAt: s.now(),
 		}
 		s.r.NewGeneration = gen
-		if err := s.commit(ctx, []*Credential{c}, s.audit("mint.intent", map[string]string{"generation": fmt.Sprint(gen), "name": c.Name})); err != nil {
-			return err
+		intent := map[string]string{"generation": fmt.Sprint(gen), "name": c.Name}
+		if h, ok := s.k.Issuer.(HumanIssuer); ok {
+			return holdFor(HoldSecret, h.MintInstructions(s.mintRequest(c)), zeroTime, SeverityWarning).with(c).recording("mint.intent", intent)
 		}
-		s.creds[gen] = c
+		return s.mintCall(c).with(c).recording("mint.intent", intent)
 	}
 	c := s.newCred()
 	if c == nil {
-		return Permanent(fmt.Errorf("rotation %s: intent for generation %d missing from the store", s.r.ID, s.r.NewGeneration))
+		return failed(Permanent(fmt.Errorf("rotation %s: intent for generation %d missing from the store", s.r.ID, s.r.NewGeneration)))
 	}
 	if c.Minted() {
-		return s.advance(ctx, PhaseStaging, nil, "minted", nil)
+		return advance("minted", nil)
 	}
-	req := s.mintRequest(c)
 	if h, ok := s.k.Issuer.(HumanIssuer); ok {
-		return s.hold(ctx, HoldSecret, h.MintInstructions(req), time.Time{}, SeverityWarning)
+		if sub, ok := s.e.takeSubmission(s.r.ID); ok {
+			return s.minted(c, sub.minted).auditing(AuditEvent{At: s.now(), RotationID: s.r.ID, Key: s.r.Key, Actor: sub.actor,
+				Action: "secret.submitted", Phase: s.r.Phase, Detail: map[string]string{"fingerprint": ShortFingerprint(sub.minted.Secret.Fingerprint())}})
+		}
+		return holdFor(HoldSecret, h.MintInstructions(s.mintRequest(c)), zeroTime, SeverityWarning)
 	}
-	if err := s.reapOrphans(ctx, c); err != nil {
-		return err
+	f, ok := s.k.Issuer.(Finder)
+	if !ok {
+		o := s.mintCall(c)
+		if s.r.Attempts <= 1 {
+			o = o.notifying(s.event(EventOrphan, SeverityWarning, fmt.Sprintf(
+				"%s: an earlier attempt to mint %s may have created it before it was recorded, and issuer %s cannot list credentials: look for %s at the issuer and revoke every copy but the one rekey delivers",
+				s.r.Key, c.Name, s.k.IssuerName, c.Name), map[string]string{"name": c.Name}))
+		}
+		return o
 	}
-	s.failpoint("before")
-	m, err := s.k.Issuer.Mint(ctx, req)
+	ids, err := f.FindByName(ctx, s.r.Key, c.Name)
 	if err != nil {
-		return fmt.Errorf("issuer %s: mint %s: %w", s.k.IssuerName, c.Name, err)
+		return failed(fmt.Errorf("issuer %s: look for orphans named %s: %w", s.k.IssuerName, c.Name, err))
 	}
-	s.failpoint("after")
-	return s.recordMinted(ctx, c, m)
+	if len(ids) > 0 {
+		return s.reap(c, ids[0])
+	}
+	return s.mintCall(c)
+}
+
+// mintCall is the issuer call itself.
+func (s *step) mintCall(c *Credential) outcome {
+	req := s.mintRequest(c)
+	return sideEffect("", func(ctx context.Context) outcome {
+		m, err := s.k.Issuer.Mint(ctx, req)
+		if err != nil {
+			return failed(fmt.Errorf("issuer %s: mint %s: %w", s.k.IssuerName, c.Name, err))
+		}
+		return s.minted(c, m)
+	})
+}
+
+// reap revokes one orphan: a live credential that carries the intent's
+// name, minted by an earlier attempt whose record was lost. Its issuer id
+// is recorded before the revoke call.
+func (s *step) reap(c *Credential, id string) outcome {
+	detail := map[string]string{"name": c.Name, "issuer_id": id}
+	ref := CredentialRef{Key: s.r.Key, RotationID: s.r.ID, Name: c.Name, Generation: c.Generation, ID: id, Params: s.k.Params}
+	return sideEffect("reap", func(ctx context.Context) outcome {
+		if err := s.k.Issuer.Revoke(ctx, ref); err != nil {
+			return failed(fmt.Errorf("issuer %s: revoke orphan %s (%s): %w", s.k.IssuerName, c.Name, id, err))
+		}
+		s.e.metrics.revoked(s.r.Key)
+		return again("orphan.revoked", detail).notifying(s.event(EventOrphan, SeverityWarning,
+			fmt.Sprintf("%s: revoked orphan credential %s (%s) left by an interrupted mint", s.r.Key, c.Name, id), detail))
+	}).recording("orphan.found", detail)
 }
 
 func (s *step) mintRequest(c *Credential) MintRequest {
@@ -108,45 +98,19 @@ func (s *step) mintRequest(c *Credential) MintRequest {
 	return req
 }
 
-// recordMinted stores the issuer's id and the fingerprint, keeps the secret
-// in memory only, and moves on to staging.
-func (s *step) recordMinted(ctx context.Context, c *Credential, m Minted) error {
+// minted records the issuer's id and the fingerprint, keeps the secret in
+// memory only, and moves on to staging.
+func (s *step) minted(c *Credential, m Minted) outcome {
 	if m.ID == "" || m.Secret.IsZero() {
-		return Permanent(fmt.Errorf("issuer %s: mint %s returned no id or no secret", s.k.IssuerName, c.Name))
+		return failed(Permanent(fmt.Errorf("issuer %s: mint %s returned no id or no secret", s.k.IssuerName, c.Name)))
 	}
 	s.e.putSecret(s.r.ID, m.Secret)
 	cc := *c
 	cc.IssuerID = m.ID
 	cc.Fingerprint = m.Secret.Fingerprint()
 	cc.CreatedAt = s.now()
-	s.creds[c.Generation] = &cc
 	s.e.metrics.minted(s.r.Key)
-	return s.advance(ctx, PhaseStaging, []*Credential{&cc}, "minted", map[string]string{
+	return advance("minted", map[string]string{
 		"generation": fmt.Sprint(cc.Generation), "issuer_id": cc.IssuerID, "fingerprint": ShortFingerprint(cc.Fingerprint),
-	})
-}
-
-// reapOrphans revokes live credentials that carry the intent's name: they
-// were minted by an earlier attempt whose record was lost in a crash, and
-// their secret is gone. Issuers that cannot list get a notification instead.
-func (s *step) reapOrphans(ctx context.Context, c *Credential) error {
-	f, ok := s.k.Issuer.(Finder)
-	if !ok {
-		return nil
-	}
-	ids, err := f.FindByName(ctx, s.r.Key, c.Name)
-	if err != nil {
-		return fmt.Errorf("issuer %s: look for orphans named %s: %w", s.k.IssuerName, c.Name, err)
-	}
-	for _, id := range ids {
-		ref := CredentialRef{Key: s.r.Key, Name: c.Name, Generation: c.Generation, ID: id, Params: s.k.Params}
-		if err := s.k.Issuer.Revoke(ctx, ref); err != nil {
-			return fmt.Errorf("issuer %s: revoke orphan %s (%s): %w", s.k.IssuerName, c.Name, id, err)
-		}
-		if err := s.e.store.AppendAudit(ctx, s.audit("orphan.revoked", map[string]string{"name": c.Name, "issuer_id": id})); err != nil {
-			return err
-		}
-		s.notify(EventOrphan, SeverityWarning, fmt.Sprintf("%s: revoked orphan credential %s (%s) left by an interrupted mint", s.r.Key, c.Name, id), nil)
-	}
-	return nil
+	}).with(&cc)
 }

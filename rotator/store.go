@@ -14,9 +14,22 @@ import (
 // the credentials it changed and the audit events that explain why. A store
 // applies all of it or nothing.
 type Commit struct {
-	Rotation    *Rotation     // saved with a version check (Version is the one read)
+	Rotation    *Rotation     // saved with a version check (Version is the one read); nil: none
 	Credentials []*Credential // upserted by (Key, Generation)
 	Audit       []AuditEvent  // appended to the hash chain
+	// Approvals are inserted; a second decision by the same approver on the
+	// same gate fails the whole commit with ErrDecided.
+	Approvals []Approval
+	// Outbox rows are the notifications of this change, one per notifier:
+	// written in the same transaction (a transactional outbox), so that a
+	// crash can lose neither the change nor what it tells people.
+	Outbox []Notification
+}
+
+// Notification is one event queued for one notifier.
+type Notification struct {
+	Notifier string
+	Event    Event
 }
 
 // RotationFilter selects rotations to list.
@@ -48,9 +61,10 @@ type Store interface {
 	// returns ErrActiveRotation (wrapped) when the key already has an active
 	// rotation — enforced by the database, so it holds across daemons.
 	CreateRotation(ctx context.Context, c Commit) error
-	// Save applies a commit to an existing rotation. It returns ErrConflict
-	// when the stored Version differs from c.Rotation.Version; on success
-	// c.Rotation.Version is incremented.
+	// Save applies a commit, to an existing rotation when c.Rotation is set.
+	// It returns ErrConflict when the stored Version differs from
+	// c.Rotation.Version; on success c.Rotation.Version is incremented. A
+	// commit without a rotation records only its other rows.
 	Save(ctx context.Context, c Commit) error
 	GetRotation(ctx context.Context, id string) (*Rotation, error)
 	ActiveRotation(ctx context.Context, key string) (*Rotation, error)
@@ -72,13 +86,8 @@ type Store interface {
 	// credential and active rotation, in one pass.
 	KeyStates(ctx context.Context) (map[string]KeyState, error)
 
-	// AddApproval records a decision with its audit event. A second decision
-	// by the same approver on the same gate returns ErrConflict.
-	AddApproval(ctx context.Context, a Approval, ev AuditEvent) error
 	Approvals(ctx context.Context, rotationID string) ([]Approval, error)
 
-	// AppendAudit appends events that belong to no rotation step.
-	AppendAudit(ctx context.Context, evs ...AuditEvent) error
 	Audit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 
 	Close() error

@@ -125,6 +125,9 @@ type Rotation struct {
 	Outcome string
 	// RollbackTo is the terminal phase a rollback ends in.
 	RollbackTo Phase
+	// Request is a command (cancel, approve anyway, retry, confirm) the
+	// interpreter has not acted on yet.
+	Request Request
 
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
@@ -150,6 +153,8 @@ type DrainState struct {
 	// RestoredAt: a rollback after cut-over made the old key current again
 	// at this time; the new key is revoked after a quiet period.
 	RestoredAt time.Time `json:"restored_at,omitzero"`
+	// SinksRestored: a rollback gave every sink the old value back.
+	SinksRestored bool `json:"sinks_restored,omitempty"`
 }
 
 // WatchState is the progress of the post-revoke watch.

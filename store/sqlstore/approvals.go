@@ -9,46 +9,30 @@ import (
 	"github.com/rekeyhq/rekey/rotator"
 )
 
-// AddApproval records a's decision and appends ev to the audit chain in one
-// transaction. A second decision by the same approver on the same gate of
-// the same rotation returns an error wrapping rotator.ErrConflict; an unknown
-// rotation one wrapping rotator.ErrNotFound. An ev without an Action is not
-// appended: the engine passes none when the decision's event goes with a
-// rotation commit of its own.
-func (s *Store) AddApproval(ctx context.Context, a rotator.Approval, ev rotator.AuditEvent) error {
-	violation := false
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		head, err := s.lockHead(ctx, tx)
-		if err != nil {
-			return err
-		}
+// insertApprovals records decisions inside a commit. A second decision by
+// the same approver on the same gate of the same rotation fails with an
+// error wrapping rotator.ErrDecided (decided is true); an unknown rotation
+// with one wrapping rotator.ErrNotFound.
+func (s *Store) insertApprovals(ctx context.Context, tx *sql.Tx, as []rotator.Approval) (decided bool, err error) {
+	for _, a := range as {
 		var one int
-		err = s.txQueryRow(ctx, tx, (`SELECT 1 FROM rotations WHERE id = ?`), a.RotationID).Scan(&one)
+		err := s.txQueryRow(ctx, tx, (`SELECT 1 FROM rotations WHERE id = ?`), a.RotationID).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
-			return rotator.ErrNotFound
+			return false, fmt.Errorf("approval of rotation %s: %w", a.RotationID, rotator.ErrNotFound)
 		}
 		if err != nil {
-			return fmt.Errorf("find rotation: %w", err)
+			return false, fmt.Errorf("approval of rotation %s: find rotation: %w", a.RotationID, err)
 		}
 		if _, err := s.txExec(ctx, tx, (`INSERT INTO approvals (rotation_id, gate, approver, verdict, via, comment, at)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`),
 			a.RotationID, clean(string(a.Gate)), clean(a.Approver), clean(string(a.Verdict)), clean(a.Via), clean(a.Comment), TimeText(a.At)); err != nil {
-			violation = s.d.IsUniqueViolation(err)
-			return fmt.Errorf("insert: %w", err)
+			if s.d.IsUniqueViolation(err) {
+				return true, fmt.Errorf("approval of rotation %s, gate %s by %s: %w", a.RotationID, a.Gate, a.Approver, rotator.ErrDecided)
+			}
+			return false, fmt.Errorf("approval of rotation %s: insert: %w", a.RotationID, err)
 		}
-		if ev.Action == "" {
-			return nil // the caller records the decision's event with its own commit
-		}
-		_, err = s.appendAudit(ctx, tx, head, []rotator.AuditEvent{ev})
-		return err
-	})
-	if violation {
-		return s.errorf("approval of rotation %s, gate %s by %s: already decided: %w", a.RotationID, a.Gate, a.Approver, rotator.ErrConflict)
 	}
-	if err != nil {
-		return s.errorf("approval of rotation %s: %w", a.RotationID, err)
-	}
-	return nil
+	return false, nil
 }
 
 // Approvals returns the decisions on rotationID in the order they were made.

@@ -81,28 +81,6 @@ func cleanEvent(ev rotator.AuditEvent) rotator.AuditEvent {
 	return ev
 }
 
-// AppendAudit appends evs, which belong to no rotation step, to the chain in
-// one transaction, and sets their Seq, PrevHash and Hash.
-func (s *Store) AppendAudit(ctx context.Context, evs ...rotator.AuditEvent) error {
-	if len(evs) == 0 {
-		return nil
-	}
-	var appended []rotator.AuditEvent
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		head, err := s.lockHead(ctx, tx)
-		if err != nil {
-			return err
-		}
-		appended, err = s.appendAudit(ctx, tx, head, evs)
-		return err
-	})
-	if err != nil {
-		return s.errorf("%w", err)
-	}
-	copy(evs, appended)
-	return nil
-}
-
 const auditColumns = `seq, at, rotation_id, key, actor, action, phase, detail, prev_hash, hash`
 
 func scanAudit(sc scanner) (rotator.AuditEvent, error) {

@@ -160,6 +160,14 @@ var migrations = []migration{
 		)`,
 		`CREATE INDEX outbox_pending ON outbox (notifier, seq) WHERE delivered_at = '' AND failed = 0`,
 	}},
+	{version: 4, name: "rotation requests, outbox order index", statements: []string{
+		// A command (cancel, approve anyway, retry, confirm) recorded for the
+		// interpreter to act on; JSON, '{}' when none.
+		`ALTER TABLE rotations ADD COLUMN request TEXT NOT NULL DEFAULT '{}'`,
+		// Serves the MAX(seq) look-up of every enqueue, which the partial
+		// index above cannot once rows are delivered.
+		`CREATE INDEX outbox_notifier_seq ON outbox (notifier, seq)`,
+	}},
 }
 
 // SchemaVersion is the newest schema this build knows.

@@ -4,30 +4,39 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/rekeyhq/rekey/rotator"
 )
 
-// Enqueue appends ev to notifier's queue. Implements rotator.Outbox.
-func (s *Store) Enqueue(ctx context.Context, notifier string, ev rotator.Event) error {
-	b, err := json.Marshal(ev)
-	if err != nil {
-		return s.errorf("outbox: encode event: %w", err)
+// enqueue writes outbox rows inside a commit, each after the last of its
+// notifier's queue (the (notifier, seq) index serves the look-up).
+func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, rows []rotator.Notification) error {
+	if len(rows) == 0 {
+		return nil
 	}
 	now := TimeText(time.Now())
-	return s.write(ctx, func(tx *sql.Tx) error {
-		var seq int64
-		if err := s.txQueryRow(ctx, tx, (`SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE notifier = ?`), notifier).Scan(&seq); err != nil {
-			return s.errorf("outbox: %w", err)
-		}
-		_, err := s.txExec(ctx, tx, (`INSERT INTO outbox (id, notifier, seq, event, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)
-			ON CONFLICT (id) DO NOTHING`), clean(notifier+"/"+ev.ID), clean(notifier), seq+1, clean(string(b)), now, now)
+	next := map[string]int64{}
+	for _, n := range rows {
+		b, err := json.Marshal(n.Event)
 		if err != nil {
-			return s.errorf("outbox: enqueue: %w", err)
+			return fmt.Errorf("outbox: encode event: %w", err)
 		}
-		return nil
-	})
+		seq, ok := next[n.Notifier]
+		if !ok {
+			if err := s.txQueryRow(ctx, tx, (`SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE notifier = ?`), n.Notifier).Scan(&seq); err != nil {
+				return fmt.Errorf("outbox: %w", err)
+			}
+		}
+		seq++
+		next[n.Notifier] = seq
+		if _, err := s.txExec(ctx, tx, (`INSERT INTO outbox (id, notifier, seq, event, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO NOTHING`), clean(n.Notifier+"/"+n.Event.ID), clean(n.Notifier), seq, clean(string(b)), now, now); err != nil {
+			return fmt.Errorf("outbox: enqueue: %w", err)
+		}
+	}
+	return nil
 }
 
 // DueOutbox lists a notifier's pending items in order.

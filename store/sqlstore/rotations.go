@@ -17,14 +17,14 @@ import (
 const rotationColumns = `id, key, trigger_kind, actor, reason, mode, phase, hold, hold_detail,
 	attempts, next_attempt_at, last_error, error_reason,
 	old_generation, new_generation, target_generation, drain_state, watch_state,
-	outcome, rollback_to, created_at, updated_at, phase_started_at, finished_at, version`
+	outcome, rollback_to, request, created_at, updated_at, phase_started_at, finished_at, version`
 
 // rotationFields are the mutable columns Save writes, in rotationValues order
 // after id, key and created_at.
 var rotationFields = []string{"trigger_kind", "actor", "reason", "mode", "phase", "hold", "hold_detail",
 	"attempts", "next_attempt_at", "last_error", "error_reason",
 	"old_generation", "new_generation", "target_generation", "drain_state", "watch_state",
-	"outcome", "rollback_to", "updated_at", "phase_started_at", "finished_at", "finished"}
+	"outcome", "rollback_to", "request", "updated_at", "phase_started_at", "finished_at", "finished"}
 
 var (
 	insertRotation = `INSERT INTO rotations (id, key, created_at, ` + strings.Join(rotationFields, ", ") + `, version)
@@ -47,6 +47,12 @@ func rotationValues(r *rotator.Rotation) ([]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode watch state: %w", err)
 	}
+	req := r.Request
+	req.At = req.At.UTC()
+	reqJSON, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("encode request: %w", err)
+	}
 	finished := 0
 	if r.Phase.Terminal() {
 		finished = 1
@@ -56,19 +62,19 @@ func rotationValues(r *rotator.Rotation) ([]any, error) {
 		clean(string(r.Hold)), clean(r.HoldDetail),
 		r.Attempts, TimeText(r.NextAttemptAt), clean(r.LastError), clean(string(r.ErrorReason)),
 		r.OldGeneration, r.NewGeneration, r.TargetGeneration, string(drainJSON), string(watchJSON),
-		clean(r.Outcome), clean(string(r.RollbackTo)), TimeText(r.UpdatedAt), TimeText(r.PhaseStartedAt), TimeText(r.FinishedAt), finished,
+		clean(r.Outcome), clean(string(r.RollbackTo)), clean(string(reqJSON)), TimeText(r.UpdatedAt), TimeText(r.PhaseStartedAt), TimeText(r.FinishedAt), finished,
 	}, nil
 }
 
 func scanRotation(sc scanner) (*rotator.Rotation, error) {
 	var (
-		r            rotator.Rotation
-		drain, watch string
+		r                 rotator.Rotation
+		drain, watch, req string
 	)
 	err := sc.Scan(&r.ID, &r.Key, &r.Trigger, &r.Actor, &r.Reason, &r.Mode, &r.Phase, &r.Hold, &r.HoldDetail,
 		&r.Attempts, timeCol{&r.NextAttemptAt}, &r.LastError, &r.ErrorReason,
 		&r.OldGeneration, &r.NewGeneration, &r.TargetGeneration, &drain, &watch,
-		&r.Outcome, &r.RollbackTo, timeCol{&r.CreatedAt}, timeCol{&r.UpdatedAt}, timeCol{&r.PhaseStartedAt}, timeCol{&r.FinishedAt}, &r.Version)
+		&r.Outcome, &r.RollbackTo, &req, timeCol{&r.CreatedAt}, timeCol{&r.UpdatedAt}, timeCol{&r.PhaseStartedAt}, timeCol{&r.FinishedAt}, &r.Version)
 	if err != nil {
 		return nil, err
 	}
@@ -77,6 +83,9 @@ func scanRotation(sc scanner) (*rotator.Rotation, error) {
 	}
 	if err := json.Unmarshal([]byte(watch), &r.Watch); err != nil {
 		return nil, fmt.Errorf("rotation %s: decode watch state: %w", r.ID, err)
+	}
+	if err := json.Unmarshal([]byte(req), &r.Request); err != nil {
+		return nil, fmt.Errorf("rotation %s: decode request: %w", r.ID, err)
 	}
 	return &r, nil
 }
@@ -112,6 +121,9 @@ func (s *Store) CreateRotation(ctx context.Context, c rotator.Commit) error {
 		if err := s.upsertCredentials(ctx, tx, c.Credentials); err != nil {
 			return err
 		}
+		if err := s.enqueue(ctx, tx, c.Outbox); err != nil {
+			return err
+		}
 		appended, err = s.appendAudit(ctx, tx, head, c.Audit)
 		return err
 	})
@@ -143,10 +155,11 @@ func (s *Store) createViolation(ctx context.Context, r *rotator.Rotation) error 
 
 // Save applies c in one transaction: the rotation (when c.Rotation is set)
 // only if its stored version is still c.Rotation.Version, else
-// rotator.ErrConflict; then the credential upserts and the audit appends. On
-// success c.Rotation.Version is incremented and every c.Audit event carries
-// its Seq, PrevHash and Hash. A Commit without a rotation only records
-// credentials and audit events.
+// rotator.ErrConflict; then the credential upserts, the approvals (a second
+// decision by the same approver on the same gate: rotator.ErrDecided), the
+// outbox rows and the audit appends. On success c.Rotation.Version is
+// incremented and every c.Audit event carries its Seq, PrevHash and Hash.
+// A Commit without a rotation records only its other rows.
 func (s *Store) Save(ctx context.Context, c rotator.Commit) error {
 	r := c.Rotation
 	var args []any
@@ -158,12 +171,13 @@ func (s *Store) Save(ctx context.Context, c rotator.Commit) error {
 		args = append(vals, r.ID, r.Version)
 	}
 	var appended []rotator.AuditEvent
-	violation := false
+	violation, decided := false, false
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		head, err := s.lockHead(ctx, tx)
 		if err != nil {
 			return err
 		}
+		violation, decided = false, false
 		if r != nil {
 			res, err := s.txExec(ctx, tx, (updateRotation), args...)
 			if err != nil {
@@ -179,6 +193,12 @@ func (s *Store) Save(ctx context.Context, c rotator.Commit) error {
 		if err := s.upsertCredentials(ctx, tx, c.Credentials); err != nil {
 			return err
 		}
+		if decided, err = s.insertApprovals(ctx, tx, c.Approvals); err != nil {
+			return err
+		}
+		if err := s.enqueue(ctx, tx, c.Outbox); err != nil {
+			return err
+		}
 		appended, err = s.appendAudit(ctx, tx, head, c.Audit)
 		return err
 	})
@@ -187,6 +207,8 @@ func (s *Store) Save(ctx context.Context, c rotator.Commit) error {
 		what = "save rotation " + r.ID
 	}
 	switch {
+	case decided:
+		return s.errorf("%s: %w", what, err)
 	case violation:
 		// Only a rotation made active again can hit the one-active index.
 		return s.errorf("%s: %w", what, rotator.ErrActiveRotation)

@@ -13,7 +13,7 @@ import (
 func testAuditFilters(t *testing.T, s rotator.Store) {
 	create(t, s, newRotation("rot-a", "a"))
 	create(t, s, newRotation("rot-b", "b"))
-	if err := s.AppendAudit(ctxFor(t), event("", "a", "key.age_warning"), event("", "", "daemon.started")); err != nil {
+	if err := appendAudit(ctxFor(t), s, event("", "a", "key.age_warning"), event("", "", "daemon.started")); err != nil {
 		t.Fatalf("append: %v", err)
 	}
 	// Seq: 1 rot-a, 2 rot-b, 3 a (no rotation), 4 daemon.
@@ -67,9 +67,9 @@ func concurrentAudit(t *testing.T, a, b rotator.Store) {
 				var err error
 				switch i % 3 {
 				case 0:
-					err = s.AppendAudit(ctxFor(t), event("", r.Key, "key.checked"))
+					err = appendAudit(ctxFor(t), s, event("", r.Key, "key.checked"))
 				case 1:
-					err = s.AppendAudit(ctxFor(t), event(r.ID, r.Key, "a"), event(r.ID, r.Key, "b"))
+					err = appendAudit(ctxFor(t), s, event(r.ID, r.Key, "a"), event(r.ID, r.Key, "b"))
 				default:
 					r.Attempts++
 					err = s.Save(ctxFor(t), rotator.Commit{Rotation: r, Audit: []rotator.AuditEvent{event(r.ID, r.Key, "rotation.retrying")}})
@@ -105,7 +105,7 @@ func testAuditUncleanText(t *testing.T, s rotator.Store) {
 	ev := event("", "k\x00ey", "odd\xffaction")
 	ev.Detail = map[string]string{"bad\xfe": "nul\x00here", "ok": "<&>"}
 	evs := []rotator.AuditEvent{ev}
-	if err := s.AppendAudit(ctxFor(t), evs...); err != nil {
+	if err := appendAudit(ctxFor(t), s, evs...); err != nil {
 		t.Fatalf("append: %v", err)
 	}
 	stored := allAudit(t, s)
@@ -179,7 +179,7 @@ func testAuditTamper(t *testing.T, open func(t *testing.T) rotator.Store) {
 			t.Parallel()
 			s := open(t)
 			for i := range 5 {
-				if err := s.AppendAudit(ctxFor(t), event("", "k", name+"-"+string(rune('a'+i)))); err != nil {
+				if err := appendAudit(ctxFor(t), s, event("", "k", name+"-"+string(rune('a'+i)))); err != nil {
 					t.Fatalf("append: %v", err)
 				}
 			}

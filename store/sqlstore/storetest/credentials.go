@@ -119,7 +119,7 @@ func testApprovals(t *testing.T, s rotator.Store) {
 		{approval(rotator.GateStart, "alice", rotator.VerdictApprove, 1), nil},
 		{approval(rotator.GateStart, "bob", rotator.VerdictDeny, 2), nil},
 		{approval(rotator.GateRevoke, "alice", rotator.VerdictApprove, 3), nil},
-		{approval(rotator.GateStart, "alice", rotator.VerdictDeny, 4), rotator.ErrConflict}, // changes her mind: refused
+		{approval(rotator.GateStart, "alice", rotator.VerdictDeny, 4), rotator.ErrDecided}, // changes her mind: refused
 		{rotator.Approval{RotationID: "nope", Gate: rotator.GateStart, Approver: "alice", Verdict: rotator.VerdictApprove, At: base}, rotator.ErrNotFound},
 	}
 	// The engine records a drain-timeout decision's event with the rotation
@@ -127,7 +127,7 @@ func testApprovals(t *testing.T, s rotator.Store) {
 	quiet := approval(rotator.GateDrain, "carol", rotator.VerdictApprove, 5)
 	var accepted []rotator.Approval
 	for _, st := range steps {
-		err := s.AddApproval(ctx, st.approval, ev(st.approval))
+		err := addApproval(ctx, s, st.approval, ev(st.approval))
 		if st.want == nil {
 			if err != nil {
 				t.Fatalf("approval %+v: %v", st.approval, err)
@@ -137,7 +137,7 @@ func testApprovals(t *testing.T, s rotator.Store) {
 		}
 		wantErr(t, "approval by "+st.approval.Approver, err, st.want)
 	}
-	if err := s.AddApproval(ctx, quiet, rotator.AuditEvent{}); err != nil {
+	if err := addApproval(ctx, s, quiet, rotator.AuditEvent{}); err != nil {
 		t.Fatalf("approval without event: %v", err)
 	}
 	accepted = append(accepted, quiet)

@@ -29,7 +29,7 @@ func RecordRun(t *testing.T, s rotator.Store, key string, secret rotator.Secret)
 	old := &rotator.Credential{Key: key, Generation: 1, Name: key + "-v1", IssuerID: "ka_key_1",
 		Fingerprint: rotator.Fingerprint("an older secret"), State: rotator.CredCurrent, CreatedAt: base.Add(-90 * 24 * time.Hour)}
 	create(t, s, r, old)
-	if err := s.AddApproval(ctx, rotator.Approval{RotationID: r.ID, Gate: rotator.GateStart, Approver: "alice",
+	if err := addApproval(ctx, s, rotator.Approval{RotationID: r.ID, Gate: rotator.GateStart, Approver: "alice",
 		Verdict: rotator.VerdictApprove, Via: "slack", At: base}, event(r.ID, key, "approval.approve")); err != nil {
 		t.Fatalf("approve: %v", err)
 	}

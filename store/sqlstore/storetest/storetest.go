@@ -203,3 +203,17 @@ func allAudit(t *testing.T, s rotator.Store) []rotator.AuditEvent {
 }
 
 func name(prefix string, i int) string { return fmt.Sprintf("%s-%03d", prefix, i) }
+
+// appendAudit records events that belong to no rotation.
+func appendAudit(ctx context.Context, s rotator.Store, evs ...rotator.AuditEvent) error {
+	return s.Save(ctx, rotator.Commit{Audit: evs})
+}
+
+// addApproval records a decision with its event (none when ev has no action).
+func addApproval(ctx context.Context, s rotator.Store, a rotator.Approval, ev rotator.AuditEvent) error {
+	c := rotator.Commit{Approvals: []rotator.Approval{a}}
+	if ev.Action != "" {
+		c.Audit = []rotator.AuditEvent{ev}
+	}
+	return s.Save(ctx, c)
+}

@@ -1,0 +1,303 @@
+package rotator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// driver interprets one rotation's lifecycle table. It is the only writer
+// of a rotation's phase: it runs the current phase's step, fires the
+// failpoints around the step's side effects, and turns the step's outcome
+// into one commit — the rotation, its credentials, the audit events and the
+// outbox rows of every notifier, atomically — plus the phase metrics.
+//
+// Outcomes are buffered and committed together until the next side effect,
+// wait or hold: a phase that passes through without touching anything (a
+// start gate nobody configured, a verify that is off) costs no transaction
+// of its own. Everything is committed before each side effect, so a crash
+// never loses an intent.
+type driver struct {
+	e     *Engine
+	k     *Key
+	r     *Rotation
+	creds map[int]*Credential
+	buf   pending
+}
+
+// pending is what the driver will commit next.
+type pending struct {
+	creds   []*Credential
+	audit   []AuditEvent
+	events  []Event
+	entered []Phase
+	spent   []phaseSpent
+	dirty   bool
+}
+
+type phaseSpent struct {
+	phase Phase
+	d     time.Duration
+}
+
+func (d *driver) now() time.Time { return d.e.clock.Now() }
+
+// turn runs the current phase once and applies its outcome. It reports
+// whether the rotation may go on at once; reload asks the caller to read
+// the rotation again (a command changed it meanwhile).
+func (d *driver) turn(ctx context.Context) (proceed, reload bool) {
+	lc := LifecycleOf(d.r)
+	spec, ok := lc.Spec(d.r.Phase)
+	if !ok {
+		return d.fail(ctx, spec, Permanent(fmt.Errorf("rotation %s: phase %q is not in the %s lifecycle", d.r.ID, d.r.Phase, lc.Name)))
+	}
+	if d.r.Request.Kind != "" {
+		return d.serve(ctx)
+	}
+	sctx, cancel := context.WithTimeout(ctx, d.e.stepTO)
+	defer cancel()
+	s := &step{e: d.e, k: d.k, r: d.r, creds: d.creds}
+	o := spec.step(s, sctx)
+	for o.kind == outAct {
+		d.record(o, "rekey")
+		if reload, err := d.flush(ctx); err != nil {
+			return false, reload
+		}
+		d.failpoint(spec.Phase, o.actName, "before")
+		next := o.act(sctx)
+		if next.kind != outFail {
+			d.failpoint(spec.Phase, o.actName, "after")
+		}
+		o = next
+	}
+	if o.kind == outFail && errors.Is(o.err, ErrConflict) {
+		d.discard()
+		return true, true
+	}
+	if o.kind == outFail && ctx.Err() != nil {
+		d.discard()
+		return false, true // shutting down: the next start resumes the phase
+	}
+	return d.apply(ctx, spec, o)
+}
+
+// apply turns a step's outcome into state.
+func (d *driver) apply(ctx context.Context, spec PhaseSpec, o outcome) (bool, bool) {
+	switch o.kind {
+	case outNext:
+		to, ok := spec.Next[o.edge]
+		if !ok {
+			return d.fail(ctx, spec, Permanent(fmt.Errorf("rotation %s: %s has no %q edge", d.r.ID, spec.Phase, o.edge)))
+		}
+		d.record(outcome{creds: o.creds, audits: o.audits, events: o.events}, "rekey")
+		d.enter(to, "rekey", o.action, o.detail)
+		if to.Terminal() {
+			return d.commit(ctx, false)
+		}
+		return true, false
+	case outAgain:
+		d.record(o, "rekey")
+		d.buf.dirty = true // the step's progress on the rotation itself
+		return d.commit(ctx, true)
+	case outWait:
+		d.record(o, "rekey")
+		d.r.NextAttemptAt = o.until
+		d.buf.dirty = true
+		return d.commit(ctx, false)
+	case outHold:
+		d.record(o, "rekey")
+		until := o.until
+		if until.IsZero() {
+			until = farFuture
+		}
+		if d.r.Hold != o.hold || d.r.HoldDetail != o.why || !d.r.NextAttemptAt.Equal(until) {
+			d.r.Hold, d.r.HoldDetail, d.r.NextAttemptAt = o.hold, o.why, until
+			d.audit("rekey", "held", map[string]string{"hold": string(o.hold), "detail": o.why})
+			d.event(EventHeld, o.sev, fmt.Sprintf("%s waits: %s", d.r.Key, o.why), map[string]string{"hold": string(o.hold), "detail": o.why})
+		}
+		return d.commit(ctx, false)
+	}
+	return d.fail(ctx, spec, o.err)
+}
+
+// enter moves the rotation to phase `to`: the one place a phase is written.
+func (d *driver) enter(to Phase, actor, action string, detail map[string]string) {
+	now := d.now()
+	from := d.r.Phase
+	if !d.r.PhaseStartedAt.IsZero() {
+		d.buf.spent = append(d.buf.spent, phaseSpent{from, now.Sub(d.r.PhaseStartedAt)})
+	}
+	d.r.Phase = to
+	d.r.Hold, d.r.HoldDetail = HoldNone, ""
+	d.r.Attempts, d.r.LastError, d.r.ErrorReason = 0, "", ReasonNone
+	d.r.NextAttemptAt, d.r.PhaseStartedAt = now, now
+	if detail == nil {
+		detail = map[string]string{}
+	}
+	detail["from"] = string(from)
+	if to.Terminal() {
+		d.r.FinishedAt = now
+		if d.r.Outcome == "" {
+			d.r.Outcome = string(to)
+		}
+		detail["outcome"] = d.r.Outcome
+	}
+	d.audit(actor, action, detail)
+	d.buf.entered = append(d.buf.entered, to)
+	if to.Terminal() {
+		sev := SeverityInfo
+		if to != PhaseDone {
+			sev = SeverityWarning
+		}
+		d.event(EventFinished, sev, fmt.Sprintf("rotation of %s ended: %s", d.r.Key, d.r.Outcome), nil)
+		return
+	}
+	d.event(EventPhase, SeverityInfo, fmt.Sprintf("%s: %s → %s", d.r.Key, from, to), detail)
+}
+
+// record buffers what an outcome carries besides its verdict.
+func (d *driver) record(o outcome, actor string) {
+	if len(o.creds) > 0 {
+		d.buf.creds = append(d.buf.creds, o.creds...)
+		d.buf.dirty = true
+		for _, c := range o.creds {
+			d.creds[c.Generation] = c
+		}
+	}
+	if o.action != "" && o.kind != outNext {
+		d.audit(actor, o.action, o.detail)
+	}
+	for _, ev := range o.audits {
+		d.buf.audit = append(d.buf.audit, ev)
+		d.buf.dirty = true
+	}
+	for _, ev := range o.events {
+		d.buf.events = append(d.buf.events, d.stamp(ev))
+		d.buf.dirty = true
+	}
+}
+
+func (d *driver) audit(actor, action string, detail map[string]string) {
+	d.buf.audit = append(d.buf.audit, AuditEvent{At: d.now(), RotationID: d.r.ID, Key: d.r.Key, Actor: actor, Action: action, Phase: d.r.Phase, Detail: detail})
+	d.buf.dirty = true
+}
+
+func (d *driver) event(kind string, sev Severity, msg string, fields map[string]string) {
+	d.buf.events = append(d.buf.events, d.stamp(Event{Kind: kind, Severity: sev, Message: msg, Fields: fields}))
+	d.buf.dirty = true
+}
+
+// stamp fills an event's rotation fields from the rotation as it is now.
+func (d *driver) stamp(ev Event) Event {
+	if ev.ID == "" {
+		ev.ID = d.r.ID + "-" + randomHex(4)
+	}
+	ev.Key, ev.RotationID, ev.Phase, ev.Trigger, ev.Mode = d.r.Key, d.r.ID, d.r.Phase, d.r.Trigger, d.r.Mode
+	if ev.Actor == "" {
+		ev.Actor = d.r.Actor
+	}
+	ev.Owners = d.k.Owners
+	if ev.At.IsZero() {
+		ev.At = d.now()
+	}
+	return ev
+}
+
+// commit flushes the buffer; proceed says whether the rotation goes on.
+func (d *driver) commit(ctx context.Context, proceed bool) (bool, bool) {
+	if reload, err := d.flush(ctx); err != nil {
+		return false, reload
+	}
+	return proceed && !d.r.Phase.Terminal(), false
+}
+
+// flush commits the buffered state in one transaction. On a version
+// conflict (a command changed the rotation) the buffer is dropped and the
+// caller reloads: every step is idempotent, so redoing it is safe.
+func (d *driver) flush(ctx context.Context) (reload bool, err error) {
+	if !d.buf.dirty && len(d.buf.entered) == 0 {
+		return false, nil
+	}
+	d.r.UpdatedAt = d.now()
+	c := Commit{Rotation: d.r, Credentials: d.buf.creds, Audit: d.buf.audit}
+	c.Outbox = d.e.dispatch.rows(d.k, d.buf.events)
+	err = d.e.store.Save(context.WithoutCancel(ctx), c)
+	if err != nil {
+		d.discard()
+		if !errors.Is(err, ErrConflict) {
+			d.e.log.Error("persist rotation step", "rotation", d.r.ID, "key", d.r.Key, "phase", d.r.Phase, "err", err)
+		}
+		return true, err
+	}
+	for _, s := range d.buf.spent {
+		d.e.metrics.phaseDone(s.phase, s.d)
+	}
+	for _, p := range d.buf.entered {
+		d.e.metrics.phaseEntered(d.r, p)
+	}
+	d.e.dispatch.committed(d.k, d.buf.events)
+	if d.r.Phase.Terminal() {
+		d.e.dropSecret(d.r.ID)
+	}
+	d.buf = pending{}
+	return false, nil
+}
+
+func (d *driver) discard() { d.buf = pending{} }
+
+func (d *driver) failpoint(p Phase, act, when string) {
+	if d.e.failpoint == nil {
+		return
+	}
+	name := string(p)
+	if act != "" {
+		name += "/" + act
+	}
+	d.e.failpoint(name + ":" + when)
+}
+
+// fail records a failed step: retry later with backoff, or on a permanent
+// error roll back (while the old credential is live) or hold for a human.
+func (d *driver) fail(ctx context.Context, spec PhaseSpec, err error) (bool, bool) {
+	r := d.r
+	msg := d.e.scrub(r.ID, err.Error())
+	reason := ReasonOf(err)
+	d.e.metrics.stepError(r.Phase, reason)
+	undo, canRollBack := spec.Next[EdgeUndo]
+	canRollBack = canRollBack && (spec.Undoable || spec.UndoWhileHeld != HoldNone && r.Hold == spec.UndoWhileHeld)
+	switch {
+	case IsPermanent(err) && canRollBack:
+		d.e.log.Error("rotation step failed permanently; rolling back", "rotation", r.ID, "key", r.Key, "phase", r.Phase, "reason", reason, "err", msg)
+		r.RollbackTo = PhaseFailed
+		r.Outcome = "failed in " + string(r.Phase) + ": " + msg
+		d.enter(undo, "rekey", "step.failed", map[string]string{"error": msg, "reason": string(reason)})
+	case IsPermanent(err):
+		d.e.log.Error("rotation step failed permanently; holding for a human", "rotation", r.ID, "key", r.Key, "phase", r.Phase, "reason", reason, "err", msg)
+		r.LastError, r.ErrorReason = msg, reason
+		why := "permanent failure in " + string(r.Phase) + ": " + msg
+		if r.Hold != HoldFailed || r.HoldDetail != why {
+			r.Hold, r.HoldDetail, r.NextAttemptAt = HoldFailed, why, farFuture
+			d.audit("rekey", "held", map[string]string{"hold": string(HoldFailed), "detail": why})
+			d.event(EventHeld, SeverityCritical, fmt.Sprintf("%s waits: %s", r.Key, why), map[string]string{"hold": string(HoldFailed), "detail": why})
+		}
+	default:
+		r.Attempts++
+		r.LastError, r.ErrorReason = msg, reason
+		delay := d.e.backoff.Delay(r.Attempts)
+		var ra interface{ RetryAfter() time.Duration }
+		if errors.As(err, &ra) && ra.RetryAfter() > delay {
+			delay = ra.RetryAfter()
+		}
+		r.NextAttemptAt = d.now().Add(delay)
+		d.e.log.Warn("rotation step failed; will retry", "rotation", r.ID, "key", r.Key, "phase", r.Phase, "attempt", r.Attempts, "retry_in", delay.Round(time.Millisecond).String(), "reason", reason, "err", msg)
+		d.audit("rekey", "step.retry", map[string]string{"error": msg, "reason": string(reason), "attempt": fmt.Sprint(r.Attempts)})
+		if r.Attempts == 1 || r.Attempts%5 == 0 {
+			d.event(EventRetrying, SeverityWarning, fmt.Sprintf("%s: %s failed (attempt %d), retrying in %s: %s", r.Key, r.Phase, r.Attempts, delay.Round(time.Second), msg), map[string]string{"reason": string(reason)})
+		}
+	}
+	return d.commit(ctx, false)
+}
+
+// start puts a new rotation in the first phase of its lifecycle.
+func start(r *Rotation) { r.Phase = LifecycleOf(r).Start }

@@ -1,0 +1,150 @@
+package rotator
+
+import "context"
+
+// Edge names a way out of a phase. A step chooses the edge; the table says
+// where it leads.
+type Edge string
+
+const (
+	EdgeOK         Edge = ""            // the usual next phase
+	EdgeBootstrap  Edge = "bootstrap"   // no old credential: nothing to drain, revoke or watch
+	EdgeDenied     Edge = "denied"      // a person denied the gate
+	EdgeExpired    Edge = "expired"     // nobody decided within approval.expire_after
+	EdgeAbandon    Edge = "abandon"     // the new secret was lost before every sink held it: mint again
+	EdgeNotCurrent Edge = "not_current" // emergency: the exposed generation was not the current one
+	EdgeUndo       Edge = "undo"        // a permanent error, cancel or deny before the point of no return
+	EdgeFailed     Edge = "failed"      // a rollback ends as the rotation's RollbackTo says
+	EdgeCancelled  Edge = "cancelled"
+)
+
+// PhaseSpec is one row of a lifecycle table.
+type PhaseSpec struct {
+	Phase Phase
+	// Does says in a few words what the step does (the package diagram).
+	Does string
+	// Next maps each edge a step may take to the phase it leads to.
+	Next map[Edge]Phase
+	// Undoable: a permanent error, a cancel or a deny in this phase rolls
+	// the rotation back (the old credential is still live). Otherwise the
+	// rotation holds for a human. UndoWhileHeld makes a phase undoable only
+	// while it waits on that hold (revoking, before the revoke gate passed).
+	Undoable      bool
+	UndoWhileHeld Hold
+	// Acts names the side effects the step may perform, in order; "" is
+	// the phase's main one. Each is a crash-matrix point, before and after.
+	Acts []string
+
+	step func(s *step, ctx context.Context) outcome
+}
+
+// Lifecycle is the table of one kind of rotation: its first phase and one
+// row per phase. It is the whole state machine: the interpreter moves a
+// rotation only along these edges.
+type Lifecycle struct {
+	Name   string
+	Start  Phase
+	Phases []PhaseSpec
+}
+
+// Spec returns the row of phase p.
+func (l *Lifecycle) Spec(p Phase) (PhaseSpec, bool) {
+	for _, s := range l.Phases {
+		if s.Phase == p {
+			return s, true
+		}
+	}
+	return PhaseSpec{}, false
+}
+
+// rollingBack is the same row in every table that can undo: the sinks get
+// the old value back, consumers move back, the new credential is revoked.
+var rollingBack = PhaseSpec{
+	Phase: PhaseRollingBack, Does: "restore the old key in every sink, wait for consumers, revoke the new key",
+	Next: map[Edge]Phase{EdgeFailed: PhaseFailed, EdgeCancelled: PhaseCancelled, EdgeDenied: PhaseDenied},
+	Acts: []string{"", "reap", "revoke"},
+	step: (*step).rollBack,
+}
+
+// Staged is the lifecycle of age, departure (another owner on file),
+// manual and bootstrap rotations: the old key stays live until every sink
+// holds the new one as current and the drain gate passed.
+var Staged = Lifecycle{Name: "staged", Start: PhaseAwaitingApproval, Phases: []PhaseSpec{
+	{Phase: PhaseAwaitingApproval, Does: "wait for the start gate's approvals",
+		Next:     map[Edge]Phase{EdgeOK: PhaseMinting, EdgeDenied: PhaseDenied, EdgeExpired: PhaseExpired, EdgeUndo: PhaseRollingBack},
+		Undoable: true, step: (*step).awaitStart},
+	{Phase: PhaseMinting, Does: "record the intent, then mint (or wait for a person to submit)",
+		Next:     map[Edge]Phase{EdgeOK: PhaseStaging, EdgeUndo: PhaseRollingBack},
+		Undoable: true, Acts: []string{"reap", ""}, step: (*step).mint},
+	{Phase: PhaseStaging, Does: "write the new key as pending beside the current one in every sink",
+		Next:     map[Edge]Phase{EdgeOK: PhaseVerifying, EdgeAbandon: PhaseMinting, EdgeUndo: PhaseRollingBack},
+		Undoable: true, Acts: []string{"", "abandon"}, step: (*step).stage},
+	{Phase: PhaseVerifying, Does: "probe the new key (skipped when not configured)",
+		Next:     map[Edge]Phase{EdgeOK: PhaseCuttingOver, EdgeAbandon: PhaseMinting, EdgeUndo: PhaseRollingBack},
+		Undoable: true, Acts: []string{"", "abandon"}, step: (*step).verify},
+	{Phase: PhaseCuttingOver, Does: "make the new key current in every sink",
+		Next:     map[Edge]Phase{EdgeOK: PhaseDraining, EdgeBootstrap: PhaseCleaning, EdgeUndo: PhaseRollingBack},
+		Undoable: true, Acts: []string{""}, step: (*step).cutOver},
+	{Phase: PhaseDraining, Does: "wait until traffic shows the old key unused for quiet_period",
+		Next:     map[Edge]Phase{EdgeOK: PhaseRevoking, EdgeUndo: PhaseRollingBack},
+		Undoable: true, step: (*step).drain},
+	{Phase: PhaseRevoking, Does: "pass the revoke gate, re-check every sink, revoke the old key",
+		Next:          map[Edge]Phase{EdgeOK: PhaseWatching, EdgeExpired: PhaseExpired, EdgeUndo: PhaseRollingBack},
+		UndoWhileHeld: HoldApproval, Acts: []string{""}, step: (*step).revoke},
+	{Phase: PhaseWatching, Does: "alert on traffic that still uses the revoked key",
+		Next: map[Edge]Phase{EdgeOK: PhaseCleaning}, step: (*step).watch},
+	{Phase: PhaseCleaning, Does: "drop the previous value from every sink",
+		Next: map[Edge]Phase{EdgeOK: PhaseDone}, Acts: []string{""}, step: (*step).clean},
+	rollingBack,
+}}
+
+// Emergency is the lifecycle of exposure, unauthorized traffic and a
+// departure with no other owner: revoke first, then deliver a replacement
+// straight to current.
+var Emergency = Lifecycle{Name: "emergency", Start: PhaseRevoking, Phases: []PhaseSpec{
+	{Phase: PhaseRevoking, Does: "revoke the exposed generation at once",
+		Next: map[Edge]Phase{EdgeOK: PhaseMinting, EdgeNotCurrent: PhaseCleaning}, Acts: []string{""}, step: (*step).revoke},
+	{Phase: PhaseMinting, Does: "record the intent, then mint the replacement",
+		Next: map[Edge]Phase{EdgeOK: PhaseStaging}, Acts: []string{"reap", ""}, step: (*step).mint},
+	{Phase: PhaseStaging, Does: "write the replacement to every sink",
+		Next: map[Edge]Phase{EdgeOK: PhaseCuttingOver, EdgeAbandon: PhaseMinting}, Acts: []string{"", "abandon"}, step: (*step).stage},
+	{Phase: PhaseCuttingOver, Does: "make the replacement current in every sink",
+		Next: map[Edge]Phase{EdgeOK: PhaseVerifying}, Acts: []string{""}, step: (*step).cutOver},
+	{Phase: PhaseVerifying, Does: "probe the replacement (skipped when not configured)",
+		Next: map[Edge]Phase{EdgeOK: PhaseCleaning}, Acts: []string{""}, step: (*step).verify},
+	{Phase: PhaseCleaning, Does: "drop stale values from every sink",
+		Next: map[Edge]Phase{EdgeOK: PhaseDone}, Acts: []string{""}, step: (*step).clean},
+}}
+
+// Decommission revokes every live generation of a key and deletes it from
+// every sink; the key is then never bootstrapped again.
+var Decommission = Lifecycle{Name: "decommission", Start: PhaseRevoking, Phases: []PhaseSpec{
+	{Phase: PhaseRevoking, Does: "revoke every live generation, one at a time",
+		Next: map[Edge]Phase{EdgeOK: PhaseRemoving}, Acts: []string{"each", ""}, step: (*step).revoke},
+	{Phase: PhaseRemoving, Does: "delete the key from every sink",
+		Next: map[Edge]Phase{EdgeOK: PhaseDone}, Acts: []string{""}, step: (*step).remove},
+}}
+
+// Lifecycles are every table, for documentation and the crash matrix.
+func Lifecycles() []*Lifecycle { return []*Lifecycle{&Staged, &Emergency, &Decommission} }
+
+// LifecycleOf returns the table that drives r.
+func LifecycleOf(r *Rotation) *Lifecycle {
+	switch {
+	case r.Trigger == TriggerDecommission:
+		return &Decommission
+	case r.Mode == ModeEmergency:
+		return &Emergency
+	}
+	return &Staged
+}
+
+// canUndo reports whether r, where it stands, can still be rolled back
+// instead of holding for a human: its old credential is still live.
+func canUndo(r *Rotation) bool {
+	spec, ok := LifecycleOf(r).Spec(r.Phase)
+	if !ok {
+		return false
+	}
+	return spec.Undoable || spec.UndoWhileHeld != HoldNone && r.Hold == spec.UndoWhileHeld
+}

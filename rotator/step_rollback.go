@@ -1,0 +1,201 @@
+package rotator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// rollbackSink undoes d in one sink. A sink refuses to touch a target rekey
+// does not own — which is also why a stage there failed; when that target
+// holds no value of d, there is nothing to undo and the refusal is success
+// (otherwise the rollback would hold forever with d live at the issuer).
+func (s *step) rollbackSink(ctx context.Context, b SinkBinding, d Delivery) error {
+	if rm, ok := b.Sink.(Remover); ok && s.r.OldGeneration == 0 {
+		// Rolling back a bootstrap: when the first generation went straight
+		// to current there is no old value to restore, and sinks refuse to
+		// leave a target without a current one. Nobody can depend on a
+		// first generation that is being undone: remove it. Only then: a
+		// target whose current value rekey did not deliver (adopted, or
+		// someone else's) keeps it, and an ordinary rollback drops d.
+		st, err := b.Sink.Inspect(ctx, b.Target)
+		if err != nil {
+			return err
+		}
+		if d.Fingerprint != "" && st.Current == d.Fingerprint {
+			return rm.Remove(ctx, b.Target)
+		}
+	}
+	err := b.Sink.Rollback(ctx, b.Target, d)
+	if !errors.Is(err, ErrNotManaged) {
+		return err
+	}
+	st, ierr := b.Sink.Inspect(ctx, b.Target)
+	if ierr != nil || st.Managed {
+		return err
+	}
+	if d.Fingerprint != "" && (st.Current == d.Fingerprint || st.Pending == d.Fingerprint || st.Previous == d.Fingerprint) {
+		return err
+	}
+	return nil
+}
+
+// rollBack undoes a staged rotation whose old credential is still live, in
+// three moves: the old value becomes current again in every sink; if
+// consumers already read the new key, they get the drain gate's quiet
+// period to move back; then the new credential is revoked. It ends in
+// r.RollbackTo (failed, cancelled, denied).
+func (s *step) rollBack(ctx context.Context) outcome {
+	edge := Edge(s.r.RollbackTo)
+	if !s.r.RollbackTo.Terminal() || edge == Edge(PhaseDone) || edge == Edge(PhaseExpired) {
+		edge = EdgeCancelled
+	}
+	c := s.newCred()
+	if c == nil {
+		return advance("rolled_back", nil).via(edge)
+	}
+	ds := &s.r.Drain
+	if !ds.SinksRestored {
+		wasCurrent := c.State == CredCurrent
+		d := s.delivery(Secret{})
+		return sideEffect("", func(ctx context.Context) outcome {
+			if err := s.eachSink(func(b SinkBinding) error {
+				if err := s.rollbackSink(ctx, b, d); err != nil {
+					return fmt.Errorf("sink %s: roll back %s: %w", b.SinkName, b.Target.Path, err)
+				}
+				return nil
+			}); err != nil {
+				return failed(err)
+			}
+			ds.SinksRestored = true
+			if !wasCurrent || c.State == CredRevoked {
+				return again("rollback.restored", map[string]string{"generation": fmt.Sprint(s.r.OldGeneration)})
+			}
+			// Consumers already read the new key: they get the drain gate's
+			// quiet period to move back before it is revoked, or the
+			// rollback itself would be an outage.
+			ds.RestoredAt, ds.QuietSince, ds.LastError = s.now(), time.Time{}, ""
+			o := again("rollback.restored", map[string]string{"generation": fmt.Sprint(s.r.OldGeneration)})
+			if old := s.oldCred(); old != nil && old.State != CredRevoked {
+				oc, nc := *old, *c
+				oc.State, nc.State = CredCurrent, CredPrevious
+				o = o.with(&oc, &nc)
+			}
+			return o.notifying(s.event(EventPhase, SeverityWarning, fmt.Sprintf("%s: generation %d is current again in every sink; waiting %s for consumers to move back before revoking generation %d",
+				s.r.Key, s.r.OldGeneration, s.k.Drain.QuietPeriod, c.Generation), nil))
+		})
+	}
+	var extra []Event
+	if !ds.RestoredAt.IsZero() && c.State != CredRevoked {
+		o, waiting := s.rollbackDrain(ctx, c)
+		if waiting {
+			return o
+		}
+		extra = o.events
+	}
+	if c.State == CredRevoked {
+		return s.rolledBack(c, edge)
+	}
+	var o outcome
+	switch h, human := s.k.Issuer.(HumanIssuer); {
+	case !c.Minted():
+		o = s.rollbackOrphans(ctx, c, edge)
+	case human:
+		why := "rolling back: " + h.RevokeInstructions(s.ref(c))
+		if s.r.Hold == HoldConfirm {
+			why = s.r.HoldDetail
+		}
+		o = holdFor(HoldConfirm, why, zeroTime, SeverityWarning)
+	default:
+		ref := s.ref(c)
+		o = sideEffect("revoke", func(ctx context.Context) outcome {
+			if err := s.k.Issuer.Revoke(ctx, ref); err != nil {
+				return failed(fmt.Errorf("issuer %s: revoke %s during rollback: %w", s.k.IssuerName, c.Name, err))
+			}
+			s.e.metrics.revoked(s.r.Key)
+			return s.rolledBack(c, edge)
+		})
+	}
+	o.events = append(extra, o.events...)
+	return o
+}
+
+// rollbackOrphans: the new generation was never recorded as minted, but an
+// attempt may have minted it; revoke any credential of its name first.
+func (s *step) rollbackOrphans(ctx context.Context, c *Credential, edge Edge) outcome {
+	if f, ok := s.k.Issuer.(Finder); ok {
+		ids, err := f.FindByName(ctx, s.r.Key, c.Name)
+		if err != nil {
+			return failed(fmt.Errorf("issuer %s: look for orphans named %s: %w", s.k.IssuerName, c.Name, err))
+		}
+		if len(ids) > 0 {
+			o := s.reap(c, ids[0])
+			o.actName = "reap"
+			return o
+		}
+	}
+	return s.rolledBack(c, edge)
+}
+
+// rolledBack ends the rollback: the new credential revoked, the old one
+// current.
+func (s *step) rolledBack(c *Credential, edge Edge) outcome {
+	o := advance("rolled_back", map[string]string{"generation": fmt.Sprint(c.Generation)}).via(edge)
+	if c.State != CredRevoked {
+		o = o.with(revokedCopy(c, s.now()))
+	}
+	if old := s.oldCred(); old != nil && old.State != CredRevoked && old.State != CredCurrent {
+		oc := *old
+		oc.State = CredCurrent
+		o = o.with(&oc)
+	}
+	return o
+}
+
+// rollbackDrain, once the old key is current again everywhere, waits until
+// the traffic source reports no use of the new key for the quiet period
+// (or max_wait passed, after which the rollback proceeds: a human asked
+// for it). It reports whether the rotation is still waiting.
+func (s *step) rollbackDrain(ctx context.Context, c *Credential) (outcome, bool) {
+	p := s.k.Drain
+	ds := &s.r.Drain
+	now := s.now()
+	q := TrafficQuery{Key: s.r.Key, Query: p.Query, OldID: c.IssuerID, OldName: c.Name, Since: ds.RestoredAt}
+	if old := s.oldCred(); old != nil {
+		q.NewID, q.NewName = old.IssuerID, old.Name
+	}
+	var reading Reading
+	var err error
+	if p.Source != nil {
+		reading, err = p.Source.Unauthorized(ctx, q)
+	}
+	switch {
+	case err != nil:
+		ds.LastError, ds.QuietSince = err.Error(), time.Time{}
+	case reading.Value > 0:
+		ds.LastError, ds.LastValue, ds.QuietSince = "", reading.Value, time.Time{}
+	default:
+		ds.LastError, ds.LastValue = "", 0
+		if ds.QuietSince.IsZero() {
+			ds.QuietSince = now
+		}
+	}
+	if !ds.QuietSince.IsZero() && now.Sub(ds.QuietSince) >= p.QuietPeriod {
+		return outcome{}, false
+	}
+	if p.MaxWait > 0 && now.Sub(ds.RestoredAt) >= p.MaxWait {
+		return outcome{events: []Event{s.event(EventWatchAlert, SeverityCritical, fmt.Sprintf("%s: consumers still use generation %d %s after the rollback (rate %g, last error %q); revoking it as the rollback requires",
+			s.r.Key, c.Generation, p.MaxWait, ds.LastValue, ds.LastError), nil)}}, false
+	}
+	wait := p.PollInterval
+	if wait <= 0 {
+		wait = 10 * time.Second
+	}
+	if !ds.QuietSince.IsZero() {
+		if left := p.QuietPeriod - now.Sub(ds.QuietSince); left < wait {
+			wait = left
+		}
+	}
+	return waitUntil(now.Add(wait)), true
+}
