@@ -67,6 +67,9 @@ type Violation struct {
 }
 
 func (v Violation) String() string {
+	if v.Import == "" {
+		return fmt.Sprintf("%s: %s", v.Package, v.Rule)
+	}
 	return fmt.Sprintf("%s imports %s: %s", v.Package, v.Import, v.Rule)
 }
 
