@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
 	"github.com/rekeyhq/rekey/rotator"
+	"github.com/rekeyhq/rekey/rotator/slots"
 )
 
 // errStale reports that a label moved between our read and our write: the
@@ -60,9 +61,8 @@ func (s *Sink) step(ctx context.Context, t rotator.Target, op string, need []str
 // Stage puts d.Secret as a new AWSPENDING version beside AWSCURRENT, or
 // creates the secret with it as AWSCURRENT (first delivery).
 func (s *Sink) Stage(ctx context.Context, t rotator.Target, d rotator.Delivery) error {
-	if d.Secret.IsZero() || d.Secret.Fingerprint() != d.Fingerprint {
-		return rotator.PermanentReason(rotator.ReasonInvalid,
-			fmt.Errorf("awssm: stage %s: the delivery's secret does not match its fingerprint %s", t.Path, rotator.ShortFingerprint(d.Fingerprint)))
+	if err := slots.CheckDelivery(d); err != nil {
+		return fmt.Errorf("awssm: stage %s: %w", t.Path, err)
 	}
 	key := d.Secret.Reveal()
 	ours := func(st *state) bool { return st.current != nil && st.current.fp == d.Fingerprint }
@@ -120,8 +120,7 @@ func (s *Sink) Promote(ctx context.Context, t rotator.Target, d rotator.Delivery
 			return nil
 		}
 		if st.current == nil || st.pending == nil || st.pending.fp != d.Fingerprint {
-			return rotator.PermanentReason(rotator.ReasonInvalid,
-				fmt.Errorf("%s: no pending version with fingerprint %s: %w", what, rotator.ShortFingerprint(d.Fingerprint), rotator.ErrNotFound))
+			return fmt.Errorf("%s: %w", what, slots.NotStaged(d.Fingerprint))
 		}
 		target := st.pending.id
 		if !st.pending.sameOthers(st.current) {
@@ -172,13 +171,11 @@ func (s *Sink) Rollback(ctx context.Context, t rotator.Target, d rotator.Deliver
 	return s.step(ctx, t, "rollback", nil, nil, func(ctx context.Context, r ref, st *state, what string) error {
 		if st.current != nil && st.current.fp == d.Fingerprint && d.Fingerprint != d.OldFingerprint {
 			if d.OldFingerprint == "" {
-				return rotator.PermanentReason(rotator.ReasonInvariant,
-					fmt.Errorf("%s: refusing to roll back a first delivery: it is the only current value: %w", what, rotator.ErrBadState))
+				return fmt.Errorf("%s: %w", what, slots.OnlyCurrent())
 			}
 			old := findVersion(st, d.OldFingerprint, seen)
 			if old == nil {
-				return rotator.PermanentReason(rotator.ReasonInvalid,
-					fmt.Errorf("%s: the old value to restore is gone (old fingerprint %s): %w", what, rotator.ShortFingerprint(d.OldFingerprint), rotator.ErrNotFound))
+				return fmt.Errorf("%s: %w", what, slots.OldGone(d.OldFingerprint))
 			}
 			seen = old
 			target, err := old.id, error(nil)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/rekeyhq/rekey/rotator"
+	"github.com/rekeyhq/rekey/rotator/slots"
 )
 
 // managedBy is the value of the marker that says rekey owns a document.
@@ -13,15 +14,15 @@ const managedBy = "rekey"
 
 // entry is one value of a key as stored in its document.
 type entry struct {
-	Value       string    `json:"value"`
-	Generation  int       `json:"generation"`
-	Fingerprint string    `json:"fingerprint"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	Value      string    `json:"value"`
+	Generation int       `json:"generation"`
+	FP         string    `json:"fingerprint"` // written for consumers; never read back as truth
+	UpdatedAt  time.Time `json:"updated_at"`
 }
 
-// fp is the fingerprint of the stored value (recomputed, never trusted from
-// the document), "" for a missing entry.
-func (e *entry) fp() string {
+// Fingerprint is the fingerprint of the stored value (recomputed, never
+// trusted from the document), "" for a missing entry.
+func (e *entry) Fingerprint() string {
 	if e == nil || e.Value == "" {
 		return ""
 	}
@@ -33,14 +34,13 @@ func (e *entry) fp() string {
 //	{"managed_by":"rekey","key":"…","current":{"value":…,"generation":…,
 //	 "fingerprint":…,"updated_at":…},"pending":{…},"previous":{…}}
 //
-// Fields rekey does not know are kept as they are.
+// Fields rekey does not know are kept as they are. The three entries are
+// the document's slots, whose transitions are shared (rotator/slots).
 type document struct {
 	ManagedBy string
 	Key       string
-	Current   *entry
-	Pending   *entry
-	Previous  *entry
-	extra     map[string]json.RawMessage
+	slots.Slots[*entry]
+	extra map[string]json.RawMessage
 }
 
 func (d *document) managed() bool { return d.ManagedBy == managedBy }
@@ -78,6 +78,12 @@ func decodeDocument(raw []byte) (doc *document, ok bool, err error) {
 			return doc, true, fmt.Errorf("field %q is malformed", name)
 		}
 	}
+	// An entry without a value is an absent slot.
+	for _, e := range []**entry{&doc.Current, &doc.Pending, &doc.Previous} {
+		if *e != nil && (*e).Value == "" {
+			*e = nil
+		}
+	}
 	return doc, true, nil
 }
 
@@ -101,7 +107,18 @@ func (d *document) encode() ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
+// set replaces the document's slots with next. The entry that becomes
+// current is stamped with now: updated_at tells when it became current.
+func (d *document) set(next slots.Slots[*entry], now time.Time) {
+	if next.Current != nil && next.Current != d.Current {
+		e := *next.Current
+		e.UpdatedAt = now.UTC()
+		next.Current = &e
+	}
+	d.Slots = next
+}
+
 // newEntry is the entry of delivery d, written at now.
 func newEntry(d rotator.Delivery, now time.Time) *entry {
-	return &entry{Value: d.Secret.Reveal(), Generation: d.Generation, Fingerprint: d.Fingerprint, UpdatedAt: now.UTC()}
+	return &entry{Value: d.Secret.Reveal(), Generation: d.Generation, FP: d.Fingerprint, UpdatedAt: now.UTC()}
 }

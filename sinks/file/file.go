@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/rekeyhq/rekey/rotator"
+	"github.com/rekeyhq/rekey/rotator/slots"
 )
 
 // Sink writes keys to JSON files.
@@ -52,15 +53,15 @@ func New(cfg Config, logger *slog.Logger) (*Sink, error) {
 // the file has none.
 func (s *Sink) Stage(ctx context.Context, t rotator.Target, d rotator.Delivery) error {
 	return s.update(ctx, t, "stage", func(path string, doc *document) (bool, error) {
-		if d.Secret.IsZero() || d.Secret.Fingerprint() != d.Fingerprint {
-			return false, rotator.PermanentReason(rotator.ReasonInvalid,
-				fmt.Errorf("file: stage %s: the delivery's secret does not match its fingerprint %s", path, rotator.ShortFingerprint(d.Fingerprint)))
+		if err := slots.CheckDelivery(d); err != nil {
+			return false, fmt.Errorf("file: stage %s: %w", path, err)
 		}
-		first := doc.Current.fp() == ""
-		changed := stage(doc, d, s.now())
+		now := s.now()
+		next, changed := slots.Stage(doc.Slots, newEntry(d, now))
 		if changed {
 			s.logger.InfoContext(ctx, "staged", "key", t.Key, "path", path, "generation", d.Generation,
-				"fingerprint", rotator.ShortFingerprint(d.Fingerprint), "as_current", first)
+				"fingerprint", rotator.ShortFingerprint(d.Fingerprint), "as_current", doc.Current == nil)
+			doc.set(next, now)
 		}
 		return changed, nil
 	})
@@ -70,14 +71,14 @@ func (s *Sink) Stage(ctx context.Context, t rotator.Target, d rotator.Delivery) 
 // previous.
 func (s *Sink) Promote(ctx context.Context, t rotator.Target, d rotator.Delivery) error {
 	return s.update(ctx, t, "promote", func(path string, doc *document) (bool, error) {
-		changed, err := promote(doc, d, s.now())
+		next, changed, err := slots.Promote(doc.Slots, d)
 		if err != nil {
-			return false, rotator.PermanentReason(rotator.ReasonInvalid,
-				fmt.Errorf("file: promote %s: %w (fingerprint %s): %w", path, err, rotator.ShortFingerprint(d.Fingerprint), rotator.ErrNotFound))
+			return false, fmt.Errorf("file: promote %s: %w", path, err)
 		}
 		if changed {
 			s.logger.InfoContext(ctx, "promoted", "key", t.Key, "path", path, "generation", d.Generation,
 				"fingerprint", rotator.ShortFingerprint(d.Fingerprint))
+			doc.set(next, s.now())
 		}
 		return changed, nil
 	})
@@ -86,9 +87,10 @@ func (s *Sink) Promote(ctx context.Context, t rotator.Target, d rotator.Delivery
 // Cleanup drops the previous value and any pending value other than d.
 func (s *Sink) Cleanup(ctx context.Context, t rotator.Target, d rotator.Delivery) error {
 	return s.update(ctx, t, "cleanup", func(path string, doc *document) (bool, error) {
-		changed := cleanup(doc, d)
+		next, changed := slots.Cleanup(doc.Slots, d)
 		if changed {
 			s.logger.InfoContext(ctx, "cleaned up", "key", t.Key, "path", path, "generation", d.Generation)
+			doc.set(next, s.now())
 		}
 		return changed, nil
 	})
@@ -97,18 +99,14 @@ func (s *Sink) Cleanup(ctx context.Context, t rotator.Target, d rotator.Delivery
 // Rollback makes the value d.OldFingerprint current again and removes d.
 func (s *Sink) Rollback(ctx context.Context, t rotator.Target, d rotator.Delivery) error {
 	return s.update(ctx, t, "rollback", func(path string, doc *document) (bool, error) {
-		changed, err := rollback(doc, d, s.now())
-		switch {
-		case errors.Is(err, errOnlyCurrent):
-			return false, rotator.PermanentReason(rotator.ReasonInvariant,
-				fmt.Errorf("file: rollback %s: %w: %w", path, err, rotator.ErrBadState))
-		case err != nil:
-			return false, rotator.PermanentReason(rotator.ReasonInvalid,
-				fmt.Errorf("file: rollback %s: %w (old fingerprint %s): %w", path, err, rotator.ShortFingerprint(d.OldFingerprint), rotator.ErrNotFound))
+		next, changed, err := slots.Rollback(doc.Slots, d)
+		if err != nil {
+			return false, fmt.Errorf("file: rollback %s: %w", path, err)
 		}
 		if changed {
 			s.logger.InfoContext(ctx, "rolled back", "key", t.Key, "path", path, "generation", d.Generation,
 				"restored_fingerprint", rotator.ShortFingerprint(d.OldFingerprint))
+			doc.set(next, s.now())
 		}
 		return changed, nil
 	})
@@ -123,9 +121,9 @@ func (s *Sink) Inspect(ctx context.Context, t rotator.Target) (rotator.SinkState
 	return rotator.SinkState{
 		Exists:   true,
 		Managed:  doc.managed(),
-		Current:  doc.Current.fp(),
-		Pending:  doc.Pending.fp(),
-		Previous: doc.Previous.fp(),
+		Current:  doc.Current.Fingerprint(),
+		Pending:  doc.Pending.Fingerprint(),
+		Previous: doc.Previous.Fingerprint(),
 	}, nil
 }
 
@@ -138,7 +136,7 @@ func (s *Sink) ReadPending(ctx context.Context, t rotator.Target, fp string) (ro
 	}
 	if exists && fp != "" {
 		for _, e := range []*entry{doc.Pending, doc.Current} {
-			if e.fp() == fp {
+			if e.Fingerprint() == fp {
 				return rotator.NewSecret(e.Value), nil
 			}
 		}

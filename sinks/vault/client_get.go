@@ -18,7 +18,7 @@ type state struct {
 	version int            // current version, the check-and-set value for the next write
 	data    map[string]any // the current version's data; nil if deleted or none
 	custom  map[string]any // custom metadata
-	slots   slots
+	slots   kv
 }
 
 // read fetches the latest version with its metadata in one request; only
@@ -94,9 +94,9 @@ func (s *Sink) Inspect(ctx context.Context, t rotator.Target) (rotator.SinkState
 	return rotator.SinkState{
 		Exists:   st.exists,
 		Managed:  st.managed,
-		Current:  fp(st.slots.cur),
-		Pending:  fp(st.slots.pend),
-		Previous: fp(st.slots.prev),
+		Current:  st.slots.Current.Fingerprint(),
+		Pending:  st.slots.Pending.Fingerprint(),
+		Previous: st.slots.Previous.Fingerprint(),
 	}, nil
 }
 
@@ -116,9 +116,9 @@ func (s *Sink) ReadPending(ctx context.Context, t rotator.Target, want string) (
 	if st.exists && !st.managed && !s.cfg.Adopt {
 		return rotator.Secret{}, notManaged(r.String())
 	}
-	for _, v := range []string{st.slots.pend, st.slots.cur} {
-		if want != "" && fp(v) == want {
-			return rotator.NewSecret(v), nil
+	for _, v := range []value{st.slots.Pending, st.slots.Current} {
+		if want != "" && v.Fingerprint() == want {
+			return rotator.NewSecret(string(v)), nil
 		}
 	}
 	return rotator.Secret{}, rotator.PermanentReason(rotator.ReasonInvalid,

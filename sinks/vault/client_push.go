@@ -9,21 +9,21 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/rekeyhq/rekey/rotator"
+	"github.com/rekeyhq/rekey/rotator/slots"
 )
 
 // Stage writes d.Secret into the pending field beside the current one, or
 // into the current field when the secret has none (first delivery).
 func (s *Sink) Stage(ctx context.Context, t rotator.Target, d rotator.Delivery) error {
-	if d.Secret.IsZero() || d.Secret.Fingerprint() != d.Fingerprint {
-		return rotator.PermanentReason(rotator.ReasonInvalid,
-			fmt.Errorf("vault: stage %s: the delivery's secret does not match its fingerprint %s", t.Path, rotator.ShortFingerprint(d.Fingerprint)))
+	if err := slots.CheckDelivery(d); err != nil {
+		return fmt.Errorf("vault: stage %s: %w", t.Path, err)
 	}
 	// An unmarked secret whose current value is this very secret is our
 	// own first delivery, interrupted before it could be marked: only
 	// rekey knows the value.
-	ours := func(sl slots) bool { return fp(sl.cur) == d.Fingerprint }
-	return s.update(ctx, t, "stage", d, ours, func(sl slots) (slots, bool, error) {
-		next, changed := stage(sl, d.Secret.Reveal())
+	ours := func(sl kv) bool { return sl.Current.Fingerprint() == d.Fingerprint }
+	return s.update(ctx, t, "stage", d, ours, func(sl kv) (kv, bool, error) {
+		next, changed := slots.Stage(sl, value(d.Secret.Reveal()))
 		return next, changed, nil
 	})
 }
@@ -31,21 +31,16 @@ func (s *Sink) Stage(ctx context.Context, t rotator.Target, d rotator.Delivery) 
 // Promote writes a version with current = the pending value d and
 // previous = the old current value.
 func (s *Sink) Promote(ctx context.Context, t rotator.Target, d rotator.Delivery) error {
-	return s.update(ctx, t, "promote", d, nil, func(sl slots) (slots, bool, error) {
-		next, changed, err := promote(sl, d.Fingerprint)
-		if err != nil {
-			return sl, false, rotator.PermanentReason(rotator.ReasonInvalid,
-				fmt.Errorf("%w (fingerprint %s): %w", err, rotator.ShortFingerprint(d.Fingerprint), rotator.ErrNotFound))
-		}
-		return next, changed, nil
+	return s.update(ctx, t, "promote", d, nil, func(sl kv) (kv, bool, error) {
+		return slots.Promote(sl, d)
 	})
 }
 
 // Cleanup writes a version without the previous value and without a
 // pending value other than d.
 func (s *Sink) Cleanup(ctx context.Context, t rotator.Target, d rotator.Delivery) error {
-	return s.update(ctx, t, "cleanup", d, nil, func(sl slots) (slots, bool, error) {
-		next, changed := cleanup(sl, d.Fingerprint)
+	return s.update(ctx, t, "cleanup", d, nil, func(sl kv) (kv, bool, error) {
+		next, changed := slots.Cleanup(sl, d)
 		return next, changed, nil
 	})
 }
@@ -53,16 +48,8 @@ func (s *Sink) Cleanup(ctx context.Context, t rotator.Target, d rotator.Delivery
 // Rollback writes a version where d.OldFingerprint is current again and d
 // is gone.
 func (s *Sink) Rollback(ctx context.Context, t rotator.Target, d rotator.Delivery) error {
-	return s.update(ctx, t, "rollback", d, nil, func(sl slots) (slots, bool, error) {
-		next, changed, err := rollback(sl, d.Fingerprint, d.OldFingerprint)
-		switch {
-		case errors.Is(err, errOnlyCurrent):
-			return sl, false, rotator.PermanentReason(rotator.ReasonInvariant, fmt.Errorf("%w: %w", err, rotator.ErrBadState))
-		case err != nil:
-			return sl, false, rotator.PermanentReason(rotator.ReasonInvalid,
-				fmt.Errorf("%w (old fingerprint %s): %w", err, rotator.ShortFingerprint(d.OldFingerprint), rotator.ErrNotFound))
-		}
-		return next, changed, nil
+	return s.update(ctx, t, "rollback", d, nil, func(sl kv) (kv, bool, error) {
+		return slots.Rollback(sl, d)
 	})
 }
 
@@ -73,7 +60,7 @@ func (s *Sink) Rollback(ctx context.Context, t rotator.Target, d rotator.Deliver
 // read, a bounded number of times. A secret the step wrote (or adopted) is
 // then marked managed-by: rekey in its custom metadata.
 func (s *Sink) update(ctx context.Context, t rotator.Target, op string, d rotator.Delivery,
-	ours func(slots) bool, fn func(slots) (slots, bool, error),
+	ours func(kv) bool, fn func(kv) (kv, bool, error),
 ) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
@@ -96,7 +83,7 @@ func (s *Sink) update(ctx context.Context, t rotator.Target, op string, d rotato
 		}
 		if changed {
 			s.beforeWrite()
-			err := s.write(ctx, r, what, next.apply(st.data, r.f), st.version)
+			err := s.write(ctx, r, what, apply(next, st.data, r.f), st.version)
 			if errors.Is(err, errCAS) {
 				if attempt < maxAttempts {
 					s.logger.DebugContext(ctx, "check-and-set lost to another writer, redoing the step",
@@ -162,9 +149,9 @@ func (s *Sink) Remove(ctx context.Context, t rotator.Target) error {
 		if !st.managed && !s.cfg.Adopt {
 			return notManaged(r.String())
 		}
-		rest := slots{}.apply(st.data, r.f)
+		rest := apply(kv{}, st.data, r.f)
 		if len(rest) > 0 {
-			if st.slots == (slots{}) {
+			if st.slots == (kv{}) {
 				return nil
 			}
 			s.beforeWrite()
