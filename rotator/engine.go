@@ -272,7 +272,11 @@ func (e *Engine) drive(ctx context.Context, id string, only Phase) {
 		}
 		return
 	}
+	var last *Rotation
 	defer func() {
+		if last != nil && last.Phase.Terminal() {
+			return // nobody drives a finished rotation: the lease needs no write
+		}
 		if err := e.store.Release(context.WithoutCancel(ctx), id, e.owner); err != nil {
 			e.log.Warn("release rotation lease", "rotation", id, "err", err)
 		}
@@ -280,7 +284,7 @@ func (e *Engine) drive(ctx context.Context, id string, only Phase) {
 	due := func(r *Rotation) bool {
 		return !r.NextAttemptAt.After(e.clock.Now()) && (only == "" || r.Phase == only)
 	}
-	e.interpret(ctx, id, due, func() bool {
+	last = e.interpret(ctx, id, due, func() bool {
 		// Renew the lease once half of it is used (a step is bounded by
 		// stepTO, and the lease is at least twice that).
 		now := e.clock.Now()

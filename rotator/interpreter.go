@@ -17,7 +17,8 @@ import (
 // wait or hold: a phase that passes through without touching anything (a
 // start gate nobody configured, a verify that is off) costs no transaction
 // of its own. Everything is committed before each side effect, so a crash
-// never loses an intent.
+// never loses an intent — except before a lazy one (a read-only probe, the
+// clean-up after a revoke), where a crash only repeats idempotent work.
 type driver struct {
 	e     *Engine
 	k     *Key
@@ -61,8 +62,10 @@ func (d *driver) turn(ctx context.Context) (proceed, reload bool) {
 	o := spec.step(s, sctx)
 	for o.kind == outAct {
 		d.record(o, "rekey")
-		if reload, err := d.flush(ctx); err != nil {
-			return false, reload
+		if !o.lazy {
+			if reload, err := d.flush(ctx); err != nil {
+				return false, reload
+			}
 		}
 		d.failpoint(spec.Phase, o.actName, "before")
 		next := o.act(sctx)

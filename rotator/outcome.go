@@ -53,6 +53,10 @@ type outcome struct {
 
 	act     func(ctx context.Context) outcome // outAct
 	actName string                            // outAct: "" is the phase's main side effect
+	// lazy: the act may run before what is buffered is committed, because
+	// losing the buffer in a crash only repeats idempotent work (a read-only
+	// probe; a clean-up after the revoke). It saves a transaction.
+	lazy bool
 
 	err error // outFail
 }
@@ -104,6 +108,9 @@ func holdFor(h Hold, why string, until time.Time, sev Severity) outcome {
 func sideEffect(name string, fn func(ctx context.Context) outcome) outcome {
 	return outcome{kind: outAct, actName: name, act: fn}
 }
+
+// lazily marks an act that needs no commit before it (see outcome.lazy).
+func (o outcome) lazily() outcome { o.lazy = true; return o }
 
 // failed is a failed step.
 func failed(err error) outcome { return outcome{kind: outFail, err: err} }

@@ -115,7 +115,7 @@ func (s *step) verify(ctx context.Context) outcome {
 			return failed(fmt.Errorf("issuer %s: verify generation %d: %w", s.k.IssuerName, s.r.NewGeneration, err))
 		}
 		return advance("verified", nil)
-	})
+	}).lazily()
 }
 
 // cutOver makes the new credential current in every sink.
@@ -164,7 +164,7 @@ func (s *step) clean(ctx context.Context) outcome {
 		}
 		s.r.Outcome = "done"
 		return advance("finished", nil)
-	})
+	}).lazily()
 }
 
 // remove deletes the key from every sink (decommission).
