@@ -16,7 +16,6 @@ func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, rows []rotator.Notifica
 	if len(rows) == 0 {
 		return nil
 	}
-	now := TimeText(time.Now())
 	next := map[string]int64{}
 	for _, n := range rows {
 		b, err := json.Marshal(n.Event)
@@ -31,6 +30,11 @@ func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, rows []rotator.Notifica
 		}
 		seq++
 		next[n.Notifier] = seq
+		// Due from the event's time, on the engine's clock.
+		now := TimeText(time.Now())
+		if !n.Event.At.IsZero() {
+			now = TimeText(n.Event.At)
+		}
 		if _, err := s.txExec(ctx, tx, (`INSERT INTO outbox (id, notifier, seq, event, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO NOTHING`), clean(n.Notifier+"/"+n.Event.ID), clean(n.Notifier), seq, clean(string(b)), now, now); err != nil {
 			return fmt.Errorf("outbox: enqueue: %w", err)
