@@ -193,7 +193,7 @@ func (w *crashWorld) restart(failpoint string) {
 		Store: w.store, Keys: []*rotator.Key{w.key}, Clock: w.clock, Failpoint: fp,
 		Notifiers: map[string]rotator.Notifier{"one": w.notes[0], "two": w.notes[1]},
 		Outbox:    w.store, Inbound: w.store, State: w.store,
-		Backoff:   rotator.Backoff{Base: time.Second, Max: time.Minute, Factor: 2},
+		Backoff:     rotator.Backoff{Base: time.Second, Max: time.Minute, Factor: 2},
 		StepTimeout: 10 * time.Second, LeaseDuration: crashLease,
 	})
 	if err != nil {
