@@ -29,7 +29,7 @@
 // The tables, as Diagram renders them (a test keeps this text equal to the
 // tables; TestCrashMatrix kills the engine at every side effect listed):
 //
-// BEGIN DIAGRAM
+// (diagram start)
 //
 //	staged (starts in awaiting_approval)
 //	  awaiting_approval  wait for the start gate's approvals
@@ -73,7 +73,7 @@
 //	  removing           delete the key from every sink
 //	      → done   [side effects: main]
 //
-// END DIAGRAM
+// (diagram end)
 //
 // A rotation that needs a person (approval, a manually minted secret, a
 // manual revocation, a drain that outlived max_wait, a permanent failure

@@ -19,10 +19,10 @@ func TestDocDiagramMatchesTables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	re := regexp.MustCompile(`(?s)// BEGIN DIAGRAM\n(.*?)// END DIAGRAM\n`)
+	re := regexp.MustCompile(`(?s)// \(diagram start\)\n(.*?)// \(diagram end\)\n`)
 	m := re.FindSubmatchIndex(src)
 	if m == nil {
-		t.Fatal("doc.go has no BEGIN DIAGRAM / END DIAGRAM block")
+		t.Fatal("doc.go has no (diagram start) / (diagram end) block")
 	}
 	var want strings.Builder
 	want.WriteString("//\n") // gofmt sets a preformatted block apart
