@@ -226,6 +226,16 @@ func (d *driver) flush(ctx context.Context) (reload bool, err error) {
 	c := Commit{Rotation: d.r, Credentials: d.buf.creds, Audit: d.buf.audit}
 	c.Outbox = d.e.dispatch.rows(d.k, d.buf.events)
 	err = d.e.store.Save(context.WithoutCancel(ctx), c)
+	if errors.Is(err, ErrConflict) && len(d.buf.creds) > 0 {
+		// A command changed the rotation meanwhile. The phase will be
+		// redone, but what a side effect did to credentials (minted,
+		// current, revoked) is true whatever the command asked: keep it,
+		// or a rollback would act on a stale picture (revoke a new key
+		// consumers already read; lose a minted id).
+		if cerr := d.e.store.Save(context.WithoutCancel(ctx), Commit{Credentials: d.buf.creds}); cerr != nil {
+			d.e.log.Error("persist credentials after a conflict", "rotation", d.r.ID, "key", d.r.Key, "err", cerr)
+		}
+	}
 	if err != nil {
 		d.discard()
 		if !errors.Is(err, ErrConflict) {
