@@ -25,9 +25,12 @@ type RotationView struct {
 	NewGeneration int                `json:"new_generation,omitempty"`
 	Outcome       string             `json:"outcome,omitempty"`
 	Drain         rotator.DrainState `json:"drain"`
-	CreatedAt     string             `json:"created_at"`
-	UpdatedAt     string             `json:"updated_at"`
-	FinishedAt    string             `json:"finished_at,omitempty"`
+	// Request is a command recorded but not yet acted on (the daemon that
+	// holds the rotation applies it at its next step).
+	Request    *rotator.Request `json:"request,omitempty"`
+	CreatedAt  string           `json:"created_at"`
+	UpdatedAt  string           `json:"updated_at"`
+	FinishedAt string           `json:"finished_at,omitempty"`
 }
 
 // ViewRotation converts a rotation.
@@ -37,6 +40,10 @@ func ViewRotation(r *rotator.Rotation) RotationView {
 		Hold: r.Hold, HoldDetail: r.HoldDetail, Attempts: r.Attempts, LastError: r.LastError, ErrorReason: r.ErrorReason,
 		OldGeneration: r.OldGeneration, NewGeneration: r.NewGeneration, Outcome: r.Outcome, Drain: r.Drain,
 		CreatedAt: rfc3339(r.CreatedAt), UpdatedAt: rfc3339(r.UpdatedAt), FinishedAt: rfc3339(r.FinishedAt),
+	}
+	if r.Request.Kind != "" {
+		req := r.Request
+		v.Request = &req
 	}
 	if r.Active() && r.NextAttemptAt.Year() < 9999 {
 		v.NextAttemptAt = rfc3339(r.NextAttemptAt)

@@ -190,6 +190,9 @@ func (c *cli) printRotation(o *common, r *rotator.Rotation) error {
 	if v.Hold != "" {
 		line += " waiting=" + string(v.Hold) + " (" + v.HoldDetail + ")"
 	}
+	if v.Request != nil {
+		line += " pending=" + string(v.Request.Kind) + " (by " + v.Request.By + ", applied at the daemon's next step)"
+	}
 	if v.Outcome != "" {
 		line += " outcome=" + v.Outcome
 	}

@@ -176,6 +176,9 @@ func (c *cli) show(args []string) error {
 	if v.Hold != "" {
 		fmt.Fprintf(c.stdout, "  waiting:  %s — %s\n", v.Hold, v.HoldDetail)
 	}
+	if v.Request != nil {
+		fmt.Fprintf(c.stdout, "  pending:  %s by %s at %s (applied at the daemon's next step)\n", v.Request.Kind, v.Request.By, v.Request.At.UTC().Format(time.RFC3339))
+	}
 	if v.LastError != "" {
 		fmt.Fprintf(c.stdout, "  error:    %s (%s, attempt %d, next %s)\n", v.LastError, v.ErrorReason, v.Attempts, v.NextAttemptAt)
 	}
