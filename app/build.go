@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,7 +14,6 @@ import (
 
 	"github.com/rekeyhq/rekey/config"
 	"github.com/rekeyhq/rekey/internal/secretref"
-	"github.com/rekeyhq/rekey/notifiers/slack"
 	"github.com/rekeyhq/rekey/policies"
 	"github.com/rekeyhq/rekey/rotator"
 	"github.com/rekeyhq/rekey/store/postgres"
@@ -87,11 +84,14 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o Build
 	}
 	d.closers = append(d.closers, d.Store.Close)
 
-	// The engine needs its notifiers, and the Slack notifier records
-	// decisions through the engine: it gets a decider bound once the engine
-	// exists.
-	late := &lateDecider{}
-	base := deps{store: d.Store, decider: late}
+	// Adapters are built before the engine, which needs them; inbound
+	// webhooks after it, since they hand it what they receive. A slack
+	// notifier posts buttons only if a slack webhook receives their clicks.
+	buttons := map[string]bool{}
+	for name := range slackWebhooks(cfg.Webhooks) {
+		buttons[name] = true
+	}
+	base := deps{store: d.Store, slackButtons: buttons}
 	issuers, err := buildFamily(ctx, "issuers", cfg.Issuers, issuerFactories, logger, base)
 	if err != nil {
 		return nil, err
@@ -110,15 +110,7 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o Build
 	}
 	for _, m := range []map[string]any{anyMap(issuers), anyMap(sinks), anyMap(notifiers), anyMap(traffic)} {
 		for _, a := range m {
-			if c, ok := a.(interface{ Close() error }); ok {
-				d.closers = append(d.closers, c.Close)
-			}
-			if s, ok := a.(interface{ Start(context.Context) error }); ok {
-				d.starters = append(d.starters, s.Start)
-			}
-			if h, ok := a.(interface{ Interactions() http.Handler }); ok {
-				d.routes = append(d.routes, route{slack.InteractionsRoute, h.Interactions()})
-			}
+			d.adopt(a)
 		}
 	}
 	keys := make([]*rotator.Key, 0, len(cfg.Keys))
@@ -145,15 +137,29 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o Build
 	if err != nil {
 		return nil, err
 	}
-	late.set(d.Engine)
 	d.closers = append(d.closers, func() error { d.Engine.Close(5 * time.Second); return nil })
-	hooks, err := buildWebhooks(cfg.Webhooks, logger, d.Engine, d.Store)
+	hooks, err := buildWebhooks(cfg.Webhooks, hookDeps{logger: logger, engine: d.Engine, store: d.Store, notifiers: notifiers})
 	if err != nil {
 		return nil, err
+	}
+	for _, h := range hooks {
+		d.adopt(h.handler)
 	}
 	d.routes = append(d.routes, hooks...)
 	ok = true
 	return d, nil
+}
+
+// adopt registers an adapter's optional capabilities: Start runs with the
+// daemon, Close when it stops (in reverse order of adoption, so inbound
+// handlers, adopted last, stop before the engine they feed).
+func (d *Daemon) adopt(a any) {
+	if c, ok := a.(interface{ Close() error }); ok {
+		d.closers = append(d.closers, c.Close)
+	}
+	if s, ok := a.(interface{ Start(context.Context) error }); ok {
+		d.starters = append(d.starters, s.Start)
+	}
 }
 
 // Close releases the store and adapters.
@@ -272,22 +278,4 @@ func daemonID(cfg *config.Config) string {
 		host = "localhost"
 	}
 	return host + "/" + cfg.Daemon.Listen
-}
-
-// lateDecider forwards decisions to the engine once it exists.
-type lateDecider struct {
-	mu sync.RWMutex
-	e  *rotator.Engine
-}
-
-func (l *lateDecider) set(e *rotator.Engine) { l.mu.Lock(); l.e = e; l.mu.Unlock() }
-
-func (l *lateDecider) Decide(ctx context.Context, req rotator.ApproveRequest) (*rotator.Rotation, error) {
-	l.mu.RLock()
-	e := l.e
-	l.mu.RUnlock()
-	if e == nil {
-		return nil, errors.New("rekey is starting; try again")
-	}
-	return e.Decide(ctx, req)
 }

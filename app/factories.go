@@ -40,8 +40,8 @@ var (
 		"log":     adapter(notifierlog.DefaultConfig, func(c notifierlog.Config, l *slog.Logger) (rotator.Notifier, error) { return notifierlog.New(c, l) }),
 		"webhook": adapter(webhook.DefaultConfig, func(c webhook.Config, l *slog.Logger) (rotator.Notifier, error) { return webhook.New(c, l) }),
 		"slack": withDeps(slack.DefaultConfig, func(c slack.Config, d deps) (rotator.Notifier, error) {
-			c.Name = d.name
-			return slack.New(c, d.logger, d.store, d.store, d.decider, d.store)
+			c.Name, c.Buttons = d.name, d.slackButtons[d.name]
+			return slack.New(c, d.logger, d.store, d.store)
 		}),
 	}
 	trafficFactories = map[string]factory[rotator.TrafficSource]{

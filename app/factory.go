@@ -5,7 +5,6 @@ import (
 	"sort"
 
 	"github.com/rekeyhq/rekey/config"
-	"github.com/rekeyhq/rekey/rotator"
 )
 
 type validator interface{ Validate() error }
@@ -18,10 +17,12 @@ type factory[T any] struct {
 
 // deps is what an adapter may be built with; most take only the logger.
 type deps struct {
-	logger  *slog.Logger
-	name    string // the adapter's configured name
-	store   Store
-	decider rotator.Decider
+	logger *slog.Logger
+	name   string // the adapter's configured name
+	store  Store
+	// slackButtons names the slack notifiers whose button clicks a slack
+	// webhook receives: only those post Approve / Deny buttons.
+	slackButtons map[string]bool
 }
 
 // decodeSettings decodes an adapter's settings over its defaults strictly

@@ -2,13 +2,19 @@ package app
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +24,7 @@ import (
 	"github.com/slack-go/slack/slacktest"
 
 	"github.com/rekeyhq/rekey/config"
+	"github.com/rekeyhq/rekey/internal/slackapproval"
 	"github.com/rekeyhq/rekey/rotator"
 )
 
@@ -61,6 +68,12 @@ func newFakeSlack(t *testing.T) *fakeSlack {
 	f.srv = slacktest.NewTestServer(func(c slacktest.Customize) {
 		c.Handle("/chat.postMessage", record(&f.posts))
 		c.Handle("/chat.update", record(&f.edits))
+		c.Handle("/users.info", func(w http.ResponseWriter, r *http.Request) {
+			_ = r.ParseForm()
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "user": map[string]any{"id": r.Form.Get("user"),
+				"profile": map[string]any{"email": strings.ToLower(strings.TrimPrefix(r.Form.Get("user"), "U")) + "@example.com"}}})
+		})
 		c.Handle("/users.lookupByEmail", func(w http.ResponseWriter, r *http.Request) {
 			if f.down.Load() {
 				w.WriteHeader(http.StatusServiceUnavailable)
@@ -222,3 +235,154 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 }
 
 func sqlDB(d *Daemon) *sql.DB { return d.Store.(interface{ DB() *sql.DB }).DB() }
+
+// A click on the Slack message's Approve button, signed as Slack signs it,
+// reaches the engine through the slack webhook (built after the engine) and
+// the message then shows the decision.
+func TestSlackClickApprovesThroughTheWebhook(t *testing.T) {
+	dir := t.TempDir()
+	fs := newFakeSlack(t)
+	const signing = "app-test-signing-secret"
+	for name, v := range map[string]string{"slack-token": "xoxb-test-token", "slack-signing": signing} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	yaml := fmt.Sprintf(`
+daemon: {listen: "127.0.0.1:0", poll_interval: 20ms, retry_base: 50ms, retry_max: 200ms}
+store: {type: sqlite, path: %[1]s/rekey.db}
+issuers: [{name: demo, type: random, ledger: %[1]s/ledger.json}]
+sinks: [{name: files, type: file, dir: %[1]s/secrets}]
+notifiers:
+  - {name: chat, type: slack, token_file: %[1]s/slack-token, api_url: "%[2]s", channel: "#ops"}
+webhooks:
+  - {name: clicks, type: slack, notifier: chat, signing_secret_file: %[1]s/slack-signing, api_url: "%[2]s", approvers: {user_ids: [UBOB]}}
+defaults:
+  approval: {gates: [start], approvers: [bob@example.com]}
+keys:
+  - {name: api, issuer: demo, owners: [alice@example.com], sinks: [{sink: files}]}
+`, dir, fs.srv.GetAPIURL())
+	cfg, err := config.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Build(context.Background(), cfg, slog.New(slog.DiscardHandler), BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = d.Engine.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	boot, err := d.Engine.Trigger(ctx, rotator.TriggerRequest{Key: "api", Trigger: rotator.TriggerBootstrap, Actor: "setup"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, d, boot.ID, rotator.PhaseDone)
+	r, err := d.Engine.Trigger(ctx, rotator.TriggerRequest{Key: "api", Trigger: rotator.TriggerManual, Actor: "alice@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := slackapproval.ButtonValue(r.ID, rotator.GateStart)
+	var parentTS string
+	waitFor(t, "the Approve button on the rotation's message", func() bool {
+		fs.mu.Lock()
+		defer fs.mu.Unlock()
+		for _, m := range append(append([]map[string]string{}, fs.posts...), fs.edits...) {
+			if strings.Contains(m["blocks"], value) && strings.Contains(m["blocks"], slackapproval.ActionApprove) {
+				parentTS = m["ts"]
+				return true
+			}
+		}
+		return false
+	})
+
+	payload, _ := json.Marshal(map[string]any{
+		"type": "block_actions", "user": map[string]any{"id": "UBOB"},
+		"container": map[string]any{"type": "message", "channel_id": "C0OPS", "message_ts": parentTS},
+		"actions":   []any{map[string]any{"action_id": slackapproval.ActionApprove, "block_id": slackapproval.DecisionBlock, "value": value, "type": "button"}},
+	})
+	body := "payload=" + url.QueryEscape(string(payload))
+	stamp := strconv.FormatInt(time.Now().Unix(), 10)
+	mac := hmac.New(sha256.New, []byte(signing))
+	fmt.Fprintf(mac, "v0:%s:%s", stamp, body)
+	req := httptest.NewRequest(http.MethodPost, "/v1/slack/interactions", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Slack-Request-Timestamp", stamp)
+	req.Header.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
+	rec := httptest.NewRecorder()
+	d.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("interaction answered %d: %s", rec.Code, rec.Body)
+	}
+	waitPhase(t, d, r.ID, rotator.PhaseDone)
+	approvals, err := d.Store.Approvals(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(approvals) != 1 || approvals[0].Approver != "bob@example.com" || approvals[0].Via != "slack" {
+		t.Fatalf("approvals %+v, want bob@example.com via slack", approvals)
+	}
+	waitFor(t, "the decision on the message", func() bool {
+		fs.mu.Lock()
+		defer fs.mu.Unlock()
+		for _, m := range fs.edits {
+			// blocks is JSON: "<@UBOB>" travels as "\u003c@UBOB\u003e".
+			if m["ts"] == parentTS && strings.Contains(m["blocks"], "*Approved* (start gate) by \\u003c@UBOB\\u003e") {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// The slack webhook must name a slack notifier; button settings left on
+// the notifier are refused with where they went.
+func TestSlackWebhookValidation(t *testing.T) {
+	tests := map[string]struct {
+		notifiers, webhooks string
+		want                []string
+	}{
+		"unknown notifier": {
+			notifiers: `[{name: log, type: log}]`,
+			webhooks:  `[{name: clicks, type: slack, signing_secret_env: S, approvers: {user_ids: [UBOB]}}]`,
+			want:      []string{`webhooks[0].notifier: unknown notifier "slack": configure a slack notifier`},
+		},
+		"not a slack notifier": {
+			notifiers: `[{name: slack, type: log}]`,
+			webhooks:  `[{name: clicks, type: slack, signing_secret_env: S, approvers: {user_ids: [UBOB]}}]`,
+			want:      []string{`webhooks[0].notifier: notifier "slack" is a log notifier`},
+		},
+		"button settings on the notifier": {
+			notifiers: `[{name: slack, type: slack, token_env: T, channel: "#ops", signing_secret_env: S, approvers: {user_ids: [UBOB]}}]`,
+			webhooks:  `[]`,
+			want: []string{
+				"notifiers[0].signing_secret_env: no longer supported: button clicks are received by the slack webhook now",
+				"notifiers[0].approvers: no longer supported: button clicks are received by the slack webhook now",
+			},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			yaml := fmt.Sprintf(`
+issuers: [{name: demo, type: random}]
+sinks: [{name: files, type: file, dir: /tmp/x}]
+notifiers: %s
+webhooks: %s
+keys: [{name: api, issuer: demo, sinks: [{sink: files}]}]
+`, tc.notifiers, tc.webhooks)
+			cfg, err := config.Parse([]byte(yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			errs := Validate(cfg)
+			for _, w := range tc.want {
+				if !strings.Contains(errs.Error(), w) {
+					t.Errorf("errors:\n%v\nwant %q", errs, w)
+				}
+			}
+		})
+	}
+}

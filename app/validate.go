@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/rekeyhq/rekey/config"
 )
@@ -31,7 +32,32 @@ func Validate(cfg *config.Config) config.Errors {
 			}
 		}
 	}
+	checkSlackWebhook(&errs, cfg)
 	return errs
+}
+
+// checkSlackWebhook checks that a slack webhook names a slack notifier: the
+// one whose buttons it serves and whose bot token it borrows.
+func checkSlackWebhook(errs *config.Errors, cfg *config.Config) {
+	var slackNotifiers []string
+	types := map[string]string{}
+	for _, n := range cfg.Notifiers {
+		types[n.Name] = n.Type
+		if n.Type == "slack" {
+			slackNotifiers = append(slackNotifiers, n.Name)
+		}
+	}
+	for name, i := range slackWebhooks(cfg.Webhooks) {
+		path := fmt.Sprintf("webhooks[%d].notifier", i)
+		switch t, ok := types[name]; {
+		case !ok && len(slackNotifiers) == 0:
+			errs.Add(path, "unknown notifier %q: configure a slack notifier (its buttons are what this webhook receives)", name)
+		case !ok:
+			errs.Add(path, "unknown notifier %q (slack notifiers: %s)", name, strings.Join(slackNotifiers, ", "))
+		case t != "slack":
+			errs.Add(path, "notifier %q is a %s notifier; a slack webhook serves the buttons of a slack notifier", name, t)
+		}
+	}
 }
 
 func checkFamily[T any](errs *config.Errors, family string, list []config.Adapter, fs map[string]factory[T]) {

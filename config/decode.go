@@ -20,7 +20,10 @@ import (
 // check unknown fields and report YAML paths in the same pass, and because
 // a configuration with 100,000 keys must load in well under a second.
 // Structs are described by `koanf` tags; `,squash` flattens an embedded
-// struct and `,remain` collects the fields a struct does not declare.
+// struct and `,remain` collects the fields a struct does not declare. A
+// struct that implements Retired names fields it no longer accepts: setting
+// one is an error carrying the struct's explanation instead of "unknown
+// field".
 func Decode(raw map[string]any, out any, path string) error {
 	v := reflect.ValueOf(out)
 	if v.Kind() != reflect.Pointer || v.IsNil() {
@@ -195,11 +198,22 @@ func decodeStruct(m map[string]any, v reflect.Value, path string, errs *Errors) 
 	}
 }
 
+// Retired is implemented by a configuration struct that has dropped or
+// moved fields: RetiredFields maps each old koanf name to what a user who
+// still sets it must read (why it went, what to do instead). It is called
+// on the zero value, once per type.
+type Retired interface {
+	RetiredFields() map[string]string
+}
+
+var retiredType = reflect.TypeFor[Retired]()
+
 // structPlan is how a struct type decodes, computed once per type.
 type structPlan struct {
-	fields map[string][]int // koanf name → field index path (through squashed embeds)
-	remain []int
-	known  string
+	fields  map[string][]int // koanf name → field index path (through squashed embeds)
+	remain  []int
+	known   string
+	retired map[string]string
 }
 
 var plans sync.Map // reflect.Type → *structPlan
@@ -239,11 +253,17 @@ func planFor(t reflect.Type) *structPlan {
 	}
 	sort.Strings(names)
 	p.known = strings.Join(names, ", ")
+	if t.Implements(retiredType) {
+		p.retired = reflect.Zero(t).Interface().(Retired).RetiredFields()
+	}
 	plans.Store(t, p)
 	return p
 }
 
 func (p *structPlan) unknown(k string) string {
+	if why, ok := p.retired[k]; ok {
+		return "no longer supported: " + why
+	}
 	if _, ok := p.fields[k+"_env"]; ok {
 		return "inline secrets are not allowed; use " + k + "_env or " + k + "_file"
 	}

@@ -16,15 +16,8 @@ import (
 // Defaults of Config.
 const (
 	DefaultName    = "slack"
-	DefaultMode    = ModeHTTP
 	DefaultAPIURL  = "https://slack.com/api/"
 	DefaultTimeout = 10 * time.Second
-)
-
-// Transports for interactivity (button clicks).
-const (
-	ModeHTTP   = "http"   // Slack POSTs to /v1/slack/interactions (Interactions)
-	ModeSocket = "socket" // rekey dials Slack over Socket Mode (Start)
 )
 
 // Config of the Slack notifier.
@@ -33,19 +26,16 @@ const (
 //	  - name: slack
 //	    type: slack
 //	    token_env: SLACK_BOT_TOKEN               # or token_file; required (xoxb-…)
-//	    signing_secret_env: SLACK_SIGNING_SECRET # or _file; mode http: enables Approve/Deny buttons
-//	    mode: http                               # default; or socket (needs app_token_env/_file)
-//	    # app_token_env: SLACK_APP_TOKEN         # mode socket only (xapp-…)
 //	    channel: "#rekey"                        # default channel
 //	    channels:                                # first match wins, before the default
 //	      - {match: "payments-*", channel: "#payments-oncall", min_severity: warning}
 //	      - {triggers: [exposure, unauthorized], channel: "#security"}
 //	    oncall_group: S0123ONCALL                # user group mentioned on failures/escalations/emergencies
 //	    mention_owners: true                     # default
-//	    approvers:                               # who may click Approve/Deny (checked at click time)
-//	      user_ids: [U0123ANA]
-//	      user_groups: [S0456SECOPS]
 //	    timeout: 10s                             # default, per Slack API call
+//
+// Approve / Deny buttons are posted only when a `slack` webhook
+// (webhooks/slack) receives their clicks for this notifier.
 type Config struct {
 	// Name is the configured notifier name; app sets it. It namespaces what
 	// the notifier remembers in the StateStore. Default "slack".
@@ -54,17 +44,10 @@ type Config struct {
 	// TokenEnv / TokenFile name the bot token (xoxb-…). Required.
 	TokenEnv  string `koanf:"token_env"`
 	TokenFile string `koanf:"token_file"`
-	// SigningSecretEnv / SigningSecretFile name the app's signing secret,
-	// which authenticates interaction requests in mode http. Without it the
-	// notifier posts no buttons and Interactions answers 404.
-	SigningSecretEnv  string `koanf:"signing_secret_env"`
-	SigningSecretFile string `koanf:"signing_secret_file"`
-	// AppTokenEnv / AppTokenFile name the app-level token (xapp-…,
-	// connections:write) for mode socket.
-	AppTokenEnv  string `koanf:"app_token_env"`
-	AppTokenFile string `koanf:"app_token_file"`
-	// Mode is the interactivity transport: http (default) or socket.
-	Mode string `koanf:"mode"`
+	// Buttons posts Approve / Deny buttons on messages waiting for a
+	// decision; app sets it when a slack webhook handles this notifier's
+	// clicks, so no button is ever posted that nothing would receive.
+	Buttons bool `koanf:"-"`
 	// APIURL overrides Slack's Web API base URL (tests).
 	APIURL string `koanf:"api_url"`
 
@@ -80,10 +63,6 @@ type Config struct {
 	// MentionOwners mentions the key's owners (looked up by email) on
 	// failures, escalations and emergencies.
 	MentionOwners bool `koanf:"mention_owners"`
-
-	// Approvers may decide approval gates from Slack. Required when
-	// interactivity is enabled; the key's own approval policy still applies.
-	Approvers Approvers `koanf:"approvers"`
 
 	// Timeout bounds each Slack API call and the handling of one click.
 	Timeout time.Duration `koanf:"timeout"`
@@ -103,39 +82,31 @@ type Route struct {
 	Mode string `koanf:"mode"`
 }
 
-// Approvers lists who may click Approve / Deny.
-type Approvers struct {
-	// UserIDs are Slack user ids (U…/W…).
-	UserIDs []string `koanf:"user_ids"`
-	// UserGroups are user group ids (S…); membership is read at click time.
-	UserGroups []string `koanf:"user_groups"`
-}
-
 // DefaultConfig returns the defaults, applied before the user's YAML.
 func DefaultConfig() Config {
-	return Config{Mode: DefaultMode, APIURL: DefaultAPIURL, MentionOwners: true, Timeout: DefaultTimeout}
+	return Config{APIURL: DefaultAPIURL, MentionOwners: true, Timeout: DefaultTimeout}
+}
+
+// movedToWebhook is what a configuration that still sets an interactivity
+// field on the notifier reads: ignoring the field would silently remove
+// the buttons.
+const movedToWebhook = "button clicks are received by the slack webhook now: move this setting to " +
+	"`webhooks: [{type: slack, notifier: <this notifier's name>, …}]` (see docs/SLACK.md)"
+
+// RetiredFields names the settings that moved to the slack webhook
+// (config.Retired): a configuration that still sets one is refused at its
+// YAML path with movedToWebhook.
+func (Config) RetiredFields() map[string]string {
+	m := map[string]string{}
+	for _, f := range []string{"signing_secret", "signing_secret_env", "signing_secret_file", "app_token", "app_token_env",
+		"app_token_file", "mode", "approvers"} {
+		m[f] = movedToWebhook
+	}
+	return m
 }
 
 // Token is the reference to the bot token.
 func (c Config) Token() secretref.Ref { return secretref.Ref{Env: c.TokenEnv, File: c.TokenFile} }
-
-// SigningSecret is the reference to the signing secret.
-func (c Config) SigningSecret() secretref.Ref {
-	return secretref.Ref{Env: c.SigningSecretEnv, File: c.SigningSecretFile}
-}
-
-// AppToken is the reference to the app-level token.
-func (c Config) AppToken() secretref.Ref {
-	return secretref.Ref{Env: c.AppTokenEnv, File: c.AppTokenFile}
-}
-
-// Interactive reports whether Approve/Deny buttons are enabled.
-func (c Config) Interactive() bool {
-	if c.Mode == ModeSocket {
-		return !c.AppToken().IsZero()
-	}
-	return !c.SigningSecret().IsZero()
-}
 
 var (
 	slackIDRe    = regexp.MustCompile(`^[A-Z0-9]{2,32}$`)
@@ -161,21 +132,6 @@ func (c Config) Validate() error {
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if err := c.Token().Validate("token", true); err != nil {
 		errs = append(errs, err)
-	}
-	if err := c.SigningSecret().Validate("signing_secret", false); err != nil {
-		errs = append(errs, err)
-	}
-	if err := c.AppToken().Validate("app_token", c.Mode == ModeSocket); err != nil {
-		errs = append(errs, err)
-	}
-	switch c.Mode {
-	case ModeHTTP:
-		if !c.AppToken().IsZero() {
-			add("app_token_env: only used with mode: socket")
-		}
-	case ModeSocket:
-	default:
-		add("mode: must be http or socket, not %q", c.Mode)
 	}
 	if u, err := url.Parse(c.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		add("api_url: must be an absolute http(s) URL")
@@ -211,19 +167,6 @@ func (c Config) Validate() error {
 	}
 	if c.OncallGroup != "" && !slackIDRe.MatchString(c.OncallGroup) {
 		add("oncall_group: must be a user group id such as S0123ABCD, not %q", c.OncallGroup)
-	}
-	for i, id := range c.Approvers.UserIDs {
-		if !slackIDRe.MatchString(id) {
-			add("approvers.user_ids[%d]: must be a Slack user id such as U0123ABCD, not %q", i, id)
-		}
-	}
-	for i, id := range c.Approvers.UserGroups {
-		if !slackIDRe.MatchString(id) {
-			add("approvers.user_groups[%d]: must be a user group id such as S0123ABCD, not %q", i, id)
-		}
-	}
-	if c.Interactive() && len(c.Approvers.UserIDs) == 0 && len(c.Approvers.UserGroups) == 0 {
-		add("approvers: user_ids or user_groups required when interactivity is enabled (signing_secret or mode: socket)")
 	}
 	if c.Timeout <= 0 {
 		add("timeout: must be positive")

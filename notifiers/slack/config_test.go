@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	rekeyconfig "github.com/rekeyhq/rekey/config"
 	"github.com/rekeyhq/rekey/rotator"
 )
 
@@ -12,9 +13,7 @@ func TestConfigValidate(t *testing.T) {
 	valid := func() Config {
 		c := DefaultConfig()
 		c.TokenEnv = "SLACK_BOT_TOKEN"
-		c.SigningSecretEnv = "SLACK_SIGNING_SECRET"
 		c.Channel = "#rekey"
-		c.Approvers.UserIDs = []string{"U0123ANA"}
 		return c
 	}
 	tests := map[string]struct {
@@ -22,17 +21,10 @@ func TestConfigValidate(t *testing.T) {
 		wantErr []string
 	}{
 		"valid":                 {mod: func(*Config) {}},
-		"notifications only":    {mod: func(c *Config) { c.SigningSecretEnv, c.Approvers = "", Approvers{} }},
 		"channel id":            {mod: func(c *Config) { c.Channel = "C0123ABCD" }},
 		"rules without default": {mod: func(c *Config) { c.Channel, c.Channels = "", []Route{{Match: "pay-*", Channel: "#pay"}} }},
-		"socket mode": {mod: func(c *Config) {
-			c.Mode, c.SigningSecretEnv, c.AppTokenFile = ModeSocket, "", "/run/secrets/slack-app"
-		}},
 		"no token":              {mod: func(c *Config) { c.TokenEnv = "" }, wantErr: []string{"token_env: required (or token_file)"}},
 		"two token sources":     {mod: func(c *Config) { c.TokenFile = "/run/t" }, wantErr: []string{"token_env: set only one"}},
-		"bad mode":              {mod: func(c *Config) { c.Mode = "webhook" }, wantErr: []string{`mode: must be http or socket, not "webhook"`}},
-		"socket without app":    {mod: func(c *Config) { c.Mode = ModeSocket }, wantErr: []string{"app_token_env: required"}},
-		"app token in http":     {mod: func(c *Config) { c.AppTokenEnv = "X" }, wantErr: []string{"app_token_env: only used with mode: socket"}},
 		"no channel":            {mod: func(c *Config) { c.Channel = "" }, wantErr: []string{"channel: required (or channels)"}},
 		"channel name":          {mod: func(c *Config) { c.Channel = "rekey alerts" }, wantErr: []string{"channel: \"rekey alerts\" is neither"}},
 		"rule without channel":  {mod: func(c *Config) { c.Channels = []Route{{Match: "x"}} }, wantErr: []string{"channels[0].channel: required"}},
@@ -41,14 +33,11 @@ func TestConfigValidate(t *testing.T) {
 		"bad trigger":           {mod: func(c *Config) { c.Channels = []Route{{Channel: "#x", Triggers: []string{"leak"}}} }, wantErr: []string{`channels[0].triggers: unknown trigger "leak"`}},
 		"bad rule mode":         {mod: func(c *Config) { c.Channels = []Route{{Channel: "#x", Mode: "urgent"}} }, wantErr: []string{"channels[0].mode"}},
 		"bad oncall group":      {mod: func(c *Config) { c.OncallGroup = "@oncall" }, wantErr: []string{"oncall_group: must be a user group id"}},
-		"bad approver id":       {mod: func(c *Config) { c.Approvers.UserIDs = []string{"ana@example.com"} }, wantErr: []string{"approvers.user_ids[0]"}},
-		"bad approver group":    {mod: func(c *Config) { c.Approvers.UserGroups = []string{"sec ops"} }, wantErr: []string{"approvers.user_groups[0]"}},
-		"buttons, no approvers": {mod: func(c *Config) { c.Approvers = Approvers{} }, wantErr: []string{"approvers: user_ids or user_groups required"}},
 		"bad api_url":           {mod: func(c *Config) { c.APIURL = "slack.com/api" }, wantErr: []string{"api_url: must be an absolute http(s) URL"}},
 		"api_url with query":    {mod: func(c *Config) { c.APIURL = "https://x/api?token=abc" }, wantErr: []string{"api_url: must not carry"}},
 		"zero timeout":          {mod: func(c *Config) { c.Timeout = 0 }, wantErr: []string{"timeout: must be positive"}},
-		"several": {mod: func(c *Config) { c.TokenEnv, c.Timeout, c.Mode = "", -time.Second, "x" },
-			wantErr: []string{"token_env:", "timeout:", "mode:"}},
+		"several": {mod: func(c *Config) { c.TokenEnv, c.Timeout, c.Channel = "", -time.Second, "" },
+			wantErr: []string{"token_env:", "timeout:", "channel:"}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -78,23 +67,16 @@ func TestConfigValidate(t *testing.T) {
 
 func TestNewErrors(t *testing.T) {
 	t.Setenv("REKEY_TEST_SLACK_TOKEN", testToken)
-	t.Setenv("REKEY_TEST_SLACK_SIGNING", testSigningSecret)
 	cfg := DefaultConfig()
-	cfg.TokenEnv, cfg.SigningSecretEnv, cfg.Channel = "REKEY_TEST_SLACK_TOKEN", "REKEY_TEST_SLACK_SIGNING", "#rekey"
-	cfg.Approvers.UserIDs = []string{"UANA"}
+	cfg.TokenEnv, cfg.Channel = "REKEY_TEST_SLACK_TOKEN", "#rekey"
 	tests := map[string]struct {
 		mod     func(c *Config)
-		deps    func() (rotator.StateStore, rotator.RotationReader, rotator.Decider, rotator.ReplayGuard)
+		state   rotator.StateStore
 		wantErr string
 	}{
-		"unset token": {mod: func(c *Config) { c.TokenEnv = "REKEY_TEST_SLACK_UNSET" }, wantErr: "REKEY_TEST_SLACK_UNSET is not set"},
-		"no state": {deps: func() (rotator.StateStore, rotator.RotationReader, rotator.Decider, rotator.ReplayGuard) {
-			return nil, &fakeRotations{}, &fakeDecider{}, &memGuard{}
-		}, wantErr: "a state store is required"},
-		"interactive without decider": {deps: func() (rotator.StateStore, rotator.RotationReader, rotator.Decider, rotator.ReplayGuard) {
-			return newMemState(), &fakeRotations{}, nil, &memGuard{}
-		}, wantErr: "interactivity needs"},
-		"invalid config": {mod: func(c *Config) { c.Channel = "" }, wantErr: "slack: channel: required"},
+		"unset token":    {mod: func(c *Config) { c.TokenEnv = "REKEY_TEST_SLACK_UNSET" }, state: newMemState(), wantErr: "REKEY_TEST_SLACK_UNSET is not set"},
+		"no state":       {wantErr: "a state store is required"},
+		"invalid config": {mod: func(c *Config) { c.Channel = "" }, state: newMemState(), wantErr: "slack: channel: required"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -102,21 +84,33 @@ func TestNewErrors(t *testing.T) {
 			if tc.mod != nil {
 				tc.mod(&c)
 			}
-			deps := func() (rotator.StateStore, rotator.RotationReader, rotator.Decider, rotator.ReplayGuard) {
-				return newMemState(), &fakeRotations{}, &fakeDecider{}, &memGuard{}
-			}
-			if tc.deps != nil {
-				deps = tc.deps
-			}
-			s, r, d, g := deps()
-			_, err := New(c, nil, s, r, d, g)
+			_, err := New(c, nil, tc.state, &fakeRotations{})
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("err = %v, want %q", err, tc.wantErr)
 			}
-			if strings.Contains(err.Error(), testToken) || strings.Contains(err.Error(), testSigningSecret) {
+			if strings.Contains(err.Error(), testToken) {
 				t.Fatal("error shows a secret")
 			}
 		})
+	}
+}
+
+// TestInteractivityMoved: a configuration that still sets the button
+// settings on the notifier is refused at each field's path, pointing to
+// the slack webhook — ignoring them would silently remove the buttons.
+func TestInteractivityMoved(t *testing.T) {
+	settings := map[string]any{"token_env": "SLACK_BOT_TOKEN", "channel": "#rekey", "signing_secret_env": "SLACK_SIGNING_SECRET",
+		"mode": "socket", "app_token_file": "/run/app", "approvers": map[string]any{"user_ids": []any{"U0123ANA"}}}
+	cfg := DefaultConfig()
+	err := rekeyconfig.Decode(settings, &cfg, "notifiers[1]")
+	if err == nil {
+		t.Fatal("moved settings accepted")
+	}
+	for _, f := range []string{"signing_secret_env", "mode", "app_token_file", "approvers"} {
+		want := "notifiers[1]." + f + ": no longer supported: button clicks are received by the slack webhook now"
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v\nwant %q", err, want)
+		}
 	}
 }
 
@@ -142,42 +136,5 @@ func TestProgressLine(t *testing.T) {
 				t.Fatalf("progressLine =\n%q, want\n%q", got, tc.want)
 			}
 		})
-	}
-}
-
-func TestButtonValue(t *testing.T) {
-	for _, g := range []rotator.Gate{rotator.GateStart, rotator.GateRevoke, rotator.GateDrain} {
-		v := ButtonValue("rot_0123abcd", g)
-		if v != "rot_0123abcd:"+string(g) {
-			t.Fatalf("ButtonValue = %q", v)
-		}
-		id, gate, ok := parseButtonValue(v)
-		if !ok || id != "rot_0123abcd" || gate != g {
-			t.Fatalf("parseButtonValue(%q) = %q %q %v", v, id, gate, ok)
-		}
-	}
-	for _, bad := range []string{"", "rot_x", "rot_x:", ":start", "rot_x:delete"} {
-		if _, _, ok := parseButtonValue(bad); ok {
-			t.Errorf("parseButtonValue(%q) accepted", bad)
-		}
-	}
-}
-
-func TestTrustedResponseURL(t *testing.T) {
-	n := &Notifier{cfg: Config{APIURL: "http://127.0.0.1:4567/"}}
-	tests := map[string]bool{
-		"https://hooks.slack.com/actions/T1/2/abc": true,
-		"https://hooks.slack-gov.com/actions/T1":   true,
-		"http://hooks.slack.com/actions/T1":        false,
-		"https://evil.example/slack.com":           false,
-		"https://slack.com.evil.example/x":         false,
-		"http://127.0.0.1:4567/respond/x":          true,
-		"http://127.0.0.1:9999/respond/x":          false,
-		"not a url":                                false,
-	}
-	for raw, want := range tests {
-		if got := n.trustedResponseURL(raw); got != want {
-			t.Errorf("trustedResponseURL(%q) = %v, want %v", raw, got, want)
-		}
 	}
 }

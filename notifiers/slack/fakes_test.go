@@ -3,15 +3,8 @@ package slack
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,58 +82,12 @@ func (f *fakeRotations) GetRotation(_ context.Context, id string) (*rotator.Rota
 	return &c, nil
 }
 
-// fakeDecider records decisions; decide (optional) answers them.
-type fakeDecider struct {
-	mu     sync.Mutex
-	calls  []rotator.ApproveRequest
-	decide func(req rotator.ApproveRequest) (*rotator.Rotation, error)
-}
-
-func (d *fakeDecider) Decide(_ context.Context, req rotator.ApproveRequest) (*rotator.Rotation, error) {
-	d.mu.Lock()
-	d.calls = append(d.calls, req)
-	f := d.decide
-	d.mu.Unlock()
-	if f != nil {
-		return f(req)
-	}
-	return &rotator.Rotation{ID: req.RotationID}, nil
-}
-
-func (d *fakeDecider) requests() []rotator.ApproveRequest {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return append([]rotator.ApproveRequest(nil), d.calls...)
-}
-
-// memGuard is an in-memory ReplayGuard.
-type memGuard struct {
-	mu   sync.Mutex
-	seen map[string]bool
-}
-
-func (g *memGuard) Seen(_ context.Context, ns, id string, _ time.Time) (bool, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.seen == nil {
-		g.seen = map[string]bool{}
-	}
-	k := ns + "\x00" + id
-	if g.seen[k] {
-		return true, nil
-	}
-	g.seen[k] = true
-	return false, nil
-}
-
 // env is one notifier under test with its fakes.
 type env struct {
 	t         *testing.T
 	slack     *fakeSlack
 	state     *memState
 	rotations *fakeRotations
-	decider   *fakeDecider
-	guard     *memGuard
 	logs      *syncBuffer
 	n         *Notifier
 }
@@ -165,15 +112,12 @@ func (s *syncBuffer) String() string {
 func baseConfig(t *testing.T, apiURL string) Config {
 	t.Helper()
 	t.Setenv("REKEY_TEST_SLACK_TOKEN", testToken)
-	t.Setenv("REKEY_TEST_SLACK_SIGNING", testSigningSecret)
-	t.Setenv("REKEY_TEST_SLACK_APP", testAppToken)
 	cfg := DefaultConfig()
 	cfg.TokenEnv = "REKEY_TEST_SLACK_TOKEN"
-	cfg.SigningSecretEnv = "REKEY_TEST_SLACK_SIGNING"
+	cfg.Buttons = true // as app sets it when a slack webhook receives the clicks
 	cfg.APIURL = apiURL
 	cfg.Channel = "#rekey"
 	cfg.OncallGroup = "SONCALL"
-	cfg.Approvers = Approvers{UserIDs: []string{"UANA", "UEVE"}, UserGroups: []string{"SSECOPS"}}
 	cfg.Timeout = 5 * time.Second
 	return cfg
 }
@@ -181,8 +125,7 @@ func baseConfig(t *testing.T, apiURL string) Config {
 // newEnv starts a fake Slack and a notifier; mod adjusts the config.
 func newEnv(t *testing.T, mod func(*Config), extra ...slacktest.Binder) *env {
 	t.Helper()
-	e := &env{t: t, slack: newFakeSlack(t, extra...), state: newMemState(), rotations: &fakeRotations{}, decider: &fakeDecider{},
-		guard: &memGuard{}, logs: &syncBuffer{}}
+	e := &env{t: t, slack: newFakeSlack(t, extra...), state: newMemState(), rotations: &fakeRotations{}, logs: &syncBuffer{}}
 	e.n = e.notifier(mod)
 	return e
 }
@@ -196,11 +139,10 @@ func (e *env) notifier(mod func(*Config)) *Notifier {
 		mod(&cfg)
 	}
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	n, err := New(cfg, logger, e.state, e.rotations, e.decider, e.guard)
+	n, err := New(cfg, logger, e.state, e.rotations)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	e.t.Cleanup(func() { _ = n.Close() })
 	return n
 }
 
@@ -218,7 +160,7 @@ func (e *env) notify(evs ...rotator.Event) {
 func (e *env) assertNoLeak() {
 	e.t.Helper()
 	for where, text := range map[string]string{"slack": e.slack.dump(), "state": e.state.dump(), "logs": e.logs.String()} {
-		for _, s := range []string{fakeSecret, testToken, testSigningSecret, testAppToken} {
+		for _, s := range []string{fakeSecret, testToken} {
 			if strings.Contains(text, s) {
 				e.t.Errorf("%s contains secret %q", where, s)
 			}
@@ -267,85 +209,4 @@ func (b *events) phase(from, to rotator.Phase, fields map[string]string) rotator
 
 func (b *events) held(phase rotator.Phase, h rotator.Hold, detail string, sev rotator.Severity) rotator.Event {
 	return b.ev(rotator.EventHeld, phase, sev, b.key+" waits: "+detail, map[string]string{"hold": string(h)})
-}
-
-// signedRequest builds an interaction POST signed as Slack does.
-func signedRequest(t *testing.T, secret string, ts time.Time, payload any) *http.Request {
-	t.Helper()
-	j, err := json.Marshal(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body := "payload=" + url.QueryEscape(string(j))
-	stamp := strconv.FormatInt(ts.Unix(), 10)
-	r := httptest.NewRequest(http.MethodPost, "/v1/slack/interactions", strings.NewReader(body))
-	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	r.Header.Set("X-Slack-Request-Timestamp", stamp)
-	r.Header.Set("X-Slack-Signature", sign(secret, stamp, []byte(body)))
-	return r
-}
-
-func sign(secret, stamp string, body []byte) string {
-	mac := hmac.New(sha256.New, []byte(secret))
-	fmt.Fprintf(mac, "v0:%s:", stamp)
-	mac.Write(body)
-	return "v0=" + hex.EncodeToString(mac.Sum(nil))
-}
-
-// blockActions is a block_actions payload for a click on a button.
-func blockActions(apiURL, user, actionID, value, channel, ts string) map[string]any {
-	return map[string]any{
-		"type":         "block_actions",
-		"user":         map[string]any{"id": user, "username": strings.ToLower(user), "name": strings.ToLower(user), "team_id": "T0001"},
-		"api_app_id":   "A0001",
-		"token":        "legacy-verification-token",
-		"container":    map[string]any{"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": false},
-		"trigger_id":   "123.456.abc",
-		"team":         map[string]any{"id": "T0001", "domain": "example"},
-		"channel":      map[string]any{"id": channel, "name": "rekey"},
-		"message":      map[string]any{"type": "message", "ts": ts, "text": "rekey"},
-		"response_url": strings.TrimSuffix(apiURL, "/") + "/respond/T0001/1/abc",
-		"actions": []any{map[string]any{
-			"action_id": actionID, "block_id": decisionBlock, "type": "button", "value": value,
-			"text": map[string]any{"type": "plain_text", "text": "Approve"}, "action_ts": "1700000000.1",
-		}},
-	}
-}
-
-// click posts a signed click to the handler and waits for its handling.
-func (e *env) click(payload any) int {
-	e.t.Helper()
-	rec := httptest.NewRecorder()
-	e.n.Interactions().ServeHTTP(rec, signedRequest(e.t, testSigningSecret, time.Now(), payload))
-	e.n.wg.Wait()
-	return rec.Code
-}
-
-// ephemerals returns the texts of the replies sent to clickers only.
-func (f *fakeSlack) ephemerals() []string {
-	var out []string
-	for _, c := range f.all() {
-		switch c.Method {
-		case "response_url":
-			if c.JSON["response_type"] == "ephemeral" && c.JSON["replace_original"] == false {
-				s, _ := c.JSON["text"].(string)
-				out = append(out, s)
-			}
-		case "chat.postEphemeral":
-			out = append(out, c.Form.Get("text"))
-		}
-	}
-	return out
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-time.After(5 * time.Millisecond) // poll interval
-	}
 }

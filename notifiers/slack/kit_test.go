@@ -16,10 +16,8 @@ import (
 // nothing: only its fingerprint travels in events, and it must appear
 // nowhere.
 const (
-	testToken         = "xoxb-test-bot-token-0001"
-	testSigningSecret = "test-signing-secret-8f1d"
-	testAppToken      = "xapp-test-app-token-0001"
-	fakeSecret        = "ka_live_Q3b9ZxW1mT7pL2vN8rK4sD6fH0jY5cGa"
+	testToken  = "xoxb-test-bot-token-0001"
+	fakeSecret = "ka_live_Q3b9ZxW1mT7pL2vN8rK4sD6fH0jY5cGa"
 )
 
 // call is one request the fake Slack received.
@@ -27,7 +25,6 @@ type call struct {
 	Method string
 	Failed bool // answered by a failure override
 	Form   url.Values
-	JSON   map[string]any // response_url posts
 }
 
 func (c call) blocks(t *testing.T) []map[string]any {
@@ -94,27 +91,23 @@ type fakeSlack struct {
 	mu       sync.Mutex
 	calls    []call
 	seq      int
-	users    map[string]string   // user id → email ("" = none)
-	groups   map[string][]string // group id → members
+	users    map[string]string // user id → email ("" = none)
 	override map[string]http.HandlerFunc
 }
 
-var recordedMethods = []string{"chat.postMessage", "chat.update", "chat.postEphemeral", "users.info",
-	"users.lookupByEmail", "usergroups.users.list"}
+var recordedMethods = []string{"chat.postMessage", "chat.update", "users.lookupByEmail"}
 
 func newFakeSlack(t *testing.T, extra ...slacktest.Binder) *fakeSlack {
 	t.Helper()
 	f := &fakeSlack{
 		t:        t,
 		users:    map[string]string{"UANA": "ana@example.com", "UBOB": "bob@example.com", "UEVE": "eve@example.com", "UNOMAIL": ""},
-		groups:   map[string][]string{"SSECOPS": {"UBOB"}, "SONCALL": {"UEVE"}},
 		override: map[string]http.HandlerFunc{},
 	}
 	binders := append([]slacktest.Binder{func(c slacktest.Customize) {
 		for _, m := range recordedMethods {
 			c.Handle("/"+m, f.handle(m))
 		}
-		c.Handle("/respond/", f.respond)
 	}}, extra...)
 	f.srv = slacktest.NewTestServer(binders...)
 	f.srv.Start()
@@ -162,10 +155,6 @@ func (f *fakeSlack) handle(method string) http.HandlerFunc {
 				return
 			}
 			writeJSON(w, map[string]any{"ok": true, "channel": form.Get("channel"), "ts": form.Get("ts"), "text": form.Get("text")})
-		case "chat.postEphemeral":
-			writeJSON(w, map[string]any{"ok": true, "message_ts": fmt.Sprintf("1700000001.%06d", seq)})
-		case "users.info":
-			f.writeUser(w, form.Get("user"), "user_not_found")
 		case "users.lookupByEmail":
 			id := ""
 			f.mu.Lock()
@@ -176,15 +165,6 @@ func (f *fakeSlack) handle(method string) http.HandlerFunc {
 			}
 			f.mu.Unlock()
 			f.writeUser(w, id, "users_not_found")
-		case "usergroups.users.list":
-			f.mu.Lock()
-			members, ok := f.groups[form.Get("usergroup")]
-			f.mu.Unlock()
-			if !ok {
-				writeJSON(w, map[string]any{"ok": false, "error": "no_such_subteam"})
-				return
-			}
-			writeJSON(w, map[string]any{"ok": true, "users": members})
 		}
 	}
 }
@@ -200,17 +180,6 @@ func (f *fakeSlack) writeUser(w http.ResponseWriter, id, notFound string) {
 	writeJSON(w, map[string]any{"ok": true, "user": map[string]any{
 		"id": id, "name": strings.ToLower(id), "profile": map[string]any{"email": email},
 	}})
-}
-
-// respond stands in for an interaction's response_url.
-func (f *fakeSlack) respond(w http.ResponseWriter, r *http.Request) {
-	var body map[string]any
-	_ = json.NewDecoder(r.Body).Decode(&body)
-	f.mu.Lock()
-	f.calls = append(f.calls, call{Method: "response_url", JSON: body})
-	f.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	writeJSON(w, map[string]any{"ok": true})
 }
 
 func writeJSON(w http.ResponseWriter, v any) { _ = json.NewEncoder(w).Encode(v) }
@@ -269,10 +238,6 @@ func (f *fakeSlack) dump() string {
 				continue
 			}
 			b.WriteString(k + "=" + strings.Join(vs, ",") + "\n")
-		}
-		if c.JSON != nil {
-			j, _ := json.Marshal(c.JSON)
-			b.Write(j)
 		}
 	}
 	return b.String()

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/slackapproval"
 	"github.com/rekeyhq/rekey/rotator"
 )
 
@@ -61,8 +62,8 @@ func TestRotationOneParentMessage(t *testing.T) {
 		}
 		buttons := u.buttons(t)
 		if i == 0 || i == 1 { // held for approval, then the approval event (still held)
-			want := map[string]string{ActionApprove: "rot_life0001:start", ActionDeny: "rot_life0001:start"}
-			if len(buttons) != 2 || buttons[ActionApprove] != want[ActionApprove] || buttons[ActionDeny] != want[ActionDeny] {
+			want := map[string]string{slackapproval.ActionApprove: "rot_life0001:start", slackapproval.ActionDeny: "rot_life0001:start"}
+			if len(buttons) != 2 || buttons[slackapproval.ActionApprove] != want[slackapproval.ActionApprove] || buttons[slackapproval.ActionDeny] != want[slackapproval.ActionDeny] {
 				t.Errorf("update %d buttons = %v, want %v", i, buttons, want)
 			}
 		} else if len(buttons) != 0 {

@@ -10,34 +10,12 @@ import (
 
 	slackgo "github.com/slack-go/slack"
 
+	"github.com/rekeyhq/rekey/internal/slackapproval"
 	"github.com/rekeyhq/rekey/rotator"
 )
 
-// Interactive element ids. A button's value is "<rotation id>:<gate>" and
-// nothing else: never key material.
-const (
-	ActionApprove  = "rekey_approve"
-	ActionDeny     = "rekey_deny"
-	decisionBlock  = "rekey_decision"
-	maxSectionText = 2900 // Slack's limit is 3000
-)
-
-// ButtonValue is the value of the Approve / Deny buttons of a gate.
-func ButtonValue(rotationID string, g rotator.Gate) string { return rotationID + ":" + string(g) }
-
-// parseButtonValue splits a ButtonValue.
-func parseButtonValue(v string) (string, rotator.Gate, bool) {
-	i := strings.LastIndexByte(v, ':')
-	if i <= 0 || i == len(v)-1 {
-		return "", "", false
-	}
-	id, g := v[:i], rotator.Gate(v[i+1:])
-	switch g {
-	case rotator.GateStart, rotator.GateRevoke, rotator.GateDrain:
-		return id, g, true
-	}
-	return "", "", false
-}
+// maxSectionText bounds a section's text: Slack's limit is 3000.
+const maxSectionText = 2900
 
 // escape makes text safe for mrkdwn: no accidental links or mentions.
 func escape(s string) string {
@@ -126,7 +104,7 @@ var holdLabels = map[rotator.Hold]string{
 }
 
 // parentBlocks renders a rotation's parent message.
-func parentBlocks(rotationID string, st *messageState, interactive bool) []slackgo.Block {
+func parentBlocks(rotationID string, st *messageState, buttons bool) []slackgo.Block {
 	title := "Key rotation: " + st.Key
 	if st.Mode == rotator.ModeEmergency {
 		title = "Emergency key rotation: " + st.Key
@@ -180,7 +158,7 @@ func parentBlocks(rotationID string, st *messageState, interactive bool) []slack
 		}
 		blocks = append(blocks, slackgo.NewContextBlock("", mrkdwn(strings.Join(lines, "\n"))))
 	}
-	if g, ok := st.pendingGate(); ok && interactive {
+	if g, ok := st.pendingGate(); ok && buttons {
 		blocks = append(blocks, decisionButtons(rotationID, st.Key, g))
 	}
 	return blocks
@@ -199,7 +177,7 @@ func decisionLine(d decision) string {
 }
 
 func decisionButtons(rotationID, key string, g rotator.Gate) slackgo.Block {
-	value := ButtonValue(rotationID, g)
+	value := slackapproval.ButtonValue(rotationID, g)
 	approveText, denyText := "Approve", "Deny"
 	var confirm *slackgo.ConfirmationBlockObject
 	switch g {
@@ -212,12 +190,12 @@ func decisionButtons(rotationID, key string, g rotator.Gate) slackgo.Block {
 		confirm = slackgo.NewConfirmationBlockObject(plain("Revoke although traffic still fails?"),
 			mrkdwn("Callers still using the old credential of `"+escape(key)+"` will get 401."), plain("Revoke"), plain("Cancel"))
 	}
-	approve := slackgo.NewButtonBlockElement(ActionApprove, value, plain(approveText)).WithStyle(slackgo.StylePrimary)
+	approve := slackgo.NewButtonBlockElement(slackapproval.ActionApprove, value, plain(approveText)).WithStyle(slackgo.StylePrimary)
 	if confirm != nil {
 		approve = approve.WithConfirm(confirm)
 	}
-	deny := slackgo.NewButtonBlockElement(ActionDeny, value, plain(denyText)).WithStyle(slackgo.StyleDanger)
-	return slackgo.NewActionBlock(decisionBlock, approve, deny)
+	deny := slackgo.NewButtonBlockElement(slackapproval.ActionDeny, value, plain(denyText)).WithStyle(slackgo.StyleDanger)
+	return slackgo.NewActionBlock(slackapproval.DecisionBlock, approve, deny)
 }
 
 func phaseEmoji(p rotator.Phase) string {

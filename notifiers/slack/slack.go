@@ -6,11 +6,12 @@
 // drained, revoked, failures, holds, alerts, decisions) are thread replies.
 // Where the message lives is remembered in the StateStore, so a restarted
 // daemon updates the same message, and delivered event ids too, so Notify is
-// idempotent. When a rotation waits on an approval gate the message carries
-// Approve / Deny buttons; clicks arrive signed over HTTP (Interactions) or
-// over Socket Mode (Start) and are handed to the engine's Decider after the
-// clicker is checked against the configured approvers. Slack being down
-// never blocks a rotation: Notify only returns classified errors.
+// idempotent. When a rotation waits on an approval gate and a slack webhook
+// receives the clicks (Config.Buttons), the message carries Approve / Deny
+// buttons; the webhook checks the clicker, records the decision with the
+// engine and calls ShowDecision, lending the notifier's Slack client
+// (Client) for its calls. Slack being down never blocks a rotation: Notify
+// only returns classified errors, and the engine's dispatcher retries.
 package slack
 
 import (
@@ -20,14 +21,13 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 
 	slackgo "github.com/slack-go/slack"
 
 	"github.com/rekeyhq/rekey/rotator"
 )
 
-// Notifier posts rotation events to Slack and handles approval clicks.
+// Notifier posts rotation events to Slack and shows decisions made there.
 type Notifier struct {
 	cfg       Config
 	name      string // StateStore namespace
@@ -35,31 +35,15 @@ type Notifier struct {
 	api       *slackgo.Client
 	state     rotator.StateStore
 	rotations rotator.RotationReader
-	decider   rotator.Decider
-	guard     rotator.ReplayGuard
-
-	signingSecret rotator.Secret
-	appToken      rotator.Secret
-	interactive   bool
 
 	users userCache
-	locks keyedMutex
-
-	// async click handling and the socket-mode loop
-	wg        sync.WaitGroup
-	mu        sync.Mutex
-	closed    bool
-	closing   chan struct{}
-	closeOnce sync.Once
-	started   bool
+	locks keyedMutex // one rotation's message state at a time: Notify and ShowDecision
 }
 
-// New checks cfg, reads the tokens once and builds the notifier. state is
-// required (idempotent delivery, message locations); rotations, decider and
-// guard are required when interactivity is enabled (a signing secret in
-// mode http, or mode socket). A nil logger discards.
-func New(cfg Config, logger *slog.Logger, state rotator.StateStore, rotations rotator.RotationReader,
-	decider rotator.Decider, guard rotator.ReplayGuard) (*Notifier, error) {
+// New checks cfg, reads the bot token once and builds the notifier. state
+// is required (idempotent delivery, message locations); rotations is
+// optional (it fills in the reason of a rotation). A nil logger discards.
+func New(cfg Config, logger *slog.Logger, state rotator.StateStore, rotations rotator.RotationReader) (*Notifier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("slack: %w", err)
 	}
@@ -76,33 +60,17 @@ func New(cfg Config, logger *slog.Logger, state rotator.StateStore, rotations ro
 	if err != nil {
 		return nil, fmt.Errorf("slack: token: %w", err)
 	}
-	n := &Notifier{
-		cfg: cfg, name: cfg.Name, logger: logger.With("notifier", cfg.Name),
-		state: state, rotations: rotations, decider: decider, guard: guard,
-		interactive: cfg.Interactive(),
-		closing:     make(chan struct{}),
-	}
-	if n.interactive && (rotations == nil || decider == nil || guard == nil) {
-		return nil, errors.New("slack: interactivity needs the rotation reader, the decider and the replay guard")
-	}
-	if !cfg.SigningSecret().IsZero() {
-		if n.signingSecret, err = cfg.SigningSecret().Resolve(); err != nil {
-			return nil, fmt.Errorf("slack: signing_secret: %w", err)
-		}
-	}
-	opts := []slackgo.Option{
+	n := &Notifier{cfg: cfg, name: cfg.Name, logger: logger.With("notifier", cfg.Name), state: state, rotations: rotations}
+	n.api = slackgo.New(token.Reveal(),
 		slackgo.OptionAPIURL(cfg.apiURL()),
-		slackgo.OptionHTTPClient(&http.Client{Timeout: cfg.Timeout}),
-	}
-	if cfg.Mode == ModeSocket {
-		if n.appToken, err = cfg.AppToken().Resolve(); err != nil {
-			return nil, fmt.Errorf("slack: app_token: %w", err)
-		}
-		opts = append(opts, slackgo.OptionAppLevelToken(n.appToken.Reveal()))
-	}
-	n.api = slackgo.New(token.Reveal(), opts...)
+		slackgo.OptionHTTPClient(&http.Client{Timeout: cfg.Timeout}))
 	return n, nil
 }
+
+// Client is the notifier's Slack Web API client, authenticated with its bot
+// token, for the slack webhook's calls about a click (who clicked, group
+// membership, the ephemeral replies).
+func (n *Notifier) Client() *slackgo.Client { return n.api }
 
 // Notify delivers ev: a standalone message for events outside a rotation;
 // otherwise the rotation's parent message (posted once, then updated) and a
@@ -248,7 +216,7 @@ func (n *Notifier) postParent(ctx context.Context, ev rotator.Event, st *message
 	defer cancel()
 	ch, ts, err := n.api.PostMessageContext(cctx, channel,
 		slackgo.MsgOptionText(text, false),
-		slackgo.MsgOptionBlocks(parentBlocks(ev.RotationID, st, n.interactive)...),
+		slackgo.MsgOptionBlocks(parentBlocks(ev.RotationID, st, n.cfg.Buttons)...),
 		slackgo.MsgOptionDisableLinkUnfurl())
 	if err != nil {
 		return classify("chat.postMessage", "chat.postMessage "+channel+": rotation "+ev.RotationID, err)
@@ -267,7 +235,7 @@ func (n *Notifier) updateParent(ctx context.Context, rotationID string, st *mess
 	defer cancel()
 	_, _, _, err := n.api.UpdateMessageContext(cctx, st.Channel, st.TS,
 		slackgo.MsgOptionText(parentText(st), false),
-		slackgo.MsgOptionBlocks(parentBlocks(rotationID, st, n.interactive)...))
+		slackgo.MsgOptionBlocks(parentBlocks(rotationID, st, n.cfg.Buttons)...))
 	if err == nil {
 		return nil
 	}
@@ -277,7 +245,7 @@ func (n *Notifier) updateParent(ctx context.Context, rotationID string, st *mess
 		defer pcancel()
 		ch, ts, perr := n.api.PostMessageContext(pctx, st.Channel,
 			slackgo.MsgOptionText(parentText(st), false),
-			slackgo.MsgOptionBlocks(parentBlocks(rotationID, st, n.interactive)...))
+			slackgo.MsgOptionBlocks(parentBlocks(rotationID, st, n.cfg.Buttons)...))
 		if perr != nil {
 			return classify("chat.postMessage", "chat.postMessage "+st.Channel+": rotation "+rotationID, perr)
 		}
@@ -335,35 +303,6 @@ func (n *Notifier) notifyStandalone(ctx context.Context, ev rotator.Event) error
 		return stateError("write event "+ev.ID, err)
 	}
 	return nil
-}
-
-// Close stops the Socket Mode connection, refuses new clicks and waits for
-// the clicks being handled (each bounded by the configured timeout).
-func (n *Notifier) Close() error {
-	n.closeOnce.Do(func() {
-		n.mu.Lock()
-		n.closed = true
-		close(n.closing)
-		n.mu.Unlock()
-	})
-	n.wg.Wait()
-	return nil
-}
-
-// goAsync runs f in the background, tracked by the WaitGroup; false once
-// closed.
-func (n *Notifier) goAsync(f func()) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.closed {
-		return false
-	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		f()
-	}()
-	return true
 }
 
 var _ rotator.Notifier = (*Notifier)(nil)

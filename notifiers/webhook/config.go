@@ -10,12 +10,8 @@ import (
 	"github.com/rekeyhq/rekey/internal/secretref"
 )
 
-// Defaults of Config.
-const (
-	DefaultTimeout     = 10 * time.Second
-	DefaultMaxAttempts = 5
-	maxMaxAttempts     = 20
-)
+// DefaultTimeout is the default of Config.Timeout.
+const DefaultTimeout = 10 * time.Second
 
 // Config of the webhook notifier.
 //
@@ -24,8 +20,7 @@ const (
 //	    type: webhook
 //	    url: https://hooks.example.com/rekey
 //	    secret_env: REKEY_WEBHOOK_SECRET    # or secret_file; required
-//	    timeout: 10s                        # default, per attempt
-//	    max_attempts: 5                     # default
+//	    timeout: 10s                        # default, per delivery attempt
 //	    headers: {X-Team: platform}         # optional, never secrets
 //	    tls:
 //	      ca_file: /etc/rekey/webhook-ca.pem  # optional: trust only this CA
@@ -38,13 +33,19 @@ type Config struct {
 	// libraries do; any other value is used as the raw HMAC key.
 	SecretEnv  string `koanf:"secret_env"`
 	SecretFile string `koanf:"secret_file"`
-	// Timeout bounds each attempt.
+	// Timeout bounds each delivery attempt (one POST).
 	Timeout time.Duration `koanf:"timeout"`
 	// Headers are extra, non-secret request headers.
 	Headers map[string]string `koanf:"headers"`
-	// MaxAttempts is how many times one Notify call tries (1..20).
-	MaxAttempts int       `koanf:"max_attempts"`
-	TLS         TLSConfig `koanf:"tls"`
+	TLS     TLSConfig         `koanf:"tls"`
+
+	// MaxAttempts is accepted and ignored, with a warning at start-up.
+	//
+	// Deprecated: retries are owned by rekey's notification outbox (the
+	// engine's dispatcher retries every retryable failure with backoff, up
+	// to 100 attempts, honouring Retry-After, across restarts); the
+	// notifier makes one attempt per delivery.
+	MaxAttempts int `koanf:"max_attempts"`
 }
 
 // TLSConfig configures the client's TLS.
@@ -55,7 +56,7 @@ type TLSConfig struct {
 
 // DefaultConfig returns the defaults, applied before the user's YAML.
 func DefaultConfig() Config {
-	return Config{Timeout: DefaultTimeout, MaxAttempts: DefaultMaxAttempts}
+	return Config{Timeout: DefaultTimeout}
 }
 
 // Secret is the reference to the signing secret.
@@ -95,9 +96,6 @@ func (c Config) Validate() error {
 	}
 	if c.Timeout <= 0 {
 		errs = append(errs, errors.New("timeout: must be positive"))
-	}
-	if c.MaxAttempts < 1 || c.MaxAttempts > maxMaxAttempts {
-		errs = append(errs, fmt.Errorf("max_attempts: must be between 1 and %d", maxMaxAttempts))
 	}
 	for name, value := range c.Headers {
 		switch {

@@ -1,9 +1,13 @@
 package webhook
 
 import (
+	"bytes"
+	"context"
 	"strings"
 	"testing"
 	"time"
+
+	rekeyconfig "github.com/rekeyhq/rekey/config"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -26,15 +30,13 @@ func TestConfigValidate(t *testing.T) {
 		"no secret":       {mod: func(c *Config) { c.SecretEnv = "" }, wantErr: []string{"secret_env: required (or secret_file)"}},
 		"both secrets":    {mod: func(c *Config) { c.SecretFile = "/run/s" }, wantErr: []string{"secret_env: set only one"}},
 		"zero timeout":    {mod: func(c *Config) { c.Timeout = 0 }, wantErr: []string{"timeout: must be positive"}},
-		"zero attempts":   {mod: func(c *Config) { c.MaxAttempts = 0 }, wantErr: []string{"max_attempts: must be between 1 and 20"}},
-		"many attempts":   {mod: func(c *Config) { c.MaxAttempts = 21 }, wantErr: []string{"max_attempts:"}},
 		"reserved header": {mod: func(c *Config) { c.Headers = map[string]string{"Webhook-Signature": "x"} }, wantErr: []string{"headers.Webhook-Signature: not allowed"}},
 		"auth header":     {mod: func(c *Config) { c.Headers = map[string]string{"authorization": "Bearer x"} }, wantErr: []string{"headers.authorization: not allowed: would hold a secret inline"}},
 		"bad header name": {mod: func(c *Config) { c.Headers = map[string]string{"X Team": "a"} }, wantErr: []string{"headers.X Team: not a valid header name"}},
 		"multi-line":      {mod: func(c *Config) { c.Headers = map[string]string{"X-Team": "a\r\nX-Evil: 1"} }, wantErr: []string{"headers.X-Team: value must be a single line"}},
 		"several errors": {
-			mod:     func(c *Config) { c.URL, c.Timeout, c.MaxAttempts = "", -time.Second, 0 },
-			wantErr: []string{"url: required", "timeout:", "max_attempts:"},
+			mod:     func(c *Config) { c.URL, c.Timeout = "", -time.Second },
+			wantErr: []string{"url: required", "timeout:"},
 		},
 	}
 	for name, tc := range tests {
@@ -62,5 +64,31 @@ func TestConfigValidate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestMaxAttemptsDeprecated: a configuration written for the notifier's
+// old retry loop still loads; the setting is ignored (one POST per Notify)
+// and a warning says who retries now.
+func TestMaxAttemptsDeprecated(t *testing.T) {
+	rc := newReceiver(t, response{status: 503})
+	settings := map[string]any{"url": rc.srv.URL, "secret_file": secretFile(t, testSecret), "max_attempts": 5}
+	cfg := DefaultConfig()
+	if err := rekeyconfig.Decode(settings, &cfg, "notifiers[2]"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	n := newNotifier(t, cfg, &logs)
+	if !strings.Contains(logs.String(), "max_attempts is deprecated and ignored: retries are owned by rekey's notification outbox") {
+		t.Fatalf("no deprecation warning: %q", logs.String())
+	}
+	if err := n.Notify(context.Background(), testEvent()); err == nil {
+		t.Fatal("want the 503")
+	}
+	if got := len(rc.requests()); got != 1 {
+		t.Fatalf("%d requests, want 1: max_attempts must not bring the retry loop back", got)
 	}
 }

@@ -34,9 +34,7 @@ func TestNoSecretInErrorsOrLogs(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			rc := newReceiver(t, tc.script...)
 			var logs bytes.Buffer
-			cfg := config(t, rc.srv.URL+"/services/"+pathToken+"?token="+queryToken)
-			cfg.MaxAttempts = 2
-			n, _ := newNotifier(t, cfg, &logs)
+			n := newNotifier(t, config(t, rc.srv.URL+"/services/"+pathToken+"?token="+queryToken), &logs)
 			err := n.Notify(context.Background(), testEvent())
 			var text string
 			if err != nil {
@@ -64,45 +62,32 @@ func TestNoSecretInErrorsOrLogs(t *testing.T) {
 	}
 }
 
-func TestContextCancelStopsRetries(t *testing.T) {
-	tests := map[string]struct {
-		hang bool // the server holds the request until the client goes away
-	}{
-		"during the backoff": {hang: false},
-		"during the request": {hang: true},
+// TestContextCancelStopsTheAttempt: a cancelled ctx (the daemon shutting
+// down) ends the POST at once with an error that wraps context.Canceled.
+func TestContextCancelStopsTheAttempt(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rc := newReceiver(t, response{status: 503})
+	rc.onEnter = func(r *http.Request) {
+		cancel()
+		<-r.Context().Done() // hold the request until the client goes away
 	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			rc := newReceiver(t, response{status: 503})
-			rc.onEnter = func(r *http.Request) {
-				cancel()
-				if tc.hang {
-					<-r.Context().Done()
-				}
-			}
-			cfg := config(t, rc.srv.URL)
-			cfg.MaxAttempts = 5
-			n, err := New(cfg, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			n.backoff = func(int) time.Duration { return time.Hour } // the real sleep: only ctx can end it
-			done := make(chan error, 1)
-			go func() { done <- n.Notify(ctx, testEvent()) }()
-			select {
-			case err = <-done:
-			case <-time.After(10 * time.Second):
-				t.Fatal("Notify did not return after ctx was cancelled")
-			}
-			if !errors.Is(err, context.Canceled) {
-				t.Fatalf("err = %v, want context.Canceled", err)
-			}
-			if got := len(rc.requests()); got != 1 {
-				t.Fatalf("%d requests, want 1", got)
-			}
-		})
+	n, err := New(config(t, rc.srv.URL), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- n.Notify(ctx, testEvent()) }()
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Notify did not return after ctx was cancelled")
+	}
+	if !errors.Is(err, context.Canceled) || rotator.IsPermanent(err) {
+		t.Fatalf("err = %v, want a retryable context.Canceled", err)
+	}
+	if got := len(rc.requests()); got != 1 {
+		t.Fatalf("%d requests, want 1", got)
 	}
 }
 
@@ -144,7 +129,6 @@ func TestTLSCAFile(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			n.sleep = func(context.Context, time.Duration) error { return nil }
 			err = n.Notify(context.Background(), testEvent())
 			if tc.wantPermanent {
 				if err == nil || !rotator.IsPermanent(err) {
@@ -164,7 +148,7 @@ func TestTLSCAFile(t *testing.T) {
 func TestSecretFileReread(t *testing.T) {
 	rc := newReceiver(t)
 	cfg := config(t, rc.srv.URL)
-	n, _ := newNotifier(t, cfg, nil)
+	n := newNotifier(t, cfg, nil)
 	if err := os.WriteFile(cfg.SecretFile, []byte("rotated-secret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -2,11 +2,13 @@
 // (the stable schema of Payload) to a URL, signed the way Standard Webhooks
 // specifies (webhook-id, webhook-timestamp and webhook-signature headers,
 // HMAC-SHA256 over "id.timestamp.body"); receivers check requests with
-// Verify. One Notify call makes up to max_attempts attempts with jittered
-// exponential backoff, honouring Retry-After, and classifies what remains:
-// 429, 5xx and network failures are retryable, other statuses permanent.
-// Errors and logs never show the secret nor the URL's path, query or
-// userinfo, which may carry tokens.
+// Verify. One Notify call is one delivery attempt: retries belong to the
+// engine's notification dispatcher (durable outbox, backoff), so the
+// notifier only classifies what went wrong — 429, 5xx and network failures
+// are retryable (a Retry-After on 429/503 is carried on the error for the
+// dispatcher to honour), redirects, other statuses and certificate
+// failures permanent. Errors and logs never show the secret nor the URL's
+// path, query or userinfo, which may carry tokens.
 package webhook
 
 import (
@@ -19,7 +21,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/rekeyhq/rekey/internal/stdwebhooks"
 	"io"
 	"log/slog"
 	"net/http"
@@ -28,7 +29,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/httpx"
 	"github.com/rekeyhq/rekey/internal/secretref"
+	"github.com/rekeyhq/rekey/internal/stdwebhooks"
 	"github.com/rekeyhq/rekey/rotator"
 )
 
@@ -37,20 +40,14 @@ const userAgent = "rekey-webhook/1"
 
 // Notifier POSTs events to one URL.
 type Notifier struct {
-	url         string
-	display     string // the URL as errors and logs may show it
-	secret      secretref.Ref
-	headers     http.Header
-	client      *http.Client
-	timeout     time.Duration
-	maxAttempts int
-	logger      *slog.Logger
-
-	// Seams for tests.
-	now           func() time.Time
-	sleep         func(ctx context.Context, d time.Duration) error
-	backoff       func(failures int) time.Duration
-	maxRetryAfter time.Duration
+	url     string
+	display string // the URL as errors and logs may show it
+	secret  secretref.Ref
+	headers http.Header
+	client  *http.Client
+	timeout time.Duration
+	logger  *slog.Logger
+	now     func() time.Time // seam for tests
 }
 
 // New checks cfg, reads the signing secret once to fail early, and builds
@@ -65,6 +62,11 @@ func New(cfg Config, logger *slog.Logger) (*Notifier, error) {
 	}
 	u, _ := url.Parse(cfg.URL) // validated
 	display := redactURL(u)
+	if cfg.MaxAttempts != 0 {
+		logger.Warn("webhook: max_attempts is deprecated and ignored: retries are owned by rekey's notification outbox "+
+			"(backoff, up to 100 attempts, Retry-After honoured); remove it from the configuration",
+			"url", display, "max_attempts", cfg.MaxAttempts)
+	}
 	secret, err := cfg.Secret().Resolve()
 	if err != nil {
 		return nil, fmt.Errorf("webhook %s: secret: %w", display, err)
@@ -103,20 +105,18 @@ func New(cfg Config, logger *slog.Logger) (*Notifier, error) {
 				return http.ErrUseLastResponse
 			},
 		},
-		timeout:       cfg.Timeout,
-		maxAttempts:   cfg.MaxAttempts,
-		logger:        logger,
-		now:           time.Now,
-		sleep:         sleepCtx,
-		backoff:       jitteredBackoff(time.Second, 30*time.Second),
-		maxRetryAfter: time.Minute,
+		timeout: cfg.Timeout,
+		logger:  logger,
+		now:     time.Now,
 	}, nil
 }
 
-// Notify POSTs ev, retrying inside the call up to max_attempts times. It
-// returns nil on a 2xx answer; otherwise the last attempt's error, classified
-// (rotator.ReasonOf / IsPermanent) so that the engine's dispatcher knows
-// whether a later retry may help. A cancelled ctx stops at once.
+// Notify makes one signed POST of ev. It returns nil on a 2xx answer and
+// otherwise a classified error (rotator.IsPermanent / rotator.ReasonOf) that
+// tells the engine's dispatcher whether a later attempt may help; when the
+// receiver sent Retry-After with a 429 or 503, the error's RetryAfter()
+// says how long it asked to wait. The notifier never retries by itself:
+// the dispatcher's durable outbox does, in order and across restarts.
 func (n *Notifier) Notify(ctx context.Context, ev rotator.Event) error {
 	// The secret is read on every call so that a rotated secret file takes
 	// effect without a restart.
@@ -135,52 +135,17 @@ func (n *Notifier) Notify(ctx context.Context, ev rotator.Event) error {
 	if err != nil {
 		return rotator.PermanentReason(rotator.ReasonInternal, fmt.Errorf("webhook %s: encode event %s: %w", n.display, id, err))
 	}
-
-	var last error
-	for attempt := 1; ; attempt++ {
-		var retryAfter time.Duration
-		retryAfter, last = n.attempt(ctx, secret, id, body)
-		if last == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("webhook: POST %s: event %s: stopped after %d attempt(s): %w", n.display, id, attempt, ctx.Err())
-		}
-		if rotator.IsPermanent(last) {
-			return last
-		}
-		if attempt >= n.maxAttempts {
-			return fmt.Errorf("%w (gave up after %d attempts)", last, attempt)
-		}
-		delay := n.backoff(attempt)
-		if retryAfter > 0 {
-			if retryAfter > n.maxRetryAfter {
-				return fmt.Errorf("%w (Retry-After %s exceeds %s; left to the dispatcher)", last, retryAfter, n.maxRetryAfter)
-			}
-			delay = retryAfter
-		}
-		n.logger.Warn("webhook: attempt failed; retrying", "event_id", id, "kind", ev.Kind,
-			"attempt", attempt, "max_attempts", n.maxAttempts, "delay", delay, "error", last.Error())
-		if err := n.sleep(ctx, delay); err != nil {
-			return fmt.Errorf("webhook: POST %s: event %s: stopped after %d attempt(s): %w; last error: %v", n.display, id, attempt, err, last)
-		}
-	}
-}
-
-// attempt makes one signed POST. It returns the server's Retry-After (on
-// 429 or 503) alongside the classified error.
-func (n *Notifier) attempt(ctx context.Context, secret rotator.Secret, id string, body []byte) (time.Duration, error) {
 	what := fmt.Sprintf("webhook: POST %s: event %s", n.display, id)
 	ts := strconv.FormatInt(n.now().Unix(), 10)
 	sig, err := Sign(secret.Reveal(), id, ts, body)
 	if err != nil {
-		return 0, rotator.PermanentReason(rotator.ReasonInvalid, fmt.Errorf("%s: %w", what, errors.Unwrap(err)))
+		return rotator.PermanentReason(rotator.ReasonInvalid, fmt.Errorf("%s: %w", what, errors.Unwrap(err)))
 	}
 	actx, cancel := context.WithTimeout(ctx, n.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, n.url, bytes.NewReader(body))
 	if err != nil {
-		return 0, rotator.PermanentReason(rotator.ReasonInvalid, fmt.Errorf("%s: build request", what))
+		return rotator.PermanentReason(rotator.ReasonInvalid, fmt.Errorf("%s: build request", what))
 	}
 	req.Header = n.headers.Clone()
 	req.Header.Set("webhook-id", id)
@@ -188,22 +153,27 @@ func (n *Notifier) attempt(ctx context.Context, secret rotator.Secret, id string
 	req.Header.Set("webhook-signature", sig)
 	resp, err := n.client.Do(req)
 	if err != nil {
-		return 0, classifyTransportError(what, err)
+		return classifyTransportError(what, err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
-		return 0, nil
+		return nil
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
-		return 0, rotator.PermanentReason(rotator.ReasonInvalid,
+		return rotator.PermanentReason(rotator.ReasonInvalid,
 			fmt.Errorf("%s: HTTP %d: redirects are not followed", what, resp.StatusCode))
 	}
-	var retryAfter time.Duration
-	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), n.now())
+	if resp.StatusCode == http.StatusRequestTimeout {
+		// The receiver gave up waiting for us: worth another attempt.
+		// (rotator.HTTPStatusError counts 408 among the permanent 4xx.)
+		return rotator.WithReason(rotator.ReasonTransient, fmt.Errorf("%s: HTTP 408 %s", what, http.StatusText(http.StatusRequestTimeout)))
 	}
-	return retryAfter, rotator.HTTPStatusError(what, resp.StatusCode, http.StatusText(resp.StatusCode))
+	err = rotator.HTTPStatusError(what, resp.StatusCode, http.StatusText(resp.StatusCode))
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		err = httpx.WithRetryAfter(err, httpx.RetryAfter(resp.Header, n.now()))
+	}
+	return err
 }
 
 // classifyTransportError strips the *url.Error (whose text holds the full

@@ -88,9 +88,8 @@ func secretFile(t *testing.T, value string) string {
 	return p
 }
 
-// newNotifier builds a notifier whose sleeps are recorded, not slept, and
-// whose backoff is n ms after the n-th failure.
-func newNotifier(t *testing.T, cfg Config, logs io.Writer) (*Notifier, *[]time.Duration) {
+// newNotifier builds a notifier logging to logs (nil discards).
+func newNotifier(t *testing.T, cfg Config, logs io.Writer) *Notifier {
 	t.Helper()
 	if logs == nil {
 		logs = io.Discard
@@ -99,16 +98,7 @@ func newNotifier(t *testing.T, cfg Config, logs io.Writer) (*Notifier, *[]time.D
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	sleeps := &[]time.Duration{}
-	n.sleep = func(ctx context.Context, d time.Duration) error {
-		mu.Lock()
-		defer mu.Unlock()
-		*sleeps = append(*sleeps, d)
-		return ctx.Err()
-	}
-	n.backoff = func(failures int) time.Duration { return time.Duration(failures) * time.Millisecond }
-	return n, sleeps
+	return n
 }
 
 func config(t *testing.T, url string) Config {
@@ -149,7 +139,7 @@ func TestNotifySignedPayload(t *testing.T) {
 			cfg := config(t, rc.srv.URL+"/hooks/rekey")
 			cfg.SecretFile = secretFile(t, tc.secret)
 			cfg.Headers = map[string]string{"X-Team": "platform"}
-			n, _ := newNotifier(t, cfg, nil)
+			n := newNotifier(t, cfg, nil)
 			if err := n.Notify(context.Background(), testEvent()); err != nil {
 				t.Fatal(err)
 			}
@@ -204,109 +194,40 @@ func TestPayloadEmptyCollections(t *testing.T) {
 	}
 }
 
-func TestNotifyRetries(t *testing.T) {
+// TestNotifyClassifies: one Notify call is one POST, whatever the answer;
+// the error tells the dispatcher whether and when to try again.
+func TestNotifyClassifies(t *testing.T) {
 	tests := map[string]struct {
-		script        []response
-		maxAttempts   int
-		wantCalls     int
-		wantSleeps    []time.Duration
+		answer        response
 		wantErr       string
 		wantPermanent bool
 		wantReason    rotator.Reason
+		wantAfter     time.Duration
 	}{
-		"503 twice then success": {
-			script:     []response{{status: 503}, {status: 503}, {status: 204}},
-			wantCalls:  3,
-			wantSleeps: []time.Duration{time.Millisecond, 2 * time.Millisecond},
-		},
-		"gives up after max_attempts": {
-			script:      []response{{status: 502}},
-			maxAttempts: 3,
-			wantCalls:   3,
-			wantSleeps:  []time.Duration{time.Millisecond, 2 * time.Millisecond},
-			wantErr:     "HTTP 502 Bad Gateway (gave up after 3 attempts)",
-			wantReason:  rotator.ReasonTransient,
-		},
-		"single attempt": {
-			script:      []response{{status: 500}},
-			maxAttempts: 1,
-			wantCalls:   1,
-			wantErr:     "gave up after 1 attempts",
-			wantReason:  rotator.ReasonTransient,
-		},
-		"400 is permanent": {
-			script:        []response{{status: 400}, {status: 200}},
-			wantCalls:     1,
-			wantErr:       "HTTP 400",
-			wantPermanent: true,
-			wantReason:    rotator.ReasonInvalid,
-		},
-		"401 is a permanent auth failure": {
-			script:        []response{{status: 401}},
-			wantCalls:     1,
-			wantErr:       "HTTP 401",
-			wantPermanent: true,
-			wantReason:    rotator.ReasonAuth,
-		},
-		"410 is permanent": {
-			script:        []response{{status: 410}},
-			wantCalls:     1,
-			wantPermanent: true,
-			wantReason:    rotator.ReasonInvalid,
-		},
-		"redirects are not followed": {
-			script:        []response{{status: 302}},
-			wantCalls:     1,
-			wantErr:       "redirects are not followed",
-			wantPermanent: true,
-			wantReason:    rotator.ReasonInvalid,
-		},
-		"429 Retry-After honoured": {
-			script:     []response{{status: 429, retryAfter: "1"}, {status: 200}},
-			wantCalls:  2,
-			wantSleeps: []time.Duration{time.Second},
-		},
-		"503 Retry-After honoured": {
-			script:     []response{{status: 503, retryAfter: "2"}, {status: 200}},
-			wantCalls:  2,
-			wantSleeps: []time.Duration{2 * time.Second},
-		},
-		"429 without Retry-After backs off": {
-			script:     []response{{status: 429}, {status: 200}},
-			wantCalls:  2,
-			wantSleeps: []time.Duration{time.Millisecond},
-		},
-		"429 Retry-After too long is left to the dispatcher": {
-			script:     []response{{status: 429, retryAfter: "3600"}},
-			wantCalls:  1,
-			wantErr:    "exceeds",
-			wantReason: rotator.ReasonRateLimited,
-		},
-		"429 until the end": {
-			script:      []response{{status: 429, retryAfter: "1"}},
-			maxAttempts: 2,
-			wantCalls:   2,
-			wantSleeps:  []time.Duration{time.Second},
-			wantErr:     "HTTP 429",
-			wantReason:  rotator.ReasonRateLimited,
-		},
+		"204 delivered":              {answer: response{status: 204}},
+		"503 is retryable":           {answer: response{status: 503}, wantErr: "HTTP 503 Service Unavailable", wantReason: rotator.ReasonTransient},
+		"502 is retryable":           {answer: response{status: 502}, wantErr: "HTTP 502 Bad Gateway", wantReason: rotator.ReasonTransient},
+		"408 is retryable":           {answer: response{status: 408}, wantErr: "HTTP 408 Request Timeout", wantReason: rotator.ReasonTransient},
+		"400 is permanent":           {answer: response{status: 400}, wantErr: "HTTP 400", wantPermanent: true, wantReason: rotator.ReasonInvalid},
+		"401 is permanent auth":      {answer: response{status: 401}, wantErr: "HTTP 401", wantPermanent: true, wantReason: rotator.ReasonAuth},
+		"410 is permanent":           {answer: response{status: 410}, wantPermanent: true, wantReason: rotator.ReasonInvalid},
+		"redirects are not followed": {answer: response{status: 302}, wantErr: "redirects are not followed", wantPermanent: true, wantReason: rotator.ReasonInvalid},
+		"429 carries Retry-After": {answer: response{status: 429, retryAfter: "7"}, wantErr: "HTTP 429 Too Many Requests (retry after 7s)",
+			wantReason: rotator.ReasonRateLimited, wantAfter: 7 * time.Second},
+		"503 carries Retry-After": {answer: response{status: 503, retryAfter: "2"}, wantReason: rotator.ReasonTransient, wantAfter: 2 * time.Second},
+		"429 long Retry-After":    {answer: response{status: 429, retryAfter: "3600"}, wantReason: rotator.ReasonRateLimited, wantAfter: time.Hour},
+		"429 without Retry-After": {answer: response{status: 429}, wantReason: rotator.ReasonRateLimited},
+		"500 Retry-After ignored": {answer: response{status: 500, retryAfter: "9"}, wantReason: rotator.ReasonTransient},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			rc := newReceiver(t, tc.script...)
-			cfg := config(t, rc.srv.URL)
-			if tc.maxAttempts > 0 {
-				cfg.MaxAttempts = tc.maxAttempts
-			}
-			n, sleeps := newNotifier(t, cfg, nil)
+			rc := newReceiver(t, tc.answer, response{status: 200})
+			n := newNotifier(t, config(t, rc.srv.URL), nil)
 			err := n.Notify(context.Background(), testEvent())
-			if got := len(rc.requests()); got != tc.wantCalls {
-				t.Errorf("%d requests, want %d", got, tc.wantCalls)
+			if got := len(rc.requests()); got != 1 {
+				t.Errorf("%d requests, want 1: retries belong to the dispatcher", got)
 			}
-			if !equalDurations(*sleeps, tc.wantSleeps) {
-				t.Errorf("sleeps %v, want %v", *sleeps, tc.wantSleeps)
-			}
-			if tc.wantErr == "" && tc.wantReason == "" {
+			if tc.wantReason == "" {
 				if err != nil {
 					t.Fatalf("err = %v", err)
 				}
@@ -321,41 +242,52 @@ func TestNotifyRetries(t *testing.T) {
 			if got := rotator.ReasonOf(err); got != tc.wantReason {
 				t.Errorf("reason %s, want %s", got, tc.wantReason)
 			}
-			// Each retry re-signs with the same id.
-			for _, r := range rc.requests() {
-				if r.header.Get("webhook-id") != "ev_0123" {
-					t.Errorf("webhook-id %q on a retry", r.header.Get("webhook-id"))
-				}
+			var ra interface{ RetryAfter() time.Duration }
+			var after time.Duration
+			if errors.As(err, &ra) {
+				after = ra.RetryAfter()
+			}
+			if after != tc.wantAfter {
+				t.Errorf("RetryAfter = %v, want %v", after, tc.wantAfter)
 			}
 		})
 	}
 }
 
-func equalDurations(a, b []time.Duration) bool {
-	if len(a) != len(b) {
-		return false
+// TestRetryReusesTheEventID: the dispatcher's next attempt of the same
+// event is signed afresh with the same webhook-id, so receivers de-duplicate.
+func TestRetryReusesTheEventID(t *testing.T) {
+	rc := newReceiver(t, response{status: 503}, response{status: 200})
+	n := newNotifier(t, config(t, rc.srv.URL), nil)
+	if err := n.Notify(context.Background(), testEvent()); err == nil {
+		t.Fatal("first attempt: want the 503")
 	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
+	if err := n.Notify(context.Background(), testEvent()); err != nil {
+		t.Fatal(err)
+	}
+	reqs := rc.requests()
+	if len(reqs) != 2 {
+		t.Fatalf("%d requests, want 2", len(reqs))
+	}
+	for _, r := range reqs {
+		h := r.header
+		if h.Get("webhook-id") != "ev_0123" {
+			t.Errorf("webhook-id %q", h.Get("webhook-id"))
+		}
+		if err := Verify(testSecret, h.Get("webhook-id"), h.Get("webhook-timestamp"), r.body, h.Get("webhook-signature"), time.Now(), time.Minute); err != nil {
+			t.Errorf("attempt not signed: %v", err)
 		}
 	}
-	return true
 }
 
 func TestNotifyNetworkErrorIsTransient(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close() // nothing listens any more
-	cfg := config(t, url+"/path?token=abc")
-	cfg.MaxAttempts = 2
-	n, sleeps := newNotifier(t, cfg, nil)
+	n := newNotifier(t, config(t, url+"/path?token=abc"), nil)
 	err := n.Notify(context.Background(), testEvent())
 	if err == nil || rotator.IsPermanent(err) || rotator.ReasonOf(err) != rotator.ReasonTransient {
 		t.Fatalf("err = %v, want a transient error", err)
-	}
-	if len(*sleeps) != 1 {
-		t.Fatalf("sleeps %v, want one between two attempts", *sleeps)
 	}
 	if strings.Contains(err.Error(), "token=abc") || strings.Contains(err.Error(), "/path") {
 		t.Fatalf("error shows the URL's path or query: %v", err)
@@ -367,13 +299,12 @@ func TestNotifyAttemptTimeout(t *testing.T) {
 	rc.onEnter = func(r *http.Request) { <-r.Context().Done() } // hang until the client gives up
 	cfg := config(t, rc.srv.URL)
 	cfg.Timeout = 50 * time.Millisecond
-	cfg.MaxAttempts = 2
-	n, _ := newNotifier(t, cfg, nil)
+	n := newNotifier(t, cfg, nil)
 	err := n.Notify(context.Background(), testEvent())
 	if err == nil || !errors.Is(err, context.DeadlineExceeded) || rotator.IsPermanent(err) {
 		t.Fatalf("err = %v, want a retryable deadline error", err)
 	}
-	if got := len(rc.requests()); got != 2 {
-		t.Fatalf("%d requests, want 2", got)
+	if got := len(rc.requests()); got != 1 {
+		t.Fatalf("%d requests, want 1", got)
 	}
 }

@@ -17,9 +17,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/httpx"
 	"github.com/rekeyhq/rekey/rotator"
 )
 
@@ -174,20 +174,8 @@ func AdminHint(status int) string {
 var DefaultRetry = MustParse(429, "5xx")
 
 // RetryAfter parses a Retry-After header (delay-seconds or an HTTP date) into
-// a delay from now; zero when absent, unparsable or in the past.
+// a delay from now; zero when absent, unparsable or in the past. It is
+// internal/httpx.RetryAfter, the one parser every adapter shares.
 func RetryAfter(h http.Header, now time.Time) time.Duration {
-	v := h.Get("Retry-After")
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.Atoi(v); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		return time.Duration(secs) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now).Round(time.Second)
-	}
-	return 0
+	return httpx.RetryAfter(h, now)
 }

@@ -9,49 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/slackapproval"
 	"github.com/rekeyhq/rekey/rotator"
 )
-
-// heldForApproval posts a rotation held on gate g and stores it in the
-// rotation reader; it returns the parent's channel id and ts and the
-// button value shown.
-func (e *env) heldForApproval(id string, g rotator.Gate) (channel, ts, value string) {
-	e.t.Helper()
-	b := newEvents(id, "payments-api")
-	r := &rotator.Rotation{ID: id, Key: "payments-api", Trigger: rotator.TriggerManual, Actor: "ana@example.com", Mode: rotator.ModeStaged,
-		Phase: rotator.PhaseAwaitingApproval, Hold: rotator.HoldApproval}
-	evs := []rotator.Event{b.started(), b.held(rotator.PhaseAwaitingApproval, rotator.HoldApproval, "start approval 0/1", rotator.SeverityWarning)}
-	switch g {
-	case rotator.GateRevoke:
-		r.Phase = rotator.PhaseRevoking
-		evs = append(evs, b.held(rotator.PhaseRevoking, rotator.HoldApproval, "revoke approval 0/1", rotator.SeverityWarning))
-	case rotator.GateDrain:
-		r.Phase, r.Hold = rotator.PhaseDraining, rotator.HoldDrainTimeout
-		evs = append(evs, b.held(rotator.PhaseDraining, rotator.HoldDrainTimeout, "traffic has not drained after 1h", rotator.SeverityCritical))
-	}
-	e.rotations.put(r)
-	e.notify(evs...)
-	updates := e.slack.byMethod("chat.update")
-	last := updates[len(updates)-1]
-	buttons := last.buttons(e.t)
-	want := id + ":" + string(g)
-	if buttons[ActionApprove] != want || buttons[ActionDeny] != want {
-		e.t.Fatalf("buttons = %v, want both valued %q", buttons, want)
-	}
-	return last.Form.Get("channel"), last.Form.Get("ts"), want
-}
-
-// decisionUpdates are chat.update calls that show a decision.
-func (e *env) decisionUpdates() []call {
-	var out []call
-	for _, u := range e.slack.byMethod("chat.update") {
-		txt := u.text(e.t)
-		if strings.Contains(txt, "*Approved*") || strings.Contains(txt, "*Denied*") {
-			out = append(out, u)
-		}
-	}
-	return out
-}
 
 func TestApproveFromSlack(t *testing.T) {
 	tests := map[string]struct {
@@ -60,16 +20,15 @@ func TestApproveFromSlack(t *testing.T) {
 		action   string
 		approver string
 		verdict  rotator.Verdict
-		shown    string
 	}{
-		"approve start gate, listed user": {gate: rotator.GateStart, user: "UANA", action: ActionApprove, approver: "ana@example.com",
-			verdict: rotator.VerdictApprove, shown: "*Approved* (start gate) by <@UANA> (ana@example.com)"},
-		"deny revoke gate, group member": {gate: rotator.GateRevoke, user: "UBOB", action: ActionDeny, approver: "bob@example.com",
-			verdict: rotator.VerdictDeny, shown: "*Denied* (revoke gate) by <@UBOB> (bob@example.com)"},
-		"approve drain gate": {gate: rotator.GateDrain, user: "UEVE", action: ActionApprove, approver: "eve@example.com",
-			verdict: rotator.VerdictApprove, shown: "*Approved* (drain gate) by <@UEVE>"},
-		"user without email": {gate: rotator.GateStart, user: "UNOMAIL", action: ActionApprove, approver: "slack:UNOMAIL",
-			verdict: rotator.VerdictApprove, shown: "by <@UNOMAIL> (slack:UNOMAIL)"},
+		"approve start gate, listed user": {gate: rotator.GateStart, user: "UANA", action: slackapproval.ActionApprove, approver: "ana@example.com",
+			verdict: rotator.VerdictApprove},
+		"deny revoke gate, group member": {gate: rotator.GateRevoke, user: "UBOB", action: slackapproval.ActionDeny, approver: "bob@example.com",
+			verdict: rotator.VerdictDeny},
+		"approve drain gate": {gate: rotator.GateDrain, user: "UEVE", action: slackapproval.ActionApprove, approver: "eve@example.com",
+			verdict: rotator.VerdictApprove},
+		"user without email": {gate: rotator.GateStart, user: "UNOMAIL", action: slackapproval.ActionApprove, approver: "slack:UNOMAIL",
+			verdict: rotator.VerdictApprove},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -83,37 +42,20 @@ func TestApproveFromSlack(t *testing.T) {
 			if len(reqs) != 1 || reqs[0] != want {
 				t.Fatalf("Decide calls = %+v, want [%+v]", reqs, want)
 			}
-			shown := e.decisionUpdates()
-			if len(shown) != 1 {
-				t.Fatalf("%d updates showing a decision, want 1", len(shown))
+			got := e.messages.shown()
+			if len(got) != 1 {
+				t.Fatalf("%d decisions shown, want 1", len(got))
 			}
-			u := shown[0]
-			if u.Form.Get("channel") != ch || u.Form.Get("ts") != ts {
-				t.Errorf("decision shown in %s/%s, want the parent %s/%s", u.Form.Get("channel"), u.Form.Get("ts"), ch, ts)
+			s := got[0]
+			if s.rotation != "rot_appr0001" || s.at != (slackapproval.Message{Channel: ch, TS: ts}) {
+				t.Errorf("decision shown for %s at %+v, want rot_appr0001 at the clicked message %s/%s", s.rotation, s.at, ch, ts)
 			}
-			if !strings.Contains(u.text(t), tc.shown) {
-				t.Errorf("update lacks %q:\n%s", tc.shown, u.text(t))
-			}
-			if b := u.buttons(t); len(b) != 0 {
-				t.Errorf("buttons still shown after the decision: %v", b)
+			d := s.decision
+			if d.Gate != tc.gate || d.Verdict != tc.verdict || d.By != tc.approver || d.SlackID != tc.user || d.At.IsZero() {
+				t.Errorf("decision %+v", d)
 			}
 			if eph := e.slack.ephemerals(); len(eph) != 0 {
 				t.Errorf("ephemeral replies on success: %q", eph)
-			}
-			// The engine's approval event that follows keeps one decision line.
-			b := newEvents("rot_appr0001", "payments-api")
-			b.n = 100
-			if tc.gate != rotator.GateDrain {
-				e.notify(b.ev(rotator.EventApproval, rotator.PhaseAwaitingApproval, rotator.SeverityInfo, "decided via slack",
-					map[string]string{"gate": string(tc.gate), "verdict": string(tc.verdict), "approver": tc.approver}))
-				updates := e.slack.byMethod("chat.update")
-				lastText := updates[len(updates)-1].text(t)
-				if n := strings.Count(lastText, "gate) by"); n != 1 {
-					t.Errorf("%d decision lines after the engine's event, want 1:\n%s", n, lastText)
-				}
-				if b := updates[len(updates)-1].buttons(t); len(b) != 0 {
-					t.Errorf("buttons came back before the engine held again: %v", b)
-				}
 			}
 			e.assertNoLeak()
 		})
@@ -143,7 +85,7 @@ func TestInteractionRejected(t *testing.T) {
 		}, wantCode: http.StatusUnauthorized},
 		"body altered after signing": {req: func(e *env, p any) *http.Request {
 			good := signedRequest(e.t, testSigningSecret, time.Now(), p)
-			r := signedRequest(e.t, testSigningSecret, time.Now(), blockActions(e.slack.apiURL(), "UANA", ActionApprove, "rot_other001:start", "CREKEY", "1"))
+			r := signedRequest(e.t, testSigningSecret, time.Now(), blockActions(e.slack.apiURL(), "UANA", slackapproval.ActionApprove, "rot_other001:start", "CREKEY", "1"))
 			r.Header = good.Header
 			return r
 		}, wantCode: http.StatusUnauthorized},
@@ -164,8 +106,8 @@ func TestInteractionRejected(t *testing.T) {
 			e := newEnv(t, nil)
 			ch, ts, value := e.heldForApproval("rot_rej00001", rotator.GateStart)
 			rec := httptest.NewRecorder()
-			e.n.Interactions().ServeHTTP(rec, tc.req(e, blockActions(e.slack.apiURL(), "UANA", ActionApprove, value, ch, ts)))
-			e.n.wg.Wait()
+			e.h.ServeHTTP(rec, tc.req(e, blockActions(e.slack.apiURL(), "UANA", slackapproval.ActionApprove, value, ch, ts)))
+			e.h.wg.Wait()
 			if rec.Code != tc.wantCode {
 				t.Fatalf("status %d, want %d", rec.Code, tc.wantCode)
 			}
@@ -182,7 +124,7 @@ func TestInteractionRejected(t *testing.T) {
 func TestInteractionReplayed(t *testing.T) {
 	e := newEnv(t, nil)
 	ch, ts, value := e.heldForApproval("rot_replay01", rotator.GateStart)
-	first := signedRequest(t, testSigningSecret, time.Now(), blockActions(e.slack.apiURL(), "UANA", ActionApprove, value, ch, ts))
+	first := signedRequest(t, testSigningSecret, time.Now(), blockActions(e.slack.apiURL(), "UANA", slackapproval.ActionApprove, value, ch, ts))
 	raw, err := io.ReadAll(first.Body)
 	if err != nil {
 		t.Fatal(err)
@@ -192,8 +134,8 @@ func TestInteractionReplayed(t *testing.T) {
 		r := httptest.NewRequest(http.MethodPost, "/v1/slack/interactions", strings.NewReader(body))
 		r.Header = first.Header.Clone()
 		rec := httptest.NewRecorder()
-		e.n.Interactions().ServeHTTP(rec, r)
-		e.n.wg.Wait()
+		e.h.ServeHTTP(rec, r)
+		e.h.wg.Wait()
 		if rec.Code != want {
 			t.Fatalf("request %d: status %d, want %d", i+1, rec.Code, want)
 		}
@@ -204,7 +146,7 @@ func TestInteractionReplayed(t *testing.T) {
 }
 
 // TestClickRefused: clicks that are authentic but not acceptable get an
-// ephemeral answer and record nothing, and no update claims success.
+// ephemeral answer and record nothing, and no decision is shown.
 func TestClickRefused(t *testing.T) {
 	tests := map[string]struct {
 		mod        func(c *Config)
@@ -269,7 +211,7 @@ func TestClickRefused(t *testing.T) {
 			if tc.value != nil {
 				value = tc.value(value)
 			}
-			if code := e.click(blockActions(e.slack.apiURL(), tc.user, ActionApprove, value, ch, ts)); code != http.StatusOK {
+			if code := e.click(blockActions(e.slack.apiURL(), tc.user, slackapproval.ActionApprove, value, ch, ts)); code != http.StatusOK {
 				t.Fatalf("status %d, want 200 (Slack is answered before the checks)", code)
 			}
 			if n := len(e.decider.requests()); n != tc.wantDecide {
@@ -279,15 +221,15 @@ func TestClickRefused(t *testing.T) {
 			if len(eph) != 1 || !strings.Contains(eph[0], tc.wantReply) {
 				t.Fatalf("ephemeral replies = %q, want one containing %q", eph, tc.wantReply)
 			}
-			if got := e.decisionUpdates(); len(got) != 0 {
-				t.Fatalf("%d updates claim a decision", len(got))
+			if got := e.messages.shown(); len(got) != 0 {
+				t.Fatalf("%d decisions shown", len(got))
 			}
 		})
 	}
 }
 
 // TestSecondClick: the engine refuses a second decision by the same
-// person; the clicker is told, and the message keeps the one decision.
+// person; the clicker is told, and the message shows the one decision.
 func TestSecondClick(t *testing.T) {
 	e := newEnv(t, nil)
 	ch, ts, value := e.heldForApproval("rot_twice001", rotator.GateStart)
@@ -299,8 +241,8 @@ func TestSecondClick(t *testing.T) {
 		decided = true
 		return &rotator.Rotation{ID: req.RotationID}, nil
 	}
-	e.click(blockActions(e.slack.apiURL(), "UANA", ActionApprove, value, ch, ts))
-	again := blockActions(e.slack.apiURL(), "UANA", ActionApprove, value, ch, ts)
+	e.click(blockActions(e.slack.apiURL(), "UANA", slackapproval.ActionApprove, value, ch, ts))
+	again := blockActions(e.slack.apiURL(), "UANA", slackapproval.ActionApprove, value, ch, ts)
 	again["trigger_id"] = "789.012.def" // a new click: a new request, same button
 	e.click(again)
 	if n := len(e.decider.requests()); n != 2 {
@@ -309,28 +251,8 @@ func TestSecondClick(t *testing.T) {
 	if eph := e.slack.ephemerals(); len(eph) != 1 || !strings.Contains(eph[0], "already decided the start gate") {
 		t.Fatalf("ephemeral replies = %q", eph)
 	}
-	if got := e.decisionUpdates(); len(got) != 1 {
-		t.Fatalf("%d updates show a decision, want 1", len(got))
-	}
-}
-
-func TestInteractionsDisabled(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.SigningSecretEnv, c.Approvers = "", Approvers{} })
-	e.heldForApprovalNoButtons(t)
-	rec := httptest.NewRecorder()
-	e.n.Interactions().ServeHTTP(rec, signedRequest(t, testSigningSecret, time.Now(), map[string]any{"type": "block_actions"}))
-	if rec.Code != http.StatusNotFound {
-		t.Fatalf("status %d, want 404 without a signing secret", rec.Code)
-	}
-}
-
-func (e *env) heldForApprovalNoButtons(t *testing.T) {
-	b := newEvents("rot_nobtn001", "payments-api")
-	e.notify(b.started(), b.held(rotator.PhaseAwaitingApproval, rotator.HoldApproval, "start approval 0/1", rotator.SeverityWarning))
-	for _, c := range append(e.slack.parents(), e.slack.byMethod("chat.update")...) {
-		if b := c.buttons(t); len(b) != 0 {
-			t.Fatalf("buttons %v posted although interactivity is off", b)
-		}
+	if got := e.messages.shown(); len(got) != 1 {
+		t.Fatalf("%d decisions shown, want 1", len(got))
 	}
 }
 
@@ -346,5 +268,38 @@ func TestIgnoresOtherInteractions(t *testing.T) {
 	}
 	if len(e.decider.requests()) != 0 || len(e.slack.all()) != 0 {
 		t.Fatal("a foreign interaction caused work")
+	}
+}
+
+func TestClosedRefusesClicks(t *testing.T) {
+	e := newEnv(t, nil)
+	ch, ts, value := e.heldForApproval("rot_close001", rotator.GateStart)
+	if err := e.h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if code := e.click(blockActions(e.slack.apiURL(), "UANA", slackapproval.ActionApprove, value, ch, ts)); code != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503 once closed", code)
+	}
+	if len(e.decider.requests()) != 0 {
+		t.Fatal("a click was handled after Close")
+	}
+}
+
+func TestTrustedResponseURL(t *testing.T) {
+	h := &Handler{cfg: Config{APIURL: "http://127.0.0.1:4567/"}}
+	tests := map[string]bool{
+		"https://hooks.slack.com/actions/T1/2/abc": true,
+		"https://hooks.slack-gov.com/actions/T1":   true,
+		"http://hooks.slack.com/actions/T1":        false,
+		"https://evil.example/slack.com":           false,
+		"https://slack.com.evil.example/x":         false,
+		"http://127.0.0.1:4567/respond/x":          true,
+		"http://127.0.0.1:9999/respond/x":          false,
+		"not a url":                                false,
+	}
+	for raw, want := range tests {
+		if got := h.trustedResponseURL(raw); got != want {
+			t.Errorf("trustedResponseURL(%q) = %v, want %v", raw, got, want)
+		}
 	}
 }

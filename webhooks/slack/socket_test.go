@@ -3,6 +3,7 @@ package slack
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/slack-go/slack/slacktest"
 
+	"github.com/rekeyhq/rekey/internal/slackapproval"
 	"github.com/rekeyhq/rekey/rotator"
 )
 
@@ -69,14 +71,14 @@ func TestSocketMode(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := e.n.Start(ctx); err != nil {
+	if err := e.h.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	var conn *websocket.Conn
 	select {
 	case conn = <-ss.conns:
 	case <-time.After(10 * time.Second):
-		t.Fatal("the notifier did not connect")
+		t.Fatal("the handler did not connect")
 	}
 	defer conn.Close()
 	if tok := <-ss.appToken; tok != testAppToken {
@@ -91,7 +93,7 @@ func TestSocketMode(t *testing.T) {
 	}
 	envelope := func(id, user string) map[string]any {
 		return map[string]any{"envelope_id": id, "type": "interactive", "accepts_response_payload": false,
-			"payload": blockActions(e.slack.apiURL(), user, ActionApprove, value, ch, ts)}
+			"payload": blockActions(e.slack.apiURL(), user, slackapproval.ActionApprove, value, ch, ts)}
 	}
 	ack := func(want string) {
 		t.Helper()
@@ -111,7 +113,10 @@ func TestSocketMode(t *testing.T) {
 	if got := e.decider.requests()[0]; got != want {
 		t.Fatalf("Decide(%+v), want %+v", got, want)
 	}
-	waitFor(t, "the message update", func() bool { return len(e.decisionUpdates()) == 1 })
+	waitFor(t, "the decision shown", func() bool { return len(e.messages.shown()) == 1 })
+	if got := e.messages.shown()[0].at; got != (slackapproval.Message{Channel: ch, TS: ts}) {
+		t.Fatalf("decision shown at %+v, want the clicked message", got)
+	}
 
 	redelivered := envelope("env-1", "UANA")
 	redelivered["retry_attempt"] = 1
@@ -123,18 +128,29 @@ func TestSocketMode(t *testing.T) {
 	if n := len(e.decider.requests()); n != 1 {
 		t.Fatalf("Decide called %d times, want 1 (a redelivered envelope is handled once)", n)
 	}
-	if err := e.n.Close(); err != nil {
+	if err := e.h.Close(); err != nil {
 		t.Fatal(err)
 	}
 	e.assertNoLeak()
 }
 
+// TestSocketModeServesNoHTTP: in mode socket the HTTP endpoint does not
+// exist, even for a correctly signed request.
+func TestSocketModeServesNoHTTP(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Mode, c.SigningSecretEnv, c.AppTokenEnv = ModeSocket, "", "REKEY_TEST_SLACK_APP" })
+	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, signedRequest(t, testSigningSecret, time.Now(), map[string]any{"type": "block_actions"}))
+	if rec.Code != http.StatusNotFound {
+		t.Fatalf("status %d, want 404 in mode socket", rec.Code)
+	}
+}
+
 func TestStartIsNoOpInHTTPMode(t *testing.T) {
 	e := newEnv(t, nil)
-	if err := e.n.Start(context.Background()); err != nil {
+	if err := e.h.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.n.Close(); err != nil {
+	if err := e.h.Close(); err != nil {
 		t.Fatal(err)
 	}
 }
