@@ -219,7 +219,7 @@ func (e *Engine) Cancel(ctx context.Context, id, actor, reason string) (*Rotatio
 	if reason != "" {
 		outcome += ": " + reason
 	}
-	return e.request(ctx, id, Request{Kind: RequestRollBack, By: actor, Reason: outcome, To: PhaseCancelled}, func(r *Rotation, _ *change) error {
+	return e.request(ctx, id, Request{Kind: RequestRollBack, Command: "cancel", By: actor, Reason: outcome, To: PhaseCancelled}, func(r *Rotation, _ *change) error {
 		switch {
 		case r.Phase.Terminal():
 			return fmt.Errorf("rotation %s already ended (%s): %w", r.ID, r.Phase, ErrBadState)

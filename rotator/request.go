@@ -31,11 +31,14 @@ const (
 // decision's audit event) and wake the engine; the interpreter acts on it
 // before the next step, in the same way whichever daemon holds the lease.
 type Request struct {
-	Kind   RequestKind `json:"kind,omitempty"`
-	By     string      `json:"by,omitempty"`
-	Reason string      `json:"reason,omitempty"`
-	To     Phase       `json:"to,omitempty"`
-	At     time.Time   `json:"at,omitzero"`
+	Kind RequestKind `json:"kind,omitempty"`
+	// Command names the audit action of acting on it ("cancel"); empty:
+	// the kind's own.
+	Command string    `json:"command,omitempty"`
+	By      string    `json:"by,omitempty"`
+	Reason  string    `json:"reason,omitempty"`
+	To      Phase     `json:"to,omitempty"`
+	At      time.Time `json:"at,omitzero"`
 }
 
 // serve acts on the rotation's pending request.
@@ -67,7 +70,7 @@ func (d *driver) serve(ctx context.Context) (bool, bool) {
 			r.RollbackTo = PhaseCancelled
 		}
 		r.Outcome = req.Reason
-		d.enter(undo, req.By, "rollback", detail)
+		d.enter(undo, req.By, cmpOr(req.Command, "rollback"), detail)
 	case RequestRevokeNow:
 		if r.Mode != ModeStaged || r.Phase != PhaseDraining && r.Phase != PhaseRevoking {
 			return refuse(fmt.Sprintf("not draining or revoking (%s)", r.Phase))
