@@ -92,14 +92,15 @@ func ReasonOf(err error) Reason {
 }
 
 // HTTPStatusError classifies an upstream HTTP status the way every adapter
-// should: 429 and 5xx retryable, 401/403 permanent auth, other 4xx permanent.
+// should: 408, 429 and 5xx retryable, 401/403 permanent auth, other 4xx
+// permanent.
 // what names the adapter and the reference, never a secret.
 func HTTPStatusError(what string, status int, detail string) error {
 	err := fmt.Errorf("%s: HTTP %d %s", what, status, detail)
 	switch {
 	case status == 429:
 		return WithReason(ReasonRateLimited, err)
-	case status >= 500:
+	case status >= 500 || status == 408: // 408: the server gave up waiting; try again
 		return WithReason(ReasonTransient, err)
 	case status == 401 || status == 403:
 		return PermanentReason(ReasonAuth, err)

@@ -164,11 +164,6 @@ func (n *Notifier) Notify(ctx context.Context, ev rotator.Event) error {
 		return rotator.PermanentReason(rotator.ReasonInvalid,
 			fmt.Errorf("%s: HTTP %d: redirects are not followed", what, resp.StatusCode))
 	}
-	if resp.StatusCode == http.StatusRequestTimeout {
-		// The receiver gave up waiting for us: worth another attempt.
-		// (rotator.HTTPStatusError counts 408 among the permanent 4xx.)
-		return rotator.WithReason(rotator.ReasonTransient, fmt.Errorf("%s: HTTP 408 %s", what, http.StatusText(http.StatusRequestTimeout)))
-	}
 	err = rotator.HTTPStatusError(what, resp.StatusCode, http.StatusText(resp.StatusCode))
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		err = httpx.WithRetryAfter(err, httpx.RetryAfter(resp.Header, n.now()))
