@@ -248,11 +248,7 @@ func (d *dispatcher) deliverDue(name string, n Notifier) {
 				_ = d.outbox.MarkRetry(bg, it.ID, attempts, d.clock.Now(), err.Error(), true)
 				continue
 			}
-			delay := d.backoff.Delay(attempts)
-			var ra interface{ RetryAfter() time.Duration }
-			if errors.As(err, &ra) && ra.RetryAfter() > delay {
-				delay = ra.RetryAfter()
-			}
+			delay := retryDelay(d.backoff, attempts, err)
 			d.metrics.notified(name, "retry")
 			d.log.Warn("notification failed; will retry", "notifier", name, "kind", it.Event.Kind, "attempt", attempts, "retry_in", delay.Round(time.Millisecond).String(), "err", err)
 			_ = d.outbox.MarkRetry(bg, it.ID, attempts, d.clock.Now().Add(delay), err.Error(), false)
@@ -280,7 +276,7 @@ func (d *dispatcher) memoryLoop(name string) {
 			}
 			d.metrics.notified(name, "retry")
 			select {
-			case <-time.After(d.backoff.Delay(attempt)):
+			case <-time.After(retryDelay(d.backoff, attempt, err)):
 			case <-d.ctx.Done():
 			}
 		}
@@ -314,4 +310,15 @@ func (e *Engine) record(ctx context.Context, k *Key, audit []AuditEvent, evs ...
 	}
 	e.dispatch.committed(k, evs)
 	return nil
+}
+
+// retryDelay is the backoff for attempt, or longer when the notifier's
+// error says when to come back (Retry-After).
+func retryDelay(b Backoff, attempt int, err error) time.Duration {
+	delay := b.Delay(attempt)
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) && ra.RetryAfter() > delay {
+		delay = ra.RetryAfter()
+	}
+	return delay
 }

@@ -297,11 +297,7 @@ func (d *driver) fail(ctx context.Context, spec PhaseSpec, err error) (bool, boo
 	default:
 		r.Attempts++
 		r.LastError, r.ErrorReason = msg, reason
-		delay := d.e.backoff.Delay(r.Attempts)
-		var ra interface{ RetryAfter() time.Duration }
-		if errors.As(err, &ra) && ra.RetryAfter() > delay {
-			delay = ra.RetryAfter()
-		}
+		delay := retryDelay(d.e.backoff, r.Attempts, err)
 		r.NextAttemptAt = d.now().Add(delay)
 		d.e.log.Warn("rotation step failed; will retry", "rotation", r.ID, "key", r.Key, "phase", r.Phase, "attempt", r.Attempts, "retry_in", delay.Round(time.Millisecond).String(), "reason", reason, "err", msg)
 		d.audit("rekey", "step.retry", map[string]string{"error": msg, "reason": string(reason), "attempt": fmt.Sprint(r.Attempts)})
