@@ -26,7 +26,8 @@ import (
 // time: these tests are about the issuer.
 const issuerCfg = `
 daemon:
-  listen: {{.Addr}}
+  listen: 127.0.0.1:0
+  address_file: {{.Dir}}/rekey.addr
   admin_token_file: {{.Dir}}/admin-token
   schedule: "@every 1h"
   poll_interval: 100ms
@@ -74,7 +75,7 @@ keys:
 `
 
 type issuerParams struct {
-	Dir, Addr, Hook string
+	Dir, Hook string
 	Key, IssuerName string
 	Issuer          string
 }
@@ -84,7 +85,7 @@ type issuerParams struct {
 func newIssuerWorld(t *testing.T, key, name string, issuer func(dir string) string) *issuerWorld {
 	t.Helper()
 	return &issuerWorld{newWorldFrom(t, issuerCfg, func(w *world) any {
-		return issuerParams{Dir: w.Dir(), Addr: w.Addr(), Hook: w.HookURL(), Key: key, IssuerName: name, Issuer: issuer(w.Dir())}
+		return issuerParams{Dir: w.Dir(), Hook: w.HookURL(), Key: key, IssuerName: name, Issuer: issuer(w.Dir())}
 	})}
 }
 

@@ -241,7 +241,7 @@ func (w *world) rawAPI(method, path string, body any, token string) rawResp {
 		j, _ := json.Marshal(b)
 		rd = strings.NewReader(string(j))
 	}
-	req, _ := httpNewRequest(method, "http://"+w.addr+path, rd)
+	req, _ := httpNewRequest(method, "http://"+w.Addr()+path, rd)
 	switch token {
 	case "":
 		req.Header.Set("Authorization", "Bearer "+adminToken)

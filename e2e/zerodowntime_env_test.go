@@ -49,7 +49,8 @@ const zdQuery = `(sum(rate(kubeadapt_requests_total{key_id="<<promql .OldID}}",c
 // one unexecuted.
 const zdTemplate = `
 daemon:
-  listen: {{.W.Addr}}
+  listen: 127.0.0.1:0
+  address_file: {{.W.AddressFile}}
   admin_token_file: {{.W.Dir}}/admin-token
   schedule: "@every 1h"
   poll_interval: 100ms
