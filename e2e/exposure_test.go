@@ -254,7 +254,7 @@ func TestExposureReportsRejectedOrHarmless(t *testing.T) {
 
 func (k *kaWorld) waitEmergency(t *testing.T) rotationView {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := patient(30 * time.Second)
 	for time.Now().Before(deadline) {
 		var list struct {
 			Rotations []rotationView `json:"rotations"`

@@ -276,7 +276,7 @@ func (w *world) undelivered() []string {
 // delivered again, whole and signed, by a running daemon.
 func (w *world) waitRedelivered(within time.Duration) {
 	w.t.Helper()
-	deadline := time.Now().Add(within)
+	deadline := patient(within)
 	for {
 		ids := w.undelivered()
 		if len(ids) == 0 {
@@ -302,6 +302,18 @@ type daemon struct {
 // startTimeout bounds a daemon's start-up: the race detector on a loaded
 // two-core machine makes it much slower than on a developer's laptop.
 const startTimeout = 60 * time.Second
+
+// deadlineScale stretches every deadline of a wait for a condition. The
+// durations the tests pass are what a quiet machine needs; a shared
+// two-core machine running several test binaries with the race detector
+// can be several times slower, and a wait ends as soon as its condition
+// holds, so a longer deadline costs nothing but a slower failure. Windows
+// over which something must NOT happen (holdsFor, "would anything
+// re-mint") are not stretched: they are assertions, not deadlines.
+const deadlineScale = 3
+
+// patient returns the deadline of a wait of d for a condition.
+func patient(d time.Duration) time.Time { return time.Now().Add(d * deadlineScale) }
 
 // start runs `rekey run` with extra environment (e.g. a failpoint), waits
 // for the address it writes to AddressFile, then for /healthz there.
@@ -385,7 +397,7 @@ func (d *daemon) waitKilled(t *testing.T, within time.Duration) bool {
 	t.Helper()
 	select {
 	case <-d.done:
-	case <-time.After(within):
+	case <-time.After(within * deadlineScale):
 		return false
 	}
 	st, ok := d.cmd.ProcessState.Sys().(syscall.WaitStatus)
@@ -462,7 +474,7 @@ type rotationView struct {
 // waitRotation polls the admin API until the rotation is terminal.
 func (w *world) waitRotation(id string, within time.Duration) rotationView {
 	w.t.Helper()
-	deadline := time.Now().Add(within)
+	deadline := patient(within)
 	var got struct {
 		Rotation rotationView `json:"rotation"`
 	}

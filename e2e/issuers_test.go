@@ -75,7 +75,7 @@ keys:
 `
 
 type issuerParams struct {
-	Dir, Hook string
+	Dir, Hook       string
 	Key, IssuerName string
 	Issuer          string
 }
@@ -212,7 +212,7 @@ func (w *issuerWorld) rotation(id string) issuerRotation {
 // waitFor polls the rotation until ok accepts it.
 func (w *issuerWorld) waitFor(id, what string, within time.Duration, ok func(r issuerRotation) bool) issuerRotation {
 	w.t.Helper()
-	deadline := time.Now().Add(within)
+	deadline := patient(within)
 	for {
 		r := w.rotation(id)
 		if ok(r) {
@@ -230,7 +230,7 @@ func (w *issuerWorld) waitFor(id, what string, within time.Duration, ok func(r i
 // bootstrap) and returns its id.
 func (w *issuerWorld) activeRotation(key string, within time.Duration) string {
 	w.t.Helper()
-	deadline := time.Now().Add(within)
+	deadline := patient(within)
 	for {
 		var list struct {
 			Rotations []rotationView `json:"rotations"`
@@ -320,7 +320,7 @@ func (w *issuerWorld) notified() []string {
 // waitNotified waits until a webhook notification contains every want.
 func (w *issuerWorld) waitNotified(within time.Duration, want ...string) string {
 	w.t.Helper()
-	deadline := time.Now().Add(within)
+	deadline := patient(within)
 	for {
 		for _, m := range w.notified() {
 			if hasAll(m, want...) {

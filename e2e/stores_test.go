@@ -344,7 +344,7 @@ func (w *storeWorld) rotateCLI() string {
 // passed to each (which may fail the test).
 func (w *storeWorld) waitPhase(id, what string, within time.Duration, ok func(storeRotation) bool) storeRotation {
 	w.t.Helper()
-	deadline := time.Now().Add(within)
+	deadline := patient(within)
 	for {
 		r := w.rotation(id)
 		if ok(r) {

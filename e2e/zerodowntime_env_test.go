@@ -349,7 +349,7 @@ func (s *zdStack) rotation(id string) zdRotation {
 // waitFor polls the rotation until cond holds.
 func (s *zdStack) waitFor(id, what string, within time.Duration, cond func(zdRotation) bool) zdRotation {
 	s.t.Helper()
-	deadline := time.Now().Add(within)
+	deadline := patient(within)
 	for {
 		r := s.rotation(id)
 		if cond(r) {
@@ -441,7 +441,7 @@ func (s *zdStack) notified(id, kind string) []zdNotification {
 // waitNotified polls until the rotation has a notification of kind.
 func (s *zdStack) waitNotified(id, kind string, within time.Duration) []zdNotification {
 	s.t.Helper()
-	deadline := time.Now().Add(within)
+	deadline := patient(within)
 	for {
 		if n := s.notified(id, kind); len(n) > 0 {
 			return n
