@@ -249,7 +249,13 @@ func TestPrometheus(t *testing.T) {
 
 func TestPrometheusWaitUpTimesOut(t *testing.T) {
 	t.Parallel()
-	dead := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	// A target that fails every scrape, on a port this test holds: a port
+	// merely released could be bound by anything before Prometheus scrapes.
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(failing.Close)
+	dead := strings.TrimPrefix(failing.URL, "http://")
 	p := Prometheus(t, PromOptions{Targets: []string{dead}, ScrapeInterval: 200 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
