@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -67,12 +68,44 @@ func Run(ctx context.Context, o Options) error {
 		logs = os.Stderr
 	}
 	logger := NewLogger(logs, cfg.Daemon.LogLevel)
-	d, err := Build(ctx, cfg, logger, BuildOptions{Failpoint: FailpointFromEnv(logger)})
+	// Bind first: with port 0 the lease identity may depend on the port.
+	ln, err := net.Listen("tcp", cfg.Daemon.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Daemon.Listen, err)
+	}
+	defer ln.Close()
+	d, err := Build(ctx, cfg, logger, BuildOptions{Failpoint: FailpointFromEnv(logger), Owner: leaseOwner(cfg, ln.Addr())})
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	return d.Serve(ctx, o.Ready)
+	return d.serve(ctx, ln, o.Ready)
+}
+
+// leaseOwner is the daemon's identity in rotation leases when the listen
+// address alone cannot give one, or "" to keep Build's default (host and
+// configured listen address: stable across restarts, unique on the host).
+// With port 0 every daemon on the host would share "host/127.0.0.1:0", so
+// the identity is the address file instead (stable across restarts, and no
+// two daemons write the same file), or, without one, the bound address
+// (unique, but a restarted daemon then waits out its old lease before it
+// resumes its rotations).
+func leaseOwner(cfg *config.Config, bound net.Addr) string {
+	_, port, err := net.SplitHostPort(cfg.Daemon.Listen)
+	if err != nil || port != "0" {
+		return ""
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	if f := cfg.Daemon.AddressFile; f != "" {
+		if abs, err := filepath.Abs(f); err == nil {
+			f = abs
+		}
+		return host + "/" + cfg.Daemon.Listen + "@" + f
+	}
+	return host + "/" + bound.String()
 }
 
 // Serve runs the listener, the engine and the scheduler until ctx ends.
@@ -81,6 +114,11 @@ func (d *Daemon) Serve(ctx context.Context, ready chan<- string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", d.Config.Daemon.Listen, err)
 	}
+	return d.serve(ctx, ln, ready)
+}
+
+func (d *Daemon) serve(ctx context.Context, ln net.Listener, ready chan<- string) error {
+	addr := ln.Addr().String()
 	srv := &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
 	errc := make(chan error, 3)
 	go func() {
@@ -88,10 +126,17 @@ func (d *Daemon) Serve(ctx context.Context, ready chan<- string) error {
 			errc <- fmt.Errorf("http: %w", err)
 		}
 	}()
-	d.Logger.Info("rekey started", "listen", ln.Addr().String(), "keys", len(d.Config.Keys), "store", d.Config.Store.Type,
-		"admin_api", !d.AdminToken.IsZero())
+	if f := d.Config.Daemon.AddressFile; f != "" {
+		if err := writeAddressFile(f, addr); err != nil {
+			_ = srv.Close()
+			return err
+		}
+		defer os.Remove(f) // a stopped daemon listens nowhere
+	}
+	d.Logger.Info("rekey started", "listen", addr, "address_file", d.Config.Daemon.AddressFile, "keys", len(d.Config.Keys),
+		"store", d.Config.Store.Type, "admin_api", !d.AdminToken.IsZero())
 	if ready != nil {
-		ready <- ln.Addr().String()
+		ready <- addr
 	}
 	ectx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -121,4 +166,29 @@ func (d *Daemon) Serve(ctx context.Context, ready chan<- string) error {
 	defer scancel()
 	_ = srv.Shutdown(sctx)
 	return runErr
+}
+
+// writeAddressFile writes the bound address (and a newline) to path
+// atomically: a reader sees either no file, the previous one, or this
+// address whole, never a partial write.
+func writeAddressFile(path, addr string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("daemon.address_file: %w", err)
+	}
+	_, err = tmp.WriteString(addr + "\n")
+	if err == nil {
+		err = tmp.Chmod(0o644)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name())
+		return fmt.Errorf("daemon.address_file: write %s: %w", path, err)
+	}
+	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,7 +35,9 @@ func BenchmarkExposureLoad(b *testing.B) {
 	if out, err := exec.Command("go", "build", "-o", loadgen, "../testing/cmd/rekey-loadgen").CombinedOutput(); err != nil {
 		b.Fatalf("build loadgen: %v\n%s", err, out)
 	}
-	addr := freeAddr(b)
+	// The daemon listens on port 0 and writes the port it bound: a port
+	// picked here and released could be taken before the daemon binds it.
+	addrFile := filepath.Join(dir, "rekey.addr")
 	secretFile := filepath.Join(dir, "exposure-secret")
 	if err := os.WriteFile(secretFile, []byte("bench-exposure-signing-secret-0123456789"), 0o600); err != nil {
 		b.Fatal(err)
@@ -54,7 +55,7 @@ func BenchmarkExposureLoad(b *testing.B) {
 		b.Fatal(err)
 	}
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, `daemon: {listen: "%s", concurrency: 16, poll_interval: 50ms, log_level: warn, schedule: "@every 1h"}
+	fmt.Fprintf(&cfg, `daemon: {listen: "127.0.0.1:0", address_file: %s, concurrency: 16, poll_interval: 50ms, log_level: warn, schedule: "@every 1h"}
 store: {type: sqlite, path: %s/rekey.db}
 issuers:
   - name: ka
@@ -68,7 +69,7 @@ sinks: [{name: files, type: file, dir: %s/secrets}]
 webhooks: [{name: leaks, type: exposure, secret_file: %s}]
 defaults: {verify: false}
 keys:
-`, addr, dir, ka.URL(), dir, dir, secretFile)
+`, addrFile, dir, ka.URL(), dir, dir, secretFile)
 	for i := range knownKeys {
 		fmt.Fprintf(&cfg, "  - {name: k%04d, issuer: ka, sinks: [{sink: files}]}\n", i)
 	}
@@ -84,12 +85,17 @@ keys:
 	}
 	defer func() { _ = daemon.Process.Signal(syscall.SIGTERM); _ = daemon.Wait() }()
 
-	// Wait for every key's bootstrap, then collect the live tokens.
+	// Wait for the daemon's address and every key's bootstrap, then collect
+	// the live tokens.
 	start := time.Now()
 	var tokens []string
+	var addr string
 	for deadline := time.Now().Add(5 * time.Minute); ; {
+		if raw, err := os.ReadFile(addrFile); err == nil && addr == "" {
+			addr = strings.TrimSpace(string(raw))
+		}
 		files, _ := filepath.Glob(filepath.Join(dir, "secrets", "*.json"))
-		if len(files) == knownKeys && bootstrapsDone(dir) {
+		if addr != "" && len(files) == knownKeys && bootstrapsDone(dir) {
 			for _, f := range files {
 				var doc struct {
 					Current struct{ Value string } `json:"current"`
@@ -125,8 +131,16 @@ keys:
 		}
 	}
 	b.StopTimer()
-	// Let the emergency rotations finish their revokes.
-	time.Sleep(2 * time.Second)
+	// Let the emergency rotations finish their revokes: wait until no
+	// rotation is active and every report is processed (bounded; what is
+	// still unfinished then is reported below).
+	for deadline := time.Now().Add(2 * time.Minute); !bootstrapsDone(dir) || unprocessedReports(dir) != 0; {
+		if time.Now().After(deadline) {
+			b.Log("rotations or reports still unfinished after 2m")
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	db, err := sql.Open("sqlite", filepath.Join(dir, "rekey.db"))
 	if err != nil {
 		b.Fatal(err)
@@ -203,11 +217,17 @@ func envOr(k, def string) string {
 	return def
 }
 
-func freeAddr(b *testing.B) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// unprocessedReports counts the exposure reports recorded but not yet
+// acted on, or -1 when the store cannot be read.
+func unprocessedReports(dir string) int {
+	db, err := sql.Open("sqlite", filepath.Join(dir, "rekey.db"))
 	if err != nil {
-		b.Fatal(err)
+		return -1
 	}
-	defer l.Close()
-	return l.Addr().String()
+	defer db.Close()
+	var n int
+	if err := db.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM inbound_events WHERE processed_at = ''`).Scan(&n); err != nil {
+		return -1
+	}
+	return n
 }

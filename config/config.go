@@ -25,6 +25,10 @@ type Config struct {
 type Daemon struct {
 	// Listen is the one HTTP listener (health, metrics, admin API, webhooks).
 	Listen string `koanf:"listen"`
+	// AddressFile, if set, receives the listener's bound address
+	// (host:port) once it accepts, written atomically (temp file + rename):
+	// with port 0 in Listen, it is how a supervisor or test finds the port.
+	AddressFile string `koanf:"address_file"`
 	// AdminTokenEnv / AdminTokenFile: the bearer token of the admin API.
 	AdminTokenEnv  string `koanf:"admin_token_env"`
 	AdminTokenFile string `koanf:"admin_token_file"`

@@ -45,7 +45,15 @@ func TestBrokenConfigsNameTheirPath(t *testing.T) {
 		},
 		"unknown field with the known ones": {
 			yaml: base + "daemon: {listn: 1.2.3.4:80}\n",
-			want: []string{`daemon.listn: unknown field (known: admin_token_env, admin_token_file, concurrency,`},
+			want: []string{`daemon.listn: unknown field (known: address_file, admin_token_env, admin_token_file, concurrency,`},
+		},
+		"listen port out of range": {
+			yaml: base + "daemon: {listen: 127.0.0.1:70000}\n",
+			want: []string{`daemon.listen: port 70000 is out of range 0..65535`},
+		},
+		"address file that names a directory": {
+			yaml: base + "daemon: {listen: 127.0.0.1:0, address_file: /run/rekey/}\n",
+			want: []string{`daemon.address_file: "/run/rekey/" is not a file path`},
 		},
 		"inline secret refused": {
 			yaml: base + "daemon: {admin_token: hunter2}\n",

@@ -3,9 +3,11 @@ package config
 import (
 	"fmt"
 	"net"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -108,8 +110,13 @@ func (c *Config) Validate(known KnownTypes) Errors {
 
 func (c *Config) validateDaemon(errs *Errors) {
 	d := c.Daemon
-	if _, _, err := net.SplitHostPort(d.Listen); err != nil {
+	if _, port, err := net.SplitHostPort(d.Listen); err != nil {
 		errs.Add("daemon.listen", "%q is not host:port", d.Listen)
+	} else if n, err := strconv.Atoi(port); err == nil && (n < 0 || n > 65535) {
+		errs.Add("daemon.listen", "port %d is out of range 0..65535 (0 picks a free port; see daemon.address_file)", n)
+	}
+	if d.AddressFile != "" && (strings.TrimSpace(d.AddressFile) != d.AddressFile || strings.HasSuffix(d.AddressFile, "/") || filepath.Base(d.AddressFile) == ".") {
+		errs.Add("daemon.address_file", "%q is not a file path", d.AddressFile)
 	}
 	if d.AdminTokenEnv != "" && d.AdminTokenFile != "" {
 		errs.Add("daemon.admin_token_env", "set only one of admin_token_env and admin_token_file")

@@ -79,7 +79,7 @@ func TestKillDuringDrain(t *testing.T) {
 	if code := w.api("POST", "/v1/keys/api/rotate", map[string]string{"actor": "ops"}, &r); code != 201 {
 		t.Fatalf("rotate: %d", code)
 	}
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := patient(20 * time.Second)
 	for {
 		var got struct {
 			Rotation rotationView `json:"rotation"`

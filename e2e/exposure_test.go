@@ -25,7 +25,8 @@ const exposureSecret = "e2e-exposure-signing-secret-0123456789"
 // file sink, and the generic exposure webhook.
 const exposureTemplate = `
 daemon:
-  listen: {{.W.Addr}}
+  listen: 127.0.0.1:0
+  address_file: {{.W.AddressFile}}
   admin_token_file: {{.W.Dir}}/admin-token
   schedule: "@every 1h"
   poll_interval: 50ms
@@ -118,7 +119,7 @@ func (w *world) report(id, token string) (int, map[string]any) {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	req, _ := http.NewRequest("POST", "http://"+w.addr+"/v1/events/exposure", bytes.NewReader(body))
+	req, _ := http.NewRequest("POST", "http://"+w.Addr()+"/v1/events/exposure", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("webhook-id", id)
 	req.Header.Set("webhook-timestamp", ts)
@@ -229,7 +230,7 @@ func TestExposureReportsRejectedOrHarmless(t *testing.T) {
 	if code, body := k.report("unknown-1", "ka_live_"+strings.Repeat("Z", 32)); code != 202 || body["known"] != false {
 		t.Fatalf("unknown token: %d %v", code, body)
 	}
-	req, _ := http.NewRequest("POST", "http://"+k.addr+"/v1/events/exposure", strings.NewReader(`{"token":"x"}`))
+	req, _ := http.NewRequest("POST", "http://"+k.Addr()+"/v1/events/exposure", strings.NewReader(`{"token":"x"}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("webhook-id", "forged")
 	req.Header.Set("webhook-timestamp", strconv.FormatInt(time.Now().Unix(), 10))
@@ -253,7 +254,7 @@ func TestExposureReportsRejectedOrHarmless(t *testing.T) {
 
 func (k *kaWorld) waitEmergency(t *testing.T) rotationView {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := patient(30 * time.Second)
 	for time.Now().Before(deadline) {
 		var list struct {
 			Rotations []rotationView `json:"rotations"`

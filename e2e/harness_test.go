@@ -6,12 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -50,17 +50,22 @@ type world struct {
 	t        *testing.T
 	dir      string
 	cfg      string
-	addr     string
 	hook     *httptest.Server
 	mu       sync.Mutex
+	addr     string // the running (or last) daemon's bound address
 	hookBods [][]byte
 	hookBad  int
+	// hookCut counts, by webhook-id, deliveries whose body ended early (the
+	// sender was killed mid-request); hookGood holds the ids delivered whole
+	// and correctly signed. A cut delivery must be delivered again later.
+	hookCut  map[string]int
+	hookGood map[string]bool
 	outputs  bytes.Buffer // everything the CLI and admin API answered
 	logs     []string     // daemon log files
 }
 
 type params struct {
-	Dir, Addr, Hook             string
+	Dir, Hook                   string
 	MaxAge, Quiet, Watch, Sched string
 	Keys                        []string
 	Approval                    bool
@@ -68,7 +73,8 @@ type params struct {
 
 const cfgTemplate = `
 daemon:
-  listen: {{.Addr}}
+  listen: 127.0.0.1:0
+  address_file: {{.Dir}}/rekey.addr
   admin_token_file: {{.Dir}}/admin-token
   schedule: "{{.Sched}}"
   poll_interval: 100ms
@@ -144,26 +150,31 @@ func newWorld(t *testing.T, p params) *world {
 		p.Keys = []string{"api"}
 	}
 	return newWorldFrom(t, cfgTemplate, func(w *world) any {
-		p.Dir, p.Addr, p.Hook = w.dir, w.addr, w.hook.URL
+		p.Dir, p.Hook = w.dir, w.hook.URL
 		return p
 	})
 }
 
 // newWorldFrom makes a world whose configuration is tmpl (text/template)
-// executed over what data returns; data sees the world's Dir, Addr and the
+// executed over what data returns; data sees the world's Dir and the
 // webhook receiver's URL, and may add anything (server addresses…). The
-// files admin-token and webhook-secret are written beside it.
+// template must make the daemon listen on 127.0.0.1:0 and write its address
+// to AddressFile (no port is picked in advance: another process could take
+// it before the daemon binds it). The files admin-token and webhook-secret
+// are written beside it.
 func newWorldFrom(t *testing.T, tmpl string, data func(w *world) any) *world {
 	t.Helper()
-	w := &world{t: t, dir: t.TempDir()}
+	w := &world{t: t, dir: t.TempDir(), hookCut: map[string]int{}, hookGood: map[string]bool{}}
 	w.hook = httptest.NewServer(http.HandlerFunc(w.receive))
 	t.Cleanup(w.hook.Close)
-	w.addr = freeAddr(t)
 	var b bytes.Buffer
 	if err := template.Must(template.New("cfg").Parse(tmpl)).Execute(&b, data(w)); err != nil {
 		t.Fatal(err)
 	}
 	w.cfg = filepath.Join(w.dir, "rekey.yaml")
+	if !strings.Contains(b.String(), w.AddressFile()) {
+		t.Fatalf("the configuration does not write the daemon's address to %s", w.AddressFile())
+	}
 	for name, content := range map[string]string{"rekey.yaml": b.String(), "admin-token": adminToken, "webhook-secret": webhookSecret} {
 		if err := os.WriteFile(filepath.Join(w.dir, name), []byte(content), 0o600); err != nil {
 			t.Fatal(err)
@@ -172,10 +183,17 @@ func newWorldFrom(t *testing.T, tmpl string, data func(w *world) any) *world {
 	return w
 }
 
-// Dir, Addr and HookURL are for configuration templates.
-func (w *world) Dir() string     { return w.dir }
-func (w *world) Addr() string    { return w.addr }
-func (w *world) HookURL() string { return w.hook.URL }
+// Dir, AddressFile and HookURL are for configuration templates.
+func (w *world) Dir() string         { return w.dir }
+func (w *world) AddressFile() string { return filepath.Join(w.dir, "rekey.addr") }
+func (w *world) HookURL() string     { return w.hook.URL }
+
+// Addr is the running daemon's address, as it wrote it to AddressFile.
+func (w *world) Addr() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.addr
+}
 
 // addSecret registers a secret value for the scan (for sinks the scan
 // cannot read itself, such as Vault or Secrets Manager).
@@ -201,9 +219,26 @@ func (w *world) output() string {
 }
 
 // receive records signed webhook notifications and checks their signature.
+// A body that ends before its announced length (read error, unexpected EOF)
+// is a delivery cut short — the daemon was killed mid-request — not a
+// forgery: it is counted apart, and the durable outbox must deliver it
+// again (see waitRedelivered). Only a whole body with a wrong signature
+// counts as bad.
 func (w *world) receive(rw http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	err := webhook.Verify(webhookSecret, r.Header.Get("webhook-id"), r.Header.Get("webhook-timestamp"), body, r.Header.Get("webhook-signature"), time.Now(), 0)
+	id := r.Header.Get("webhook-id")
+	body, err := io.ReadAll(r.Body)
+	if err == nil && r.ContentLength >= 0 && int64(len(body)) != r.ContentLength {
+		err = fmt.Errorf("read %d bytes of %d: %w", len(body), r.ContentLength, io.ErrUnexpectedEOF)
+	}
+	if err != nil {
+		w.mu.Lock()
+		w.hookCut[id]++
+		w.mu.Unlock()
+		w.t.Logf("webhook delivery %s cut short (the sender went away mid-body): %v", id, err)
+		rw.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	err = webhook.Verify(webhookSecret, id, r.Header.Get("webhook-timestamp"), body, r.Header.Get("webhook-signature"), time.Now(), 0)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err != nil {
@@ -212,6 +247,7 @@ func (w *world) receive(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.hookBods = append(w.hookBods, body)
+	w.hookGood[id] = true
 	rw.WriteHeader(http.StatusNoContent)
 }
 
@@ -221,32 +257,76 @@ func (w *world) notifications() ([][]byte, int) {
 	return append([][]byte(nil), w.hookBods...), w.hookBad
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// undelivered lists the ids of deliveries cut short that no later delivery
+// brought whole.
+func (w *world) undelivered() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var ids []string
+	for id := range w.hookCut {
+		if !w.hookGood[id] {
+			ids = append(ids, id)
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	slices.Sort(ids)
+	return ids
+}
+
+// waitRedelivered waits until every delivery a kill cut short has been
+// delivered again, whole and signed, by a running daemon.
+func (w *world) waitRedelivered(within time.Duration) {
+	w.t.Helper()
+	deadline := patient(within)
+	for {
+		ids := w.undelivered()
+		if len(ids) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			w.t.Errorf("webhook deliveries cut short by a kill were not delivered again within %s: %v", within, ids)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // daemon is one running rekey process.
 type daemon struct {
+	w    *world
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
 	log  string
 }
 
-// start runs `rekey run` with extra environment (e.g. a failpoint) and
-// waits for /healthz.
+// startTimeout bounds a daemon's start-up: the race detector on a loaded
+// two-core machine makes it much slower than on a developer's laptop.
+const startTimeout = 60 * time.Second
+
+// deadlineScale stretches every deadline of a wait for a condition. The
+// durations the tests pass are what a quiet machine needs; a shared
+// two-core machine running several test binaries with the race detector
+// can be several times slower, and a wait ends as soon as its condition
+// holds, so a longer deadline costs nothing but a slower failure. Windows
+// over which something must NOT happen (holdsFor, "would anything
+// re-mint") are not stretched: they are assertions, not deadlines.
+const deadlineScale = 3
+
+// patient returns the deadline of a wait of d for a condition.
+func patient(d time.Duration) time.Time { return time.Now().Add(d * deadlineScale) }
+
+// start runs `rekey run` with extra environment (e.g. a failpoint), waits
+// for the address it writes to AddressFile, then for /healthz there.
 func (w *world) start(env ...string) *daemon {
 	w.t.Helper()
 	logPath := filepath.Join(w.dir, fmt.Sprintf("daemon-%d.log", len(w.logs)))
 	w.logs = append(w.logs, logPath)
 	lf, err := os.Create(logPath)
 	if err != nil {
+		w.t.Fatal(err)
+	}
+	// A daemon killed with SIGKILL leaves its address file behind.
+	if err := os.Remove(w.AddressFile()); err != nil && !os.IsNotExist(err) {
 		w.t.Fatal(err)
 	}
 	cmd := exec.Command(binary, "run", "-c", w.cfg)
@@ -256,16 +336,27 @@ func (w *world) start(env ...string) *daemon {
 	if err := cmd.Start(); err != nil {
 		w.t.Fatal(err)
 	}
-	d := &daemon{cmd: cmd, done: make(chan struct{}), log: logPath}
+	d := &daemon{w: w, cmd: cmd, done: make(chan struct{}), log: logPath}
 	go func() { d.err = cmd.Wait(); lf.Close(); close(d.done) }()
 	w.t.Cleanup(func() { d.stop() })
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(startTimeout)
+	var addr string
 	for {
-		resp, err := http.Get("http://" + w.addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return d
+		if addr == "" {
+			if b, err := os.ReadFile(w.AddressFile()); err == nil {
+				addr = strings.TrimSpace(string(b))
+				w.mu.Lock()
+				w.addr = addr
+				w.mu.Unlock()
+			}
+		}
+		if addr != "" {
+			resp, err := http.Get("http://" + addr + "/healthz")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					return d
+				}
 			}
 		}
 		select {
@@ -275,19 +366,22 @@ func (w *world) start(env ...string) *daemon {
 		default:
 		}
 		if time.Now().After(deadline) {
-			w.t.Fatal("daemon did not become healthy")
+			b, _ := os.ReadFile(logPath)
+			w.t.Fatalf("daemon did not become healthy in %s (address %q)\n%s", startTimeout, addr, b)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-// stop ends the daemon gracefully (SIGTERM) and waits.
+// stop ends the daemon gracefully (SIGTERM) and waits. A running daemon is
+// first given the time to deliver again what an earlier kill cut short.
 func (d *daemon) stop() {
 	select {
 	case <-d.done:
 		return
 	default:
 	}
+	d.w.waitRedelivered(30 * time.Second)
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-d.done:
@@ -303,7 +397,7 @@ func (d *daemon) waitKilled(t *testing.T, within time.Duration) bool {
 	t.Helper()
 	select {
 	case <-d.done:
-	case <-time.After(within):
+	case <-time.After(within * deadlineScale):
 		return false
 	}
 	st, ok := d.cmd.ProcessState.Sys().(syscall.WaitStatus)
@@ -351,7 +445,7 @@ func (w *world) api(method, path string, body any, out any) int {
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
-	req, _ := http.NewRequest(method, "http://"+w.addr+path, rd)
+	req, _ := http.NewRequest(method, "http://"+w.Addr()+path, rd)
 	req.Header.Set("Authorization", "Bearer "+adminToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -380,7 +474,7 @@ type rotationView struct {
 // waitRotation polls the admin API until the rotation is terminal.
 func (w *world) waitRotation(id string, within time.Duration) rotationView {
 	w.t.Helper()
-	deadline := time.Now().Add(within)
+	deadline := patient(within)
 	var got struct {
 		Rotation rotationView `json:"rotation"`
 	}

@@ -225,7 +225,7 @@ func TestManualIssuerCrashAfterSubmit(t *testing.T) {
 	fp := hex.EncodeToString(sum[:])[:12]
 	msg := w.waitNotified(10*time.Second, "credential.orphan", "dash-v2", fp, "revoke it by hand")
 	t.Logf("the operator is told: %s", msg)
-	for deadline := time.Now().Add(5 * time.Second); !logSays(readFile(t, d.log), "credential.orphan", "dash-v2", fp, "revoke it by hand"); {
+	for deadline := patient(5 * time.Second); !logSays(readFile(t, d.log), "credential.orphan", "dash-v2", fp, "revoke it by hand"); {
 		if time.Now().After(deadline) {
 			t.Fatal("the log notifier did not say what to revoke")
 		}

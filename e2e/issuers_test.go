@@ -26,7 +26,8 @@ import (
 // time: these tests are about the issuer.
 const issuerCfg = `
 daemon:
-  listen: {{.Addr}}
+  listen: 127.0.0.1:0
+  address_file: {{.Dir}}/rekey.addr
   admin_token_file: {{.Dir}}/admin-token
   schedule: "@every 1h"
   poll_interval: 100ms
@@ -74,7 +75,7 @@ keys:
 `
 
 type issuerParams struct {
-	Dir, Addr, Hook string
+	Dir, Hook       string
 	Key, IssuerName string
 	Issuer          string
 }
@@ -84,7 +85,7 @@ type issuerParams struct {
 func newIssuerWorld(t *testing.T, key, name string, issuer func(dir string) string) *issuerWorld {
 	t.Helper()
 	return &issuerWorld{newWorldFrom(t, issuerCfg, func(w *world) any {
-		return issuerParams{Dir: w.Dir(), Addr: w.Addr(), Hook: w.HookURL(), Key: key, IssuerName: name, Issuer: issuer(w.Dir())}
+		return issuerParams{Dir: w.Dir(), Hook: w.HookURL(), Key: key, IssuerName: name, Issuer: issuer(w.Dir())}
 	})}
 }
 
@@ -211,7 +212,7 @@ func (w *issuerWorld) rotation(id string) issuerRotation {
 // waitFor polls the rotation until ok accepts it.
 func (w *issuerWorld) waitFor(id, what string, within time.Duration, ok func(r issuerRotation) bool) issuerRotation {
 	w.t.Helper()
-	deadline := time.Now().Add(within)
+	deadline := patient(within)
 	for {
 		r := w.rotation(id)
 		if ok(r) {
@@ -229,7 +230,7 @@ func (w *issuerWorld) waitFor(id, what string, within time.Duration, ok func(r i
 // bootstrap) and returns its id.
 func (w *issuerWorld) activeRotation(key string, within time.Duration) string {
 	w.t.Helper()
-	deadline := time.Now().Add(within)
+	deadline := patient(within)
 	for {
 		var list struct {
 			Rotations []rotationView `json:"rotations"`
@@ -319,7 +320,7 @@ func (w *issuerWorld) notified() []string {
 // waitNotified waits until a webhook notification contains every want.
 func (w *issuerWorld) waitNotified(within time.Duration, want ...string) string {
 	w.t.Helper()
-	deadline := time.Now().Add(within)
+	deadline := patient(within)
 	for {
 		for _, m := range w.notified() {
 			if hasAll(m, want...) {

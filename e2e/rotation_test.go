@@ -30,7 +30,7 @@ func TestKeyPastMaxAgeRotatesEndToEnd(t *testing.T) {
 	d := w.start()
 	// The scheduler bootstraps generation 1, then rotates it for age.
 	var aged rotationView
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := patient(30 * time.Second)
 	for time.Now().Before(deadline) && aged.ID == "" {
 		var list struct {
 			Rotations []rotationView `json:"rotations"`
@@ -133,7 +133,7 @@ func TestConcurrentTriggersThroughAPI(t *testing.T) {
 // key (bootstrap is on by default).
 func (w *world) bootstrap(key string) {
 	w.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := patient(20 * time.Second)
 	for time.Now().Before(deadline) {
 		var keys struct {
 			Keys []struct {
@@ -241,7 +241,7 @@ func (w *world) rawAPI(method, path string, body any, token string) rawResp {
 		j, _ := json.Marshal(b)
 		rd = strings.NewReader(string(j))
 	}
-	req, _ := httpNewRequest(method, "http://"+w.addr+path, rd)
+	req, _ := httpNewRequest(method, "http://"+w.Addr()+path, rd)
 	switch token {
 	case "":
 		req.Header.Set("Authorization", "Bearer "+adminToken)

@@ -266,7 +266,7 @@ func TestStoresRefuseForeignSecret(t *testing.T) {
 // key without a credential, and returns its id.
 func (w *storeWorld) bootstrapRotation() string {
 	w.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := patient(15 * time.Second)
 	for {
 		var list struct {
 			Rotations []rotationView `json:"rotations"`

@@ -82,7 +82,7 @@ type storePoll struct {
 func (w *storeWorld) watch(id string, within time.Duration) []storePoll {
 	w.t.Helper()
 	var polls []storePoll
-	deadline := time.Now().Add(within)
+	deadline := patient(within)
 	for time.Now().Before(deadline) {
 		sent := time.Now()
 		r := w.rotation(id)

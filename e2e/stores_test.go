@@ -32,7 +32,8 @@ import (
 
 const storesTemplate = `
 daemon:
-  listen: {{.Addr}}
+  listen: 127.0.0.1:0
+  address_file: {{.Dir}}/rekey.addr
   admin_token_file: {{.Dir}}/admin-token
   schedule: "@every 1h"
   poll_interval: 100ms
@@ -181,7 +182,7 @@ func (k *storeKit) world(t *testing.T, tg storeTarget, o storesOpts) *storeWorld
 	}
 	w := newWorldFrom(t, storesTemplate, func(w *world) any {
 		return map[string]any{
-			"Dir": w.Dir(), "Addr": w.Addr(), "Hook": w.HookURL(),
+			"Dir": w.Dir(), "Hook": w.HookURL(),
 			"Vault": k.vault.Addr, "Moto": k.moto.Endpoint,
 			"VaultPath": tg.vault, "AWSName": tg.aws,
 			"Quiet": o.quiet, "Watch": o.watch,
@@ -343,7 +344,7 @@ func (w *storeWorld) rotateCLI() string {
 // passed to each (which may fail the test).
 func (w *storeWorld) waitPhase(id, what string, within time.Duration, ok func(storeRotation) bool) storeRotation {
 	w.t.Helper()
-	deadline := time.Now().Add(within)
+	deadline := patient(within)
 	for {
 		r := w.rotation(id)
 		if ok(r) {

@@ -60,6 +60,9 @@ func (w *world) scanForSecrets() {
 	if bad > 0 {
 		w.t.Errorf("%d notifications with a bad signature", bad)
 	}
+	if ids := w.undelivered(); len(ids) > 0 {
+		w.t.Errorf("webhook deliveries cut short by a kill and never delivered again: %v", ids)
+	}
 	if len(bodies) == 0 {
 		w.t.Error("secret scan: no notification was received")
 	}

@@ -103,7 +103,7 @@ func (c *consumerProc) live() consumer.Report {
 // waitServed waits until the consumer got n answers of 2xx.
 func (c *consumerProc) waitServed(n int, within time.Duration) {
 	c.t.Helper()
-	deadline := time.Now().Add(within)
+	deadline := patient(within)
 	for c.live().Served < n {
 		select {
 		case <-c.done:

@@ -14,7 +14,9 @@ import (
 // changes nothing: the old key stays valid, nothing is revoked, until a
 // human decides. Cancel rolls back — the old key is current again in every
 // sink, read back with Vault's and AWS's own clients, and the new key is
-// dead at the issuer; approve revokes the old key anyway.
+// dead at the issuer only once the drain gate passed on it, so no consumer
+// that had cut over fails; approve revokes the old key anyway. Either way no
+// consumer request fails.
 func TestDrainTimeoutWaitsForAHuman(t *testing.T) {
 	t.Parallel()
 	for _, decision := range []string{"cancel", "approve"} {
@@ -80,7 +82,7 @@ func TestDrainTimeoutWaitsForAHuman(t *testing.T) {
 				}
 				want, wantCur, wantDead, deadName = "done", newVal, oldVal, zdKey+"-v1"
 			}
-			done := s.waitDone(r.ID, 20*time.Second)
+			done := s.waitDone(r.ID, 60*time.Second)
 			decidedIn := time.Since(decided)
 			if done.Phase != want {
 				t.Fatalf("after %s the rotation ended %s (%s), want %s", decision, done.Phase, done.Outcome, want)
@@ -119,9 +121,10 @@ func TestDrainTimeoutWaitsForAHuman(t *testing.T) {
 			for _, c := range consumers {
 				waitLive(t, c, "the current key", func(r consumer.Report) bool { return r.Current() == consumer.Fingerprint(wantCur) })
 			}
-			time.Sleep(300 * time.Millisecond)
+			for _, c := range consumers { // a few more requests on the current key
+				c.waitServed(c.live().Served+5, 15*time.Second)
+			}
 			var failures []string
-			rollbackFailures := 0
 			for name, c := range consumers {
 				rep := c.stop()
 				t.Log(summary(name, rep))
@@ -131,30 +134,16 @@ func TestDrainTimeoutWaitsForAHuman(t *testing.T) {
 				if rep.Failures == 0 {
 					continue
 				}
-				if decision != "cancel" {
-					failures = append(failures, fmt.Sprintf("%s %d %v", name, rep.Failures, rep.ByStatus))
-					continue
-				}
-				// Known gap (reported): a rollback after the cut-over puts
-				// the old key back in the sinks and revokes the new one in
-				// the same step, so a consumer already on the new key fails
-				// until its next re-read. Bound it: only 401s on the new
-				// key, only right after the decision.
+				failures = append(failures, fmt.Sprintf("%s: %d failed %v", name, rep.Failures, rep.ByStatus))
 				for _, sp := range rep.Spans {
-					if sp.Status == "200" {
-						continue
+					if sp.Status != "200" {
+						failures = append(failures, fmt.Sprintf("  %s: %+v (key %s; decided at %s)", name, sp,
+							map[string]string{oldFP: "old", newFP: "new"}[sp.Fingerprint], decided.Format(time.RFC3339Nano)))
 					}
-					if sp.Status != "401" || sp.Fingerprint != newFP || sp.FirstSentAt.Before(decided) || sp.LastAnsweredAt.Sub(decided) > 2*time.Second {
-						failures = append(failures, fmt.Sprintf("%s: %+v", name, sp))
-					}
-					rollbackFailures += sp.Count
 				}
 			}
 			if len(failures) > 0 {
-				t.Errorf("consumers failed after the %s: %v", decision, failures)
-			}
-			if rollbackFailures > 0 {
-				t.Logf("KNOWN GAP: %d requests failed with 401 on the new key during the rollback: the new key is revoked as soon as the sinks hold the old one again, before consumers re-read them", rollbackFailures)
+				t.Errorf("consumer requests failed around the %s (want none):\n%s", decision, strings.Join(failures, "\n"))
 			}
 			t.Logf("figures: held %s after the drain began (max_wait %s), then %s of waiting changed nothing; %s by oncall → %s in %s",
 				heldAt.Sub(held.Drain.StartedAt).Round(time.Millisecond), maxWait, decided.Sub(heldAt).Round(time.Millisecond), decision, done.Phase, decidedIn.Round(time.Millisecond))

@@ -49,7 +49,8 @@ const zdQuery = `(sum(rate(kubeadapt_requests_total{key_id="<<promql .OldID}}",c
 // one unexecuted.
 const zdTemplate = `
 daemon:
-  listen: {{.W.Addr}}
+  listen: 127.0.0.1:0
+  address_file: {{.W.AddressFile}}
   admin_token_file: {{.W.Dir}}/admin-token
   schedule: "@every 1h"
   poll_interval: 100ms
@@ -348,7 +349,7 @@ func (s *zdStack) rotation(id string) zdRotation {
 // waitFor polls the rotation until cond holds.
 func (s *zdStack) waitFor(id, what string, within time.Duration, cond func(zdRotation) bool) zdRotation {
 	s.t.Helper()
-	deadline := time.Now().Add(within)
+	deadline := patient(within)
 	for {
 		r := s.rotation(id)
 		if cond(r) {
@@ -440,7 +441,7 @@ func (s *zdStack) notified(id, kind string) []zdNotification {
 // waitNotified polls until the rotation has a notification of kind.
 func (s *zdStack) waitNotified(id, kind string, within time.Duration) []zdNotification {
 	s.t.Helper()
-	deadline := time.Now().Add(within)
+	deadline := patient(within)
 	for {
 		if n := s.notified(id, kind); len(n) > 0 {
 			return n

@@ -184,7 +184,7 @@ func clipText(s string) string {
 // waitLive polls a consumer's live report until cond holds.
 func waitLive(t *testing.T, c *consumerProc, what string, cond func(consumer.Report) bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := patient(15 * time.Second)
 	for !cond(c.live()) {
 		if time.Now().After(deadline) {
 			t.Fatalf("consumer %s: no %s: %+v", c.name, what, c.live())

@@ -36,7 +36,9 @@ func TestZeroDowntimeRotation(t *testing.T) {
 	if done.Phase != "done" {
 		t.Fatalf("rotation ended %s: %s %s", done.Phase, done.Outcome, done.LastError)
 	}
-	time.Sleep(300 * time.Millisecond) // a few more requests on the new key
+	for _, c := range consumers { // a few more requests on the new key
+		c.waitServed(c.live().Served+5, 15*time.Second)
+	}
 	reports := map[string]consumer.Report{}
 	for name, c := range consumers {
 		reports[name] = c.stop()

@@ -12,6 +12,8 @@ pg_bindir=${REKEY_PG_BINDIR:-/usr/lib/postgresql/15/bin}
 moto_version=5.2.1
 
 say() { printf 'ci-deps: %s\n' "$*"; }
+# Whatever step fails, say which: set -e alone would end the script silently.
+trap 'say "FAILED (exit $?) at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 apt_updated=
 apt_install() {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -96,7 +95,11 @@ func (p *process) start() error {
 	}()
 	p.cmd, p.done, p.paused = cmd, done, false
 
-	if err := p.waitReady(); err != nil {
+	err = p.waitReady()
+	if err == nil {
+		err = checkOwner(p.name, cmd.Process.Pid, p.addr)
+	}
+	if err != nil {
 		_ = p.stopLocked()
 		return fmt.Errorf("%w\n--- %s log tail (%s) ---\n%s", err, p.name, p.logPath, p.tail())
 	}
@@ -265,46 +268,6 @@ func (p *process) cleanup(t testing.TB) {
 	}
 	if err := p.stop(); err != nil {
 		t.Error(err)
-	}
-}
-
-// launch starts a server on a fresh port, retrying with another port when the
-// one chosen was taken in the meantime; build configures a process for a port.
-func launch(build func(port int) (*process, error)) (*process, error) {
-	var lastErr error
-	for range 3 {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		p, err := build(port)
-		if err != nil {
-			return nil, err
-		}
-		if lastErr = p.start(); lastErr == nil {
-			return p, nil
-		}
-		if !errors.Is(lastErr, errPortBusy) && !p.addrInUse() {
-			return nil, lastErr
-		}
-	}
-	return nil, lastErr
-}
-
-var errPortBusy = errors.New("port busy")
-
-// waitPortFree polls until addr can be listened on again.
-func waitPortFree(addr string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		l, err := net.Listen("tcp", addr)
-		if err == nil {
-			return l.Close()
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: %s after %s: %w", errPortBusy, addr, timeout, err)
-		}
-		time.Sleep(pollInterval)
 	}
 }
 

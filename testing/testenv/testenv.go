@@ -16,11 +16,9 @@ package testenv
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 )
 
@@ -95,41 +93,4 @@ func homeDir() string {
 // homeCache returns $HOME/.cache/rekey/name.
 func homeCache(name string) string {
 	return filepath.Join(homeDir(), ".cache", "rekey", name)
-}
-
-var (
-	portsMu   sync.Mutex
-	portsUsed = map[int]bool{}
-)
-
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago and
-// that no other caller in this test binary has been given.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return port
-}
-
-func freePort() (int, error) {
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, fmt.Errorf("testenv: find a free port: %w", err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		if err := l.Close(); err != nil {
-			return 0, fmt.Errorf("testenv: find a free port: %w", err)
-		}
-		portsMu.Lock()
-		used := portsUsed[port]
-		portsUsed[port] = true
-		portsMu.Unlock()
-		if !used {
-			return port, nil
-		}
-	}
-	return 0, errors.New("testenv: find a free port: every port offered was already handed out")
 }

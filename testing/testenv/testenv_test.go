@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -84,19 +85,32 @@ func must(t *testing.T, what string, err error) {
 	}
 }
 
+// FreePort promises distinct ports, not that a port stays free (anything
+// on the machine may bind it once released), so only that is checked.
 func TestFreePort(t *testing.T) {
 	seen := map[int]bool{}
 	for range 20 {
 		port := FreePort(t)
-		if seen[port] {
-			t.Fatalf("port %d handed out twice", port)
+		if port <= 0 || port > 65535 || seen[port] {
+			t.Fatalf("port %d out of range or handed out twice", port)
 		}
 		seen[port] = true
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			t.Fatalf("listen on free port: %v", err)
-		}
-		l.Close()
+	}
+}
+
+// The owner check tells our server's socket from a stranger's.
+func TestCheckOwner(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	addr := l.Addr().String()
+	if err := checkOwner("self", syscall.Getpgrp(), addr); err != nil {
+		t.Fatalf("our own listener: %v", err)
+	}
+	if err := checkOwner("stranger", 1<<30, addr); !errors.Is(err, errPortBusy) {
+		t.Fatalf("a listener of another group: %v, want errPortBusy", err)
 	}
 }
 
@@ -235,7 +249,13 @@ func TestPrometheus(t *testing.T) {
 
 func TestPrometheusWaitUpTimesOut(t *testing.T) {
 	t.Parallel()
-	dead := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	// A target that fails every scrape, on a port this test holds: a port
+	// merely released could be bound by anything before Prometheus scrapes.
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(failing.Close)
+	dead := strings.TrimPrefix(failing.URL, "http://")
 	p := Prometheus(t, PromOptions{Targets: []string{dead}, ScrapeInterval: 200 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()

@@ -1,0 +1,141 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for the daemon's logger and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// With port 0 the daemon binds a free port, writes it to the address file
+// once it accepts, logs it, and removes the file when it stops.
+func TestRunOnPortZeroReportsTheBoundAddress(t *testing.T) {
+	dir := t.TempDir()
+	addrFile := filepath.Join(dir, "run", "rekey.addr")
+	if err := os.Mkdir(filepath.Dir(addrFile), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "rekey.yaml")
+	cfg := fmt.Sprintf(`
+daemon: {listen: "127.0.0.1:0", address_file: %q}
+store: {type: sqlite, path: %q}
+issuers: [{name: demo, type: random, ledger: %q}]
+sinks: [{name: files, type: file, dir: %q}]
+notifiers: [{name: log, type: log}]
+keys: [{name: api, issuer: demo, owners: [alice@example.com], sinks: [{sink: files}]}]
+`, addrFile, filepath.Join(dir, "rekey.db"), filepath.Join(dir, "ledger.json"), filepath.Join(dir, "secrets"))
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &syncBuffer{}
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, Options{ConfigPath: cfgPath, Logs: logs, Ready: ready}) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("daemon exited: %v\n%s", err, logs)
+	case <-time.After(time.Minute):
+		t.Fatalf("daemon not ready after a minute\n%s", logs)
+	}
+	if strings.HasSuffix(addr, ":0") {
+		t.Fatalf("ready address %q is not the bound one", addr)
+	}
+	b, err := os.ReadFile(addrFile)
+	if err != nil {
+		t.Fatalf("address file: %v", err)
+	}
+	if got := strings.TrimSpace(string(b)); got != addr {
+		t.Fatalf("address file holds %q, want %q", got, addr)
+	}
+	if tmps, _ := filepath.Glob(filepath.Join(filepath.Dir(addrFile), ".*")); len(tmps) > 0 {
+		t.Errorf("temporary files left beside the address file: %v", tmps)
+	}
+	resp, err := http.Get("http://" + addr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("healthz: %s", resp.Status)
+	}
+	started := false
+	for line := range strings.Lines(logs.String()) {
+		var rec struct {
+			Msg    string `json:"msg"`
+			Listen string `json:"listen"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "rekey started" {
+			started = true
+			if rec.Listen != addr {
+				t.Errorf(`"rekey started" logs listen=%q, want the bound %q`, rec.Listen, addr)
+			}
+		}
+	}
+	if !started {
+		t.Errorf(`no "rekey started" line in:\n%s`, logs)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("daemon did not stop")
+	}
+	if _, err := os.Stat(addrFile); !os.IsNotExist(err) {
+		t.Errorf("address file still there after stop: %v", err)
+	}
+}
+
+func TestLeaseOwnerOnPortZero(t *testing.T) {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "localhost"
+	}
+	bound := fakeAddr("127.0.0.1:4321")
+	for name, tc := range map[string]struct {
+		listen, file, want string
+	}{
+		"fixed port keeps Build's default": {listen: "127.0.0.1:8080", want: ""},
+		"port 0 with an address file":      {listen: "127.0.0.1:0", file: "/run/a.addr", want: host + "/127.0.0.1:0@/run/a.addr"},
+		"port 0 alone":                     {listen: "127.0.0.1:0", want: host + "/127.0.0.1:4321"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := loadExample(t)
+			cfg.Daemon.Listen, cfg.Daemon.AddressFile = tc.listen, tc.file
+			if got := leaseOwner(cfg, bound); got != tc.want {
+				t.Errorf("leaseOwner = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+type fakeAddr string
+
+func (a fakeAddr) Network() string { return "tcp" }
+func (a fakeAddr) String() string  { return string(a) }
