@@ -112,6 +112,7 @@ type crashWorld struct {
 	armed   string // the failpoint of this run, kept across restarts
 	engines []*rotator.Engine
 
+	extra      []*rotator.Key // more keys beside api
 	stageFails atomic.Int32
 	restarted  bool // restartOnceIn did
 }
@@ -190,7 +191,7 @@ func (w *crashWorld) restart(failpoint string) {
 		}
 	}
 	e, err := rotator.New(rotator.Options{
-		Store: w.store, Keys: []*rotator.Key{w.key}, Clock: w.clock, Failpoint: fp,
+		Store: w.store, Keys: append([]*rotator.Key{w.key}, w.extra...), Clock: w.clock, Failpoint: fp,
 		Notifiers: map[string]rotator.Notifier{"one": w.notes[0], "two": w.notes[1]},
 		Outbox:    w.store, Inbound: w.store, State: w.store,
 		Backoff:     rotator.Backoff{Base: time.Second, Max: time.Minute, Factor: 2},

@@ -77,6 +77,7 @@ type Engine struct {
 	// submissions are secrets people minted, between Submit and the mint
 	// step that records them.
 	submissions map[string]submission
+	plans       map[string]*departurePlan // departure plans without a StateStore (tests)
 	warned      map[string]bool
 	wg          sync.WaitGroup
 	closeOnce   sync.Once
@@ -106,6 +107,7 @@ func New(o Options) (*Engine, error) {
 		running:     map[string]bool{},
 		secrets:     map[string]Secret{},
 		submissions: map[string]submission{},
+		plans:       map[string]*departurePlan{},
 	}
 	for _, k := range o.Keys {
 		if _, dup := e.keys[k.Name]; dup {

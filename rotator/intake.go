@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 )
@@ -198,7 +197,7 @@ func (e *Engine) processPending(ctx context.Context) {
 				e.finish(ctx, ev.ID, map[string]string{"error": "undecodable payload"}, nil)
 				continue
 			}
-			res, err := e.processDeparture(ctx, r)
+			res, err := e.processDeparture(ctx, ev.ID, r)
 			e.finish(ctx, ev.ID, res, err)
 		}
 	}
@@ -230,67 +229,8 @@ func (e *Engine) ReportDeparture(ctx context.Context, r DepartureReport) (Depart
 		return res, nil
 	}
 	e.metrics.inbound("departure")
-	res, err := e.processDeparture(ctx, r)
+	res, err := e.processDeparture(ctx, ev.ID, r)
 	e.finish(ctx, ev.ID, res, err)
-	return res, nil
-}
-
-func (e *Engine) processDeparture(ctx context.Context, r DepartureReport) (DepartureResult, error) {
-	var res DepartureResult
-	who := []string{}
-	for _, x := range []string{r.Email, r.UserID} {
-		if x != "" {
-			who = append(who, strings.ToLower(x))
-		}
-	}
-	if err := e.markDeparted(ctx, who, r.ReceivedAt); err != nil {
-		return res, err
-	}
-	pending := false
-	for _, name := range e.keyOrder {
-		k := e.keys[name]
-		owned := slices.ContainsFunc(k.Owners, func(o string) bool { return slices.Contains(who, strings.ToLower(o)) })
-		if !owned {
-			continue
-		}
-		others := e.owners(ctx, k)
-		mode := ModeStaged
-		if len(others) == 0 {
-			mode = ModeEmergency
-		}
-		states, err := e.store.KeyStates(ctx)
-		if err != nil {
-			return res, err
-		}
-		cur := states[name].Current
-		if cur == nil {
-			continue // nothing to rotate
-		}
-		rot, err := e.Trigger(ctx, TriggerRequest{Key: name, Trigger: TriggerDeparture, Mode: mode, TargetGeneration: cur.Generation,
-			Actor: cmpOr(r.Actor, "departure"), Reason: fmt.Sprintf("owner %s left; %d other owner(s) on file", strings.Join(who, "/"), len(others))})
-		switch {
-		case err == nil:
-		case errors.Is(err, ErrActiveRotation) && rot != nil && mode == ModeStaged:
-			// A staged rotation is already replacing the key.
-		case errors.Is(err, ErrActiveRotation) && rot != nil:
-			if perr := e.preempt(ctx, rot, cur, "owner left"); perr != nil {
-				pending = true
-			}
-		default:
-			return res, err
-		}
-		if mode == ModeStaged {
-			res.Staged = append(res.Staged, name)
-		} else {
-			res.Emergency = append(res.Emergency, name)
-		}
-		if rot != nil {
-			res.Rotations = append(res.Rotations, rot.ID)
-		}
-	}
-	if pending {
-		return res, errPending
-	}
 	return res, nil
 }
 
