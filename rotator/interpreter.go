@@ -252,6 +252,7 @@ func (d *driver) flush(ctx context.Context) (reload bool, err error) {
 	d.e.dispatch.committed(d.k, d.buf.events)
 	if d.r.Phase.Terminal() {
 		d.e.dropSecret(d.r.ID)
+		d.e.noteEnd(ctx, d.r)
 	}
 	d.buf = pending{}
 	return false, nil

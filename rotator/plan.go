@@ -121,6 +121,12 @@ func (e *Engine) Evaluate(ctx context.Context, names ...string) error {
 				it.Action = "" // handled
 			}
 		}
+		if it.Action == "bootstrap" || it.Action == string(ActionRotate) {
+			if why, blocked := e.automaticBlocked(ctx, k, now); blocked {
+				e.log.Info("automatic rotation not started", "key", name, "why", why)
+				continue
+			}
+		}
 		switch it.Action {
 		case "bootstrap":
 			req = &TriggerRequest{Key: name, Trigger: TriggerBootstrap, Actor: "scheduler", Reason: "no credential yet"}

@@ -11,6 +11,12 @@ import (
 // that name are revoked first, each recorded before its revoke call.
 func (s *step) mint(ctx context.Context) outcome {
 	if s.r.NewGeneration == 0 {
+		// Nothing is minted that cannot be delivered: every sink target
+		// must answer and be ours (or not exist yet) before the issuer —
+		// or a person — is asked for a credential.
+		if err := s.preflight(ctx); err != nil {
+			return failed(err)
+		}
 		gen := 1
 		for g := range s.creds {
 			if g >= gen {
@@ -113,4 +119,21 @@ func (s *step) minted(c *Credential, m Minted) outcome {
 	return advance("minted", map[string]string{
 		"generation": fmt.Sprint(cc.Generation), "issuer_id": cc.IssuerID, "fingerprint": ShortFingerprint(cc.Fingerprint),
 	}).with(&cc)
+}
+
+// preflight reads every sink target (read-only) before a mint: an
+// unreachable target is a retryable error, one that holds a value rekey
+// does not own a permanent one — nothing has been minted either way.
+func (s *step) preflight(ctx context.Context) error {
+	return s.eachSink(func(b SinkBinding) error {
+		st, err := b.Sink.Inspect(ctx, b.Target)
+		if err != nil {
+			return fmt.Errorf("sink %s: preflight %s before minting: %w", b.SinkName, b.Target.Path, err)
+		}
+		if st.Exists && !st.Managed {
+			return PermanentReason(ReasonNotManaged, fmt.Errorf("sink %s: %s holds a value rekey does not manage (no managed-by marker); nothing was minted — point the key at its own target or mark this one as rekey's: %w",
+				b.SinkName, b.Target.Path, ErrNotManaged))
+		}
+		return nil
+	})
 }
