@@ -151,10 +151,19 @@ func (d *dispatcher) rows(k *Key, evs []Event) []Notification {
 	out := make([]Notification, 0, len(evs)*len(names))
 	for _, ev := range evs {
 		for _, n := range names {
-			out = append(out, Notification{Notifier: n, Event: ev})
+			out = append(out, Notification{Notifier: n, Event: ev, Lane: laneOf(ev)})
 		}
 	}
 	return out
+}
+
+// laneOf puts what needs a person now — critical events, requests for a
+// decision — ahead of the rest.
+func laneOf(ev Event) int {
+	if ev.Severity == SeverityCritical || ev.Kind == EventHeld || ev.Kind == EventApproval || ev.Kind == EventStarted && ev.Mode == ModeEmergency {
+		return 0
+	}
+	return 1
 }
 
 // committed tells the delivery loops that evs are in the outbox (or, in

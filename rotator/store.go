@@ -30,6 +30,15 @@ type Commit struct {
 type Notification struct {
 	Notifier string
 	Event    Event
+	// Lane 0 goes before lane 1 in each notifier's queue: emergencies and
+	// requests for a decision are not buried behind informational events.
+	Lane int
+}
+
+// Pruner is an optional store capability: delete delivered notifications
+// and processed inbound events past their retention. Never the audit trail.
+type Pruner interface {
+	Prune(ctx context.Context, outboxBefore, inboundBefore time.Time) (int64, error)
 }
 
 // RotationFilter selects rotations to list.

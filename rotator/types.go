@@ -125,6 +125,10 @@ type Rotation struct {
 	Outcome string
 	// RollbackTo is the terminal phase a rollback ends in.
 	RollbackTo Phase
+	// Contain, when set, says why this emergency's revoke waits for a
+	// responder's approval: "breaker" (too many emergencies at once) or
+	// "low_trust" (a source that may only contain, not revoke).
+	Contain string
 	// Request is a command (cancel, approve anyway, retry, confirm) the
 	// interpreter has not acted on yet.
 	Request Request

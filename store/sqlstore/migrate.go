@@ -168,6 +168,16 @@ var migrations = []migration{
 		// index above cannot once rows are delivered.
 		`CREATE INDEX outbox_notifier_seq ON outbox (notifier, seq)`,
 	}},
+	{version: 5, name: "contained emergencies, delivery lanes, retention indexes", statements: []string{
+		// Why an emergency's revoke waits for a responder ("breaker",
+		// "low_trust"); '' when it does not.
+		`ALTER TABLE rotations ADD COLUMN contain TEXT NOT NULL DEFAULT ''`,
+		// 0: emergencies and requests for a decision; 1: everything else.
+		`ALTER TABLE outbox ADD COLUMN lane INTEGER NOT NULL DEFAULT 1`,
+		`CREATE INDEX outbox_due ON outbox (notifier, lane, seq) WHERE delivered_at = '' AND failed = 0`,
+		`CREATE INDEX outbox_delivered ON outbox (delivered_at) WHERE delivered_at <> ''`,
+		`CREATE INDEX inbound_events_processed ON inbound_events (processed_at) WHERE processed_at <> ''`,
+}},
 }
 
 // SchemaVersion is the newest schema this build knows.

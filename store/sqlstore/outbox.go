@@ -35,8 +35,8 @@ func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, rows []rotator.Notifica
 		if !n.Event.At.IsZero() {
 			now = TimeText(n.Event.At)
 		}
-		if _, err := s.txExec(ctx, tx, (`INSERT INTO outbox (id, notifier, seq, event, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)
-			ON CONFLICT (id) DO NOTHING`), clean(n.Notifier+"/"+n.Event.ID), clean(n.Notifier), seq, clean(string(b)), now, now); err != nil {
+		if _, err := s.txExec(ctx, tx, (`INSERT INTO outbox (id, notifier, seq, lane, event, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO NOTHING`), clean(n.Notifier+"/"+n.Event.ID), clean(n.Notifier), seq, n.Lane, clean(string(b)), now, now); err != nil {
 			return fmt.Errorf("outbox: enqueue: %w", err)
 		}
 	}
@@ -46,7 +46,7 @@ func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, rows []rotator.Notifica
 // DueOutbox lists a notifier's pending items in order.
 func (s *Store) DueOutbox(ctx context.Context, notifier string, now time.Time, n int) ([]rotator.OutboxItem, error) {
 	rows, err := s.query(ctx, (`SELECT id, event, attempts FROM outbox
-		WHERE notifier = ? AND delivered_at = '' AND failed = 0 AND next_attempt_at <= ? ORDER BY seq` + limit(n)), notifier, TimeText(now))
+		WHERE notifier = ? AND delivered_at = '' AND failed = 0 AND next_attempt_at <= ? ORDER BY lane, seq` + limit(n)), notifier, TimeText(now))
 	if err != nil {
 		return nil, s.errorf("outbox: due: %w", err)
 	}
@@ -104,4 +104,40 @@ func (s *Store) MarkRetry(ctx context.Context, id string, attempts int, next tim
 	})
 }
 
-var _ rotator.Outbox = (*Store)(nil)
+// Prune deletes outbox rows delivered (or given up) before outboxBefore
+// and inbound events processed before inboundBefore. The audit trail is
+// never pruned. Implements rotator.Pruner.
+func (s *Store) Prune(ctx context.Context, outboxBefore, inboundBefore time.Time) (int64, error) {
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		n = 0
+		for _, q := range []struct {
+			sql    string
+			before time.Time
+		}{
+			{`DELETE FROM outbox WHERE delivered_at <> '' AND delivered_at < ?`, outboxBefore},
+			{`DELETE FROM outbox WHERE failed = 1 AND next_attempt_at < ?`, outboxBefore},
+			{`DELETE FROM inbound_events WHERE processed_at <> '' AND processed_at < ?`, inboundBefore},
+		} {
+			if q.before.IsZero() {
+				continue
+			}
+			res, err := s.txExec(ctx, tx, q.sql, TimeText(q.before))
+			if err != nil {
+				return fmt.Errorf("prune: %w", err)
+			}
+			k, _ := res.RowsAffected()
+			n += k
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, s.errorf("%w", err)
+	}
+	return n, nil
+}
+
+var (
+	_ rotator.Outbox = (*Store)(nil)
+	_ rotator.Pruner = (*Store)(nil)
+)
