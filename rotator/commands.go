@@ -17,6 +17,10 @@ type TriggerRequest struct {
 	// TargetGeneration is the exposed generation an emergency revokes first
 	// (default: the current one).
 	TargetGeneration int
+	// Source names the inbound source of an automatic emergency (for the
+	// breaker's exemptions); Contain makes its revoke wait for a responder.
+	Source  string
+	Contain string
 }
 
 // EmergencyTrigger reports whether t calls for emergency mode by default.
@@ -72,9 +76,13 @@ func (e *Engine) Trigger(ctx context.Context, req TriggerRequest) (*Rotation, er
 		if r.TargetGeneration == 0 {
 			r.TargetGeneration = r.OldGeneration
 		}
+		r.Contain = req.Contain
+		if r.Contain == "" && automaticEmergency(req) && e.breakerContains(ctx, k, req.Source) {
+			r.Contain = ContainBreaker
+		}
 	}
 	ev := AuditEvent{At: now, RotationID: r.ID, Key: r.Key, Actor: req.Actor, Action: "rotation.created", Phase: r.Phase,
-		Detail: map[string]string{"trigger": string(req.Trigger), "mode": string(req.Mode), "reason": req.Reason}}
+		Detail: map[string]string{"trigger": string(req.Trigger), "mode": string(req.Mode), "reason": req.Reason, "contain": r.Contain}}
 	started := []Event{{ID: r.ID + "-start", Kind: EventStarted, Severity: severityOf(r), Key: r.Key, RotationID: r.ID,
 		Phase: r.Phase, Trigger: r.Trigger, Mode: r.Mode, Actor: r.Actor, Owners: k.Owners, At: now,
 		Message: fmt.Sprintf("%s rotation of %s started (%s): %s", r.Mode, r.Key, r.Trigger, r.Reason),
@@ -91,11 +99,21 @@ func (e *Engine) Trigger(ctx context.Context, req TriggerRequest) (*Rotation, er
 	e.metrics.phaseEntered(r, r.Phase)
 	e.dispatch.committed(k, started)
 	e.log.Info("rotation created", "rotation", r.ID, "key", r.Key, "trigger", r.Trigger, "mode", r.Mode, "actor", r.Actor)
-	if r.Phase == PhaseRevoking && e.driving.Load() {
+	if r.Phase == PhaseRevoking && r.Contain == "" && e.driving.Load() {
 		e.urgent(r.ID)
 	}
 	e.Wake()
 	return r, nil
+}
+
+// automaticEmergency: an emergency no person asked for (a report, a
+// departure, traffic) — what the breaker bounds.
+func automaticEmergency(req TriggerRequest) bool {
+	switch req.Trigger {
+	case TriggerExposure, TriggerUnauthorized, TriggerDeparture:
+		return true
+	}
+	return false
 }
 
 func severityOf(r *Rotation) Severity {
@@ -159,11 +177,28 @@ func (e *Engine) Decide(ctx context.Context, req ApproveRequest) (*Rotation, err
 	if req.Approver == "" {
 		return r, fmt.Errorf("approver is required: %w", ErrNotApprover)
 	}
-	if len(k.Approval.Approvers) > 0 && !slices.Contains(k.Approval.Approvers, req.Approver) {
+	if len(k.Approval.Approvers) > 0 && !slices.ContainsFunc(k.Approval.Approvers, func(a string) bool { return CanonicalIdentity(a) == CanonicalIdentity(req.Approver) }) {
 		return r, fmt.Errorf("%s: %w for key %s", req.Approver, ErrNotApprover, r.Key)
 	}
-	if req.Approver == r.Actor && req.Verdict == VerdictApprove {
+	if CanonicalIdentity(req.Approver) == CanonicalIdentity(r.Actor) && req.Verdict == VerdictApprove {
 		return r, fmt.Errorf("%s: %w", req.Approver, ErrSelfApproval)
+	}
+	// Approve anyway at a drain timeout takes as many distinct people as
+	// the revoke gate: count the ones who already did.
+	drainYes := map[string]bool{CanonicalIdentity(req.Approver): true}
+	if g == GateDrain && req.Verdict == VerdictApprove {
+		prior, err := e.store.Approvals(ctx, r.ID)
+		if err != nil {
+			return r, err
+		}
+		for _, a := range prior {
+			if a.Gate == GateDrain && a.Verdict == VerdictApprove {
+				if CanonicalIdentity(a.Approver) == CanonicalIdentity(req.Approver) {
+					return r, fmt.Errorf("%s on %s: %w", req.Approver, g, ErrDecided)
+				}
+				drainYes[CanonicalIdentity(a.Approver)] = true
+			}
+		}
 	}
 	now := e.clock.Now()
 	a := Approval{RotationID: r.ID, Gate: g, Approver: req.Approver, Verdict: req.Verdict, Via: req.Via, Comment: req.Comment, At: now}
@@ -184,8 +219,11 @@ func (e *Engine) Decide(ctx context.Context, req ApproveRequest) (*Rotation, err
 		if r.Request.Kind != "" {
 			return fmt.Errorf("%s on %s: %w", req.Approver, g, ErrDecided)
 		}
-		// A drain-timeout decision acts at once: approve = revoke anyway,
-		// deny = roll back.
+		// A drain-timeout decision acts at once once enough people agree:
+		// approve = revoke anyway, deny = roll back.
+		if req.Verdict == VerdictApprove && len(drainYes) < k.Approval.RequiredApprovals(GateDrain) {
+			return nil
+		}
 		r.Request = Request{Kind: RequestRevokeNow, By: req.Approver, Reason: "revoke", At: now}
 		if req.Verdict == VerdictDeny {
 			r.Request = Request{Kind: RequestRollBack, By: req.Approver, To: PhaseDenied, At: now,

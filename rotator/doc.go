@@ -54,8 +54,8 @@
 //	      cancelled → cancelled; denied → denied; failed → failed   [side effects: main, reap, revoke]
 //
 //	emergency (starts in revoking)
-//	  revoking           revoke the exposed generation at once
-//	      → minting; not_current → cleaning   [side effects: main]
+//	  revoking           revoke the exposed generation at once (contained: once a responder approves)
+//	      → minting; denied → denied; not_current → cleaning   [side effects: main]
 //	  minting            record the intent, then mint the replacement
 //	      → staging   [side effects: reap, main]
 //	  staging            write the replacement to every sink

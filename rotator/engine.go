@@ -41,6 +41,11 @@ type Options struct {
 	// EnqueueOnly queues notifications without delivering them (the CLI:
 	// the daemon delivers what it queued).
 	EnqueueOnly bool
+	// Breaker bounds automatic emergency revocations (default DefaultBreaker).
+	Breaker BreakerPolicy
+	// Retention bounds delivered notifications and processed inbound
+	// events (default DefaultRetention); the audit trail is kept.
+	Retention Retention
 	// Failpoint, when set, is called at named points ("<phase>:before" after
 	// the phase's intent is persisted, "<phase>:after" after its side effect
 	// and before its record). Crash tests make it kill the process.
@@ -76,11 +81,17 @@ type Engine struct {
 	secrets   map[string]Secret
 	// submissions are secrets people minted, between Submit and the mint
 	// step that records them.
-	submissions map[string]submission
-	plans       map[string]*departurePlan // departure plans without a StateStore (tests)
-	warned      map[string]bool
-	wg          sync.WaitGroup
-	closeOnce   sync.Once
+	submissions   map[string]submission
+	plans         map[string]*departurePlan // departure plans without a StateStore (tests)
+	breaker       breakerState              // without a StateStore (tests)
+	breakerPolicy BreakerPolicy
+	retention     Retention
+	lastPrune     time.Time
+	digestMu      sync.Mutex
+	digests       map[string]digest // without a StateStore (tests)
+	warned        map[string]bool
+	wg            sync.WaitGroup
+	closeOnce     sync.Once
 }
 
 // New builds an engine.
@@ -89,25 +100,28 @@ func New(o Options) (*Engine, error) {
 		return nil, errors.New("rotator: a store is required")
 	}
 	e := &Engine{
-		store:       o.Store,
-		keys:        make(map[string]*Key, len(o.Keys)),
-		clock:       o.Clock,
-		log:         o.Logger,
-		metrics:     o.Metrics,
-		conc:        o.Concurrency,
-		poll:        o.PollInterval,
-		stepTO:      o.StepTimeout,
-		backoff:     o.Backoff,
-		owner:       o.Owner,
-		lease:       o.LeaseDuration,
-		failpoint:   o.Failpoint,
-		inbound:     o.Inbound,
-		state:       o.State,
-		wake:        make(chan struct{}, 1),
-		running:     map[string]bool{},
-		secrets:     map[string]Secret{},
-		submissions: map[string]submission{},
-		plans:       map[string]*departurePlan{},
+		store:         o.Store,
+		keys:          make(map[string]*Key, len(o.Keys)),
+		clock:         o.Clock,
+		log:           o.Logger,
+		metrics:       o.Metrics,
+		conc:          o.Concurrency,
+		poll:          o.PollInterval,
+		stepTO:        o.StepTimeout,
+		backoff:       o.Backoff,
+		owner:         o.Owner,
+		lease:         o.LeaseDuration,
+		failpoint:     o.Failpoint,
+		inbound:       o.Inbound,
+		state:         o.State,
+		wake:          make(chan struct{}, 1),
+		running:       map[string]bool{},
+		secrets:       map[string]Secret{},
+		submissions:   map[string]submission{},
+		plans:         map[string]*departurePlan{},
+		breakerPolicy: o.Breaker,
+		retention:     o.Retention,
+		digests:       map[string]digest{},
 	}
 	for _, k := range o.Keys {
 		if _, dup := e.keys[k.Name]; dup {
@@ -145,6 +159,21 @@ func New(o Options) (*Engine, error) {
 	}
 	if e.lease < 2*e.stepTO {
 		e.lease = 2 * e.stepTO
+	}
+	if e.breakerPolicy.Max == 0 {
+		e.breakerPolicy.Max = DefaultBreaker.Max
+	}
+	if e.breakerPolicy.Window <= 0 {
+		e.breakerPolicy.Window = DefaultBreaker.Window
+	}
+	if e.retention.Outbox == 0 {
+		e.retention.Outbox = DefaultRetention.Outbox
+	}
+	if e.retention.Inbound == 0 {
+		e.retention.Inbound = DefaultRetention.Inbound
+	}
+	if e.retention.Digest <= 0 {
+		e.retention.Digest = DefaultRetention.Digest
 	}
 	e.sem = make(chan struct{}, e.conc)
 	e.urgentSem = make(chan struct{}, 32)
@@ -213,6 +242,8 @@ func (e *Engine) scan(ctx context.Context) {
 		return
 	}
 	e.processPending(ctx)
+	e.flushDigests(ctx)
+	e.prune(ctx)
 	due, err := e.store.DueRotations(ctx, e.clock.Now(), 4*e.conc)
 	if err != nil {
 		e.log.Error("list due rotations", "err", err)

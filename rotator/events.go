@@ -19,6 +19,10 @@ type ExposureReport struct {
 	Type        string // scanner's token type, if any
 	KeyHint     string // optional: the rekey key the reporter believes it is
 	ReceivedAt  time.Time
+	// ContainOnly: the source is trusted to contain, not to revoke — a
+	// match starts the emergency at once, but its revoke waits for a
+	// responder.
+	ContainOnly bool `json:",omitempty"`
 }
 
 // ExposureResult is what became of one report.

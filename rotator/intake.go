@@ -91,23 +91,20 @@ func (e *Engine) processExposure(ctx context.Context, r ExposureReport) (Exposur
 	}
 	where := strings.TrimSpace(r.Source + " " + r.URL)
 	if c == nil {
-		detail := "an exposed token matched no live credential"
-		if len(creds) > 0 {
-			detail = fmt.Sprintf("an exposed token matched %s generation %d, already revoked", creds[0].Key, creds[0].Generation)
-		}
-		err := e.record(ctx, nil, []AuditEvent{{At: e.clock.Now(), Key: r.KeyHint, Actor: "exposure:" + r.Via, Action: "exposure.unmatched",
-			Detail: map[string]string{"source": r.Source, "url": r.URL, "fingerprint": ShortFingerprint(r.Fingerprint)}}},
-			Event{Kind: EventUnknownLeak, Severity: SeverityWarning, Key: r.KeyHint,
-				Message: fmt.Sprintf("exposure report (%s) at %s: %s", r.Via, where, detail),
-				Fields:  map[string]string{"source": r.Source, "url": r.URL, "fingerprint": ShortFingerprint(r.Fingerprint), "type": r.Type}})
+		// No live credential (none, or one already revoked): counted into
+		// the source's digest, not echoed.
+		err := e.unmatched(ctx, r, where)
 		return ExposureResult{Known: false}, err
 	}
 	res := ExposureResult{Known: true, Key: c.Key, Generation: c.Generation}
 	if _, ok := e.keys[c.Key]; !ok {
 		return res, fmt.Errorf("exposed credential belongs to key %s, which is no longer configured", c.Key)
 	}
-	req := TriggerRequest{Key: c.Key, Trigger: TriggerExposure, Mode: ModeEmergency, TargetGeneration: c.Generation,
+	req := TriggerRequest{Key: c.Key, Trigger: TriggerExposure, Mode: ModeEmergency, TargetGeneration: c.Generation, Source: r.Via,
 		Actor: "exposure:" + r.Via, Reason: fmt.Sprintf("generation %d exposed (%s) at %s", c.Generation, r.Via, where)}
+	if r.ContainOnly {
+		req.Contain = ContainLowTrust
+	}
 	rot, err := e.Trigger(ctx, req)
 	if err == nil {
 		res.RotationID = rot.ID

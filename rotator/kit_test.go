@@ -261,16 +261,22 @@ func (t *traffic) Unauthorized(context.Context, rotator.TrafficQuery) (rotator.R
 
 // notes records notifications.
 type notes struct {
-	mu  sync.Mutex
-	evs []rotator.Event
+	mu   sync.Mutex
+	evs  []rotator.Event
+	down bool // answer every delivery with a retryable error
 }
 
 func (n *notes) Notify(_ context.Context, ev rotator.Event) error {
 	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.down {
+		return errors.New("notifier unavailable")
+	}
 	n.evs = append(n.evs, ev)
-	n.mu.Unlock()
 	return nil
 }
+
+func (n *notes) setDown(down bool) { n.mu.Lock(); n.down = down; n.mu.Unlock() }
 
 func (n *notes) kinds() []string {
 	n.mu.Lock()

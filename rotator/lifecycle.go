@@ -102,8 +102,8 @@ var Staged = Lifecycle{Name: "staged", Start: PhaseAwaitingApproval, Phases: []P
 // departure with no other owner: revoke first, then deliver a replacement
 // straight to current.
 var Emergency = Lifecycle{Name: "emergency", Start: PhaseRevoking, Phases: []PhaseSpec{
-	{Phase: PhaseRevoking, Does: "revoke the exposed generation at once",
-		Next: map[Edge]Phase{EdgeOK: PhaseMinting, EdgeNotCurrent: PhaseCleaning}, Acts: []string{""}, step: (*step).revoke},
+	{Phase: PhaseRevoking, Does: "revoke the exposed generation at once (contained: once a responder approves)",
+		Next: map[Edge]Phase{EdgeOK: PhaseMinting, EdgeNotCurrent: PhaseCleaning, EdgeDenied: PhaseDenied}, Acts: []string{""}, step: (*step).revoke},
 	{Phase: PhaseMinting, Does: "record the intent, then mint the replacement",
 		Next: map[Edge]Phase{EdgeOK: PhaseStaging}, Acts: []string{"reap", ""}, step: (*step).mint},
 	{Phase: PhaseStaging, Does: "write the replacement to every sink",

@@ -19,6 +19,7 @@ type Metrics struct {
 	revokes          *prometheus.CounterVec
 	notifications    *prometheus.CounterVec
 	inboundEvents    *prometheus.CounterVec
+	breakerOpen      prometheus.Gauge
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -56,9 +57,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		inboundEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rekey_inbound_events_total", Help: "Inbound reports accepted (exposure, departure).",
 		}, []string{"kind"}),
+		breakerOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "rekey_emergency_breaker_open", Help: "1 while the emergency breaker contains automatic revocations.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.phaseTransitions, m.rotations, m.phaseDuration, m.errors, m.keyAge, m.drain, m.mints, m.revokes, m.notifications, m.inboundEvents)
+		reg.MustRegister(m.phaseTransitions, m.rotations, m.phaseDuration, m.errors, m.keyAge, m.drain, m.mints, m.revokes, m.notifications, m.inboundEvents, m.breakerOpen)
 	}
 	return m
 }
@@ -89,3 +93,11 @@ func (m *Metrics) notified(notifier, result string) {
 }
 
 func (m *Metrics) inbound(kind string) { m.inboundEvents.WithLabelValues(kind).Inc() }
+
+func (m *Metrics) breaker(open bool) {
+	v := 0.0
+	if open {
+		v = 1
+	}
+	m.breakerOpen.Set(v)
+}

@@ -175,6 +175,8 @@ const (
 	EventWatchAlert  = "rotation.watch_alert"
 	EventOrphan      = "credential.orphan"
 	EventUnknownLeak = "exposure.unknown"
+	EventDigest      = "exposure.digest"
+	EventBreaker     = "breaker"
 )
 
 // Notifier delivers events. The engine calls it from a retrying dispatcher,

@@ -3,6 +3,7 @@ package rotator
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -11,14 +12,15 @@ func (s *step) awaitStart(ctx context.Context) outcome {
 	if s.r.Trigger == TriggerBootstrap || !s.k.Approval.Needs(GateStart) {
 		return advance("started", nil)
 	}
-	o, _ := s.gate(ctx, GateStart, advance("approved", map[string]string{"gate": string(GateStart)}))
+	o, _ := s.gate(ctx, GateStart, advance("approved", map[string]string{"gate": string(GateStart)}), s.k.Approval.RequiredApprovals(GateStart), s.k.Approval.ExpireAfter)
 	return o
 }
 
-// gate evaluates approvals for g: enough → pass (and passed is true); a
-// deny → denied (start gate) or rolled back (later gates); expired →
-// expired; otherwise hold.
-func (s *step) gate(ctx context.Context, g Gate, pass outcome) (o outcome, passed bool) {
+// gate evaluates approvals for g: need distinct people → pass (and passed
+// is true); a deny → denied (start gate, contained emergency) or rolled
+// back (later gates); expired (expire > 0) → expired; otherwise hold.
+// People are compared by their canonical identity.
+func (s *step) gate(ctx context.Context, g Gate, pass outcome, need int, expire time.Duration) (o outcome, passed bool) {
 	approvals, err := s.e.store.Approvals(ctx, s.r.ID)
 	if err != nil {
 		return failed(fmt.Errorf("load approvals: %w", err)), false
@@ -31,20 +33,19 @@ func (s *step) gate(ctx context.Context, g Gate, pass outcome) (o outcome, passe
 		if a.Verdict == VerdictDeny {
 			s.r.Outcome = "denied by " + a.Approver
 			detail := map[string]string{"gate": string(g), "by": a.Approver}
-			if g == GateStart {
+			if g == GateStart || s.r.Mode == ModeEmergency {
 				return advance("denied", detail).via(EdgeDenied), false
 			}
 			s.r.RollbackTo = PhaseDenied
 			return advance("denied", detail).via(EdgeUndo), false
 		}
-		yes[a.Approver] = true
+		yes[CanonicalIdentity(a.Approver)] = true
 	}
-	need := s.k.Approval.RequiredApprovals(g)
 	if len(yes) >= need {
 		return pass, true
 	}
 	var until time.Time
-	if exp := s.k.Approval.ExpireAfter; exp > 0 {
+	if exp := expire; exp > 0 {
 		until = s.r.PhaseStartedAt.Add(exp)
 		if !s.now().Before(until) {
 			s.r.Outcome = fmt.Sprintf("approval for %s expired after %s", g, exp)
@@ -56,3 +57,8 @@ func (s *step) gate(ctx context.Context, g Gate, pass outcome) (o outcome, passe
 	}
 	return holdFor(HoldApproval, fmt.Sprintf("%s approval %d/%d", g, len(yes), need), until, SeverityWarning), false
 }
+
+// CanonicalIdentity is the form in which people are compared: trimmed and
+// lower-cased, so that "Alice@example.com " and "alice@example.com" are one
+// person for the self-approval and two-person rules.
+func CanonicalIdentity(id string) string { return strings.ToLower(strings.TrimSpace(id)) }

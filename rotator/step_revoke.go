@@ -14,11 +14,23 @@ func (s *step) revoke(ctx context.Context) outcome {
 	switch {
 	case s.r.Trigger == TriggerDecommission:
 		return s.revokeAll()
+	case s.r.Mode == ModeEmergency && s.r.Contain != "":
+		// Contained: a responder approves the revoke (no expiry: an
+		// exposure does not go away by waiting).
+		o, passed := s.gate(ctx, GateRevoke, outcome{}, 1, 0)
+		if !passed {
+			if o.kind == outHold {
+				o.why = containedWhy(s.r.Contain) + " — " + o.why
+				o.sev = SeverityCritical
+			}
+			return o
+		}
+		return s.revokeEmergency()
 	case s.r.Mode == ModeEmergency:
 		return s.revokeEmergency()
 	}
 	if s.k.Approval.Needs(GateRevoke) && s.r.Hold != HoldConfirm && s.r.Drain.Override != "exposure" {
-		if o, passed := s.gate(ctx, GateRevoke, outcome{}); !passed {
+		if o, passed := s.gate(ctx, GateRevoke, outcome{}, s.k.Approval.RequiredApprovals(GateRevoke), s.k.Approval.ExpireAfter); !passed {
 			return o
 		}
 	}
@@ -133,4 +145,14 @@ func revokedCopy(c *Credential, at time.Time) *Credential {
 	cc := *c
 	cc.State, cc.RevokedAt = CredRevoked, at
 	return &cc
+}
+
+func containedWhy(c string) string {
+	switch c {
+	case ContainBreaker:
+		return "contained: the emergency breaker is open (too many emergency revocations at once); a responder approves to revoke, or releases the breaker"
+	case ContainLowTrust:
+		return "contained: reported by a source trusted only to contain; a responder approves to revoke"
+	}
+	return "contained (" + c + "); a responder approves to revoke"
 }

@@ -45,6 +45,8 @@ type Pruner interface {
 type RotationFilter struct {
 	Key        string
 	ActiveOnly bool
+	Since      time.Time // created at or after; zero: any time
+	Mode       Mode      // "": any
 	Limit      int
 }
 

@@ -177,7 +177,7 @@ var migrations = []migration{
 		`CREATE INDEX outbox_due ON outbox (notifier, lane, seq) WHERE delivered_at = '' AND failed = 0`,
 		`CREATE INDEX outbox_delivered ON outbox (delivered_at) WHERE delivered_at <> ''`,
 		`CREATE INDEX inbound_events_processed ON inbound_events (processed_at) WHERE processed_at <> ''`,
-}},
+	}},
 }
 
 // SchemaVersion is the newest schema this build knows.

@@ -268,6 +268,14 @@ func (s *Store) ListRotations(ctx context.Context, f rotator.RotationFilter) ([]
 		query += ` AND key = ?`
 		args = append(args, f.Key)
 	}
+	if !f.Since.IsZero() {
+		query += ` AND created_at >= ?`
+		args = append(args, TimeText(f.Since))
+	}
+	if f.Mode != "" {
+		query += ` AND mode = ?`
+		args = append(args, string(f.Mode))
+	}
 	if f.ActiveOnly {
 		query += ` AND finished = 0`
 	}
