@@ -124,6 +124,8 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o Build
 		Logger:       logger.With("component", "engine"),
 		Metrics:      rotator.NewMetrics(d.Registry),
 		Concurrency:  cfg.Daemon.Concurrency,
+		Breaker:      rotator.BreakerPolicy{Max: cfg.Breaker.Max, Window: cfg.Breaker.Window, Exempt: cfg.Breaker.Exempt},
+		Retention:    rotator.Retention{Outbox: cfg.Retention.Outbox, Inbound: cfg.Retention.Inbound, Digest: cfg.Retention.DigestWindow},
 		PollInterval: cfg.Daemon.PollInterval,
 		StepTimeout:  cfg.Daemon.StepTimeout,
 		Backoff:      rotator.Backoff{Base: cfg.Daemon.RetryBase, Max: cfg.Daemon.RetryMax, Factor: 2, Jitter: 0.2},

@@ -43,6 +43,8 @@ func (d *Daemon) Handler() http.Handler {
 		"POST /v1/rotations/{id}/confirm": a.confirm,
 		"GET /v1/audit":                   a.audit,
 		"GET /v1/audit/verify":            a.verifyAudit,
+		"GET /v1/breaker":                 a.breaker,
+		"POST /v1/breaker/release":        a.releaseBreaker,
 	} {
 		mux.Handle(pattern, d.requireAdmin(h))
 	}

@@ -19,6 +19,29 @@ type Config struct {
 	Webhooks  []Adapter   `koanf:"webhooks"`
 	Defaults  KeySettings `koanf:"defaults"`
 	Keys      []Key       `koanf:"keys"`
+	Breaker   Breaker     `koanf:"breaker"`
+	Retention Retention   `koanf:"retention"`
+}
+
+// Breaker bounds automatic emergency revocations fleet-wide: more than
+// Max within Window opens it, and further automatic emergencies wait for a
+// responder (rekey breaker release). Max -1 disables it. Exempt lists
+// inbound sources (their "via": github-partner, github-alert, generic,
+// cli…) never contained by it — sources that prove possession of the token.
+type Breaker struct {
+	Max    int           `koanf:"max"`
+	Window time.Duration `koanf:"window"`
+	Exempt []string      `koanf:"exempt"`
+}
+
+// Retention bounds what is kept besides the audit trail (never pruned):
+// delivered notifications, processed inbound reports, and the window over
+// which reports that match nothing are counted into one digest. A negative
+// duration keeps forever.
+type Retention struct {
+	Outbox       time.Duration `koanf:"outbox"`
+	Inbound      time.Duration `koanf:"inbound"`
+	DigestWindow time.Duration `koanf:"digest_window"`
 }
 
 // Daemon configures the process.
@@ -162,6 +185,8 @@ func defaults() Config {
 			PollInterval: time.Second, StepTimeout: 60 * time.Second,
 			RetryBase: 2 * time.Second, RetryMax: 5 * time.Minute, LogLevel: "info",
 		},
-		Store: Store{Type: "sqlite", Path: "./data/rekey.db"},
+		Store:     Store{Type: "sqlite", Path: "./data/rekey.db"},
+		Breaker:   Breaker{Max: 5, Window: 10 * time.Minute},
+		Retention: Retention{Outbox: 7 * 24 * time.Hour, Inbound: 30 * 24 * time.Hour, DigestWindow: 15 * time.Minute},
 	}
 }

@@ -38,6 +38,7 @@ var (
 func (c *Config) Validate(known KnownTypes) Errors {
 	var errs Errors
 	c.validateDaemon(&errs)
+	c.validateSafety(&errs)
 	c.validateStore(&errs)
 	names := map[string][]string{}
 	for _, fam := range []struct {
@@ -138,6 +139,31 @@ func (c *Config) validateDaemon(errs *Errors) {
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, d.LogLevel) {
 		errs.Add("daemon.log_level", "must be debug, info, warn or error, got %q", d.LogLevel)
+	}
+}
+
+func (c *Config) validateSafety(errs *Errors) {
+	b := c.Breaker
+	if b.Max < -1 || b.Max == 0 || b.Max > 10000 {
+		errs.Add("breaker.max", "must be between 1 and 10000, or -1 to disable the breaker; got %d", b.Max)
+	}
+	if b.Window <= 0 {
+		errs.Add("breaker.window", "must be positive")
+	}
+	for i, s := range b.Exempt {
+		if strings.TrimSpace(s) == "" {
+			errs.Add(fmt.Sprintf("breaker.exempt[%d]", i), "empty source name")
+		}
+	}
+	r := c.Retention
+	if r.Outbox == 0 {
+		errs.Add("retention.outbox", "must be positive, or negative to keep forever")
+	}
+	if r.Inbound == 0 {
+		errs.Add("retention.inbound", "must be positive, or negative to keep forever")
+	}
+	if r.DigestWindow <= 0 {
+		errs.Add("retention.digest_window", "must be positive")
 	}
 }
 

@@ -116,6 +116,10 @@ func (c *cli) status(args []string) error {
 	if err := t.write(c.stdout); err != nil {
 		return err
 	}
+	if bs, err := d.Engine.Breaker(c.ctx); err == nil && bs.Open {
+		fmt.Fprintf(c.stdout, "\nEMERGENCY BREAKER OPEN: %d automatic emergencies since %s (limit %d per %s); %d contained, waiting for a responder: rekey breaker release\n",
+			bs.Recent, bs.Since.UTC().Format(time.RFC3339), bs.Max, bs.Window, len(bs.Contained))
+	}
 	if len(active) > 0 {
 		fmt.Fprintln(c.stdout)
 		return rotationTable(active).write(c.stdout)
