@@ -129,7 +129,15 @@ func (e *Engine) preempt(ctx context.Context, a *Rotation, c *Credential, why st
 		return errPending
 	}
 	preempted := func(ch *change) {
-		ch.Audit = append(ch.Audit, AuditEvent{At: e.clock.Now(), RotationID: a.ID, Key: a.Key, Actor: "rekey", Action: "preempted", Phase: a.Phase, Detail: map[string]string{"why": why}})
+		ch.Audit = append(ch.Audit, AuditEvent{At: e.clock.Now(), RotationID: a.ID, Key: a.Key, Actor: "rekey", Action: "preempted", Phase: a.Phase,
+			Detail: map[string]string{"why": why, "generation": fmt.Sprint(c.Generation)}})
+		// Every override is announced: a person must know the staged
+		// rotation they were watching changed course, and why.
+		ch.events = append(ch.events, Event{ID: a.ID + "-" + randomHex(4), Kind: EventPreempted, Severity: SeverityCritical, Key: a.Key, RotationID: a.ID,
+			Phase: a.Phase, Trigger: a.Trigger, Mode: a.Mode, Actor: "rekey", At: e.clock.Now(),
+			Message: fmt.Sprintf("%s: generation %d (%s) is exposed (%s); the staged rotation %s in %s %s",
+				a.Key, c.Generation, c.Name, why, a.ID, a.Phase, preemptOutcome(a, c)),
+			Fields: map[string]string{"generation": fmt.Sprint(c.Generation), "name": c.Name, "why": why}})
 	}
 	switch {
 	case c.Generation == a.OldGeneration && (a.Phase == PhaseDraining || a.Phase == PhaseRevoking):
@@ -236,4 +244,15 @@ func cmpOr(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// preemptOutcome says what an exposure does to the staged rotation a.
+func preemptOutcome(a *Rotation, c *Credential) string {
+	switch {
+	case c.Generation == a.OldGeneration && (a.Phase == PhaseDraining || a.Phase == PhaseRevoking):
+		return "skips its drain gate: the exposed old key is revoked now"
+	case c.Generation == a.NewGeneration:
+		return "rolls back: the exposed new key is revoked, the old one stays current"
+	}
+	return "rolls back, then an emergency rotation revokes the exposed key"
 }

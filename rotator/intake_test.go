@@ -2,6 +2,7 @@ package rotator_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,6 +75,31 @@ func TestExposureDuringDrainRevokesAtOnce(t *testing.T) {
 	if !e.iss.isRevoked(old.IssuerID) {
 		t.Fatalf("exposed old key not revoked at once (phase %s)", r.Phase)
 	}
+	e.wantAnnounced(t, "generation 1", "skips its drain gate")
+}
+
+// wantAnnounced checks one critical notification says the staged rotation
+// was overridden by an exposure, with the words given.
+func (e *env) wantAnnounced(t *testing.T, words ...string) {
+	t.Helper()
+	e.engine.Close(time.Second)
+	e.notes.mu.Lock()
+	defer e.notes.mu.Unlock()
+	n := 0
+	for _, ev := range e.notes.evs {
+		if ev.Kind != rotator.EventPreempted {
+			continue
+		}
+		n++
+		for _, w := range words {
+			if ev.Severity != rotator.SeverityCritical || !strings.Contains(ev.Message, w) {
+				t.Fatalf("override announced as %s %q, want critical with %q", ev.Severity, ev.Message, w)
+			}
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d notifications of the override, want 1", n)
+	}
 }
 
 // An exposure of the current key while a staged rotation has not cut over:
@@ -103,6 +129,7 @@ func TestExposureBeforeCutOverSupersedesStagedRotation(t *testing.T) {
 	if pending, _ := e.store.PendingInbound(e.ctx, 10); len(pending) != 0 {
 		t.Fatalf("exposure still pending: %+v", pending)
 	}
+	e.wantAnnounced(t, "generation 1", "rolls back, then an emergency")
 }
 
 func TestDepartureTakesTwoPaths(t *testing.T) {

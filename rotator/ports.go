@@ -177,6 +177,7 @@ const (
 	EventUnknownLeak = "exposure.unknown"
 	EventDigest      = "exposure.digest"
 	EventBreaker     = "breaker"
+	EventPreempted   = "rotation.preempted"
 )
 
 // Notifier delivers events. The engine calls it from a retrying dispatcher,
