@@ -28,6 +28,9 @@ func (d *Daemon) KeyViews(ctx context.Context, now time.Time) ([]KeyView, error)
 		if !it.Due.IsZero() {
 			v.NextDue = rfc3339(it.Due)
 		}
+		if it.Reason == "decommissioned" {
+			v.State = "decommissioned"
+		}
 		if a := st.Active; a != nil {
 			v.Active, v.State = a.ID, "rotating ("+string(a.Phase)+")"
 			if a.Hold != rotator.HoldNone {

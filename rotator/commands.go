@@ -21,6 +21,9 @@ type TriggerRequest struct {
 	// breaker's exemptions); Contain makes its revoke wait for a responder.
 	Source  string
 	Contain string
+	// Recommission allows a bootstrap or manual rotation of a key that was
+	// decommissioned (undoing the decommission); without it they are refused.
+	Recommission bool
 }
 
 // EmergencyTrigger reports whether t calls for emergency mode by default.
@@ -46,6 +49,13 @@ func (e *Engine) Trigger(ctx context.Context, req TriggerRequest) (*Rotation, er
 	}
 	if req.Actor == "" {
 		req.Actor = "rekey"
+	}
+	recommission := false
+	if req.Trigger != TriggerDecommission && e.Decommissioned(ctx, req.Key) {
+		if !req.Recommission {
+			return nil, fmt.Errorf("key %s was decommissioned; minting it again undoes that — say so explicitly (rekey rotate %s --bootstrap --recommission): %w", req.Key, req.Key, ErrBadState)
+		}
+		recommission = true
 	}
 	creds, err := e.store.Credentials(ctx, req.Key)
 	if err != nil {
@@ -82,10 +92,10 @@ func (e *Engine) Trigger(ctx context.Context, req TriggerRequest) (*Rotation, er
 		}
 	}
 	ev := AuditEvent{At: now, RotationID: r.ID, Key: r.Key, Actor: req.Actor, Action: "rotation.created", Phase: r.Phase,
-		Detail: map[string]string{"trigger": string(req.Trigger), "mode": string(req.Mode), "reason": req.Reason, "contain": r.Contain}}
+		Detail: map[string]string{"trigger": string(req.Trigger), "mode": string(req.Mode), "reason": req.Reason, "contain": r.Contain, "recommission": fmt.Sprint(recommission)}}
 	started := []Event{{ID: r.ID + "-start", Kind: EventStarted, Severity: severityOf(r), Key: r.Key, RotationID: r.ID,
 		Phase: r.Phase, Trigger: r.Trigger, Mode: r.Mode, Actor: r.Actor, Owners: k.Owners, At: now,
-		Message: fmt.Sprintf("%s rotation of %s started (%s): %s", r.Mode, r.Key, r.Trigger, r.Reason),
+		Message: startMessage(r),
 		Fields:  map[string]string{"reason": r.Reason}}}
 	if err := e.store.CreateRotation(ctx, Commit{Rotation: r, Audit: []AuditEvent{ev}, Outbox: e.dispatch.rows(k, started)}); err != nil {
 		if errors.Is(err, ErrActiveRotation) {
@@ -98,6 +108,11 @@ func (e *Engine) Trigger(ctx context.Context, req TriggerRequest) (*Rotation, er
 	}
 	e.metrics.phaseEntered(r, r.Phase)
 	e.dispatch.committed(k, started)
+	if recommission {
+		if err := e.recommission(ctx, r.Key); err != nil {
+			e.log.Error("forget the decommission", "key", r.Key, "err", err)
+		}
+	}
 	e.log.Info("rotation created", "rotation", r.ID, "key", r.Key, "trigger", r.Trigger, "mode", r.Mode, "actor", r.Actor)
 	if r.Phase == PhaseRevoking && r.Contain == "" && e.driving.Load() {
 		e.urgent(r.ID)
@@ -117,6 +132,9 @@ func automaticEmergency(req TriggerRequest) bool {
 }
 
 func severityOf(r *Rotation) Severity {
+	if r.Trigger == TriggerDecommission {
+		return SeverityWarning // planned by a person: tell, do not page
+	}
 	if r.Mode == ModeEmergency {
 		return SeverityCritical
 	}
@@ -323,4 +341,11 @@ func (e *Engine) update(ctx context.Context, id string, f func(*Rotation, *chang
 		return r, nil
 	}
 	return nil, fmt.Errorf("rotation %s: %w (gave up after 10 tries)", id, ErrConflict)
+}
+
+func startMessage(r *Rotation) string {
+	if r.Trigger == TriggerDecommission {
+		return fmt.Sprintf("decommission of %s started by %s: every live credential is revoked and the key removed from its sinks (%s)", r.Key, r.Actor, r.Reason)
+	}
+	return fmt.Sprintf("%s rotation of %s started (%s): %s", r.Mode, r.Key, r.Trigger, r.Reason)
 }

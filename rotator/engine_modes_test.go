@@ -3,6 +3,7 @@ package rotator_test
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,6 +111,19 @@ func TestDecommissionRevokesAndRemoves(t *testing.T) {
 	r := e.run(e.trigger(rotator.TriggerDecommission, "").ID, 20)
 	if r.Phase != rotator.PhaseDone || e.iss.liveCount() != 0 || e.sinks[0].current("api") != "" {
 		t.Fatalf("phase %s live %d sink %q", r.Phase, e.iss.liveCount(), e.sinks[0].current("api"))
+	}
+	// Minting it again undoes the decommission: only when asked for.
+	boot := rotator.TriggerRequest{Key: "api", Trigger: rotator.TriggerBootstrap, Actor: "tester"}
+	if _, err := e.engine.Trigger(e.ctx, boot); !errors.Is(err, rotator.ErrBadState) || !strings.Contains(err.Error(), "--recommission") {
+		t.Fatalf("bootstrap of a decommissioned key: %v, want a refusal naming --recommission", err)
+	}
+	boot.Recommission = true
+	again, err := e.engine.Trigger(e.ctx, boot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := e.run(again.ID, 20); r.Phase != rotator.PhaseDone || e.engine.Decommissioned(e.ctx, "api") {
+		t.Fatalf("recommissioned bootstrap ended %s (still decommissioned: %v)", r.Phase, e.engine.Decommissioned(e.ctx, "api"))
 	}
 }
 

@@ -47,8 +47,9 @@ func (e *Engine) Decommissioned(ctx context.Context, key string) bool {
 	if e.state == nil {
 		return false
 	}
-	_, ok, err := e.state.GetState(ctx, stateDecommissioned, key)
-	return err == nil && ok
+	v, ok, err := e.state.GetState(ctx, stateDecommissioned, key)
+	return err == nil && ok && v != "" // "": recommissioned
+
 }
 
 // decommissionedSet lists decommissioned keys in one call where the state
@@ -61,8 +62,10 @@ func (e *Engine) decommissionedSet(ctx context.Context) map[string]bool {
 	if l, ok := e.state.(StateLister); ok {
 		m, err := l.ListState(ctx, stateDecommissioned)
 		if err == nil {
-			for k := range m {
-				out[k] = true
+			for k, v := range m {
+				if v != "" {
+					out[k] = true
+				}
 			}
 			return out
 		}
@@ -80,4 +83,13 @@ func (e *Engine) markDecommissioned(ctx context.Context, key string, at time.Tim
 		return nil
 	}
 	return e.state.PutState(ctx, stateDecommissioned, key, at.UTC().Format(time.RFC3339))
+}
+
+// recommission forgets that key was decommissioned (a person asked to
+// mint it again).
+func (e *Engine) recommission(ctx context.Context, key string) error {
+	if e.state == nil {
+		return nil
+	}
+	return e.state.PutState(ctx, stateDecommissioned, key, "")
 }

@@ -22,6 +22,7 @@ func (c *cli) rotate(args []string) error {
 	reason := fs.String("reason", "", "why (recorded and notified)")
 	trigger := fs.String("trigger", "", "manual (default), exposure, departure, unauthorized or decommission")
 	wait := fs.Bool("wait", false, "drive the rotation here until it finishes or waits for a human")
+	recommission := fs.Bool("recommission", false, "allow minting a key that was decommissioned (undoes the decommission)")
 	pos, err := parse(fs, o, args, 1, "KEY")
 	if err != nil {
 		return err
@@ -34,6 +35,7 @@ func (c *cli) rotate(args []string) error {
 	if err != nil {
 		return usageError{err.Error()}
 	}
+	req.Recommission = *recommission
 	d, err := c.open(o)
 	if err != nil {
 		return err

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"os"
+	"strings"
+
+	"golang.org/x/term"
 
 	"github.com/rekeyhq/rekey/app"
 	"github.com/rekeyhq/rekey/webhooks/scanners"
@@ -87,9 +91,15 @@ func (c *cli) report(args []string) error {
 func (c *cli) decommission(args []string) error {
 	fs, o := c.flags("decommission", true)
 	reason := fs.String("reason", "", "why (recorded and notified)")
+	yes := fs.Bool("yes", false, "do not ask for confirmation (required when stdin is not a terminal)")
 	pos, err := parse(fs, o, args, 1, "KEY")
 	if err != nil {
 		return err
+	}
+	if !*yes {
+		if err := c.confirmDestructive(fmt.Sprintf("Decommission %s: revoke EVERY live credential of it now and delete it from every sink. Consumers lose access at once. Type the key name to go on: ", pos[0]), pos[0]); err != nil {
+			return err
+		}
 	}
 	req, err := app.TriggerFor(pos[0], "emergency", "decommission", *reason, o.as, false)
 	if err != nil {
@@ -105,4 +115,19 @@ func (c *cli) decommission(args []string) error {
 		return err
 	}
 	return c.printRotation(o, r)
+}
+
+// confirmDestructive asks a person at a terminal to type want; without a
+// terminal it refuses (the caller must pass --yes).
+func (c *cli) confirmDestructive(prompt, want string) error {
+	f, ok := c.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return usageError{"refusing a destructive action without confirmation: not a terminal; pass --yes"}
+	}
+	fmt.Fprint(c.stderr, prompt)
+	line, err := bufio.NewReader(f).ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != want {
+		return fmt.Errorf("not confirmed; nothing was done: %w", errRefused)
+	}
+	return nil
 }

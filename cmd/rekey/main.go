@@ -45,7 +45,7 @@ Act:
   retry ROTATION           retry a held rotation now
   submit ROTATION          hand over a manually minted secret (stdin or TTY, no echo)
   confirm ROTATION         confirm a key was revoked by hand
-  decommission KEY         revoke every live credential and remove the key from its sinks
+  decommission KEY         revoke every live credential and remove the key from its sinks (asks; --yes)
   report --format F FILE   submit a leak scanner's findings (trufflehog, gitleaks)
   breaker [release]        the emergency breaker; "release" lets every contained emergency revoke
 
