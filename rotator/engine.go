@@ -72,13 +72,15 @@ type Engine struct {
 	inbound   InboundStore
 	state     StateStore
 
-	wake      chan struct{}
-	sem       chan struct{}
-	urgentSem chan struct{}
-	driving   atomic.Bool // Run is running: new emergencies are driven at once
-	mu        sync.Mutex
-	running   map[string]bool // rotation ids with a driver
-	secrets   map[string]Secret
+	wake       chan struct{}
+	sem        chan struct{}
+	urgentSem  chan struct{}
+	driving    atomic.Bool // Run is running: new emergencies are driven at once
+	backlog    atomic.Bool // the last scan left due rotations behind
+	evaluating sync.Mutex  // one policy evaluation at a time
+	mu         sync.Mutex
+	running    map[string]bool // rotation ids with a driver
+	secrets    map[string]Secret
 	// submissions are secrets people minted, between Submit and the mint
 	// step that records them.
 	submissions   map[string]submission
@@ -208,14 +210,20 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer e.driving.Store(false)
 	t := time.NewTicker(e.poll)
 	defer t.Stop()
+	housekeeping := true
 	for {
-		e.scan(ctx)
+		e.scan(ctx, housekeeping)
 		select {
 		case <-ctx.Done():
 			e.wg.Wait()
 			return nil
 		case <-t.C:
+			housekeeping = true
 		case <-e.wake:
+			// Woken by a finished step, a new trigger or a decision: look
+			// for due rotations now; inbound retries, digests and
+			// retention wait for the next tick.
+			housekeeping = false
 		}
 	}
 }
@@ -237,18 +245,26 @@ func (e *Engine) Wake() {
 // Drain waits until no driver is running (for tests and benchmarks).
 func (e *Engine) Drain() { e.wg.Wait() }
 
-func (e *Engine) scan(ctx context.Context) {
+// scan starts a driver for every due rotation a slot is free for. When it
+// leaves due rotations behind (slots busy, or more due than it listed),
+// the next driver to finish wakes Run at once: throughput is bounded by
+// the work, not by concurrency ÷ poll interval.
+func (e *Engine) scan(ctx context.Context, housekeeping bool) {
 	if ctx.Err() != nil {
 		return
 	}
-	e.processPending(ctx)
-	e.flushDigests(ctx)
-	e.prune(ctx)
-	due, err := e.store.DueRotations(ctx, e.clock.Now(), 4*e.conc)
+	if housekeeping {
+		e.processPending(ctx)
+		e.flushDigests(ctx)
+		e.prune(ctx)
+	}
+	limit := 4 * e.conc
+	due, err := e.store.DueRotations(ctx, e.clock.Now(), limit)
 	if err != nil {
 		e.log.Error("list due rotations", "err", err)
 		return
 	}
+	e.backlog.Store(len(due) == limit)
 	for _, r := range due {
 		if !e.claimLocal(r.ID) {
 			continue
@@ -257,12 +273,18 @@ func (e *Engine) scan(ctx context.Context) {
 		case e.sem <- struct{}{}:
 		default:
 			e.releaseLocal(r.ID)
-			return // all slots busy; the next scan picks the rest
+			e.backlog.Store(true)
+			return // all slots busy: the next driver to finish wakes Run
 		}
 		e.wg.Add(1)
 		go func(id string) {
 			defer e.wg.Done()
-			defer func() { <-e.sem }()
+			defer func() {
+				<-e.sem
+				if e.backlog.Load() {
+					e.Wake()
+				}
+			}()
 			defer e.releaseLocal(id)
 			e.drive(ctx, id, "")
 		}(r.ID)
@@ -288,7 +310,7 @@ func (e *Engine) releaseLocal(id string) {
 // RunOnce drives every due rotation to its next wait, synchronously. It is
 // what `rekey rotate --wait` and tests without a running daemon use.
 func (e *Engine) RunOnce(ctx context.Context) {
-	e.scan(ctx)
+	e.scan(ctx, true)
 	e.wg.Wait()
 }
 

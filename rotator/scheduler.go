@@ -62,6 +62,14 @@ func (e *Engine) evaluateJittered(ctx context.Context, jitter time.Duration, nam
 	if len(names) == 0 {
 		return
 	}
+	// One evaluation at a time, the first pass at start included (cron's
+	// SkipIfStillRunning guards only its own jobs): over many keys a pass
+	// can outlast a tick, and two passes side by side double every read.
+	if !e.evaluating.TryLock() {
+		e.log.Debug("policy evaluation still running; this tick is skipped")
+		return
+	}
+	defer e.evaluating.Unlock()
 	if jitter > 0 {
 		select {
 		case <-time.After(time.Duration(rand.Int64N(int64(jitter)))):
