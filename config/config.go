@@ -12,6 +12,7 @@ import "time"
 type Config struct {
 	Daemon    Daemon      `koanf:"daemon"`
 	Store     Store       `koanf:"store"`
+	Audit     Audit       `koanf:"audit"`
 	Issuers   []Adapter   `koanf:"issuers"`
 	Sinks     []Adapter   `koanf:"sinks"`
 	Notifiers []Adapter   `koanf:"notifiers"`
@@ -163,5 +164,6 @@ func defaults() Config {
 			RetryBase: 2 * time.Second, RetryMax: 5 * time.Minute, LogLevel: "info",
 		},
 		Store: Store{Type: "sqlite", Path: "./data/rekey.db"},
+		Audit: Audit{CheckpointInterval: DefaultCheckpointInterval},
 	}
 }

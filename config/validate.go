@@ -39,6 +39,7 @@ func (c *Config) Validate(known KnownTypes) Errors {
 	var errs Errors
 	c.validateDaemon(&errs)
 	c.validateStore(&errs)
+	c.validateAudit(&errs)
 	names := map[string][]string{}
 	for _, fam := range []struct {
 		name string
