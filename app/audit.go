@@ -45,6 +45,9 @@ func AuditKeys(a config.Audit) (rotator.AuditKeys, error) {
 			return k, err
 		}
 	}
+	if err := k.Validate(); err != nil { // config.Validate has checked the ids
+		return k, config.Errors{{Path: "audit", Msg: err.Error()}}
+	}
 	return k, nil
 }
 

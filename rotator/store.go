@@ -158,13 +158,31 @@ type AuditKeys struct {
 // Keyed reports whether new events are sealed with a key.
 func (k AuditKeys) Keyed() bool { return k.Current != "" }
 
+// Validate checks that the current key is among Keys and that every key is
+// set and its id fits in a Hash.
+func (k AuditKeys) Validate() error {
+	if _, ok := k.Keys[k.Current]; k.Current != "" && !ok {
+		return fmt.Errorf("audit key %q is current but not among the keys", k.Current)
+	}
+	for id, key := range k.Keys {
+		if id == "" || strings.Contains(id, ":") || key.IsZero() {
+			return fmt.Errorf("audit key %q: an id without ':' and a non-empty key are required", id)
+		}
+	}
+	return nil
+}
+
 // Seal returns the Hash of e appended after prev: an HMAC with the current
-// key, or the unkeyed hash when there is none.
+// key, or the unkeyed hash when there is none. k must Validate.
 func (k AuditKeys) Seal(prev string, e AuditEvent) string {
 	if k.Current == "" {
 		return AuditHash(prev, e)
 	}
-	return auditMAC(k.Current, k.Keys[k.Current], prev, e)
+	key := k.Keys[k.Current]
+	if key.IsZero() {
+		panic("rotator: AuditKeys.Seal with a current key that is not set (call Validate)")
+	}
+	return auditMAC(k.Current, key, prev, e)
 }
 
 func auditMAC(id string, key Secret, prev string, e AuditEvent) string {

@@ -121,3 +121,18 @@ func TestAuditHashKeyID(t *testing.T) {
 		t.Error("the hash holds the key")
 	}
 }
+
+func TestAuditKeysValidate(t *testing.T) {
+	for name, k := range map[string]rotator.AuditKeys{
+		"current missing": {Current: "a"},
+		"empty key":       {Current: "a", Keys: map[string]rotator.Secret{"a": {}}},
+		"colon in id":     {Keys: map[string]rotator.Secret{"a:b": keyA}},
+	} {
+		if k.Validate() == nil {
+			t.Errorf("%s: valid", name)
+		}
+	}
+	if err := (rotator.AuditKeys{Current: "a", Keys: map[string]rotator.Secret{"a": keyA, "b": keyB}}).Validate(); err != nil {
+		t.Error(err)
+	}
+}

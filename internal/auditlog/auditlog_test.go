@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -190,5 +191,57 @@ func TestExportResumes(t *testing.T) {
 	_ = os.WriteFile(path, append(b, []byte(`{"seq":25`)...), 0o600)
 	if _, err := auditlog.LastExported(path); err == nil || !strings.Contains(err.Error(), "incomplete line") {
 		t.Fatalf("partial line: %v", err)
+	}
+}
+
+// The writer checkpoints at start, on each tick when the head moved, and at
+// Stop.
+func TestWriterPeriodicAndAtStop(t *testing.T) {
+	dir := t.TempDir()
+	sk := newKey(t)
+	evs := events(6)
+	var mu sync.Mutex
+	n := 3
+	head := func(context.Context) (int64, string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return evs[n-1].Seq, evs[n-1].Hash, nil
+	}
+	w, err := auditlog.NewWriter(dir, sk, head, 10*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := func() int {
+		cps, problems, err := auditlog.ReadDir(dir, sk.Public().(ed25519.PublicKey))
+		if err != nil || len(problems) > 0 {
+			t.Fatalf("read: %v %v", problems, err)
+		}
+		return len(cps)
+	}
+	waitFor := func(want int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); files() < want; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d checkpoints after 10s, want %d", files(), want)
+			}
+			time.Sleep(5 * time.Millisecond) // polling a directory, with a deadline
+		}
+	}
+	w.Start(context.Background())
+	waitFor(1)
+	mu.Lock()
+	n = 5
+	mu.Unlock()
+	waitFor(2)
+	mu.Lock()
+	n = 6
+	mu.Unlock()
+	w.Stop()
+	if got := files(); got != 3 {
+		t.Fatalf("%d checkpoints after Stop, want 3 (heads 3, 5, 6)", got)
+	}
+	cps, _, _ := auditlog.ReadDir(dir, sk.Public().(ed25519.PublicKey))
+	if problems := auditlog.Check(evs, cps); len(problems) > 0 {
+		t.Fatal(problems)
 	}
 }
