@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/rekeyhq/rekey/config"
+	"github.com/rekeyhq/rekey/internal/auditlog"
 	"github.com/rekeyhq/rekey/internal/secretref"
 	"github.com/rekeyhq/rekey/policies"
 	"github.com/rekeyhq/rekey/rotator"
@@ -32,6 +33,9 @@ type Daemon struct {
 	routes     []route
 	starters   []func(context.Context) error
 	closers    []func() error
+	// checkpoints writes signed audit checkpoints; nil without
+	// audit.checkpoints_dir.
+	checkpoints *auditlog.Writer
 }
 
 // Store is the rotator.Store the built-in stores implement, plus audit
@@ -43,6 +47,8 @@ type Store interface {
 	rotator.ReplayGuard
 	rotator.Outbox
 	VerifyAudit(ctx context.Context) ([]rotator.AuditProblem, error)
+	SetAuditKeys(k rotator.AuditKeys)
+	AuditHead(ctx context.Context) (seq int64, hash string, err error)
 }
 
 // BuildOptions tune Build for tests and the CLI.
@@ -83,6 +89,11 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o Build
 		return nil, err
 	}
 	d.closers = append(d.closers, d.Store.Close)
+	// The CLI (EnqueueOnly) seals the events it appends like the daemon
+	// but writes no checkpoints, so it needs no signing key.
+	if err := d.buildAudit(cfg.Audit, !o.EnqueueOnly); err != nil {
+		return nil, err
+	}
 
 	// Adapters are built before the engine, which needs them; inbound
 	// webhooks after it, since they hand it what they receive. A slack

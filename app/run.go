@@ -140,6 +140,7 @@ func (d *Daemon) serve(ctx context.Context, ln net.Listener, ready chan<- string
 	}
 	ectx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	defer d.startAudit(ectx)()
 	go func() { errc <- d.Engine.Run(ectx) }()
 	for _, start := range d.starters {
 		if err := start(ectx); err != nil {

@@ -12,6 +12,7 @@ import "time"
 type Config struct {
 	Daemon    Daemon      `koanf:"daemon"`
 	Store     Store       `koanf:"store"`
+	Audit     Audit       `koanf:"audit"`
 	Issuers   []Adapter   `koanf:"issuers"`
 	Sinks     []Adapter   `koanf:"sinks"`
 	Notifiers []Adapter   `koanf:"notifiers"`
@@ -188,5 +189,6 @@ func defaults() Config {
 		Store:     Store{Type: "sqlite", Path: "./data/rekey.db"},
 		Breaker:   Breaker{Max: 5, Window: 10 * time.Minute},
 		Retention: Retention{Outbox: 7 * 24 * time.Hour, Inbound: 30 * 24 * time.Hour, DigestWindow: 15 * time.Minute},
+		Audit:     Audit{CheckpointInterval: DefaultCheckpointInterval},
 	}
 }

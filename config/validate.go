@@ -40,6 +40,7 @@ func (c *Config) Validate(known KnownTypes) Errors {
 	c.validateDaemon(&errs)
 	c.validateSafety(&errs)
 	c.validateStore(&errs)
+	c.validateAudit(&errs)
 	names := map[string][]string{}
 	for _, fam := range []struct {
 		name string

@@ -274,7 +274,9 @@ func runScenario(t *testing.T, sc *crashScenario, failpoint string) string {
 		if !killed {
 			t.Fatalf("scenario %s never reached %s", sc.name, failpoint)
 		}
-		w.clock.Advance(crashLease + time.Second) // the dead daemon's lease runs out
+		// The dead daemon's rotation lease and any notification it had
+		// claimed for delivery (2m) run out.
+		w.clock.Advance(crashLease + 2*time.Minute)
 		w.restart("")
 		end, _ = w.drive(r.ID, sc.each)
 	}

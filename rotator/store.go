@@ -2,11 +2,15 @@ package rotator
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"hash"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -104,11 +108,21 @@ type Store interface {
 	Close() error
 }
 
-// AuditHash computes an event's chain hash from the previous hash and the
-// event's content (Seq, time, ids, action, detail). Stores call it while
-// appending; VerifyAuditChain calls it to detect edits and deletions.
+// AuditHash computes an event's unkeyed chain hash from the previous hash
+// and the event's content (Seq, time, ids, action, detail): a SHA-256 that
+// anyone can recompute. It detects accidents, not an attacker with write
+// access to the database — that takes a keyed chain (AuditKeys) and signed
+// checkpoints kept outside the store. Events written before an audit key was
+// configured keep this form and stay verifiable.
 func AuditHash(prev string, e AuditEvent) string {
 	h := sha256.New()
+	writeAuditContent(h, prev, e)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// writeAuditContent writes prev and e's content to h, each field length
+// prefixed so that no two events encode alike.
+func writeAuditContent(h hash.Hash, prev string, e AuditEvent) {
 	w := func(s string) {
 		h.Write([]byte(strconv.Itoa(len(s))))
 		h.Write([]byte{':'})
@@ -131,7 +145,93 @@ func AuditHash(prev string, e AuditEvent) string {
 		w(k)
 		w(e.Detail[k])
 	}
-	return hex.EncodeToString(h.Sum(nil))
+}
+
+// auditMACPrefix starts the Hash of an event sealed with an audit key:
+// "hmac-sha256:<key id>:<hex MAC>". An unkeyed hash is bare hex, so the two
+// never collide and each event says how it is verified.
+const auditMACPrefix = "hmac-sha256:"
+
+// AuditKeys are the keys of the keyed audit chain: HMAC-SHA256 keys that the
+// database never holds, so that whoever can write the database cannot
+// recompute the chain after an edit. Each keyed event names the key id it
+// was sealed with (in its Hash), so retired keys listed here keep old events
+// verifiable after a rotation of the audit key. The zero value is the
+// unkeyed chain.
+type AuditKeys struct {
+	// Current is the id of the key new events are sealed with; "" seals
+	// them unkeyed (AuditHash).
+	Current string
+	// Keys holds every known key by id: the current one and retired ones.
+	Keys map[string]Secret
+}
+
+// Keyed reports whether new events are sealed with a key.
+func (k AuditKeys) Keyed() bool { return k.Current != "" }
+
+// Validate checks that the current key is among Keys and that every key is
+// set and its id fits in a Hash.
+func (k AuditKeys) Validate() error {
+	if _, ok := k.Keys[k.Current]; k.Current != "" && !ok {
+		return fmt.Errorf("audit key %q is current but not among the keys", k.Current)
+	}
+	for id, key := range k.Keys {
+		if id == "" || strings.Contains(id, ":") || key.IsZero() {
+			return fmt.Errorf("audit key %q: an id without ':' and a non-empty key are required", id)
+		}
+	}
+	return nil
+}
+
+// Seal returns the Hash of e appended after prev: an HMAC with the current
+// key, or the unkeyed hash when there is none. k must Validate.
+func (k AuditKeys) Seal(prev string, e AuditEvent) string {
+	if k.Current == "" {
+		return AuditHash(prev, e)
+	}
+	key := k.Keys[k.Current]
+	if key.IsZero() {
+		panic("rotator: AuditKeys.Seal with a current key that is not set (call Validate)")
+	}
+	return auditMAC(k.Current, key, prev, e)
+}
+
+func auditMAC(id string, key Secret, prev string, e AuditEvent) string {
+	m := hmac.New(sha256.New, []byte(key.Reveal()))
+	m.Write([]byte(strconv.Itoa(len(id)) + ":" + id)) // the key id is sealed too: relabelling an event breaks it
+	writeAuditContent(m, prev, e)
+	return auditMACPrefix + id + ":" + hex.EncodeToString(m.Sum(nil))
+}
+
+// AuditHashKeyID returns the id of the audit key that sealed hash, or ""
+// for an unkeyed hash.
+func AuditHashKeyID(hash string) string {
+	rest, ok := strings.CutPrefix(hash, auditMACPrefix)
+	if !ok {
+		return ""
+	}
+	id, _, _ := strings.Cut(rest, ":")
+	return id
+}
+
+// check verifies e's Hash against its content and PrevHash. keyed reports
+// whether e is sealed with a key.
+func (k AuditKeys) check(e AuditEvent) (keyed bool, problem string) {
+	if !strings.HasPrefix(e.Hash, auditMACPrefix) {
+		if AuditHash(e.PrevHash, e) != e.Hash {
+			return false, "hash mismatch (event edited)"
+		}
+		return false, ""
+	}
+	id := AuditHashKeyID(e.Hash)
+	key, ok := k.Keys[id]
+	if !ok || key.IsZero() {
+		return true, fmt.Sprintf("sealed with audit key %q, which is not configured: cannot verify it (list the key under audit.keys, or the event was forged)", id)
+	}
+	if !hmac.Equal([]byte(auditMAC(id, key, e.PrevHash, e)), []byte(e.Hash)) {
+		return true, fmt.Sprintf("MAC mismatch under audit key %q (event edited, or its chain recomputed without the key)", id)
+	}
+	return true, ""
 }
 
 // AuditProblem describes one break in the audit chain.
@@ -142,11 +242,23 @@ type AuditProblem struct {
 
 // VerifyAuditChain checks that events (in Seq order, from the first) form an
 // unbroken chain: consecutive sequence numbers, each PrevHash equal to the
-// hash before it, each Hash matching the content.
+// hash before it, each Hash matching the content. It knows no audit key:
+// keyed events are reported as unverifiable (use AuditKeys.Verify).
 func VerifyAuditChain(events []AuditEvent) []AuditProblem {
+	return AuditKeys{}.Verify(events)
+}
+
+// Verify checks that events (in Seq order, from the first) form an unbroken
+// chain: consecutive sequence numbers, each PrevHash equal to the hash
+// before it, each Hash matching the content — unkeyed events by their
+// SHA-256, keyed ones by the HMAC of the key they name. Once one event is
+// keyed, an unkeyed event after it is a downgrade: someone recomputed the
+// chain without the key.
+func (k AuditKeys) Verify(events []AuditEvent) []AuditProblem {
 	var problems []AuditProblem
 	prev := ""
 	var want int64 = 1
+	keyedSince := int64(0)
 	for _, e := range events {
 		if e.Seq != want {
 			problems = append(problems, AuditProblem{Seq: e.Seq, Problem: "sequence gap: expected " + strconv.FormatInt(want, 10) + " (event deleted?)"})
@@ -154,8 +266,16 @@ func VerifyAuditChain(events []AuditEvent) []AuditProblem {
 		if e.PrevHash != prev {
 			problems = append(problems, AuditProblem{Seq: e.Seq, Problem: "previous-hash mismatch (event before it edited or deleted)"})
 		}
-		if got := AuditHash(e.PrevHash, e); got != e.Hash {
-			problems = append(problems, AuditProblem{Seq: e.Seq, Problem: "hash mismatch (event edited)"})
+		keyed, problem := k.check(e)
+		if problem != "" {
+			problems = append(problems, AuditProblem{Seq: e.Seq, Problem: problem})
+		}
+		switch {
+		case keyed && keyedSince == 0:
+			keyedSince = e.Seq
+		case !keyed && keyedSince != 0:
+			problems = append(problems, AuditProblem{Seq: e.Seq, Problem: "unkeyed event after keyed events from " +
+				strconv.FormatInt(keyedSince, 10) + " (chain recomputed without the audit key?)"})
 		}
 		prev = e.Hash
 		want = e.Seq + 1

@@ -47,9 +47,12 @@ func (c *cli) validate(args []string) error {
 		return usageError{fmt.Sprintf("%s: %d problem(s)", o.config, len(errs))}
 	}
 	if o.output == "json" {
-		return printJSON(c.stdout, map[string]any{"valid": true, "keys": len(cfg.Keys)})
+		return printJSON(c.stdout, map[string]any{"valid": true, "keys": len(cfg.Keys), "warnings": append([]string{}, cfg.Warnings()...)})
 	}
 	fmt.Fprintf(c.stdout, "%s: valid (%d keys, %d issuers, %d sinks, %d notifiers)\n", o.config, len(cfg.Keys), len(cfg.Issuers), len(cfg.Sinks), len(cfg.Notifiers))
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintln(c.stdout, "WARNING: "+w)
+	}
 	return nil
 }
 
@@ -194,63 +197,6 @@ func (c *cli) show(args []string) error {
 		fmt.Fprintf(c.stdout, "  %s %s: %s via %s at %s\n", a.Gate, a.Verdict, a.Approver, a.Via, a.At.UTC().Format(time.RFC3339))
 	}
 	return nil
-}
-
-func (c *cli) audit(args []string) error {
-	fs, o := c.flags("audit", false)
-	key := fs.String("key", "", "only events of this key")
-	rot := fs.String("rotation", "", "only events of this rotation")
-	limit := fs.Int("limit", 0, "at most this many events")
-	pos, err := parse(fs, o, args, -1, "")
-	if err != nil {
-		return err
-	}
-	if len(pos) > 1 || len(pos) == 1 && pos[0] != "verify" {
-		return usageError{"usage: rekey audit [verify] [--key K] [--rotation R]"}
-	}
-	d, err := c.open(o)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if len(pos) == 1 {
-		problems, err := d.Store.VerifyAudit(c.ctx)
-		if err != nil {
-			return err
-		}
-		if o.output == "json" {
-			if problems == nil {
-				problems = []rotator.AuditProblem{}
-			}
-			_ = printJSON(c.stdout, map[string]any{"ok": len(problems) == 0, "problems": problems})
-		} else if len(problems) == 0 {
-			fmt.Fprintln(c.stdout, "audit trail intact")
-		} else {
-			for _, p := range problems {
-				fmt.Fprintf(c.stdout, "event %d: %s\n", p.Seq, p.Problem)
-			}
-		}
-		if len(problems) > 0 {
-			return fmt.Errorf("%w: %d problem(s)", errAuditTampered, len(problems))
-		}
-		return nil
-	}
-	evs, err := d.Store.Audit(c.ctx, rotator.AuditFilter{Key: *key, RotationID: *rot, Limit: *limit})
-	if err != nil {
-		return err
-	}
-	if o.output == "json" {
-		views := []app.AuditView{}
-		for _, e := range evs {
-			views = append(views, app.ViewAudit(e))
-		}
-		return printJSON(c.stdout, map[string]any{"events": views})
-	}
-	t := newTable("SEQ", "TIME", "KEY", "ROTATION", "ACTOR", "ACTION", "PHASE", "DETAIL")
-	for _, e := range evs {
-		t.row(fmt.Sprint(e.Seq), e.At.UTC().Format(time.RFC3339), e.Key, e.RotationID, e.Actor, e.Action, string(e.Phase), rotator.MarshalDetail(e.Detail))
-	}
-	return t.write(c.stdout)
 }
 
 // mergeErrors appends b's problems to a's, skipping paths a already names

@@ -37,7 +37,9 @@ Inspect:
   status                   keys, their state and active rotations
   rotations [--all]        list rotations
   show ROTATION            one rotation with its approvals
-  audit [verify]           the audit trail; "verify" checks its hash chain
+  audit [verify]           the audit trail; "verify" checks its chain (--checkpoints DIR: against signed checkpoints)
+  audit export             the audit trail as JSON Lines (--since SEQ, --out FILE appends and resumes)
+  audit pubkey             the public key that verifies audit checkpoints
 Act:
   rotate KEY               start a rotation (--emergency, --bootstrap, --reason, --wait)
   approve|deny ROTATION    decide the gate a rotation waits on

@@ -16,6 +16,22 @@ type auditHead struct {
 	hash string
 }
 
+// SetAuditKeys makes the store seal new audit events with k's current key
+// (an HMAC the database cannot recompute) and verify the trail with every
+// key of k. Call it before the store is used; without it the chain is the
+// unkeyed SHA-256 one.
+func (s *Store) SetAuditKeys(k rotator.AuditKeys) { s.auditKeys = k }
+
+// AuditHead returns the sequence number and hash of the last appended audit
+// event (0 and "" for an empty trail), as recorded in the audit_head row:
+// what a signed checkpoint attests.
+func (s *Store) AuditHead(ctx context.Context) (seq int64, hash string, err error) {
+	if err := s.db.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).Scan(&seq, &hash); err != nil {
+		return 0, "", s.errorf("read audit head: %w", err)
+	}
+	return seq, hash, nil
+}
+
 // lockHead reads the audit head inside a write transaction and, where the
 // dialect needs it, locks it until commit: every append in every process
 // queues here, so sequence numbers and hashes never fork.
@@ -48,7 +64,7 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, head auditHead, evs
 		}
 		ev = cleanEvent(ev)
 		ev.Seq, ev.PrevHash = head.seq+1, head.hash
-		ev.Hash = rotator.AuditHash(ev.PrevHash, ev)
+		ev.Hash = s.auditKeys.Seal(ev.PrevHash, ev)
 		if _, err := stmt.ExecContext(ctx, ev.Seq, TimeText(ev.At), ev.RotationID, ev.Key, ev.Actor, ev.Action,
 			string(ev.Phase), rotator.MarshalDetail(ev.Detail), ev.PrevHash, ev.Hash); err != nil {
 			return nil, fmt.Errorf("append audit event %d: %w", ev.Seq, err)
@@ -142,7 +158,7 @@ func queryAudit(ctx context.Context, db querier, query string, args ...any) ([]r
 }
 
 // VerifyAudit walks the whole trail in sequence order with
-// rotator.VerifyAuditChain — which finds edited events and deleted or
+// the store's audit keys (rotator.AuditKeys.Verify) — which finds edited events and deleted or
 // inserted ones before the last — then checks that the audit head names the
 // last event, which finds deleted (or added) events at the end. It reads one
 // consistent snapshot, so it can run beside appending daemons. No problems
@@ -161,7 +177,7 @@ func (s *Store) VerifyAudit(ctx context.Context) ([]rotator.AuditProblem, error)
 	if err != nil {
 		return nil, s.errorf("verify audit: %w", err)
 	}
-	problems := rotator.VerifyAuditChain(evs)
+	problems := s.auditKeys.Verify(evs)
 	var last auditHead
 	if n := len(evs); n > 0 {
 		last = auditHead{seq: evs[n-1].Seq, hash: evs[n-1].Hash}

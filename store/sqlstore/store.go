@@ -33,6 +33,8 @@ type Store struct {
 	keyStates atomic.Int64
 	stmts     stmtCache
 	cache     bool
+	// auditKeys seal appended audit events and verify the trail.
+	auditKeys rotator.AuditKeys
 }
 
 // New wraps db, which the Store owns from now on (Close closes it), and

@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) rotator.Store) {
 		"AuditFilters":            testAuditFilters,
 		"AuditConcurrentAppends":  func(t *testing.T, s rotator.Store) { concurrentAudit(t, s, s) },
 		"AuditUncleanText":        testAuditUncleanText,
+		"AuditKeyed":              testAuditKeyed,
 		"KeyStates":               testKeyStates,
 		"SaveIsAtomic":            testSaveIsAtomic,
 		"FingerprintedRunIsClean": testFingerprintedRun,
