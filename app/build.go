@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/rekeyhq/rekey/auth"
 	"github.com/rekeyhq/rekey/config"
 	"github.com/rekeyhq/rekey/internal/secretref"
 	"github.com/rekeyhq/rekey/policies"
@@ -23,15 +24,21 @@ import (
 
 // Daemon is everything built from a configuration.
 type Daemon struct {
-	Config     *config.Config
-	Engine     *rotator.Engine
-	Store      Store
-	Registry   *prometheus.Registry
-	Logger     *slog.Logger
-	AdminToken rotator.Secret
-	routes     []route
-	starters   []func(context.Context) error
-	closers    []func() error
+	Config   *config.Config
+	Engine   *rotator.Engine
+	Store    Store
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+	// Auth authenticates admin API requests; Directory canonicalises
+	// identities.
+	Auth         *auth.Authenticator
+	Directory    *auth.Directory
+	routes       []route
+	limiter      *auth.Limiter
+	metricsToken string
+	teams        map[string]string // key → owner team
+	starters     []func(context.Context) error
+	closers      []func() error
 }
 
 // Store is the rotator.Store the built-in stores implement, plus audit
@@ -74,15 +81,14 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o Build
 			_ = d.Close()
 		}
 	}()
-	tok, err := secretref.Ref{Env: cfg.Daemon.AdminTokenEnv, File: cfg.Daemon.AdminTokenFile}.Resolve()
-	if err != nil {
-		return nil, config.Errors{{Path: "daemon.admin_token_env", Msg: err.Error()}}
-	}
-	d.AdminToken = tok
+	var err error
 	if d.Store, err = openStore(ctx, cfg.Store); err != nil {
 		return nil, err
 	}
 	d.closers = append(d.closers, d.Store.Close)
+	if err := d.buildAuth(); err != nil {
+		return nil, err
+	}
 
 	// Adapters are built before the engine, which needs them; inbound
 	// webhooks after it, since they hand it what they receive. A slack
@@ -138,7 +144,8 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o Build
 		return nil, err
 	}
 	d.closers = append(d.closers, func() error { d.Engine.Close(5 * time.Second); return nil })
-	hooks, err := buildWebhooks(cfg.Webhooks, hookDeps{logger: logger, engine: d.Engine, store: d.Store, notifiers: notifiers})
+	hooks, err := buildWebhooks(cfg.Webhooks, hookDeps{logger: logger, engine: d.Engine, store: d.Store, notifiers: notifiers,
+		decider: canonicalDecider{d.Engine, d.Directory}})
 	if err != nil {
 		return nil, err
 	}

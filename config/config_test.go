@@ -45,7 +45,7 @@ func TestBrokenConfigsNameTheirPath(t *testing.T) {
 		},
 		"unknown field with the known ones": {
 			yaml: base + "daemon: {listn: 1.2.3.4:80}\n",
-			want: []string{`daemon.listn: unknown field (known: address_file, admin_token_env, admin_token_file, concurrency,`},
+			want: []string{`daemon.listn: unknown field (known: address_file, admin_address_file, admin_listen, admin_tls, admin_token_env, admin_token_file, concurrency,`},
 		},
 		"listen port out of range": {
 			yaml: base + "daemon: {listen: 127.0.0.1:70000}\n",
