@@ -47,7 +47,7 @@ keys:
     issuer: demo
     owners: [alice@example.com]
     sinks: [{sink: files}]
-    approval: {gates: [start], approvers: [alice@example.com, bob@example.com, carol@example.com], required: 2}
+    approval: {gates: [start], approvers: [alice@example.com, bob@example.com, Carol@Example.com], required: 2}
   - {name: db, issuer: demo, sinks: [{sink: files}]}
   - {name: legacy, issuer: demo, sinks: [{sink: files}]}
   - {name: payments-eu, issuer: demo, team: payments, sinks: [{sink: files}]}
@@ -190,6 +190,16 @@ func TestAdminAPIAttacksRefused(t *testing.T) {
 		if rots, _ := e.d.Store.ListRotations(context.Background(), rotator.RotationFilter{Key: k, ActiveOnly: true}); len(rots) != 0 {
 			t.Fatalf("refused requests started %d rotations of %s", len(rots), k)
 		}
+	}
+
+	// A second, distinct person (listed as Carol@Example.com) completes
+	// the two-person gate.
+	carol := e.token("carol@example.com", auth.RoleApprover, "")
+	if got := e.api(carol, "POST", "/v1/rotations/"+id+"/approve", nil); got.status != 200 {
+		t.Fatalf("carol's approval: %d %v", got.status, got.body)
+	}
+	if as := e.approvals(id); len(as) != 2 {
+		t.Fatalf("approvals %+v, want bob's and carol's", as)
 	}
 
 	// What a responder may do, recorded under the responder's identity.

@@ -121,7 +121,18 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o Build
 	}
 	keys := make([]*rotator.Key, 0, len(cfg.Keys))
 	for _, kc := range cfg.Keys {
-		keys = append(keys, buildKey(cfg, kc, issuers, sinks, traffic))
+		k := buildKey(cfg, kc, issuers, sinks, traffic)
+		// Approvers are compared with canonical principals: list them in
+		// canonical form too (an approver spelled Bob@Example.com in the
+		// file is the principal bob@example.com).
+		approvers := make([]string, 0, len(k.Approval.Approvers))
+		for _, a := range k.Approval.Approvers {
+			approvers = append(approvers, d.Directory.Canonical(a))
+		}
+		if len(approvers) > 0 {
+			k.Approval.Approvers = approvers
+		}
+		keys = append(keys, k)
 	}
 	d.Engine, err = rotator.New(rotator.Options{
 		Store:        d.Store,
