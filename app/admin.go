@@ -2,10 +2,12 @@ package app
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 
+	"github.com/rekeyhq/rekey/auth"
 	"github.com/rekeyhq/rekey/rotator"
 )
 
@@ -19,7 +21,14 @@ func (a *admin) listKeys(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "list keys: "+err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"keys": views})
+	p := principalOf(r)
+	out := views[:0]
+	for _, v := range views {
+		if p.Can(auth.ActRead, a.key(v.Name)) {
+			out = append(out, v)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"keys": out})
 }
 
 func (a *admin) plan(w http.ResponseWriter, r *http.Request) {
@@ -28,7 +37,14 @@ func (a *admin) plan(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "plan: "+err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"plan": items})
+	p := principalOf(r)
+	out := items[:0]
+	for _, it := range items {
+		if p.Can(auth.ActRead, a.key(it.Key)) {
+			out = append(out, it)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"plan": out})
 }
 
 type rotateBody struct {
@@ -45,13 +61,21 @@ func (a *admin) rotate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	req, err := TriggerFor(r.PathValue("key"), b.Mode, b.Trigger, b.Reason, b.Actor, b.Bootstrap)
+	p := principalOf(r)
+	actor, ok := a.actor(w, p, b.Actor)
+	if !ok {
+		return
+	}
+	req, err := TriggerFor(r.PathValue("key"), b.Mode, b.Trigger, b.Reason, actor, b.Bootstrap)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if _, ok := a.d.Engine.Key(req.Key); !ok {
 		writeError(w, http.StatusNotFound, "unknown key "+strconv.Quote(req.Key))
+		return
+	}
+	if !a.allow(w, p, TriggerAction(req), req.Key) {
 		return
 	}
 	rot, err := a.d.Engine.Trigger(r.Context(), req)
@@ -64,6 +88,50 @@ func (a *admin) rotate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, ViewRotation(rot))
+}
+
+// TriggerAction is the permission a trigger request needs: decommission
+// and emergency rotations (explicit, or implied by an exposure or
+// unauthorized-use trigger) and reports (a departure) are the responder's;
+// a staged rotation the operator's.
+func TriggerAction(req rotator.TriggerRequest) auth.Action {
+	switch {
+	case req.Trigger == rotator.TriggerDecommission:
+		return auth.ActDecommission
+	case req.Mode == rotator.ModeEmergency, req.Trigger == rotator.TriggerExposure, req.Trigger == rotator.TriggerUnauthorized:
+		return auth.ActEmergency
+	case req.Trigger == rotator.TriggerDeparture:
+		return auth.ActReport
+	}
+	return auth.ActRotate
+}
+
+// key is what scopes are checked against for a key name.
+func (a *admin) key(name string) auth.Key { return auth.Key{Name: name, Team: a.d.teams[name]} }
+
+// allow answers 403 unless p may take action on key.
+func (a *admin) allow(w http.ResponseWriter, p *auth.Principal, action auth.Action, key string) bool {
+	if p.Can(action, a.key(key)) {
+		return true
+	}
+	what := "key " + strconv.Quote(key)
+	if key == "" {
+		what = "this daemon"
+	}
+	writeError(w, http.StatusForbidden, fmt.Sprintf("%s (roles: %s) may not %s on %s", p.ID, strings.Join(p.RoleNames(), ", "), action, what))
+	return false
+}
+
+// actor is who acts: the authenticated principal's canonical identity. A
+// request that names someone else is refused (403), so that neither a
+// case or whitespace variant nor another person's name can be recorded.
+func (a *admin) actor(w http.ResponseWriter, p *auth.Principal, named string) (string, bool) {
+	if strings.TrimSpace(named) != "" && a.d.Directory.Canonical(named) != p.ID {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("actor %q is not the authenticated principal %q: the actor is whoever the credential names; leave \"actor\" out",
+			named, p.ID))
+		return "", false
+	}
+	return p.ID, true
 }
 
 // TriggerFor validates a manual trigger request (CLI and admin API).
@@ -115,8 +183,11 @@ func (a *admin) listRotations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	views := make([]RotationView, 0, len(rots))
+	p := principalOf(r)
 	for _, rot := range rots {
-		views = append(views, ViewRotation(rot))
+		if p.Can(auth.ActRead, a.key(rot.Key)) {
+			views = append(views, ViewRotation(rot))
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"rotations": views})
 }
@@ -125,6 +196,9 @@ func (a *admin) getRotation(w http.ResponseWriter, r *http.Request) {
 	rot, err := a.d.Store.GetRotation(r.Context(), r.PathValue("id"))
 	if err != nil {
 		writeError(w, statusOf(err), "rotation "+strconv.Quote(r.PathValue("id"))+": "+err.Error())
+		return
+	}
+	if !a.allow(w, principalOf(r), auth.ActRead, rot.Key) {
 		return
 	}
 	approvals, err := a.d.Store.Approvals(r.Context(), rot.ID)
@@ -148,74 +222,88 @@ type actorBody struct {
 	Reason  string `json:"reason"`
 }
 
-func (a *admin) actor(w http.ResponseWriter, r *http.Request) (actorBody, bool) {
-	var b actorBody
-	if err := decodeBody(r, &b); err != nil {
+// command reads a command's body and checks that its principal may take
+// action on the rotation's key; it returns the rotation id and the actor.
+func (a *admin) command(w http.ResponseWriter, r *http.Request, action auth.Action, body any, named func() string) (string, string, bool) {
+	if err := decodeBody(r, body); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
-		return b, false
+		return "", "", false
 	}
-	if strings.TrimSpace(b.Actor) == "" {
-		writeError(w, http.StatusBadRequest, "actor is required")
-		return b, false
+	p := principalOf(r)
+	actor, ok := a.actor(w, p, named())
+	if !ok {
+		return "", "", false
 	}
-	return b, true
+	id := r.PathValue("id")
+	rot, err := a.d.Store.GetRotation(r.Context(), id)
+	if err != nil {
+		writeError(w, statusOf(err), "rotation "+strconv.Quote(id)+": "+err.Error())
+		return "", "", false
+	}
+	if !a.allow(w, p, action, rot.Key) {
+		return "", "", false
+	}
+	return id, actor, true
 }
 
 func (a *admin) decide(v rotator.Verdict) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		b, ok := a.actor(w, r)
+		var b actorBody
+		id, actor, ok := a.command(w, r, auth.ActDecide, &b, func() string { return b.Actor })
 		if !ok {
 			return
 		}
-		rot, err := a.d.Engine.Decide(r.Context(), rotator.ApproveRequest{RotationID: r.PathValue("id"), Approver: b.Actor, Verdict: v, Via: "api", Comment: b.Comment})
+		rot, err := a.d.Engine.Decide(r.Context(), rotator.ApproveRequest{RotationID: id, Approver: actor, Verdict: v, Via: "api", Comment: b.Comment})
 		a.answer(w, rot, err)
 	}
 }
 
 func (a *admin) cancel(w http.ResponseWriter, r *http.Request) {
-	b, ok := a.actor(w, r)
+	var b actorBody
+	id, actor, ok := a.command(w, r, auth.ActCancel, &b, func() string { return b.Actor })
 	if !ok {
 		return
 	}
-	rot, err := a.d.Engine.Cancel(r.Context(), r.PathValue("id"), b.Actor, b.Reason)
+	rot, err := a.d.Engine.Cancel(r.Context(), id, actor, b.Reason)
 	a.answer(w, rot, err)
 }
 
 func (a *admin) retry(w http.ResponseWriter, r *http.Request) {
-	b, ok := a.actor(w, r)
+	var b actorBody
+	id, actor, ok := a.command(w, r, auth.ActRetry, &b, func() string { return b.Actor })
 	if !ok {
 		return
 	}
-	rot, err := a.d.Engine.Retry(r.Context(), r.PathValue("id"), b.Actor)
+	rot, err := a.d.Engine.Retry(r.Context(), id, actor)
 	a.answer(w, rot, err)
 }
 
 func (a *admin) confirm(w http.ResponseWriter, r *http.Request) {
-	b, ok := a.actor(w, r)
+	var b actorBody
+	id, actor, ok := a.command(w, r, auth.ActConfirm, &b, func() string { return b.Actor })
 	if !ok {
 		return
 	}
-	rot, err := a.d.Engine.Confirm(r.Context(), r.PathValue("id"), b.Actor)
+	rot, err := a.d.Engine.Confirm(r.Context(), id, actor)
 	a.answer(w, rot, err)
 }
 
 func (a *admin) submit(w http.ResponseWriter, r *http.Request) {
 	var b struct {
-		Actor  string         `json:"actor"`
-		Secret rotator.Secret `json:"-"`
-		Value  string         `json:"secret"`
+		Actor string `json:"actor"`
+		Value string `json:"secret"`
 	}
-	if err := decodeBody(r, &b); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid body (expected {\"actor\": …, \"secret\": …})")
+	id, actor, ok := a.command(w, r, auth.ActSubmit, &b, func() string { return b.Actor })
+	if !ok {
 		return
 	}
 	sec := rotator.NewSecret(b.Value)
 	b.Value = ""
-	if b.Actor == "" || sec.IsZero() {
-		writeError(w, http.StatusBadRequest, "actor and secret are required")
+	if sec.IsZero() {
+		writeError(w, http.StatusBadRequest, "secret is required")
 		return
 	}
-	rot, err := a.d.Engine.Submit(r.Context(), r.PathValue("id"), b.Actor, sec)
+	rot, err := a.d.Engine.Submit(r.Context(), id, actor, sec)
 	if err != nil && statusOf(err) == http.StatusInternalServerError && rot != nil {
 		writeError(w, http.StatusUnprocessableEntity, err.Error())
 		return
@@ -258,13 +346,19 @@ func (a *admin) audit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	views := make([]AuditView, 0, len(evs))
+	p := principalOf(r)
 	for _, e := range evs {
-		views = append(views, ViewAudit(e))
+		if p.Can(auth.ActRead, a.key(e.Key)) {
+			views = append(views, ViewAudit(e))
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"events": views})
 }
 
 func (a *admin) verifyAudit(w http.ResponseWriter, r *http.Request) {
+	if !a.allow(w, principalOf(r), auth.ActRead, "") {
+		return
+	}
 	problems, err := a.d.Store.VerifyAudit(r.Context())
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "verify audit: "+err.Error())

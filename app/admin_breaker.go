@@ -1,10 +1,17 @@
 package app
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/rekeyhq/rekey/auth"
+)
 
 // breaker shows the emergency breaker: open or not, the automatic
 // emergencies counted in its window, the contained rotations.
 func (a *admin) breaker(w http.ResponseWriter, r *http.Request) {
+	if !a.allow(w, principalOf(r), auth.ActRead, "") {
+		return
+	}
 	bs, err := a.d.Engine.Breaker(r.Context())
 	if err != nil {
 		writeError(w, statusOf(err), err.Error())
@@ -14,13 +21,38 @@ func (a *admin) breaker(w http.ResponseWriter, r *http.Request) {
 }
 
 // releaseBreaker is a responder's decision: every contained emergency
-// revokes, and counting starts over.
+// revokes, and counting starts over. The responder must be allowed
+// emergencies on every key a contained rotation belongs to.
 func (a *admin) releaseBreaker(w http.ResponseWriter, r *http.Request) {
-	b, ok := a.actor(w, r)
+	var b actorBody
+	if err := decodeBody(r, &b); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	p := principalOf(r)
+	actor, ok := a.actor(w, p, b.Actor)
 	if !ok {
 		return
 	}
-	released, err := a.d.Engine.ReleaseBreaker(r.Context(), b.Actor, "api")
+	bs, err := a.d.Engine.Breaker(r.Context())
+	if err != nil {
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	if len(bs.Contained) == 0 && !a.allow(w, p, auth.ActEmergency, "") {
+		return
+	}
+	for _, id := range bs.Contained {
+		rot, err := a.d.Store.GetRotation(r.Context(), id)
+		if err != nil {
+			writeError(w, statusOf(err), err.Error())
+			return
+		}
+		if !a.allow(w, p, auth.ActEmergency, rot.Key) {
+			return
+		}
+	}
+	released, err := a.d.Engine.ReleaseBreaker(r.Context(), actor, "api")
 	if err != nil {
 		writeError(w, statusOf(err), err.Error())
 		return

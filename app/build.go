@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/rekeyhq/rekey/auth"
 	"github.com/rekeyhq/rekey/config"
 	"github.com/rekeyhq/rekey/internal/auditlog"
 	"github.com/rekeyhq/rekey/internal/secretref"
@@ -24,15 +25,21 @@ import (
 
 // Daemon is everything built from a configuration.
 type Daemon struct {
-	Config     *config.Config
-	Engine     *rotator.Engine
-	Store      Store
-	Registry   *prometheus.Registry
-	Logger     *slog.Logger
-	AdminToken rotator.Secret
-	routes     []route
-	starters   []func(context.Context) error
-	closers    []func() error
+	Config   *config.Config
+	Engine   *rotator.Engine
+	Store    Store
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+	// Auth authenticates admin API requests; Directory canonicalises
+	// identities.
+	Auth         *auth.Authenticator
+	Directory    *auth.Directory
+	routes       []route
+	limiter      *auth.Limiter
+	metricsToken string
+	teams        map[string]string // key → owner team
+	starters     []func(context.Context) error
+	closers      []func() error
 	// checkpoints writes signed audit checkpoints; nil without
 	// audit.checkpoints_dir.
 	checkpoints *auditlog.Writer
@@ -80,11 +87,7 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o Build
 			_ = d.Close()
 		}
 	}()
-	tok, err := secretref.Ref{Env: cfg.Daemon.AdminTokenEnv, File: cfg.Daemon.AdminTokenFile}.Resolve()
-	if err != nil {
-		return nil, config.Errors{{Path: "daemon.admin_token_env", Msg: err.Error()}}
-	}
-	d.AdminToken = tok
+	var err error
 	if d.Store, err = openStore(ctx, cfg.Store); err != nil {
 		return nil, err
 	}
@@ -92,6 +95,9 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o Build
 	// The CLI (EnqueueOnly) seals the events it appends like the daemon
 	// but writes no checkpoints, so it needs no signing key.
 	if err := d.buildAudit(cfg.Audit, !o.EnqueueOnly); err != nil {
+		return nil, err
+	}
+	if err := d.buildAuth(); err != nil {
 		return nil, err
 	}
 
@@ -126,7 +132,18 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o Build
 	}
 	keys := make([]*rotator.Key, 0, len(cfg.Keys))
 	for _, kc := range cfg.Keys {
-		keys = append(keys, buildKey(cfg, kc, issuers, sinks, traffic))
+		k := buildKey(cfg, kc, issuers, sinks, traffic)
+		// Approvers are compared with canonical principals: list them in
+		// canonical form too (an approver spelled Bob@Example.com in the
+		// file is the principal bob@example.com).
+		approvers := make([]string, 0, len(k.Approval.Approvers))
+		for _, a := range k.Approval.Approvers {
+			approvers = append(approvers, d.Directory.Canonical(a))
+		}
+		if len(approvers) > 0 {
+			k.Approval.Approvers = approvers
+		}
+		keys = append(keys, k)
 	}
 	d.Engine, err = rotator.New(rotator.Options{
 		Store:        d.Store,
@@ -151,7 +168,8 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o Build
 		return nil, err
 	}
 	d.closers = append(d.closers, func() error { d.Engine.Close(5 * time.Second); return nil })
-	hooks, err := buildWebhooks(cfg.Webhooks, hookDeps{logger: logger, engine: d.Engine, store: d.Store, notifiers: notifiers})
+	hooks, err := buildWebhooks(cfg.Webhooks, hookDeps{logger: logger, engine: d.Engine, store: d.Store, notifiers: notifiers,
+		decider: canonicalDecider{d.Engine, d.Directory}})
 	if err != nil {
 		return nil, err
 	}

@@ -1,35 +1,45 @@
 package app
 
 import (
-	"crypto/subtle"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/rekeyhq/rekey/auth"
 	"github.com/rekeyhq/rekey/rotator"
 )
 
-// maxBody bounds every request body the listener reads.
+// maxBody bounds every request body the admin listener reads.
 const maxBody = 1 << 20
 
-// Handler is the one HTTP listener: health, metrics, and the admin API
-// behind the bearer token (disabled when no token is configured).
-func (d *Daemon) Handler() http.Handler {
+// PublicHandler serves the public listener: inbound webhooks (each
+// authenticates its sender) and health. It serves no admin API and no
+// metrics.
+func (d *Daemon) PublicHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", d.ready)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
+	d.health(mux)
 	for _, rt := range d.routes {
 		mux.Handle(rt.pattern, rt.handler)
 	}
+	return securityHeaders(mux)
+}
+
+// AdminHandler serves the admin listener: the admin API (every request
+// authenticated as a principal, every action checked against its roles),
+// /metrics (behind daemon.metrics_token when set) and health.
+func (d *Daemon) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	d.health(mux)
+	mux.Handle("GET /metrics", d.metrics(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{})))
 	a := &admin{d: d}
 	for pattern, h := range map[string]http.HandlerFunc{
+		"GET /v1/whoami":                  a.whoami,
 		"GET /v1/keys":                    a.listKeys,
 		"GET /v1/plan":                    a.plan,
 		"POST /v1/keys/{key}/rotate":      a.rotate,
@@ -45,10 +55,20 @@ func (d *Daemon) Handler() http.Handler {
 		"GET /v1/audit/verify":            a.verifyAudit,
 		"GET /v1/breaker":                 a.breaker,
 		"POST /v1/breaker/release":        a.releaseBreaker,
+		"GET /v1/tokens":                  a.listTokens,
+		"POST /v1/tokens":                 a.createToken,
+		"POST /v1/tokens/{id}/revoke":     a.revokeToken,
 	} {
-		mux.Handle(pattern, d.requireAdmin(h))
+		mux.Handle(pattern, d.authenticated(h))
 	}
 	return securityHeaders(mux)
+}
+
+func (d *Daemon) health(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", d.ready)
 }
 
 func (d *Daemon) ready(w http.ResponseWriter, r *http.Request) {
@@ -60,20 +80,77 @@ func (d *Daemon) ready(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
-// requireAdmin checks the bearer token in constant time.
-func (d *Daemon) requireAdmin(h http.Handler) http.Handler {
+type principalKey struct{}
+
+// principalOf is the principal authenticated() put on r.
+func principalOf(r *http.Request) *auth.Principal {
+	p, _ := r.Context().Value(principalKey{}).(*auth.Principal)
+	return p
+}
+
+// authenticated admits requests whose bearer credential names a
+// principal. Failures are counted per client address; an address past its
+// budget gets 429 with Retry-After before its credential is even checked.
+func (d *Daemon) authenticated(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if d.AdminToken.IsZero() {
-			writeError(w, http.StatusForbidden, "the admin API is disabled: set daemon.admin_token_env or daemon.admin_token_file")
+		p, ok := d.authenticate(w, r)
+		if !ok {
 			return
 		}
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(d.AdminToken.Reveal())) != 1 {
+		if p == nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="rekey"`)
 			writeError(w, http.StatusUnauthorized, "missing or invalid bearer token")
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	})
+}
+
+// authenticate returns the request's principal, nil when its credential
+// is not valid (counted as a failure), or false after answering (throttled,
+// store failure).
+func (d *Daemon) authenticate(w http.ResponseWriter, r *http.Request) (*auth.Principal, bool) {
+	addr := auth.ClientAddr(r)
+	if wait := d.limiter.Blocked(addr); wait > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())))
+		writeError(w, http.StatusTooManyRequests, "too many failed authentications from this address; retry later")
+		return nil, false
+	}
+	p, err := d.Auth.Authenticate(r.Context(), r)
+	switch {
+	case errors.Is(err, auth.ErrUnauthenticated):
+		d.limiter.Failed(addr)
+		d.Logger.Warn("admin api: authentication failed", "client", addr, "path", r.URL.Path, "err", err.Error())
+		return nil, true
+	case err != nil:
+		d.Logger.Error("admin api: authenticate", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "cannot check credentials right now")
+		return nil, false
+	}
+	return p, true
+}
+
+// metrics serves h to holders of the metrics token or of a role that
+// reads; without a metrics token it is open (on the admin listener).
+func (d *Daemon) metrics(h http.Handler) http.Handler {
+	if d.metricsToken == "" {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if cred, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && auth.Equal(cred, d.metricsToken) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		p, ok := d.authenticate(w, r)
+		if !ok {
+			return
+		}
+		if p == nil || !p.Can(auth.ActRead, auth.Key{}) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="rekey-metrics"`)
+			writeError(w, http.StatusUnauthorized, "/metrics requires the metrics token")
+			return
+		}
 		h.ServeHTTP(w, r)
 	})
 }

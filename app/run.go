@@ -1,11 +1,13 @@
 // Package app is rekey's composition root: it turns a configuration into a
 // store, adapters (one explicit factory map per family), an engine, a
-// scheduler and one HTTP listener, and runs them. It is the only package
+// scheduler and two HTTP listeners (public webhooks; admin API and
+// metrics), and runs them. It is the only package
 // that imports adapters.
 package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,8 +29,11 @@ type Options struct {
 	ConfigPath string
 	// Logs receives JSON logs (default stderr).
 	Logs io.Writer
-	// Ready, if set, receives the listener's address once it accepts.
+	// Ready, if set, receives the public listener's address once both
+	// listeners accept.
 	Ready chan<- string
+	// AdminReady, if set, receives the admin listener's address then.
+	AdminReady chan<- string
 }
 
 var timeNow = time.Now
@@ -74,12 +80,44 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("listen on %s: %w", cfg.Daemon.Listen, err)
 	}
 	defer ln.Close()
+	aln, err := listenAdmin(cfg.Daemon.AdminListen)
+	if err != nil {
+		return err
+	}
+	defer aln.Close()
 	d, err := Build(ctx, cfg, logger, BuildOptions{Failpoint: FailpointFromEnv(logger), Owner: leaseOwner(cfg, ln.Addr())})
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	return d.serve(ctx, ln, o.Ready)
+	return d.serve(ctx, ln, aln, o.Ready, o.AdminReady)
+}
+
+// listenAdmin binds the admin listener: host:port, or unix:/path (a stale
+// socket file is replaced; the new one is created 0600, owner only).
+func listenAdmin(addr string) (net.Listener, error) {
+	sock, ok := strings.CutPrefix(addr, "unix:")
+	if !ok {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("daemon.admin_listen: listen on %s: %w", addr, err)
+		}
+		return ln, nil
+	}
+	if st, err := os.Lstat(sock); err == nil && st.Mode()&os.ModeSocket != 0 {
+		_ = os.Remove(sock)
+	}
+	old := syscall.Umask(0o177) // no window in which the socket is open to others
+	ln, err := net.Listen("unix", sock)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("daemon.admin_listen: listen on %s: %w", addr, err)
+	}
+	if err := os.Chmod(sock, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("daemon.admin_listen: chmod %s: %w", sock, err)
+	}
+	return ln, nil
 }
 
 // leaseOwner is the daemon's identity in rotation leases when the listen
@@ -108,35 +146,81 @@ func leaseOwner(cfg *config.Config, bound net.Addr) string {
 	return host + "/" + bound.String()
 }
 
-// Serve runs the listener, the engine and the scheduler until ctx ends.
+// Serve runs both listeners, the engine and the scheduler until ctx ends.
 func (d *Daemon) Serve(ctx context.Context, ready chan<- string) error {
 	ln, err := net.Listen("tcp", d.Config.Daemon.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", d.Config.Daemon.Listen, err)
 	}
-	return d.serve(ctx, ln, ready)
+	aln, err := listenAdmin(d.Config.Daemon.AdminListen)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	return d.serve(ctx, ln, aln, ready, nil)
 }
 
-func (d *Daemon) serve(ctx context.Context, ln net.Listener, ready chan<- string) error {
-	addr := ln.Addr().String()
-	srv := &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
-	errc := make(chan error, 3)
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("http: %w", err)
-		}
-	}()
-	if f := d.Config.Daemon.AddressFile; f != "" {
-		if err := writeAddressFile(f, addr); err != nil {
+func (d *Daemon) serve(ctx context.Context, ln, aln net.Listener, ready, adminReady chan<- string) error {
+	addr, adminAddr := ln.Addr().String(), aln.Addr().String()
+	if aln.Addr().Network() == "unix" {
+		adminAddr = "unix:" + adminAddr
+	}
+	pubTLS, err := tlsConfig(d.Config.Daemon.TLS, "daemon.tls")
+	if err != nil {
+		return err
+	}
+	admTLS, err := tlsConfig(d.Config.Daemon.AdminTLS, "daemon.admin_tls")
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 4)
+	var servers []*http.Server
+	for _, l := range []struct {
+		name string
+		ln   net.Listener
+		h    http.Handler
+		tls  *tls.Config
+	}{{"public", ln, d.PublicHandler(), pubTLS}, {"admin", aln, d.AdminHandler(), admTLS}} {
+		srv := &http.Server{Handler: l.h, TLSConfig: l.tls, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+		servers = append(servers, srv)
+		go func() {
+			var err error
+			if l.tls != nil {
+				err = srv.ServeTLS(l.ln, "", "")
+			} else {
+				err = srv.Serve(l.ln)
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("http (%s listener): %w", l.name, err)
+			}
+		}()
+	}
+	closeAll := func() {
+		for _, srv := range servers {
 			_ = srv.Close()
+		}
+	}
+	for _, f := range []struct{ path, addr, field string }{
+		{d.Config.Daemon.AddressFile, addr, "daemon.address_file"}, {d.Config.Daemon.AdminAddressFile, adminAddr, "daemon.admin_address_file"},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if err := writeAddressFile(f.path, f.addr, f.field); err != nil {
+			closeAll()
 			return err
 		}
-		defer os.Remove(f) // a stopped daemon listens nowhere
+		defer os.Remove(f.path) // a stopped daemon listens nowhere
 	}
-	d.Logger.Info("rekey started", "listen", addr, "address_file", d.Config.Daemon.AddressFile, "keys", len(d.Config.Keys),
-		"store", d.Config.Store.Type, "admin_api", !d.AdminToken.IsZero())
+	d.Logger.Info("rekey started", "listen", addr, "address_file", d.Config.Daemon.AddressFile, "admin_listen", adminAddr,
+		"admin_address_file", d.Config.Daemon.AdminAddressFile, "tls", pubTLS != nil, "admin_tls", admTLS != nil,
+		"keys", len(d.Config.Keys), "store", d.Config.Store.Type, "bootstrap_admin_token", d.Auth.Bootstrap != "",
+		"oidc", d.Auth.OIDC != nil)
 	if ready != nil {
 		ready <- addr
+	}
+	if adminReady != nil {
+		adminReady <- adminAddr
 	}
 	ectx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -165,17 +249,19 @@ func (d *Daemon) serve(ctx context.Context, ln net.Listener, ready chan<- string
 	cancel()
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer scancel()
-	_ = srv.Shutdown(sctx)
+	for _, srv := range servers {
+		_ = srv.Shutdown(sctx)
+	}
 	return runErr
 }
 
 // writeAddressFile writes the bound address (and a newline) to path
 // atomically: a reader sees either no file, the previous one, or this
 // address whole, never a partial write.
-func writeAddressFile(path, addr string) error {
+func writeAddressFile(path, addr, field string) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
-		return fmt.Errorf("daemon.address_file: %w", err)
+		return fmt.Errorf("%s: %w", field, err)
 	}
 	_, err = tmp.WriteString(addr + "\n")
 	if err == nil {
@@ -189,7 +275,7 @@ func writeAddressFile(path, addr string) error {
 	}
 	if err != nil {
 		_ = os.Remove(tmp.Name())
-		return fmt.Errorf("daemon.address_file: write %s: %w", path, err)
+		return fmt.Errorf("%s: write %s: %w", field, path, err)
 	}
 	return nil
 }

@@ -37,7 +37,7 @@ func TestRunOnPortZeroReportsTheBoundAddress(t *testing.T) {
 	}
 	cfgPath := filepath.Join(dir, "rekey.yaml")
 	cfg := fmt.Sprintf(`
-daemon: {listen: "127.0.0.1:0", address_file: %q}
+daemon: {listen: "127.0.0.1:0", address_file: %q, admin_listen: "127.0.0.1:0"}
 store: {type: sqlite, path: %q}
 issuers: [{name: demo, type: random, ledger: %q}]
 sinks: [{name: files, type: file, dir: %q}]

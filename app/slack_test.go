@@ -313,7 +313,7 @@ keys:
 	req.Header.Set("X-Slack-Request-Timestamp", stamp)
 	req.Header.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
 	rec := httptest.NewRecorder()
-	d.Handler().ServeHTTP(rec, req)
+	d.PublicHandler().ServeHTTP(rec, req)
 	if rec.Code != http.StatusOK {
 		t.Fatalf("interaction answered %d: %s", rec.Code, rec.Body)
 	}

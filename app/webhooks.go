@@ -27,6 +27,8 @@ type hookDeps struct {
 	engine    *rotator.Engine
 	store     Store
 	notifiers map[string]rotator.Notifier
+	// decider records approvals with canonical identities.
+	decider rotator.Decider
 }
 
 // webhookFactory decodes and checks an inbound adapter's settings, and
@@ -76,7 +78,7 @@ var webhookFactories = map[string]webhookFactory{
 		if !ok { // Validate reports it with its path first
 			return nil, fmt.Errorf("notifier: %q is not a slack notifier", c.Notifier)
 		}
-		h, err := slack.New(c, n.Client(), n, d.engine, d.store, d.store, d.logger)
+		h, err := slack.New(c, n.Client(), n, d.decider, d.store, d.store, d.logger)
 		return []route{{slack.Route, h}}, err
 	}),
 }

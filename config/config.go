@@ -11,6 +11,7 @@ import "time"
 // Config is the whole file.
 type Config struct {
 	Daemon    Daemon      `koanf:"daemon"`
+	Auth      Auth        `koanf:"auth"`
 	Store     Store       `koanf:"store"`
 	Audit     Audit       `koanf:"audit"`
 	Issuers   []Adapter   `koanf:"issuers"`
@@ -47,15 +48,31 @@ type Retention struct {
 
 // Daemon configures the process.
 type Daemon struct {
-	// Listen is the one HTTP listener (health, metrics, admin API, webhooks).
+	// Listen is the public listener: inbound webhooks (exposure,
+	// departure, GitHub, Slack), /healthz and /readyz.
 	Listen string `koanf:"listen"`
 	// AddressFile, if set, receives the listener's bound address
 	// (host:port) once it accepts, written atomically (temp file + rename):
 	// with port 0 in Listen, it is how a supervisor or test finds the port.
 	AddressFile string `koanf:"address_file"`
-	// AdminTokenEnv / AdminTokenFile: the bearer token of the admin API.
+	// TLS serves Listen over HTTPS.
+	TLS TLS `koanf:"tls"`
+	// AdminListen is the admin listener: the admin API, /metrics, /healthz
+	// and /readyz; host:port (default loopback) or unix:/path (created 0600).
+	AdminListen string `koanf:"admin_listen"`
+	// AdminAddressFile is AddressFile for AdminListen.
+	AdminAddressFile string `koanf:"admin_address_file"`
+	// AdminTLS serves AdminListen over HTTPS.
+	AdminTLS TLS `koanf:"admin_tls"`
+	// AdminTokenEnv / AdminTokenFile: the bootstrap admin token, the
+	// principal "admin" with role admin (at least 32 bytes of entropy).
+	// People use their own API tokens or OIDC.
 	AdminTokenEnv  string `koanf:"admin_token_env"`
 	AdminTokenFile string `koanf:"admin_token_file"`
+	// MetricsTokenEnv / MetricsTokenFile, if set, is the bearer token
+	// /metrics requires (people's tokens with a role are accepted too).
+	MetricsTokenEnv  string `koanf:"metrics_token_env"`
+	MetricsTokenFile string `koanf:"metrics_token_file"`
 	// Schedule is the cron spec on which policies are evaluated.
 	Schedule string        `koanf:"schedule"`
 	Jitter   time.Duration `koanf:"jitter"`
@@ -66,6 +83,46 @@ type Daemon struct {
 	RetryBase    time.Duration `koanf:"retry_base"`
 	RetryMax     time.Duration `koanf:"retry_max"`
 	LogLevel     string        `koanf:"log_level"`
+}
+
+// TLS is a certificate and key, re-read when their files change.
+type TLS struct {
+	CertFile string `koanf:"cert_file"`
+	KeyFile  string `koanf:"key_file"`
+}
+
+// Enabled reports whether TLS is configured.
+func (t TLS) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
+
+// Auth configures who people are and what they may do through the admin API.
+type Auth struct {
+	// Identities maps other spellings of a person (a login, a Slack
+	// handle) to their canonical identity (usually their email).
+	Identities map[string]string `koanf:"identities"`
+	// OIDC accepts ID tokens of the organisation's identity provider.
+	OIDC *OIDC `koanf:"oidc"`
+}
+
+// OIDC configures bearer tokens from an OpenID Connect provider.
+type OIDC struct {
+	Issuer   string `koanf:"issuer"`
+	Audience string `koanf:"audience"`
+	// IdentityClaim names the person (default email).
+	IdentityClaim string `koanf:"identity_claim"`
+	// GroupsClaim lists their groups (default groups).
+	GroupsClaim string `koanf:"groups_claim"`
+	// Groups grant roles to the members of a group.
+	Groups []GroupRole `koanf:"groups"`
+}
+
+// GroupRole grants a role, optionally scoped, to an OIDC group.
+type GroupRole struct {
+	Group string `koanf:"group"`
+	Role  string `koanf:"role"`
+	// Keys scopes the role to keys whose name matches this pattern.
+	Keys string `koanf:"keys"`
+	// Team scopes the role to keys whose team is this.
+	Team string `koanf:"team"`
 }
 
 // Store selects the persistence backend.
@@ -97,7 +154,9 @@ type Key struct {
 	Issuer      string         `koanf:"issuer"`
 	Params      map[string]any `koanf:"params"`
 	Owners      []string       `koanf:"owners"`
-	Sinks       []SinkBinding  `koanf:"sinks"`
+	// Team owns the key; roles can be scoped to a team's keys.
+	Team  string        `koanf:"team"`
+	Sinks []SinkBinding `koanf:"sinks"`
 	// Schedule overrides daemon.schedule for this key.
 	Schedule    string `koanf:"schedule"`
 	KeySettings `koanf:",squash"`
@@ -174,15 +233,16 @@ type Watch struct {
 
 // Default values.
 const (
-	DefaultListen   = "127.0.0.1:8080"
-	DefaultSchedule = "@every 1m"
-	DefaultMaxAge   = 90 * 24 * time.Hour
+	DefaultListen      = "127.0.0.1:8080"
+	DefaultAdminListen = "127.0.0.1:8081"
+	DefaultSchedule    = "@every 1m"
+	DefaultMaxAge      = 90 * 24 * time.Hour
 )
 
 func defaults() Config {
 	return Config{
 		Daemon: Daemon{
-			Listen: DefaultListen, Schedule: DefaultSchedule, Jitter: 0, Concurrency: 4,
+			Listen: DefaultListen, AdminListen: DefaultAdminListen, Schedule: DefaultSchedule, Jitter: 0, Concurrency: 4,
 			PollInterval: time.Second, StepTimeout: 60 * time.Second,
 			RetryBase: 2 * time.Second, RetryMax: 5 * time.Minute, LogLevel: "info",
 		},

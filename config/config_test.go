@@ -45,7 +45,7 @@ func TestBrokenConfigsNameTheirPath(t *testing.T) {
 		},
 		"unknown field with the known ones": {
 			yaml: base + "daemon: {listn: 1.2.3.4:80}\n",
-			want: []string{`daemon.listn: unknown field (known: address_file, admin_token_env, admin_token_file, concurrency,`},
+			want: []string{`daemon.listn: unknown field (known: address_file, admin_address_file, admin_listen, admin_tls, admin_token_env, admin_token_file, concurrency,`},
 		},
 		"listen port out of range": {
 			yaml: base + "daemon: {listen: 127.0.0.1:70000}\n",
@@ -54,6 +54,19 @@ func TestBrokenConfigsNameTheirPath(t *testing.T) {
 		"address file that names a directory": {
 			yaml: base + "daemon: {listen: 127.0.0.1:0, address_file: /run/rekey/}\n",
 			want: []string{`daemon.address_file: "/run/rekey/" is not a file path`},
+		},
+		"admin listener": {
+			yaml: base + "daemon: {listen: 127.0.0.1:8080, admin_listen: 127.0.0.1:8080, admin_tls: {cert_file: /c}}\n",
+			want: []string{`daemon.admin_listen: "127.0.0.1:8080" is also daemon.listen`, `daemon.admin_tls: cert_file and key_file are both required`},
+		},
+		"relative admin socket": {
+			yaml: base + "daemon: {admin_listen: unix:admin.sock}\n",
+			want: []string{`daemon.admin_listen: unix socket "admin.sock" must be an absolute path`},
+		},
+		"oidc": {
+			yaml: base + "auth: {oidc: {issuer: login.example.com, groups: [{group: g, role: root}, {role: viewer, keys: \"[\"}]}}\n",
+			want: []string{`auth.oidc.issuer: required`, `auth.oidc.audience: required`, `auth.oidc.groups[0].role: unknown role "root"`,
+				`auth.oidc.groups[1].group: required`, `auth.oidc.groups[1].keys: key pattern "["`},
 		},
 		"inline secret refused": {
 			yaml: base + "daemon: {admin_token: hunter2}\n",

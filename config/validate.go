@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/rekeyhq/rekey/auth"
 )
 
 // Families of adapters, as named in the file.
@@ -41,6 +44,7 @@ func (c *Config) Validate(known KnownTypes) Errors {
 	c.validateSafety(&errs)
 	c.validateStore(&errs)
 	c.validateAudit(&errs)
+	c.validateAuth(&errs)
 	names := map[string][]string{}
 	for _, fam := range []struct {
 		name string
@@ -117,11 +121,38 @@ func (c *Config) validateDaemon(errs *Errors) {
 	} else if n, err := strconv.Atoi(port); err == nil && (n < 0 || n > 65535) {
 		errs.Add("daemon.listen", "port %d is out of range 0..65535 (0 picks a free port; see daemon.address_file)", n)
 	}
-	if d.AddressFile != "" && (strings.TrimSpace(d.AddressFile) != d.AddressFile || strings.HasSuffix(d.AddressFile, "/") || filepath.Base(d.AddressFile) == ".") {
-		errs.Add("daemon.address_file", "%q is not a file path", d.AddressFile)
-	}
 	if d.AdminTokenEnv != "" && d.AdminTokenFile != "" {
 		errs.Add("daemon.admin_token_env", "set only one of admin_token_env and admin_token_file")
+	}
+	if d.MetricsTokenEnv != "" && d.MetricsTokenFile != "" {
+		errs.Add("daemon.metrics_token_env", "set only one of metrics_token_env and metrics_token_file")
+	}
+	if sock, ok := strings.CutPrefix(d.AdminListen, "unix:"); ok {
+		if !filepath.IsAbs(sock) {
+			errs.Add("daemon.admin_listen", "unix socket %q must be an absolute path (unix:/run/rekey/admin.sock)", sock)
+		}
+	} else if _, port, err := net.SplitHostPort(d.AdminListen); err != nil {
+		errs.Add("daemon.admin_listen", "%q is neither host:port nor unix:/path", d.AdminListen)
+	} else if n, err := strconv.Atoi(port); err == nil && (n < 0 || n > 65535) {
+		errs.Add("daemon.admin_listen", "port %d is out of range 0..65535 (0 picks a free port; see daemon.admin_address_file)", n)
+	} else if d.AdminListen == d.Listen && n != 0 {
+		errs.Add("daemon.admin_listen", "%q is also daemon.listen: the admin API needs a listener of its own", d.AdminListen)
+	}
+	for _, f := range []struct{ path, v string }{{"daemon.address_file", d.AddressFile}, {"daemon.admin_address_file", d.AdminAddressFile}} {
+		if f.v != "" && (strings.TrimSpace(f.v) != f.v || strings.HasSuffix(f.v, "/") || filepath.Base(f.v) == ".") {
+			errs.Add(f.path, "%q is not a file path", f.v)
+		}
+	}
+	if d.AdminAddressFile != "" && d.AdminAddressFile == d.AddressFile {
+		errs.Add("daemon.admin_address_file", "the same file as daemon.address_file")
+	}
+	for _, t := range []struct {
+		path string
+		tls  TLS
+	}{{"daemon.tls", d.TLS}, {"daemon.admin_tls", d.AdminTLS}} {
+		if t.tls.Enabled() && (t.tls.CertFile == "" || t.tls.KeyFile == "") {
+			errs.Add(t.path, "cert_file and key_file are both required")
+		}
 	}
 	if _, err := cronParser.Parse(d.Schedule); err != nil {
 		errs.Add("daemon.schedule", "invalid cron spec %q: %v", d.Schedule, err)
@@ -362,4 +393,36 @@ func parseClock(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q is not a time of day like 09:00", s)
 	}
 	return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute, nil
+}
+
+func (c *Config) validateAuth(errs *Errors) {
+	for alias, id := range c.Auth.Identities {
+		if strings.TrimSpace(alias) == "" || strings.TrimSpace(id) == "" {
+			errs.Add("auth.identities", "empty name or identity in %q: %q", alias, id)
+		}
+	}
+	o := c.Auth.OIDC
+	if o == nil {
+		return
+	}
+	if u, err := url.Parse(o.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		errs.Add("auth.oidc.issuer", "required: the provider's issuer URL (https://…)")
+	}
+	if o.Audience == "" {
+		errs.Add("auth.oidc.audience", "required: the client id tokens are issued for")
+	}
+	for i, g := range o.Groups {
+		p := fmt.Sprintf("auth.oidc.groups[%d]", i)
+		if g.Group == "" {
+			errs.Add(p+".group", "required")
+		}
+		if _, err := auth.ParseRole(g.Role); err != nil {
+			errs.Add(p+".role", "%v", err)
+		}
+		if g.Keys != "" {
+			if err := auth.ValidPattern(g.Keys); err != nil {
+				errs.Add(p+".keys", "%v", err)
+			}
+		}
+	}
 }

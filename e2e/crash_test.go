@@ -76,7 +76,7 @@ func TestKillDuringDrain(t *testing.T) {
 	d := w.start()
 	w.bootstrap("api")
 	var r rotationView
-	if code := w.api("POST", "/v1/keys/api/rotate", map[string]string{"actor": "ops"}, &r); code != 201 {
+	if code := w.api("POST", "/v1/keys/api/rotate", map[string]string{}, &r); code != 201 {
 		t.Fatalf("rotate: %d", code)
 	}
 	deadline := patient(20 * time.Second)

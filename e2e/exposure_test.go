@@ -27,6 +27,8 @@ const exposureTemplate = `
 daemon:
   listen: 127.0.0.1:0
   address_file: {{.W.AddressFile}}
+  admin_listen: 127.0.0.1:0
+  admin_address_file: {{.W.Dir}}/rekey.admin.addr
   admin_token_file: {{.W.Dir}}/admin-token
   schedule: "@every 1h"
   poll_interval: 50ms

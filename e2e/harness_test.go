@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 }
 
 const webhookSecret = "e2e-webhook-signing-secret"
-const adminToken = "e2e-admin-token-0123456789"
+const adminToken = "e2e0c3f5b8e9a7d2c1b4e6f8a0d2c4b6e8f1a3c5e7d9b0f2a4c6e8d0b2f4a6c8e0d"
 
 // world is one test's directory, configuration, receivers and collected
 // output, shared by every daemon process the test starts.
@@ -53,6 +53,7 @@ type world struct {
 	hook     *httptest.Server
 	mu       sync.Mutex
 	addr     string // the running (or last) daemon's bound address
+	admin    string // and its admin listener's
 	hookBods [][]byte
 	hookBad  int
 	// hookCut counts, by webhook-id, deliveries whose body ended early (the
@@ -75,6 +76,8 @@ const cfgTemplate = `
 daemon:
   listen: 127.0.0.1:0
   address_file: {{.Dir}}/rekey.addr
+  admin_listen: 127.0.0.1:0
+  admin_address_file: {{.Dir}}/rekey.admin.addr
   admin_token_file: {{.Dir}}/admin-token
   schedule: "{{.Sched}}"
   poll_interval: 100ms
@@ -187,6 +190,17 @@ func newWorldFrom(t *testing.T, tmpl string, data func(w *world) any) *world {
 func (w *world) Dir() string         { return w.dir }
 func (w *world) AddressFile() string { return filepath.Join(w.dir, "rekey.addr") }
 func (w *world) HookURL() string     { return w.hook.URL }
+
+// adminAddressFile is where the daemon writes its admin listener's
+// address (daemon.admin_address_file in every configuration).
+func (w *world) adminAddressFile() string { return filepath.Join(w.dir, "rekey.admin.addr") }
+
+// AdminAddr is the running daemon's admin listener address.
+func (w *world) AdminAddr() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.admin
+}
 
 // Addr is the running daemon's address, as it wrote it to AddressFile.
 func (w *world) Addr() string {
@@ -325,9 +339,11 @@ func (w *world) start(env ...string) *daemon {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	// A daemon killed with SIGKILL leaves its address file behind.
-	if err := os.Remove(w.AddressFile()); err != nil && !os.IsNotExist(err) {
-		w.t.Fatal(err)
+	// A daemon killed with SIGKILL leaves its address files behind.
+	for _, f := range []string{w.AddressFile(), w.adminAddressFile()} {
+		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
+			w.t.Fatal(err)
+		}
 	}
 	cmd := exec.Command(binary, "run", "-c", w.cfg)
 	cmd.Env = append(os.Environ(), env...)
@@ -343,10 +359,12 @@ func (w *world) start(env ...string) *daemon {
 	var addr string
 	for {
 		if addr == "" {
-			if b, err := os.ReadFile(w.AddressFile()); err == nil {
+			b, err := os.ReadFile(w.AddressFile())
+			ab, aerr := os.ReadFile(w.adminAddressFile())
+			if err == nil && aerr == nil {
 				addr = strings.TrimSpace(string(b))
 				w.mu.Lock()
-				w.addr = addr
+				w.addr, w.admin = addr, strings.TrimSpace(string(ab))
 				w.mu.Unlock()
 			}
 		}
@@ -445,7 +463,7 @@ func (w *world) api(method, path string, body any, out any) int {
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
-	req, _ := http.NewRequest(method, "http://"+w.Addr()+path, rd)
+	req, _ := http.NewRequest(method, "http://"+w.AdminAddr()+path, rd)
 	req.Header.Set("Authorization", "Bearer "+adminToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -168,8 +168,8 @@ func TestManualIssuerScriptedOperator(t *testing.T) {
 // while answering leaves no answer: that returns 0.
 func (o dashboardOperator) submitAPI(id, secret string) int {
 	o.t.Helper()
-	body, _ := json.Marshal(map[string]string{"actor": "op", "secret": secret})
-	req, _ := http.NewRequest("POST", "http://"+o.w.Addr()+"/v1/rotations/"+id+"/submit", bytes.NewReader(body))
+	body, _ := json.Marshal(map[string]string{"secret": secret})
+	req, _ := http.NewRequest("POST", "http://"+o.w.AdminAddr()+"/v1/rotations/"+id+"/submit", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+adminToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -28,6 +28,8 @@ const issuerCfg = `
 daemon:
   listen: 127.0.0.1:0
   address_file: {{.Dir}}/rekey.addr
+  admin_listen: 127.0.0.1:0
+  admin_address_file: {{.Dir}}/rekey.admin.addr
   admin_token_file: {{.Dir}}/admin-token
   schedule: "@every 1h"
   poll_interval: 100ms

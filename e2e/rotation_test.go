@@ -117,7 +117,7 @@ func TestConcurrentTriggersThroughAPI(t *testing.T) {
 	codes := make(chan int, 30)
 	for range 30 {
 		go func() {
-			codes <- w.api("POST", "/v1/keys/api/rotate", map[string]string{"actor": "ops"}, nil)
+			codes <- w.api("POST", "/v1/keys/api/rotate", map[string]string{}, nil)
 		}()
 	}
 	counts := map[int]int{}
@@ -170,17 +170,17 @@ func TestAdminAPIRejectsBadInput(t *testing.T) {
 		token        string
 		want         int
 	}{
-		"no token":              {method: "POST", path: "/v1/keys/api/rotate", body: map[string]string{"actor": "x"}, token: "-", want: 401},
-		"wrong token":           {method: "POST", path: "/v1/keys/api/rotate", body: map[string]string{"actor": "x"}, token: "nope", want: 401},
-		"unknown key":           {method: "POST", path: "/v1/keys/nope/rotate", body: map[string]string{"actor": "x"}, want: 404},
-		"missing actor":         {method: "POST", path: "/v1/keys/api/rotate", body: map[string]string{}, want: 400},
-		"bad mode":              {method: "POST", path: "/v1/keys/api/rotate", body: map[string]string{"actor": "x", "mode": "yolo"}, want: 400},
-		"unknown field":         {method: "POST", path: "/v1/keys/api/rotate", body: map[string]string{"actor": "x", "force": "yes"}, want: 400},
-		"malformed json":        {method: "POST", path: "/v1/keys/api/rotate", body: json.RawMessage(`{"actor":`), want: 400},
-		"approve unknown":       {method: "POST", path: "/v1/rotations/rot_nope/approve", body: map[string]string{"actor": "bob"}, want: 404},
-		"approve without actor": {method: "POST", path: "/v1/rotations/rot_nope/approve", body: map[string]string{}, want: 400},
-		"bad limit":             {method: "GET", path: "/v1/rotations?limit=-3", want: 400},
-		"bad audit cursor":      {method: "GET", path: "/v1/audit?after=x", want: 400},
+		"no token":             {method: "POST", path: "/v1/keys/api/rotate", body: map[string]string{}, token: "-", want: 401},
+		"wrong token":          {method: "POST", path: "/v1/keys/api/rotate", body: map[string]string{}, token: "nope", want: 401},
+		"unknown key":          {method: "POST", path: "/v1/keys/nope/rotate", body: map[string]string{}, want: 404},
+		"actor not the caller": {method: "POST", path: "/v1/keys/api/rotate", body: map[string]string{"actor": "x"}, want: 403},
+		"bad mode":             {method: "POST", path: "/v1/keys/api/rotate", body: map[string]string{"mode": "yolo"}, want: 400},
+		"unknown field":        {method: "POST", path: "/v1/keys/api/rotate", body: map[string]string{"force": "yes"}, want: 400},
+		"malformed json":       {method: "POST", path: "/v1/keys/api/rotate", body: json.RawMessage(`{"actor":`), want: 400},
+		"approve unknown":      {method: "POST", path: "/v1/rotations/rot_nope/approve", body: map[string]string{}, want: 404},
+		"approve as another":   {method: "POST", path: "/v1/rotations/rot_nope/approve", body: map[string]string{"actor": "bob"}, want: 403},
+		"bad limit":            {method: "GET", path: "/v1/rotations?limit=-3", want: 400},
+		"bad audit cursor":     {method: "GET", path: "/v1/audit?after=x", want: 400},
 	} {
 		t.Run(name, func(t *testing.T) {
 			got := w.rawAPI(tc.method, tc.path, tc.body, tc.token)
@@ -203,19 +203,29 @@ func TestAdminAPIRejectsBadInput(t *testing.T) {
 	if len(after.Events) != len(before.Events) {
 		t.Fatalf("rejected requests wrote %d audit events", len(after.Events)-len(before.Events))
 	}
-	// A rotation needing approval: the requester cannot approve it, an
-	// outsider cannot, a listed approver can.
+	// A rotation needing approval: the requester cannot approve it (not
+	// even as a case variant), an outsider cannot, a listed approver can.
+	// Each person holds a token minted by `rekey token create`.
+	tok := func(user, role string) string {
+		out, code := w.cliStdout("", "token", "create", "--user", user, "--role", role)
+		if code != 0 {
+			t.Fatalf("token create --user %s: exit %d", user, code)
+		}
+		return strings.TrimSpace(out)
+	}
+	bobOp, bob, bobCase, mallory, carol := tok("bob", "operator"), tok("bob", "approver"), tok("Bob ", "approver"), tok("mallory", "approver"), tok("carol", "approver")
+	got := w.rawAPI("POST", "/v1/keys/api/rotate", map[string]string{}, bobOp)
 	var r rotationView
-	if code := w.api("POST", "/v1/keys/api/rotate", map[string]string{"actor": "bob"}, &r); code != 201 {
-		t.Fatalf("rotate: %d", code)
+	_ = json.Unmarshal([]byte(got.body), &r)
+	if got.status != 201 {
+		t.Fatalf("rotate: %d %s", got.status, got.body)
 	}
-	if got := w.rawAPI("POST", "/v1/rotations/"+r.ID+"/approve", map[string]string{"actor": "bob"}, ""); got.status != 403 {
-		t.Fatalf("self approval: %d %s", got.status, got.body)
+	for who, token := range map[string]string{"self approval": bob, "self approval as 'Bob '": bobCase, "outsider approval": mallory} {
+		if got := w.rawAPI("POST", "/v1/rotations/"+r.ID+"/approve", map[string]string{}, token); got.status != 403 {
+			t.Fatalf("%s: %d %s", who, got.status, got.body)
+		}
 	}
-	if got := w.rawAPI("POST", "/v1/rotations/"+r.ID+"/approve", map[string]string{"actor": "mallory"}, ""); got.status != 403 {
-		t.Fatalf("outsider approval: %d %s", got.status, got.body)
-	}
-	if got := w.rawAPI("POST", "/v1/rotations/"+r.ID+"/approve", map[string]string{"actor": "carol"}, ""); got.status != 200 {
+	if got := w.rawAPI("POST", "/v1/rotations/"+r.ID+"/approve", map[string]string{}, carol); got.status != 200 {
 		t.Fatalf("approval: %d %s", got.status, got.body)
 	}
 	if done := w.waitRotation(r.ID, 20*time.Second); done.Phase != "done" {
@@ -241,7 +251,7 @@ func (w *world) rawAPI(method, path string, body any, token string) rawResp {
 		j, _ := json.Marshal(b)
 		rd = strings.NewReader(string(j))
 	}
-	req, _ := httpNewRequest(method, "http://"+w.Addr()+path, rd)
+	req, _ := httpNewRequest(method, "http://"+w.AdminAddr()+path, rd)
 	switch token {
 	case "":
 		req.Header.Set("Authorization", "Bearer "+adminToken)

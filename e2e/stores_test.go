@@ -34,6 +34,8 @@ const storesTemplate = `
 daemon:
   listen: 127.0.0.1:0
   address_file: {{.Dir}}/rekey.addr
+  admin_listen: 127.0.0.1:0
+  admin_address_file: {{.Dir}}/rekey.admin.addr
   admin_token_file: {{.Dir}}/admin-token
   schedule: "@every 1h"
   poll_interval: 100ms
@@ -319,7 +321,7 @@ func (w *storeWorld) rotation(id string) storeRotation {
 func (w *storeWorld) rotate() string {
 	w.t.Helper()
 	var r rotationView
-	if code := w.api("POST", "/v1/keys/api/rotate", map[string]string{"actor": "ops", "reason": "stores e2e"}, &r); code != 201 {
+	if code := w.api("POST", "/v1/keys/api/rotate", map[string]string{"reason": "stores e2e"}, &r); code != 201 {
 		w.t.Fatalf("rotate: %d", code)
 	}
 	return r.ID

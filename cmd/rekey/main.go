@@ -50,6 +50,8 @@ Act:
   decommission KEY         revoke every live credential and remove the key from its sinks (asks; --yes)
   report --format F FILE   submit a leak scanner's findings (trufflehog, gitleaks)
   breaker [release]        the emergency breaker; "release" lets every contained emergency revoke
+Break-glass (opens the store directly):
+  token create|list|revoke per-person API tokens (--user U --role R [--keys PATTERN] [--expires 720h])
 
 Common flags: -c FILE (default $REKEY_CONFIG or rekey.yaml), -o table|json, --as NAME (acting person)
 Exit codes: 0 ok, 1 error, 2 usage or configuration, 3 refused, 4 not found, 5 audit tampered.
@@ -76,6 +78,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"show": c.show, "audit": c.audit, "rotate": c.rotate, "approve": c.decide(rotator.VerdictApprove),
 		"deny": c.decide(rotator.VerdictDeny), "cancel": c.cancel, "retry": c.retry, "submit": c.submit, "confirm": c.confirm,
 		"report": c.report, "decommission": c.decommission, "breaker": c.breaker,
+		"token": c.token,
 	}
 	f, ok := cmds[args[0]]
 	if !ok {

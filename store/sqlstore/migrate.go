@@ -168,7 +168,27 @@ var migrations = []migration{
 		// index above cannot once rows are delivered.
 		`CREATE INDEX outbox_notifier_seq ON outbox (notifier, seq)`,
 	}},
-	{version: 5, name: "contained emergencies, delivery lanes, retention indexes", statements: []string{
+	{version: 5, name: "per-person API tokens", statements: []string{
+		// Admin API tokens of people (issue 11). Only the SHA-256 of each
+		// token is kept: the token is shown once, at creation. user is the
+		// canonical identity the token acts as; keys a name pattern scoping
+		// the role ('' = every key); expires_at / revoked_at '' when unset.
+		`CREATE TABLE api_tokens (
+			id         TEXT NOT NULL PRIMARY KEY,
+			hash       TEXT NOT NULL,
+			user_id    TEXT NOT NULL,
+			role       TEXT NOT NULL,
+			keys       TEXT NOT NULL DEFAULT '',
+			team       TEXT NOT NULL DEFAULT '',
+			created_by TEXT NOT NULL DEFAULT '',
+			created_at TEXT NOT NULL,
+			expires_at TEXT NOT NULL DEFAULT '',
+			revoked_at TEXT NOT NULL DEFAULT '',
+			CONSTRAINT api_tokens_hash UNIQUE (hash)
+		)`,
+		`CREATE INDEX api_tokens_user ON api_tokens (user_id)`,
+	}},
+	{version: 6, name: "contained emergencies, delivery lanes, retention indexes", statements: []string{
 		// Why an emergency's revoke waits for a responder ("breaker",
 		// "low_trust"); '' when it does not.
 		`ALTER TABLE rotations ADD COLUMN contain TEXT NOT NULL DEFAULT ''`,

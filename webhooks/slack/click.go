@@ -114,6 +114,11 @@ func (h *Handler) handleClick(ctx context.Context, c click) {
 		return
 	}
 	approver, err := h.approverOf(ctx, c.userID)
+	if errors.Is(err, errNoIdentity) {
+		log.Warn("slack: click by a user with no email and no configured identity")
+		h.ephemeral(ctx, c, "rekey cannot tell who you are: your Slack profile has no email and the slack webhook's identities do not name you. Ask an admin to add you, or use the admin API.")
+		return
+	}
 	if err != nil {
 		log.Error("slack: resolve the clicker", "err", err)
 		h.ephemeral(ctx, c, "rekey could not look up your Slack profile; try again, or use `rekey approve`.")
@@ -175,22 +180,35 @@ func (h *Handler) allowed(ctx context.Context, userID string) (bool, error) {
 	return false, nil
 }
 
-// approverOf is the identity recorded for a Slack user: their email (as
-// key owners and approval policies name people), or "slack:<id>" when
-// Slack has none for them. A failed lookup is an error, not a fallback: the
-// engine's self-approval check compares this identity with the requester.
+// errNoIdentity: a Slack user rekey cannot map to a person.
+var errNoIdentity = errors.New("no identity")
+
+// approverOf is the canonical identity recorded for a Slack user: the one
+// configured for them in identities, else their profile email, trimmed and
+// lower-cased (as key owners, approval policies and API principals name
+// people), so that the engine's self-approval and two-person checks
+// compare one spelling per person across channels. A user with neither
+// cannot decide (errNoIdentity): "slack:<id>" would be a second identity
+// for someone who also uses the API. A failed lookup is an error too.
 func (h *Handler) approverOf(ctx context.Context, userID string) (string, error) {
+	if id, ok := h.cfg.Identities[userID]; ok {
+		return canonical(id), nil
+	}
 	cctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
 	defer cancel()
 	u, err := h.api.GetUserInfoContext(cctx, userID)
 	if err != nil {
 		return "", apiError("users.info "+userID, err)
 	}
-	if email := strings.TrimSpace(u.Profile.Email); email != "" {
+	if email := canonical(u.Profile.Email); email != "" {
 		return email, nil
 	}
-	return "slack:" + userID, nil
+	return "", errNoIdentity
 }
+
+// canonical is the canonical form of an identity (auth.Canonical; adapters
+// do not import auth, and app canonicalises again before the engine).
+func canonical(id string) string { return strings.ToLower(strings.TrimSpace(id)) }
 
 // ephemeral answers the clicker only, through the interaction's
 // response_url (or chat.postEphemeral when there is none we trust).

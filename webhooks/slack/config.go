@@ -40,6 +40,8 @@ const (
 //	    approvers:                               # required: who may click Approve/Deny (checked at click time)
 //	      user_ids: [U0123ANA]
 //	      user_groups: [S0456SECOPS]
+//	    identities:                              # optional: Slack user id → identity, for users whose
+//	      U0123ANA: ana@example.com              #   profile email is not how rekey knows them
 //	    timeout: 10s                             # default, per Slack API call
 type Config struct {
 	// Notifier names the slack notifier whose messages carry the buttons.
@@ -60,6 +62,10 @@ type Config struct {
 	// Approvers may decide approval gates from Slack; the key's own
 	// approval policy still applies.
 	Approvers Approvers `koanf:"approvers"`
+	// Identities maps Slack user ids to the identity rekey knows them by;
+	// others are known by their profile email. A clicker with neither
+	// cannot decide.
+	Identities map[string]string `koanf:"identities"`
 	// Timeout bounds each Slack API call; handling one click takes at most
 	// twice as long.
 	Timeout time.Duration `koanf:"timeout"`
@@ -128,6 +134,14 @@ func (c Config) Validate() error {
 	for i, id := range c.Approvers.UserGroups {
 		if !slackIDRe.MatchString(id) {
 			add("approvers.user_groups[%d]: must be a user group id such as S0123ABCD, not %q", i, id)
+		}
+	}
+	for id, who := range c.Identities {
+		if !slackIDRe.MatchString(id) {
+			add("identities: %q must be a Slack user id such as U0123ABCD", id)
+		}
+		if strings.TrimSpace(who) == "" {
+			add("identities.%s: empty identity", id)
 		}
 	}
 	if len(c.Approvers.UserIDs) == 0 && len(c.Approvers.UserGroups) == 0 {

@@ -53,7 +53,7 @@ type fakeSlack struct {
 func newFakeSlack(t *testing.T, extra ...slacktest.Binder) *fakeSlack {
 	t.Helper()
 	f := &fakeSlack{
-		users:    map[string]string{"UANA": "ana@example.com", "UBOB": "bob@example.com", "UEVE": "eve@example.com", "UNOMAIL": ""},
+		users:    map[string]string{"UANA": "ana@example.com", "UBOB": "bob@example.com", "UEVE": "eve@example.com", "UNOMAIL": "", "UCASE": " Ana@Example.COM "},
 		groups:   map[string][]string{"SSECOPS": {"UBOB"}, "SONCALL": {"UEVE"}},
 		override: map[string]http.HandlerFunc{},
 	}

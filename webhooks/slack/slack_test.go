@@ -27,12 +27,17 @@ func TestApproveFromSlack(t *testing.T) {
 			verdict: rotator.VerdictDeny},
 		"approve drain gate": {gate: rotator.GateDrain, user: "UEVE", action: slackapproval.ActionApprove, approver: "eve@example.com",
 			verdict: rotator.VerdictApprove},
-		"user without email": {gate: rotator.GateStart, user: "UNOMAIL", action: slackapproval.ActionApprove, approver: "slack:UNOMAIL",
+		"user without email, mapped in identities": {gate: rotator.GateStart, user: "UNOMAIL", action: slackapproval.ActionApprove, approver: "nomail@example.com",
+			verdict: rotator.VerdictApprove},
+		"profile email in another case, canonicalised": {gate: rotator.GateStart, user: "UCASE", action: slackapproval.ActionApprove, approver: "ana@example.com",
 			verdict: rotator.VerdictApprove},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			e := newEnv(t, func(c *Config) { c.Approvers.UserIDs = append(c.Approvers.UserIDs, "UNOMAIL") })
+			e := newEnv(t, func(c *Config) {
+				c.Approvers.UserIDs = append(c.Approvers.UserIDs, "UNOMAIL", "UCASE")
+				c.Identities = map[string]string{"UNOMAIL": " NoMail@Example.com"}
+			})
 			ch, ts, value := e.heldForApproval("rot_appr0001", tc.gate)
 			if code := e.click(blockActions(e.slack.apiURL(), tc.user, tc.action, value, ch, ts)); code != http.StatusOK {
 				t.Fatalf("status %d, want 200", code)
@@ -59,6 +64,23 @@ func TestApproveFromSlack(t *testing.T) {
 			}
 			e.assertNoLeak()
 		})
+	}
+}
+
+// TestClickerWithoutIdentity: a Slack user with no profile email and no
+// configured identity cannot decide (a "slack:<id>" identity would let a
+// person who also uses the API count twice).
+func TestClickerWithoutIdentity(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Approvers.UserIDs = append(c.Approvers.UserIDs, "UNOMAIL") })
+	ch, ts, value := e.heldForApproval("rot_noid0001", rotator.GateStart)
+	if code := e.click(blockActions(e.slack.apiURL(), "UNOMAIL", slackapproval.ActionApprove, value, ch, ts)); code != http.StatusOK {
+		t.Fatalf("status %d, want 200", code)
+	}
+	if reqs := e.decider.requests(); len(reqs) != 0 {
+		t.Fatalf("Decide calls = %+v, want none", reqs)
+	}
+	if eph := e.slack.ephemerals(); len(eph) != 1 || !strings.Contains(eph[0], "cannot tell who you are") {
+		t.Errorf("ephemeral replies = %q", eph)
 	}
 }
 

@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) rotator.Store) {
 		"SaveIsAtomic":            testSaveIsAtomic,
 		"FingerprintedRunIsClean": testFingerprintedRun,
 		"AdapterState":            testAdapterState,
+		"APITokens":               testAPITokens,
 	}
 	for name, test := range tests {
 		t.Run(name, func(t *testing.T) {

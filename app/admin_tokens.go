@@ -1,0 +1,137 @@
+package app
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/rekeyhq/rekey/auth"
+	"github.com/rekeyhq/rekey/config"
+)
+
+// TokenView is an API token as the admin API lists it: never its hash.
+type TokenView struct {
+	ID        string `json:"id"`
+	User      string `json:"user"`
+	Role      string `json:"role"`
+	Keys      string `json:"keys,omitempty"`
+	Team      string `json:"team,omitempty"`
+	CreatedBy string `json:"created_by,omitempty"`
+	CreatedAt string `json:"created_at"`
+	ExpiresAt string `json:"expires_at,omitempty"`
+	RevokedAt string `json:"revoked_at,omitempty"`
+}
+
+// ViewToken renders a token record.
+func ViewToken(t auth.TokenRecord) TokenView {
+	return TokenView{ID: t.ID, User: t.User, Role: string(t.Grant.Role), Keys: t.Grant.Keys, Team: t.Grant.Team, CreatedBy: t.CreatedBy,
+		CreatedAt: rfc3339(t.CreatedAt), ExpiresAt: rfc3339(t.ExpiresAt), RevokedAt: rfc3339(t.RevokedAt)}
+}
+
+func (a *admin) whoami(w http.ResponseWriter, r *http.Request) {
+	p := principalOf(r)
+	writeJSON(w, http.StatusOK, map[string]any{"id": p.ID, "via": p.Via, "roles": p.RoleNames(), "token_id": p.TokenID})
+}
+
+func (a *admin) tokens(w http.ResponseWriter, r *http.Request) (auth.TokenStore, bool) {
+	if !a.allow(w, principalOf(r), auth.ActManageTokens, "") {
+		return nil, false
+	}
+	if a.d.Auth.Tokens == nil {
+		writeError(w, http.StatusNotImplemented, "this store keeps no API tokens")
+		return nil, false
+	}
+	return a.d.Auth.Tokens, true
+}
+
+func (a *admin) listTokens(w http.ResponseWriter, r *http.Request) {
+	s, ok := a.tokens(w, r)
+	if !ok {
+		return
+	}
+	list, err := s.ListTokens(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "list tokens: "+err.Error())
+		return
+	}
+	out := make([]TokenView, 0, len(list))
+	for _, t := range list {
+		out = append(out, ViewToken(t))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tokens": out})
+}
+
+func (a *admin) createToken(w http.ResponseWriter, r *http.Request) {
+	s, ok := a.tokens(w, r)
+	if !ok {
+		return
+	}
+	var b struct {
+		User    string `json:"user"`
+		Role    string `json:"role"`
+		Keys    string `json:"keys"`
+		Team    string `json:"team"`
+		Expires string `json:"expires"`
+	}
+	if err := decodeBody(r, &b); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	spec, err := TokenSpecFor(a.d.Directory, b.User, b.Role, b.Keys, b.Team, b.Expires, principalOf(r).ID)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	tok, rec, err := auth.CreateToken(r.Context(), s, spec, timeNow())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	a.d.Logger.Info("admin api: token created", "token_id", rec.ID, "user", rec.User, "role", rec.Grant.Role, "by", spec.CreatedBy)
+	writeJSON(w, http.StatusCreated, map[string]any{"token": tok, "note": "shown once: rekey keeps only its hash", "details": ViewToken(rec)})
+}
+
+func (a *admin) revokeToken(w http.ResponseWriter, r *http.Request) {
+	s, ok := a.tokens(w, r)
+	if !ok {
+		return
+	}
+	id := r.PathValue("id")
+	if err := s.RevokeToken(r.Context(), id, timeNow()); err != nil {
+		writeError(w, statusOf(err), "revoke token "+strconv.Quote(id)+": "+err.Error())
+		return
+	}
+	a.d.Logger.Info("admin api: token revoked", "token_id", id, "by", principalOf(r).ID)
+	writeJSON(w, http.StatusOK, map[string]string{"revoked": id})
+}
+
+// TokenSpecFor validates a token request (admin API and the break-glass
+// CLI): user, role, optional key pattern and team, expiry as a duration
+// ("" = never; days accepted, e.g. 30d).
+func TokenSpecFor(dir *auth.Directory, user, role, keys, team, expires, by string) (auth.TokenSpec, error) {
+	spec := auth.TokenSpec{User: dir.Canonical(user), CreatedBy: by}
+	if spec.User == "" {
+		return spec, errUsage("user is required (the person the token acts as, e.g. their email)")
+	}
+	rl, err := auth.ParseRole(role)
+	if err != nil {
+		return spec, err
+	}
+	if keys != "" {
+		if err := auth.ValidPattern(keys); err != nil {
+			return spec, err
+		}
+	}
+	spec.Grant = auth.Grant{Role: rl, Keys: keys, Team: team}
+	if expires != "" {
+		d, err := config.ParseDuration(expires)
+		if err != nil || d <= 0 {
+			return spec, errUsage("expires must be a positive duration such as 720h or 30d")
+		}
+		spec.TTL = d
+	}
+	return spec, nil
+}
+
+type errUsage string
+
+func (e errUsage) Error() string { return string(e) }

@@ -1,0 +1,143 @@
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// ErrUnauthenticated is wrapped by every authentication failure.
+var ErrUnauthenticated = errors.New("missing or invalid credentials")
+
+// BootstrapID is the identity of the bootstrap admin token.
+const BootstrapID = "admin"
+
+// Authenticator turns a request's bearer credential into a Principal:
+// an rk_ API token (looked up by hash), an OIDC ID token (a JWT), or the
+// bootstrap admin token.
+type Authenticator struct {
+	// Tokens holds per-person API tokens; nil disables them.
+	Tokens TokenStore
+	// NotFound reports a TokenStore miss.
+	NotFound func(error) bool
+	// OIDC verifies provider tokens; nil disables them.
+	OIDC *OIDC
+	// Bootstrap is the shared admin token (principal "admin", role admin);
+	// empty disables it.
+	Bootstrap string
+	// Now is the clock (tests).
+	Now func() time.Time
+}
+
+// Authenticate checks the Authorization header of r.
+func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request) (*Principal, error) {
+	h := r.Header.Values("Authorization")
+	if len(h) != 1 {
+		return nil, fmt.Errorf("%w: one Authorization: Bearer header is required", ErrUnauthenticated)
+	}
+	cred, ok := strings.CutPrefix(h[0], "Bearer ")
+	if !ok || cred == "" {
+		return nil, fmt.Errorf("%w: one Authorization: Bearer header is required", ErrUnauthenticated)
+	}
+	now := time.Now()
+	if a.Now != nil {
+		now = a.Now()
+	}
+	switch {
+	case IsAPIToken(cred) && a.Tokens != nil:
+		t, err := a.Tokens.TokenByHash(ctx, HashToken(cred))
+		if err != nil {
+			if a.NotFound != nil && a.NotFound(err) {
+				return nil, ErrUnauthenticated
+			}
+			return nil, err
+		}
+		if !t.Live(now) {
+			return nil, fmt.Errorf("%w: token %s is revoked or expired", ErrUnauthenticated, t.ID)
+		}
+		return &Principal{ID: t.User, Via: "token", TokenID: t.ID, Grants: []Grant{t.Grant}}, nil
+	case strings.Count(cred, ".") == 2 && a.OIDC != nil:
+		p, err := a.OIDC.Authenticate(ctx, cred)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
+		}
+		return p, nil
+	case a.Bootstrap != "" && Equal(cred, a.Bootstrap):
+		return &Principal{ID: BootstrapID, Via: "bootstrap", Grants: []Grant{{Role: RoleAdmin}}}, nil
+	}
+	return nil, ErrUnauthenticated
+}
+
+// Equal compares two secrets in constant time (of their hashes, so that
+// neither length leaks).
+func Equal(a, b string) bool {
+	ha, hb := sha256.Sum256([]byte(a)), sha256.Sum256([]byte(b))
+	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
+}
+
+// Limiter throttles failed authentications per client address: each
+// failure spends a token of the address's bucket; an empty bucket is
+// answered 429 before any credential is checked.
+type Limiter struct {
+	rate  rate.Limit
+	burst int
+
+	mu   sync.Mutex
+	byIP map[string]*rate.Limiter
+}
+
+// NewLimiter allows burst failures at once, refilled at perSecond.
+func NewLimiter(perSecond float64, burst int) *Limiter {
+	return &Limiter{rate: rate.Limit(perSecond), burst: burst, byIP: map[string]*rate.Limiter{}}
+}
+
+// ClientAddr is the address a request is throttled by: its peer IP (a Unix
+// socket's peers share one bucket).
+func ClientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil || host == "" {
+		return "local"
+	}
+	return host
+}
+
+func (l *Limiter) get(addr string) *rate.Limiter {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lim, ok := l.byIP[addr]
+	if !ok {
+		if len(l.byIP) >= 10000 { // forget full buckets: they hold no state
+			now := time.Now()
+			for k, v := range l.byIP {
+				if v.TokensAt(now) >= float64(l.burst) {
+					delete(l.byIP, k)
+				}
+			}
+		}
+		lim = rate.NewLimiter(l.rate, l.burst)
+		l.byIP[addr] = lim
+	}
+	return lim
+}
+
+// Blocked returns how long addr must wait before its next attempt, or 0.
+func (l *Limiter) Blocked(addr string) time.Duration {
+	tokens := l.get(addr).TokensAt(time.Now())
+	if tokens >= 1 {
+		return 0
+	}
+	return time.Duration(math.Ceil((1-tokens)/float64(l.rate))) * time.Second
+}
+
+// Failed records a failed authentication from addr.
+func (l *Limiter) Failed(addr string) { l.get(addr).Allow() }
