@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -570,6 +572,9 @@ type ledgerEntry struct {
 func (w *world) ledger() []ledgerEntry {
 	w.t.Helper()
 	b, err := os.ReadFile(filepath.Join(w.dir, "ledger.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // nothing was ever minted
+	}
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -161,7 +161,7 @@ func TestStoresRefuseForeignSecret(t *testing.T) {
 			switch tc {
 			case "vault":
 				// Bootstrap into a Vault secret another team wrote.
-				path = "secret/data/" + n
+				path = n
 				if _, err := k.kv.Put(c, n, map[string]any{vaultFieldCurrent: foreign, "owner": "team-x"}); err != nil {
 					t.Fatal(err)
 				}
@@ -232,8 +232,17 @@ func TestStoresRefuseForeignSecret(t *testing.T) {
 					t.Fatalf("the foreign secret was touched: %d versions, tags %v", len(vs.Versions), d.Tags)
 				}
 			}
+			// Preflight: the foreign target is found before the issuer is
+			// asked, so nothing is minted for this rotation at all.
+			minted := w.ledger()
+			if oldV == "" && len(minted) != 0 {
+				t.Fatalf("%d credentials minted for a target rekey does not own", len(minted))
+			}
+			if oldV != "" && len(minted) != 1 {
+				t.Fatalf("%d credentials at the issuer, want only the bootstrap's", len(minted))
+			}
 			live := 0
-			for _, c := range w.ledger() {
+			for _, c := range minted {
 				if c.RevokedAt == "" {
 					live++
 					if oldV == "" || c.Fingerprint != rotator.Fingerprint(oldV) {
