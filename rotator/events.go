@@ -23,6 +23,8 @@ type ExposureReport struct {
 	// match starts the emergency at once, but its revoke waits for a
 	// responder.
 	ContainOnly bool `json:",omitempty"`
+	// Proof: the reporter sent the token itself, not only its fingerprint.
+	Proof bool `json:",omitempty"`
 }
 
 // ExposureResult is what became of one report.

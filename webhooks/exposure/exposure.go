@@ -24,10 +24,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/rekeyhq/rekey/internal/httpx"
+	"github.com/rekeyhq/rekey/internal/secretref"
+	"github.com/rekeyhq/rekey/internal/stdwebhooks"
 	"github.com/rekeyhq/rekey/rotator"
 	"github.com/rekeyhq/rekey/webhooks/internal/inbound"
 )
@@ -49,20 +54,63 @@ const (
 
 // Handler serves the generic exposure webhook.
 type Handler struct {
-	auth   inbound.Signed
-	intake rotator.Intake
-	log    *slog.Logger
-	now    func() time.Time // seam for tests
+	auth    inbound.Signed
+	sources []source
+	keys    []stdwebhooks.Key // keys[i] signs for sources[i]
+	intake  rotator.Intake
+	log     *slog.Logger
+	now     func() time.Time // seam for tests
 }
 
-// New resolves the signing secret (so a missing or weak one fails at start)
-// and builds the handler. A nil logger discards.
+// source is one sender: its name (the reports' Via), trust and budget.
+type source struct {
+	name  string
+	trust SourceTrust
+	limit *rate.Limiter
+}
+
+// New resolves every source's signing secret (so a missing or weak one
+// fails at start) and builds the handler. A nil logger discards.
 func New(cfg Config, intake rotator.Intake, guard rotator.ReplayGuard, logger *slog.Logger) (*Handler, error) {
-	auth, logger, err := inbound.NewSigned(ReplayNamespace, cfg, intake, guard, logger)
-	if err != nil {
-		return nil, err
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("exposure webhook: %w", err)
 	}
-	return &Handler{auth: auth, intake: intake, log: logger, now: time.Now}, nil
+	if intake == nil || guard == nil {
+		return nil, errors.New("exposure webhook: intake and replay guard are required")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("webhook", ReplayNamespace)
+	h := &Handler{intake: intake, log: logger, now: time.Now,
+		auth: inbound.Signed{Tolerance: cfg.Tolerance, Guard: guard, Namespace: ReplayNamespace, Log: logger}}
+	add := func(name string, ref secretref.Ref, field string, t SourceTrust) error {
+		k, err := inbound.Key(ref, field)
+		if err != nil {
+			return fmt.Errorf("exposure webhook: %w", err)
+		}
+		if t.RatePerMinute == 0 {
+			t.RatePerMinute = DefaultRate
+		}
+		if t.OnMatch == "" {
+			t.OnMatch = "revoke"
+		}
+		h.keys = append(h.keys, k)
+		h.sources = append(h.sources, source{name: name, trust: t,
+			limit: rate.NewLimiter(rate.Every(time.Minute/time.Duration(t.RatePerMinute)), t.RatePerMinute)})
+		return nil
+	}
+	if cfg.SecretEnv != "" || cfg.SecretFile != "" {
+		if err := add(Via, cfg.Secret(), "secret", cfg.SourceTrust); err != nil {
+			return nil, err
+		}
+	}
+	for i, s := range cfg.Sources {
+		if err := add(s.Name, secretref.Ref{Env: s.SecretEnv, File: s.SecretFile}, fmt.Sprintf("sources[%d].secret", i), s.SourceTrust); err != nil {
+			return nil, err
+		}
+	}
+	return h, nil
 }
 
 // response is the 202 answer. It names no key: the sender learns only
@@ -77,16 +125,32 @@ type response struct {
 // report with the engine, then answers.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := h.now()
-	msg, body, ok := h.auth.Authenticate(w, r, now)
+	msg, body, signer, ok := h.auth.AuthenticateAny(w, r, now, h.keys)
 	if !ok {
+		return
+	}
+	src := h.sources[signer]
+	if res := src.limit.ReserveN(now, 1); !res.OK() || res.DelayFrom(now) > 0 {
+		delay := res.DelayFrom(now)
+		res.CancelAt(now)
+		h.log.WarnContext(r.Context(), "refused a report over its source's rate", "source", src.name, "rate_per_minute", src.trust.RatePerMinute)
+		w.Header().Set("Retry-After", strconv.Itoa(int(delay.Seconds())+1))
+		httpx.WriteError(w, http.StatusTooManyRequests, fmt.Sprintf("source %s sends more than %d reports a minute; retry later", src.name, src.trust.RatePerMinute))
 		return
 	}
 	rep, err := parseReport(body)
 	if err != nil {
-		h.log.WarnContext(r.Context(), "refused a malformed exposure report", "webhook_id", msg.ID, "err", err)
+		h.log.WarnContext(r.Context(), "refused a malformed exposure report", "webhook_id", msg.ID, "source", src.name, "err", err)
 		httpx.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if !rep.Proof && !src.trust.Fingerprints {
+		h.log.WarnContext(r.Context(), "refused a fingerprint-only report from a source not trusted for them", "webhook_id", msg.ID, "source", src.name)
+		httpx.WriteError(w, http.StatusForbidden, fmt.Sprintf("source %s must send the token itself (proof of possession); sha256-only reports need fingerprints: true on the source", src.name))
+		return
+	}
+	rep.Via = src.name
+	rep.ContainOnly = src.trust.OnMatch == "contain"
 	ctx, cancel := inbound.Detach(r)
 	defer cancel()
 	if !h.auth.Claim(ctx, w, msg, now) {
@@ -130,6 +194,7 @@ func parseReport(body []byte) (rotator.ExposureReport, error) {
 		return rotator.ExposureReport{}, errors.New("set only one of token and sha256")
 	case req.Token != "":
 		rep.Fingerprint = rotator.Fingerprint(req.Token)
+		rep.Proof = true
 	case req.SHA256 != "":
 		fp := strings.ToLower(req.SHA256)
 		if b, err := hex.DecodeString(fp); err != nil || len(b) != 32 {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/rekeyhq/rekey/internal/stdwebhooks"
 	"github.com/rekeyhq/rekey/rotator"
+	"github.com/rekeyhq/rekey/webhooks/internal/inbound"
 	"github.com/rekeyhq/rekey/webhooks/internal/webhooktest"
 )
 
@@ -28,6 +30,17 @@ const (
 )
 
 var t0 = time.Unix(1_750_000_000, 0)
+
+const (
+	siemEnv    = "REKEY_TEST_SIEM_SECRET"
+	siemSecret = "siem-signing-secret-of-enough-bytes"
+)
+
+func signedCfg(s inbound.SignedConfig) Config {
+	c := DefaultConfig()
+	c.SignedConfig = s
+	return c
+}
 
 type fixture struct {
 	h      *Handler
@@ -47,8 +60,11 @@ func newFixture(t testing.TB) *fixture {
 		logs:   logs,
 		now:    t0,
 	}
+	t.Setenv(siemEnv, siemSecret)
 	cfg := DefaultConfig()
 	cfg.SecretEnv = secretEnv
+	// A second sender trusted for fingerprints, whose matches only contain.
+	cfg.Sources = []Source{{Name: "siem", SecretEnv: siemEnv, SourceTrust: SourceTrust{Fingerprints: true, OnMatch: "contain", RatePerMinute: 3}}}
 	h, err := New(cfg, f.intake, f.guard, logger)
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +113,7 @@ func TestServeHTTP(t *testing.T) {
 			wantStatus: http.StatusAccepted,
 			wantBody:   &response{Accepted: true, Known: true},
 			want: &rotator.ExposureReport{ID: "msg_1", Via: Via, Source: "splunk", URL: "https://logs.example.com/q?id=1",
-				Fingerprint: fp, Type: "kubeadapt_api_key", ReceivedAt: t0},
+				Fingerprint: fp, Type: "kubeadapt_api_key", ReceivedAt: t0, Proof: true},
 		},
 		"unknown token is not an error": {
 			req: func(t *testing.T) *http.Request {
@@ -105,15 +121,23 @@ func TestServeHTTP(t *testing.T) {
 			},
 			wantStatus: http.StatusAccepted,
 			wantBody:   &response{Accepted: true},
-			want:       &rotator.ExposureReport{ID: "msg_1", Via: Via, Fingerprint: rotator.Fingerprint(unknownToken), ReceivedAt: t0},
+			want:       &rotator.ExposureReport{ID: "msg_1", Via: Via, Fingerprint: rotator.Fingerprint(unknownToken), ReceivedAt: t0, Proof: true},
 		},
-		"fingerprint instead of token": {
+		// A fingerprint is no proof of possession: anyone who can read
+		// fingerprints (the database, a ledger) could revoke every key.
+		"fingerprint from a source not trusted for them": {
 			req: func(t *testing.T) *http.Request {
 				return signed(t, secret, "msg_1", t0, body(map[string]any{"sha256": strings.ToUpper(fp), "key": "kubeadapt-prod"}))
 			},
+			wantStatus: http.StatusForbidden,
+		},
+		"fingerprint from a source trusted for them, which only contains": {
+			req: func(t *testing.T) *http.Request {
+				return signed(t, siemSecret, "msg_1", t0, body(map[string]any{"sha256": strings.ToUpper(fp), "key": "kubeadapt-prod"}))
+			},
 			wantStatus: http.StatusAccepted,
 			wantBody:   &response{Accepted: true, Known: true},
-			want:       &rotator.ExposureReport{ID: "msg_1", Via: Via, Fingerprint: fp, KeyHint: "kubeadapt-prod", ReceivedAt: t0},
+			want:       &rotator.ExposureReport{ID: "msg_1", Via: "siem", Fingerprint: fp, KeyHint: "kubeadapt-prod", ReceivedAt: t0, ContainOnly: true},
 		},
 		"token quoted in the url is redacted": {
 			req: func(t *testing.T) *http.Request {
@@ -121,7 +145,7 @@ func TestServeHTTP(t *testing.T) {
 			},
 			wantStatus: http.StatusAccepted,
 			wantBody:   &response{Accepted: true, Known: true},
-			want:       &rotator.ExposureReport{ID: "msg_1", Via: Via, URL: "https://logs/?q=<redacted>", Fingerprint: fp, ReceivedAt: t0},
+			want:       &rotator.ExposureReport{ID: "msg_1", Via: Via, URL: "https://logs/?q=<redacted>", Fingerprint: fp, ReceivedAt: t0, Proof: true},
 		},
 		"timestamp at the tolerance": {
 			req:        func(t *testing.T) *http.Request { return signed(t, secret, "msg_1", t0.Add(-5*time.Minute), valid) },
@@ -380,14 +404,14 @@ func TestNew(t *testing.T) {
 		cfg     Config
 		wantErr string
 	}{
-		"secret file":    {cfg: Config{SecretFile: good, Tolerance: time.Minute}},
-		"no secret":      {cfg: Config{Tolerance: time.Minute}, wantErr: "secret_env: required"},
-		"both":           {cfg: Config{SecretEnv: "X", SecretFile: good, Tolerance: time.Minute}, wantErr: "secret_env: set only one"},
-		"unset env":      {cfg: Config{SecretEnv: "REKEY_TEST_UNSET_VARIABLE", Tolerance: time.Minute}, wantErr: "is not set"},
-		"weak secret":    {cfg: Config{SecretFile: weak, Tolerance: time.Minute}, wantErr: "use at least 16"},
-		"bad whsec":      {cfg: Config{SecretEnv: "REKEY_TEST_BAD_WHSEC", Tolerance: time.Minute}, wantErr: "not valid base64"},
-		"zero tolerance": {cfg: Config{SecretFile: good}, wantErr: "tolerance: must be between"},
-		"huge tolerance": {cfg: Config{SecretFile: good, Tolerance: 2 * time.Hour}, wantErr: "tolerance: must be between"},
+		"secret file":    {cfg: signedCfg(inbound.SignedConfig{SecretFile: good, Tolerance: time.Minute})},
+		"no secret":      {cfg: signedCfg(inbound.SignedConfig{Tolerance: time.Minute}), wantErr: "secret_env: required"},
+		"both":           {cfg: signedCfg(inbound.SignedConfig{SecretEnv: "X", SecretFile: good, Tolerance: time.Minute}), wantErr: "secret_env: set only one"},
+		"unset env":      {cfg: signedCfg(inbound.SignedConfig{SecretEnv: "REKEY_TEST_UNSET_VARIABLE", Tolerance: time.Minute}), wantErr: "is not set"},
+		"weak secret":    {cfg: signedCfg(inbound.SignedConfig{SecretFile: weak, Tolerance: time.Minute}), wantErr: "use at least 16"},
+		"bad whsec":      {cfg: signedCfg(inbound.SignedConfig{SecretEnv: "REKEY_TEST_BAD_WHSEC", Tolerance: time.Minute}), wantErr: "not valid base64"},
+		"zero tolerance": {cfg: signedCfg(inbound.SignedConfig{SecretFile: good}), wantErr: "tolerance: must be between"},
+		"huge tolerance": {cfg: signedCfg(inbound.SignedConfig{SecretFile: good, Tolerance: 2 * time.Hour}), wantErr: "tolerance: must be between"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -406,7 +430,7 @@ func TestNew(t *testing.T) {
 			}
 		})
 	}
-	if _, err := New(Config{SecretFile: good, Tolerance: time.Minute}, nil, &webhooktest.Guard{}, nil); err == nil {
+	if _, err := New(signedCfg(inbound.SignedConfig{SecretFile: good, Tolerance: time.Minute}), nil, &webhooktest.Guard{}, nil); err == nil {
 		t.Fatal("nil intake accepted")
 	}
 }
@@ -437,5 +461,33 @@ func TestThroughServer(t *testing.T) {
 	}
 	if n := len(f.intake.Exposures()); n != 3 {
 		t.Fatalf("intake called %d times", n)
+	}
+}
+
+// Each source has its own budget: past it, 429 with Retry-After and no
+// side effect; another source is not affected.
+func TestRatePerSource(t *testing.T) {
+	f := newFixture(t)
+	send := func(secret, id string) *httptest.ResponseRecorder {
+		return f.serve(signed(t, secret, id, t0, body(map[string]any{"token": unknownToken})))
+	}
+	for i := range 3 {
+		if w := send(siemSecret, fmt.Sprint("s", i)); w.Code != http.StatusAccepted {
+			t.Fatalf("report %d: %d %s", i, w.Code, w.Body)
+		}
+	}
+	w := send(siemSecret, "s3")
+	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("over the rate: %d (Retry-After %q), want 429 with Retry-After", w.Code, w.Header().Get("Retry-After"))
+	}
+	if n := len(f.intake.Exposures()); n != 3 {
+		t.Fatalf("%d reports reached the engine, want 3", n)
+	}
+	if w := send(secret, "g0"); w.Code != http.StatusAccepted {
+		t.Fatalf("another source was throttled too: %d", w.Code)
+	}
+	f.now = t0.Add(time.Minute)
+	if w := send(siemSecret, "s4"); w.Code != http.StatusAccepted {
+		t.Fatalf("a minute later: %d", w.Code)
 	}
 }

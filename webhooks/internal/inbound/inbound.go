@@ -63,26 +63,41 @@ type Signed struct {
 // answered (405, 415, 413, 400 or 401) and returns ok=false; nothing was
 // parsed or recorded.
 func (s *Signed) Authenticate(w http.ResponseWriter, r *http.Request, now time.Time) (msg stdwebhooks.Message, body []byte, ok bool) {
+	msg, body, _, ok = s.AuthenticateAny(w, r, now, []stdwebhooks.Key{s.Key})
+	return msg, body, ok
+}
+
+// AuthenticateAny is Authenticate for an endpoint with several senders,
+// each with its own key: it reports which of keys signed the request.
+func (s *Signed) AuthenticateAny(w http.ResponseWriter, r *http.Request, now time.Time, keys []stdwebhooks.Key) (msg stdwebhooks.Message, body []byte, signer int, ok bool) {
 	if !httpx.AllowMethod(w, r, http.MethodPost) || !httpx.RequireMediaType(w, r, "application/json") {
-		return msg, nil, false
+		return msg, nil, -1, false
 	}
 	body, ok = httpx.ReadBodyOrFail(w, r, httpx.MaxBody)
 	if !ok {
 		s.Log.WarnContext(r.Context(), "refused a request body", "remote", r.RemoteAddr, "content_length", r.ContentLength)
-		return msg, nil, false
+		return msg, nil, -1, false
 	}
-	msg, err := stdwebhooks.VerifyRequest(r.Header, body, now, s.Tolerance, s.Key)
-	if err != nil {
-		reason := "invalid signature"
-		if errors.Is(err, stdwebhooks.ErrTimestamp) {
-			reason = "webhook-timestamp outside the tolerance"
+	var err error
+	for i, k := range keys {
+		if msg, err = stdwebhooks.VerifyRequest(r.Header, body, now, s.Tolerance, k); err == nil {
+			return msg, body, i, true
 		}
-		s.Log.WarnContext(r.Context(), "refused an unauthenticated request", "remote", r.RemoteAddr, "reason", err.Error())
-		w.Header().Set("WWW-Authenticate", `Standard-Webhooks`)
-		httpx.WriteError(w, http.StatusUnauthorized, reason)
-		return msg, nil, false
+		if errors.Is(err, stdwebhooks.ErrTimestamp) {
+			break
+		}
 	}
-	return msg, body, true
+	if err == nil {
+		err = errors.New("no key configured")
+	}
+	reason := "invalid signature"
+	if errors.Is(err, stdwebhooks.ErrTimestamp) {
+		reason = "webhook-timestamp outside the tolerance"
+	}
+	s.Log.WarnContext(r.Context(), "refused an unauthenticated request", "remote", r.RemoteAddr, "reason", err.Error())
+	w.Header().Set("WWW-Authenticate", `Standard-Webhooks`)
+	httpx.WriteError(w, http.StatusUnauthorized, reason)
+	return stdwebhooks.Message{}, nil, -1, false
 }
 
 // Claim records msg's signed attempt (webhook-id + webhook-timestamp) in
