@@ -66,11 +66,15 @@ func raw(v any) string {
 // urlquery is text/template's built-in (its arguments printed together,
 // query-escaped) with Segments taken raw, not escaped twice.
 func urlquery(args ...any) string {
-	var b strings.Builder
-	for _, a := range args {
-		b.WriteString(raw(a))
+	vals := make([]any, len(args))
+	for i, a := range args {
+		if s, ok := deref(a).(Segment); ok {
+			vals[i] = string(s)
+		} else {
+			vals[i] = a
+		}
 	}
-	return url.QueryEscape(b.String())
+	return url.QueryEscape(fmt.Sprint(vals...))
 }
 
 // Parse parses text as the template called name.
