@@ -75,9 +75,15 @@ func withDeps[C validator, T any](def func() C, mk func(C, deps) (T, error)) fac
 			return mk(cfg, d)
 		},
 		checkTarget: func(settings map[string]any, path string, params map[string]string) error {
-			cfg, err := decodeSettings(def, settings, "")
-			if err != nil {
-				return nil // reported by check
+			// The settings' own problems are reported by check; the
+			// bindings are checked even then, so that every problem is
+			// reported at once.
+			cfg := def()
+			if settings == nil {
+				settings = map[string]any{}
+			}
+			if err := config.Decode(settings, &cfg, ""); err != nil {
+				return nil
 			}
 			if tv, ok := any(cfg).(targetValidator); ok {
 				return tv.ValidateTarget(path, params)

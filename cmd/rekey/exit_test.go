@@ -101,3 +101,35 @@ func TestReportExitsSevenOnALiveMatch(t *testing.T) {
 		t.Fatal("the report echoed the secret")
 	}
 }
+
+// TestValidateRefusesTraversals: `rekey validate` exits 2 and names the
+// YAML path of every sink path or mount that would leave its root.
+func TestValidateRefusesTraversals(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "rekey.yaml")
+	yaml := `
+store: {type: sqlite, path: ` + dir + `/rekey.db}
+issuers: [{name: rnd, type: random}]
+sinks:
+  - {name: files, type: file, dir: ` + dir + `/secrets}
+  - {name: vault, type: vault, address: "https://vault:8200", mount: "secret/../sys", auth: {token_env: VAULT_TOKEN}}
+keys:
+  - {name: a, issuer: rnd, sinks: [{sink: files, path: ../../etc/x}]}
+  - {name: b, issuer: rnd, sinks: [{sink: files, path: /etc/x}]}
+  - {name: c, issuer: rnd, sinks: [{sink: vault, path: ../../sys/policy/root}]}
+  - {name: d, issuer: rnd, sinks: [{sink: vault, path: x, params: {mount: "secret/../sys"}}]}
+`
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runCLI(t, "", "validate", "-c", cfg)
+	if code != exitUsage {
+		t.Fatalf("exit %d, want %d (%s %s)", code, exitUsage, stdout, stderr)
+	}
+	for _, path := range []string{"sinks[1].mount: ", "keys[0].sinks[0].path: ", "keys[1].sinks[0].path: ", "keys[2].sinks[0].path: ",
+		"keys[3].sinks[0].params.mount: "} {
+		if !strings.Contains(stdout+stderr, path) {
+			t.Errorf("validate does not report %q:\n%s%s", path, stdout, stderr)
+		}
+	}
+}
