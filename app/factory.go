@@ -9,10 +9,21 @@ import (
 
 type validator interface{ Validate() error }
 
+// targetValidator is the optional capability of a sink's configuration to
+// check a key's binding to it (the binding's path and params) before
+// anything runs: `rekey validate` reports a traversal with its YAML path.
+type targetValidator interface {
+	ValidateTarget(path string, params map[string]string) error
+}
+
 // factory decodes and checks an adapter's settings, and builds it.
 type factory[T any] struct {
 	check func(settings map[string]any, path string) error
 	build func(settings map[string]any, path string, d deps) (T, error)
+	// checkTarget checks a key's binding against the adapter's settings
+	// (nil error when the adapter has no such check or its settings are
+	// already reported as wrong).
+	checkTarget func(settings map[string]any, path string, params map[string]string) error
 }
 
 // deps is what an adapter may be built with; most take only the logger.
@@ -62,6 +73,22 @@ func withDeps[C validator, T any](def func() C, mk func(C, deps) (T, error)) fac
 				return zero, err
 			}
 			return mk(cfg, d)
+		},
+		checkTarget: func(settings map[string]any, path string, params map[string]string) error {
+			// The settings' own problems are reported by check; the
+			// bindings are checked even then, so that every problem is
+			// reported at once.
+			cfg := def()
+			if settings == nil {
+				settings = map[string]any{}
+			}
+			if err := config.Decode(settings, &cfg, ""); err != nil {
+				return nil
+			}
+			if tv, ok := any(cfg).(targetValidator); ok {
+				return tv.ValidateTarget(path, params)
+			}
+			return nil
 		},
 	}
 }

@@ -33,7 +33,33 @@ func Validate(cfg *config.Config) config.Errors {
 		}
 	}
 	checkSlackWebhook(&errs, cfg)
+	checkBindings(&errs, cfg)
 	return errs
+}
+
+// checkBindings lets each sink check the keys' bindings to it (a file
+// sink's path, a Vault mount and secret path), so that a path leaving its
+// root is refused here, with its YAML path, and never reaches a request.
+func checkBindings(errs *config.Errors, cfg *config.Config) {
+	sinks := map[string]config.Adapter{}
+	for _, s := range cfg.Sinks {
+		sinks[s.Name] = s
+	}
+	for i, k := range cfg.Keys {
+		for j, b := range k.Sinks {
+			s, ok := sinks[b.Sink]
+			if !ok {
+				continue // reported by config.Validate
+			}
+			f, ok := sinkFactories[s.Type]
+			if !ok || f.checkTarget == nil {
+				continue
+			}
+			if err := f.checkTarget(s.Settings, b.Path, b.Params); err != nil {
+				errs.AddErr(fmt.Sprintf("keys[%d].sinks[%d]", i, j), err)
+			}
+		}
+	}
 }
 
 // checkSlackWebhook checks that a slack webhook names a slack notifier: the

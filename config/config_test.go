@@ -74,7 +74,7 @@ func TestBrokenConfigsNameTheirPath(t *testing.T) {
 		},
 		"bad duration": {
 			yaml: base + "defaults: {policies: {max_age: 3 months}}\n",
-			want: []string{`defaults.policies.max_age: invalid duration "3 months"`},
+			want: []string{`defaults.policies.max_age: invalid duration (use e.g.`},
 		},
 		"warn_before not shorter than max_age": {
 			yaml: base + "defaults: {policies: {max_age: 30d, warn_before: 30d}}\n",

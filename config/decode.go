@@ -114,7 +114,7 @@ func decodeValue(raw any, v reflect.Value, path string, errs *Errors) {
 		case string:
 			b, err := strconv.ParseBool(x)
 			if err != nil {
-				errs.Add(path, "expected true or false, got %q", x)
+				errs.Add(path, "expected true or false, got another string")
 				return
 			}
 			v.SetBool(b)
@@ -138,7 +138,7 @@ func decodeValue(raw any, v reflect.Value, path string, errs *Errors) {
 		case string:
 			n, err := strconv.ParseInt(strings.TrimSpace(x), 10, 64)
 			if err != nil {
-				errs.Add(path, "expected a whole number, got %q", x)
+				errs.Add(path, "expected a whole number, got a string that is not one")
 				return
 			}
 			v.SetInt(n)
@@ -154,7 +154,7 @@ func decodeValue(raw any, v reflect.Value, path string, errs *Errors) {
 		case string:
 			f, err := strconv.ParseFloat(x, 64)
 			if err != nil {
-				errs.Add(path, "expected a number, got %q", x)
+				errs.Add(path, "expected a number, got a string that is not one")
 				return
 			}
 			v.SetFloat(f)

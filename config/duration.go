@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -34,7 +35,7 @@ func ParseDuration(s string) (time.Duration, error) {
 		}
 		n, err := strconv.ParseFloat(rest[:i], 64)
 		if err != nil {
-			return 0, fmt.Errorf("invalid duration %q", s)
+			return 0, errors.New("invalid duration (use e.g. 90d, 2w, 36h, 30m, 10s)")
 		}
 		mult := 24 * time.Hour
 		if unit == 'w' {
@@ -46,12 +47,13 @@ func ParseDuration(s string) (time.Duration, error) {
 	if rest != "" {
 		d, err := time.ParseDuration(rest)
 		if err != nil {
-			return 0, fmt.Errorf("invalid duration %q (use e.g. 90d, 2w, 36h, 30m, 10s)", s)
+			// The value is not quoted: it may be a secret in the wrong place.
+			return 0, errors.New("invalid duration (use e.g. 90d, 2w, 36h, 30m, 10s)")
 		}
 		total += d
 	}
 	if total < 0 {
-		return 0, fmt.Errorf("negative duration %q", s)
+		return 0, errors.New("negative duration")
 	}
 	return total, nil
 }

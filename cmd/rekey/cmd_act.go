@@ -53,7 +53,23 @@ func (c *cli) rotate(args []string) error {
 			return err
 		}
 	}
-	return c.printRotation(o, r)
+	if err := c.printRotation(o, r); err != nil {
+		return err
+	}
+	if *wait {
+		return settledOutcome(r)
+	}
+	return nil
+}
+
+// settledOutcome turns the end of a waited-for rotation into the exit code
+// scripts test: done, or still active (waiting on a human or a timer), is
+// success; any other terminal phase is errUnsuccessful.
+func settledOutcome(r *rotator.Rotation) error {
+	if r.Active() || r.Phase == rotator.PhaseDone {
+		return nil
+	}
+	return fmt.Errorf("rotation %s ended %s: %w", r.ID, r.Phase, errUnsuccessful)
 }
 
 // driveUntilSettled runs the engine in this process until the rotation ends

@@ -66,7 +66,10 @@ func (c *cli) report(args []string) error {
 		out = append(out, line{r.Source, r.URL, res.Known, res.Key, res.Generation, res.RotationID, res.Duplicate})
 	}
 	if o.output == "json" {
-		return printJSON(c.stdout, map[string]any{"findings": len(reports), "known": known, "results": out})
+		if err := printJSON(c.stdout, map[string]any{"findings": len(reports), "known": known, "results": out}); err != nil {
+			return err
+		}
+		return liveMatches(known)
 	}
 	t := newTable("SOURCE", "WHERE", "MATCH", "ROTATION")
 	for _, l := range out {
@@ -83,7 +86,16 @@ func (c *cli) report(args []string) error {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "%d finding(s), %d matched a live credential\n", len(reports), known)
-	return nil
+	return liveMatches(known)
+}
+
+// liveMatches fails the command (exit 7) when any finding matched a live
+// credential, so a CI step that runs `rekey report` fails the build.
+func liveMatches(known int) error {
+	if known == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d finding(s) matched a live credential (emergency rotations started): %w", known, errLiveMatch)
 }
 
 // decommission revokes every live credential of a key and removes it from

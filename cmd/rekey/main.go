@@ -23,6 +23,8 @@ const (
 	exitRefused  = 3 // refused: active rotation, wrong state, not allowed
 	exitNotFound = 4 // unknown key or rotation
 	exitAudit    = 5 // audit verification found tampering
+	exitOutcome  = 6 // rotate --wait: the rotation ended failed, denied, cancelled (rolled back) or expired
+	exitExposed  = 7 // report: a finding matched a live credential
 )
 
 const usage = `rekey — rotate API keys without downtime
@@ -54,7 +56,8 @@ Break-glass (opens the store directly):
   token create|list|revoke per-person API tokens (--user U --role R [--keys PATTERN] [--expires 720h])
 
 Common flags: -c FILE (default $REKEY_CONFIG or rekey.yaml), -o table|json, --as NAME (acting person)
-Exit codes: 0 ok, 1 error, 2 usage or configuration, 3 refused, 4 not found, 5 audit tampered.
+Exit codes: 0 ok, 1 error, 2 usage or configuration, 3 refused, 4 not found, 5 audit tampered,
+6 rotate --wait ended failed/denied/cancelled/expired, 7 report matched a live credential.
 `
 
 func main() {
@@ -98,7 +101,15 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
-var errAuditTampered = errors.New("audit trail verification failed")
+var (
+	errAuditTampered = errors.New("audit trail verification failed")
+	// errUnsuccessful: rotate --wait saw the rotation end in a terminal
+	// phase other than done.
+	errUnsuccessful = errors.New("the rotation did not complete")
+	// errLiveMatch: report found at least one live credential among the
+	// findings (the rotations are started; CI should fail the build).
+	errLiveMatch = errors.New("a finding matched a live credential")
+)
 
 func exitCode(err error) int {
 	var ue usageError
@@ -108,6 +119,10 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.Is(err, errAuditTampered):
 		return exitAudit
+	case errors.Is(err, errUnsuccessful):
+		return exitOutcome
+	case errors.Is(err, errLiveMatch):
+		return exitExposed
 	case errors.Is(err, rotator.ErrNotFound):
 		return exitNotFound
 	case errors.Is(err, rotator.ErrActiveRotation), errors.Is(err, rotator.ErrBadState), errors.Is(err, rotator.ErrNoGate),

@@ -57,6 +57,9 @@ func (a Auth) Ref() secretref.Ref { return secretref.Ref{Env: a.TokenEnv, File: 
 // templates over {{.Key}} {{.Name}} {{.Generation}} {{.ID}} {{.RotationID}}
 // {{.PreviousID}} {{.Params.x}}, with the functions json, pathescape, list
 // and the built-in urlquery. Path is relative to base_url or an absolute URL.
+// In Path, the ids the issuer returned ({{.ID}}, {{.PreviousID}}) always
+// print escaped as one path segment (pathescape and urlquery escape them
+// once); a path that renders a "." or ".." segment is refused.
 type Request struct {
 	Method  string            `koanf:"method"`
 	Path    string            `koanf:"path"`

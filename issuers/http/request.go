@@ -28,6 +28,38 @@ type Data struct {
 	Params     map[string]any
 }
 
+// pathData is Data for the path template: the ids an issuer returned are
+// Segments, path-escaped wherever the template writes them, so an id such
+// as "../../admin/users/1" or "x?force=true" stays one segment of the URL
+// even where the configuration wrote {{.ID}} without pathescape.
+type pathData struct {
+	Key        string
+	Name       string
+	Generation int
+	ID         tmpl.Segment
+	RotationID string
+	PreviousID tmpl.Segment
+	Params     map[string]any
+}
+
+func (d Data) forPath() pathData {
+	return pathData{Key: d.Key, Name: d.Name, Generation: d.Generation, ID: tmpl.Segment(d.ID),
+		RotationID: d.RotationID, PreviousID: tmpl.Segment(d.PreviousID), Params: d.Params}
+}
+
+// dotSegment reports whether the rendered path has a "." or ".." segment
+// (also percent-encoded, which servers normalise alike): escaping cannot
+// make an id "." or ".." safe, and ResolveReference would remove it and
+// the segment before it, sending the request to the parent resource.
+func dotSegment(escapedPath string) bool {
+	for _, seg := range strings.Split(escapedPath, "/") {
+		if u, err := url.PathUnescape(seg); err == nil && (u == "." || u == "..") {
+			return true
+		}
+	}
+	return false
+}
+
 // secretHeader is a compiled Auth.
 type secretHeader struct {
 	name   string
@@ -77,13 +109,18 @@ func (is *Issuer) send(ctx context.Context, r *request, d Data, what string) (*n
 	invalid := func(err error) error {
 		return rotator.PermanentReason(rotator.ReasonInvalid, fmt.Errorf("%s: %w", what, err))
 	}
-	p, err := tmpl.Render(r.path, d)
+	p, err := tmpl.Render(r.path, d.forPath())
 	if err != nil {
 		return nil, webapi.Response{}, invalid(err)
 	}
 	ref, err := url.Parse(strings.TrimSpace(p))
 	if err != nil {
 		return nil, webapi.Response{}, invalid(fmt.Errorf("%s.path does not render a valid URL", r.verb))
+	}
+	if dotSegment(ref.EscapedPath()) {
+		// Refused, not escaped: the credential stays recorded with its id
+		// and the rotation stops for a person, who revokes it by hand.
+		return nil, webapi.Response{}, invalid(fmt.Errorf("%s.path renders a '.' or '..' segment (an issuer id of %q cannot name a URL path segment; act on it by hand)", r.verb, dotID(d)))
 	}
 	u := is.base.ResolveReference(ref)
 
@@ -140,4 +177,14 @@ func (is *Issuer) fail(what string, r *request, req *nethttp.Request, resp webap
 		Hint:   webapi.AdminHint(resp.Status),
 	}
 	return webapi.Classify(e, resp.Header, r.retry, is.now())
+}
+
+// dotID is the id that is "." or "..", for the message.
+func dotID(d Data) string {
+	for _, id := range []string{d.ID, d.PreviousID} {
+		if id == "." || id == ".." {
+			return id
+		}
+	}
+	return ""
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -110,6 +111,33 @@ func (c Config) Validate() error {
 	}
 	if c.Timeout <= 0 {
 		add("timeout: must be positive")
+	}
+	return errors.Join(errs...)
+}
+
+// secretNameRE is what Secrets Manager accepts in a secret's name.
+var secretNameRE = regexp.MustCompile(`^[A-Za-z0-9/_+=.@-]{1,512}$`)
+
+// ValidateTarget checks a key's binding: its path (default the key's name)
+// is a secret ARN or a name Secrets Manager accepts, with no "..", "." or
+// empty segment between its '/'s (a leading '/' is allowed, as AWS does).
+func (c Config) ValidateTarget(path string, params map[string]string) error {
+	var errs []error
+	if path != "" && !strings.HasPrefix(path, "arn:") {
+		switch {
+		case !secretNameRE.MatchString(path):
+			errs = append(errs, fmt.Errorf("path: %q is not a Secrets Manager name (1 to 512 of A-Z a-z 0-9 / _ + = . @ -)", path))
+		default:
+			for _, seg := range strings.Split(strings.TrimPrefix(path, "/"), "/") {
+				if seg == "" || seg == "." || seg == ".." {
+					errs = append(errs, fmt.Errorf("path: %q has an empty, '.' or '..' segment", path))
+					break
+				}
+			}
+		}
+	}
+	if f, ok := params["format"]; ok && f != FormatString && f != FormatJSON {
+		errs = append(errs, fmt.Errorf("params.format: must be %s or %s", FormatString, FormatJSON))
 	}
 	return errors.Join(errs...)
 }

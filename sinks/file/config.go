@@ -2,6 +2,9 @@ package file
 
 import (
 	"errors"
+	"fmt"
+
+	"github.com/rekeyhq/rekey/internal/pathseg"
 )
 
 // Config configures the file sink.
@@ -33,4 +36,16 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("dir: required"))
 	}
 	return errors.Join(errs...)
+}
+
+// ValidateTarget checks a key's binding: its path (default the key's name)
+// names a file under dir, relative, with no "..", "." or empty segment.
+func (c Config) ValidateTarget(path string, _ map[string]string) error {
+	if path == "" {
+		return nil // the key's name, checked by the config package
+	}
+	if err := pathseg.Check(path); err != nil {
+		return fmt.Errorf("path: %w: a file sink path is relative to the sink's dir and stays inside it", err)
+	}
+	return nil
 }

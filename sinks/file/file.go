@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/pathseg"
 	"github.com/rekeyhq/rekey/rotator"
 	"github.com/rekeyhq/rekey/rotator/slots"
 )
@@ -147,17 +148,18 @@ func (s *Sink) ReadPending(ctx context.Context, t rotator.Target, fp string) (ro
 
 // Remove deletes the key's file (decommission).
 func (s *Sink) Remove(ctx context.Context, t rotator.Target) error {
-	path, err := s.path(t)
+	loc, err := s.path(t)
 	if err != nil {
 		return err
 	}
+	path := loc.String()
 	unlock := lockPath(path)
 	defer unlock()
 	for attempt := 1; ; attempt++ {
 		if err := ctxErr(ctx); err != nil {
 			return s.ioError("remove", path, err)
 		}
-		snap, err := readSnapshot(path)
+		snap, err := readSnapshot(loc)
 		if err != nil {
 			return s.ioError("remove", path, err)
 		}
@@ -167,7 +169,7 @@ func (s *Sink) Remove(ctx context.Context, t rotator.Target) error {
 		if _, err := s.load(path, snap, false); err != nil {
 			return err
 		}
-		err = remove(path, snap, s.beforeWrite)
+		err = remove(loc, snap, s.beforeWrite)
 		if errors.Is(err, errChanged) && attempt < maxAttempts {
 			continue
 		}
@@ -180,21 +182,25 @@ func (s *Sink) Remove(ctx context.Context, t rotator.Target) error {
 }
 
 // path maps a target to its file: <dir>/<path or key>.json, refusing names
-// that would leave dir.
-func (s *Sink) path(t rotator.Target) (string, error) {
+// that would leave dir (every access then goes through an os.Root on dir).
+func (s *Sink) path(t rotator.Target) (location, error) {
 	name := t.Path
 	if name == "" {
 		name = t.Key
 	}
+	if err := pathseg.Check(name); err != nil {
+		return location{}, rotator.PermanentReason(rotator.ReasonInvalid,
+			fmt.Errorf("file: target of key %q: %w: the path must be relative and stay inside %s", t.Key, err, s.dir))
+	}
 	clean := filepath.Clean(filepath.FromSlash(name))
-	if name == "" || !filepath.IsLocal(clean) {
-		return "", rotator.PermanentReason(rotator.ReasonInvalid,
+	if !filepath.IsLocal(clean) {
+		return location{}, rotator.PermanentReason(rotator.ReasonInvalid,
 			fmt.Errorf("file: target %q of key %q: the path must be relative and stay inside %s", name, t.Key, s.dir))
 	}
 	if !strings.HasSuffix(clean, ".json") {
 		clean += ".json"
 	}
-	return filepath.Join(s.dir, clean), nil
+	return location{dir: s.dir, rel: clean}, nil
 }
 
 func (s *Sink) beforeWrite() {

@@ -14,17 +14,18 @@ import (
 // writer got there first the whole step is redone from a fresh read, a
 // bounded number of times.
 func (s *Sink) update(ctx context.Context, t rotator.Target, op string, fn func(path string, doc *document) (bool, error)) error {
-	path, err := s.path(t)
+	loc, err := s.path(t)
 	if err != nil {
 		return err
 	}
+	path := loc.String()
 	unlock := lockPath(path)
 	defer unlock()
 	for attempt := 1; ; attempt++ {
 		if err := ctxErr(ctx); err != nil {
 			return s.ioError(op, path, err)
 		}
-		snap, err := readSnapshot(path)
+		snap, err := readSnapshot(loc)
 		if err != nil {
 			return s.ioError(op, path, err)
 		}
@@ -41,7 +42,7 @@ func (s *Sink) update(ctx context.Context, t rotator.Target, op string, fn func(
 		if err != nil {
 			return rotator.PermanentReason(rotator.ReasonInternal, fmt.Errorf("file: %s %s: encode the document", op, path))
 		}
-		err = replace(path, snap, content, s.beforeWrite)
+		err = replace(loc, snap, content, s.beforeWrite)
 		switch {
 		case errors.Is(err, errChanged) && attempt < maxAttempts:
 			s.logger.DebugContext(ctx, "file changed under us, redoing the step", "op", op, "path", path, "attempt", attempt)
@@ -59,16 +60,17 @@ func (s *Sink) update(ctx context.Context, t rotator.Target, op string, fn func(
 // read loads t's document under the path's lock without writing.
 // allowUnmanaged lets Inspect look at files rekey does not own.
 func (s *Sink) read(ctx context.Context, t rotator.Target, op string, allowUnmanaged bool) (path string, doc *document, exists bool, err error) {
-	path, err = s.path(t)
+	loc, err := s.path(t)
 	if err != nil {
 		return "", nil, false, err
 	}
+	path = loc.String()
 	if err := ctxErr(ctx); err != nil {
 		return path, nil, false, s.ioError(op, path, err)
 	}
 	unlock := lockPath(path)
 	defer unlock()
-	snap, err := readSnapshot(path)
+	snap, err := readSnapshot(loc)
 	if err != nil {
 		return path, nil, false, s.ioError(op, path, err)
 	}

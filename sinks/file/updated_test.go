@@ -2,7 +2,6 @@ package file
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -49,7 +48,7 @@ func TestUpdatedAt(t *testing.T) {
 					t.Fatalf("%s: %v", step, err)
 				}
 			}
-			snap, err := readSnapshot(filepath.Join(dir, "k.json"))
+			snap, err := readSnapshot(location{dir: dir, rel: "k.json"})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/pathseg"
 	"github.com/rekeyhq/rekey/internal/secretref"
 )
 
@@ -125,6 +127,13 @@ func (c Config) Validate() error {
 	}
 	if c.Mount == "" {
 		add("mount: required")
+	} else if err := checkSegments(c.Mount); err != nil {
+		add("mount: %v", err)
+	}
+	if c.Auth.Mount != "" {
+		if err := checkSegments(c.Auth.Mount); err != nil {
+			add("auth.mount: %v", err)
+		}
 	}
 	prefix := func(err error) {
 		if err != nil {
@@ -168,4 +177,36 @@ func (c Config) Validate() error {
 		add("timeout: must be positive")
 	}
 	return errors.Join(errs...)
+}
+
+// ValidateTarget checks a key's binding: its path (default the key's name)
+// and its params.mount are Vault paths of plain segments, so that every
+// request path is built from segments that stay under the mount.
+func (c Config) ValidateTarget(path string, params map[string]string) error {
+	var errs []error
+	if path != "" {
+		if err := checkSegments(path); err != nil {
+			errs = append(errs, fmt.Errorf("path: %w", err))
+		}
+	}
+	if m, ok := params["mount"]; ok {
+		if err := checkSegments(m); err != nil {
+			errs = append(errs, fmt.Errorf("params.mount: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkSegments checks a mount or secret path. A leading or trailing '/'
+// is tolerated (resolve trims it: "/team/api/" names team/api); "..", ".",
+// an empty segment inside, '?', '#' or a control character is refused.
+func checkSegments(p string) error {
+	t := strings.Trim(p, "/")
+	if t == "" {
+		return fmt.Errorf("%q: no segment", p)
+	}
+	if err := pathseg.Check(t); err != nil {
+		return fmt.Errorf("%w: a Vault path is made of plain segments", err)
+	}
+	return nil
 }

@@ -32,6 +32,9 @@ func TestConfigValidate(t *testing.T) {
 		"same field twice":                {edit: func(c *Config) { c.PendingField = c.CurrentField }, want: "pending_field: "},
 		"empty field":                     {edit: func(c *Config) { c.PreviousField = "" }, want: "previous_field: "},
 		"no timeout":                      {edit: func(c *Config) { c.Timeout = 0 }, want: "timeout: "},
+		"mount leaving its root":          {edit: func(c *Config) { c.Mount = "secret/../sys" }, want: "mount: "},
+		"mount with an empty segment":     {edit: func(c *Config) { c.Mount = "team//kv" }, want: "mount: "},
+		"auth mount leaving its root":     {edit: func(c *Config) { c.Auth.Mount = "../sys" }, want: "auth.mount: "},
 		"insecure and a CA":               {edit: func(c *Config) { c.TLS = TLSConfig{CAFile: "/ca", InsecureSkipVerify: true} }, want: "tls.insecure_skip_verify: "},
 	}
 	for name, tc := range cases {

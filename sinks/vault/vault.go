@@ -17,6 +17,7 @@ package vault
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -142,6 +143,11 @@ func (s *Sink) resolve(t rotator.Target) (ref, error) {
 	switch {
 	case path == "" || r.mount == "":
 		return r, rotator.PermanentReason(rotator.ReasonInvalid, fmt.Errorf("vault: key %q: no secret path", t.Key))
+	case checkSegments(r.mount) != nil || checkSegments(path) != nil:
+		// The request path is built only from checked segments: a ".."
+		// would be resolved by the client and reach another mount.
+		return r, rotator.PermanentReason(rotator.ReasonInvalid,
+			fmt.Errorf("vault: key %q: %w", t.Key, errors.Join(checkSegments(r.mount), checkSegments(path))))
 	case r.f.cur == r.f.pend || r.f.cur == r.f.prev || r.f.pend == r.f.prev:
 		return r, rotator.PermanentReason(rotator.ReasonInvalid, fmt.Errorf("vault: %s: the current, pending and previous fields must differ", r))
 	}

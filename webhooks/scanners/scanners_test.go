@@ -1,6 +1,10 @@
 package scanners
 
 import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -190,5 +194,25 @@ func checkParse(t *testing.T, format string, b []byte) {
 			t.Fatalf("report %+v", r)
 		}
 		ids[r.ID] = true
+	}
+}
+
+// TestLocationQuotingTheSecretEncoded: a link that carries the secret
+// URL-encoded or base64-encoded loses it too.
+func TestLocationQuotingTheSecretEncoded(t *testing.T) {
+	secret := "tok+en/with=specials_0123456789abcdef"
+	link := "https://logs.example.com/search?q=" + url.QueryEscape(secret) + "&b=" + base64.StdEncoding.EncodeToString([]byte(secret))
+	in, _ := json.Marshal([]map[string]string{{"Secret": secret, "Link": link, "RuleID": "r"}})
+	reps, err := Parse("gitleaks", bytes.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, form := range []string{secret, url.QueryEscape(secret), base64.StdEncoding.EncodeToString([]byte(secret))} {
+		if strings.Contains(reps[0].URL, form) {
+			t.Fatalf("URL %q still carries %q", reps[0].URL, form)
+		}
+	}
+	if !strings.HasPrefix(reps[0].URL, "https://logs.example.com/search?q=") {
+		t.Fatalf("URL %q lost more than the secret", reps[0].URL)
 	}
 }

@@ -23,6 +23,8 @@ type click struct {
 	responseURL string
 	channelID   string
 	messageTS   string
+	teamID      string // workspace and app the click came from (bound)
+	appID       string
 }
 
 // clickOf extracts the rekey button press from an interaction, if any.
@@ -44,7 +46,10 @@ func clickOf(cb slackgo.InteractionCallback) (click, bool) {
 			continue
 		}
 		c := click{userID: cb.User.ID, value: a.Value, verdict: v, responseURL: cb.ResponseURL,
-			channelID: cb.Container.ChannelID, messageTS: cb.Container.MessageTs}
+			channelID: cb.Container.ChannelID, messageTS: cb.Container.MessageTs, teamID: cb.Team.ID, appID: cb.APIAppID}
+		if c.teamID == "" {
+			c.teamID = cb.User.TeamID
+		}
 		if c.channelID == "" {
 			c.channelID = cb.Channel.ID
 		}
@@ -78,6 +83,9 @@ func (h *Handler) handleClick(ctx context.Context, c click) {
 	id, gate, ok := slackapproval.ParseButtonValue(c.value)
 	if !ok {
 		h.ephemeral(ctx, c, "This button is not one rekey understands.")
+		return
+	}
+	if !h.bound(ctx, c, id) {
 		return
 	}
 	log = log.With("rotation", id, "gate", gate)

@@ -43,6 +43,8 @@ const (
 //	    identities:                              # optional: Slack user id → identity, for users whose
 //	      U0123ANA: ana@example.com              #   profile email is not how rekey knows them
 //	    timeout: 10s                             # default, per Slack API call
+//	    team_id: T0123ACME                       # optional: only clicks from this workspace
+//	    api_app_id: A0123REKEY                   # optional: only clicks on this Slack app's buttons
 type Config struct {
 	// Notifier names the slack notifier whose messages carry the buttons.
 	Notifier string `koanf:"notifier"`
@@ -69,6 +71,11 @@ type Config struct {
 	// Timeout bounds each Slack API call; handling one click takes at most
 	// twice as long.
 	Timeout time.Duration `koanf:"timeout"`
+	// TeamID and APIAppID, when set, are the only workspace and Slack app
+	// whose clicks count (an org-wide app is installed in several
+	// workspaces; a signing secret is per app, not per workspace).
+	TeamID   string `koanf:"team_id"`
+	APIAppID string `koanf:"api_app_id"`
 }
 
 // Approvers lists who may click Approve / Deny.
@@ -143,6 +150,12 @@ func (c Config) Validate() error {
 		if strings.TrimSpace(who) == "" {
 			add("identities.%s: empty identity", id)
 		}
+	}
+	if c.TeamID != "" && !slackIDRe.MatchString(c.TeamID) {
+		add("team_id: must be a Slack workspace id such as T0123ABCD, not %q", c.TeamID)
+	}
+	if c.APIAppID != "" && !slackIDRe.MatchString(c.APIAppID) {
+		add("api_app_id: must be a Slack app id such as A0123ABCD, not %q", c.APIAppID)
 	}
 	if len(c.Approvers.UserIDs) == 0 && len(c.Approvers.UserGroups) == 0 {
 		add("approvers: user_ids or user_groups required")

@@ -54,8 +54,11 @@ type API interface {
 // Messages shows a decision the engine recorded on the rotation's message,
 // in place of its buttons (the Slack notifier implements it). at is the
 // message that was clicked, used when the notifier lost track of it.
+// MessageOf locates the message the notifier posted for a rotation: a click
+// counts only from there (see bound).
 type Messages interface {
 	ShowDecision(ctx context.Context, r *rotator.Rotation, at slackapproval.Message, d slackapproval.Decision) error
+	MessageOf(ctx context.Context, rotationID string) (slackapproval.Message, bool, error)
 }
 
 // Handler receives Slack clicks.

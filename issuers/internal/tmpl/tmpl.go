@@ -28,15 +28,53 @@ const noValue = "<no value>"
 //
 //	json        JSON-encodes any value: {"scopes": {{json .Params.scopes}}}; a missing value is null
 //	pathescape  escapes one URL path segment: /keys/{{pathescape .ID}}
+//	urlquery    escapes a query value (the built-in, aware of Segment)
 //	list        joins a list with ", " for people: {{list .Params.scopes}}
 //	short       shortens a fingerprint to 12 hex characters
 func Funcs() template.FuncMap {
 	return template.FuncMap{
 		"json":       toJSON,
-		"pathescape": func(v any) string { return url.PathEscape(fmt.Sprint(deref(v))) },
+		"pathescape": func(v any) string { return url.PathEscape(raw(v)) },
+		"urlquery":   urlquery,
 		"list":       list,
 		"short":      func(fp string) string { return rotator.ShortFingerprint(fp) },
 	}
+}
+
+// Segment is a value from outside (an issuer's credential id) in a URL
+// template. It prints path-escaped wherever the template writes it, so
+// that "{{.ID}}" cannot add segments, a query or a fragment ("a/../b?x"
+// prints "a%2F..%2Fb%3Fx"); pathescape and urlquery escape its raw value
+// once, and json encodes the raw value.
+type Segment string
+
+// String is the value escaped as one path segment.
+func (s Segment) String() string { return url.PathEscape(string(s)) }
+
+// MarshalJSON encodes the raw value.
+func (s Segment) MarshalJSON() ([]byte, error) { return json.Marshal(string(s)) }
+
+// raw is v as text, a Segment unescaped.
+func raw(v any) string {
+	v = deref(v)
+	if s, ok := v.(Segment); ok {
+		return string(s)
+	}
+	return fmt.Sprint(v)
+}
+
+// urlquery is text/template's built-in (its arguments printed together,
+// query-escaped) with Segments taken raw, not escaped twice.
+func urlquery(args ...any) string {
+	vals := make([]any, len(args))
+	for i, a := range args {
+		if s, ok := deref(a).(Segment); ok {
+			vals[i] = string(s)
+		} else {
+			vals[i] = a
+		}
+	}
+	return url.QueryEscape(fmt.Sprint(vals...))
 }
 
 // Parse parses text as the template called name.
