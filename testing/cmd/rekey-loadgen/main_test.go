@@ -54,6 +54,8 @@ func TestLoadAgainstTheExposureWebhook(t *testing.T) {
 	t.Setenv("REKEY_TEST_LOADGEN_SECRET", secret)
 	in := &intake{}
 	cfg := exposure.DefaultConfig()
+	cfg.Fingerprints = true    // the token file has sha256: lines
+	cfg.RatePerMinute = 100000 // load, not a sender out of control
 	cfg.SecretEnv = "REKEY_TEST_LOADGEN_SECRET"
 	h, err := exposure.New(cfg, in, &guard{seen: map[string]bool{}}, nil)
 	if err != nil {
