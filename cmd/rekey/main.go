@@ -48,6 +48,8 @@ Act:
   decommission KEY         revoke every live credential and remove the key from its sinks
   report --format F FILE   submit a leak scanner's findings (trufflehog, gitleaks)
   breaker [release]        the emergency breaker; "release" lets every contained emergency revoke
+Other:
+  version                  the version of this binary
 
 Common flags: -c FILE (default $REKEY_CONFIG or rekey.yaml), -o table|json, --as NAME (acting person)
 Exit codes: 0 ok, 1 error, 2 usage or configuration, 3 refused, 4 not found, 5 audit tampered.
@@ -73,7 +75,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"run": c.runDaemon, "validate": c.validate, "plan": c.plan, "status": c.status, "rotations": c.rotations,
 		"show": c.show, "audit": c.audit, "rotate": c.rotate, "approve": c.decide(rotator.VerdictApprove),
 		"deny": c.decide(rotator.VerdictDeny), "cancel": c.cancel, "retry": c.retry, "submit": c.submit, "confirm": c.confirm,
-		"report": c.report, "decommission": c.decommission, "breaker": c.breaker,
+		"report": c.report, "decommission": c.decommission, "breaker": c.breaker, "version": c.version,
 	}
 	f, ok := cmds[args[0]]
 	if !ok {
