@@ -40,6 +40,13 @@ fi
 stage "go vet"
 go vet ./... || failed "go vet"
 
+stage "alert rules (promtool)"
+# promtool comes with Debian's prometheus package (ci-deps). Rules that use a
+# metric rekey does not export yet are listed under "Proposed" in
+# docs/METRICS.md; their unit tests feed the series by hand.
+promtool check rules deploy/prometheus/rekey-rules.yaml || failed "alert rules (promtool check rules deploy/prometheus/rekey-rules.yaml)"
+promtool test rules deploy/prometheus/rekey-rules_test.yaml || failed "alert rules (promtool test rules deploy/prometheus/rekey-rules_test.yaml)"
+
 stage "go test -race"
 # -p 4 on two cores: the packages mostly wait (for servers to start, quiet
 # periods, retries), not compute, and e2e alone takes ~80 s, so it should
