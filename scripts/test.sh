@@ -57,6 +57,8 @@ stage "helm chart"
 helm=${REKEY_HELM_BIN:-$HOME/.cache/rekey/helm-$(awk '$1 == "helm.sh/helm/v3" {print $2}' tools/helm/go.mod)}
 chart=deploy/helm/rekey
 go build -o "$logs/rekey" ./cmd/rekey || failed "helm chart (building rekey to validate the rendered config)"
+# kubecheck is its own module (go vet/test ./... above do not reach it).
+(cd tools/kubecheck && go vet . && go test -count=1 .) || failed "helm chart (tools/kubecheck's own tests)"
 for values in "" ci/postgres-values.yaml; do
 	name=${values:-default values}
 	args=()
