@@ -175,7 +175,8 @@ func TestChartRenders(t *testing.T) {
 }
 
 // TestChartRefusesLostSettings: settings the chart owns, set in
-// values.config, would be silently overridden; the chart refuses them.
+// values.config, would be silently overridden, and a misspelt value would
+// be silently ignored (values.schema.json); the chart refuses them.
 func TestChartRefusesLostSettings(t *testing.T) {
 	for name, args := range map[string][]string{
 		"config.daemon.listen":     {"--set", "config.daemon.listen=127.0.0.1:9"},
@@ -185,6 +186,8 @@ func TestChartRefusesLostSettings(t *testing.T) {
 		"admin probe, 1 listener":  {"--set", "probes.port=admin"},
 		"secret env without name":  {"--set", "secrets.env.A=b"},
 		"secret mount without one": {"--set", "secrets.mount=true"},
+		"misspelt value":           {"--set", "listen.separateAdminListner=true"},
+		"public admin Service":     {"--set", "service.admin.type=LoadBalancer"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := render(t, args...); err == nil {
