@@ -15,6 +15,9 @@ var version = "(devel)"
 // versionString is the version with the VCS revision when Go recorded one.
 func versionString() string {
 	v := version
+	if v == "" {
+		v = "(devel)" // stamped with an empty -X
+	}
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
 		return v
