@@ -54,6 +54,8 @@ Act:
   breaker [release]        the emergency breaker; "release" lets every contained emergency revoke
 Break-glass (opens the store directly):
   token create|list|revoke per-person API tokens (--user U --role R [--keys PATTERN] [--expires 720h])
+Other:
+  version                  the version of this binary
 
 Common flags: -c FILE (default $REKEY_CONFIG or rekey.yaml), -o table|json, --as NAME (acting person)
 Exit codes: 0 ok, 1 error, 2 usage or configuration, 3 refused, 4 not found, 5 audit tampered,
@@ -80,7 +82,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"run": c.runDaemon, "validate": c.validate, "plan": c.plan, "status": c.status, "rotations": c.rotations,
 		"show": c.show, "audit": c.audit, "rotate": c.rotate, "approve": c.decide(rotator.VerdictApprove),
 		"deny": c.decide(rotator.VerdictDeny), "cancel": c.cancel, "retry": c.retry, "submit": c.submit, "confirm": c.confirm,
-		"report": c.report, "decommission": c.decommission, "breaker": c.breaker,
+		"report": c.report, "decommission": c.decommission, "breaker": c.breaker, "version": c.version,
 		"token": c.token,
 	}
 	f, ok := cmds[args[0]]

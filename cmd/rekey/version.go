@@ -1,0 +1,42 @@
+package main
+
+import (
+	"fmt"
+	"runtime/debug"
+)
+
+// version is stamped at build time:
+//
+//	go build -ldflags "-X main.version=v1.2.3" ./cmd/rekey
+//
+// Unstamped builds report the module version Go recorded, or "(devel)".
+var version = "(devel)"
+
+// versionString is the version with the VCS revision when Go recorded one.
+func versionString() string {
+	v := version
+	if v == "" {
+		v = "(devel)" // stamped with an empty -X
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return v
+	}
+	if v == "(devel)" && info.Main.Version != "" {
+		v = info.Main.Version
+	}
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" {
+			return v + " (" + s.Value + ")"
+		}
+	}
+	return v
+}
+
+func (c *cli) version(args []string) error {
+	if len(args) > 0 {
+		return usageError{"version takes no arguments"}
+	}
+	_, err := fmt.Fprintln(c.stdout, "rekey "+versionString())
+	return err
+}
