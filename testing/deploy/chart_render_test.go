@@ -109,8 +109,9 @@ func TestChartRenders(t *testing.T) {
 		postgres bool
 		split    bool
 	}{
-		"default values": {},
-		"postgres":       {args: []string{"-f", filepath.Join(root(t), "deploy/helm/rekey/ci/postgres-values.yaml")}, postgres: true, split: true},
+		"default values":                {split: true},
+		"one listener (an older rekey)": {args: []string{"--set", "listen.separateAdminListener=false"}},
+		"postgres":                      {args: []string{"-f", filepath.Join(root(t), "deploy/helm/rekey/ci/postgres-values.yaml")}, postgres: true, split: true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -183,7 +184,7 @@ func TestChartRefusesLostSettings(t *testing.T) {
 		"config.store":             {"--set", "config.store.type=sqlite"},
 		"postgres without a DSN":   {"--set", "store.type=postgres"},
 		"unknown store type":       {"--set", "store.type=mysql"},
-		"admin probe, 1 listener":  {"--set", "probes.port=admin"},
+		"admin probe, 1 listener":  {"--set", "probes.port=admin", "--set", "listen.separateAdminListener=false"},
 		"secret env without name":  {"--set", "secrets.env.A=b"},
 		"secret mount without one": {"--set", "secrets.mount=true"},
 		"misspelt value":           {"--set", "listen.separateAdminListner=true"},
