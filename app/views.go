@@ -8,23 +8,25 @@ import (
 
 // RotationView is a rotation as the admin API and `-o json` show it.
 type RotationView struct {
-	ID            string             `json:"id"`
-	Key           string             `json:"key"`
-	Trigger       rotator.Trigger    `json:"trigger"`
-	Mode          rotator.Mode       `json:"mode"`
-	Actor         string             `json:"actor"`
-	Reason        string             `json:"reason,omitempty"`
-	Phase         rotator.Phase      `json:"phase"`
-	Hold          rotator.Hold       `json:"hold,omitempty"`
-	HoldDetail    string             `json:"hold_detail,omitempty"`
-	Attempts      int                `json:"attempts"`
-	NextAttemptAt string             `json:"next_attempt_at,omitempty"`
-	LastError     string             `json:"last_error,omitempty"`
-	ErrorReason   rotator.Reason     `json:"error_reason,omitempty"`
-	OldGeneration int                `json:"old_generation,omitempty"`
-	NewGeneration int                `json:"new_generation,omitempty"`
-	Outcome       string             `json:"outcome,omitempty"`
-	Drain         rotator.DrainState `json:"drain"`
+	ID            string          `json:"id"`
+	Key           string          `json:"key"`
+	Trigger       rotator.Trigger `json:"trigger"`
+	Mode          rotator.Mode    `json:"mode"`
+	Actor         string          `json:"actor"`
+	Reason        string          `json:"reason,omitempty"`
+	Phase         rotator.Phase   `json:"phase"`
+	Hold          rotator.Hold    `json:"hold,omitempty"`
+	HoldDetail    string          `json:"hold_detail,omitempty"`
+	Attempts      int             `json:"attempts"`
+	NextAttemptAt string          `json:"next_attempt_at,omitempty"`
+	LastError     string          `json:"last_error,omitempty"`
+	ErrorReason   rotator.Reason  `json:"error_reason,omitempty"`
+	OldGeneration int             `json:"old_generation,omitempty"`
+	NewGeneration int             `json:"new_generation,omitempty"`
+	Outcome       string          `json:"outcome,omitempty"`
+	// Contain says why an emergency's revoke waits for a responder.
+	Contain string             `json:"contain,omitempty"`
+	Drain   rotator.DrainState `json:"drain"`
 	// Request is a command recorded but not yet acted on (the daemon that
 	// holds the rotation applies it at its next step).
 	Request    *rotator.Request `json:"request,omitempty"`
@@ -38,7 +40,7 @@ func ViewRotation(r *rotator.Rotation) RotationView {
 	v := RotationView{
 		ID: r.ID, Key: r.Key, Trigger: r.Trigger, Mode: r.Mode, Actor: r.Actor, Reason: r.Reason, Phase: r.Phase,
 		Hold: r.Hold, HoldDetail: r.HoldDetail, Attempts: r.Attempts, LastError: r.LastError, ErrorReason: r.ErrorReason,
-		OldGeneration: r.OldGeneration, NewGeneration: r.NewGeneration, Outcome: r.Outcome, Drain: r.Drain,
+		OldGeneration: r.OldGeneration, NewGeneration: r.NewGeneration, Outcome: r.Outcome, Contain: r.Contain, Drain: r.Drain,
 		CreatedAt: rfc3339(r.CreatedAt), UpdatedAt: rfc3339(r.UpdatedAt), FinishedAt: rfc3339(r.FinishedAt),
 	}
 	if r.Request.Kind != "" {
