@@ -263,6 +263,7 @@ func buildKey(cfg *config.Config, kc config.Key, issuers map[string]rotator.Issu
 		maxAge.WarnBefore = p.WarnBefore
 	}
 	k.Policies = []rotator.Policy{maxAge}
+	k.MaxAge = maxAge.MaxAge
 	if p := eff.Policies; p != nil && p.Unauthorized != nil {
 		u := p.Unauthorized
 		k.Policies = append(k.Policies, policies.Unauthorized{Threshold: u.Threshold})

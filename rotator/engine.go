@@ -257,6 +257,7 @@ func (e *Engine) scan(ctx context.Context, housekeeping bool) {
 		e.processPending(ctx)
 		e.flushDigests(ctx)
 		e.prune(ctx)
+		e.gauges(ctx)
 	}
 	limit := 4 * e.conc
 	due, err := e.store.DueRotations(ctx, e.clock.Now(), limit)

@@ -27,6 +27,9 @@ type Key struct {
 	Notifiers []string
 	// Bootstrap mints generation 1 when the key has no credential yet.
 	Bootstrap bool
+	// MaxAge is the key's effective max_age, for the metric beside its age
+	// (the policies themselves decide).
+	MaxAge time.Duration
 	// Unauthorized, when set, is asked at every evaluation for traffic on
 	// the key's lingering (non-current, unrevoked) credentials; policies
 	// read it from PolicyInput.Traffic.

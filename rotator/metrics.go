@@ -20,6 +20,11 @@ type Metrics struct {
 	notifications    *prometheus.CounterVec
 	inboundEvents    *prometheus.CounterVec
 	breakerOpen      prometheus.Gauge
+	held             *prometheus.GaugeVec
+	watchAlerts      *prometheus.CounterVec
+	outboxPending    prometheus.Gauge
+	outboxOldest     prometheus.Gauge
+	keyMaxAge        *prometheus.GaugeVec
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -60,9 +65,25 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		breakerOpen: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "rekey_emergency_breaker_open", Help: "1 while the emergency breaker contains automatic revocations.",
 		}),
+		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rekey_rotations_held", Help: "1 for each active rotation waiting for a person, by key and hold.",
+		}, []string{"key", "hold"}),
+		watchAlerts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rekey_watch_alerts_total", Help: "Watch alerts: traffic on a credential after its revoke.",
+		}, []string{"key"}),
+		outboxPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "rekey_outbox_pending", Help: "Notifications in the outbox not yet delivered.",
+		}),
+		outboxOldest: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "rekey_outbox_oldest_pending_seconds", Help: "Age of the oldest undelivered notification (0 when none).",
+		}),
+		keyMaxAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rekey_key_max_age_seconds", Help: "Each key's effective max_age.",
+		}, []string{"key"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.phaseTransitions, m.rotations, m.phaseDuration, m.errors, m.keyAge, m.drain, m.mints, m.revokes, m.notifications, m.inboundEvents, m.breakerOpen)
+		reg.MustRegister(m.phaseTransitions, m.rotations, m.phaseDuration, m.errors, m.keyAge, m.drain, m.mints, m.revokes, m.notifications, m.inboundEvents, m.breakerOpen,
+			m.held, m.watchAlerts, m.outboxPending, m.outboxOldest, m.keyMaxAge)
 	}
 	return m
 }
@@ -100,4 +121,26 @@ func (m *Metrics) breaker(open bool) {
 		v = 1
 	}
 	m.breakerOpen.Set(v)
+}
+
+func (m *Metrics) watchAlert(key string) { m.watchAlerts.WithLabelValues(key).Inc() }
+
+// KeyMaxAge records a key's effective max_age.
+func (m *Metrics) KeyMaxAge(key string, d time.Duration) {
+	m.keyMaxAge.WithLabelValues(key).Set(d.Seconds())
+}
+
+// heldRotations replaces the held-rotations gauge with the rotations given.
+func (m *Metrics) heldRotations(rs []*Rotation) {
+	m.held.Reset()
+	for _, r := range rs {
+		if r.Hold != HoldNone {
+			m.held.WithLabelValues(r.Key, string(r.Hold)).Set(1)
+		}
+	}
+}
+
+func (m *Metrics) outbox(pending int, oldest time.Duration) {
+	m.outboxPending.Set(float64(pending))
+	m.outboxOldest.Set(oldest.Seconds())
 }

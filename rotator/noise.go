@@ -121,6 +121,23 @@ func (e *Engine) flushDigests(ctx context.Context) {
 	}
 }
 
+// gauges refreshes the gauges read from the store (held rotations, the
+// outbox backlog), so they count whoever drove the work.
+func (e *Engine) gauges(ctx context.Context) {
+	if active, err := e.store.ListRotations(ctx, RotationFilter{ActiveOnly: true}); err == nil {
+		e.metrics.heldRotations(active)
+	}
+	if os, ok := e.store.(OutboxStats); ok {
+		if n, oldest, err := os.OutboxBacklog(ctx); err == nil {
+			age := time.Duration(0)
+			if n > 0 && !oldest.IsZero() {
+				age = e.clock.Now().Sub(oldest)
+			}
+			e.metrics.outbox(n, age)
+		}
+	}
+}
+
 // prune applies the retention, at most once an hour.
 func (e *Engine) prune(ctx context.Context) {
 	p, ok := e.store.(Pruner)

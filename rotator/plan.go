@@ -112,6 +112,9 @@ func (e *Engine) Evaluate(ctx context.Context, names ...string) error {
 		if st.Current != nil {
 			e.metrics.KeyAge(name, now.Sub(st.Current.CreatedAt))
 		}
+		if k.MaxAge > 0 {
+			e.metrics.KeyMaxAge(name, k.MaxAge)
+		}
 		it := e.planKey(k, st, now, decom[name])
 		var req *TriggerRequest
 		if k.Unauthorized != nil && st.Active == nil && !decom[name] {

@@ -112,6 +112,7 @@ func (s *step) watch(ctx context.Context) outcome {
 			ws.LastValue = reading.Value
 			if !ws.Alerted {
 				ws.Alerted = true
+				s.e.metrics.watchAlert(s.r.Key)
 				msg := fmt.Sprintf("%s: 401 traffic after revoking %s (rate %g, source %s, query %q): an unknown caller still uses the old key; investigate — nothing is re-minted",
 					s.r.Key, CredentialName(s.r.Key, s.r.OldGeneration), reading.Value, s.k.Drain.SourceName, s.k.Drain.Query)
 				alertAudit = append(alertAudit, s.auditEvent("watch.alert", map[string]string{"rate": fmt.Sprint(reading.Value), "detail": reading.Detail}))

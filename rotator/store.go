@@ -39,6 +39,12 @@ type Notification struct {
 	Lane int
 }
 
+// OutboxStats is an optional store capability for the outbox gauges: how
+// many notifications wait, and since when the oldest does.
+type OutboxStats interface {
+	OutboxBacklog(ctx context.Context) (pending int, oldest time.Time, err error)
+}
+
 // Pruner is an optional store capability: delete delivered notifications
 // and processed inbound events past their retention. Never the audit trail.
 type Pruner interface {

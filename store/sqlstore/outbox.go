@@ -137,7 +137,24 @@ func (s *Store) Prune(ctx context.Context, outboxBefore, inboundBefore time.Time
 	return n, nil
 }
 
+// OutboxBacklog counts undelivered notifications and finds the oldest.
+// Implements rotator.OutboxStats.
+func (s *Store) OutboxBacklog(ctx context.Context) (int, time.Time, error) {
+	var n int
+	var oldest sql.NullString
+	err := s.queryRow(ctx, `SELECT COUNT(*), MIN(created_at) FROM outbox WHERE delivered_at = '' AND failed = 0`).Scan(&n, &oldest)
+	if err != nil {
+		return 0, time.Time{}, s.errorf("outbox backlog: %w", err)
+	}
+	var t time.Time
+	if oldest.Valid {
+		t, _ = parseTimeText(oldest.String)
+	}
+	return n, t, nil
+}
+
 var (
-	_ rotator.Outbox = (*Store)(nil)
-	_ rotator.Pruner = (*Store)(nil)
+	_ rotator.OutboxStats = (*Store)(nil)
+	_ rotator.Outbox      = (*Store)(nil)
+	_ rotator.Pruner      = (*Store)(nil)
 )
