@@ -21,7 +21,7 @@ func FuzzReportsCarryNoSecret(f *testing.F) {
 	f.Fuzz(func(t *testing.T, secret, where, kind string, how byte) {
 		// JSON carries only valid UTF-8 (invalid bytes become U+FFFD, so
 		// the scanner's secret would not be the one quoted here).
-		if !utf8.ValidString(secret+where+kind) || len(secret) < 8 || strings.Contains(secret, "REDACTED") || strings.HasSuffix(secret, "...") || strings.TrimSpace(secret) != secret {
+		if !utf8.ValidString(secret) || !utf8.ValidString(where) || !utf8.ValidString(kind) || len(secret) < 8 || strings.Contains(secret, "REDACTED") || strings.HasSuffix(secret, "...") || strings.TrimSpace(secret) != secret {
 			return
 		}
 		quoted := []string{secret, url.QueryEscape(secret), base64.StdEncoding.EncodeToString([]byte(secret))}[int(how)%3]
