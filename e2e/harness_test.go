@@ -6,22 +6,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"text/template"
 	"time"
-
-	"github.com/rekeyhq/rekey/notifiers/webhook"
 )
 
 var binary string
@@ -234,78 +230,6 @@ func (w *world) output() string {
 	return w.outputs.String()
 }
 
-// receive records signed webhook notifications and checks their signature.
-// A body that ends before its announced length (read error, unexpected EOF)
-// is a delivery cut short — the daemon was killed mid-request — not a
-// forgery: it is counted apart, and the durable outbox must deliver it
-// again (see waitRedelivered). Only a whole body with a wrong signature
-// counts as bad.
-func (w *world) receive(rw http.ResponseWriter, r *http.Request) {
-	id := r.Header.Get("webhook-id")
-	body, err := io.ReadAll(r.Body)
-	if err == nil && r.ContentLength >= 0 && int64(len(body)) != r.ContentLength {
-		err = fmt.Errorf("read %d bytes of %d: %w", len(body), r.ContentLength, io.ErrUnexpectedEOF)
-	}
-	if err != nil {
-		w.mu.Lock()
-		w.hookCut[id]++
-		w.mu.Unlock()
-		w.t.Logf("webhook delivery %s cut short (the sender went away mid-body): %v", id, err)
-		rw.WriteHeader(http.StatusBadRequest)
-		return
-	}
-	err = webhook.Verify(webhookSecret, id, r.Header.Get("webhook-timestamp"), body, r.Header.Get("webhook-signature"), time.Now(), 0)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if err != nil {
-		w.hookBad++
-		rw.WriteHeader(http.StatusUnauthorized)
-		return
-	}
-	w.hookBods = append(w.hookBods, body)
-	w.hookGood[id] = true
-	rw.WriteHeader(http.StatusNoContent)
-}
-
-func (w *world) notifications() ([][]byte, int) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([][]byte(nil), w.hookBods...), w.hookBad
-}
-
-// undelivered lists the ids of deliveries cut short that no later delivery
-// brought whole.
-func (w *world) undelivered() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var ids []string
-	for id := range w.hookCut {
-		if !w.hookGood[id] {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids)
-	return ids
-}
-
-// waitRedelivered waits until every delivery a kill cut short has been
-// delivered again, whole and signed, by a running daemon.
-func (w *world) waitRedelivered(within time.Duration) {
-	w.t.Helper()
-	deadline := patient(within)
-	for {
-		ids := w.undelivered()
-		if len(ids) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			w.t.Errorf("webhook deliveries cut short by a kill were not delivered again within %s: %v", within, ids)
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // daemon is one running rekey process.
 type daemon struct {
 	w    *world
@@ -422,62 +346,6 @@ func (d *daemon) waitKilled(t *testing.T, within time.Duration) bool {
 	}
 	st, ok := d.cmd.ProcessState.Sys().(syscall.WaitStatus)
 	return ok && st.Signaled() && st.Signal() == syscall.SIGKILL
-}
-
-// cli runs a rekey command and returns its stdout and stderr together, and
-// the exit code.
-func (w *world) cli(stdin string, args ...string) (string, int) {
-	w.t.Helper()
-	out, errOut, code := w.run(stdin, args...)
-	return out + errOut, code
-}
-
-// cliStdout is cli with stdout alone (for -o json).
-func (w *world) cliStdout(stdin string, args ...string) (string, int) {
-	w.t.Helper()
-	out, _, code := w.run(stdin, args...)
-	return out, code
-}
-
-func (w *world) run(stdin string, args ...string) (string, string, int) {
-	w.t.Helper()
-	cmd := exec.Command(binary, append(args, "-c", w.cfg)...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		w.t.Fatal(err)
-	}
-	w.record(out.Bytes())
-	w.record(errb.Bytes())
-	return out.String(), errb.String(), code
-}
-
-// api calls the admin API and decodes the JSON answer.
-func (w *world) api(method, path string, body any, out any) int {
-	w.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, "http://"+w.AdminAddr()+path, rd)
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		w.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	w.record(b)
-	if out != nil {
-		_ = json.Unmarshal(b, out)
-	}
-	return resp.StatusCode
 }
 
 type rotationView struct {
