@@ -116,6 +116,22 @@ func (k *kaWorld) status(key string) int {
 func (w *world) report(id, token string) (int, map[string]any) {
 	w.t.Helper()
 	body, _ := json.Marshal(map[string]string{"token": token, "source": "e2e", "url": "https://paste.example.com/" + id})
+	resp, err := w.postExposure(id, body)
+	if err != nil {
+		return 0, nil // the daemon died before answering (crash tests); a sender would retry
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	b, _ := json.Marshal(out)
+	w.record(b)
+	return resp.StatusCode, out
+}
+
+// postExposure posts body to the generic exposure webhook, signed as the
+// Standard Webhooks message id sent now.
+func (w *world) postExposure(id string, body []byte) (*http.Response, error) {
+	w.t.Helper()
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	sig, err := stdwebhooks.Sign(exposureSecret, id, ts, body)
 	if err != nil {
@@ -126,16 +142,7 @@ func (w *world) report(id, token string) (int, map[string]any) {
 	req.Header.Set("webhook-id", id)
 	req.Header.Set("webhook-timestamp", ts)
 	req.Header.Set("webhook-signature", sig)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, nil // the daemon died before answering (crash tests); a sender would retry
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&out)
-	b, _ := json.Marshal(out)
-	w.record(b)
-	return resp.StatusCode, out
+	return http.DefaultClient.Do(req)
 }
 
 // A signed exposure report of the live key: the old key gets 401 from the

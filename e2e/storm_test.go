@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rekeyhq/rekey/internal/stdwebhooks"
 	"github.com/rekeyhq/rekey/rotator"
 )
 
@@ -42,17 +40,7 @@ func stormWorld(t *testing.T) *kaWorld {
 func (w *world) reportFingerprint(id, token string) int {
 	w.t.Helper()
 	body, _ := json.Marshal(map[string]string{"sha256": rotator.Fingerprint(token)})
-	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	sig, err := stdwebhooks.Sign(exposureSecret, id, ts, body)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	req, _ := http.NewRequest("POST", "http://"+w.Addr()+"/v1/events/exposure", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("webhook-id", id)
-	req.Header.Set("webhook-timestamp", ts)
-	req.Header.Set("webhook-signature", sig)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := w.postExposure(id, body)
 	if err != nil {
 		w.t.Fatal(err)
 	}
