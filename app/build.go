@@ -296,6 +296,18 @@ func buildKey(cfg *config.Config, kc config.Key, issuers map[string]rotator.Issu
 	if eff.Bootstrap != nil {
 		k.Bootstrap = *eff.Bootstrap
 	}
+	k.Reminders = rotator.DefaultReminders
+	if r := eff.Reminders; r != nil {
+		if r.Every > 0 {
+			k.Reminders.Every = r.Every
+		}
+		if r.EscalateAfter > 0 {
+			k.Reminders.EscalateAfter = r.EscalateAfter
+		}
+		if r.SecretExpireAfter > 0 {
+			k.Reminders.SecretExpireAfter = r.SecretExpireAfter
+		}
+	}
 	return k
 }
 

@@ -164,14 +164,30 @@ type Key struct {
 
 // KeySettings are the per-key settings that `defaults` may also set.
 type KeySettings struct {
-	Policies  *Policies `koanf:"policies"`
-	Windows   []Window  `koanf:"windows"`
-	Approval  *Approval `koanf:"approval"`
-	Drain     *Drain    `koanf:"drain"`
-	Watch     *Watch    `koanf:"watch"`
-	Verify    *bool     `koanf:"verify"`
-	Notify    []string  `koanf:"notify"`
-	Bootstrap *bool     `koanf:"bootstrap"`
+	Policies  *Policies  `koanf:"policies"`
+	Windows   []Window   `koanf:"windows"`
+	Approval  *Approval  `koanf:"approval"`
+	Drain     *Drain     `koanf:"drain"`
+	Watch     *Watch     `koanf:"watch"`
+	Verify    *bool      `koanf:"verify"`
+	Notify    []string   `koanf:"notify"`
+	Bootstrap *bool      `koanf:"bootstrap"`
+	Reminders *Reminders `koanf:"reminders"`
+}
+
+// Reminders chase a person a rotation waits on (an approval, a manually
+// minted secret, a manual revoke's confirmation, a drain decision, a
+// failure after the point of no return).
+type Reminders struct {
+	// Every is the reminder cadence (default 1h).
+	Every time.Duration `koanf:"every"`
+	// EscalateAfter: from then on reminders are critical and page on-call
+	// (default 4h).
+	EscalateAfter time.Duration `koanf:"escalate_after"`
+	// SecretExpireAfter: a rotation waiting this long for a manually
+	// minted secret rolls back (default 24h; nothing is live yet, so
+	// rolling back is safe). Confirm waits never expire: they escalate.
+	SecretExpireAfter time.Duration `koanf:"secret_expire_after"`
 }
 
 // SinkBinding delivers a key to one sink.

@@ -245,6 +245,17 @@ func validateAdapters(family string, list []Adapter, types []string, errs *Error
 }
 
 func (c *Config) validateSettings(p string, s KeySettings, names map[string][]string, errs *Errors) {
+	if r := s.Reminders; r != nil {
+		if r.Every < 0 || r.Every > 0 && r.Every < time.Minute {
+			errs.Add(p+".reminders.every", "must be at least 1m (0: the default, 1h)")
+		}
+		if r.EscalateAfter < 0 {
+			errs.Add(p+".reminders.escalate_after", "must not be negative")
+		}
+		if r.SecretExpireAfter < 0 {
+			errs.Add(p+".reminders.secret_expire_after", "must not be negative")
+		}
+	}
 	if pol := s.Policies; pol != nil {
 		if pol.MaxAge < 0 {
 			errs.Add(p+".policies.max_age", "must not be negative")
@@ -334,6 +345,9 @@ func (c *Config) Effective(k Key) KeySettings {
 	}
 	if s.Bootstrap == nil {
 		s.Bootstrap = d.Bootstrap
+	}
+	if s.Reminders == nil {
+		s.Reminders = d.Reminders
 	}
 	return s
 }

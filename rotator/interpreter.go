@@ -110,15 +110,7 @@ func (d *driver) apply(ctx context.Context, spec PhaseSpec, o outcome) (bool, bo
 		return d.commit(ctx, false)
 	case outHold:
 		d.record(o, "rekey")
-		until := o.until
-		if until.IsZero() {
-			until = farFuture
-		}
-		if d.r.Hold != o.hold || d.r.HoldDetail != o.why || !d.r.NextAttemptAt.Equal(until) {
-			d.r.Hold, d.r.HoldDetail, d.r.NextAttemptAt = o.hold, o.why, until
-			d.audit("rekey", "held", map[string]string{"hold": string(o.hold), "detail": o.why})
-			d.event(EventHeld, o.sev, fmt.Sprintf("%s waits: %s", d.r.Key, o.why), map[string]string{"hold": string(o.hold), "detail": o.why})
-		}
+		d.holdOn(o)
 		return d.commit(ctx, false)
 	}
 	return d.fail(ctx, spec, o.err)
@@ -132,7 +124,7 @@ func (d *driver) enter(to Phase, actor, action string, detail map[string]string)
 		d.buf.spent = append(d.buf.spent, phaseSpent{from, now.Sub(d.r.PhaseStartedAt)})
 	}
 	d.r.Phase = to
-	d.r.Hold, d.r.HoldDetail = HoldNone, ""
+	d.r.Hold, d.r.HoldDetail, d.r.HeldSince = HoldNone, "", time.Time{}
 	d.r.Attempts, d.r.LastError, d.r.ErrorReason = 0, "", ReasonNone
 	d.r.NextAttemptAt, d.r.PhaseStartedAt = now, now
 	if detail == nil {
@@ -290,11 +282,7 @@ func (d *driver) fail(ctx context.Context, spec PhaseSpec, err error) (bool, boo
 		d.e.log.Error("rotation step failed permanently; holding for a human", "rotation", r.ID, "key", r.Key, "phase", r.Phase, "reason", reason, "err", msg)
 		r.LastError, r.ErrorReason = msg, reason
 		why := "permanent failure in " + string(r.Phase) + ": " + msg
-		if r.Hold != HoldFailed || r.HoldDetail != why {
-			r.Hold, r.HoldDetail, r.NextAttemptAt = HoldFailed, why, farFuture
-			d.audit("rekey", "held", map[string]string{"hold": string(HoldFailed), "detail": why})
-			d.event(EventHeld, SeverityCritical, fmt.Sprintf("%s waits: %s", r.Key, why), map[string]string{"hold": string(HoldFailed), "detail": why})
-		}
+		d.holdOn(holdFor(HoldFailed, why, zeroTime, SeverityCritical))
 	default:
 		r.Attempts++
 		r.LastError, r.ErrorReason = msg, reason
@@ -311,3 +299,48 @@ func (d *driver) fail(ctx context.Context, spec PhaseSpec, err error) (bool, boo
 
 // start puts a new rotation in the first phase of its lifecycle.
 func start(r *Rotation) { r.Phase = LifecycleOf(r).Start }
+
+// holdOn parks the rotation on a person. A new hold is announced; the same
+// hold found again at its reminder time is a reminder — critical, for
+// on-call, once the wait passed the key's escalate_after — and the next
+// reminder is scheduled (never later than the hold's own expiry).
+func (d *driver) holdOn(o outcome) {
+	now := d.now()
+	rem := d.k.Reminders.orDefault()
+	until := o.until
+	if until.IsZero() {
+		until = farFuture
+	}
+	next := until
+	if remind := now.Add(rem.Every); remind.Before(next) {
+		next = remind
+	}
+	fields := map[string]string{"hold": string(o.hold), "detail": o.why}
+	switch {
+	case d.r.Hold != o.hold || d.r.HoldDetail != o.why:
+		if d.r.Hold != o.hold || d.r.HeldSince.IsZero() {
+			d.r.HeldSince = now
+		}
+		d.r.Hold, d.r.HoldDetail, d.r.NextAttemptAt = o.hold, o.why, next
+		d.audit("rekey", "held", fields)
+		d.event(EventHeld, o.sev, fmt.Sprintf("%s waits: %s", d.r.Key, o.why), fields)
+	case !now.Before(d.r.NextAttemptAt) && d.r.NextAttemptAt.Before(until):
+		// Due again while still waiting: remind.
+		if d.r.HeldSince.IsZero() {
+			d.r.HeldSince = d.r.PhaseStartedAt
+		}
+		waited := now.Sub(d.r.HeldSince).Round(time.Minute)
+		sev := SeverityWarning
+		if waited >= rem.EscalateAfter {
+			sev = SeverityCritical
+			fields["escalate"] = "oncall"
+		}
+		fields["waiting_for"] = waited.String()
+		d.r.NextAttemptAt = next
+		d.buf.dirty = true
+		d.event(EventReminder, sev, fmt.Sprintf("%s still waits for a person after %s: %s", d.r.Key, waited, o.why), fields)
+	case !d.r.NextAttemptAt.Equal(next) && d.r.NextAttemptAt.After(next):
+		d.r.NextAttemptAt = next
+		d.buf.dirty = true
+	}
+}

@@ -27,6 +27,9 @@ type Key struct {
 	Notifiers []string
 	// Bootstrap mints generation 1 when the key has no credential yet.
 	Bootstrap bool
+	// Reminders chase the people a rotation of this key waits on (zero:
+	// DefaultReminders).
+	Reminders Reminders
 	// MaxAge is the key's effective max_age, for the metric beside its age
 	// (the policies themselves decide).
 	MaxAge time.Duration
@@ -150,4 +153,31 @@ func (k *Key) InWindow(t time.Time) bool {
 		}
 	}
 	return false
+}
+
+// Reminders say how a wait on a person is chased: a reminder every Every,
+// critical (paging on-call) from EscalateAfter on, and a wait for a
+// manually minted secret rolled back after SecretExpireAfter (nothing is
+// live yet). Other waits never expire on their own: they escalate.
+type Reminders struct {
+	Every             time.Duration
+	EscalateAfter     time.Duration
+	SecretExpireAfter time.Duration
+}
+
+// DefaultReminders: hourly, escalating after four hours; a secret nobody
+// minted within a day is given up.
+var DefaultReminders = Reminders{Every: time.Hour, EscalateAfter: 4 * time.Hour, SecretExpireAfter: 24 * time.Hour}
+
+func (r Reminders) orDefault() Reminders {
+	if r.Every <= 0 {
+		r.Every = DefaultReminders.Every
+	}
+	if r.EscalateAfter <= 0 {
+		r.EscalateAfter = DefaultReminders.EscalateAfter
+	}
+	if r.SecretExpireAfter <= 0 {
+		r.SecretExpireAfter = DefaultReminders.SecretExpireAfter
+	}
+	return r
 }

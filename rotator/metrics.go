@@ -66,7 +66,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "rekey_emergency_breaker_open", Help: "1 while the emergency breaker contains automatic revocations.",
 		}),
 		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "rekey_rotations_held", Help: "1 for each active rotation waiting for a person, by key and hold.",
+			Name: "rekey_rotations_held", Help: "Seconds each active rotation has waited for a person (at least 1), by key and hold.",
 		}, []string{"key", "hold"}),
 		watchAlerts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rekey_watch_alerts_total", Help: "Watch alerts: traffic on a credential after its revoke.",
@@ -130,12 +130,17 @@ func (m *Metrics) KeyMaxAge(key string, d time.Duration) {
 	m.keyMaxAge.WithLabelValues(key).Set(d.Seconds())
 }
 
-// heldRotations replaces the held-rotations gauge with the rotations given.
-func (m *Metrics) heldRotations(rs []*Rotation) {
+// heldRotations replaces the held-rotations gauge with the rotations given:
+// for each one waiting on a person, how long it has waited, in seconds.
+func (m *Metrics) heldRotations(rs []*Rotation, now time.Time) {
 	m.held.Reset()
 	for _, r := range rs {
 		if r.Hold != HoldNone {
-			m.held.WithLabelValues(r.Key, string(r.Hold)).Set(1)
+			since := r.HeldSince
+			if since.IsZero() {
+				since = r.PhaseStartedAt
+			}
+			m.held.WithLabelValues(r.Key, string(r.Hold)).Set(max(now.Sub(since).Seconds(), 1))
 		}
 	}
 }

@@ -125,7 +125,7 @@ func (e *Engine) flushDigests(ctx context.Context) {
 // outbox backlog), so they count whoever drove the work.
 func (e *Engine) gauges(ctx context.Context) {
 	if active, err := e.store.ListRotations(ctx, RotationFilter{ActiveOnly: true}); err == nil {
-		e.metrics.heldRotations(active)
+		e.metrics.heldRotations(active, e.clock.Now())
 	}
 	if os, ok := e.store.(OutboxStats); ok {
 		if n, oldest, err := os.OutboxBacklog(ctx); err == nil {

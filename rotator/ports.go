@@ -178,6 +178,7 @@ const (
 	EventDigest      = "exposure.digest"
 	EventBreaker     = "breaker"
 	EventPreempted   = "rotation.preempted"
+	EventReminder    = "rotation.reminder"
 )
 
 // Notifier delivers events. The engine calls it from a retrying dispatcher,

@@ -46,7 +46,14 @@ func (s *step) mint(ctx context.Context) outcome {
 			return s.minted(c, sub.minted).auditing(AuditEvent{At: s.now(), RotationID: s.r.ID, Key: s.r.Key, Actor: sub.actor,
 				Action: "secret.submitted", Phase: s.r.Phase, Detail: map[string]string{"fingerprint": ShortFingerprint(sub.minted.Secret.Fingerprint())}})
 		}
-		return holdFor(HoldSecret, h.MintInstructions(s.mintRequest(c)), zeroTime, SeverityWarning)
+		exp := s.k.Reminders.orDefault().SecretExpireAfter
+		until := zeroTime
+		if s.r.Hold == HoldSecret && !s.r.HeldSince.IsZero() {
+			if until = s.r.HeldSince.Add(exp); !s.now().Before(until) {
+				return failed(Permanent(fmt.Errorf("nobody submitted the secret for %s within %s (reminders.secret_expire_after); nothing was delivered", c.Name, exp)))
+			}
+		}
+		return holdFor(HoldSecret, h.MintInstructions(s.mintRequest(c)), until, SeverityWarning)
 	}
 	f, ok := s.k.Issuer.(Finder)
 	if !ok {

@@ -110,6 +110,7 @@ type Rotation struct {
 	Phase         Phase
 	Hold          Hold
 	HoldDetail    string
+	HeldSince     time.Time // when the current hold began (zero: none)
 	Attempts      int
 	NextAttemptAt time.Time
 	LastError     string

@@ -198,6 +198,9 @@ var migrations = []migration{
 		`CREATE INDEX outbox_delivered ON outbox (delivered_at) WHERE delivered_at <> ''`,
 		`CREATE INDEX inbound_events_processed ON inbound_events (processed_at) WHERE processed_at <> ''`,
 	}},
+	{version: 7, name: "when a rotation's hold began", statements: []string{
+		`ALTER TABLE rotations ADD COLUMN held_since TEXT NOT NULL DEFAULT ''`,
+	}},
 }
 
 // SchemaVersion is the newest schema this build knows.
