@@ -101,8 +101,11 @@ func TestConsumerFollowsOrKeepsTheKey(t *testing.T) {
 	if o.Failures != o.ByStatus["401"] || o.Served != o.ByStatus["200"] {
 		t.Fatalf("forgotten consumer counts: %+v", o)
 	}
-	if got, want := srv.Requests(k1.ID, 401), o.ByStatus["401"]; got != want {
-		t.Fatalf("server counted %d 401s for the old key, consumer %d", got, want)
+	// The consumer calls one request at a time; the one in flight when the
+	// test cancels it may reach the server and never be recorded by the
+	// consumer (its answer arrives after the cancel): at most one more.
+	if got, want := srv.Requests(k1.ID, 401), o.ByStatus["401"]; got < want || got > want+1 {
+		t.Fatalf("server counted %d 401s for the old key, consumer %d (one in flight at most)", got, want)
 	}
 
 	path := filepath.Join(t.TempDir(), "report.json")
