@@ -86,6 +86,9 @@ func (a *admin) createToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
+	if err := a.d.AuditTokenCreated(r.Context(), rec, spec.CreatedBy); err != nil {
+		a.d.Logger.Error("admin api: token created but not audited", "token_id", rec.ID, "err", err)
+	}
 	a.d.Logger.Info("admin api: token created", "token_id", rec.ID, "user", rec.User, "role", rec.Grant.Role, "by", spec.CreatedBy)
 	writeJSON(w, http.StatusCreated, map[string]any{"token": tok, "note": "shown once: rekey keeps only its hash", "details": ViewToken(rec)})
 }
@@ -99,6 +102,9 @@ func (a *admin) revokeToken(w http.ResponseWriter, r *http.Request) {
 	if err := s.RevokeToken(r.Context(), id, timeNow()); err != nil {
 		writeError(w, statusOf(err), "revoke token "+strconv.Quote(id)+": "+err.Error())
 		return
+	}
+	if err := a.d.AuditTokenRevoked(r.Context(), id, principalOf(r).ID); err != nil {
+		a.d.Logger.Error("admin api: token revoked but not audited", "token_id", id, "err", err)
 	}
 	a.d.Logger.Info("admin api: token revoked", "token_id", id, "by", principalOf(r).ID)
 	writeJSON(w, http.StatusOK, map[string]string{"revoked": id})

@@ -18,6 +18,7 @@ type auditEvent struct {
 	Seq        int64             `json:"seq"`
 	RotationID string            `json:"rotation_id"`
 	Action     string            `json:"action"`
+	Actor      string            `json:"actor"`
 	Detail     map[string]string `json:"detail"`
 }
 
@@ -214,6 +215,27 @@ func TestAdminAPIRejectsBadInput(t *testing.T) {
 		return strings.TrimSpace(out)
 	}
 	bobOp, bob, bobCase, mallory, carol := tok("bob", "operator"), tok("bob", "approver"), tok("Bob ", "approver"), tok("mallory", "approver"), tok("carol", "approver")
+	// Who can act is part of the trail: each token's creation is audited,
+	// by the break-glass actor, without the token.
+	var trail struct {
+		Events []auditEvent `json:"events"`
+	}
+	w.api("GET", "/v1/audit", nil, &trail)
+	created := 0
+	for _, e := range trail.Events {
+		if e.Action == "token.created" {
+			created++
+			if !strings.HasPrefix(e.Actor, "break-glass:") || e.Detail["role"] == "" {
+				t.Fatalf("token audit event %+v", e)
+			}
+		}
+	}
+	if created != 5 {
+		t.Fatalf("%d token.created events, want 5", created)
+	}
+	if raw, _ := json.Marshal(trail.Events); strings.Contains(string(raw), strings.TrimPrefix(bob, "rk_")) {
+		t.Fatal("the audit trail holds a token")
+	}
 	got := w.rawAPI("POST", "/v1/keys/api/rotate", map[string]string{}, bobOp)
 	var r rotationView
 	_ = json.Unmarshal([]byte(got.body), &r)

@@ -81,6 +81,9 @@ func (c *cli) tokenCreate(args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := d.AuditTokenCreated(c.ctx, rec, spec.CreatedBy); err != nil {
+		return fmt.Errorf("token %s created but not recorded in the audit trail (revoke it and retry): %w", rec.ID, err)
+	}
 	if o.output == "json" {
 		return json.NewEncoder(c.stdout).Encode(map[string]any{"token": tok, "details": app.ViewToken(rec)})
 	}
@@ -131,6 +134,9 @@ func (c *cli) tokenRevoke(args []string) error {
 	defer d.Close()
 	if err := s.RevokeToken(c.ctx, pos[0], time.Now()); err != nil {
 		return err
+	}
+	if err := d.AuditTokenRevoked(c.ctx, pos[0], breakGlassActor()); err != nil {
+		return fmt.Errorf("token %s revoked but not recorded in the audit trail: %w", pos[0], err)
 	}
 	fmt.Fprintf(c.stderr, "token %s revoked (by %s)\n", pos[0], breakGlassActor())
 	return nil
