@@ -146,20 +146,6 @@ func leaseOwner(cfg *config.Config, bound net.Addr) string {
 	return host + "/" + bound.String()
 }
 
-// Serve runs both listeners, the engine and the scheduler until ctx ends.
-func (d *Daemon) Serve(ctx context.Context, ready chan<- string) error {
-	ln, err := net.Listen("tcp", d.Config.Daemon.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", d.Config.Daemon.Listen, err)
-	}
-	aln, err := listenAdmin(d.Config.Daemon.AdminListen)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	return d.serve(ctx, ln, aln, ready, nil)
-}
-
 func (d *Daemon) serve(ctx context.Context, ln, aln net.Listener, ready, adminReady chan<- string) error {
 	addr, adminAddr := ln.Addr().String(), aln.Addr().String()
 	if aln.Addr().Network() == "unix" {

@@ -20,12 +20,6 @@ type ScheduleOptions struct {
 	Jitter time.Duration
 }
 
-// ParseSchedule checks a cron spec.
-func ParseSchedule(spec string) error {
-	_, err := cronParser.Parse(spec)
-	return err
-}
-
 var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
 // Schedule evaluates policies on the configured schedules until ctx ends.

@@ -246,14 +246,6 @@ type AuditProblem struct {
 	Problem string
 }
 
-// VerifyAuditChain checks that events (in Seq order, from the first) form an
-// unbroken chain: consecutive sequence numbers, each PrevHash equal to the
-// hash before it, each Hash matching the content. It knows no audit key:
-// keyed events are reported as unverifiable (use AuditKeys.Verify).
-func VerifyAuditChain(events []AuditEvent) []AuditProblem {
-	return AuditKeys{}.Verify(events)
-}
-
 // Verify checks that events (in Seq order, from the first) form an unbroken
 // chain: consecutive sequence numbers, each PrevHash equal to the hash
 // before it, each Hash matching the content — unkeyed events by their

@@ -46,9 +46,6 @@ func NewWriter(dir string, key ed25519.PrivateKey, head HeadFunc, interval time.
 	return &Writer{dir: dir, key: key, head: head, interval: interval, logger: logger, now: time.Now}, nil
 }
 
-// PublicKey is the key that verifies this writer's checkpoints.
-func (w *Writer) PublicKey() ed25519.PublicKey { return w.key.Public().(ed25519.PublicKey) }
-
 // Write signs and writes a checkpoint of the current head, unless this
 // writer already wrote one of the same head. It reports whether it wrote.
 func (w *Writer) Write(ctx context.Context) (Checkpoint, bool, error) {

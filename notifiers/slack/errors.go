@@ -113,17 +113,6 @@ type apiError string
 
 func (e apiError) Error() string { return string(e) }
 
-// apiErrorCode returns the Slack API error code in err, if any.
-func apiErrorCode(err error) string {
-	if a, ok := errors.AsType[apiError](err); ok {
-		return string(a)
-	}
-	if api, ok := errors.AsType[slackgo.SlackErrorResponse](err); ok {
-		return api.Err
-	}
-	return ""
-}
-
 // stateError classifies a StateStore failure: the store may come back.
 func stateError(what string, err error) error {
 	return rotator.WithReason(rotator.ReasonTransient, fmt.Errorf("slack: state %s: %w", what, err))
