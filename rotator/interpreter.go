@@ -311,8 +311,14 @@ func (d *driver) holdOn(o outcome) {
 	if until.IsZero() {
 		until = farFuture
 	}
+	// Reminders keep their cadence from the start of the wait, whatever
+	// re-checks the hold in between.
+	since := now
+	if d.r.Hold == o.hold && d.r.HoldDetail == o.why || d.r.Hold == o.hold && !d.r.HeldSince.IsZero() {
+		since = d.heldSince()
+	}
 	next := until
-	if remind := now.Add(rem.Every); remind.Before(next) {
+	if remind := since.Add((now.Sub(since)/rem.Every + 1) * rem.Every); remind.Before(next) {
 		next = remind
 	}
 	fields := map[string]string{"hold": string(o.hold), "detail": o.why}
@@ -324,11 +330,11 @@ func (d *driver) holdOn(o outcome) {
 		d.r.Hold, d.r.HoldDetail, d.r.NextAttemptAt = o.hold, o.why, next
 		d.audit("rekey", "held", fields)
 		d.event(EventHeld, o.sev, fmt.Sprintf("%s waits: %s", d.r.Key, o.why), fields)
-	case !now.Before(d.r.NextAttemptAt) && d.r.NextAttemptAt.Before(until):
-		// Due again while still waiting: remind.
-		if d.r.HeldSince.IsZero() {
-			d.r.HeldSince = d.r.PhaseStartedAt
-		}
+	case !now.Before(d.r.NextAttemptAt) && d.r.NextAttemptAt.Before(until) && now.Sub(d.heldSince()) >= rem.Every:
+		// Due again while still waiting, a reminder period into the wait
+		// (a command that only re-checks the hold, such as a first of two
+		// approvals, is no reason to remind): remind.
+		d.r.HeldSince = d.heldSince()
 		waited := now.Sub(d.r.HeldSince).Round(time.Minute)
 		sev := SeverityWarning
 		if waited >= rem.EscalateAfter {
@@ -339,8 +345,17 @@ func (d *driver) holdOn(o outcome) {
 		d.r.NextAttemptAt = next
 		d.buf.dirty = true
 		d.event(EventReminder, sev, fmt.Sprintf("%s still waits for a person after %s: %s", d.r.Key, waited, o.why), fields)
-	case !d.r.NextAttemptAt.Equal(next) && d.r.NextAttemptAt.After(next):
+	case !d.r.NextAttemptAt.Equal(next):
 		d.r.NextAttemptAt = next
 		d.buf.dirty = true
 	}
+}
+
+// heldSince is when the current hold began (a rotation held before
+// held_since was recorded: its phase start).
+func (d *driver) heldSince() time.Time {
+	if d.r.HeldSince.IsZero() {
+		return d.r.PhaseStartedAt
+	}
+	return d.r.HeldSince
 }
