@@ -2,7 +2,6 @@ package app
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -60,20 +59,7 @@ keys: [{name: api, issuer: demo, owners: [alice@example.com], sinks: [{sink: fil
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	logs := &syncBuffer{}
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, Options{ConfigPath: cfgPath, Logs: logs, Ready: ready}) }()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("daemon exited: %v\n%s", err, logs)
-	case <-time.After(time.Minute):
-		t.Fatalf("daemon not ready\n%s", logs)
-	}
+	addr, logs, stop := runDaemon(t, cfgPath)
 	// The scheduler bootstraps the key; its current value is the token.
 	var token string
 	poll(t, "the key's first generation", func() bool {
@@ -117,12 +103,7 @@ keys: [{name: api, issuer: demo, owners: [alice@example.com], sinks: [{sink: fil
 		defer mu.Unlock()
 		return strings.Contains(strings.Join(sent, "\n"), "ci.example.com")
 	})
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(time.Minute):
-		t.Fatal("daemon did not stop")
-	}
+	_ = stop() // the scan below is what this test is about
 	var stored bytes.Buffer
 	files, _ := filepath.Glob(filepath.Join(dir, "rekey.db*"))
 	for _, f := range files {

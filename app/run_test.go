@@ -27,6 +27,36 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
+// runDaemon runs the daemon of cfgPath in this process until stop, which
+// reports Run's error. It returns once the daemon accepts, with the bound
+// public address and its logs.
+func runDaemon(t *testing.T, cfgPath string) (addr string, logs *syncBuffer, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	logs = &syncBuffer{}
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, Options{ConfigPath: cfgPath, Logs: logs, Ready: ready}) }()
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("daemon exited: %v\n%s", err, logs)
+	case <-time.After(time.Minute):
+		t.Fatalf("daemon not ready after a minute\n%s", logs)
+	}
+	return addr, logs, func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(time.Minute):
+			t.Fatal("daemon did not stop")
+			return nil
+		}
+	}
+}
+
 // With port 0 the daemon binds a free port, writes it to the address file
 // once it accepts, logs it, and removes the file when it stops.
 func TestRunOnPortZeroReportsTheBoundAddress(t *testing.T) {
@@ -47,20 +77,7 @@ keys: [{name: api, issuer: demo, owners: [alice@example.com], sinks: [{sink: fil
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	logs := &syncBuffer{}
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, Options{ConfigPath: cfgPath, Logs: logs, Ready: ready}) }()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("daemon exited: %v\n%s", err, logs)
-	case <-time.After(time.Minute):
-		t.Fatalf("daemon not ready after a minute\n%s", logs)
-	}
+	addr, logs, stop := runDaemon(t, cfgPath)
 	if strings.HasSuffix(addr, ":0") {
 		t.Fatalf("ready address %q is not the bound one", addr)
 	}
@@ -98,14 +115,8 @@ keys: [{name: api, issuer: demo, owners: [alice@example.com], sinks: [{sink: fil
 	if !started {
 		t.Errorf(`no "rekey started" line in:\n%s`, logs)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("daemon did not stop")
+	if err := stop(); err != nil {
+		t.Fatalf("run: %v", err)
 	}
 	if _, err := os.Stat(addrFile); !os.IsNotExist(err) {
 		t.Errorf("address file still there after stop: %v", err)
