@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"runtime/debug"
+
+	"github.com/spf13/cobra"
 )
 
 // version is stamped at build time:
@@ -33,10 +35,15 @@ func versionString() string {
 	return v
 }
 
-func (c *cli) version(args []string) error {
-	if len(args) > 0 {
-		return usageError{"version takes no arguments"}
+func cmdVersion(c *cli) *cobra.Command {
+	return &cobra.Command{
+		Use:     "version",
+		Short:   "The version of this binary (and the commit it was built from)",
+		Example: "  rekey version",
+		Args:    args(0, ""),
+		RunE: func(*cobra.Command, []string) error {
+			_, err := fmt.Fprintln(c.stdout, "rekey "+versionString())
+			return err
+		},
 	}
-	_, err := fmt.Fprintln(c.stdout, "rekey "+versionString())
-	return err
 }
