@@ -72,12 +72,12 @@ func TestDrainTimeoutWaitsForAHuman(t *testing.T) {
 			var want, wantCur, wantDead, deadName string
 			switch decision {
 			case "cancel":
-				if out, code := s.w.cli("", "cancel", r.ID, "--as", "oncall", "--reason", "a consumer still fails; investigate first"); code != 0 {
+				if out, code := s.w.cli("", "cancel", r.ID, "--reason", "a consumer still fails; investigate first"); code != 0 {
 					t.Fatalf("cancel: exit %d: %s", code, out)
 				}
 				want, wantCur, wantDead, deadName = "cancelled", oldVal, newVal, zdKey+"-v2"
 			case "approve":
-				if out, code := s.w.cli("", "approve", r.ID, "--as", "oncall", "--comment", "the failing caller is not ours"); code != 0 {
+				if out, code := s.w.cli("", "approve", r.ID, "--comment", "the failing caller is not ours"); code != 0 {
 					t.Fatalf("approve: exit %d: %s", code, out)
 				}
 				want, wantCur, wantDead, deadName = "done", newVal, oldVal, zdKey+"-v1"
