@@ -160,12 +160,12 @@ func TestCLIClientErrors(t *testing.T) {
 		args []string
 		want int
 	}{
-		"no credential":           {w.shell("REKEY_ADDR=http://" + w.AdminAddr()), []string{"status"}, 2},
-		"wrong credential":        {w.client("rk_not-a-token"), []string{"status"}, 3},
-		"rotate an unknown key":   {op, []string{"rotate", "nosuch"}, 4},
-		"rotations of nosuch":     {op, []string{"rotations", "--key", "nosuch"}, 4},
-		"show an unknown id":      {op, []string{"show", "rot_nope"}, 4},
-		"describe an unknown key": {op, []string{"describe", "nosuch"}, 4},
+		"no credential":                             {w.shell("REKEY_ADDR=http://" + w.AdminAddr()), []string{"status"}, 2},
+		"wrong credential":                          {w.client("rk_not-a-token"), []string{"status"}, 3},
+		"rotate an unknown key":                     {op, []string{"rotate", "nosuch"}, 4},
+		"rotations of nosuch":                       {op, []string{"rotations", "--key", "nosuch"}, 4},
+		"show an unknown id":                        {op, []string{"show", "rot_nope"}, 4},
+		"describe an unknown key":                   {op, []string{"describe", "nosuch"}, 4},
 		"decommission as an operator (responder's)": {op, []string{"decommission", "api", "--yes"}, 3},
 	} {
 		out, errOut, code := tc.sh.rekey("", tc.args...)
