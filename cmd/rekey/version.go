@@ -7,15 +7,28 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// version is stamped at build time:
+// version and commit are stamped at build time (make build, the
+// Dockerfile):
 //
-//	go build -ldflags "-X main.version=v1.2.3" ./cmd/rekey
+//	go build -ldflags "-X main.version=v1.2.3 -X main.commit=$(git rev-parse HEAD)" ./cmd/rekey
 //
-// Unstamped builds report the module version Go recorded, or "(devel)".
-var version = "(devel)"
+// Unstamped builds report the module version and VCS revision Go recorded,
+// or "(devel)".
+var (
+	version = "(devel)"
+	commit  = ""
+)
 
-// versionString is the version with the VCS revision when Go recorded one.
+// versionString is the version with the commit it was built from, when
+// stamped or recorded by Go.
 func versionString() string {
+	if commit != "" {
+		v := version
+		if v == "" {
+			v = "(devel)"
+		}
+		return v + " (" + commit + ")"
+	}
 	v := version
 	if v == "" {
 		v = "(devel)" // stamped with an empty -X
