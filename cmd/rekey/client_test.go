@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"encoding/pem"
 	"io"
 	"log/slog"
@@ -117,5 +118,48 @@ func TestHelpExitsZero(t *testing.T) {
 	}
 	if code, _, _ := runCLI(t, ""); code != exitUsage {
 		t.Errorf("rekey alone: exit %d, want %d", code, exitUsage)
+	}
+}
+
+// TestJSONErrorsEvenWhenParsingStops: -o json after a bad flag still gets
+// a JSON error; --as is refused with the reason.
+func TestJSONErrorsEvenWhenParsingStops(t *testing.T) {
+	code, _, errOut := runCLI(t, "", "status", "--bogus", "-o", "json")
+	var e struct {
+		Code int    `json:"code"`
+		Kind string `json:"kind"`
+	}
+	if err := json.Unmarshal([]byte(errOut), &e); err != nil || code != exitUsage || e.Code != exitUsage || e.Kind != "usage" {
+		t.Fatalf("exit %d, stderr %q (%v)", code, errOut, err)
+	}
+	if code, _, errOut := runCLI(t, "", "approve", "rot_x", "--as", "carol"); code != exitUsage || !strings.Contains(errOut, "--as is gone") {
+		t.Fatalf("--as: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// TestProgressLine: what rotate --wait prints while it follows a rotation.
+func TestProgressLine(t *testing.T) {
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	r := rotationOut{}
+	r.ID, r.Key, r.Phase, r.NextAttemptAt = "rot_1", "api", "draining", now.Add(5*time.Second).Format(time.RFC3339)
+	if got := progressLine(r, now); got != "rot_1 api: draining, next step in 5s" {
+		t.Errorf("plain: %q", got)
+	}
+	r.LastError, r.Attempts = "issuer: 503", 4
+	if got := progressLine(r, now); got != "rot_1 api: draining — attempt 4 failed: issuer: 503, retry in 5s" {
+		t.Errorf("failing: %q", got)
+	}
+	r.Waiting = &waiting{Reason: "quiet_period", Progress: &progress{Done: 12, Of: 30, Unit: "s"}}
+	if got := progressLine(r, now); got != "rot_1 api: draining — waiting for quiet_period (12/30 s)" {
+		t.Errorf("waiting: %q", got)
+	}
+	a, b := r, r
+	b.Waiting = &waiting{Reason: "quiet_period", Progress: &progress{Done: 13, Of: 30, Unit: "s"}}
+	if stateOf(a) != stateOf(b) {
+		t.Error("a countdown tick is a new plain line")
+	}
+	b.Phase = "revoking"
+	if stateOf(a) == stateOf(b) {
+		t.Error("a new phase is not a new plain line")
 	}
 }

@@ -23,11 +23,12 @@ Arguments:
 // the rotation: body builds the request body from the flags.
 func (c *cli) command(use, action, short, long, example string, flags func(*cobra.Command), body func() (any, error)) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     use + " ROTATION",
-		Short:   short,
-		Long:    short + "." + long + rotationArg,
-		Example: example,
-		Args:    args(1, "ROTATION"),
+		Use:               use + " ROTATION",
+		Short:             short,
+		Long:              short + "." + long + rotationArg,
+		Example:           example,
+		Args:              args(1, "ROTATION"),
+		ValidArgsFunction: c.completeRotations,
 		RunE: func(cmd *cobra.Command, a []string) error {
 			cl, err := c.connect(use, true)
 			if err != nil {

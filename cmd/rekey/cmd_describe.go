@@ -23,8 +23,9 @@ names, never values), its recent rotations and when it is next due.
 
 Arguments:
   KEY   a key name, as rekey status lists them`,
-		Example: "  rekey describe payments-api\n  rekey describe payments-api --history 50 -o json",
-		Args:    args(1, "KEY"),
+		Example:           "  rekey describe payments-api\n  rekey describe payments-api --history 50 -o json",
+		Args:              args(1, "KEY"),
+		ValidArgsFunction: c.completeKeys,
 		RunE: func(cmd *cobra.Command, a []string) error {
 			cl, err := c.connect("describe", false)
 			if err != nil {

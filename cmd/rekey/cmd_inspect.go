@@ -159,8 +159,9 @@ func cmdShow(c *cli) *cobra.Command {
 
 Arguments:
   ROTATION   a rotation id (rot_…), as rekey rotations lists them`,
-		Example: "  rekey show rot_01JD2…",
-		Args:    args(1, "ROTATION"),
+		Example:           "  rekey show rot_01JD2…",
+		Args:              args(1, "ROTATION"),
+		ValidArgsFunction: c.completeRotations,
 		RunE: func(cmd *cobra.Command, a []string) error {
 			cl, err := c.connect("show", false)
 			if err != nil {

@@ -105,8 +105,9 @@ terminal (--yes otherwise). Needs the responder role.
 
 Arguments:
   KEY   a key name, as rekey status lists them`,
-		Example: "  rekey decommission legacy-api --reason \"service retired\"",
-		Args:    args(1, "KEY"),
+		Example:           "  rekey decommission legacy-api --reason \"service retired\"",
+		Args:              args(1, "KEY"),
+		ValidArgsFunction: c.completeKeys,
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if !yes {
 				if err := c.confirmDestructive(fmt.Sprintf("Decommission %s: revoke EVERY live credential of it now and delete it from every sink. "+

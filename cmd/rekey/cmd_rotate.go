@@ -29,7 +29,8 @@ Arguments:
 		Example: `  rekey rotate payments-api --reason "quarterly" --wait
   rekey rotate payments-api --bootstrap
   rekey rotate payments-api --emergency --reason "leaked in a build log"`,
-		Args: args(1, "KEY"),
+		Args:              args(1, "KEY"),
+		ValidArgsFunction: c.completeKeys,
 		RunE: func(cmd *cobra.Command, a []string) error {
 			body := map[string]any{"reason": reason, "bootstrap": bootstrap, "trigger": trigger}
 			if emergency {

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/rekeyhq/rekey/app"
 )
 
 // cli holds the streams and the global flags every verb shares.
@@ -22,6 +24,7 @@ type cli struct {
 	breakGlass bool   // --break-glass: open the store directly
 	tokenFile  string // --token-file: the API credential
 	cacert     string // --cacert: the admin listener's private CA
+	as         string // --as: removed; set, it is a usage error that says why
 }
 
 // verbs lists every command, one constructor per file (cmd_<verb>.go).
@@ -75,6 +78,10 @@ func (c *cli) root() *cobra.Command {
 		if c.output != "table" && c.output != "json" {
 			return usageError{"-o must be table or json"}
 		}
+		if c.as != "" {
+			return usageError{"--as is gone: the actor is the person your credential names (REKEY_TOKEN), or in break-glass mode " +
+				"the operating system account (" + app.BreakGlassPrincipal().ID + "); see rekey whoami"}
+		}
 		return nil
 	}
 	def := c.getenv("REKEY_CONFIG")
@@ -87,6 +94,8 @@ func (c *cli) root() *cobra.Command {
 	f.BoolVar(&c.breakGlass, "break-glass", false, "open the store directly instead of the admin API; recorded in the audit trail [$REKEY_BREAK_GLASS=1]")
 	f.StringVar(&c.tokenFile, "token-file", "", "file holding the admin API credential [$REKEY_TOKEN_FILE, or $REKEY_TOKEN]")
 	f.StringVar(&c.cacert, "cacert", "", "PEM file of the CA that signed the admin listener's certificate [$REKEY_CACERT]")
+	f.StringVar(&c.as, "as", "", "removed: the actor is the authenticated principal")
+	_ = f.MarkHidden("as")
 	for _, v := range verbs {
 		root.AddCommand(v(c))
 	}
