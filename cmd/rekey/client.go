@@ -34,9 +34,6 @@ func (cl *client) Close() {
 	}
 }
 
-// breakGlass reports whether the client opens the store itself.
-func (cl *client) breakGlass() bool { return cl.local != nil }
-
 // do sends a request (body: nil, an io.Reader sent as is, or a value sent
 // as JSON) and returns the answer's body; an error answer is an *apiError.
 // out, if not nil, receives the decoded answer.

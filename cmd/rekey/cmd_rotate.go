@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -53,7 +54,7 @@ Arguments:
 						Rotation *rotationOut `json:"rotation"`
 					}
 					if json.Unmarshal(raw, &active) == nil && active.Rotation != nil && c.output != "json" {
-						fmt.Fprintln(c.stdout, active.Rotation.summary(c.now()))
+						fmt.Fprintln(c.stdout, active.Rotation.summary(time.Now()))
 					}
 				}
 				return err

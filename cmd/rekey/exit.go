@@ -98,11 +98,6 @@ func classifyStatus(status int) (int, string) {
 	return exitError, "error"
 }
 
-func exitCode(err error) int {
-	code, _ := classify(err)
-	return code
-}
-
 // fail prints err (a JSON object on stderr under -o json) and returns its
 // exit code.
 func (c *cli) fail(err error) int {

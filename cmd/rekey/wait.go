@@ -14,8 +14,6 @@ import (
 // often the terminal line's countdown is redrawn.
 const waitPoll = time.Second
 
-func (c *cli) now() time.Time { return time.Now() }
-
 // waitSettled follows a rotation until it ends or waits for a person. In
 // break-glass mode there may be no daemon, so it runs the engine here
 // between polls; through the API the daemon drives it and this only polls.
@@ -51,13 +49,13 @@ func (c *cli) waitSettled(ctx context.Context, cl *client, r rotationOut) ([]byt
 		if r.settled() {
 			return raw, r, nil
 		}
-		line := progressLine(r, c.now())
+		line := progressLine(r, time.Now())
 		switch state := stateOf(r); {
 		case tty:
 			fmt.Fprintf(c.stderr, "\r\033[K%s", line)
 			last = line
 		case state != last: // a line per change, not per countdown tick
-			fmt.Fprintf(c.stderr, "%s %s\n", c.now().UTC().Format(time.RFC3339), line)
+			fmt.Fprintf(c.stderr, "%s %s\n", time.Now().UTC().Format(time.RFC3339), line)
 			last = state
 		}
 		pause := waitPoll
