@@ -49,7 +49,6 @@ func (c *cli) dial(addr string) (*client, error) {
 		return nil, err
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.Proxy = http.ProxyFromEnvironment
 	cl := &client{http: &http.Client{Transport: tr, Timeout: requestTimeout}, token: token, where: "the daemon at " + addr}
 	if sock, ok := strings.CutPrefix(addr, "unix:"); ok {
 		sock = "/" + strings.TrimLeft(sock, "/")
