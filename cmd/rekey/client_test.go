@@ -163,3 +163,42 @@ func TestProgressLine(t *testing.T) {
 		t.Error("a new phase is not a new plain line")
 	}
 }
+
+// TestRotateWaitOnATerminal: on a terminal, rotate --wait redraws one line
+// in place (carriage return, erase line) with what the rotation waits for
+// and its clock (without a daemon's waiting state: how long it has
+// drained, and been quiet), and ends it with a newline; the rotation is
+// printed on stdout when done.
+func TestRotateWaitOnATerminal(t *testing.T) {
+	_, cfg := cliConfig(t)
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A drain gate with a quiet period: the rotation waits a few seconds
+	// between cut-over and revoke, long enough for countdown lines.
+	extra := "traffic: [{name: fixed, type: fixed}]\ndefaults: {drain: {source: fixed, quiet_period: 2s, max_wait: 1m, poll_interval: 200ms}}\n"
+	if err := os.WriteFile(cfg, append(b, []byte(extra)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCLI(t, "", "rotate", "--break-glass", "-c", cfg, "--bootstrap", "--wait", "api"); code != exitOK {
+		t.Fatalf("bootstrap: %d %s%s", code, out, errOut)
+	}
+	var out, errb strings.Builder
+	c := &cli{ctx: context.Background(), stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: os.Getenv, tty: func() bool { return true }}
+	root := c.root()
+	root.SetArgs([]string{"rotate", "--break-glass", "-c", cfg, "--wait", "api"})
+	if err := root.Execute(); err != nil {
+		t.Fatalf("rotate --wait: %v\n%s", err, errb.String())
+	}
+	if !strings.Contains(out.String(), "phase=done") {
+		t.Fatalf("stdout %q", out.String())
+	}
+	progress := errb.String()
+	if !strings.Contains(progress, "\r\033[K") || !strings.HasSuffix(progress, "\n") || strings.Count(progress, "\n") != 1 {
+		t.Fatalf("not one line redrawn in place: %q", progress)
+	}
+	if !strings.Contains(progress, "draining for ") || !strings.Contains(progress, "quiet for ") {
+		t.Fatalf("no running clock while draining: %q", progress)
+	}
+}

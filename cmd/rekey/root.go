@@ -18,6 +18,9 @@ type cli struct {
 	stdout io.Writer
 	stderr io.Writer
 	getenv func(string) string
+	// tty, if set, says whether stderr is a terminal (tests); otherwise
+	// the file descriptor is asked.
+	tty func() bool
 
 	config     string // -c: the configuration file (daemon, validate, break-glass)
 	output     string // -o: table or json

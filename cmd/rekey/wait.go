@@ -8,17 +8,26 @@ import (
 	"time"
 
 	"golang.org/x/term"
+
+	"github.com/rekeyhq/rekey/rotator"
 )
 
 // waitPoll is how often rotate --wait asks for the rotation, and how
 // often the terminal line's countdown is redrawn.
 const waitPoll = time.Second
 
+// stepFloor is the shortest pause between two engine steps in break-glass
+// mode (next_attempt_at has a one-second resolution in the API's views).
+const stepFloor = 100 * time.Millisecond
+
 // waitSettled follows a rotation until it ends or waits for a person. In
 // break-glass mode there may be no daemon, so it runs the engine here
 // between polls; through the API the daemon drives it and this only polls.
 func (c *cli) waitSettled(ctx context.Context, cl *client, r rotationOut) ([]byte, rotationOut, error) {
 	tty := c.stderrTTY()
+	if c.tty != nil {
+		tty = c.tty()
+	}
 	var raw []byte
 	last := ""
 	defer func() {
@@ -59,9 +68,9 @@ func (c *cli) waitSettled(ctx context.Context, cl *client, r rotationOut) ([]byt
 			last = state
 		}
 		pause := waitPoll
-		if cl.step != nil {
+		if cl.step != nil { // the engine runs here: step again when the rotation is due
 			if next := parseTime(r.NextAttemptAt); !next.IsZero() {
-				pause = min(max(time.Until(next), 10*time.Millisecond), waitPoll)
+				pause = min(max(time.Until(next), stepFloor), waitPoll)
 			}
 		}
 		select {
@@ -87,6 +96,15 @@ func progressLine(r rotationOut, now time.Time) string {
 	default:
 		if t := parseTime(r.NextAttemptAt); !t.IsZero() && t.After(now) {
 			s += ", next step " + countdown(t, now)
+		}
+	}
+	if d := r.Drain; r.Phase == rotator.PhaseDraining && r.Waiting == nil && !d.StartedAt.IsZero() {
+		s += fmt.Sprintf(" — draining for %s, %d traffic reading(s)", human(now.Sub(d.StartedAt).Seconds()), d.Polls)
+		if !d.QuietSince.IsZero() {
+			s += ", quiet for " + human(now.Sub(d.QuietSince).Seconds())
+		}
+		if d.LastError != "" {
+			s += "; last error: " + d.LastError
 		}
 	}
 	return s
