@@ -57,6 +57,20 @@ func TestClientOverHTTPSWithAPrivateCA(t *testing.T) {
 	if code, out, errOut := runCLI(t, "", "status"); code != exitOK || !strings.Contains(out, "api") {
 		t.Fatalf("REKEY_CACERT: exit %d (%s%s)", code, out, errOut)
 	}
+	// The credential from a file: --token-file, else REKEY_TOKEN_FILE,
+	// both before REKEY_TOKEN.
+	t.Setenv("REKEY_TOKEN", "rk_wrong")
+	if code, out, errOut := runCLI(t, "", "whoami", "--token-file", tokenFile); code != exitOK || !strings.Contains(out, "admin") {
+		t.Fatalf("--token-file: exit %d (%s%s)", code, out, errOut)
+	}
+	t.Setenv("REKEY_TOKEN_FILE", tokenFile)
+	if code, out, errOut := runCLI(t, "", "whoami"); code != exitOK || !strings.Contains(out, "admin") {
+		t.Fatalf("REKEY_TOKEN_FILE: exit %d (%s%s)", code, out, errOut)
+	}
+	t.Setenv("REKEY_TOKEN_FILE", "")
+	if code, out, errOut := runCLI(t, "", "whoami"); code != exitRefused {
+		t.Fatalf("a wrong REKEY_TOKEN: exit %d, want %d (%s%s)", code, exitRefused, out, errOut)
+	}
 }
 
 // TestWaitingLine renders the structured waiting state (SHARED-CONTRACTS)
