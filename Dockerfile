@@ -1,12 +1,13 @@
 # Multi-stage build: a static rekey binary on a minimal, non-root image.
-#   docker build --build-arg VERSION=$(git describe --tags --always) -t rekey .
+#   docker build --build-arg VERSION=$(git describe --tags --always) --build-arg COMMIT=$(git rev-parse HEAD) -t rekey .
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=(devel)
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/rekey ./cmd/rekey
+ARG COMMIT=
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION} -X main.commit=${COMMIT}" -o /out/rekey ./cmd/rekey
 # The state directory (SQLite store by default), created here because the
 # runtime image has no shell; owned by distroless's nonroot user (65532).
 RUN mkdir -p /out/var/lib/rekey && chmod 0700 /out/var/lib/rekey

@@ -10,8 +10,11 @@ run:
 test:
 	bash scripts/test.sh
 
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo "(devel)")
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+
 build:
-	CGO_ENABLED=0 go build -trimpath -o bin/rekey ./cmd/rekey
+	CGO_ENABLED=0 go build -trimpath -ldflags="-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o bin/rekey ./cmd/rekey
 
 bench:
 	go test -run '^$$' -bench . -benchmem ./bench/...

@@ -32,7 +32,7 @@ func (a *admin) listKeys(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *admin) plan(w http.ResponseWriter, r *http.Request) {
-	items, err := a.d.Engine.Plan(r.Context(), timeNow())
+	items, err := a.d.PlanViews(r.Context(), timeNow())
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "plan: "+err.Error())
 		return
@@ -53,6 +53,8 @@ type rotateBody struct {
 	Actor     string `json:"actor"`
 	Bootstrap bool   `json:"bootstrap"`
 	Trigger   string `json:"trigger"`
+	// Recommission allows minting a key that was decommissioned.
+	Recommission bool `json:"recommission"`
 }
 
 func (a *admin) rotate(w http.ResponseWriter, r *http.Request) {
@@ -71,6 +73,7 @@ func (a *admin) rotate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	req.Recommission = b.Recommission
 	if _, ok := a.d.Engine.Key(req.Key); !ok {
 		writeError(w, http.StatusNotFound, "unknown key "+strconv.Quote(req.Key))
 		return
@@ -169,6 +172,10 @@ func TriggerFor(key, mode, trigger, reason, actor string, bootstrap bool) (rotat
 func (a *admin) listRotations(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := rotator.RotationFilter{Key: q.Get("key"), ActiveOnly: q.Get("active") == "true"}
+	if _, ok := a.d.Engine.Key(f.Key); f.Key != "" && !ok {
+		writeError(w, http.StatusNotFound, "unknown key "+strconv.Quote(f.Key))
+		return
+	}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > 10000 {
@@ -253,7 +260,7 @@ func (a *admin) decide(v rotator.Verdict) http.HandlerFunc {
 		if !ok {
 			return
 		}
-		rot, err := a.d.Engine.Decide(r.Context(), rotator.ApproveRequest{RotationID: id, Approver: actor, Verdict: v, Via: "api", Comment: b.Comment})
+		rot, err := a.d.Engine.Decide(r.Context(), rotator.ApproveRequest{RotationID: id, Approver: actor, Verdict: v, Via: via(principalOf(r)), Comment: b.Comment})
 		a.answer(w, rot, err)
 	}
 }

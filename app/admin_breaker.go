@@ -17,7 +17,7 @@ func (a *admin) breaker(w http.ResponseWriter, r *http.Request) {
 		writeError(w, statusOf(err), err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, bs)
+	writeJSON(w, http.StatusOK, ViewBreaker(bs))
 }
 
 // releaseBreaker is a responder's decision: every contained emergency
@@ -52,7 +52,7 @@ func (a *admin) releaseBreaker(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	released, err := a.d.Engine.ReleaseBreaker(r.Context(), actor, "api")
+	released, err := a.d.Engine.ReleaseBreaker(r.Context(), actor, via(p))
 	if err != nil {
 		writeError(w, statusOf(err), err.Error())
 		return

@@ -37,31 +37,40 @@ func (d *Daemon) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	d.health(mux)
 	mux.Handle("GET /metrics", d.metrics(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{})))
-	a := &admin{d: d}
-	for pattern, h := range map[string]http.HandlerFunc{
-		"GET /v1/whoami":                  a.whoami,
-		"GET /v1/keys":                    a.listKeys,
-		"GET /v1/plan":                    a.plan,
-		"POST /v1/keys/{key}/rotate":      a.rotate,
-		"GET /v1/rotations":               a.listRotations,
-		"GET /v1/rotations/{id}":          a.getRotation,
-		"POST /v1/rotations/{id}/approve": a.decide(rotator.VerdictApprove),
-		"POST /v1/rotations/{id}/deny":    a.decide(rotator.VerdictDeny),
-		"POST /v1/rotations/{id}/cancel":  a.cancel,
-		"POST /v1/rotations/{id}/retry":   a.retry,
-		"POST /v1/rotations/{id}/submit":  a.submit,
-		"POST /v1/rotations/{id}/confirm": a.confirm,
-		"GET /v1/audit":                   a.audit,
-		"GET /v1/audit/verify":            a.verifyAudit,
-		"GET /v1/breaker":                 a.breaker,
-		"POST /v1/breaker/release":        a.releaseBreaker,
-		"GET /v1/tokens":                  a.listTokens,
-		"POST /v1/tokens":                 a.createToken,
-		"POST /v1/tokens/{id}/revoke":     a.revokeToken,
-	} {
+	for pattern, h := range d.adminRoutes() {
 		mux.Handle(pattern, d.authenticated(h))
 	}
 	return securityHeaders(mux)
+}
+
+// adminRoutes is the admin API, one handler per route; the caller puts
+// the principal on each request (authenticated, or BreakGlassHandler).
+func (d *Daemon) adminRoutes() map[string]http.HandlerFunc {
+	a := &admin{d: d}
+	return map[string]http.HandlerFunc{
+		"GET /v1/whoami":                   a.whoami,
+		"GET /v1/keys":                     a.listKeys,
+		"GET /v1/keys/{key}":               a.describeKey,
+		"GET /v1/plan":                     a.plan,
+		"POST /v1/keys/{key}/rotate":       a.rotate,
+		"POST /v1/keys/{key}/decommission": a.decommission,
+		"POST /v1/report":                  a.report,
+		"GET /v1/rotations":                a.listRotations,
+		"GET /v1/rotations/{id}":           a.getRotation,
+		"POST /v1/rotations/{id}/approve":  a.decide(rotator.VerdictApprove),
+		"POST /v1/rotations/{id}/deny":     a.decide(rotator.VerdictDeny),
+		"POST /v1/rotations/{id}/cancel":   a.cancel,
+		"POST /v1/rotations/{id}/retry":    a.retry,
+		"POST /v1/rotations/{id}/submit":   a.submit,
+		"POST /v1/rotations/{id}/confirm":  a.confirm,
+		"GET /v1/audit":                    a.audit,
+		"GET /v1/audit/verify":             a.verifyAudit,
+		"GET /v1/breaker":                  a.breaker,
+		"POST /v1/breaker/release":         a.releaseBreaker,
+		"GET /v1/tokens":                   a.listTokens,
+		"POST /v1/tokens":                  a.createToken,
+		"POST /v1/tokens/{id}/revoke":      a.revokeToken,
+	}
 }
 
 func (d *Daemon) health(mux *http.ServeMux) {

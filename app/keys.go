@@ -17,13 +17,14 @@ func (d *Daemon) KeyViews(ctx context.Context, now time.Time) ([]KeyView, error)
 	out := make([]KeyView, 0, len(plan))
 	for i, k := range d.Engine.Keys() {
 		it := plan[i]
-		v := KeyView{Name: k.Name, Issuer: k.IssuerName, Owners: k.Owners, Plan: it.Action, Reason: it.Reason, Age: it.Age, State: "no credential"}
+		v := KeyView{Name: k.Name, Issuer: k.IssuerName, Owners: k.Owners, Plan: it.Action, Reason: it.Reason, State: "no credential"}
 		for _, b := range k.Sinks {
 			v.Sinks = append(v.Sinks, b.SinkName+":"+b.Target.Path)
 		}
 		st := states[k.Name]
 		if c := st.Current; c != nil {
 			v.Generation, v.IssuerID, v.State = c.Generation, c.IssuerID, "current"
+			v.Age = ageSeconds(now, c.CreatedAt)
 		}
 		if !it.Due.IsZero() {
 			v.NextDue = rfc3339(it.Due)

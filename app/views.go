@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"time"
 
 	"github.com/rekeyhq/rekey/rotator"
@@ -61,12 +62,13 @@ type KeyView struct {
 	Owners     []string `json:"owners"`
 	Generation int      `json:"generation,omitempty"`
 	IssuerID   string   `json:"issuer_id,omitempty"`
-	Age        string   `json:"age,omitempty"`
-	NextDue    string   `json:"next_due,omitempty"`
-	State      string   `json:"state"`
-	Active     string   `json:"active_rotation,omitempty"`
-	Plan       string   `json:"plan"`
-	Reason     string   `json:"reason,omitempty"`
+	// Age is the current credential's age in seconds.
+	Age     *int64 `json:"age,omitempty"`
+	NextDue string `json:"next_due,omitempty"`
+	State   string `json:"state"`
+	Active  string `json:"active_rotation,omitempty"`
+	Plan    string `json:"plan"`
+	Reason  string `json:"reason,omitempty"`
 }
 
 // AuditView is an audit event.
@@ -86,4 +88,46 @@ type AuditView struct {
 func ViewAudit(e rotator.AuditEvent) AuditView {
 	return AuditView{Seq: e.Seq, At: e.At.UTC().Format(time.RFC3339Nano), RotationID: e.RotationID, Key: e.Key, Actor: e.Actor,
 		Action: e.Action, Phase: e.Phase, Detail: e.Detail, Hash: e.Hash}
+}
+
+// PlanView is a plan item with its age in seconds (durations in the admin
+// API and `-o json` are numbers of seconds).
+type PlanView struct {
+	rotator.PlanItem
+	Age *int64 `json:"age,omitempty"`
+}
+
+// BreakerView is the emergency breaker with its window in seconds.
+type BreakerView struct {
+	rotator.BreakerStatus
+	Window float64 `json:"window"`
+}
+
+// ViewBreaker converts the breaker's status.
+func ViewBreaker(bs rotator.BreakerStatus) BreakerView {
+	w, _ := time.ParseDuration(bs.Window) // the engine wrote it with Duration.String
+	return BreakerView{BreakerStatus: bs, Window: w.Seconds()}
+}
+
+// PlanViews evaluates the plan with each key's age in seconds.
+func (d *Daemon) PlanViews(ctx context.Context, now time.Time) ([]PlanView, error) {
+	states, err := d.Store.KeyStates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	items := d.Engine.PlanFrom(ctx, states, now)
+	out := make([]PlanView, 0, len(items))
+	for _, it := range items {
+		v := PlanView{PlanItem: it}
+		if c := states[it.Key].Current; c != nil {
+			v.Age = ageSeconds(now, c.CreatedAt)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func ageSeconds(now, t time.Time) *int64 {
+	s := max(int64(now.Sub(t)/time.Second), 0)
+	return &s
 }

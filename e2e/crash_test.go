@@ -42,7 +42,7 @@ func TestCrashAtEveryPhaseBoundary(t *testing.T) {
 				env = append(env, "REKEY_FAILPOINT="+fp)
 			}
 			d = w.start(env...)
-			out, code := w.cliStdout("", "rotate", "api", "--as", "ops", "--reason", "crash test", "-o", "json")
+			out, code := w.cliStdout("", "rotate", "api", "--reason", "crash test", "-o", "json")
 			if code != 0 {
 				t.Fatalf("rotate: exit %d: %s", code, out)
 			}

@@ -11,7 +11,8 @@ import (
 
 // The world's clients of the daemon: the rekey CLI and the admin API.
 
-// cli runs a rekey command and returns its stdout and stderr together, and
+// cli runs a rekey command in break-glass mode (-c and --break-glass are
+// appended) and returns its stdout and stderr together, and
 // the exit code.
 func (w *world) cli(stdin string, args ...string) (string, int) {
 	w.t.Helper()
@@ -28,7 +29,7 @@ func (w *world) cliStdout(stdin string, args ...string) (string, int) {
 
 func (w *world) run(stdin string, args ...string) (string, string, int) {
 	w.t.Helper()
-	cmd := exec.Command(binary, append(args, "-c", w.cfg)...)
+	cmd := exec.Command(binary, append(args, "--break-glass", "-c", w.cfg)...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -212,7 +212,7 @@ func TestHTTPIssuerRejectedAdminToken(t *testing.T) {
 	w.waitNotified(5*time.Second, "ka", "HTTP 401")
 
 	writeFile(t, tokenFile, srv.AdminToken())
-	if out, code := w.cli("", "retry", id, "--as", "ops"); code != 0 {
+	if out, code := w.cli("", "retry", id); code != 0 {
 		t.Fatalf("retry: exit %d: %s", code, out)
 	}
 	end := w.waitRotation(id, 10*time.Second)

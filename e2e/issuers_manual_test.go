@@ -64,7 +64,7 @@ func (o dashboardOperator) awaitSecret(id, name string) issuerRotation {
 // submit runs `rekey submit` with the secret on stdin.
 func (o dashboardOperator) submit(id, secret string) (string, int) {
 	o.t.Helper()
-	return o.w.cli(secret+"\n", "submit", id, "--as", "op")
+	return o.w.cli(secret+"\n", "submit", id)
 }
 
 // A key only a person can mint: the bootstrap and a staged rotation each
@@ -132,7 +132,7 @@ func TestManualIssuerScriptedOperator(t *testing.T) {
 	if _, err := srv.Revoke(v1.ID); err != nil {
 		t.Fatal(err)
 	}
-	if out, code := w.cli("", "confirm", id, "--as", "op"); code != 0 {
+	if out, code := w.cli("", "confirm", id); code != 0 {
 		t.Fatalf("confirm: exit %d: %s", code, out)
 	}
 	end := w.waitRotation(id, 10*time.Second)
@@ -252,7 +252,7 @@ func TestManualIssuerCrashAfterSubmit(t *testing.T) {
 	if _, err := srv.Revoke(v1.ID); err != nil {
 		t.Fatal(err)
 	}
-	if out, code := w.cli("", "confirm", id, "--as", "op"); code != 0 {
+	if out, code := w.cli("", "confirm", id); code != 0 {
 		t.Fatalf("confirm: exit %d: %s", code, out)
 	}
 	if end := w.waitRotation(id, 10*time.Second); end.Phase != "done" || end.NewGeneration != 3 {

@@ -251,7 +251,7 @@ func (w *issuerWorld) activeRotation(key string, within time.Duration) string {
 // rotate starts a staged rotation with the CLI and returns its id.
 func (w *issuerWorld) rotate(key string) string {
 	w.t.Helper()
-	out, code := w.cliStdout("", "rotate", key, "--as", "ops", "--reason", "issuer e2e", "-o", "json")
+	out, code := w.cliStdout("", "rotate", key, "--reason", "issuer e2e", "-o", "json")
 	if code != 0 {
 		w.t.Fatalf("rotate %s: exit %d: %s", key, code, out)
 	}

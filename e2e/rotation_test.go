@@ -314,7 +314,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 			t.Errorf("validate output lacks %q:\n%s", want, out)
 		}
 	}
-	if out, code := w.cli("", "rotate", "api", "--as", "x"); code != 2 {
+	if out, code := w.cli("", "rotate", "api"); code != 2 {
 		t.Fatalf("a command on a broken config must exit 2, got %d: %s", code, out)
 	}
 	_ = fmt.Sprint()

@@ -331,7 +331,7 @@ func (w *storeWorld) rotate() string {
 // daemon that kills itself at once cannot lose the answer.
 func (w *storeWorld) rotateCLI() string {
 	w.t.Helper()
-	out, code := w.cliStdout("", "rotate", "api", "--as", "ops", "--reason", "stores e2e", "-o", "json")
+	out, code := w.cliStdout("", "rotate", "api", "--reason", "stores e2e", "-o", "json")
 	if code != 0 {
 		w.t.Fatalf("rotate: exit %d: %s", code, out)
 	}

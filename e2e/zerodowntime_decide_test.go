@@ -72,13 +72,18 @@ func TestDrainTimeoutWaitsForAHuman(t *testing.T) {
 			var want, wantCur, wantDead, deadName string
 			switch decision {
 			case "cancel":
-				if out, code := s.w.cli("", "cancel", r.ID, "--as", "oncall", "--reason", "a consumer still fails; investigate first"); code != 0 {
-					t.Fatalf("cancel: exit %d: %s", code, out)
+				// The person on call, through the admin API with their own token.
+				oncall := s.w.client(s.w.token("oncall@example.com", "operator"))
+				if out, errOut, code := oncall.rekey("", "cancel", r.ID, "--reason", "a consumer still fails; investigate first"); code != 0 {
+					t.Fatalf("cancel: exit %d: %s%s", code, out, errOut)
 				}
 				want, wantCur, wantDead, deadName = "cancelled", oldVal, newVal, zdKey+"-v2"
 			case "approve":
-				if out, code := s.w.cli("", "approve", r.ID, "--as", "oncall", "--comment", "the failing caller is not ours"); code != 0 {
-					t.Fatalf("approve: exit %d: %s", code, out)
+				// Another person than the requester (the break-glass
+				// account that started it), through the admin API.
+				oncall := s.w.client(s.w.token("oncall@example.com", "approver"))
+				if out, errOut, code := oncall.rekey("", "approve", r.ID, "--comment", "the failing caller is not ours"); code != 0 {
+					t.Fatalf("approve: exit %d: %s%s", code, out, errOut)
 				}
 				want, wantCur, wantDead, deadName = "done", newVal, oldVal, zdKey+"-v1"
 			}
@@ -105,12 +110,12 @@ func TestDrainTimeoutWaitsForAHuman(t *testing.T) {
 			events := s.audit(r.ID)
 			switch decision {
 			case "cancel":
-				if e := event(t, events, "cancel"); e.Actor != "oncall" || hasEvent(events, "revoked") {
+				if e := event(t, events, "cancel"); e.Actor != "oncall@example.com" || hasEvent(events, "revoked") {
 					t.Fatalf("cancel in the audit trail: %+v", events)
 				}
 				event(t, events, "rolled_back")
 			case "approve":
-				if e := event(t, events, "decision.approve"); e.Actor != "oncall" {
+				if e := event(t, events, "decision.approve"); e.Actor != "oncall@example.com" {
 					t.Fatalf("approval by %s", e.Actor)
 				}
 				if e := event(t, events, "drain.overridden"); e.Detail["by"] != "revoke" {

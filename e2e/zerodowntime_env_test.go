@@ -311,7 +311,7 @@ func (s *zdStack) collect() {
 // rotate starts a staged rotation with the CLI.
 func (s *zdStack) rotate(reason string) rotationView {
 	s.t.Helper()
-	out, code := s.w.cliStdout("", "rotate", zdKey, "--as", "ops", "--reason", reason, "-o", "json")
+	out, code := s.w.cliStdout("", "rotate", zdKey, "--reason", reason, "-o", "json")
 	if code != 0 {
 		s.t.Fatalf("rotate: exit %d: %s", code, out)
 	}

@@ -1,215 +1,205 @@
 package main
 
 import (
-	"errors"
+	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/rekeyhq/rekey/app"
-	"github.com/rekeyhq/rekey/config"
-	"github.com/rekeyhq/rekey/rotator"
 )
 
-func (c *cli) runDaemon(args []string) error {
-	fs, o := c.flags("run", false)
-	if _, err := parse(fs, o, args, 0, "no arguments"); err != nil {
-		return err
-	}
-	return app.Run(c.ctx, app.Options{ConfigPath: o.config, Logs: c.stderr})
-}
-
-func (c *cli) validate(args []string) error {
-	fs, o := c.flags("validate", false)
-	if _, err := parse(fs, o, args, 0, "no arguments"); err != nil {
-		return err
-	}
-	cfg, err := config.Load(o.config)
-	var errs config.Errors
-	if err != nil {
-		if !errors.As(err, &errs) || cfg == nil {
-			return err
-		}
-	}
-	errs = mergeErrors(errs, app.Validate(cfg))
-	if len(errs) > 0 {
-		if o.output == "json" {
-			out := []map[string]string{}
-			for _, e := range errs {
-				out = append(out, map[string]string{"path": e.Path, "error": e.Msg})
+func cmdPlan(c *cli) *cobra.Command {
+	return &cobra.Command{
+		Use:     "plan",
+		Short:   "What would happen to each key now, and why (no side effects)",
+		Example: "  rekey plan\n  rekey plan -o json   # ages in seconds",
+		Args:    args(0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, err := c.connect("plan", false)
+			if err != nil {
+				return err
 			}
-			_ = printJSON(c.stdout, map[string]any{"valid": false, "errors": out})
-		} else {
-			for _, e := range errs {
-				fmt.Fprintln(c.stdout, e.Error())
+			defer cl.Close()
+			var out struct {
+				Plan []app.PlanView `json:"plan"`
 			}
-		}
-		return usageError{fmt.Sprintf("%s: %d problem(s)", o.config, len(errs))}
+			raw, err := cl.get(cmd.Context(), "/v1/plan", &out)
+			if err != nil || c.output == "json" {
+				return rawOr(c, raw, err)
+			}
+			t := newTable("KEY", "ACTION", "AGE", "DUE", "WHY")
+			for _, it := range out.Plan {
+				why := it.Detail
+				if it.Policy != "" {
+					why = it.Policy + "/" + it.Reason + ": " + it.Detail
+				}
+				if len(it.Warnings) > 0 {
+					why += " [warning: " + strings.Join(it.Warnings, "; ") + "]"
+				}
+				t.row(it.Key, it.Action, humanPtr(it.Age), dateOnly(it.Due), why)
+			}
+			return t.write(c.stdout)
+		},
 	}
-	if o.output == "json" {
-		return printJSON(c.stdout, map[string]any{"valid": true, "keys": len(cfg.Keys), "warnings": append([]string{}, cfg.Warnings()...)})
-	}
-	fmt.Fprintf(c.stdout, "%s: valid (%d keys, %d issuers, %d sinks, %d notifiers)\n", o.config, len(cfg.Keys), len(cfg.Issuers), len(cfg.Sinks), len(cfg.Notifiers))
-	for _, w := range cfg.Warnings() {
-		fmt.Fprintln(c.stdout, "WARNING: "+w)
-	}
-	return nil
 }
 
-func (c *cli) plan(args []string) error {
-	fs, o := c.flags("plan", false)
-	if _, err := parse(fs, o, args, 0, "no arguments"); err != nil {
-		return err
-	}
-	d, err := c.open(o)
+// rawOr prints raw when err is nil (the -o json answer), else returns err.
+func rawOr(c *cli, raw []byte, err error) error {
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	items, err := d.Engine.Plan(c.ctx, time.Now())
-	if err != nil {
-		return err
-	}
-	if o.output == "json" {
-		return printJSON(c.stdout, map[string]any{"plan": items})
-	}
-	t := newTable("KEY", "ACTION", "AGE", "DUE", "WHY")
-	for _, it := range items {
-		why := it.Detail
-		if it.Policy != "" {
-			why = it.Policy + "/" + it.Reason + ": " + it.Detail
-		}
-		if len(it.Warnings) > 0 {
-			why += " [warning: " + strings.Join(it.Warnings, "; ") + "]"
-		}
-		t.row(it.Key, it.Action, it.Age, dateOnly(it.Due), why)
-	}
-	return t.write(c.stdout)
+	return printRaw(c.stdout, raw)
 }
 
-func (c *cli) status(args []string) error {
-	fs, o := c.flags("status", false)
-	if _, err := parse(fs, o, args, 0, "no arguments"); err != nil {
-		return err
+func cmdStatus(c *cli) *cobra.Command {
+	return &cobra.Command{
+		Use:     "status",
+		Short:   "Keys, their state and the active rotations",
+		Example: "  rekey status\n  rekey status -o json",
+		Args:    args(0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, err := c.connect("status", false)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			return c.status(cmd.Context(), cl)
+		},
 	}
-	d, err := c.open(o)
+}
+
+func (c *cli) status(ctx context.Context, cl *client) error {
+	var keys struct {
+		Keys []app.KeyView `json:"keys"`
+	}
+	rawKeys, err := cl.get(ctx, "/v1/keys", &keys)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	keys, err := d.KeyViews(c.ctx, time.Now())
+	var active struct {
+		Rotations []rotationOut `json:"rotations"`
+	}
+	rawActive, err := cl.get(ctx, activeQuery("", false), &active)
 	if err != nil {
 		return err
 	}
-	active, err := d.Store.ListRotations(c.ctx, rotator.RotationFilter{ActiveOnly: true})
-	if err != nil {
-		return err
-	}
-	if o.output == "json" {
-		rv := []app.RotationView{}
-		for _, r := range active {
-			rv = append(rv, app.ViewRotation(r))
+	var bs app.BreakerView
+	_, berr := cl.get(ctx, "/v1/breaker", &bs) // a key-scoped viewer may not read it
+	if c.output == "json" {
+		var a struct {
+			Rotations json.RawMessage `json:"rotations"`
 		}
-		return printJSON(c.stdout, map[string]any{"keys": keys, "active_rotations": rv})
+		_ = json.Unmarshal(rawActive, &a)
+		var k struct {
+			Keys json.RawMessage `json:"keys"`
+		}
+		_ = json.Unmarshal(rawKeys, &k)
+		return printJSON(c.stdout, map[string]any{"keys": k.Keys, "active_rotations": a.Rotations})
 	}
 	t := newTable("KEY", "GEN", "AGE", "NEXT DUE", "STATE", "SINKS")
-	for _, k := range keys {
-		t.row(k.Name, fmt.Sprint(k.Generation), k.Age, dateOnly(parseTime(k.NextDue)), k.State, strings.Join(k.Sinks, ","))
+	for _, k := range keys.Keys {
+		gen := ""
+		if k.Generation > 0 {
+			gen = fmt.Sprint(k.Generation)
+		}
+		t.row(k.Name, gen, humanPtr(k.Age), dateOnly(parseTime(k.NextDue)), k.State, strings.Join(k.Sinks, ","))
 	}
 	if err := t.write(c.stdout); err != nil {
 		return err
 	}
-	if bs, err := d.Engine.Breaker(c.ctx); err == nil && bs.Open {
+	if berr == nil && bs.Open {
 		fmt.Fprintf(c.stdout, "\nEMERGENCY BREAKER OPEN: %d automatic emergencies since %s (limit %d per %s); %d contained, waiting for a responder: rekey breaker release\n",
-			bs.Recent, bs.Since.UTC().Format(time.RFC3339), bs.Max, bs.Window, len(bs.Contained))
+			bs.Recent, bs.Since.UTC().Format(time.RFC3339), bs.Max, human(bs.Window), len(bs.Contained))
 	}
-	if len(active) > 0 {
+	if len(active.Rotations) > 0 {
 		fmt.Fprintln(c.stdout)
-		return rotationTable(active).write(c.stdout)
+		return rotationTable(active.Rotations).write(c.stdout)
 	}
 	return nil
 }
 
-func (c *cli) rotations(args []string) error {
-	fs, o := c.flags("rotations", false)
-	all := fs.Bool("all", false, "include finished rotations")
-	key := fs.String("key", "", "only this key")
-	if _, err := parse(fs, o, args, 0, "no arguments"); err != nil {
-		return err
+func cmdRotations(c *cli) *cobra.Command {
+	var all bool
+	var key string
+	cmd := &cobra.Command{
+		Use:     "rotations",
+		Short:   "List rotations (active ones unless --all)",
+		Example: "  rekey rotations\n  rekey rotations --all --key payments-api",
+		Args:    args(0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, err := c.connect("rotations", false)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			var out struct {
+				Rotations []rotationOut `json:"rotations"`
+			}
+			raw, err := cl.get(cmd.Context(), activeQuery(key, all), &out)
+			if err != nil || c.output == "json" {
+				return rawOr(c, raw, err)
+			}
+			return rotationTable(out.Rotations).write(c.stdout)
+		},
 	}
-	d, err := c.open(o)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	rots, err := d.Store.ListRotations(c.ctx, rotator.RotationFilter{Key: *key, ActiveOnly: !*all, Limit: 1000})
-	if err != nil {
-		return err
-	}
-	if o.output == "json" {
-		rv := []app.RotationView{}
-		for _, r := range rots {
-			rv = append(rv, app.ViewRotation(r))
-		}
-		return printJSON(c.stdout, map[string]any{"rotations": rv})
-	}
-	return rotationTable(rots).write(c.stdout)
+	cmd.Flags().BoolVar(&all, "all", false, "include finished rotations")
+	cmd.Flags().StringVar(&key, "key", "", "only this key (an unknown key exits 4)")
+	return cmd
 }
 
-func (c *cli) show(args []string) error {
-	fs, o := c.flags("show", false)
-	pos, err := parse(fs, o, args, 1, "ROTATION")
-	if err != nil {
-		return err
-	}
-	d, err := c.open(o)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	r, err := d.Store.GetRotation(c.ctx, pos[0])
-	if err != nil {
-		return fmt.Errorf("rotation %s: %w", pos[0], err)
-	}
-	approvals, err := d.Store.Approvals(c.ctx, r.ID)
-	if err != nil {
-		return err
-	}
-	v := app.ViewRotation(r)
-	if o.output == "json" {
-		return printJSON(c.stdout, map[string]any{"rotation": v, "approvals": approvals})
-	}
-	fmt.Fprintf(c.stdout, "rotation %s of %s\n  trigger:  %s by %s (%s)\n  mode:     %s\n  phase:    %s\n", v.ID, v.Key, v.Trigger, v.Actor, v.Reason, v.Mode, v.Phase)
-	if v.Hold != "" {
-		fmt.Fprintf(c.stdout, "  waiting:  %s — %s\n", v.Hold, v.HoldDetail)
-	}
-	if v.Request != nil {
-		fmt.Fprintf(c.stdout, "  pending:  %s by %s at %s (applied at the daemon's next step)\n", v.Request.Kind, v.Request.By, v.Request.At.UTC().Format(time.RFC3339))
-	}
-	if v.LastError != "" {
-		fmt.Fprintf(c.stdout, "  error:    %s (%s, attempt %d, next %s)\n", v.LastError, v.ErrorReason, v.Attempts, v.NextAttemptAt)
-	}
-	fmt.Fprintf(c.stdout, "  generations: %d → %d\n", v.OldGeneration, v.NewGeneration)
-	if v.Outcome != "" {
-		fmt.Fprintf(c.stdout, "  outcome:  %s\n", v.Outcome)
-	}
-	for _, a := range approvals {
-		fmt.Fprintf(c.stdout, "  %s %s: %s via %s at %s\n", a.Gate, a.Verdict, a.Approver, a.Via, a.At.UTC().Format(time.RFC3339))
-	}
-	return nil
-}
+func cmdShow(c *cli) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show ROTATION",
+		Short: "One rotation: phase, what it waits for, its approvals",
+		Long: `Show one rotation: phase, what it waits for, its approvals.
 
-// mergeErrors appends b's problems to a's, skipping paths a already names
-// (a field that failed to decode would be reported again as invalid).
-func mergeErrors(a, b config.Errors) config.Errors {
-	seen := map[string]bool{}
-	for _, e := range a {
-		seen[e.Path] = true
+Arguments:
+  ROTATION   a rotation id (rot_…), as rekey rotations lists them`,
+		Example:           "  rekey show rot_01JD2…",
+		Args:              args(1, "ROTATION"),
+		ValidArgsFunction: c.completeRotations,
+		RunE: func(cmd *cobra.Command, a []string) error {
+			cl, err := c.connect("show", false)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			var out struct {
+				Rotation  rotationOut `json:"rotation"`
+				Approvals []struct {
+					Gate, Approver, Verdict, Via, At string
+				} `json:"approvals"`
+			}
+			raw, err := cl.get(cmd.Context(), "/v1/rotations/"+esc(a[0]), &out)
+			if err != nil || c.output == "json" {
+				return rawOr(c, raw, err)
+			}
+			v := out.Rotation
+			fmt.Fprintf(c.stdout, "rotation %s of %s\n  trigger:  %s by %s (%s)\n  mode:     %s\n  phase:    %s\n", v.ID, v.Key, v.Trigger, v.Actor, v.Reason, v.Mode, v.Phase)
+			switch {
+			case v.Waiting != nil:
+				fmt.Fprintf(c.stdout, "  waiting:  %s\n", v.Waiting.describe(time.Now()))
+			case v.Hold != "":
+				fmt.Fprintf(c.stdout, "  waiting:  %s — %s\n", v.Hold, v.HoldDetail)
+			}
+			if v.Request != nil {
+				fmt.Fprintf(c.stdout, "  pending:  %s by %s at %s (applied at the daemon's next step)\n", v.Request.Kind, v.Request.By, v.Request.At.UTC().Format(time.RFC3339))
+			}
+			if v.LastError != "" {
+				fmt.Fprintf(c.stdout, "  error:    %s (%s, attempt %d, next %s)\n", v.LastError, v.ErrorReason, v.Attempts, v.NextAttemptAt)
+			}
+			fmt.Fprintf(c.stdout, "  generations: %d → %d\n", v.OldGeneration, v.NewGeneration)
+			if v.Outcome != "" {
+				fmt.Fprintf(c.stdout, "  outcome:  %s\n", v.Outcome)
+			}
+			for _, ap := range out.Approvals {
+				fmt.Fprintf(c.stdout, "  %s %s: %s via %s at %s\n", ap.Gate, ap.Verdict, ap.Approver, ap.Via, ap.At)
+			}
+			return nil
+		},
 	}
-	for _, e := range b {
-		if !seen[e.Path] {
-			a = append(a, e)
-		}
-	}
-	return a
 }

@@ -1,143 +1,111 @@
 package main
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 
-	"os/user"
-	"text/tabwriter"
-	"time"
+	"github.com/spf13/cobra"
 
 	"github.com/rekeyhq/rekey/app"
-	"github.com/rekeyhq/rekey/auth"
 )
 
-// token manages per-person API tokens by opening the store directly: the
-// break-glass path (the first token, or when the admin API is out of
-// reach). Through the admin API, POST /v1/tokens does the same.
-func (c *cli) token(args []string) error {
-	if len(args) == 0 {
-		return usageError{"rekey token: expected create, list or revoke"}
+// cmdToken manages per-person API tokens, through the admin API (the admin
+// role) or in break-glass mode, which is how the first admin token is made.
+func cmdToken(c *cli) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "token",
+		Short: "Per-person API tokens: create, list, revoke",
+		Example: `  rekey token create --break-glass -c rekey.yaml --user alice@example.com --role admin   # the first one
+  rekey token list
+  rekey token revoke tok_01JD2…`,
+		Args: args(0, ""),
+		RunE: unknownSubcommand,
 	}
-	switch args[0] {
-	case "create":
-		return c.tokenCreate(args[1:])
-	case "list":
-		return c.tokenList(args[1:])
-	case "revoke":
-		return c.tokenRevoke(args[1:])
+	var user, role, keys, team, expires string
+	create := &cobra.Command{
+		Use:     "create",
+		Short:   "Create a token for a person; it is printed once, only its hash is kept",
+		Example: "  rekey token create --user bob@example.com --role approver --keys 'payments-*' --expires 30d",
+		Args:    args(0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if user == "" || role == "" {
+				return usageError{"rekey token create: --user and --role are required"}
+			}
+			exp := expires
+			if exp == "never" {
+				exp = ""
+			}
+			cl, err := c.connect("token create", true)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			var out struct {
+				Token   string        `json:"token"`
+				Details app.TokenView `json:"details"`
+			}
+			raw, err := cl.post(cmd.Context(), "/v1/tokens", map[string]string{"user": user, "role": role, "keys": keys, "team": team, "expires": exp}, &out)
+			if err != nil || c.output == "json" {
+				return rawOr(c, raw, err)
+			}
+			fmt.Fprintln(c.stdout, out.Token)
+			fmt.Fprintf(c.stderr, "token %s for %s (%s) created; it is shown once, only its hash is kept\n", out.Details.ID, out.Details.User, out.Details.Role)
+			return nil
+		},
 	}
-	return usageError{fmt.Sprintf("rekey token: unknown subcommand %q (create, list or revoke)", args[0])}
-}
+	f := create.Flags()
+	f.StringVar(&user, "user", "", "the person the token acts as (their email)")
+	f.StringVar(&role, "role", "", "viewer, operator, approver, responder or admin")
+	f.StringVar(&keys, "keys", "", "limit the role to keys matching this pattern (e.g. payments-*)")
+	f.StringVar(&team, "team", "", "limit the role to keys of this owner team")
+	f.StringVar(&expires, "expires", "720h", `lifetime (e.g. 720h, 30d; "never" for none)`)
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "List tokens (never their values or hashes)",
+		Example: "  rekey token list",
+		Args:    args(0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, err := c.connect("token list", false)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			var out struct {
+				Tokens []app.TokenView `json:"tokens"`
+			}
+			raw, err := cl.get(cmd.Context(), "/v1/tokens", &out)
+			if err != nil || c.output == "json" {
+				return rawOr(c, raw, err)
+			}
+			t := newTable("ID", "USER", "ROLE", "KEYS", "TEAM", "EXPIRES", "REVOKED")
+			for _, v := range out.Tokens {
+				t.row(v.ID, v.User, v.Role, v.Keys, v.Team, v.ExpiresAt, v.RevokedAt)
+			}
+			return t.write(c.stdout)
+		},
+	}
+	revoke := &cobra.Command{
+		Use:   "revoke TOKEN_ID",
+		Short: "Revoke a token at once",
+		Long: `Revoke a token at once.
 
-// breakGlassActor names who used the break-glass path: the OS user.
-func breakGlassActor() string {
-	name := "unknown"
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		name = u.Username
+Arguments:
+  TOKEN_ID   a token id (tok_…), as rekey token list shows them`,
+		Example: "  rekey token revoke tok_01JD2…",
+		Args:    args(1, "TOKEN_ID"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			cl, err := c.connect("token revoke", true)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			raw, err := cl.post(cmd.Context(), "/v1/tokens/"+esc(a[0])+"/revoke", nil, nil)
+			if err != nil || c.output == "json" {
+				return rawOr(c, raw, err)
+			}
+			fmt.Fprintf(c.stderr, "token %s revoked\n", a[0])
+			return nil
+		},
 	}
-	return "break-glass:" + name
-}
-
-func (c *cli) tokenStore(o *common) (*app.Daemon, auth.TokenStore, error) {
-	d, err := c.open(o)
-	if err != nil {
-		return nil, nil, err
-	}
-	s := app.TokenStore(d.Store)
-	if s == nil {
-		d.Close()
-		return nil, nil, errors.New("this store keeps no API tokens")
-	}
-	return d, s, nil
-}
-
-func (c *cli) tokenCreate(args []string) error {
-	fs, o := c.flags("token create", false)
-	usr := fs.String("user", "", "the person the token acts as (their email)")
-	role := fs.String("role", "", "viewer, operator, approver, responder or admin")
-	keys := fs.String("keys", "", "limit the role to keys matching this pattern (e.g. payments-*)")
-	team := fs.String("team", "", "limit the role to keys of this owner team")
-	expires := fs.String("expires", "720h", `lifetime (e.g. 720h, 30d; "never" for none)`)
-	if _, err := parse(fs, o, args, 0, "no arguments"); err != nil {
-		return err
-	}
-	exp := *expires
-	if exp == "never" {
-		exp = ""
-	}
-	spec, err := app.TokenSpecFor(nil, *usr, *role, *keys, *team, exp, breakGlassActor())
-	if err != nil {
-		return usageError{"rekey token create: " + err.Error()}
-	}
-	d, s, err := c.tokenStore(o)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	spec.User = d.Directory.Canonical(spec.User)
-	tok, rec, err := auth.CreateToken(c.ctx, s, spec, time.Now())
-	if err != nil {
-		return err
-	}
-	if err := d.AuditTokenCreated(c.ctx, rec, spec.CreatedBy); err != nil {
-		return fmt.Errorf("token %s created but not recorded in the audit trail (revoke it and retry): %w", rec.ID, err)
-	}
-	if o.output == "json" {
-		return json.NewEncoder(c.stdout).Encode(map[string]any{"token": tok, "details": app.ViewToken(rec)})
-	}
-	fmt.Fprintln(c.stdout, tok)
-	fmt.Fprintf(c.stderr, "token %s for %s (%s) created; it is shown once, only its hash is kept\n", rec.ID, rec.User, rec.Grant.Role)
-	return nil
-}
-
-func (c *cli) tokenList(args []string) error {
-	fs, o := c.flags("token list", false)
-	if _, err := parse(fs, o, args, 0, "no arguments"); err != nil {
-		return err
-	}
-	d, s, err := c.tokenStore(o)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	list, err := s.ListTokens(c.ctx)
-	if err != nil {
-		return err
-	}
-	views := make([]app.TokenView, 0, len(list))
-	for _, t := range list {
-		views = append(views, app.ViewToken(t))
-	}
-	if o.output == "json" {
-		return json.NewEncoder(c.stdout).Encode(map[string]any{"tokens": views})
-	}
-	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tUSER\tROLE\tKEYS\tTEAM\tEXPIRES\tREVOKED")
-	for _, v := range views {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.User, v.Role, v.Keys, v.Team, v.ExpiresAt, v.RevokedAt)
-	}
-	return tw.Flush()
-}
-
-func (c *cli) tokenRevoke(args []string) error {
-	fs, o := c.flags("token revoke", false)
-	pos, err := parse(fs, o, args, 1, "TOKEN_ID")
-	if err != nil {
-		return err
-	}
-	d, s, err := c.tokenStore(o)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := s.RevokeToken(c.ctx, pos[0], time.Now()); err != nil {
-		return err
-	}
-	if err := d.AuditTokenRevoked(c.ctx, pos[0], breakGlassActor()); err != nil {
-		return fmt.Errorf("token %s revoked but not recorded in the audit trail: %w", pos[0], err)
-	}
-	fmt.Fprintf(c.stderr, "token %s revoked (by %s)\n", pos[0], breakGlassActor())
-	return nil
+	cmd.AddCommand(create, list, revoke)
+	return cmd
 }

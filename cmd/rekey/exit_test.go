@@ -50,7 +50,7 @@ func TestRotateWaitExitsNonZeroWhenTheRotationFails(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "secrets", "api.json"), []byte(`{"someone":"else"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, stdout, stderr := runCLI(t, "", "rotate", "-c", cfg, "--as", "alice", "--bootstrap", "--wait", "-o", "json", "api")
+	code, stdout, stderr := runCLI(t, "", "rotate", "-c", cfg, "--break-glass", "--bootstrap", "--wait", "-o", "json", "api")
 	if code != exitOutcome {
 		t.Fatalf("exit %d, want %d (stdout %s, stderr %s)", code, exitOutcome, stdout, stderr)
 	}
@@ -63,7 +63,7 @@ func TestRotateWaitExitsNonZeroWhenTheRotationFails(t *testing.T) {
 // TestRotateWaitExitsZeroWhenDone: the good path keeps exit 0.
 func TestRotateWaitExitsZeroWhenDone(t *testing.T) {
 	_, cfg := cliConfig(t)
-	code, stdout, stderr := runCLI(t, "", "rotate", "-c", cfg, "--as", "alice", "--bootstrap", "--wait", "api")
+	code, stdout, stderr := runCLI(t, "", "rotate", "-c", cfg, "--break-glass", "--bootstrap", "--wait", "api")
 	if code != exitOK {
 		t.Fatalf("exit %d (stdout %s, stderr %s)", code, stdout, stderr)
 	}
@@ -73,7 +73,7 @@ func TestRotateWaitExitsZeroWhenDone(t *testing.T) {
 // credential fails a CI step; findings that match nothing do not.
 func TestReportExitsSevenOnALiveMatch(t *testing.T) {
 	dir, cfg := cliConfig(t)
-	if code, stdout, stderr := runCLI(t, "", "rotate", "-c", cfg, "--as", "alice", "--bootstrap", "--wait", "api"); code != exitOK {
+	if code, stdout, stderr := runCLI(t, "", "rotate", "-c", cfg, "--break-glass", "--bootstrap", "--wait", "api"); code != exitOK {
 		t.Fatalf("bootstrap: exit %d (%s %s)", code, stdout, stderr)
 	}
 	raw, err := os.ReadFile(filepath.Join(dir, "secrets", "api.json"))
@@ -90,10 +90,10 @@ func TestReportExitsSevenOnALiveMatch(t *testing.T) {
 		b, _ := json.Marshal([]map[string]any{{"RuleID": "generic-api-key", "Secret": secret, "File": "config.env", "StartLine": 3, "Commit": "abc"}})
 		return string(b)
 	}
-	if code, stdout, stderr := runCLI(t, gitleaks("ka_live_nothingmatchesthis0000000000"), "report", "-c", cfg, "--format", "gitleaks", "-"); code != exitOK {
+	if code, stdout, stderr := runCLI(t, gitleaks("ka_live_nothingmatchesthis0000000000"), "report", "--break-glass", "-c", cfg, "--format", "gitleaks", "-"); code != exitOK {
 		t.Fatalf("unmatched finding: exit %d (%s %s)", code, stdout, stderr)
 	}
-	code, stdout, stderr := runCLI(t, gitleaks(doc.Current.Value), "report", "-c", cfg, "--format", "gitleaks", "-")
+	code, stdout, stderr := runCLI(t, gitleaks(doc.Current.Value), "report", "--break-glass", "-c", cfg, "--format", "gitleaks", "-")
 	if code != exitExposed {
 		t.Fatalf("live match: exit %d, want %d (%s %s)", code, exitExposed, stdout, stderr)
 	}

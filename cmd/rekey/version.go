@@ -3,17 +3,32 @@ package main
 import (
 	"fmt"
 	"runtime/debug"
+
+	"github.com/spf13/cobra"
 )
 
-// version is stamped at build time:
+// version and commit are stamped at build time (make build, the
+// Dockerfile):
 //
-//	go build -ldflags "-X main.version=v1.2.3" ./cmd/rekey
+//	go build -ldflags "-X main.version=v1.2.3 -X main.commit=$(git rev-parse HEAD)" ./cmd/rekey
 //
-// Unstamped builds report the module version Go recorded, or "(devel)".
-var version = "(devel)"
+// Unstamped builds report the module version and VCS revision Go recorded,
+// or "(devel)".
+var (
+	version = "(devel)"
+	commit  = ""
+)
 
-// versionString is the version with the VCS revision when Go recorded one.
+// versionString is the version with the commit it was built from, when
+// stamped or recorded by Go.
 func versionString() string {
+	if commit != "" {
+		v := version
+		if v == "" {
+			v = "(devel)"
+		}
+		return v + " (" + commit + ")"
+	}
 	v := version
 	if v == "" {
 		v = "(devel)" // stamped with an empty -X
@@ -33,10 +48,15 @@ func versionString() string {
 	return v
 }
 
-func (c *cli) version(args []string) error {
-	if len(args) > 0 {
-		return usageError{"version takes no arguments"}
+func cmdVersion(c *cli) *cobra.Command {
+	return &cobra.Command{
+		Use:     "version",
+		Short:   "The version of this binary (and the commit it was built from)",
+		Example: "  rekey version",
+		Args:    args(0, ""),
+		RunE: func(*cobra.Command, []string) error {
+			_, err := fmt.Fprintln(c.stdout, "rekey "+versionString())
+			return err
+		},
 	}
-	_, err := fmt.Fprintln(c.stdout, "rekey "+versionString())
-	return err
 }

@@ -19,3 +19,14 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("version printed %q, want the stamped version", out.String())
 	}
 }
+
+// TestVersionStampedCommit: make build and the Dockerfile stamp the commit.
+func TestVersionStampedCommit(t *testing.T) {
+	oldV, oldC := version, commit
+	t.Cleanup(func() { version, commit = oldV, oldC })
+	version, commit = "v1.0.0", "0123abcd"
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"version"}, nil, &out, &out); code != exitOK || out.String() != "rekey v1.0.0 (0123abcd)\n" {
+		t.Fatalf("exit %d, printed %q", code, out.String())
+	}
+}

@@ -1,0 +1,98 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/rekeyhq/rekey/auth"
+	"github.com/rekeyhq/rekey/rotator"
+	"github.com/rekeyhq/rekey/webhooks/scanners"
+)
+
+// decommission revokes every live credential of a key and removes it from
+// its sinks, without a replacement: the responder's, like
+// POST /v1/keys/{key}/rotate {"trigger": "decommission"}.
+func (a *admin) decommission(w http.ResponseWriter, r *http.Request) {
+	var b actorBody
+	if err := decodeBody(r, &b); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	p := principalOf(r)
+	actor, ok := a.actor(w, p, b.Actor)
+	if !ok {
+		return
+	}
+	name := r.PathValue("key")
+	if _, ok := a.d.Engine.Key(name); !ok {
+		writeError(w, http.StatusNotFound, "unknown key "+strconv.Quote(name))
+		return
+	}
+	if !a.allow(w, p, auth.ActDecommission, name) {
+		return
+	}
+	req, err := TriggerFor(name, "emergency", "decommission", b.Reason, actor, false)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	rot, err := a.d.Engine.Trigger(r.Context(), req)
+	if err != nil {
+		if errors.Is(err, rotator.ErrActiveRotation) && rot != nil {
+			writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "rotation": ViewRotation(rot)})
+			return
+		}
+		writeError(w, statusOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusCreated, ViewRotation(rot))
+}
+
+// ReportResult is one finding of a scanner report and what it matched.
+type ReportResult struct {
+	Source     string `json:"source"`
+	URL        string `json:"url"`
+	Known      bool   `json:"known"`
+	Key        string `json:"key,omitempty"`
+	Generation int    `json:"generation,omitempty"`
+	RotationID string `json:"rotation_id,omitempty"`
+	Duplicate  bool   `json:"duplicate,omitempty"`
+}
+
+// report takes a leak scanner's output (POST /v1/report?format=gitleaks,
+// the scanner's file as the body): every token is fingerprinted on
+// reading and matched against live credentials; a match starts an
+// emergency rotation. The responder's, for every key (a finding may match
+// any key). The body is never logged or stored.
+func (a *admin) report(w http.ResponseWriter, r *http.Request) {
+	if !a.allow(w, principalOf(r), auth.ActReport, "") {
+		return
+	}
+	reports, err := scanners.Parse(r.URL.Query().Get("format"), r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, "report too large")
+			return
+		}
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	out := []ReportResult{}
+	known := 0
+	for _, rep := range reports {
+		rep.Via = "cli"
+		res, err := a.d.Engine.ReportExposure(r.Context(), rep)
+		if err != nil {
+			writeError(w, statusOf(err), fmt.Sprintf("report %s: %v", rep.URL, err))
+			return
+		}
+		if res.Known {
+			known++
+		}
+		out = append(out, ReportResult{rep.Source, rep.URL, res.Known, res.Key, res.Generation, res.RotationID, res.Duplicate})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"findings": len(reports), "known": known, "results": out})
+}

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/rekeyhq/rekey/app"
+)
+
+// client speaks the admin API: to the daemon (REKEY_ADDR), or in process
+// over the store in break-glass mode. Both answer the same JSON and the
+// same errors, so every verb is written once.
+type client struct {
+	http *http.Client
+	base string // scheme and host; paths start with /v1/
+	// where names the daemon for errors ("the daemon at …" or the store).
+	where string
+	token string
+	// local is the daemon built in process in break-glass mode (nil when
+	// talking to a daemon); step runs its engine once (rotate --wait).
+	local *app.Daemon
+	step  func(ctx context.Context)
+}
+
+func (cl *client) Close() {
+	if cl.local != nil {
+		_ = cl.local.Close()
+	}
+}
+
+// do sends a request (body: nil, an io.Reader sent as is, or a value sent
+// as JSON) and returns the answer's body; an error answer is an *apiError.
+// out, if not nil, receives the decoded answer.
+func (cl *client) do(ctx context.Context, method, path string, body, out any) ([]byte, error) {
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case io.Reader:
+		rd = b
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, cl.base+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	if cl.token != "" {
+		req.Header.Set("Authorization", "Bearer "+cl.token)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := cl.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach %s: %w", cl.where, unwrapURL(err))
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: read the answer: %w", method, path, err)
+	}
+	if resp.StatusCode >= 400 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(raw, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(string(raw))
+		}
+		return raw, &apiError{status: resp.StatusCode, msg: e.Error}
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return raw, fmt.Errorf("%s %s: unexpected answer: %w", method, path, err)
+		}
+	}
+	return raw, nil
+}
+
+func (cl *client) get(ctx context.Context, path string, out any) ([]byte, error) {
+	return cl.do(ctx, http.MethodGet, path, nil, out)
+}
+
+func (cl *client) post(ctx context.Context, path string, body, out any) ([]byte, error) {
+	if body == nil {
+		body = struct{}{}
+	}
+	return cl.do(ctx, http.MethodPost, path, body, out)
+}
+
+// unwrapURL drops the *url.Error wrapper, which repeats the URL.
+func unwrapURL(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err
+	}
+	return err
+}
+
+// esc escapes one path segment.
+func esc(s string) string { return url.PathEscape(s) }
+
+// handlerTransport serves requests with an in-process handler (the
+// break-glass API).
+type handlerTransport struct{ h http.Handler }
+
+func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	rec := &recorder{header: http.Header{}, code: http.StatusOK}
+	t.h.ServeHTTP(rec, req)
+	return &http.Response{StatusCode: rec.code, Status: http.StatusText(rec.code), Header: rec.header, Body: io.NopCloser(&rec.body),
+		Request: req, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, ContentLength: int64(rec.body.Len())}, nil
+}
+
+// recorder is the http.ResponseWriter of handlerTransport.
+type recorder struct {
+	header http.Header
+	code   int
+	wrote  bool
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.code, r.wrote = code, true
+	}
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	return r.body.Write(b)
+}

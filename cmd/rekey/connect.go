@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/rekeyhq/rekey/app"
+	"github.com/rekeyhq/rekey/config"
+)
+
+// requestTimeout bounds one admin API call.
+const requestTimeout = 60 * time.Second
+
+// connect returns the client a verb talks through. With --break-glass (or
+// REKEY_BREAK_GLASS=1) it opens the store named by the configuration;
+// otherwise, with REKEY_ADDR, it talks to the daemon. Without either, a
+// verb that reads opens the store read-only in spirit (it never creates
+// one) and a verb that acts is refused: acting without the daemon is the
+// break-glass path, and must be asked for.
+func (c *cli) connect(cmd string, acts bool) (*client, error) {
+	if c.breakGlass || c.getenv("REKEY_BREAK_GLASS") == "1" {
+		return c.openLocal(acts)
+	}
+	if addr := strings.TrimSpace(c.getenv("REKEY_ADDR")); addr != "" {
+		return c.dial(addr)
+	}
+	if acts {
+		return nil, usageError{fmt.Sprintf("%s changes state: set REKEY_ADDR (and REKEY_TOKEN) to act through the daemon, "+
+			"or pass --break-glass to open the store directly (an emergency path, recorded in the audit trail as %s)",
+			cmd, app.BreakGlassPrincipal().ID)}
+	}
+	return c.openLocal(false)
+}
+
+// dial builds the API client for addr: http(s)://host:port, host:port
+// (http), or unix:///path (unix:/path as the daemon's admin_address_file
+// writes it).
+func (c *cli) dial(addr string) (*client, error) {
+	token, err := c.credential()
+	if err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	cl := &client{http: &http.Client{Transport: tr, Timeout: requestTimeout}, token: token, where: "the daemon at " + addr}
+	if sock, ok := strings.CutPrefix(addr, "unix:"); ok {
+		sock = "/" + strings.TrimLeft(sock, "/")
+		tr.Proxy = nil
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}
+		cl.base = "http://rekey"
+		return cl, nil
+	}
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr
+	}
+	if !strings.HasPrefix(addr, "http://") && !strings.HasPrefix(addr, "https://") {
+		return nil, usageError{fmt.Sprintf("REKEY_ADDR %q: expected http://host:port, https://host:port or unix:///path", addr)}
+	}
+	cl.base = strings.TrimRight(addr, "/")
+	ca := c.cacert
+	if ca == "" {
+		ca = c.getenv("REKEY_CACERT")
+	}
+	if ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, usageError{fmt.Sprintf("--cacert: %v", err)}
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, usageError{fmt.Sprintf("--cacert %s: no PEM certificate in it", ca)}
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return cl, nil
+}
+
+// credential is the bearer token: --token-file, else $REKEY_TOKEN_FILE,
+// else $REKEY_TOKEN.
+func (c *cli) credential() (string, error) {
+	file := c.tokenFile
+	if file == "" {
+		file = c.getenv("REKEY_TOKEN_FILE")
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", usageError{fmt.Sprintf("token file: %v", err)}
+		}
+		if t := strings.TrimSpace(string(b)); t != "" {
+			return t, nil
+		}
+		return "", usageError{fmt.Sprintf("token file %s is empty", file)}
+	}
+	if t := strings.TrimSpace(c.getenv("REKEY_TOKEN")); t != "" {
+		return t, nil
+	}
+	return "", usageError{"REKEY_ADDR is set but no credential: set REKEY_TOKEN, REKEY_TOKEN_FILE or --token-file " +
+		"(an API token from `rekey token create`, or an OIDC ID token)"}
+}
+
+// loadConfig reads the configuration; a missing or unreadable file is a
+// configuration error (exit 2).
+func (c *cli) loadConfig() (*config.Config, error) {
+	cfg, err := config.Load(c.config)
+	if err != nil {
+		var errs config.Errors
+		if errors.As(err, &errs) {
+			return nil, err
+		}
+		return nil, configError{err}
+	}
+	return cfg, nil
+}
+
+// openLocal builds the daemon's objects over the store and serves the
+// admin API in process as the break-glass principal. A reader (acts
+// false) never creates a store: when the SQLite file does not exist it
+// fails naming where it looked.
+func (c *cli) openLocal(acts bool) (*client, error) {
+	cfg, err := c.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	if path, ok := app.StoreFile(cfg); !ok && !acts {
+		return nil, fmt.Errorf("no store at %s (store.path of %s): nothing was created. Set REKEY_ADDR to ask the daemon, "+
+			"or check -c", path, c.config)
+	}
+	level := "warn"
+	if strings.EqualFold(cfg.Daemon.LogLevel, "debug") {
+		level = "debug"
+	}
+	d, err := app.Build(c.ctx, cfg, app.NewLogger(c.stderr, level), app.BuildOptions{Owner: fmt.Sprintf("cli-%d", os.Getpid()), EnqueueOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	p := app.BreakGlassPrincipal()
+	return &client{http: &http.Client{Transport: handlerTransport{d.BreakGlassHandler(p)}}, base: "http://break-glass",
+		where: "the store of " + c.config, local: d, step: func(ctx context.Context) { d.Engine.RunOnce(ctx) }}, nil
+}
