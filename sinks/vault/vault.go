@@ -46,6 +46,7 @@ type Sink struct {
 	client *api.Client
 	auth   *authenticator
 	logger *slog.Logger
+	last   lastState
 
 	// hook, when set, runs once right before the next write (tests use it
 	// to interleave a concurrent writer).
@@ -190,4 +191,5 @@ var (
 	_ rotator.Sink          = (*Sink)(nil)
 	_ rotator.PendingReader = (*Sink)(nil)
 	_ rotator.Remover       = (*Sink)(nil)
+	_ rotator.Replacer      = (*Sink)(nil)
 )
