@@ -289,4 +289,3 @@ func (s *Sink) Remove(ctx context.Context, t rotator.Target) error {
 		return nil
 	})
 }
-
