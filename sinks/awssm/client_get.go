@@ -128,7 +128,7 @@ func (s *Sink) read(ctx context.Context, r ref, op string, only ...string) (*sta
 			if !ok || st.versions[id] != nil {
 				return nil
 			}
-			if fp, ok := s.fps.get(r.id, id); ok && useKnown {
+			if fp, ok := s.fps.get(r.memo(), id); ok && useKnown {
 				st.versions[id] = &version{id: id, fp: fp}
 				return nil
 			}
@@ -148,7 +148,7 @@ func (s *Sink) read(ctx context.Context, r ref, op string, only ...string) (*sta
 			}
 			st.versions[id] = v
 			if !moved {
-				s.fps.put(r.id, id, v.fp)
+				s.fps.put(r.memo(), id, v.fp)
 			}
 			return nil
 		}
@@ -159,7 +159,7 @@ func (s *Sink) read(ctx context.Context, r ref, op string, only ...string) (*sta
 		}
 		st.relink()
 		if !moved {
-			s.last.put(r.id, st, time.Now())
+			s.last.put(r.memo(), st, time.Now())
 			return st, nil
 		}
 		if attempt == maxAttempts {

@@ -38,7 +38,7 @@ func (s *Sink) step(ctx context.Context, t rotator.Target, op string, need []str
 	what := fmt.Sprintf("awssm: %s %s", op, r.id)
 	var st *state
 	if remember {
-		st = s.last.get(r.id, time.Now())
+		st = s.last.get(r.memo(), time.Now())
 	}
 	for attempt := 1; ; {
 		fresh := st == nil
@@ -57,32 +57,32 @@ func (s *Sink) step(ctx context.Context, t rotator.Target, op string, need []str
 		err = act(ctx, r, st, what)
 		switch {
 		case errors.Is(err, errNothing) && !fresh, err != nil && !fresh && rotator.IsPermanent(err):
-			s.last.forget(r.id)
+			s.last.forget(r.memo())
 			st = nil // confirm a replay or a refusal on what the secret holds now
 			continue
 		case errors.Is(err, errNothing):
 			err = nil
 		case errors.Is(err, errStale) && attempt < maxAttempts:
-			s.last.forget(r.id)
+			s.last.forget(r.memo())
 			s.logger.DebugContext(ctx, "another writer changed the secret, redoing the step", "op", op, "secret", r.id, "attempt", attempt)
 			attempt++
 			st = nil
 			continue
 		case errors.Is(err, errStale):
-			s.last.forget(r.id)
+			s.last.forget(r.memo())
 			return rotator.WithReason(rotator.ReasonConflict, fmt.Errorf("%s: %w after %d attempts: %w", what, errStale, attempt, rotator.ErrConflict))
 		case err != nil:
-			s.last.forget(r.id)
+			s.last.forget(r.memo())
 			return err
 		}
 		if st.exists && !st.managed && op != "remove" {
-			s.last.forget(r.id)
+			s.last.forget(r.memo())
 			return s.tag(ctx, r, what)
 		}
 		if remember && st.exists && !st.stale {
-			s.last.put(r.id, st, time.Now())
+			s.last.put(r.memo(), st, time.Now())
 		} else {
-			s.last.forget(r.id)
+			s.last.forget(r.memo())
 		}
 		return nil
 	}

@@ -72,11 +72,15 @@ func (s *Sink) first(ctx context.Context, r ref, st *state, what string, d rotat
 	return false, nil
 }
 
-// idOf is the secret id of t, as the sink's memories are keyed.
+// idOf is the key of t in the sink's memories.
 func (s *Sink) idOf(t rotator.Target) string {
 	r, _ := s.resolve(t)
-	return r.id
+	return r.memo()
 }
+
+// memo keys what the sink remembers of r: the secret, and how the key is
+// read from its versions (keys sharing a secret read different fields).
+func (r ref) memo() string { return r.id + "\x00" + r.format + "\x00" + r.field }
 
 // create makes the secret with the key as its first, current value, tagged
 // as rekey's. A concurrent creator makes it errStale.
@@ -102,7 +106,7 @@ func (s *Sink) create(ctx context.Context, r ref, what string, d rotator.Deliver
 	if err != nil {
 		return classify(what, err)
 	}
-	s.fps.put(r.id, aws.ToString(in.ClientRequestToken), d.Fingerprint) // the first version's id is the token
+	s.fps.put(r.memo(), aws.ToString(in.ClientRequestToken), d.Fingerprint) // the first version's id is the token
 	s.logger.InfoContext(ctx, "created", "secret", r.id, "generation", d.Generation, "fingerprint", rotator.ShortFingerprint(d.Fingerprint))
 	return nil
 }
@@ -126,7 +130,7 @@ func (s *Sink) put(ctx context.Context, r ref, st *state, what, value, token, la
 		st.stale = true // what else moved is not followed here
 		return id, nil
 	}
-	s.fps.put(r.id, id, v.fp)
+	s.fps.put(r.memo(), id, v.fp)
 	st.label(label, v)
 	return id, nil
 }

@@ -63,6 +63,21 @@ func (s *Sink) Replace(ctx context.Context, t rotator.Target, d rotator.Delivery
 	})
 }
 
+// recall returns the state remembered for r's secret, its slots read with
+// r's own field names (keys sharing a secret share its versions), or nil.
+func (s *Sink) recall(r ref) *state {
+	st := s.last.get(r.String(), time.Now())
+	if st == nil {
+		return nil
+	}
+	cp := *st
+	var err error
+	if cp.slots, err = readSlots(cp.data, r.f); err != nil {
+		return nil
+	}
+	return &cp
+}
+
 // forget drops what the sink remembers of t's secret.
 func (s *Sink) forget(t rotator.Target) {
 	if r, err := s.resolve(t); err == nil {
@@ -98,7 +113,7 @@ func (s *Sink) update(ctx context.Context, t rotator.Target, op string, d rotato
 	}
 	what := fmt.Sprintf("vault: %s %s", op, r)
 	key := r.String()
-	st := s.last.get(key, time.Now())
+	st := s.recall(r)
 	for attempt := 1; ; {
 		fresh := st == nil
 		if fresh {
