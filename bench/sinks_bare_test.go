@@ -67,8 +67,12 @@ func serverError(err error) bool {
 }
 
 // bare rotates with the raw clients: the Vault version and the Secrets
-// Manager version ids are tracked locally, nothing is read back.
-func (e *rotEnv) bare(prefix string) rotCycler {
+// Manager version ids are tracked locally. With reads, it also makes the
+// two reads of each store a crash-safe rotation cannot skip (docs/ADAPTERS.md:
+// before the first write, ownership and the check-and-set base; before the
+// revoke, that the new key is current), so that it makes exactly the sink
+// calls of rekey's documented minimum; without, nothing is read back.
+func (e *rotEnv) bare(prefix string, reads bool) rotCycler {
 	versions := make([]int, rotKeys)
 	current := make([]string, rotKeys)
 	id := func(k, gen int) string { return fmt.Sprintf("00000000-0000-4000-8000-%06d%06d", k, gen) }
@@ -95,9 +99,22 @@ func (e *rotEnv) bare(prefix string) rotCycler {
 			label := func(in *sm.UpdateSecretVersionStageInput) error {
 				return e.retry(serverError, func() error { _, err := e.sm.UpdateSecretVersionStage(ctx, in); return err })
 			}
+			check := func() error {
+				if !reads {
+					return nil
+				}
+				if _, err := e.kv.Get(ctx, n); err != nil {
+					return err
+				}
+				return e.retry(serverError, func() error {
+					_, err := e.sm.DescribeSecret(ctx, &sm.DescribeSecretInput{SecretId: aws.String(n)})
+					return err
+				})
+			}
 			// The engine's order: stage everywhere, promote everywhere,
 			// clean up everywhere.
 			for _, step := range []func() error{
+				check, // preflight
 				func() error { return put(map[string]any{"api_key": oldV, "api_key_pending": newV}) },
 				func() error {
 					return e.retry(serverError, func() error {
@@ -114,6 +131,7 @@ func (e *rotEnv) bare(prefix string) rotCycler {
 				func() error {
 					return label(&sm.UpdateSecretVersionStageInput{SecretId: aws.String(n), VersionStage: aws.String("AWSPENDING"), RemoveFromVersionId: aws.String(next)})
 				},
+				check, // before the revoke
 				func() error { return put(map[string]any{"api_key": newV}) },
 				func() error {
 					return label(&sm.UpdateSecretVersionStageInput{SecretId: aws.String(n), VersionStage: aws.String("AWSPREVIOUS"), RemoveFromVersionId: aws.String(current[k])})

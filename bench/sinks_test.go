@@ -33,7 +33,10 @@ import (
 // orders them — through the vault and awssm sink types ("sinks-*"), and
 // through the raw clients ("bare-*": three check-and-set writes in Vault; a
 // put and three label moves in Secrets Manager, version ids known, nothing
-// read back), one key at a time and from a pool of rotWorkers.
+// read back), one key at a time and from a pool of rotWorkers; and
+// "bare-min-concurrent", the raw calls of rekey's documented minimum
+// (docs/ADAPTERS.md: the same writes plus, in each store, the read before
+// the first write and the read before the revoke) from the pool.
 //
 //	go test -run '^$' -bench Rotate200VaultAWS -benchtime 2x ./bench/
 //
@@ -43,8 +46,9 @@ import (
 // or the plain program), retries/op (moto's Secrets Manager backend is not
 // thread-safe and may answer 500 under concurrent requests; every mode
 // retries as the engine would), and for rekey its wall-time ratio to the
-// concurrent plain modes (x-bare-concurrent, x-sinks-concurrent) and the
-// mean time its rotations spent in each phase (logged; awaiting_approval
+// concurrent plain modes (x-bare-concurrent, x-bare-min-concurrent,
+// x-sinks-concurrent) and the mean time its rotations spent in each phase
+// (logged; awaiting_approval
 // is the queue: 200 rotations wait for rotWorkers slots). moto serves about
 // one request at a time, so every mode is bound by how many Secrets
 // Manager requests a rotation makes.
@@ -98,8 +102,9 @@ func BenchmarkRotate200VaultAWS(b *testing.B) {
 		name string
 		run  func(b *testing.B, prefix string)
 	}{
-		{"bare-sequential", func(b *testing.B, p string) { e.runPlain(b, e.bare(p), 1) }},
-		{"bare-concurrent", func(b *testing.B, p string) { e.runPlain(b, e.bare(p), rotWorkers) }},
+		{"bare-sequential", func(b *testing.B, p string) { e.runPlain(b, e.bare(p, false), 1) }},
+		{"bare-concurrent", func(b *testing.B, p string) { e.runPlain(b, e.bare(p, false), rotWorkers) }},
+		{"bare-min-concurrent", func(b *testing.B, p string) { e.runPlain(b, e.bare(p, true), rotWorkers) }},
 		{"sinks-sequential", func(b *testing.B, p string) { e.runPlain(b, e.viaSinks(b, p), 1) }},
 		{"sinks-concurrent", func(b *testing.B, p string) { e.runPlain(b, e.viaSinks(b, p), rotWorkers) }},
 		{"rekey", e.runRekey},
@@ -257,7 +262,7 @@ keys:
 	logPhases(b, d)
 	b.ReportMetric(rotWorkers, "concurrency")
 	// The target: within 1.3x of the concurrent bare calls.
-	for _, other := range []string{"bare-concurrent", "sinks-concurrent"} {
+	for _, other := range []string{"bare-concurrent", "bare-min-concurrent", "sinks-concurrent"} {
 		if w := e.wall[other]; w > 0 {
 			b.ReportMetric(float64(e.wall["rekey"])/float64(w), "x-"+other)
 		}

@@ -62,8 +62,16 @@ func crashScenarios() []*crashScenario {
 				return w.trigger(staged)
 			}},
 		{name: "exposure", lifecycle: "emergency",
-			covers: []string{"revoking", "minting", "staging", "cutting_over", "verifying", "cleaning"},
+			covers: []string{"revoking", "minting", "staging", "verifying"},
 			setup:  func(w *crashWorld) func() *rotator.Rotation { w.bootstrap(); return w.trigger(exposure) }},
+		{name: "exposure-of-the-previous-generation", lifecycle: "emergency", covers: []string{"cleaning"},
+			setup: func(w *crashWorld) func() *rotator.Rotation {
+				w.bootstrap()
+				w.twoLiveGenerations()
+				// Generation 1, still live as previous, is exposed: revoking
+				// it is the remedy, then it is cleaned out of the sinks.
+				return w.trigger(rotator.TriggerRequest{Trigger: rotator.TriggerExposure, Mode: rotator.ModeEmergency, TargetGeneration: 1, Reason: "crash matrix"})
+			}},
 		{name: "exposure-mint-lost-then-reaped", lifecycle: "emergency", covers: []string{"minting/reap"},
 			setup: func(w *crashWorld) func() *rotator.Rotation {
 				w.bootstrap()
@@ -80,18 +88,22 @@ func crashScenarios() []*crashScenario {
 		{name: "two-live-generations", lifecycle: "decommission", covers: []string{"revoking/each", "revoking", "removing"},
 			setup: func(w *crashWorld) func() *rotator.Rotation {
 				w.bootstrap()
-				// A staged rotation whose revoke gate expires leaves
-				// generation 1 live as previous beside generation 2.
-				w.key.Approval = rotator.ApprovalPolicy{Gates: []rotator.Gate{rotator.GateRevoke}, ExpireAfter: time.Hour}
-				w.restart("")
-				r := w.trigger(staged)()
-				if r, _ = w.drive(r.ID, nil); r.Phase != rotator.PhaseExpired {
-					w.t.Fatalf("setup rotation ended %s, want expired", r.Phase)
-				}
-				w.key.Approval = rotator.ApprovalPolicy{}
+				w.twoLiveGenerations()
 				return w.trigger(rotator.TriggerRequest{Trigger: rotator.TriggerDecommission, Mode: rotator.ModeEmergency, Reason: "crash matrix"})
 			}},
 	}
+}
+
+// twoLiveGenerations runs a staged rotation whose revoke gate expires: it
+// leaves generation 1 live as previous beside generation 2.
+func (w *crashWorld) twoLiveGenerations() {
+	w.key.Approval = rotator.ApprovalPolicy{Gates: []rotator.Gate{rotator.GateRevoke}, ExpireAfter: time.Hour}
+	w.restart("")
+	r := w.trigger(rotator.TriggerRequest{Trigger: rotator.TriggerManual, Mode: rotator.ModeStaged, Reason: "crash matrix"})()
+	if r, _ = w.drive(r.ID, nil); r.Phase != rotator.PhaseExpired {
+		w.t.Fatalf("setup rotation ended %s, want expired", r.Phase)
+	}
+	w.key.Approval = rotator.ApprovalPolicy{}
 }
 
 // restartOnceIn restarts the engine (losing what it held in memory, the

@@ -58,13 +58,11 @@
 //	      → minting; denied → denied; not_current → cleaning   [side effects: main]
 //	  minting            record the intent, then mint the replacement
 //	      → staging   [side effects: reap, main]
-//	  staging            write the replacement to every sink
-//	      → cutting_over; abandon → minting   [side effects: main, abandon]
-//	  cutting_over       make the replacement current in every sink
-//	      → verifying   [side effects: main]
+//	  staging            write the replacement as the only, current value in every sink
+//	      → verifying; abandon → minting   [side effects: main, abandon]
 //	  verifying          probe the replacement (skipped when not configured)
-//	      → cleaning   [side effects: main]
-//	  cleaning           drop stale values from every sink
+//	      → done   [side effects: main]
+//	  cleaning           drop the revoked generation (not the current one) from every sink
 //	      → done   [side effects: main]
 //
 //	decommission (starts in revoking)

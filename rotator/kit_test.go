@@ -167,6 +167,19 @@ func (s *memSink) Promote(_ context.Context, t rotator.Target, d rotator.Deliver
 	return nil
 }
 
+// Replace makes d the only value (an emergency's delivery).
+func (s *memSink) Replace(_ context.Context, t rotator.Target, d rotator.Delivery) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check("stage"); err != nil {
+		return err
+	}
+	v := s.slot(t)
+	v.cur, v.pend, v.prev = d.Secret.Reveal(), "", ""
+	s.reads = append(s.reads, rotator.Fingerprint(v.cur))
+	return nil
+}
+
 func (s *memSink) Cleanup(_ context.Context, t rotator.Target, d rotator.Delivery) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -100,19 +100,19 @@ var Staged = Lifecycle{Name: "staged", Start: PhaseAwaitingApproval, Phases: []P
 
 // Emergency is the lifecycle of exposure, unauthorized traffic and a
 // departure with no other owner: revoke first, then deliver a replacement
-// straight to current.
+// straight to current. With the old key revoked there is nothing to stage
+// beside, no consumer to move over gently and nothing to clean up: each
+// sink gets one write of the replacement as its only value.
 var Emergency = Lifecycle{Name: "emergency", Start: PhaseRevoking, Phases: []PhaseSpec{
 	{Phase: PhaseRevoking, Does: "revoke the exposed generation at once (contained: once a responder approves)",
 		Next: map[Edge]Phase{EdgeOK: PhaseMinting, EdgeNotCurrent: PhaseCleaning, EdgeDenied: PhaseDenied}, Acts: []string{""}, step: (*step).revoke},
 	{Phase: PhaseMinting, Does: "record the intent, then mint the replacement",
 		Next: map[Edge]Phase{EdgeOK: PhaseStaging}, Acts: []string{"reap", ""}, step: (*step).mint},
-	{Phase: PhaseStaging, Does: "write the replacement to every sink",
-		Next: map[Edge]Phase{EdgeOK: PhaseCuttingOver, EdgeAbandon: PhaseMinting}, Acts: []string{"", "abandon"}, step: (*step).stage},
-	{Phase: PhaseCuttingOver, Does: "make the replacement current in every sink",
-		Next: map[Edge]Phase{EdgeOK: PhaseVerifying}, Acts: []string{""}, step: (*step).cutOver},
+	{Phase: PhaseStaging, Does: "write the replacement as the only, current value in every sink",
+		Next: map[Edge]Phase{EdgeOK: PhaseVerifying, EdgeAbandon: PhaseMinting}, Acts: []string{"", "abandon"}, step: (*step).stage},
 	{Phase: PhaseVerifying, Does: "probe the replacement (skipped when not configured)",
-		Next: map[Edge]Phase{EdgeOK: PhaseCleaning}, Acts: []string{""}, step: (*step).verify},
-	{Phase: PhaseCleaning, Does: "drop stale values from every sink",
+		Next: map[Edge]Phase{EdgeOK: PhaseDone}, Acts: []string{""}, step: (*step).verify},
+	{Phase: PhaseCleaning, Does: "drop the revoked generation (not the current one) from every sink",
 		Next: map[Edge]Phase{EdgeOK: PhaseDone}, Acts: []string{""}, step: (*step).clean},
 }}
 

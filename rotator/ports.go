@@ -130,6 +130,17 @@ type PendingReader interface {
 	ReadPending(ctx context.Context, t Target, fingerprint string) (Secret, error)
 }
 
+// Replacer is an optional Sink capability used by emergency rotations,
+// whose old credential is revoked before the replacement exists: write
+// d.Secret straight as the current value, keeping no pending and no
+// previous value beside it (the old one is worthless to consumers). It is
+// idempotent like every sink method: a replay that finds d current and
+// nothing beside it writes nothing. A sink without it gets Stage, Promote
+// and Cleanup in a row.
+type Replacer interface {
+	Replace(ctx context.Context, t Target, d Delivery) error
+}
+
 // Remover is an optional Sink capability used by decommission: delete the
 // key's values from the target.
 type Remover interface {

@@ -35,13 +35,17 @@ func (s *step) secret(ctx context.Context) (Secret, error) {
 	return Secret{}, errSecretLost
 }
 
-// stage writes the new secret as pending beside the current one in every sink.
+// stage writes the new secret as pending beside the current one in every
+// sink — or, in an emergency, straight as the current value (deliver).
 func (s *step) stage(ctx context.Context) outcome {
 	sec, err := s.secret(ctx)
 	if errors.Is(err, errSecretLost) {
 		return s.abandon()
 	}
 	d := s.delivery(sec)
+	if s.r.Mode == ModeEmergency {
+		return s.deliver(d)
+	}
 	return sideEffect("", func(ctx context.Context) outcome {
 		if err := s.eachSink(func(b SinkBinding) error {
 			if err := b.Sink.Stage(ctx, b.Target, d); err != nil {
@@ -55,6 +59,51 @@ func (s *step) stage(ctx context.Context) outcome {
 	})
 }
 
+// deliver writes the replacement of an emergency straight as the current
+// value of every sink, with nothing kept beside it: the old credential is
+// revoked already, so there is nothing to stage beside, no consumer to
+// move over gently, and nothing to clean up afterwards. A sink that cannot
+// replace in one call gets Stage, Promote and Cleanup in a row.
+func (s *step) deliver(d Delivery) outcome {
+	c := s.newCred()
+	return sideEffect("", func(ctx context.Context) outcome {
+		if err := s.eachSink(func(b SinkBinding) error {
+			if err := replace(ctx, b, d); err != nil {
+				return fmt.Errorf("sink %s: deliver %s: %w", b.SinkName, b.Target.Path, err)
+			}
+			return nil
+		}); err != nil {
+			return failed(err)
+		}
+		o := advance("delivered", map[string]string{"sinks": fmt.Sprint(len(s.k.Sinks)), "generation": fmt.Sprint(d.Generation)})
+		if c != nil {
+			nc := *c
+			nc.State = CredCurrent
+			o = o.with(&nc)
+		}
+		if old := s.oldCred(); old != nil && old.State != CredRevoked {
+			oc := *old
+			oc.State = CredPrevious
+			o = o.with(&oc)
+		}
+		return o
+	})
+}
+
+// replace makes d the only value of one sink target.
+func replace(ctx context.Context, b SinkBinding, d Delivery) error {
+	if r, ok := b.Sink.(Replacer); ok {
+		return r.Replace(ctx, b.Target, d)
+	}
+	if err := b.Sink.Stage(ctx, b.Target, d); err != nil {
+		return err
+	}
+	if err := b.Sink.Promote(ctx, b.Target, d); err != nil {
+		return err
+	}
+	return b.Sink.Cleanup(ctx, b.Target, d)
+}
+
 // abandon gives up a generation whose secret was lost before every sink had
 // it: it is removed from the sinks and revoked at the issuer (a credential
 // nobody can deliver must not stay live), and minting starts over.
@@ -66,7 +115,12 @@ func (s *step) abandon() outcome {
 	}
 	d := s.delivery(Secret{})
 	return sideEffect("abandon", func(ctx context.Context) outcome {
+		// An emergency's old value is revoked: there is nothing to go back
+		// to, and the next delivery replaces whatever a sink holds.
 		if err := s.eachSink(func(b SinkBinding) error {
+			if s.r.Mode == ModeEmergency {
+				return nil
+			}
 			if err := s.rollbackSink(ctx, b, d); err != nil {
 				return fmt.Errorf("sink %s: remove abandoned generation from %s: %w", b.SinkName, b.Target.Path, err)
 			}

@@ -126,7 +126,7 @@ func TestProgressLine(t *testing.T) {
 		"rolled back from verifying": {st: messageState{Mode: rotator.ModeStaged, Phase: rotator.PhaseFailed, LastActive: rotator.PhaseVerifying},
 			want: "✓ approval · ✓ minting · ✓ staging · ✗ verifying → ↩ *failed*"},
 		"emergency": {st: messageState{Mode: rotator.ModeEmergency, Phase: rotator.PhaseMinting},
-			want: "✓ revoking · ▶ *minting* · staging · cutting over · verifying · cleaning · done"},
+			want: "✓ revoking · ▶ *minting* · staging · verifying · done"},
 		"decommission": {st: messageState{Mode: rotator.ModeEmergency, Trigger: rotator.TriggerDecommission, Phase: rotator.PhaseRemoving},
 			want: "✓ revoking · ▶ *removing* · done"},
 	}

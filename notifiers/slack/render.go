@@ -53,8 +53,8 @@ func progressPhases(st *messageState) []rotator.Phase {
 	case st.Mode == rotator.ModeEmergency && st.Trigger == rotator.TriggerDecommission:
 		return []rotator.Phase{rotator.PhaseRevoking, rotator.PhaseRemoving, rotator.PhaseDone}
 	case st.Mode == rotator.ModeEmergency:
-		return []rotator.Phase{rotator.PhaseRevoking, rotator.PhaseMinting, rotator.PhaseStaging, rotator.PhaseCuttingOver,
-			rotator.PhaseVerifying, rotator.PhaseCleaning, rotator.PhaseDone}
+		return []rotator.Phase{rotator.PhaseRevoking, rotator.PhaseMinting, rotator.PhaseStaging,
+			rotator.PhaseVerifying, rotator.PhaseDone}
 	}
 	return []rotator.Phase{rotator.PhaseAwaitingApproval, rotator.PhaseMinting, rotator.PhaseStaging, rotator.PhaseVerifying,
 		rotator.PhaseCuttingOver, rotator.PhaseDraining, rotator.PhaseRevoking, rotator.PhaseWatching, rotator.PhaseCleaning, rotator.PhaseDone}
@@ -237,6 +237,8 @@ func threadReply(ev rotator.Event) (string, bool) {
 			return ":leftwards_arrow_with_hook: Rolling back", true
 		case from == rotator.PhaseMinting:
 			return fmt.Sprintf(":coin: Minted generation %s (fingerprint `%s`)", escape(f["generation"]), escape(rotator.ShortFingerprint(f["fingerprint"]))), true
+		case from == rotator.PhaseStaging && ev.Mode == rotator.ModeEmergency:
+			return fmt.Sprintf(":package: Delivered generation %s as current in %s sink(s)", escape(f["generation"]), escape(f["sinks"])), true
 		case from == rotator.PhaseStaging:
 			return fmt.Sprintf(":package: Staged the new key in %s sink(s)", escape(f["sinks"])), true
 		case from == rotator.PhaseCuttingOver:

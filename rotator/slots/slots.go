@@ -95,3 +95,16 @@ func Rollback[V Value](s Slots[V], d rotator.Delivery) (Slots[V], bool, error) {
 	}
 	return s, changed, nil
 }
+
+// Replace makes v the only value: current, with no pending and no previous
+// value beside it. It is an emergency's delivery, whose old value is
+// revoked already and worth nothing to consumers.
+func Replace[V Value](s Slots[V], v V) (Slots[V], bool) {
+	if v.Fingerprint() == "" {
+		return s, false
+	}
+	if s.Current.Fingerprint() == v.Fingerprint() && s.Pending.Fingerprint() == "" && s.Previous.Fingerprint() == "" {
+		return s, false
+	}
+	return Slots[V]{Current: v}, true
+}

@@ -46,6 +46,13 @@ func rollback(v, old val) transition {
 	return func(s Slots[val]) (Slots[val], bool, error) { return Rollback(s, delivery(v, old)) }
 }
 
+func replace(v val) transition {
+	return func(s Slots[val]) (Slots[val], bool, error) {
+		next, changed := Replace(s, v)
+		return next, changed, nil
+	}
+}
+
 type slots = Slots[val]
 
 func TestTransitions(t *testing.T) {
@@ -118,6 +125,21 @@ func TestTransitions(t *testing.T) {
 		},
 		"cleanup replay": {
 			in: slots{Current: "b"}, do: cleanup("b", "a"), want: slots{Current: "b"},
+		},
+		"replace makes the value the only one": {
+			in: slots{Current: "a", Pending: "c", Previous: "z"}, do: replace("b"), want: slots{Current: "b"}, changed: true,
+		},
+		"replace a first delivery": {
+			in: slots{}, do: replace("b"), want: slots{Current: "b"}, changed: true,
+		},
+		"replace drops what is left beside the value": {
+			in: slots{Current: "b", Previous: "a"}, do: replace("b"), want: slots{Current: "b"}, changed: true,
+		},
+		"replace replay": {
+			in: slots{Current: "b"}, do: replace("b"), want: slots{Current: "b"},
+		},
+		"replace with an absent value": {
+			in: slots{Current: "a", Previous: "z"}, do: replace(""), want: slots{Current: "a", Previous: "z"},
 		},
 		"rollback after promote restores previous": {
 			in: slots{Current: "b", Previous: "a"}, do: rollback("b", "a"), want: slots{Current: "a"}, changed: true,

@@ -9,6 +9,11 @@
 // of that foreign version are carried into ours so that nothing is
 // clobbered. Every read names its VersionStage. rekey owns a secret only
 // when it carries the managed tag (managed-by = rekey) or the sink adopts.
+// The steps of one rotation that follow each other act on the labels the
+// previous one described or set instead of describing again (lastState),
+// and a version's fingerprint is read once: the id of a version rekey puts
+// is its ClientRequestToken, known before the call (fingerprints). An
+// emergency's Replace puts the new value and moves AWSCURRENT onto it.
 //
 // IAM: secretsmanager:DescribeSecret, GetSecretValue, PutSecretValue,
 // UpdateSecretVersionStage and TagResource; CreateSecret with
@@ -62,6 +67,8 @@ type Sink struct {
 	api    secretsManager
 	creds  aws.CredentialsProvider
 	logger *slog.Logger
+	last   lastState
+	fps    fingerprints
 
 	// hook, when set, runs once right before the next write (tests use it
 	// to interleave a concurrent writer).
@@ -164,4 +171,5 @@ var (
 	_ rotator.Sink          = (*Sink)(nil)
 	_ rotator.PendingReader = (*Sink)(nil)
 	_ rotator.Remover       = (*Sink)(nil)
+	_ rotator.Replacer      = (*Sink)(nil)
 )

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	sm "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -38,6 +39,41 @@ type state struct {
 	current *version          // AWSCURRENT; nil when the secret has no value
 	pending *version          // AWSPENDING on a version other than the current one
 	prev    *version          // AWSPREVIOUS
+	// versions are the labelled versions read (or written) so far, by id.
+	versions map[string]*version
+	// stale: a step changed the secret in a way the labels above do not
+	// follow (created it, tagged it); it is not remembered.
+	stale bool
+}
+
+// relink points current, pending and previous at the versions their
+// labels name.
+func (st *state) relink() {
+	by := func(label string) *version {
+		if id, ok := st.stages[label]; ok {
+			return st.versions[id]
+		}
+		return nil
+	}
+	st.current, st.pending, st.prev = by(stageCurrent), by(stagePending), by(stagePrevious)
+	if st.pending != nil && st.pending.id == st.stages[stageCurrent] {
+		st.pending = nil // a label left on the current version is no pending value
+	}
+}
+
+// label records that label now names version v (put or moved by this
+// step), and removed, the labels that left a version.
+func (st *state) label(label string, v *version) {
+	if st.versions == nil {
+		st.versions = map[string]*version{}
+	}
+	if v != nil {
+		st.versions[v.id] = v
+		st.stages[label] = v.id
+	} else {
+		delete(st.stages, label)
+	}
+	st.relink()
 }
 
 // labels returns a comparable summary of the labels.
@@ -74,50 +110,56 @@ func (s *Sink) describe(ctx context.Context, r ref, what string) (*state, error)
 // listed, or all three), always by VersionStage (moto, unlike AWS, keeps
 // serving the old version to a read without one). A label that moved
 // between the describe and a value read makes the whole read start over.
+// In string format, a version whose fingerprint the sink already knows
+// (it wrote it, or read it before: versions never change) is not read
+// again, unless values are needed (ReadPending).
 func (s *Sink) read(ctx context.Context, r ref, op string, only ...string) (*state, error) {
 	what := fmt.Sprintf("awssm: %s %s", op, r.id)
+	useKnown := r.format == FormatString && op != "read pending"
 	for attempt := 1; ; attempt++ {
 		st, err := s.describe(ctx, r, what)
 		if err != nil || !st.exists {
 			return st, err
 		}
-		byID := map[string]*version{}
+		st.versions = map[string]*version{}
 		moved := false
-		get := func(label string) (*version, error) {
+		get := func(label string) error {
 			id, ok := st.stages[label]
-			if !ok || (len(only) > 0 && !slices.Contains(only, label)) {
-				return nil, nil
+			if !ok || st.versions[id] != nil {
+				return nil
 			}
-			if v, ok := byID[id]; ok {
-				return v, nil
+			if fp, ok := s.fps.get(r.memo(), id); ok && useKnown {
+				st.versions[id] = &version{id: id, fp: fp}
+				return nil
+			}
+			if len(only) > 0 && !slices.Contains(only, label) {
+				return nil
 			}
 			out, err := s.api.GetSecretValue(ctx, &sm.GetSecretValueInput{SecretId: aws.String(r.id), VersionStage: aws.String(label)})
 			if err != nil {
-				return nil, classify(what, err)
+				return classify(what, err)
 			}
 			if aws.ToString(out.VersionId) != id {
 				moved = true
 			}
 			v, err := parse(r, id, out)
 			if err != nil {
-				return nil, rotator.PermanentReason(rotator.ReasonInvalid, fmt.Errorf("%s: %s version %s: %w", what, label, id, err))
+				return rotator.PermanentReason(rotator.ReasonInvalid, fmt.Errorf("%s: %s version %s: %w", what, label, id, err))
 			}
-			byID[id] = v
-			return v, nil
+			st.versions[id] = v
+			if !moved {
+				s.fps.put(r.memo(), id, v.fp)
+			}
+			return nil
 		}
-		if st.current, err = get(stageCurrent); err != nil {
-			return nil, err
+		for _, label := range []string{stageCurrent, stagePending, stagePrevious} {
+			if err := get(label); err != nil {
+				return nil, err
+			}
 		}
-		if st.pending, err = get(stagePending); err != nil {
-			return nil, err
-		}
-		if st.prev, err = get(stagePrevious); err != nil {
-			return nil, err
-		}
-		if st.pending != nil && st.pending.id == st.stages[stageCurrent] {
-			st.pending = nil // a label left on the current version is no pending value
-		}
+		st.relink()
 		if !moved {
+			s.last.put(r.memo(), st, time.Now())
 			return st, nil
 		}
 		if attempt == maxAttempts {

@@ -68,6 +68,24 @@ func (s *Sink) Stage(ctx context.Context, t rotator.Target, d rotator.Delivery) 
 	})
 }
 
+// Replace writes d.Secret as the only, current value (an emergency: the
+// old key is revoked already), in one atomic write of the file.
+func (s *Sink) Replace(ctx context.Context, t rotator.Target, d rotator.Delivery) error {
+	return s.update(ctx, t, "replace", func(path string, doc *document) (bool, error) {
+		if err := slots.CheckDelivery(d); err != nil {
+			return false, fmt.Errorf("file: replace %s: %w", path, err)
+		}
+		now := s.now()
+		next, changed := slots.Replace(doc.Slots, newEntry(d, now))
+		if changed {
+			s.logger.InfoContext(ctx, "replaced", "key", t.Key, "path", path, "generation", d.Generation,
+				"fingerprint", rotator.ShortFingerprint(d.Fingerprint))
+			doc.set(next, now)
+		}
+		return changed, nil
+	})
+}
+
 // Promote makes the pending value d current and keeps the old one as
 // previous.
 func (s *Sink) Promote(ctx context.Context, t rotator.Target, d rotator.Delivery) error {

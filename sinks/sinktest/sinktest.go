@@ -102,6 +102,7 @@ func Run(t *testing.T, h Harness) {
 		{"Outage", testOutage},
 		{"ReadPending", testReadPending},
 		{"Remove", testRemove},
+		{"Replace", testReplace},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/hashicorp/vault/api"
 
@@ -59,6 +60,7 @@ func (s *Sink) read(ctx context.Context, r ref, op string) (*state, error) {
 	if st.slots, err = readSlots(st.data, r.f); err != nil {
 		return nil, rotator.PermanentReason(rotator.ReasonInvalid, fmt.Errorf("%s: %w", what, err))
 	}
+	s.last.put(r.String(), st, time.Now())
 	return st, nil
 }
 

@@ -3,8 +3,11 @@
 // field (api_key); staging writes a new version holding the new key in the
 // pending field beside it, promotion a version with current=new and
 // previous=old, cleanup one without previous. Every write is check-and-set
-// on the version just read and is redone from a fresh read when another
-// writer got in between; a replay that finds its work done writes nothing.
+// on the version last read or written (a write's answer names the version
+// it created, so the steps of one rotation chain their writes without
+// reading in between) and is redone from a fresh read when another writer
+// got in between; a replay that finds its work done writes nothing. An
+// emergency's Replace writes the new key as the only value.
 // rekey owns a secret only when its custom metadata says managed-by: rekey
 // (or the sink is told to adopt). The sink logs in with a token, AppRole or
 // Kubernetes auth and keeps login tokens renewed with a LifetimeWatcher,
@@ -46,6 +49,7 @@ type Sink struct {
 	client *api.Client
 	auth   *authenticator
 	logger *slog.Logger
+	last   lastState
 
 	// hook, when set, runs once right before the next write (tests use it
 	// to interleave a concurrent writer).
@@ -190,4 +194,5 @@ var (
 	_ rotator.Sink          = (*Sink)(nil)
 	_ rotator.PendingReader = (*Sink)(nil)
 	_ rotator.Remover       = (*Sink)(nil)
+	_ rotator.Replacer      = (*Sink)(nil)
 )
