@@ -43,6 +43,7 @@ func (d *Daemon) AdminHandler() http.Handler {
 		"GET /v1/keys":                    a.listKeys,
 		"GET /v1/plan":                    a.plan,
 		"POST /v1/keys/{key}/rotate":      a.rotate,
+		"GET /v1/keys/{key}/consumers":    a.listConsumers,
 		"GET /v1/rotations":               a.listRotations,
 		"GET /v1/rotations/{id}":          a.getRotation,
 		"POST /v1/rotations/{id}/approve": a.decide(rotator.VerdictApprove),

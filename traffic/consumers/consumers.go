@@ -100,3 +100,6 @@ func (s *Source) Unauthorized(ctx context.Context, q rotator.TrafficQuery) (rota
 }
 
 var _ rotator.TrafficSource = (*Source)(nil)
+
+// Horizon is how recent an attestation must be to count.
+func (s *Source) Horizon() time.Duration { return s.horizon }
