@@ -48,6 +48,8 @@ type Options struct {
 	Client *http.Client
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Attest, when set, reports the key held to rekey after every read.
+	Attest *Attest
 }
 
 // Consumer calls the API with the key its Reader holds. It is safe to call
@@ -162,6 +164,11 @@ func (c *Consumer) readKey(ctx context.Context) bool {
 			c.rep.Keys = append(c.rep.Keys, KeySeen{Fingerprint: fp, ReadAt: now})
 		}
 		c.rep.Switches = append(c.rep.Switches, Switch{At: now, To: fp})
+	}
+	if c.opts.Attest != nil {
+		c.mu.Unlock()
+		c.attest(ctx, fp)
+		c.mu.Lock()
 	}
 	return true
 }
