@@ -4,8 +4,6 @@ import (
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/rekeyhq/rekey/testing/consumer"
 )
 
 // A consumer that reloads its key three times slower than the quiet period
@@ -91,5 +89,3 @@ func TestNeverReloadingConsumerHoldsEveryRecommendedGate(t *testing.T) {
 		})
 	}
 }
-
-var _ = consumer.Fingerprint
