@@ -58,6 +58,15 @@ func planGate(cfg *config.Config, i int, kc config.Key) gatePlan {
 		if f, ok := trafficFactories[a.Type]; ok && f.answers != nil {
 			src.Answers = f.answers(a.Settings, queries)
 		}
+		if len(src.Answers) == 0 && a.Type != fixedName {
+			// A source that answers nothing would make the gate a timer
+			// without anyone noticing (a prometheus source with no query).
+			field := ".source"
+			if len(d.Sources) > 0 {
+				field = fmt.Sprintf(".sources[%d]", slices.Index(d.Sources, name))
+			}
+			g.errs.Add(g.path+field, "%s (%s) answers no question of the drain gate for this key: give it a query (drain.query for new_key_failures, drain.old_key_query for old_key_use) or use type fixed on purpose", name, a.Type)
+		}
 		g.spec.Sources = append(g.spec.Sources, src)
 	}
 	answered := func(q rotator.Question) bool {

@@ -17,6 +17,7 @@ traffic:
   - {name: prom-both, type: prometheus, url: "http://prom:9090", query: 'sum(rate(x{code="401"}[5m]))', old_key_query: 'sum(rate(x{id="{{promql .OldID}}"}[5m]))'}
   - {name: ka, type: kubeadapt, url: "http://ka:8089"}
   - {name: attested, type: consumers}
+  - {name: bare, type: prometheus, url: "http://prom:9090"}
 defaults:
   drain: {source: prom, quiet_period: 30s, max_wait: 1h}
 keys:
@@ -84,6 +85,7 @@ func TestGateErrors(t *testing.T) {
 	yaml = strings.Replace(yaml, "drain: {source: ka, quiet_period: 30s, max_wait: 1h}",
 		"drain: {source: ka, sources: [prom], require: [old_key_use, new_keys], quiet_period: 30s}", 1)
 	yaml = strings.Replace(yaml, "defaults:\n  drain: {source: prom,", "defaults:\n  drain: {source: prom, require: [old_key_use],", 1)
+	yaml = strings.Replace(yaml, "drain: {sources: [attested, prom],", "drain: {sources: [attested, bare],", 1)
 	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
 		t.Fatal(err)
