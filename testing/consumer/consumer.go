@@ -10,6 +10,10 @@
 // (key, status) answers with their times, so a test can tell exactly when
 // the consumer switched keys and when its answers changed.
 //
+// With Options.Attest a Consumer also reports to rekey, after every read,
+// the fingerprint of the key it holds (attest.go: Standard Webhooks signed,
+// written from the specification, not with rekey's code).
+//
 // testing/cmd/rekey-consumer runs a Consumer as a separate process.
 package consumer
 
