@@ -53,6 +53,7 @@ type Store interface {
 	rotator.InboundStore
 	rotator.ReplayGuard
 	rotator.Outbox
+	rotator.ConsumerStore
 	VerifyAudit(ctx context.Context) ([]rotator.AuditProblem, error)
 	SetAuditKeys(k rotator.AuditKeys)
 	AuditHead(ctx context.Context) (seq int64, hash string, err error)
@@ -131,8 +132,8 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o Build
 		}
 	}
 	keys := make([]*rotator.Key, 0, len(cfg.Keys))
-	for _, kc := range cfg.Keys {
-		k := buildKey(cfg, kc, issuers, sinks, traffic)
+	for i, kc := range cfg.Keys {
+		k := buildKey(cfg, i, kc, issuers, sinks, traffic)
 		// Approvers are compared with canonical principals: list them in
 		// canonical form too (an approver spelled Bob@Example.com in the
 		// file is the principal bob@example.com).
@@ -242,7 +243,7 @@ func anyMap[T any](m map[string]T) map[string]any {
 // builtinFixed backs drain gates that name no source.
 var builtinFixed = fixed.New(fixed.DefaultConfig())
 
-func buildKey(cfg *config.Config, kc config.Key, issuers map[string]rotator.Issuer, sinks map[string]rotator.Sink, traffic map[string]rotator.TrafficSource) *rotator.Key {
+func buildKey(cfg *config.Config, i int, kc config.Key, issuers map[string]rotator.Issuer, sinks map[string]rotator.Sink, traffic map[string]rotator.TrafficSource) *rotator.Key {
 	eff := cfg.Effective(kc)
 	k := &rotator.Key{
 		Name: kc.Name, Issuer: issuers[kc.Issuer], IssuerName: kc.Issuer, Params: kc.Params, Owners: kc.Owners,
@@ -280,13 +281,7 @@ func buildKey(cfg *config.Config, kc config.Key, issuers map[string]rotator.Issu
 		k.Approval.Approvers, k.Approval.Required, k.Approval.ExpireAfter = a.Approvers, a.Required, a.ExpireAfter
 		k.Approval.RevokeRequired = a.RevokeRequired
 	}
-	k.Drain.Source, k.Drain.SourceName = builtinFixed, "fixed"
-	if dr := eff.Drain; dr != nil {
-		if dr.Source != "" {
-			k.Drain.Source, k.Drain.SourceName = traffic[dr.Source], dr.Source
-		}
-		k.Drain.Query, k.Drain.QuietPeriod, k.Drain.MaxWait, k.Drain.PollInterval = dr.Query, dr.QuietPeriod, dr.MaxWait, dr.PollInterval
-	}
+	k.Drain = drainPolicy(planGate(cfg, i, kc), eff, traffic)
 	if w := eff.Watch; w != nil {
 		k.Watch = rotator.WatchPolicy{Period: w.Period, PollInterval: w.PollInterval}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/rekeyhq/rekey/sinks/file"
 	"github.com/rekeyhq/rekey/sinks/vault"
 	trafficiam "github.com/rekeyhq/rekey/traffic/awsiam"
+	trafficconsumers "github.com/rekeyhq/rekey/traffic/consumers"
 	"github.com/rekeyhq/rekey/traffic/fixed"
 	trafficka "github.com/rekeyhq/rekey/traffic/kubeadapt"
 	trafficprom "github.com/rekeyhq/rekey/traffic/prometheus"
@@ -51,6 +52,9 @@ var (
 		}),
 		"kubeadapt": adapter(trafficka.DefaultConfig, func(c trafficka.Config, l *slog.Logger) (rotator.TrafficSource, error) { return trafficka.New(c, l) }),
 		"awsiam":    adapter(trafficiam.DefaultConfig, func(c trafficiam.Config, l *slog.Logger) (rotator.TrafficSource, error) { return trafficiam.New(c, l) }),
+		"consumers": withDeps(trafficconsumers.DefaultConfig, func(c trafficconsumers.Config, d deps) (rotator.TrafficSource, error) {
+			return trafficconsumers.New(c, d.store, d.logger)
+		}),
 	}
 )
 

@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/rekeyhq/rekey/config"
+	"github.com/rekeyhq/rekey/rotator"
 )
 
 type validator interface{ Validate() error }
@@ -24,6 +25,16 @@ type factory[T any] struct {
 	// (nil error when the adapter has no such check or its settings are
 	// already reported as wrong).
 	checkTarget func(settings map[string]any, path string, params map[string]string) error
+	// answers reports which drain gate questions a traffic source answers
+	// for a key with the given queries (nil when the settings do not
+	// decode, or the adapter is not a traffic source).
+	answers func(settings map[string]any, key map[rotator.Question]string) []rotator.Question
+}
+
+// answerer is the capability of a traffic source's configuration to say
+// which questions of the drain gate it can answer.
+type answerer interface {
+	Answers(key map[rotator.Question]string) []rotator.Question
 }
 
 // deps is what an adapter may be built with; most take only the logger.
@@ -87,6 +98,16 @@ func withDeps[C validator, T any](def func() C, mk func(C, deps) (T, error)) fac
 			}
 			if tv, ok := any(cfg).(targetValidator); ok {
 				return tv.ValidateTarget(path, params)
+			}
+			return nil
+		},
+		answers: func(settings map[string]any, key map[rotator.Question]string) []rotator.Question {
+			cfg, err := decodeSettings(def, settings, "")
+			if err != nil {
+				return nil
+			}
+			if a, ok := any(cfg).(answerer); ok {
+				return a.Answers(key)
 			}
 			return nil
 		},

@@ -54,6 +54,7 @@ func (d *Daemon) adminRoutes() map[string]http.HandlerFunc {
 		"GET /v1/plan":                     a.plan,
 		"POST /v1/keys/{key}/rotate":       a.rotate,
 		"POST /v1/keys/{key}/decommission": a.decommission,
+		"GET /v1/keys/{key}/consumers":     a.listConsumers,
 		"POST /v1/report":                  a.report,
 		"GET /v1/rotations":                a.listRotations,
 		"GET /v1/rotations/{id}":           a.getRotation,

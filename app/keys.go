@@ -18,6 +18,8 @@ func (d *Daemon) KeyViews(ctx context.Context, now time.Time) ([]KeyView, error)
 	for i, k := range d.Engine.Keys() {
 		it := plan[i]
 		v := KeyView{Name: k.Name, Issuer: k.IssuerName, Owners: k.Owners, Plan: it.Action, Reason: it.Reason, State: "no credential"}
+		gate := rotator.ProveGate(k.Drain.Gate(k.Name))
+		v.Gate = &gate
 		for _, b := range k.Sinks {
 			v.Sinks = append(v.Sinks, b.SinkName+":"+b.Target.Path)
 		}

@@ -34,6 +34,7 @@ func Validate(cfg *config.Config) config.Errors {
 	}
 	checkSlackWebhook(&errs, cfg)
 	checkBindings(&errs, cfg)
+	checkGates(&errs, cfg)
 	return errs
 }
 
@@ -96,4 +97,17 @@ func checkFamily[T any](errs *config.Errors, family string, list []config.Adapte
 			errs.AddErr("", err)
 		}
 	}
+}
+
+// GateNotes are validate's statement, per key, of what its drain gate
+// proves, and the warnings of gates that leave slow consumers unprotected
+// (they do not fail validation).
+func GateNotes(cfg *config.Config) (notes, warnings []string) {
+	for _, g := range GateProofs(cfg) {
+		notes = append(notes, fmt.Sprintf("drain gate of %s: %s", g.Key, g.Proves))
+		if g.Warning != "" {
+			warnings = append(warnings, g.Warning)
+		}
+	}
+	return notes, warnings
 }

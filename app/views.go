@@ -69,6 +69,8 @@ type KeyView struct {
 	Active  string `json:"active_rotation,omitempty"`
 	Plan    string `json:"plan"`
 	Reason  string `json:"reason,omitempty"`
+	// Gate says what the key's drain gate proves and cannot see.
+	Gate *rotator.GateProof `json:"gate,omitempty"`
 }
 
 // AuditView is an audit event.

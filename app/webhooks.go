@@ -8,6 +8,7 @@ import (
 	"github.com/rekeyhq/rekey/config"
 	notifierslack "github.com/rekeyhq/rekey/notifiers/slack"
 	"github.com/rekeyhq/rekey/rotator"
+	"github.com/rekeyhq/rekey/webhooks/consumer"
 	"github.com/rekeyhq/rekey/webhooks/departure"
 	"github.com/rekeyhq/rekey/webhooks/exposure"
 	"github.com/rekeyhq/rekey/webhooks/github"
@@ -29,6 +30,8 @@ type hookDeps struct {
 	notifiers map[string]rotator.Notifier
 	// decider records approvals with canonical identities.
 	decider rotator.Decider
+	// name is the webhook's configured name.
+	name string
 }
 
 // webhookFactory decodes and checks an inbound adapter's settings, and
@@ -62,6 +65,11 @@ var webhookFactories = map[string]webhookFactory{
 		h, err := exposure.New(c, d.engine, d.store, d.logger)
 		return []route{{exposure.Route, h}}, err
 	}),
+	"consumer": hook(consumer.DefaultConfig, func(c consumer.Config, d hookDeps) ([]route, error) {
+		known := func(key string) bool { _, ok := d.engine.Key(key); return ok }
+		h, err := consumer.New(c, d.name, known, d.store, d.store, d.store, d.logger)
+		return []route{{consumer.Route, h}}, err
+	}),
 	"departure": hook(departure.DefaultConfig, func(c departure.Config, d hookDeps) ([]route, error) {
 		h, err := departure.New(c, d.engine, d.store, d.logger)
 		return []route{{departure.Route, h}}, err
@@ -89,6 +97,7 @@ func buildWebhooks(list []config.Adapter, d hookDeps) ([]route, error) {
 	for i, a := range list {
 		path := fmt.Sprintf("webhooks[%d]", i)
 		d.logger = logger.With("adapter", a.Type, "name", a.Name)
+		d.name = a.Name
 		rs, err := webhookFactories[a.Type].build(a.Settings, path, d)
 		if err != nil {
 			return nil, fmt.Errorf("%s (%s %q): %w", path, a.Type, a.Name, err)

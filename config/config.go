@@ -232,13 +232,42 @@ type Approval struct {
 	ExpireAfter    time.Duration `koanf:"expire_after"`
 }
 
-// Drain configures the gate between cut-over and revoke.
+// Drain configures the gate between cut-over and revoke. The gate asks two
+// questions — is the old key still used (old_key_use)? does the new key
+// fail anywhere (new_key_failures)? — each of the sources that can answer
+// it, and revokes only after every answer was zero for quiet_period.
 type Drain struct {
-	Source       string        `koanf:"source"`
-	Query        string        `koanf:"query"`
+	// Source is the gate's traffic source; Sources lists several (e.g.
+	// consumers for old-key use and prom for 401s). Set one or the other.
+	Source  string   `koanf:"source"`
+	Sources []string `koanf:"sources"`
+	// Query is the source-specific query of new_key_failures (PromQL: the
+	// 401 rate); OldKeyQuery of old_key_use (PromQL: the rate of requests
+	// made with the old key, any status). Empty: the source's default.
+	Query       string `koanf:"query"`
+	OldKeyQuery string `koanf:"old_key_query"`
+	// Require lists the questions the gate must see answered
+	// (old_key_use, new_key_failures); default every question its sources
+	// can answer. Recommended: both.
+	Require      []string      `koanf:"require"`
 	QuietPeriod  time.Duration `koanf:"quiet_period"`
 	MaxWait      time.Duration `koanf:"max_wait"`
 	PollInterval time.Duration `koanf:"poll_interval"`
+	// ConsumersReloadWithin is the reload interval of the slowest consumer.
+	// A gate that cannot see old-key use waits at least this long, and
+	// validate warns when it is not declared.
+	ConsumersReloadWithin time.Duration `koanf:"consumers_reload_within"`
+}
+
+// SourceNames lists the gate's sources (source or sources).
+func (d Drain) SourceNames() []string {
+	if len(d.Sources) > 0 {
+		return d.Sources
+	}
+	if d.Source != "" {
+		return []string{d.Source}
+	}
+	return nil
 }
 
 // Watch configures the post-revoke watch.

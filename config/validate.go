@@ -296,6 +296,25 @@ func (c *Config) validateSettings(p string, s KeySettings, names map[string][]st
 		if d.Source != "" {
 			checkRef(errs, p+".drain.source", "traffic source", d.Source, names[FamilyTraffic])
 		}
+		if d.Source != "" && len(d.Sources) > 0 {
+			errs.Add(p+".drain.sources", "set either source or sources, not both")
+		}
+		seen := map[string]bool{}
+		for j, src := range d.Sources {
+			checkRef(errs, fmt.Sprintf("%s.drain.sources[%d]", p, j), "traffic source", src, names[FamilyTraffic])
+			if seen[src] {
+				errs.Add(fmt.Sprintf("%s.drain.sources[%d]", p, j), "%q is listed twice", src)
+			}
+			seen[src] = true
+		}
+		for j, q := range d.Require {
+			if q != "old_key_use" && q != "new_key_failures" {
+				errs.Add(fmt.Sprintf("%s.drain.require[%d]", p, j), "unknown question %q (known: new_key_failures, old_key_use)", q)
+			}
+		}
+		if d.ConsumersReloadWithin < 0 {
+			errs.Add(p+".drain.consumers_reload_within", "must not be negative")
+		}
 		if d.MaxWait > 0 && d.MaxWait < d.QuietPeriod {
 			errs.Add(p+".drain.max_wait", "must be at least quiet_period (%s)", d.QuietPeriod)
 		}

@@ -82,7 +82,7 @@ func TestStoresEmergencyCrashAtEveryPhaseBoundary(t *testing.T) {
 // emergencyCLI starts an emergency rotation of api with the CLI.
 func (w *storeWorld) emergencyCLI() string {
 	w.t.Helper()
-	out, code := w.cliStdout("", "rotate", "api", "--emergency", "--as", "ops", "--reason", "stores e2e", "-o", "json")
+	out, code := w.cliStdout("", "rotate", "api", "--emergency", "--reason", "stores e2e", "-o", "json")
 	if code != 0 {
 		w.t.Fatalf("rotate --emergency: exit %d: %s", code, out)
 	}

@@ -120,6 +120,9 @@ notifiers:
     url: {{.W.HookURL}}
     secret_file: {{.W.Dir}}/webhook-secret
     max_attempts: 3
+{{- if .Gate}}
+{{.Gate}}
+{{- else}}
 traffic:
   - name: prom
     type: prometheus
@@ -127,12 +130,17 @@ traffic:
     window: 2s
     timeout: 1s
     query: '{{.Query}}'
+{{- end}}
 defaults:
   policies:
     max_age: 90d
   verify: true
   drain:
+{{- if .GateDrain}}
+{{.GateDrain}}
+{{- else}}
     source: prom
+{{- end}}
     quiet_period: {{.Quiet}}
     max_wait: {{.MaxWait}}
     poll_interval: 200ms
@@ -162,6 +170,19 @@ keys:
 type zdOptions struct {
 	Quiet, MaxWait, Watch time.Duration
 	Vault, AWS            bool
+	// Gate, when set, replaces the prom source and the drain source.
+	Gate *zdGate
+}
+
+// zdGate is a drain gate configuration: the traffic and webhooks
+// sections (a template over the stack: .KA, .Prom, .W) and the lines of
+// defaults.drain that choose the sources.
+type zdGate struct {
+	Sections string
+	Drain    string
+	// Attest: the gate reads consumer attestations; consumers started
+	// with attest report to the daemon.
+	Attest bool
 }
 
 // zdStack is one test's servers and daemon.
@@ -208,7 +229,11 @@ func newZDStack(t *testing.T, o zdOptions) *zdStack {
 	tmpl := strings.ReplaceAll(zdTemplate, "<<", `{{"{{"}}`)
 	s.w = newWorldFrom(t, tmpl, func(w *world) any {
 		d := map[string]any{"W": w, "KA": s.ka.URL(), "Prom": s.prom.Addr, "Query": strings.ReplaceAll(zdQuery, "<<", "{{"),
-			"Quiet": o.Quiet.String(), "MaxWait": o.MaxWait.String(), "Watch": o.Watch.String(), "Vault": "", "Moto": ""}
+			"Quiet": o.Quiet.String(), "MaxWait": o.MaxWait.String(), "Watch": o.Watch.String(), "Vault": "", "Moto": "", "Gate": "", "GateDrain": ""}
+		if o.Gate != nil {
+			d["Gate"] = expandGate(t, o.Gate.Sections, map[string]any{"W": w, "KA": s.ka.URL(), "Prom": s.prom.Addr})
+			d["GateDrain"] = o.Gate.Drain
+		}
 		if s.vault != nil {
 			d["Vault"] = s.vault.Addr
 		}
@@ -218,6 +243,7 @@ func newZDStack(t *testing.T, o zdOptions) *zdStack {
 		return d
 	})
 	writeFile(t, filepath.Join(s.w.dir, "ka-admin-token"), s.ka.AdminToken())
+	writeFile(t, filepath.Join(s.w.dir, "consumer-secret"), zdAttestSecret)
 	if s.vault != nil {
 		writeFile(t, filepath.Join(s.w.dir, "vault-token"), s.vault.Token)
 	}

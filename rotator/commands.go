@@ -96,7 +96,7 @@ func (e *Engine) Trigger(ctx context.Context, req TriggerRequest) (*Rotation, er
 	started := []Event{{ID: r.ID + "-start", Kind: EventStarted, Severity: severityOf(r), Key: r.Key, RotationID: r.ID,
 		Phase: r.Phase, Trigger: r.Trigger, Mode: r.Mode, Actor: r.Actor, Owners: k.Owners, At: now,
 		Message: startMessage(r),
-		Fields:  map[string]string{"reason": r.Reason}}}
+		Fields:  startFields(k, r)}}
 	if err := e.store.CreateRotation(ctx, Commit{Rotation: r, Audit: []AuditEvent{ev}, Outbox: e.dispatch.rows(k, started)}); err != nil {
 		if errors.Is(err, ErrActiveRotation) {
 			active, aerr := e.store.ActiveRotation(ctx, req.Key)
@@ -341,6 +341,20 @@ func (e *Engine) update(ctx context.Context, id string, f func(*Rotation, *chang
 		return r, nil
 	}
 	return nil, fmt.Errorf("rotation %s: %w (gave up after 10 tries)", id, ErrConflict)
+}
+
+// startFields are the started event's fields: the reason and, for a
+// rotation that will drain, what its drain gate proves (and cannot see).
+func startFields(k *Key, r *Rotation) map[string]string {
+	f := map[string]string{"reason": r.Reason}
+	if r.Mode == ModeStaged && r.Trigger != TriggerBootstrap {
+		p := ProveGate(k.Drain.Gate(k.Name))
+		f["gate"] = p.Proves
+		if p.Warning != "" {
+			f["gate_warning"] = p.Warning
+		}
+	}
+	return f
 }
 
 func startMessage(r *Rotation) string {

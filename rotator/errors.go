@@ -120,4 +120,6 @@ var (
 	ErrNotManaged     = errors.New("not managed by rekey")
 	ErrBadState       = errors.New("not allowed in this state")
 	ErrRejected       = errors.New("rejected") // input checked and refused (a submitted secret)
+	// ErrTooManyConsumers: a key already has the most consumers remembered.
+	ErrTooManyConsumers = errors.New("too many consumers for the key")
 )

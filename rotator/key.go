@@ -87,13 +87,25 @@ func (a ApprovalPolicy) RequiredApprovals(g Gate) int {
 }
 
 // DrainPolicy configures the gate between cut-over and revocation.
+//
+// Checks are the questions the gate asks (old-key use, failures with the
+// new key), each of the source that answers it; every check must read zero
+// for QuietPeriod. A policy with no Checks but a Source asks that source
+// its own question (a 401 rate). Sources lists the gate's sources with
+// what each can answer, for the statement of what the gate proves.
 type DrainPolicy struct {
 	Source       TrafficSource
 	SourceName   string
 	Query        string
+	Checks       []DrainCheck
+	Sources      []GateSource
 	QuietPeriod  time.Duration
 	MaxWait      time.Duration
 	PollInterval time.Duration
+	// ReloadWithin is the declared reload interval of the slowest consumer
+	// (drain.consumers_reload_within): when the gate cannot see old-key
+	// use, it waits at least this long.
+	ReloadWithin time.Duration
 }
 
 // WatchPolicy configures the post-revoke watch.

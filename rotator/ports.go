@@ -207,7 +207,16 @@ type TrafficQuery struct {
 	NewID   string
 	OldName string
 	NewName string
-	Since   time.Time
+	// OldGeneration / NewGeneration number the two credentials.
+	OldGeneration int
+	NewGeneration int
+	Since         time.Time
+	// Question is what the gate asks; empty asks the source's own
+	// configured question (policies, older callers).
+	Question Question
+	// NotBefore, when set, excludes traffic from before it (the post-revoke
+	// watch must not count requests made before the revoke).
+	NotBefore time.Time
 }
 
 // Reading is one answer of a traffic source: the rate of 401s (or of uses of
@@ -216,6 +225,9 @@ type Reading struct {
 	Value  float64
 	At     time.Time
 	Detail string
+	// Query is the query actually run (rendered, the source's default when
+	// the key has none), for alerts and audit.
+	Query string
 }
 
 // TrafficSource reports failed authentication. An error or an empty result
@@ -235,3 +247,26 @@ func (systemClock) Now() time.Time { return time.Now() }
 
 // SystemClock is the real clock.
 var SystemClock Clock = systemClock{}
+
+// ConsumerSeen is what a consumer last attested for a key: the generation
+// it holds now. It never carries the secret.
+type ConsumerSeen struct {
+	Key        string    `json:"key"`
+	Name       string    `json:"name"`
+	Generation int       `json:"generation"`
+	FirstSeen  time.Time `json:"first_seen"`
+	LastSeen   time.Time `json:"last_seen"`
+	// Via names the sender (the webhook's configured name).
+	Via string `json:"via,omitempty"`
+}
+
+// ConsumerStore remembers, per key, which generation each consumer last
+// reported holding.
+type ConsumerStore interface {
+	// RecordConsumer upserts c (first_seen is kept) and deletes the key's
+	// consumers last seen before forgetBefore. It refuses a new consumer
+	// beyond maxPerKey consumers of the key with ErrTooManyConsumers.
+	RecordConsumer(ctx context.Context, c ConsumerSeen, forgetBefore time.Time, maxPerKey int) error
+	// Consumers lists the key's consumers, most recently seen first.
+	Consumers(ctx context.Context, key string) ([]ConsumerSeen, error)
+}

@@ -3,13 +3,19 @@ package rotator
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 )
 
-// drain is the gate between cut-over and revocation: it passes only after
-// the traffic source reported zero for QuietPeriod without a break. An error
-// or a non-zero reading restarts the quiet period; past MaxWait the rotation
-// holds for a human and is never revoked on a timer alone.
+// drain is the gate between cut-over and revocation: it asks each of its
+// checks (is the old key still used? does the new key fail anywhere?) and
+// passes only after every one reported zero for the quiet period without a
+// break (at least drain.consumers_reload_within when no check sees old-key
+// use). An error or a non-zero reading restarts the quiet period; past
+// MaxWait the rotation holds for a human and is never revoked on a timer
+// alone.
 func (s *step) drain(ctx context.Context) outcome {
 	p := s.k.Drain
 	now := s.now()
@@ -25,28 +31,40 @@ func (s *step) drain(ctx context.Context) outcome {
 	if ds.StartedAt.IsZero() {
 		ds.StartedAt = now
 	}
-	q := s.trafficQuery(ds.StartedAt)
-	var reading Reading
-	var err error
-	if p.Source != nil {
-		reading, err = p.Source.Unauthorized(ctx, q)
+	quiet := p.Gate(s.r.Key).EffectiveQuiet()
+	var total float64
+	var errs []string
+	values := map[string]float64{}
+	for _, c := range p.checks() {
+		q := s.trafficQuery(ds.StartedAt)
+		q.Question, q.Query = c.Question, c.Query
+		reading, err := c.Source.Unauthorized(ctx, q)
+		switch {
+		case err != nil && IsPermanent(err):
+			// A query that can never answer (syntax error, auth) must not
+			// poll silently until max_wait: hold and tell a human now.
+			ds.Polls++
+			ds.LastError = err.Error()
+			ds.QuietSince = time.Time{}
+			ds.Escalated = true
+			return holdFor(HoldDrainTimeout, fmt.Sprintf("traffic source %s cannot answer %s (%v); fix the query or source, then retry, approve to revoke anyway, or cancel to roll back", c.SourceName, checkLabel(c), err), zeroTime, SeverityCritical)
+		case err != nil:
+			errs = append(errs, err.Error())
+			s.e.log.Warn("drain gate: traffic source did not answer; not passing", "rotation", s.r.ID, "key", s.r.Key, "source", c.SourceName, "question", c.Question, "err", err)
+		default:
+			total += reading.Value
+			values[checkLabel(c)] = reading.Value
+		}
 	}
 	ds.Polls++
+	ds.LastValues = values
 	switch {
-	case err != nil && IsPermanent(err):
-		// A query that can never answer (syntax error, auth) must not
-		// poll silently until max_wait: hold and tell a human now.
-		ds.LastError = err.Error()
+	case len(errs) > 0:
+		ds.LastError = strings.Join(errs, "; ")
 		ds.QuietSince = time.Time{}
-		ds.Escalated = true
-		return holdFor(HoldDrainTimeout, fmt.Sprintf("traffic source %s cannot answer (%v); fix the query or source, then retry, approve to revoke anyway, or cancel to roll back", p.SourceName, err), zeroTime, SeverityCritical)
-	case err != nil:
-		ds.LastError = err.Error()
-		ds.QuietSince = time.Time{}
-		s.e.log.Warn("drain gate: traffic source did not answer; not passing", "rotation", s.r.ID, "key", s.r.Key, "source", p.SourceName, "err", err)
-	case reading.Value > 0:
+	case total > 0:
 		ds.LastError = ""
-		ds.LastValue = reading.Value
+		ds.LastValue = total
 		ds.QuietSince = time.Time{}
 	default:
 		ds.LastError = ""
@@ -56,31 +74,81 @@ func (s *step) drain(ctx context.Context) outcome {
 		}
 	}
 	s.e.metrics.drainReading(s.r.Key, ds.LastValue)
-	if !ds.QuietSince.IsZero() && now.Sub(ds.QuietSince) >= p.QuietPeriod {
+	if !ds.QuietSince.IsZero() && now.Sub(ds.QuietSince) >= quiet {
 		return advance("drained", map[string]string{
-			"quiet_for": now.Sub(ds.QuietSince).Round(time.Millisecond).String(), "polls": fmt.Sprint(ds.Polls), "source": p.SourceName,
+			"quiet_for": now.Sub(ds.QuietSince).Round(time.Millisecond).String(), "polls": fmt.Sprint(ds.Polls), "source": p.sourceNames(),
+			"asked": p.asked(),
 		})
 	}
 	if p.MaxWait > 0 && now.Sub(ds.StartedAt) >= p.MaxWait {
 		ds.Escalated = true
-		detail := fmt.Sprintf("traffic has not drained after %s (last 401 rate %g, source %s, last error %q); approve to revoke anyway, retry to keep waiting, or cancel to roll back",
-			p.MaxWait, ds.LastValue, p.SourceName, ds.LastError)
-		return holdFor(HoldDrainTimeout, detail, zeroTime, SeverityCritical)
+		return holdFor(HoldDrainTimeout, s.drainTimeoutDetail(), zeroTime, SeverityCritical)
 	}
 	wait := p.PollInterval
 	if wait <= 0 {
 		wait = 10 * time.Second
 	}
 	if !ds.QuietSince.IsZero() {
-		if left := p.QuietPeriod - now.Sub(ds.QuietSince); left < wait {
+		if left := quiet - now.Sub(ds.QuietSince); left < wait {
 			wait = left
 		}
 	}
 	return waitUntil(now.Add(wait))
 }
 
+// drainTimeoutDetail says why the gate holds past max_wait: the last
+// reading of each question, in words, and the last error.
+func (s *step) drainTimeoutDetail() string {
+	p, ds := s.k.Drain, &s.r.Drain
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(ds.LastValues)) {
+		parts = append(parts, fmt.Sprintf("%s %g", k, ds.LastValues[k]))
+	}
+	last := strings.Join(parts, ", ")
+	if last == "" {
+		last = "no reading"
+	}
+	return fmt.Sprintf("traffic has not drained after %s (last readings: %s; last error %q); approve to revoke anyway, retry to keep waiting, or cancel to roll back",
+		p.MaxWait, last, ds.LastError)
+}
+
+// checkLabel names a check in messages and readings: "old_key_use via prom".
+func checkLabel(c DrainCheck) string {
+	q := c.Question
+	if q == "" {
+		q = "401 rate"
+	}
+	return fmt.Sprintf("%s via %s", q, c.SourceName)
+}
+
+// sourceNames lists the gate's sources, for the drained audit event.
+func (p DrainPolicy) sourceNames() string {
+	var out []string
+	for _, c := range p.checks() {
+		if !slices.Contains(out, c.SourceName) {
+			out = append(out, c.SourceName)
+		}
+	}
+	if len(out) == 0 {
+		return p.SourceName
+	}
+	return strings.Join(out, ",")
+}
+
+// asked lists the questions the gate asked, for the drained audit event.
+func (p DrainPolicy) asked() string {
+	var out []string
+	for _, q := range p.Require() {
+		out = append(out, string(q))
+	}
+	if len(out) == 0 {
+		return "nothing (quiet period only)"
+	}
+	return strings.Join(out, ",")
+}
+
 func (s *step) trafficQuery(since time.Time) TrafficQuery {
-	q := TrafficQuery{Key: s.r.Key, Query: s.k.Drain.Query, Since: since}
+	q := TrafficQuery{Key: s.r.Key, Query: s.k.Drain.Query, Since: since, OldGeneration: s.r.OldGeneration, NewGeneration: s.r.NewGeneration}
 	if c := s.oldCred(); c != nil {
 		q.OldID, q.OldName = c.IssuerID, c.Name
 	}
@@ -101,29 +169,46 @@ func (s *step) watch(ctx context.Context) outcome {
 	}
 	var alert []Event
 	var alertAudit []AuditEvent
-	if p.Period > 0 && s.k.Drain.Source != nil {
-		reading, err := s.k.Drain.Source.Unauthorized(ctx, s.trafficQuery(ws.StartedAt))
-		if err != nil {
-			ws.Errors++
-		} else {
-			ws.Readings++
-		}
-		if err == nil && reading.Value > 0 {
-			ws.LastValue = reading.Value
-			if !ws.Alerted {
-				ws.Alerted = true
-				s.e.metrics.watchAlert(s.r.Key)
-				msg := fmt.Sprintf("%s: 401 traffic after revoking %s (rate %g, source %s, query %q): an unknown caller still uses the old key; investigate — nothing is re-minted",
-					s.r.Key, CredentialName(s.r.Key, s.r.OldGeneration), reading.Value, s.k.Drain.SourceName, s.k.Drain.Query)
-				alertAudit = append(alertAudit, s.auditEvent("watch.alert", map[string]string{"rate": fmt.Sprint(reading.Value), "detail": reading.Detail}))
-				alert = append(alert, s.event(EventWatchAlert, SeverityCritical, msg, map[string]string{"rate": fmt.Sprint(reading.Value), "query": s.k.Drain.Query}))
+	checks := s.k.Drain.checks()
+	if p.Period > 0 {
+		for _, c := range checks {
+			// Only traffic since the revoke counts: requests made before
+			// it (a failing caller that held the gate until a person
+			// approved anyway) are not "after revoking".
+			q := s.trafficQuery(ws.StartedAt)
+			q.Question, q.Query, q.NotBefore = c.Question, c.Query, ws.StartedAt
+			reading, err := c.Source.Unauthorized(ctx, q)
+			if err != nil {
+				ws.Errors++
+				continue
 			}
+			ws.Readings++
+			if reading.Value <= 0 {
+				continue
+			}
+			ws.LastValue = reading.Value
+			if ws.Alerted {
+				continue
+			}
+			ws.Alerted = true
+			s.e.metrics.watchAlert(s.r.Key)
+			query := reading.Query
+			if query == "" {
+				query = c.Query
+			}
+			if query == "" {
+				query = "(the source's default)"
+			}
+			msg, counts := s.watchMessage(c, reading, query)
+			fields := map[string]string{"rate": fmt.Sprint(reading.Value), "query": query, "question": string(c.Question), "counts": counts, "source": c.SourceName}
+			alertAudit = append(alertAudit, s.auditEvent("watch.alert", map[string]string{"rate": fmt.Sprint(reading.Value), "detail": reading.Detail, "question": string(c.Question), "source": c.SourceName}))
+			alert = append(alert, s.event(EventWatchAlert, SeverityCritical, msg, fields))
 		}
 	}
 	var o outcome
 	if now.Sub(ws.StartedAt) >= p.Period {
-		if p.Period > 0 && s.k.Drain.Source != nil && ws.Readings == 0 {
-			alert = append(alert, s.event(EventWatchAlert, SeverityWarning, fmt.Sprintf("%s: the post-revoke watch ended without one successful reading from %s (%d errors); nobody looked for callers still using the old key", s.r.Key, s.k.Drain.SourceName, ws.Errors), nil))
+		if p.Period > 0 && len(checks) > 0 && ws.Readings == 0 {
+			alert = append(alert, s.event(EventWatchAlert, SeverityWarning, fmt.Sprintf("%s: the post-revoke watch ended without one successful reading from %s (%d errors); nobody looked for callers still using the old key", s.r.Key, s.k.Drain.sourceNames(), ws.Errors), nil))
 		}
 		o = advance("watched", map[string]string{"alerted": fmt.Sprint(ws.Alerted), "readings": fmt.Sprint(ws.Readings), "errors": fmt.Sprint(ws.Errors)})
 	} else {
@@ -138,4 +223,24 @@ func (s *step) watch(ctx context.Context) outcome {
 	}
 	o.audits, o.events = alertAudit, alert
 	return o
+}
+
+// watchMessage words a post-revoke alert by what the reading counts: use
+// of the revoked key is an unknown caller; failures with the new or an
+// unidentifiable key are a broken consumer, not necessarily the old key.
+func (s *step) watchMessage(c DrainCheck, r Reading, query string) (msg, counts string) {
+	old := CredentialName(s.r.Key, s.r.OldGeneration)
+	counts = c.Question.Counts()
+	switch c.Question {
+	case OldKeyUse:
+		msg = fmt.Sprintf("%s: the revoked key %s is still used after the revoke (%s: %g, source %s, query %s): an unknown caller still holds the old key; investigate — nothing is re-minted",
+			s.r.Key, old, counts, r.Value, c.SourceName, query)
+	case NewKeyFailures:
+		msg = fmt.Sprintf("%s: requests fail authentication after revoking %s (%s: %g, source %s, query %s): a caller has a key that does not work — perhaps the old one, perhaps a broken copy; investigate — nothing is re-minted",
+			s.r.Key, old, counts, r.Value, c.SourceName, query)
+	default:
+		msg = fmt.Sprintf("%s: 401 traffic after revoking %s (%s: %g, source %s, query %s): an unknown caller still uses the old key; investigate — nothing is re-minted",
+			s.r.Key, old, counts, r.Value, c.SourceName, query)
+	}
+	return msg, counts
 }

@@ -151,10 +151,13 @@ type DrainState struct {
 	StartedAt  time.Time `json:"started_at,omitzero"`
 	QuietSince time.Time `json:"quiet_since,omitzero"`
 	LastValue  float64   `json:"last_value"`
-	LastError  string    `json:"last_error,omitempty"`
-	Polls      int       `json:"polls"`
-	Escalated  bool      `json:"escalated,omitempty"`
-	Override   string    `json:"override,omitempty"` // "revoke" when a human approved revoking anyway
+	// LastValues is the last reading of each check ("old_key_use via
+	// prom"), when every check answered.
+	LastValues map[string]float64 `json:"last_values,omitempty"`
+	LastError  string             `json:"last_error,omitempty"`
+	Polls      int                `json:"polls"`
+	Escalated  bool               `json:"escalated,omitempty"`
+	Override   string             `json:"override,omitempty"` // "revoke" when a human approved revoking anyway
 	// RestoredAt: a rollback after cut-over made the old key current again
 	// at this time; the new key is revoked after a quiet period.
 	RestoredAt time.Time `json:"restored_at,omitzero"`

@@ -54,11 +54,16 @@ func cmdValidate(c *cli) *cobra.Command {
 				}
 				return configError{fmt.Errorf("%s: %d problem(s)", c.config, len(errs))}
 			}
+			gates, gateWarnings := app.GateNotes(cfg)
+			warnings := append(append([]string{}, cfg.Warnings()...), gateWarnings...)
 			if c.output == "json" {
-				return printJSON(c.stdout, map[string]any{"valid": true, "keys": len(cfg.Keys), "warnings": append([]string{}, cfg.Warnings()...)})
+				return printJSON(c.stdout, map[string]any{"valid": true, "keys": len(cfg.Keys), "warnings": warnings, "gates": app.GateProofs(cfg)})
 			}
 			fmt.Fprintf(c.stdout, "%s: valid (%d keys, %d issuers, %d sinks, %d notifiers)\n", c.config, len(cfg.Keys), len(cfg.Issuers), len(cfg.Sinks), len(cfg.Notifiers))
-			for _, w := range cfg.Warnings() {
+			for _, g := range gates {
+				fmt.Fprintln(c.stdout, g)
+			}
+			for _, w := range warnings {
 				fmt.Fprintln(c.stdout, "WARNING: "+w)
 			}
 			return nil

@@ -297,3 +297,22 @@ func TestMessageDeletedIsPostedAgain(t *testing.T) {
 		t.Fatalf("updates = %+v, want one of the replacement", updates)
 	}
 }
+
+// The rotation's message says what its drain gate proves, from the
+// started event, with a warning sign when slow consumers would get 401s.
+func TestParentShowsWhatTheGateProves(t *testing.T) {
+	e := newEnv(t, nil)
+	b := newEvents("rot_gate0001", "payments-api")
+	st := b.started()
+	st.Fields = map[string]string{"gate": "sees only failed authentication (prom), not use of the old key", "gate_warning": "payments-api: …"}
+	e.notify(st, b.phase(rotator.PhaseAwaitingApproval, rotator.PhaseMinting, nil))
+	updates := e.slack.byMethod("chat.update")
+	if len(updates) != 1 {
+		t.Fatalf("%d updates", len(updates))
+	}
+	text := updates[0].text(t)
+	if !strings.Contains(text, ":warning: *Drain gate* sees only failed authentication (prom), not use of the old key") {
+		t.Fatalf("the message does not show the gate: %s", text)
+	}
+	e.assertNoLeak()
+}

@@ -148,6 +148,13 @@ func parentBlocks(rotationID string, st *messageState, buttons bool) []slackgo.B
 	}
 	blocks = append(blocks, slackgo.NewSectionBlock(nil, fields, nil))
 	blocks = append(blocks, slackgo.NewContextBlock("", mrkdwn(progressLine(st))))
+	if st.Gate != "" && !st.Phase.Terminal() {
+		icon := ":shield:"
+		if st.GateWarning {
+			icon = ":warning:"
+		}
+		blocks = append(blocks, slackgo.NewContextBlock("", mrkdwn(icon+" *Drain gate* "+escape(truncate(st.Gate, 1500)))))
+	}
 	if st.Problem != "" && !st.Phase.Terminal() {
 		blocks = append(blocks, slackgo.NewContextBlock("", mrkdwn(":warning: "+escape(st.Problem))))
 	}

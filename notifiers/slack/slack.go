@@ -158,6 +158,9 @@ func apply(st *messageState, ev rotator.Event) {
 	if len(ev.Owners) > 0 {
 		st.Owners = append([]string(nil), ev.Owners...)
 	}
+	if ev.Kind == rotator.EventStarted && ev.Fields["gate"] != "" {
+		st.Gate, st.GateWarning = ev.Fields["gate"], ev.Fields["gate_warning"] != ""
+	}
 	if ev.Kind == rotator.EventStarted && st.Reason == "" {
 		// "<mode> rotation of <key> started (<trigger>): <reason>"
 		if _, reason, ok := strings.Cut(ev.Message, "): "); ok {

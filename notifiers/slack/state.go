@@ -36,6 +36,10 @@ type messageState struct {
 	HoldDetail string          `json:"hold_detail,omitempty"`
 	Outcome    string          `json:"outcome,omitempty"`
 	Problem    string          `json:"problem,omitempty"` // last retry / alert line
+	// Gate is what the rotation's drain gate proves (and cannot see);
+	// GateWarning is set when slow consumers would get 401s.
+	Gate        string `json:"gate,omitempty"`
+	GateWarning bool   `json:"gate_warning,omitempty"`
 	// DecidedGate hides the buttons of a gate someone decided from Slack,
 	// until the engine holds again (e.g. a second approval is needed).
 	DecidedGate rotator.Gate `json:"decided_gate,omitempty"`

@@ -201,6 +201,23 @@ var migrations = []migration{
 	{version: 7, name: "when a rotation's hold began", statements: []string{
 		`ALTER TABLE rotations ADD COLUMN held_since TEXT NOT NULL DEFAULT ''`,
 	}},
+	{version: 8, name: "consumers seen per key", statements: []string{
+		// Which generation each consumer of a key last attested holding
+		// (issue 16): the consumers traffic source and GET
+		// /v1/keys/{key}/consumers read it. No secret: a generation number.
+		// Rows not seen within the webhook's retention are deleted when the
+		// key's consumers next attest.
+		`CREATE TABLE consumers (
+			key_name   TEXT    NOT NULL,
+			name       TEXT    NOT NULL,
+			generation INTEGER NOT NULL,
+			via        TEXT    NOT NULL DEFAULT '',
+			first_seen TEXT    NOT NULL,
+			last_seen  TEXT    NOT NULL,
+			PRIMARY KEY (key_name, name)
+		)`,
+		`CREATE INDEX consumers_last_seen ON consumers (key_name, last_seen)`,
+	}},
 }
 
 // SchemaVersion is the newest schema this build knows.

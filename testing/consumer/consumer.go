@@ -10,6 +10,10 @@
 // (key, status) answers with their times, so a test can tell exactly when
 // the consumer switched keys and when its answers changed.
 //
+// With Options.Attest a Consumer also reports to rekey, after every read,
+// the fingerprint of the key it holds (attest.go: Standard Webhooks signed,
+// written from the specification, not with rekey's code).
+//
 // testing/cmd/rekey-consumer runs a Consumer as a separate process.
 package consumer
 
@@ -48,6 +52,8 @@ type Options struct {
 	Client *http.Client
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Attest, when set, reports the key held to rekey after every read.
+	Attest *Attest
 }
 
 // Consumer calls the API with the key its Reader holds. It is safe to call
@@ -162,6 +168,11 @@ func (c *Consumer) readKey(ctx context.Context) bool {
 			c.rep.Keys = append(c.rep.Keys, KeySeen{Fingerprint: fp, ReadAt: now})
 		}
 		c.rep.Switches = append(c.rep.Switches, Switch{At: now, To: fp})
+	}
+	if c.opts.Attest != nil {
+		c.mu.Unlock()
+		c.attest(ctx, fp)
+		c.mu.Lock()
 	}
 	return true
 }

@@ -31,6 +31,14 @@ type Report struct {
 	// LastError is the last transport error (no HTTP answer), if any.
 	LastError string `json:"last_error,omitempty"`
 
+	// Attestations counts reports to rekey of the key held (-attest-url);
+	// LastAttested is the fingerprint last accepted (202), at LastAttestedAt.
+	Attestations    int       `json:"attestations,omitempty"`
+	AttestErrors    int       `json:"attest_errors,omitempty"`
+	LastAttestError string    `json:"last_attest_error,omitempty"`
+	LastAttested    string    `json:"last_attested,omitempty"`
+	LastAttestedAt  time.Time `json:"last_attested_at,omitzero"`
+
 	Reads         int    `json:"reads"`
 	ReadErrors    int    `json:"read_errors"`
 	LastReadError string `json:"last_read_error,omitempty"`

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/url"
 	"strings"
+
+	"github.com/rekeyhq/rekey/rotator"
 )
 
 // Config of the IAM last-used source.
@@ -39,4 +41,10 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("assume_role_arn: must be an ARN"))
 	}
 	return errors.Join(errs...)
+}
+
+// Answers: IAM's last-used record tells whether the old access key is
+// still used; it knows nothing of failed requests.
+func (Config) Answers(map[rotator.Question]string) []rotator.Question {
+	return []rotator.Question{rotator.OldKeyUse}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/secretref"
+	"github.com/rekeyhq/rekey/rotator"
 )
 
 // Config of a kubeadapt traffic source. See examples/traffic/kubeadapt.yaml.
@@ -140,4 +141,12 @@ func validMetricName(s string) bool {
 		}
 	}
 	return true
+}
+
+// Answers: the server's own per-key counters answer both questions of the
+// drain gate — requests made with the old key's id (any status), and 401s
+// of the new key's id and of unidentifiable keys. match and count apply
+// only where no question is asked (policies.unauthorized).
+func (Config) Answers(map[rotator.Question]string) []rotator.Question {
+	return []rotator.Question{rotator.OldKeyUse, rotator.NewKeyFailures}
 }

@@ -48,9 +48,32 @@ type Source struct {
 	now  func() time.Time
 }
 
-// baseKey is what a rate is computed for: one rotating key's retired
-// credential (OldID is empty when only unknown keys are matched).
-type baseKey struct{ key, oldID string }
+// baseKey is what a rate is computed for: one rotating key's credentials
+// and the question asked (ids are empty when not matched).
+type baseKey struct {
+	key, oldID, newID string
+	question          rotator.Question
+}
+
+// selector says which series a question sums.
+type selector struct {
+	old, new, unknown bool
+	all               bool // every answer, not only 401s
+}
+
+// selectorFor maps the drain gate's questions to series: old-key use is
+// every request made with the old key's id, whatever the answer; failures
+// with the new key are the 401s of the new key's id and of unidentifiable
+// keys. No question asks the configured match and count.
+func (s *Source) selectorFor(q rotator.Question) selector {
+	switch q {
+	case rotator.OldKeyUse:
+		return selector{old: true, all: true}
+	case rotator.NewKeyFailures:
+		return selector{new: true, unknown: true}
+	}
+	return selector{old: s.matchOld, unknown: s.matchUnk, all: s.countAll}
+}
 
 type baseline struct {
 	total float64
@@ -104,7 +127,8 @@ func New(cfg Config, logger *slog.Logger) (*Source, error) {
 // baseline and returns an error.
 func (s *Source) Unauthorized(ctx context.Context, q rotator.TrafficQuery) (rotator.Reading, error) {
 	what := "kubeadapt: key " + q.Key
-	if s.matchOld && q.OldID == "" {
+	sel := s.selectorFor(q.Question)
+	if sel.old && q.OldID == "" {
 		return rotator.Reading{}, rotator.PermanentReason(rotator.ReasonInvalid,
 			fmt.Errorf("%s: no issuer id recorded for the old credential %s: match old_id needs one", what, q.OldName))
 	}
@@ -112,14 +136,17 @@ func (s *Source) Unauthorized(ctx context.Context, q rotator.TrafficQuery) (rota
 	if err != nil {
 		return rotator.Reading{}, err
 	}
-	total, n, err := s.sum(fams, q, what)
+	total, n, err := s.sum(fams, q, sel, what)
 	if err != nil {
 		return rotator.Reading{}, err
 	}
 	now := s.now()
-	bk := baseKey{key: q.Key}
-	if s.matchOld {
+	bk := baseKey{key: q.Key, question: q.Question}
+	if sel.old {
 		bk.oldID = q.OldID
+	}
+	if sel.new {
+		bk.newID = q.NewID
 	}
 
 	s.mu.Lock()
@@ -136,10 +163,12 @@ func (s *Source) Unauthorized(ctx context.Context, q rotator.TrafficQuery) (rota
 	}
 	s.mu.Unlock()
 
-	subject := s.describe(q)
-	if !ok || now.Sub(prev.at) > staleAfter {
+	subject := describe(q, sel)
+	if !ok || now.Sub(prev.at) > staleAfter || prev.at.Before(q.NotBefore) {
+		// A baseline from before NotBefore would count requests made
+		// before it (the post-revoke watch): start again from now.
 		return rotator.Reading{}, rotator.WithReason(rotator.ReasonTransient,
-			fmt.Errorf("%s: baseline established (%g %s for %s in %d series); the rate is known from the next poll", what, total, s.unit(), subject, n))
+			fmt.Errorf("%s: baseline established (%g %s for %s in %d series); the rate is known from the next poll", what, total, sel.unit(), subject, n))
 	}
 	elapsed := now.Sub(prev.at)
 	delta := total - prev.total
@@ -148,21 +177,21 @@ func (s *Source) Unauthorized(ctx context.Context, q rotator.TrafficQuery) (rota
 		// counted since is a lower bound of what happened.
 		if total == 0 {
 			return rotator.Reading{}, rotator.WithReason(rotator.ReasonTransient,
-				fmt.Errorf("%s: counters reset (%g → 0 %s for %s): baseline re-established", what, prev.total, s.unit(), subject))
+				fmt.Errorf("%s: counters reset (%g → 0 %s for %s): baseline re-established", what, prev.total, sel.unit(), subject))
 		}
 		delta = total
 	}
 	rate := delta / elapsed.Seconds()
-	detail := fmt.Sprintf("kubeadapt %s: %g %s for %s in %s (%.3g/s)", s.url.Redacted(), delta, s.unit(), subject, elapsed.Round(time.Millisecond), rate)
+	detail := fmt.Sprintf("kubeadapt %s: %g %s for %s in %s (%.3g/s)", s.url.Redacted(), delta, sel.unit(), subject, elapsed.Round(time.Millisecond), rate)
 	if total < prev.total {
 		detail += ", counters were reset: a lower bound"
 	}
-	return rotator.Reading{Value: rate, At: now, Detail: detail}, nil
+	return rotator.Reading{Value: rate, At: now, Detail: detail, Query: fmt.Sprintf("%s at %s: %s for %s", s.metric, s.url.Redacted(), sel.unit(), subject)}, nil
 }
 
 // sum adds the matched series of the counter. Without empty_is_zero, a
 // missing counter, or no series at all for the old key id, is an error.
-func (s *Source) sum(fams map[string]*dto.MetricFamily, q rotator.TrafficQuery, what string) (float64, int, error) {
+func (s *Source) sum(fams map[string]*dto.MetricFamily, q rotator.TrafficQuery, sel selector, what string) (float64, int, error) {
 	mf := fams[s.metric]
 	if mf == nil {
 		if s.emptyIsZero {
@@ -180,12 +209,12 @@ func (s *Source) sum(fams map[string]*dto.MetricFamily, q rotator.TrafficQuery, 
 			return 0, 0, rotator.PermanentReason(rotator.ReasonInvalid, fmt.Errorf("%s: %s is a %s, want a counter", what, s.metric, strings.ToLower(mf.GetType().String())))
 		}
 		id := label(m, "key_id")
-		isOld := s.matchOld && id == q.OldID
+		isOld := sel.old && id == q.OldID
 		oldSeen = oldSeen || isOld
-		if !isOld && !(s.matchUnk && id == UnknownKeyID) {
+		if !isOld && !(sel.unknown && id == UnknownKeyID) && !(sel.new && q.NewID != "" && id == q.NewID) {
 			continue
 		}
-		if !s.countAll && label(m, "code") != "401" {
+		if !sel.all && label(m, "code") != "401" {
 			continue
 		}
 		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
@@ -194,7 +223,7 @@ func (s *Source) sum(fams map[string]*dto.MetricFamily, q rotator.TrafficQuery, 
 		total += v
 		n++
 	}
-	if s.matchOld && !oldSeen && !s.emptyIsZero {
+	if sel.old && !oldSeen && !s.emptyIsZero {
 		return 0, 0, rotator.WithReason(rotator.ReasonInvalid,
 			fmt.Errorf("%s: no %s series for key_id %q (%s): the server has not seen this key since it started, or the id is not the server's (set empty_is_zero to read this as zero)",
 				what, s.metric, q.OldID, q.OldName))
@@ -203,23 +232,29 @@ func (s *Source) sum(fams map[string]*dto.MetricFamily, q rotator.TrafficQuery, 
 }
 
 // describe names what is counted, for messages.
-func (s *Source) describe(q rotator.TrafficQuery) string {
+func describe(q rotator.TrafficQuery, sel selector) string {
 	var parts []string
-	if s.matchOld {
-		p := "key_id " + q.OldID
-		if q.OldName != "" {
-			p += " (" + q.OldName + ")"
+	named := func(id, name string) string {
+		p := "key_id " + id
+		if name != "" {
+			p += " (" + name + ")"
 		}
-		parts = append(parts, p)
+		return p
 	}
-	if s.matchUnk {
+	if sel.old {
+		parts = append(parts, named(q.OldID, q.OldName))
+	}
+	if sel.new && q.NewID != "" {
+		parts = append(parts, named(q.NewID, q.NewName))
+	}
+	if sel.unknown {
 		parts = append(parts, "unidentified keys")
 	}
 	return strings.Join(parts, " and ")
 }
 
-func (s *Source) unit() string {
-	if s.countAll {
+func (sel selector) unit() string {
+	if sel.all {
 		return "requests"
 	}
 	return "401 answers"

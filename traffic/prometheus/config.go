@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/secretref"
+	"github.com/rekeyhq/rekey/rotator"
 )
 
 // Config of a Prometheus traffic source. See examples/traffic/*.yaml for
@@ -26,6 +27,13 @@ type Config struct {
 	// key_name="{{promql .OldName}}"; Validate refuses a template that
 	// prints one unescaped.
 	Query string `koanf:"query"`
+	// OldKeyQuery is the default template answering "is the old key still
+	// used?": the rate of requests made with the old key, whatever their
+	// status (e.g. sum(rate(requests_total{key_id="{{promql .OldID}}"}[{{.Window}}]))).
+	// A key's drain.old_key_query replaces it. Without one, the source
+	// answers only "does the new key fail?" (Query: a 401 rate), which
+	// cannot see a consumer still on the old key before the revoke.
+	OldKeyQuery string `koanf:"old_key_query"`
 	// Window is the range {{.Window}} renders, e.g. rate(x[{{.Window}}]);
 	// default 5m.
 	Window time.Duration `koanf:"window"`
@@ -124,6 +132,11 @@ func (c Config) Validate() error {
 			add(fmt.Errorf("query: %w", err))
 		}
 	}
+	if c.OldKeyQuery != "" {
+		if _, err := parseQuery("old_key_query", c.OldKeyQuery); err != nil {
+			add(fmt.Errorf("old_key_query: %w", err))
+		}
+	}
 	if c.Window < 0 || c.Window%time.Millisecond != 0 {
 		add(errors.New("window: must be a positive whole number of milliseconds"))
 	}
@@ -184,4 +197,19 @@ func validToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// Answers reports which questions of the drain gate the source answers for
+// a key whose drain sets the given queries: "does the new key fail?" with a
+// 401-rate query (query or drain.query), "is the old key still used?" with
+// an old-key query (old_key_query or drain.old_key_query).
+func (c Config) Answers(key map[rotator.Question]string) []rotator.Question {
+	var out []rotator.Question
+	if c.OldKeyQuery != "" || key[rotator.OldKeyUse] != "" {
+		out = append(out, rotator.OldKeyUse)
+	}
+	if c.Query != "" || key[rotator.NewKeyFailures] != "" {
+		out = append(out, rotator.NewKeyFailures)
+	}
+	return out
 }

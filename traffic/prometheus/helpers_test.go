@@ -206,8 +206,10 @@ func exampleTraffic(t *testing.T, typ string) (sources map[string][]map[string]a
 			Traffic []map[string]any `yaml:"traffic"`
 			Keys    []struct {
 				Drain struct {
-					Source string `yaml:"source"`
-					Query  string `yaml:"query"`
+					Source      string   `yaml:"source"`
+					Sources     []string `yaml:"sources"`
+					Query       string   `yaml:"query"`
+					OldKeyQuery string   `yaml:"old_key_query"`
 				} `yaml:"drain"`
 			} `yaml:"keys"`
 		}
@@ -225,8 +227,14 @@ func exampleTraffic(t *testing.T, typ string) (sources map[string][]map[string]a
 			sources[filepath.Base(f)] = append(sources[filepath.Base(f)], m)
 		}
 		for _, k := range doc.Keys {
-			if names[k.Drain.Source] && k.Drain.Query != "" {
-				queries[filepath.Base(f)] = append(queries[filepath.Base(f)], k.Drain.Query)
+			bound := names[k.Drain.Source]
+			for _, n := range k.Drain.Sources {
+				bound = bound || names[n]
+			}
+			for _, text := range []string{k.Drain.Query, k.Drain.OldKeyQuery} {
+				if bound && text != "" {
+					queries[filepath.Base(f)] = append(queries[filepath.Base(f)], text)
+				}
 			}
 		}
 	}

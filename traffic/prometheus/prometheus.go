@@ -42,6 +42,8 @@ type Source struct {
 	basicPassword secretref.Ref
 
 	defaultQuery *template.Template // nil: every key must set drain.query
+	defaultOld   *template.Template // nil: every key asking about old-key use must set drain.old_key_query
+	windowDur    time.Duration
 
 	mu        sync.Mutex
 	templates map[string]parsed // per-key queries, by text
@@ -77,6 +79,7 @@ func New(cfg Config, logger *slog.Logger) (*Source, error) {
 		endpoint:      endpoint,
 		timeout:       cfg.Timeout,
 		window:        model.Duration(cfg.Window).String(),
+		windowDur:     cfg.Window,
 		emptyIsZero:   cfg.EmptyIsZero,
 		headers:       map[string]string{},
 		bearer:        cfg.bearerRef(),
@@ -90,6 +93,9 @@ func New(cfg Config, logger *slog.Logger) (*Source, error) {
 	}
 	if cfg.Query != "" {
 		s.defaultQuery, _ = parseQuery("query", cfg.Query) // validated
+	}
+	if cfg.OldKeyQuery != "" {
+		s.defaultOld, _ = parseQuery("old_key_query", cfg.OldKeyQuery) // validated
 	}
 	if _, err := s.bearer.Resolve(); err != nil {
 		return nil, fmt.Errorf("bearer_token: %w", err)
@@ -108,15 +114,27 @@ func New(cfg Config, logger *slog.Logger) (*Source, error) {
 	return s, nil
 }
 
-// Unauthorized renders the key's query (q.Query, else the configured
-// default), runs it at Prometheus' current time and reports the sum of the
-// vector or the scalar.
+// Unauthorized renders the key's query for the question asked (q.Query,
+// else the configured default: old_key_query for old-key use, query
+// otherwise), runs it at Prometheus' current time and reports the sum of
+// the vector or the scalar. With q.NotBefore set, {{.Window}} is cut so
+// that the range starts no earlier than it.
 func (s *Source) Unauthorized(ctx context.Context, q rotator.TrafficQuery) (rotator.Reading, error) {
-	t, err := s.template(q.Query)
+	t, err := s.template(q.Query, q.Question == rotator.OldKeyUse)
 	if err != nil {
 		return rotator.Reading{}, rotator.PermanentReason(rotator.ReasonInvalid, fmt.Errorf("prometheus: key %s: %w", q.Key, err))
 	}
-	d := Data{Key: q.Key, OldID: q.OldID, NewID: q.NewID, OldName: q.OldName, NewName: q.NewName, Window: s.window}
+	window := s.window
+	if !q.NotBefore.IsZero() {
+		since := s.now().Sub(q.NotBefore).Truncate(time.Millisecond)
+		if since < time.Millisecond {
+			return rotator.Reading{}, rotator.WithReason(rotator.ReasonTransient, fmt.Errorf("prometheus: key %s: no traffic since %s to count yet", q.Key, q.NotBefore.UTC().Format(time.RFC3339Nano)))
+		}
+		if since < s.windowDur {
+			window = model.Duration(since).String()
+		}
+	}
+	d := Data{Key: q.Key, OldID: q.OldID, NewID: q.NewID, OldName: q.OldName, NewName: q.NewName, Window: window}
 	if !q.Since.IsZero() {
 		d.Since = q.Since.Unix()
 	}
@@ -138,7 +156,7 @@ func (s *Source) Unauthorized(ctx context.Context, q rotator.TrafficQuery) (rota
 			return rotator.Reading{}, rotator.WithReason(rotator.ReasonInvalid,
 				fmt.Errorf("%s: no series matched: an empty result is not zero (check metric and label names, or set empty_is_zero if the counter only exists after its first 401)", what))
 		}
-		return rotator.Reading{Value: 0, At: at,
+		return rotator.Reading{Value: 0, At: at, Query: query,
 			Detail: fmt.Sprintf("query %s: no series matched, reported as zero (empty_is_zero)", clip(query, 200))}, nil
 	}
 	var detail string
@@ -148,14 +166,20 @@ func (s *Source) Unauthorized(ctx context.Context, q rotator.TrafficQuery) (rota
 		detail = fmt.Sprintf("query %s: %d series, sum %g", clip(query, 200), r.series, r.value)
 	}
 	s.log.DebugContext(ctx, "query answered", "key", q.Key, "value", r.value, "series", r.series)
-	return rotator.Reading{Value: r.value, At: at, Detail: detail}, nil
+	return rotator.Reading{Value: r.value, At: at, Detail: detail, Query: query}, nil
 }
 
 // template returns the parsed per-key query, or the default when text is
-// empty. Per-key templates are parsed (and checked) once.
-func (s *Source) template(text string) (*template.Template, error) {
+// empty (old_key_query when old is set). Per-key templates are parsed (and
+// checked) once.
+func (s *Source) template(text string, old bool) (*template.Template, error) {
 	if strings.TrimSpace(text) == "" {
-		if s.defaultQuery == nil {
+		switch {
+		case old && s.defaultOld == nil:
+			return nil, fmt.Errorf("no old-key query: set drain.old_key_query on the key or old_key_query on the source")
+		case old:
+			return s.defaultOld, nil
+		case s.defaultQuery == nil:
 			return nil, fmt.Errorf("no query: set drain.query on the key or query on the source")
 		}
 		return s.defaultQuery, nil

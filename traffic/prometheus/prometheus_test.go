@@ -240,10 +240,13 @@ func testExampleQueries(t *testing.T, prom *testenv.PrometheusServer, q rotator.
 			// Here, without the example's credentials and TLS settings.
 			cfg.URL, cfg.CAFile, cfg.BearerTokenFile, cfg.BasicAuth = prom.Addr, "", "", promsrc.BasicAuth{}
 			src := newSource(t, cfg)
-			for _, text := range append([]string{""}, queries[file]...) {
+			for j, text := range append([]string{"", ""}, queries[file]...) {
 				qq := q
 				qq.Query = text
-				if text == "" && cfg.Query == "" {
+				if j == 1 {
+					qq.Question = rotator.OldKeyUse // the source's old_key_query
+				}
+				if text == "" && (j == 0 && cfg.Query == "" || j == 1 && cfg.OldKeyQuery == "") {
 					continue
 				}
 				r, err := read(src, qq)

@@ -13,6 +13,10 @@
 //	AWS_ACCESS_KEY_ID=… rekey-consumer -url … -awssm-secret api -awssm-endpoint http://127.0.0.1:5000
 //	KEY=… rekey-consumer -url … -key-env KEY                                  # a fixed key
 //
+// With -attest-url the consumer also reports to rekey, after every read,
+// the fingerprint of the key it holds (signed with the secret in
+// -attest-secret-env), as a consumer wired for attestation would.
+//
 // Exactly one source: -file (the file sink's JSON document, current.value),
 // -vault-path, -awssm-secret or -key-env. The exit status is 0 when it was
 // stopped by a signal, whatever the answers were: the report says.
@@ -52,6 +56,8 @@ type options struct {
 	keyEnv                                string
 	reload, interval, timeout, reportEach time.Duration
 	report                                string
+	attestURL, attestSecretEnv            string
+	attestKey, attestName                 string
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -73,6 +79,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Second, "per-request timeout")
 	fs.StringVar(&o.report, "report", "", "write the JSON report to this file (atomically), periodically and on exit; default stdout on exit")
 	fs.DurationVar(&o.reportEach, "report-every", 250*time.Millisecond, "how often -report is rewritten")
+	fs.StringVar(&o.attestURL, "attest-url", "", "report the key held, after every read, to this rekey attestation endpoint (…/v1/consumers/attest)")
+	fs.StringVar(&o.attestSecretEnv, "attest-secret-env", "", "environment variable holding the attestation signing secret")
+	fs.StringVar(&o.attestKey, "attest-key", "", "rekey's name of the key, for -attest-url")
+	fs.StringVar(&o.attestName, "attest-name", "", "this consumer's name, for -attest-url")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -86,7 +96,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if err != nil {
 		return err
 	}
-	c, err := consumer.New(consumer.Options{URL: o.url, Path: o.path, Reader: reader, Reload: o.reload, Interval: o.interval, Timeout: o.timeout})
+	var attest *consumer.Attest
+	if o.attestURL != "" {
+		secret := getenv(o.attestSecretEnv)
+		if o.attestSecretEnv == "" || secret == "" || o.attestKey == "" || o.attestName == "" {
+			return errors.New("-attest-url needs -attest-secret-env (set), -attest-key and -attest-name")
+		}
+		attest = &consumer.Attest{URL: o.attestURL, Secret: secret, Key: o.attestKey, Name: o.attestName}
+	}
+	c, err := consumer.New(consumer.Options{URL: o.url, Path: o.path, Reader: reader, Reload: o.reload, Interval: o.interval, Timeout: o.timeout, Attest: attest})
 	if err != nil {
 		return err
 	}
