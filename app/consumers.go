@@ -30,7 +30,7 @@ type ConsumerView struct {
 type ConsumersView struct {
 	Key       string         `json:"key"`
 	Current   int            `json:"current_generation,omitempty"`
-	Horizon   string         `json:"horizon,omitempty"`
+	Horizon   float64        `json:"horizon,omitempty"` // seconds
 	Consumers []ConsumerView `json:"consumers"`
 }
 
@@ -50,7 +50,7 @@ func (d *Daemon) ConsumerViews(ctx context.Context, key string, now time.Time) (
 	for _, c := range k.Drain.Checks {
 		if h, ok := c.Source.(horizoned); ok {
 			horizon = h.Horizon()
-			v.Horizon = horizon.String()
+			v.Horizon = horizon.Seconds()
 		}
 	}
 	states, err := d.Store.KeyStates(ctx)

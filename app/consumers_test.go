@@ -41,7 +41,7 @@ defaults: {drain: {source: attested, quiet_period: 1s}}`)
 	viewer := e.token("vic@example.com", auth.RoleViewer, "api")
 	got := e.api(viewer, "GET", "/v1/keys/api/consumers", nil)
 	list, _ := got.body["consumers"].([]any)
-	if got.status != 200 || len(list) != 1 || got.body["horizon"] != "1m0s" {
+	if got.status != 200 || len(list) != 1 || got.body["horizon"] != 60.0 {
 		t.Fatalf("viewer of api: %d %v", got.status, got.body)
 	}
 	c := list[0].(map[string]any)
@@ -59,6 +59,16 @@ defaults: {drain: {source: attested, quiet_period: 1s}}`)
 	}
 	if got := e.call(e.public, testBootstrap, "GET", "/v1/keys/api/consumers", nil); got.status != 404 && got.status != 405 {
 		t.Fatalf("the public listener serves the admin API: %d", got.status)
+	}
+	desc := e.api(viewer, "GET", "/v1/keys/api", nil)
+	dc, _ := desc.body["consumers"].(map[string]any)
+	dl, _ := dc["consumers"].([]any)
+	if desc.status != 200 || len(dl) != 1 || dl[0].(map[string]any)["name"] != "billing" {
+		t.Fatalf("describe does not list the consumer: %d %v", desc.status, desc.body)
+	}
+	dk, _ := desc.body["key"].(map[string]any)
+	if g, _ := dk["gate"].(map[string]any); g["quiet_period"] != 1.0 {
+		t.Fatalf("describe's gate (quiet period in seconds): %v", dk["gate"])
 	}
 	keys, _ := e.api(testBootstrap, "GET", "/v1/keys", nil).body["keys"].([]any)
 	gate, _ := keys[0].(map[string]any)["gate"].(map[string]any)

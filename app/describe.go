@@ -23,6 +23,9 @@ type KeyDescription struct {
 	Credentials []CredentialView `json:"credentials"`
 	Sinks       []SinkView       `json:"sinks"`
 	History     []RotationView   `json:"history"`
+	// Consumers are the consumers that attested a generation of the key
+	// (GET /v1/keys/{key}/consumers), omitted when none ever did.
+	Consumers *ConsumersView `json:"consumers,omitempty"`
 }
 
 // PolicyView is a key's effective policy (defaults applied).
@@ -127,6 +130,11 @@ func (d *Daemon) Describe(ctx context.Context, name string, history int, now tim
 	}
 	for _, b := range k.Sinks {
 		out.Sinks = append(out.Sinks, inspectSink(ctx, b, byFP))
+	}
+	if cv, err := d.ConsumerViews(ctx, name, now); err != nil {
+		return nil, err
+	} else if len(cv.Consumers) > 0 {
+		out.Consumers = &cv
 	}
 	rots, err := d.Store.ListRotations(ctx, rotator.RotationFilter{Key: name, Limit: history})
 	if err != nil {

@@ -78,8 +78,8 @@ type GateProof struct {
 	// Quiet is the effective quiet period: at least ReloadWithin when the
 	// gate cannot see old-key use.
 	Quiet time.Duration `json:"-"`
-	// QuietPeriod is Quiet, printed (for the API and the CLI).
-	QuietPeriod string `json:"quiet_period"`
+	// QuietPeriod is Quiet in seconds (for the API and the CLI).
+	QuietPeriod float64 `json:"quiet_period"`
 	// Proves is one paragraph for people.
 	Proves string `json:"proves"`
 	// Warning is set when some consumers can fail: the gate cannot see
@@ -113,7 +113,7 @@ func (s GateSpec) answeredBy(q Question) []string {
 // validate, doctor, describe and each rotation's notification show it.
 func ProveGate(s GateSpec) GateProof {
 	p := GateProof{Key: s.Key, Quiet: s.EffectiveQuiet()}
-	p.QuietPeriod = dur(p.Quiet)
+	p.QuietPeriod = p.Quiet.Seconds()
 	for _, q := range Questions {
 		if slices.Contains(s.Require, q) {
 			p.Sees = append(p.Sees, q)

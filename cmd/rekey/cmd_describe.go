@@ -45,11 +45,9 @@ Arguments:
 }
 
 // describeSections renders a key description, one section after another.
-// Sections that other parts of the API add (the consumers seen for the
-// key, GET /v1/keys/{key}/consumers) belong in this list.
 func describeSections(w io.Writer, d *app.KeyDescription, now time.Time) error {
 	for _, section := range []func(io.Writer, *app.KeyDescription, time.Time) error{
-		describeKey, describePolicy, describeCredentials, describeSinks, describeHistory,
+		describeKey, describePolicy, describeGate, describeCredentials, describeSinks, describeConsumers, describeHistory,
 	} {
 		if err := section(w, d, now); err != nil {
 			return err
@@ -159,6 +157,44 @@ func describeHistory(w io.Writer, d *app.KeyDescription, _ time.Time) error {
 	t := newTable("  ROTATION", "TRIGGER", "MODE", "PHASE", "BY", "CREATED", "OUTCOME")
 	for _, r := range d.History {
 		t.row("  "+r.ID, string(r.Trigger), string(r.Mode), string(r.Phase), r.Actor, r.CreatedAt, r.Outcome)
+	}
+	return t.write(w)
+}
+
+// describeGate says what the key's drain gate proves before a revoke, and
+// what it cannot see.
+func describeGate(w io.Writer, d *app.KeyDescription, _ time.Time) error {
+	g := d.Key.Gate
+	if g == nil {
+		return nil
+	}
+	fmt.Fprintf(w, "\ndrain gate\n  proves:      %s\n", g.Proves)
+	if g.Warning != "" {
+		fmt.Fprintf(w, "  WARNING:     %s\n", g.Warning)
+	}
+	return nil
+}
+
+// describeConsumers lists the consumers that attested a generation: those
+// behind still hold the drain gate, stale ones (silent past the horizon) no
+// longer do.
+func describeConsumers(w io.Writer, d *app.KeyDescription, now time.Time) error {
+	cv := d.Consumers
+	if cv == nil {
+		return nil
+	}
+	fmt.Fprintf(w, "\nconsumers (current generation %d", cv.Current)
+	if cv.Horizon > 0 {
+		fmt.Fprintf(w, ", horizon %s", human(cv.Horizon))
+	}
+	fmt.Fprintln(w, ")")
+	t := newTable("  CONSUMER", "GEN", "NAME", "STATE", "LAST SEEN")
+	for _, c := range cv.Consumers {
+		seen := "-"
+		if ts := parseTime(c.LastSeen); !ts.IsZero() {
+			seen = human(now.Sub(ts).Seconds()) + " ago"
+		}
+		t.row("  "+c.Name, fmt.Sprint(c.Generation), c.GenerationName, c.State, seen)
 	}
 	return t.write(w)
 }
