@@ -296,6 +296,9 @@ func buildKey(cfg *config.Config, kc config.Key, issuers map[string]rotator.Issu
 	if eff.Bootstrap != nil {
 		k.Bootstrap = *eff.Bootstrap
 	}
+	if d := eff.Decommission; d != nil {
+		k.Decommission.SecondPerson = d.SecondPerson
+	}
 	k.Reminders = rotator.DefaultReminders
 	if r := eff.Reminders; r != nil {
 		if r.Every > 0 {

@@ -80,6 +80,9 @@ func (e *Engine) Trigger(ctx context.Context, req TriggerRequest) (*Rotation, er
 	} else if req.Trigger != TriggerBootstrap && req.Mode == ModeStaged {
 		return nil, fmt.Errorf("key %s has no current credential; bootstrap it first (rekey rotate %s --bootstrap): %w", req.Key, req.Key, ErrBadState)
 	}
+	if _, human := k.Issuer.(HumanIssuer); human && req.Mode == ModeEmergency && req.Trigger != TriggerDecommission {
+		r.Lifecycle = lifecycleByHand
+	}
 	start(r)
 	if req.Mode == ModeEmergency {
 		r.TargetGeneration = req.TargetGeneration

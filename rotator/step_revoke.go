@@ -12,6 +12,18 @@ import (
 // generation, one at a time, when decommissioning.
 func (s *step) revoke(ctx context.Context) outcome {
 	switch {
+	case s.r.Trigger == TriggerDecommission && s.k.Decommission.SecondPerson:
+		// Two people: someone other than the requester approves before
+		// anything is revoked (no expiry: the decision stays open).
+		o, passed := s.gate(ctx, GateRevoke, outcome{}, 1, 0)
+		if !passed {
+			if o.kind == outHold {
+				o.why = fmt.Sprintf("decommission of %s needs a second person: someone other than %s approves (rekey approve %s) before anything is revoked — %s",
+					s.r.Key, s.r.Actor, s.r.ID, o.why)
+			}
+			return o
+		}
+		return s.revokeAll()
 	case s.r.Trigger == TriggerDecommission:
 		return s.revokeAll()
 	case s.r.Mode == ModeEmergency && s.r.Contain != "":

@@ -162,9 +162,25 @@ func (c *cli) retry(args []string) error {
 }
 
 func (c *cli) confirm(args []string) error {
-	return c.simple("confirm", args, func(d *app.Daemon, id, actor, _ string) (*rotator.Rotation, error) {
-		return d.Engine.Confirm(c.ctx, id, actor)
-	}, "")
+	fs, o := c.flags("confirm", true)
+	force := fs.Bool("force", false, "confirm although the old key still authenticates when probed (audited as verified: forced)")
+	pos, err := parse(fs, o, args, 1, "ROTATION")
+	if err != nil {
+		return err
+	}
+	if o.as == "" {
+		return usageError{"--as is required"}
+	}
+	d, err := c.open(o)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	r, err := d.Engine.ConfirmRevoked(c.ctx, rotator.ConfirmRequest{RotationID: pos[0], Actor: o.as, Force: *force})
+	if err != nil {
+		return err
+	}
+	return c.printRotation(o, r)
 }
 
 // submit reads the secret from a terminal without echo, or from stdin.

@@ -201,10 +201,18 @@ var migrations = []migration{
 	{version: 7, name: "when a rotation's hold began", statements: []string{
 		`ALTER TABLE rotations ADD COLUMN held_since TEXT NOT NULL DEFAULT ''`,
 	}},
+	{version: 10, name: "the lifecycle table a rotation runs on", statements: []string{
+		// Empty: chosen from trigger and mode, as before this column.
+		`ALTER TABLE rotations ADD COLUMN lifecycle TEXT NOT NULL DEFAULT ''`,
+	}},
 }
 
 // SchemaVersion is the newest schema this build knows.
 func SchemaVersion() int { return migrations[len(migrations)-1].version }
+
+// MigrationCount is how many migrations this build knows (versions may
+// skip numbers reserved for other branches until they merge).
+func MigrationCount() int { return len(migrations) }
 
 // ErrSchemaTooNew is returned by New when the database was migrated by a
 // newer rekey than this one.
