@@ -34,14 +34,14 @@ type Request struct {
 	Kind RequestKind `json:"kind,omitempty"`
 	// Command names the audit action of acting on it ("cancel"); empty:
 	// the kind's own.
-	Command string    `json:"command,omitempty"`
-	By      string    `json:"by,omitempty"`
-	Reason  string    `json:"reason,omitempty"`
-	To      Phase     `json:"to,omitempty"`
+	Command string `json:"command,omitempty"`
+	By      string `json:"by,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	To      Phase  `json:"to,omitempty"`
 	// Verified (confirm): "true" the probe found the credential revoked,
 	// "false" nothing could probe it, "forced" a person insisted.
-	Verified string `json:"verified,omitempty"`
-	At      time.Time `json:"at,omitzero"`
+	Verified string    `json:"verified,omitempty"`
+	At       time.Time `json:"at,omitzero"`
 }
 
 // serve acts on the rotation's pending request.
