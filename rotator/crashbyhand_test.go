@@ -2,6 +2,7 @@ package rotator_test
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"time"
 
@@ -129,4 +130,35 @@ func (w *crashWorld) submit(id string, sec rotator.Secret) {
 	case <-time.After(time.Minute):
 		w.t.Fatal("submit did not return")
 	}
+}
+
+// CheckRevoked asks the ledger, as a probe with the old value would.
+func (b *byHandIssuer) CheckRevoked(_ context.Context, _ string, old rotator.Secret, _ map[string]any) (bool, error) {
+	b.mu.Lock()
+	id, ok := b.ids[old.Reveal()]
+	b.mu.Unlock()
+	if !ok {
+		for i, s := range b.allSecrets() { // minted by the issuer itself (id-N)
+			if s == old.Reveal() {
+				id, ok = "id-"+strconv.Itoa(i+1), true
+			}
+		}
+	}
+	if !ok {
+		return false, byHandError("the probe got no answer")
+	}
+	return b.isRevoked(id), nil
+}
+
+// ReadValue gives back a value from any slot (ValueReader).
+func (s readerSink) ReadValue(_ context.Context, t rotator.Target, fp string) (rotator.Secret, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := s.slot(t)
+	for _, x := range []string{v.pend, v.cur, v.prev} {
+		if x != "" && rotator.Fingerprint(x) == fp {
+			return rotator.NewSecret(x), nil
+		}
+	}
+	return rotator.Secret{}, rotator.ErrNotFound
 }
