@@ -230,3 +230,47 @@ func TestDecommissionNeedsASecondPerson(t *testing.T) {
 		})
 	}
 }
+
+// A staged rotation superseded while it waits for a person to mint tells
+// that person, in the supersede notification, to delete what they may have
+// minted, by name; the emergency that follows asks for the next name.
+func TestSupersedeWhileWaitingForASecretNamesWhatToDelete(t *testing.T) {
+	w := newCrashWorld(t, true)
+	w.bootstrap()
+	w.byHand()
+	staged := w.trigger(rotator.TriggerRequest{Trigger: rotator.TriggerManual, Mode: rotator.ModeStaged})()
+	w.engine.RunOnce(w.ctx)
+	if r, _ := w.store.GetRotation(w.ctx, staged.ID); r.Hold != rotator.HoldSecret {
+		t.Fatalf("staged rotation held %q, want waiting for the secret", r.Hold)
+	}
+	w.reportCurrent("api", "leak-1", "github")
+	w.waitDelivered()
+	var preempted *rotator.Event
+	w.notes[0].mu.Lock()
+	for i, ev := range w.notes[0].evs {
+		if ev.Kind == rotator.EventPreempted && ev.RotationID == staged.ID {
+			preempted = &w.notes[0].evs[i]
+		}
+	}
+	w.notes[0].mu.Unlock()
+	if preempted == nil || preempted.Severity != rotator.SeverityCritical ||
+		!strings.Contains(preempted.Message, "if you already minted api-v2, delete it in the dashboard") {
+		t.Fatalf("supersede notification %+v does not tell the person to delete api-v2", preempted)
+	}
+	// The emergency runs once the staged rotation rolled back, and asks
+	// for api-v3 in one message with the revocation of api-v1.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		w.engine.RunOnce(w.ctx)
+		active, err := w.store.ActiveRotation(w.ctx, "api")
+		if err == nil && active.ID != staged.ID && active.Hold == rotator.HoldSecret {
+			if !strings.Contains(active.HoldDetail, "LEAKED") || !strings.Contains(active.HoldDetail, "mint api-v3") {
+				t.Fatalf("the emergency asks: %s", active.HoldDetail)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no emergency waiting for the replacement (active %+v, %v)", active, err)
+		}
+		w.clock.Advance(time.Second)
+	}
+}

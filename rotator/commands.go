@@ -99,7 +99,10 @@ func (e *Engine) Trigger(ctx context.Context, req TriggerRequest) (*Rotation, er
 	started := []Event{{ID: r.ID + "-start", Kind: EventStarted, Severity: severityOf(r), Key: r.Key, RotationID: r.ID,
 		Phase: r.Phase, Trigger: r.Trigger, Mode: r.Mode, Actor: r.Actor, Owners: k.Owners, At: now,
 		Message: startMessage(r),
-		Fields:  map[string]string{"reason": r.Reason}}}
+		Fields: map[string]string{"reason": r.Reason, "lifecycle": LifecycleOf(r).Name,
+			// Whether a person must approve the start: a message must not
+			// show an approval step the key does not have.
+			"start_gate": fmt.Sprint(r.Mode == ModeStaged && r.Trigger != TriggerBootstrap && k.Approval.Needs(GateStart))}}}
 	if err := e.store.CreateRotation(ctx, Commit{Rotation: r, Audit: []AuditEvent{ev}, Outbox: e.dispatch.rows(k, started)}); err != nil {
 		if errors.Is(err, ErrActiveRotation) {
 			active, aerr := e.store.ActiveRotation(ctx, req.Key)

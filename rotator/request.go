@@ -78,7 +78,7 @@ func (d *driver) serve(ctx context.Context) (bool, bool) {
 		if r.Mode != ModeStaged || r.Phase != PhaseDraining && r.Phase != PhaseRevoking {
 			return refuse(fmt.Sprintf("not draining or revoking (%s)", r.Phase))
 		}
-		r.Drain.Override = req.Reason
+		r.Drain.Override, r.Drain.OverrideBy = req.Reason, req.By
 		if r.Hold == HoldApproval || r.Hold == HoldDrainTimeout {
 			r.Hold, r.HoldDetail = HoldNone, ""
 		}

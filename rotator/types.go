@@ -159,6 +159,8 @@ type DrainState struct {
 	Polls      int       `json:"polls"`
 	Escalated  bool      `json:"escalated,omitempty"`
 	Override   string    `json:"override,omitempty"` // "revoke" when a human approved revoking anyway
+	// OverrideBy is who (or what) overrode the gate.
+	OverrideBy string `json:"override_by,omitempty"`
 	// RestoredAt: a rollback after cut-over made the old key current again
 	// at this time; the new key is revoked after a quiet period.
 	RestoredAt time.Time `json:"restored_at,omitzero"`

@@ -35,7 +35,13 @@ type messageState struct {
 	Hold       rotator.Hold    `json:"hold,omitempty"`
 	HoldDetail string          `json:"hold_detail,omitempty"`
 	Outcome    string          `json:"outcome,omitempty"`
-	Problem    string          `json:"problem,omitempty"` // last retry / alert line
+	// Lifecycle is the table the rotation runs on; NoStartGate: the key
+	// has no start gate, so the message shows no approval step.
+	Lifecycle   string `json:"lifecycle,omitempty"`
+	NoStartGate bool   `json:"no_start_gate,omitempty"`
+	// Mentions are who the rotation pages, shown in the message itself.
+	Mentions string `json:"mentions,omitempty"`
+	Problem  string `json:"problem,omitempty"` // last retry / alert line
 	// DecidedGate hides the buttons of a gate someone decided from Slack,
 	// until the engine holds again (e.g. a second approval is needed).
 	DecidedGate rotator.Gate `json:"decided_gate,omitempty"`
