@@ -17,7 +17,8 @@ func (d *Daemon) KeyViews(ctx context.Context, now time.Time) ([]KeyView, error)
 	out := make([]KeyView, 0, len(plan))
 	for i, k := range d.Engine.Keys() {
 		it := plan[i]
-		v := KeyView{Name: k.Name, Issuer: k.IssuerName, Owners: k.Owners, Plan: it.Action, Reason: it.Reason, Age: it.Age, State: "no credential"}
+		v := KeyView{Name: k.Name, Issuer: k.IssuerName, Owners: k.Owners, Plan: it.Action, Reason: it.Reason, Age: it.Age, State: "no credential",
+			Lingering: it.Lingering}
 		for _, b := range k.Sinks {
 			v.Sinks = append(v.Sinks, b.SinkName+":"+b.Target.Path)
 		}

@@ -67,6 +67,9 @@ type KeyView struct {
 	Active     string   `json:"active_rotation,omitempty"`
 	Plan       string   `json:"plan"`
 	Reason     string   `json:"reason,omitempty"`
+	// Lingering: live generations beside the current one, each with what
+	// would revoke it.
+	Lingering []rotator.Lingering `json:"lingering,omitempty"`
 }
 
 // AuditView is an audit event.

@@ -47,10 +47,10 @@ func (c *cli) validate(args []string) error {
 		return usageError{fmt.Sprintf("%s: %d problem(s)", o.config, len(errs))}
 	}
 	if o.output == "json" {
-		return printJSON(c.stdout, map[string]any{"valid": true, "keys": len(cfg.Keys), "warnings": append([]string{}, cfg.Warnings()...)})
+		return printJSON(c.stdout, map[string]any{"valid": true, "keys": len(cfg.Keys), "warnings": append([]string{}, app.Warnings(cfg)...)})
 	}
 	fmt.Fprintf(c.stdout, "%s: valid (%d keys, %d issuers, %d sinks, %d notifiers)\n", o.config, len(cfg.Keys), len(cfg.Issuers), len(cfg.Sinks), len(cfg.Notifiers))
-	for _, w := range cfg.Warnings() {
+	for _, w := range app.Warnings(cfg) {
 		fmt.Fprintln(c.stdout, "WARNING: "+w)
 	}
 	return nil
@@ -118,6 +118,11 @@ func (c *cli) status(args []string) error {
 	}
 	if err := t.write(c.stdout); err != nil {
 		return err
+	}
+	for _, k := range keys {
+		for _, l := range k.Lingering {
+			fmt.Fprintf(c.stdout, "\nLIVE PREVIOUS GENERATION: %s generation %d (%s) still works beside the current one; %s\n", k.Name, l.Generation, l.Name, l.RevokedBy)
+		}
 	}
 	if bs, err := d.Engine.Breaker(c.ctx); err == nil && bs.Open {
 		fmt.Fprintf(c.stdout, "\nEMERGENCY BREAKER OPEN: %d automatic emergencies since %s (limit %d per %s); %d contained, waiting for a responder: rekey breaker release\n",
