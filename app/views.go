@@ -25,8 +25,11 @@ type RotationView struct {
 	NewGeneration int             `json:"new_generation,omitempty"`
 	Outcome       string          `json:"outcome,omitempty"`
 	// Contain says why an emergency's revoke waits for a responder.
-	Contain string             `json:"contain,omitempty"`
-	Drain   rotator.DrainState `json:"drain"`
+	Contain string `json:"contain,omitempty"`
+	// Lifecycle names the table driving the rotation (staged, emergency,
+	// emergency_manual, decommission).
+	Lifecycle string             `json:"lifecycle"`
+	Drain     rotator.DrainState `json:"drain"`
 	// Request is a command recorded but not yet acted on (the daemon that
 	// holds the rotation applies it at its next step).
 	Request    *rotator.Request `json:"request,omitempty"`
@@ -42,6 +45,7 @@ func ViewRotation(r *rotator.Rotation) RotationView {
 		Hold: r.Hold, HoldDetail: r.HoldDetail, Attempts: r.Attempts, LastError: r.LastError, ErrorReason: r.ErrorReason,
 		OldGeneration: r.OldGeneration, NewGeneration: r.NewGeneration, Outcome: r.Outcome, Contain: r.Contain, Drain: r.Drain,
 		CreatedAt: rfc3339(r.CreatedAt), UpdatedAt: rfc3339(r.UpdatedAt), FinishedAt: rfc3339(r.FinishedAt),
+		Lifecycle: rotator.LifecycleOf(r).Name,
 	}
 	if r.Request.Kind != "" {
 		req := r.Request
