@@ -163,5 +163,6 @@ func (s *Sink) beforeWrite() {
 var (
 	_ rotator.Sink          = (*Sink)(nil)
 	_ rotator.PendingReader = (*Sink)(nil)
+	_ rotator.ValueReader   = (*Sink)(nil)
 	_ rotator.Remover       = (*Sink)(nil)
 )

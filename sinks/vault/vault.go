@@ -189,5 +189,6 @@ func (s *Sink) do(ctx context.Context, what string, sent []string, req func() (*
 var (
 	_ rotator.Sink          = (*Sink)(nil)
 	_ rotator.PendingReader = (*Sink)(nil)
+	_ rotator.ValueReader   = (*Sink)(nil)
 	_ rotator.Remover       = (*Sink)(nil)
 )
