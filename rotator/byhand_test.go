@@ -274,3 +274,24 @@ func TestSupersedeWhileWaitingForASecretNamesWhatToDelete(t *testing.T) {
 		w.clock.Advance(time.Second)
 	}
 }
+
+// The one message says why the key must go: a departure is not a leak.
+func TestByHandHeadlineSaysWhy(t *testing.T) {
+	for trigger, want := range map[rotator.Trigger]string{
+		rotator.TriggerExposure:  "LEAKED: api-v1 is exposed",
+		rotator.TriggerDeparture: "OWNER LEFT: api-v1 was held by a person who left",
+	} {
+		t.Run(string(trigger), func(t *testing.T) {
+			t.Parallel()
+			w := newCrashWorld(t, true)
+			w.bootstrap()
+			w.byHand()
+			r := w.trigger(rotator.TriggerRequest{Trigger: trigger, Mode: rotator.ModeEmergency})()
+			w.engine.RunOnce(w.ctx)
+			got, _ := w.store.GetRotation(w.ctx, r.ID)
+			if !strings.HasPrefix(got.HoldDetail, want) {
+				t.Fatalf("the message reads %q, want it to start %q", got.HoldDetail, want)
+			}
+		})
+	}
+}

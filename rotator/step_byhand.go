@@ -8,9 +8,32 @@ import (
 // EmergencyInstructor is an optional HumanIssuer capability: the one
 // message of an emergency by hand, which asks a person to revoke the leaked
 // credential now and mint its replacement in the same visit. Without it the
-// engine joins RevokeInstructions and MintInstructions under a LEAKED line.
+// engine joins RevokeInstructions and MintInstructions under a headline
+// (LEAKED for an exposure).
 type EmergencyInstructor interface {
-	EmergencyInstructions(leaked CredentialRef, replacement MintRequest) string
+	EmergencyInstructions(req EmergencyRequest) string
+}
+
+// EmergencyRequest is what the one message of an emergency by hand is
+// about: the credential to revoke now, why, and its replacement.
+type EmergencyRequest struct {
+	Leaked      CredentialRef
+	Replacement MintRequest
+	// Headline is the message's first word ("LEAKED"); Why completes
+	// "the API key X of K …" ("is exposed").
+	Headline string
+	Why      string
+}
+
+// emergencyWhy says, per trigger, why a key must go now.
+func emergencyWhy(t Trigger) (headline, why string) {
+	switch t {
+	case TriggerUnauthorized:
+		return "UNEXPLAINED USE", "is used by an unknown caller"
+	case TriggerDeparture:
+		return "OWNER LEFT", "was held by a person who left"
+	}
+	return "LEAKED", "is exposed"
 }
 
 // RevokeChecker is an optional HumanIssuer capability: probe a credential a
@@ -59,11 +82,12 @@ func (s *step) emergencyMintWhy(h HumanIssuer, c *Credential) string {
 		return fmt.Sprintf("URGENT: the leaked key is confirmed revoked and consumers of %s have no working key until its replacement is submitted. %s",
 			s.r.Key, h.MintInstructions(req))
 	}
+	headline, why := emergencyWhy(s.r.Trigger)
 	if ei, ok := h.(EmergencyInstructor); ok {
-		return ei.EmergencyInstructions(s.ref(old), req)
+		return ei.EmergencyInstructions(EmergencyRequest{Leaked: s.ref(old), Replacement: req, Headline: headline, Why: why})
 	}
-	return fmt.Sprintf("LEAKED: %s is exposed and still works. Revoke it now and mint its replacement in the same visit. %s %s Run both commands in either order.",
-		old.Name, h.RevokeInstructions(s.ref(old)), h.MintInstructions(req))
+	return fmt.Sprintf("%s: %s %s and still works. Revoke it now and mint its replacement in the same visit. %s %s Run both commands in either order.",
+		headline, old.Name, why, h.RevokeInstructions(s.ref(old)), h.MintInstructions(req))
 }
 
 // confirmed waits, in an emergency by hand, for the person's confirmation
@@ -77,7 +101,8 @@ func (s *step) confirmed(context.Context) outcome {
 	if !ok {
 		return failed(Permanent(fmt.Errorf("rotation %s: issuer %s no longer takes confirmations; revoke %s and record it", s.r.ID, s.k.IssuerName, c.Name)))
 	}
-	why := "LEAKED: " + c.Name + " still works until you revoke it. "
+	headline, _ := emergencyWhy(s.r.Trigger)
+	why := headline + ": " + c.Name + " still works until you revoke it. "
 	if nc := s.newCred(); nc != nil && nc.State == CredCurrent {
 		why += "Its replacement " + nc.Name + " is live in every sink. "
 	}

@@ -26,8 +26,10 @@ type Config struct {
 	RevokeInstructions string `koanf:"revoke_instructions"`
 	// EmergencyInstructions is the one message of a leak: revoke the
 	// leaked key now and mint its replacement in the same visit. A
-	// template over mint_instructions' fields and {{.Leaked.Name}}
-	// {{.Leaked.Fingerprint}}. Default DefaultEmergencyInstructions.
+	// template over mint_instructions' fields, {{.Leaked.Name}}
+	// {{.Leaked.Fingerprint}}, {{.Headline}} (LEAKED, UNEXPLAINED USE,
+	// OWNER LEFT) and {{.Why}} ("is exposed"…). Default
+	// DefaultEmergencyInstructions.
 	EmergencyInstructions string `koanf:"emergency_instructions"`
 	// DashboardURL is a deep link to the dashboard page where the person
 	// acts, a template over {{.Key}} {{.Name}} (the credential to mint or

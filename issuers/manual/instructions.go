@@ -44,6 +44,8 @@ type emergencyData struct {
 	RotationID   string
 	Params       map[string]any
 	Leaked       rotator.CredentialRef
+	Headline     string // LEAKED, UNEXPLAINED USE, OWNER LEFT
+	Why          string // is exposed, is used by an unknown caller, was held by a person who left
 	DashboardURL string
 }
 
@@ -67,7 +69,7 @@ const (
 	DefaultRevokeInstructions = "Revoke the API key {{.Name}} " + dashboardLink +
 		"{{with .Fingerprint}} (its fingerprint, to double-check: {{short .}}){{end}}" +
 		", then run `rekey confirm {{.RotationID}}`. rekey probes the key first when a probe is configured, and refuses while it still works."
-	DefaultEmergencyInstructions = "LEAKED: the API key {{.Leaked.Name}} of {{.Key}} is exposed and still works. " +
+	DefaultEmergencyInstructions = "{{.Headline}}: the API key {{.Leaked.Name}} of {{.Key}} {{.Why}} and still works. " +
 		"In one visit " + dashboardLink + ": (1) REVOKE {{.Leaked.Name}} now; (2) mint its replacement named {{.Name}}" + mintSettings +
 		" (the same settings as {{.Leaked.Name}}). Then run `rekey confirm {{.RotationID}}` (you revoked it) and " +
 		"`rekey submit {{.RotationID}}` (paste the new secret when asked), in either order: consumers get the replacement as soon as you submit it."
@@ -113,14 +115,15 @@ func (is *Issuer) RevokeInstructions(ref rotator.CredentialRef) string {
 
 // EmergencyInstructions renders emergency_instructions: the one message of
 // a leak, asking to revoke leaked and mint replacement in one visit.
-func (is *Issuer) EmergencyInstructions(leaked rotator.CredentialRef, replacement rotator.MintRequest) string {
+func (is *Issuer) EmergencyInstructions(req rotator.EmergencyRequest) string {
+	leaked, replacement := req.Leaked, req.Replacement
 	d := emergencyData{Key: replacement.Key, Name: replacement.Name, Generation: replacement.Generation, RotationID: replacement.RotationID,
-		Params: replacement.Params, Leaked: leaked, DashboardURL: is.dashboardURL(leaked.Key, leaked.Name, replacement.Params)}
+		Params: replacement.Params, Leaked: leaked, Headline: req.Headline, Why: req.Why, DashboardURL: is.dashboardURL(leaked.Key, leaked.Name, replacement.Params)}
 	out, err := tmpl.RenderText(is.emergency, d, "(not set)")
 	if err != nil {
 		is.log.Warn("emergency_instructions failed to render; sending the fallback", "key", leaked.Key, "err", err)
-		return fmt.Sprintf("LEAKED: revoke the API key %s of %s NOW and mint its replacement %s in the same visit, then run `rekey confirm %s` and `rekey submit %s` in either order. (emergency_instructions failed: %v)",
-			leaked.Name, leaked.Key, replacement.Name, replacement.RotationID, replacement.RotationID, err)
+		return fmt.Sprintf("%s: revoke the API key %s of %s NOW and mint its replacement %s in the same visit, then run `rekey confirm %s` and `rekey submit %s` in either order. (emergency_instructions failed: %v)",
+			req.Headline, leaked.Name, leaked.Key, replacement.Name, replacement.RotationID, replacement.RotationID, err)
 	}
 	return out
 }

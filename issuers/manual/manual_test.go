@@ -228,7 +228,7 @@ func TestInstructions(t *testing.T) {
 				}
 			}
 			if tc.wantEmergency != "" {
-				if got := is.EmergencyInstructions(ref, tc.req); got != tc.wantEmergency {
+				if got := is.EmergencyInstructions(rotator.EmergencyRequest{Leaked: ref, Replacement: tc.req, Headline: "LEAKED", Why: "is exposed"}); got != tc.wantEmergency {
 					t.Errorf("EmergencyInstructions =\n%s\nwant\n%s", got, tc.wantEmergency)
 				}
 			}

@@ -31,7 +31,7 @@ func TestRunbookShowsTheRealMessages(t *testing.T) {
 	want := map[string]string{
 		"mint":      is.MintInstructions(mint),
 		"revoke":    is.RevokeInstructions(old),
-		"emergency": is.EmergencyInstructions(old, mint),
+		"emergency": is.EmergencyInstructions(rotator.EmergencyRequest{Leaked: old, Replacement: mint, Headline: "LEAKED", Why: "is exposed"}),
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
