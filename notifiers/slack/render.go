@@ -124,7 +124,10 @@ func parentBlocks(rotationID string, st *messageState, buttons bool) []slackgo.B
 	status := fmt.Sprintf("%s *%s*", phaseEmoji(st.Phase), escape(phase))
 	if st.Hold != rotator.HoldNone {
 		hl := holdLabels[st.Hold]
-		if hl == "" {
+		switch {
+		case st.Lifecycle == rotator.EmergencyByHand.Name && st.Hold == rotator.HoldSecret:
+			hl = "a person to revoke the exposed key and mint its replacement (`rekey confirm`, `rekey submit`, either order)"
+		case hl == "":
 			hl = string(st.Hold)
 		}
 		status += fmt.Sprintf("\n:double_vertical_bar: *Waiting for %s*", hl)
@@ -268,7 +271,7 @@ func threadReply(ev rotator.Event) (string, bool) {
 		return "", false
 	case rotator.EventHeld:
 		icon := ":double_vertical_bar:"
-		if rotator.Hold(f["hold"]) == rotator.HoldDrainTimeout || rotator.Hold(f["hold"]) == rotator.HoldFailed {
+		if rotator.Hold(f["hold"]) == rotator.HoldDrainTimeout || rotator.Hold(f["hold"]) == rotator.HoldFailed || ev.Severity == rotator.SeverityCritical {
 			icon = ":rotating_light:"
 		}
 		return icon + " " + msg, true

@@ -72,9 +72,16 @@ func TestNoApprovalStepWithoutAGate(t *testing.T) {
 	b2.mode, b2.trigger = rotator.ModeEmergency, rotator.TriggerExposure
 	s2 := b2.started()
 	s2.Fields = map[string]string{"lifecycle": rotator.EmergencyByHand.Name}
-	e2.notify(s2, b2.phase(rotator.PhaseVerifying, rotator.PhaseConfirming, nil))
+	e2.notify(s2,
+		b2.held(rotator.PhaseMinting, rotator.HoldSecret, "LEAKED: the API key kubeadapt-billing-v1 …", rotator.SeverityCritical),
+		b2.phase(rotator.PhaseVerifying, rotator.PhaseConfirming, nil))
 	updates := e2.slack.byMethod("chat.update")
-	if len(updates) != 1 || !strings.Contains(updates[0].text(t), "▶ *confirming*") {
-		t.Errorf("the emergency by hand does not show its confirming step: %v", updates)
+	if len(updates) != 2 || !strings.Contains(updates[0].text(t), "revoke the exposed key and mint its replacement") ||
+		!strings.Contains(updates[1].text(t), "▶ *confirming*") {
+		t.Errorf("the emergency by hand does not show what it waits for and its confirming step: %v", updates)
+	}
+	replies := e2.slack.replies()
+	if len(replies) == 0 || !strings.HasPrefix(replies[0].Form.Get("text"), ":rotating_light:") || !strings.Contains(replies[0].Form.Get("text"), "<!subteam^SONCALL>") {
+		t.Errorf("the LEAKED message is not an alarm that pages on-call in the thread: %v", replies)
 	}
 }
