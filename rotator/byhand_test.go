@@ -295,3 +295,29 @@ func TestByHandHeadlineSaysWhy(t *testing.T) {
 		})
 	}
 }
+
+// Decommissioning a manual key with two live generations names both: one
+// confirmation covers them all, so the person must know to revoke each.
+func TestDecommissionByHandNamesEveryLiveKey(t *testing.T) {
+	w := newCrashWorld(t, true)
+	w.bootstrap()
+	w.key.Approval = rotator.ApprovalPolicy{Gates: []rotator.Gate{rotator.GateRevoke}, ExpireAfter: time.Hour}
+	w.restart("")
+	r := w.trigger(rotator.TriggerRequest{Trigger: rotator.TriggerManual, Mode: rotator.ModeStaged})()
+	if r, _ = w.drive(r.ID, nil); r.Phase != rotator.PhaseExpired {
+		t.Fatalf("setup rotation ended %s", r.Phase)
+	}
+	w.key.Approval = rotator.ApprovalPolicy{}
+	w.byHand()
+	d := w.trigger(rotator.TriggerRequest{Trigger: rotator.TriggerDecommission, Mode: rotator.ModeEmergency})()
+	w.engine.RunOnce(w.ctx)
+	got, _ := w.store.GetRotation(w.ctx, d.ID)
+	if got.Hold != rotator.HoldConfirm || !strings.Contains(got.HoldDetail, "revoke ALL 2 of its live keys (api-v1, api-v2)") {
+		t.Fatalf("held %q: %s", got.Hold, got.HoldDetail)
+	}
+	w.clock.Advance(2 * time.Hour) // a reminder keeps the same message
+	w.engine.RunOnce(w.ctx)
+	if again, _ := w.store.GetRotation(w.ctx, d.ID); strings.Count(again.HoldDetail, "Decommission of") != 1 {
+		t.Fatalf("the message grew on a later turn: %s", again.HoldDetail)
+	}
+}
