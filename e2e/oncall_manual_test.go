@@ -84,39 +84,58 @@ func TestOnCallStagedRotation(t *testing.T) {
 	o.scanForSecrets()
 }
 
-// A confirm while the old key still works is refused; --force takes it,
-// and the audit says it was forced — and the dashboard still holds the old
-// key live: rekey took the person's word, and says so.
+// A confirm while the old key still works is refused; --force (API:
+// "force": true) takes it, and the audit says it was forced — and the
+// dashboard still holds the old key live: rekey took the person's word, and
+// says so.
 func TestOnCallForcedConfirm(t *testing.T) {
 	t.Parallel()
-	o := newOncall(t, oncallParams{Quiet: "0s"})
-	d := o.start()
-	_, s1 := o.bootstrap()
-	id := o.rotate(billing)
-	mint := o.waitEvent(id, "asking to mint v2", 10*time.Second, func(ev hookEvent) bool { return ev.Fields["hold"] == "secret" })
-	_, s2 := o.mint("kubeadapt-billing-v2")
-	if out, code := o.runAs(s2+"\n", command(t, mint.Message, "submit")...); code != 0 {
-		t.Fatalf("submit: exit %d: %s", code, out)
+	for _, via := range []string{"cli", "api"} {
+		t.Run(via, func(t *testing.T) {
+			t.Parallel()
+			o := newOncall(t, oncallParams{Quiet: "0s"})
+			d := o.start()
+			_, s1 := o.bootstrap()
+			id := o.rotate(billing)
+			mint := o.waitEvent(id, "asking to mint v2", 10*time.Second, func(ev hookEvent) bool { return ev.Fields["hold"] == "secret" })
+			_, s2 := o.mint("kubeadapt-billing-v2")
+			if out, code := o.runAs(s2+"\n", command(t, mint.Message, "submit")...); code != 0 {
+				t.Fatalf("submit: exit %d: %s", code, out)
+			}
+			revoke := o.waitEvent(id, "asking to revoke v1", 10*time.Second, func(ev hookEvent) bool { return ev.Fields["hold"] == "confirm" })
+			confirm := command(t, revoke.Message, "confirm")
+			switch via {
+			case "cli":
+				if out, code := o.runAs("", confirm...); code != 3 || !strings.Contains(out, "--force") {
+					t.Fatalf("premature confirm: exit %d: %s", code, out)
+				}
+				if out, code := o.runAs("", append(confirm, "--force")...); code != 0 {
+					t.Fatalf("confirm --force: exit %d: %s", code, out)
+				}
+			case "api":
+				if got := o.rawAPI("POST", "/v1/rotations/"+id+"/confirm", map[string]any{}, ""); got.status != 422 || !strings.Contains(got.body, "still authenticates") {
+					t.Fatalf("premature confirm: %d %s", got.status, got.body)
+				}
+				if got := o.rawAPI("POST", "/v1/rotations/"+id+"/confirm", map[string]any{"force": true}, ""); got.status != 200 {
+					t.Fatalf("forced confirm: %d %s", got.status, got.body)
+				}
+			}
+			if r := o.waitRotation(id, 10*time.Second); r.Phase != "done" {
+				t.Fatalf("rotation ended %s", r.Phase)
+			}
+			if ev := o.auditAction(id, "revoke.confirmed"); ev == nil || ev.Detail["verified"] != "forced" || !strings.Contains(ev.Detail["reason"], "still authenticates") {
+				t.Fatalf("the forced confirmation is not audited as forced, with why: %+v", ev)
+			}
+			if ev := o.auditAction(id, "confirm.refused"); ev == nil {
+				t.Fatal("the premature confirm is not audited")
+			}
+			if kaDataStatus(t, o.ka, s1) != 200 {
+				t.Fatal("the dashboard revoked v1 by itself?")
+			}
+			d.stop()
+			o.scanForSecrets()
+		})
 	}
-	revoke := o.waitEvent(id, "asking to revoke v1", 10*time.Second, func(ev hookEvent) bool { return ev.Fields["hold"] == "confirm" })
-	confirm := command(t, revoke.Message, "confirm")
-	if out, code := o.runAs("", confirm...); code != 3 || !strings.Contains(out, "--force") {
-		t.Fatalf("premature confirm: exit %d: %s", code, out)
-	}
-	if out, code := o.runAs("", append(confirm, "--force")...); code != 0 {
-		t.Fatalf("confirm --force: exit %d: %s", code, out)
-	}
-	if r := o.waitRotation(id, 10*time.Second); r.Phase != "done" {
-		t.Fatalf("rotation ended %s", r.Phase)
-	}
-	if ev := o.auditAction(id, "revoke.confirmed"); ev == nil || ev.Detail["verified"] != "forced" || !strings.Contains(ev.Detail["reason"], "still authenticates") {
-		t.Fatalf("the forced confirmation is not audited as forced, with why: %+v", ev)
-	}
-	if kaDataStatus(t, o.ka, s1) != 200 {
-		t.Fatal("the dashboard revoked v1 by itself?")
-	}
-	d.stop()
-	o.scanForSecrets()
 }
 
 // Nobody answers: reminders come at the configured cadence, critical and
