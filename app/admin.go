@@ -286,12 +286,17 @@ func (a *admin) retry(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *admin) confirm(w http.ResponseWriter, r *http.Request) {
-	var b actorBody
+	var b struct {
+		actorBody
+		// Force takes the confirmation although the probe says the old
+		// credential still authenticates (audited as verified: forced).
+		Force bool `json:"force"`
+	}
 	id, actor, ok := a.command(w, r, auth.ActConfirm, &b, func() string { return b.Actor })
 	if !ok {
 		return
 	}
-	rot, err := a.d.Engine.Confirm(r.Context(), id, actor)
+	rot, err := a.d.Engine.ConfirmRevoked(r.Context(), rotator.ConfirmRequest{RotationID: id, Actor: actor, Force: b.Force})
 	a.answer(w, rot, err)
 }
 

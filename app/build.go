@@ -291,6 +291,9 @@ func buildKey(cfg *config.Config, i int, kc config.Key, issuers map[string]rotat
 	if eff.Bootstrap != nil {
 		k.Bootstrap = *eff.Bootstrap
 	}
+	if d := eff.Decommission; d != nil {
+		k.Decommission.SecondPerson = d.SecondPerson
+	}
 	k.Reminders = rotator.DefaultReminders
 	if r := eff.Reminders; r != nil {
 		if r.Every > 0 {

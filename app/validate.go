@@ -111,3 +111,44 @@ func GateNotes(cfg *config.Config) (notes, warnings []string) {
 	}
 	return notes, warnings
 }
+
+// Warnings are what a valid configuration will not do as written: a key
+// with verify: true whose issuer cannot verify (awsiam), or has no verify
+// probe configured (http, manual), is delivered unverified.
+func Warnings(cfg *config.Config) []string {
+	out := cfg.Warnings()
+	issuers := map[string]config.Adapter{}
+	for _, a := range cfg.Issuers {
+		issuers[a.Name] = a
+	}
+	for i, k := range cfg.Keys {
+		eff := cfg.Effective(k)
+		if eff.Verify == nil || !*eff.Verify {
+			continue
+		}
+		a, ok := issuers[k.Issuer]
+		if !ok {
+			continue // an error already
+		}
+		if why := cannotVerify(a); why != "" {
+			out = append(out, fmt.Sprintf("keys[%d].verify: true, but issuer %s (%s) %s: key %s is delivered unverified", i, a.Name, a.Type, why, k.Name))
+		}
+	}
+	return out
+}
+
+// cannotVerify says why an issuer cannot probe a new key, or "".
+func cannotVerify(a config.Adapter) string {
+	switch a.Type {
+	case "random":
+		return ""
+	case "http", "manual":
+		if v, ok := a.Settings["verify"]; !ok || v == nil {
+			return "has no verify probe configured"
+		}
+		return ""
+	case "awsiam":
+		return "cannot verify a key (IAM offers no probe)"
+	}
+	return "cannot verify a key"
+}

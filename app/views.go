@@ -26,8 +26,11 @@ type RotationView struct {
 	NewGeneration int             `json:"new_generation,omitempty"`
 	Outcome       string          `json:"outcome,omitempty"`
 	// Contain says why an emergency's revoke waits for a responder.
-	Contain string             `json:"contain,omitempty"`
-	Drain   rotator.DrainState `json:"drain"`
+	Contain string `json:"contain,omitempty"`
+	// Lifecycle names the table driving the rotation (staged, emergency,
+	// emergency_manual, decommission).
+	Lifecycle string             `json:"lifecycle"`
+	Drain     rotator.DrainState `json:"drain"`
 	// Request is a command recorded but not yet acted on (the daemon that
 	// holds the rotation applies it at its next step).
 	Request    *rotator.Request `json:"request,omitempty"`
@@ -43,6 +46,7 @@ func ViewRotation(r *rotator.Rotation) RotationView {
 		Hold: r.Hold, HoldDetail: r.HoldDetail, Attempts: r.Attempts, LastError: r.LastError, ErrorReason: r.ErrorReason,
 		OldGeneration: r.OldGeneration, NewGeneration: r.NewGeneration, Outcome: r.Outcome, Contain: r.Contain, Drain: r.Drain,
 		CreatedAt: rfc3339(r.CreatedAt), UpdatedAt: rfc3339(r.UpdatedAt), FinishedAt: rfc3339(r.FinishedAt),
+		Lifecycle: rotator.LifecycleOf(r).Name,
 	}
 	if r.Request.Kind != "" {
 		req := r.Request
@@ -71,6 +75,9 @@ type KeyView struct {
 	Reason  string `json:"reason,omitempty"`
 	// Gate says what the key's drain gate proves and cannot see.
 	Gate *rotator.GateProof `json:"gate,omitempty"`
+	// Lingering: live generations beside the current one, each with what
+	// would revoke it.
+	Lingering []rotator.Lingering `json:"lingering,omitempty"`
 }
 
 // AuditView is an audit event.

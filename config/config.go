@@ -173,6 +173,15 @@ type KeySettings struct {
 	Notify    []string   `koanf:"notify"`
 	Bootstrap *bool      `koanf:"bootstrap"`
 	Reminders *Reminders `koanf:"reminders"`
+	// Decommission guards decommissioning the key.
+	Decommission *Decommission `koanf:"decommission"`
+}
+
+// Decommission says who must agree before a key is decommissioned.
+type Decommission struct {
+	// SecondPerson: a second, distinct person approves (rekey approve)
+	// before anything is revoked; the requester cannot.
+	SecondPerson bool `koanf:"second_person"`
 }
 
 // Reminders chase a person a rotation waits on (an approval, a manually

@@ -246,8 +246,8 @@ func validateAdapters(family string, list []Adapter, types []string, errs *Error
 
 func (c *Config) validateSettings(p string, s KeySettings, names map[string][]string, errs *Errors) {
 	if r := s.Reminders; r != nil {
-		if r.Every < 0 || r.Every > 0 && r.Every < time.Minute {
-			errs.Add(p+".reminders.every", "must be at least 1m (0: the default, 1h)")
+		if r.Every < 0 || r.Every > 0 && r.Every < time.Second {
+			errs.Add(p+".reminders.every", "must be at least 1s (0: the default, 1h)")
 		}
 		if r.EscalateAfter < 0 {
 			errs.Add(p+".reminders.escalate_after", "must not be negative")
@@ -367,6 +367,9 @@ func (c *Config) Effective(k Key) KeySettings {
 	}
 	if s.Reminders == nil {
 		s.Reminders = d.Reminders
+	}
+	if s.Decommission == nil {
+		s.Decommission = d.Decommission
 	}
 	return s
 }

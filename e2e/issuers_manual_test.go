@@ -113,8 +113,16 @@ func TestManualIssuerScriptedOperator(t *testing.T) {
 	if r := w.rotation(id); r.Phase != "minting" || r.Hold != "secret" || r.NewGeneration != 2 || r.UpdatedAt != held.UpdatedAt {
 		t.Fatalf("a refused submit changed the rotation: %+v", r)
 	}
-	if n := len(w.auditOf(id)); n != auditBefore {
-		t.Fatalf("a refused submit wrote %d audit events", n-auditBefore)
+	// Each refusal is audited (who, when, why — never the value), and
+	// nothing else is.
+	after := w.auditOf(id)
+	if n := len(after) - auditBefore; n != 2 {
+		t.Fatalf("two refused submits wrote %d audit events, want one each", n)
+	}
+	for _, ev := range after[auditBefore:] {
+		if ev.Action != "submit.refused" || ev.Actor != "op" || !strings.Contains(ev.Detail["why"], "does not match the pattern") {
+			t.Fatalf("refusal audit event %+v", ev)
+		}
 	}
 
 	v2, s2 := op.mint("dash-v2")

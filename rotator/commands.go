@@ -80,6 +80,9 @@ func (e *Engine) Trigger(ctx context.Context, req TriggerRequest) (*Rotation, er
 	} else if req.Trigger != TriggerBootstrap && req.Mode == ModeStaged {
 		return nil, fmt.Errorf("key %s has no current credential; bootstrap it first (rekey rotate %s --bootstrap): %w", req.Key, req.Key, ErrBadState)
 	}
+	if _, human := k.Issuer.(HumanIssuer); human && req.Mode == ModeEmergency && req.Trigger != TriggerDecommission {
+		r.Lifecycle = lifecycleByHand
+	}
 	start(r)
 	if req.Mode == ModeEmergency {
 		r.TargetGeneration = req.TargetGeneration
@@ -346,7 +349,10 @@ func (e *Engine) update(ctx context.Context, id string, f func(*Rotation, *chang
 // startFields are the started event's fields: the reason and, for a
 // rotation that will drain, what its drain gate proves (and cannot see).
 func startFields(k *Key, r *Rotation) map[string]string {
-	f := map[string]string{"reason": r.Reason}
+	f := map[string]string{"reason": r.Reason, "lifecycle": LifecycleOf(r).Name,
+		// Whether a person must approve the start: a message must not
+		// show an approval step the key does not have.
+		"start_gate": fmt.Sprint(r.Mode == ModeStaged && r.Trigger != TriggerBootstrap && k.Approval.Needs(GateStart))}
 	if r.Mode == ModeStaged && r.Trigger != TriggerBootstrap {
 		p := ProveGate(k.Drain.Gate(k.Name))
 		f["gate"] = p.Proves

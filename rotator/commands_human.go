@@ -2,6 +2,7 @@ package rotator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -15,7 +16,18 @@ import (
 // generation in every sink, holding the rotation (local claim and store
 // lease) so that no daemon runs the staging step first — without the secret
 // it would abandon the generation. The daemon reads it back from a sink.
+//
+// A refused submission (wrong state, a stale key, the issuer's refusal) is
+// audited: who, when and why — never the value.
 func (e *Engine) Submit(ctx context.Context, rotationID, actor string, secret Secret) (*Rotation, error) {
+	r, err := e.submit(ctx, rotationID, actor, secret)
+	if err != nil && r != nil && (errors.Is(err, ErrBadState) || errors.Is(err, ErrRejected)) {
+		e.auditRefusal(ctx, r, actor, "submit.refused", secret.Scrub(err.Error()))
+	}
+	return r, err
+}
+
+func (e *Engine) submit(ctx context.Context, rotationID, actor string, secret Secret) (*Rotation, error) {
 	r, err := e.store.GetRotation(ctx, rotationID)
 	if err != nil {
 		return nil, err
@@ -135,16 +147,142 @@ func (e *Engine) take(ctx context.Context, id string) (release func(), err error
 // takeWait bounds how long take waits for another driver's lease.
 const takeWait = 5 * time.Second
 
-// Confirm records that a human revoked a credential by hand (HumanIssuer):
-// the old one in revoking, the new one while rolling back.
+// ConfirmRequest is a person's word that they revoked a credential by
+// hand. Force takes it although the probe says the credential still
+// authenticates (or cannot tell); it is audited as such.
+type ConfirmRequest struct {
+	RotationID string
+	Actor      string
+	Force      bool
+}
+
+// Confirm records a confirmation without --force.
 func (e *Engine) Confirm(ctx context.Context, rotationID, actor string) (*Rotation, error) {
-	return e.request(ctx, rotationID, Request{Kind: RequestConfirm, By: actor}, func(r *Rotation, _ *change) error {
-		if r.Hold != HoldConfirm {
-			return fmt.Errorf("rotation %s is not waiting for a confirmation (%s): %w", r.ID, r.Phase, ErrBadState)
+	return e.ConfirmRevoked(ctx, ConfirmRequest{RotationID: rotationID, Actor: actor})
+}
+
+// ConfirmRevoked records that a human revoked a credential by hand
+// (HumanIssuer): the old one in revoking, the new one while rolling back,
+// the leaked one in an emergency by hand (at any point before its end).
+// Trust but verify: when the issuer can probe (RevokeChecker) and a sink
+// still holds the value (ValueReader), the credential is probed first and
+// the confirmation refused while it still authenticates, unless forced.
+// The audit records who confirmed and whether it was verified.
+func (e *Engine) ConfirmRevoked(ctx context.Context, cr ConfirmRequest) (*Rotation, error) {
+	r, err := e.store.GetRotation(ctx, cr.RotationID)
+	if err != nil {
+		return nil, err
+	}
+	k, ok := e.keys[r.Key]
+	if !ok {
+		return r, fmt.Errorf("key %q is no longer configured: %w", r.Key, ErrNotFound)
+	}
+	creds, err := e.credMap(ctx, r.Key)
+	if err != nil {
+		return r, err
+	}
+	if !awaitsConfirm(r, creds) {
+		return r, fmt.Errorf("rotation %s is not waiting for a confirmation (%s): %w", r.ID, r.Phase, ErrBadState)
+	}
+	verified, why := e.checkRevoked(ctx, k, confirmTargets(r, creds))
+	if verified != "true" && verified != "false" {
+		if !cr.Force {
+			e.auditRefusal(ctx, r, cr.Actor, "confirm.refused", why)
+			return r, fmt.Errorf("not confirmed: %s; revoke it in the dashboard first (or, if you are sure, confirm with --force, which is audited): %w", why, ErrRejected)
 		}
-		if _, ok := e.keys[r.Key]; !ok {
-			return fmt.Errorf("key %q is no longer configured: %w", r.Key, ErrNotFound)
+		verified = "forced"
+	}
+	return e.request(ctx, r.ID, Request{Kind: RequestConfirm, By: cr.Actor, Verified: verified, Reason: why}, func(r *Rotation, _ *change) error {
+		if !awaitsConfirm(r, creds) {
+			return fmt.Errorf("rotation %s is not waiting for a confirmation (%s): %w", r.ID, r.Phase, ErrBadState)
 		}
 		return nil
 	})
+}
+
+// awaitsConfirm reports whether r takes a confirmation now: held for one,
+// or an emergency by hand whose leaked credential is still live, once the
+// person has been asked (past a contained emergency's approval).
+func awaitsConfirm(r *Rotation, creds map[int]*Credential) bool {
+	if r.Phase.Terminal() {
+		return false
+	}
+	if r.Hold == HoldConfirm {
+		return true
+	}
+	if r.Lifecycle != lifecycleByHand || r.Phase == PhaseRevoking || r.Phase == PhaseCleaning {
+		return false
+	}
+	c := creds[r.TargetGeneration]
+	return c != nil && c.State != CredRevoked
+}
+
+// checkRevoked probes each credential a person says they revoked. verified
+// is "true" (every one refused by the issuer), "false" (nothing could be
+// probed: no probe, or no sink holds the value any more) or "" with why
+// (one still authenticates, or the probe could not tell).
+func (e *Engine) checkRevoked(ctx context.Context, k *Key, targets []*Credential) (verified, why string) {
+	rc, ok := k.Issuer.(RevokeChecker)
+	if !ok || len(targets) == 0 {
+		return "false", "the issuer of " + k.Name + " cannot probe a credential"
+	}
+	probed := 0
+	for _, c := range targets {
+		sec, found := e.readValue(ctx, k, c.Fingerprint)
+		if !found {
+			continue
+		}
+		revoked, err := rc.CheckRevoked(ctx, k.Name, sec, k.Params)
+		switch {
+		case err != nil:
+			return "", fmt.Sprintf("could not verify that %s is revoked: %s", c.Name, sec.Scrub(err.Error()))
+		case !revoked:
+			return "", fmt.Sprintf("%s still authenticates at the issuer", c.Name)
+		}
+		probed++
+	}
+	if probed == 0 {
+		return "false", "no sink holds the value any more"
+	}
+	return "true", ""
+}
+
+// readValue reads the value with fingerprint fp from the first sink that
+// can give it back (ValueReader); never logged.
+func (e *Engine) readValue(ctx context.Context, k *Key, fp string) (Secret, bool) {
+	if fp == "" {
+		return Secret{}, false
+	}
+	for _, b := range k.Sinks {
+		vr, ok := b.Sink.(ValueReader)
+		if !ok {
+			continue
+		}
+		sec, err := vr.ReadValue(ctx, b.Target, fp)
+		if err == nil && !sec.IsZero() && sec.Fingerprint() == fp {
+			return sec, true
+		}
+	}
+	return Secret{}, false
+}
+
+// auditRefusal records a refused command (who, when, why — never a value)
+// without changing the rotation.
+func (e *Engine) auditRefusal(ctx context.Context, r *Rotation, actor, action, why string) {
+	ev := AuditEvent{At: e.clock.Now(), RotationID: r.ID, Key: r.Key, Actor: actor, Action: action, Phase: r.Phase, Detail: map[string]string{"why": why}}
+	if err := e.store.Save(context.WithoutCancel(ctx), Commit{Audit: []AuditEvent{ev}}); err != nil {
+		e.log.Warn("audit a refused command", "rotation", r.ID, "action", action, "err", err)
+	}
+}
+
+func (e *Engine) credMap(ctx context.Context, key string) (map[int]*Credential, error) {
+	list, err := e.store.Credentials(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[int]*Credential, len(list))
+	for _, c := range list {
+		m[c.Generation] = c
+	}
+	return m, nil
 }

@@ -115,6 +115,9 @@ type crashWorld struct {
 	extra      []*rotator.Key // more keys beside api
 	stageFails atomic.Int32
 	restarted  bool // restartOnceIn did
+	// diedInEach: the failpoint fired inside a person's command (a submit
+	// stages at once); the process is gone.
+	diedInEach bool
 }
 
 // verifyingIssuer adds Verifier to the fake issuer, with one-shot faults.
@@ -223,6 +226,11 @@ func (w *crashWorld) drive(id string, each func(*crashWorld, *rotator.Rotation))
 		}
 		if each != nil {
 			each(w, r)
+			if w.diedInEach {
+				w.diedInEach = false
+				w.engine.Close(time.Millisecond)
+				return nil, true
+			}
 			if r, err = w.store.GetRotation(w.ctx, id); err != nil {
 				w.t.Fatal(err)
 			}

@@ -85,6 +85,32 @@ func crashScenarios() []*crashScenario {
 				return w.trigger(exposure)
 			},
 			each: restartOnceIn(rotator.PhaseStaging)},
+		{name: "leak-by-hand-submit-first", lifecycle: "emergency_manual",
+			covers: []string{"staging", "cutting_over", "verifying", "cleaning"},
+			setup:  func(w *crashWorld) func() *rotator.Rotation { w.bootstrap(); w.byHand(); return w.trigger(exposure) },
+			each:   byHandPerson(false)},
+		{name: "leak-by-hand-confirm-first", lifecycle: "emergency_manual",
+			covers: []string{"staging", "cutting_over", "verifying", "cleaning"},
+			setup:  func(w *crashWorld) func() *rotator.Rotation { w.bootstrap(); w.byHand(); return w.trigger(exposure) },
+			each:   byHandPerson(true)},
+		{name: "leak-by-hand-unreadable-stage-retried-after-restart", lifecycle: "emergency_manual", covers: []string{"staging/abandon"},
+			setup: func(w *crashWorld) func() *rotator.Rotation {
+				w.bootstrap()
+				w.byHand()
+				w.failStages(1)
+				return w.trigger(exposure)
+			},
+			each: func(w *crashWorld, r *rotator.Rotation) {
+				byHandPerson(false)(w, r)
+				if w.diedInEach {
+					return
+				}
+				r, err := w.store.GetRotation(w.ctx, r.ID)
+				if err != nil {
+					w.t.Fatal(err)
+				}
+				restartOnceIn(rotator.PhaseStaging)(w, r)
+			}},
 		{name: "two-live-generations", lifecycle: "decommission", covers: []string{"revoking/each", "revoking", "removing"},
 			setup: func(w *crashWorld) func() *rotator.Rotation {
 				w.bootstrap()

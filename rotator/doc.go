@@ -65,9 +65,25 @@
 //	  cleaning           drop the revoked generation (not the current one) from every sink
 //	      → done   [side effects: main]
 //
+//	emergency_manual (starts in revoking)
+//	  revoking           contained: wait for a responder's approval (otherwise pass at once)
+//	      → minting; denied → denied; not_current → confirming
+//	  minting            record the intent; one message: revoke the leaked key now and mint the replacement (submit and confirm in either order)
+//	      → staging
+//	  staging            write the replacement to every sink
+//	      → cutting_over; abandon → minting   [side effects: main, abandon]
+//	  cutting_over       make the replacement current in every sink
+//	      → verifying   [side effects: main]
+//	  verifying          probe the replacement (skipped when not configured)
+//	      → confirming   [side effects: main]
+//	  confirming         wait for the person's confirmation that the leaked key is revoked (passes at once when it came first)
+//	      → cleaning
+//	  cleaning           drop stale values from every sink
+//	      → done   [side effects: main]
+//
 //	decommission (starts in revoking)
-//	  revoking           revoke every live generation, one at a time
-//	      → removing   [side effects: each, main]
+//	  revoking           a second person approves (when the key requires one), then revoke every live generation, one at a time
+//	      → removing; denied → denied   [side effects: each, main]
 //	  removing           delete the key from every sink
 //	      → done   [side effects: main]
 //

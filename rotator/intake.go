@@ -135,8 +135,8 @@ func (e *Engine) preempt(ctx context.Context, a *Rotation, c *Credential, why st
 		// rotation they were watching changed course, and why.
 		ch.events = append(ch.events, Event{ID: a.ID + "-" + randomHex(4), Kind: EventPreempted, Severity: SeverityCritical, Key: a.Key, RotationID: a.ID,
 			Phase: a.Phase, Trigger: a.Trigger, Mode: a.Mode, Actor: "rekey", At: e.clock.Now(),
-			Message: fmt.Sprintf("%s: generation %d (%s) is exposed (%s); the staged rotation %s in %s %s",
-				a.Key, c.Generation, c.Name, why, a.ID, a.Phase, preemptOutcome(a, c)),
+			Message: fmt.Sprintf("%s: generation %d (%s) is exposed (%s); the staged rotation %s in %s %s%s",
+				a.Key, c.Generation, c.Name, why, a.ID, a.Phase, preemptOutcome(a, c), e.mintedByHand(a)),
 			Fields: map[string]string{"generation": fmt.Sprint(c.Generation), "name": c.Name, "why": why}})
 	}
 	switch {
@@ -255,4 +255,18 @@ func preemptOutcome(a *Rotation, c *Credential) string {
 		return "rolls back: the exposed new key is revoked, the old one stays current"
 	}
 	return "rolls back, then an emergency rotation revokes the exposed key"
+}
+
+// mintedByHand is what a superseded rotation that asked a person for a
+// secret tells them: delete what they may have minted, by name.
+func (e *Engine) mintedByHand(a *Rotation) string {
+	k, ok := e.keys[a.Key]
+	if !ok || a.Phase != PhaseMinting || a.Hold != HoldSecret || a.NewGeneration == 0 {
+		return ""
+	}
+	if _, human := k.Issuer.(HumanIssuer); !human {
+		return ""
+	}
+	name := CredentialName(a.Key, a.NewGeneration)
+	return fmt.Sprintf(". It was waiting for you to mint %s: do not submit it; if you already minted %s, delete it in the dashboard — it was never delivered and nothing uses it", name, name)
 }

@@ -335,16 +335,20 @@ func (d *driver) holdOn(o outcome) {
 		// (a command that only re-checks the hold, such as a first of two
 		// approvals, is no reason to remind): remind.
 		d.r.HeldSince = d.heldSince()
-		waited := now.Sub(d.r.HeldSince).Round(time.Minute)
+		waited := now.Sub(d.r.HeldSince)
 		sev := SeverityWarning
 		if waited >= rem.EscalateAfter {
 			sev = SeverityCritical
 			fields["escalate"] = "oncall"
 		}
-		fields["waiting_for"] = waited.String()
+		shown := waited.Round(time.Minute)
+		if rem.Every < time.Minute {
+			shown = waited.Round(time.Second)
+		}
+		fields["waiting_for"] = shown.String()
 		d.r.NextAttemptAt = next
 		d.buf.dirty = true
-		d.event(EventReminder, sev, fmt.Sprintf("%s still waits for a person after %s: %s", d.r.Key, waited, o.why), fields)
+		d.event(EventReminder, sev, fmt.Sprintf("%s still waits for a person after %s: %s", d.r.Key, shown, o.why), fields)
 	case !d.r.NextAttemptAt.Equal(next):
 		d.r.NextAttemptAt = next
 		d.buf.dirty = true

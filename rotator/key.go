@@ -37,6 +37,15 @@ type Key struct {
 	// the key's lingering (non-current, unrevoked) credentials; policies
 	// read it from PolicyInput.Traffic.
 	Unauthorized *TrafficWatch
+	// Decommission says who must agree before the key is decommissioned.
+	Decommission DecommissionPolicy
+}
+
+// DecommissionPolicy guards the one rotation that cannot be undone.
+type DecommissionPolicy struct {
+	// SecondPerson: a second, distinct person (by canonical identity)
+	// approves a decommission before anything is revoked.
+	SecondPerson bool
 }
 
 // TrafficWatch is a traffic source and query used by a policy.

@@ -116,21 +116,52 @@ var Emergency = Lifecycle{Name: "emergency", Start: PhaseRevoking, Phases: []Pha
 		Next: map[Edge]Phase{EdgeOK: PhaseDone}, Acts: []string{""}, step: (*step).clean},
 }}
 
+// lifecycleByHand names EmergencyByHand (Rotation.Lifecycle).
+const lifecycleByHand = "emergency_manual"
+
+// EmergencyByHand is the emergency lifecycle of a key only a person can
+// mint and revoke (HumanIssuer). One message asks the person to revoke the
+// leaked key now and mint its replacement in the same visit; rekey takes
+// the replacement (submit) and the revocation (confirm) in either order, and
+// delivers the replacement as soon as it exists: consumers never wait for a
+// second trip to the dashboard.
+var EmergencyByHand = Lifecycle{Name: lifecycleByHand, Start: PhaseRevoking, Phases: []PhaseSpec{
+	{Phase: PhaseRevoking, Does: "contained: wait for a responder's approval (otherwise pass at once)",
+		Next: map[Edge]Phase{EdgeOK: PhaseMinting, EdgeNotCurrent: PhaseConfirming, EdgeDenied: PhaseDenied}, step: (*step).containByHand},
+	{Phase: PhaseMinting, Does: "record the intent; one message: revoke the leaked key now and mint the replacement (submit and confirm in either order)",
+		Next: map[Edge]Phase{EdgeOK: PhaseStaging}, step: (*step).mint},
+	{Phase: PhaseStaging, Does: "write the replacement to every sink",
+		Next: map[Edge]Phase{EdgeOK: PhaseCuttingOver, EdgeAbandon: PhaseMinting}, Acts: []string{"", "abandon"}, step: (*step).stage},
+	{Phase: PhaseCuttingOver, Does: "make the replacement current in every sink",
+		Next: map[Edge]Phase{EdgeOK: PhaseVerifying}, Acts: []string{""}, step: (*step).cutOver},
+	{Phase: PhaseVerifying, Does: "probe the replacement (skipped when not configured)",
+		Next: map[Edge]Phase{EdgeOK: PhaseConfirming}, Acts: []string{""}, step: (*step).verify},
+	{Phase: PhaseConfirming, Does: "wait for the person's confirmation that the leaked key is revoked (passes at once when it came first)",
+		Next: map[Edge]Phase{EdgeOK: PhaseCleaning}, step: (*step).confirmed},
+	{Phase: PhaseCleaning, Does: "drop stale values from every sink",
+		Next: map[Edge]Phase{EdgeOK: PhaseDone}, Acts: []string{""}, step: (*step).clean},
+}}
+
 // Decommission revokes every live generation of a key and deletes it from
 // every sink; the key is then never bootstrapped again.
 var Decommission = Lifecycle{Name: "decommission", Start: PhaseRevoking, Phases: []PhaseSpec{
-	{Phase: PhaseRevoking, Does: "revoke every live generation, one at a time",
-		Next: map[Edge]Phase{EdgeOK: PhaseRemoving}, Acts: []string{"each", ""}, step: (*step).revoke},
+	{Phase: PhaseRevoking, Does: "a second person approves (when the key requires one), then revoke every live generation, one at a time",
+		Next: map[Edge]Phase{EdgeOK: PhaseRemoving, EdgeDenied: PhaseDenied}, Acts: []string{"each", ""}, step: (*step).revoke},
 	{Phase: PhaseRemoving, Does: "delete the key from every sink",
 		Next: map[Edge]Phase{EdgeOK: PhaseDone}, Acts: []string{""}, step: (*step).remove},
 }}
 
 // Lifecycles are every table, for documentation and the crash matrix.
-func Lifecycles() []*Lifecycle { return []*Lifecycle{&Staged, &Emergency, &Decommission} }
+func Lifecycles() []*Lifecycle {
+	return []*Lifecycle{&Staged, &Emergency, &EmergencyByHand, &Decommission}
+}
 
-// LifecycleOf returns the table that drives r.
+// LifecycleOf returns the table that drives r: the one it recorded when it
+// started, else the one its trigger and mode imply.
 func LifecycleOf(r *Rotation) *Lifecycle {
 	switch {
+	case r.Lifecycle == lifecycleByHand:
+		return &EmergencyByHand
 	case r.Trigger == TriggerDecommission:
 		return &Decommission
 	case r.Mode == ModeEmergency:

@@ -20,6 +20,19 @@ type PlanItem struct {
 	Active   string    `json:"active_rotation,omitempty"`
 	Phase    Phase     `json:"phase,omitempty"`
 	Warnings []string  `json:"warnings,omitempty"`
+	// Lingering are generations still live beside the current one (a
+	// revoke gate that expired, a rotation that ended before its revoke),
+	// each with what would revoke it.
+	Lingering []Lingering `json:"lingering,omitempty"`
+}
+
+// Lingering is a live generation that is not the current one.
+type Lingering struct {
+	Generation int       `json:"generation"`
+	Name       string    `json:"name"`
+	Since      time.Time `json:"since,omitzero"`
+	// RevokedBy says what would revoke it, or that nothing would.
+	RevokedBy string `json:"revoked_by"`
 }
 
 // Plan evaluates every key's policies against the store as of now, with no
@@ -37,9 +50,34 @@ func (e *Engine) PlanFrom(ctx context.Context, states map[string]KeyState, now t
 	decom := e.decommissionedSet(ctx)
 	out := make([]PlanItem, 0, len(e.keyOrder))
 	for _, name := range e.keyOrder {
-		out = append(out, e.planKey(e.keys[name], states[name], now, decom[name]))
+		it := e.planKey(e.keys[name], states[name], now, decom[name])
+		if states[name].Active == nil {
+			e.flagLingering(ctx, e.keys[name], &it)
+		}
+		out = append(out, it)
 	}
 	return out
+}
+
+// flagLingering adds the key's live previous generations to its plan item,
+// each with what would revoke it.
+func (e *Engine) flagLingering(ctx context.Context, k *Key, it *PlanItem) {
+	creds, err := e.store.Credentials(ctx, k.Name)
+	if err != nil {
+		it.Warnings = append(it.Warnings, "could not read its credentials: "+err.Error())
+		return
+	}
+	by := "nothing revokes it on its own: report it as exposed, decommission the key, or configure policies.unauthorized to revoke it once it is used"
+	if w := k.Unauthorized; w != nil {
+		by = fmt.Sprintf("policies.unauthorized revokes it at once when %s shows it in use (query %q)", w.SourceName, w.Query)
+	}
+	for _, c := range creds {
+		if c.State != CredPrevious {
+			continue
+		}
+		it.Lingering = append(it.Lingering, Lingering{Generation: c.Generation, Name: c.Name, Since: c.CreatedAt, RevokedBy: by})
+		it.Warnings = append(it.Warnings, fmt.Sprintf("generation %d (%s) is still live beside the current one; %s", c.Generation, c.Name, by))
+	}
 }
 
 func (e *Engine) planKey(k *Key, st KeyState, now time.Time, decommissioned bool) PlanItem {

@@ -141,6 +141,14 @@ type Replacer interface {
 	Replace(ctx context.Context, t Target, d Delivery) error
 }
 
+// ValueReader is an optional Sink capability: read back the value with a
+// given fingerprint from whichever slot holds it (pending, current or
+// previous), so that a person's confirmation that they revoked the old key
+// can be probed. The value is never logged.
+type ValueReader interface {
+	ReadValue(ctx context.Context, t Target, fingerprint string) (Secret, error)
+}
+
 // Remover is an optional Sink capability used by decommission: delete the
 // key's values from the target.
 type Remover interface {

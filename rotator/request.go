@@ -34,11 +34,14 @@ type Request struct {
 	Kind RequestKind `json:"kind,omitempty"`
 	// Command names the audit action of acting on it ("cancel"); empty:
 	// the kind's own.
-	Command string    `json:"command,omitempty"`
-	By      string    `json:"by,omitempty"`
-	Reason  string    `json:"reason,omitempty"`
-	To      Phase     `json:"to,omitempty"`
-	At      time.Time `json:"at,omitzero"`
+	Command string `json:"command,omitempty"`
+	By      string `json:"by,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	To      Phase  `json:"to,omitempty"`
+	// Verified (confirm): "true" the probe found the credential revoked,
+	// "false" nothing could probe it, "forced" a person insisted.
+	Verified string    `json:"verified,omitempty"`
+	At       time.Time `json:"at,omitzero"`
 }
 
 // serve acts on the rotation's pending request.
@@ -75,7 +78,7 @@ func (d *driver) serve(ctx context.Context) (bool, bool) {
 		if r.Mode != ModeStaged || r.Phase != PhaseDraining && r.Phase != PhaseRevoking {
 			return refuse(fmt.Sprintf("not draining or revoking (%s)", r.Phase))
 		}
-		r.Drain.Override = req.Reason
+		r.Drain.Override, r.Drain.OverrideBy = req.Reason, req.By
 		if r.Hold == HoldApproval || r.Hold == HoldDrainTimeout {
 			r.Hold, r.HoldDetail = HoldNone, ""
 		}
@@ -93,7 +96,7 @@ func (d *driver) serve(ctx context.Context) (bool, bool) {
 		r.Hold, r.HoldDetail, r.Attempts, r.NextAttemptAt = HoldNone, "", 0, d.now()
 		d.audit(req.By, "retry", detail)
 	case RequestConfirm:
-		if r.Hold != HoldConfirm {
+		if !awaitsConfirm(r, d.creds) {
 			return refuse("not waiting for a confirmation")
 		}
 		var names []string
@@ -105,7 +108,13 @@ func (d *driver) serve(ctx context.Context) (bool, bool) {
 			names = append(names, c.Name)
 		}
 		detail["credentials"] = fmt.Sprint(names)
-		r.Hold, r.HoldDetail, r.NextAttemptAt = HoldNone, "", d.now()
+		detail["verified"] = cmpOr(req.Verified, "false")
+		if r.Hold == HoldConfirm {
+			r.Hold, r.HoldDetail = HoldNone, ""
+		}
+		// An emergency by hand may still wait for the replacement: its
+		// step runs again and says that the leak is now contained.
+		r.NextAttemptAt = d.now()
 		d.audit(req.By, "revoke.confirmed", detail)
 	default:
 		return refuse("unknown request")
@@ -128,6 +137,8 @@ func confirmTargets(r *Rotation, creds map[int]*Credential) []*Credential {
 		add(creds[r.NewGeneration])
 	case r.Phase == PhaseRevoking && r.Mode == ModeStaged:
 		add(creds[r.OldGeneration])
+	case r.Lifecycle == lifecycleByHand:
+		add(creds[r.TargetGeneration])
 	case r.Phase == PhaseRevoking:
 		for _, c := range creds {
 			if r.Trigger == TriggerDecommission || c.Generation == r.TargetGeneration {

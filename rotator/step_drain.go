@@ -9,6 +9,15 @@ import (
 	"time"
 )
 
+// How a rotation left the drain gate (the "exit" field of its phase event),
+// so that every exit is announced as what it was. A timeout is a hold
+// (HoldDrainTimeout); a denial or cancel there is a rollback.
+const (
+	DrainPassed         = "passed"          // quiet for quiet_period
+	DrainOverridden     = "overridden"      // an exposure of the old key skipped the gate
+	DrainApprovedAnyway = "approved_anyway" // people approved revoking although traffic had not drained
+)
+
 // drain is the gate between cut-over and revocation: it asks each of its
 // checks (is the old key still used? does the new key fail anywhere?) and
 // passes only after every one reported zero for the quiet period without a
@@ -21,7 +30,12 @@ func (s *step) drain(ctx context.Context) outcome {
 	now := s.now()
 	ds := &s.r.Drain
 	if ds.Override != "" { // "revoke": a human approved; "exposure": the old key leaked
-		return advance("drain.overridden", map[string]string{"by": ds.Override})
+		exit := DrainApprovedAnyway
+		if ds.Override == "exposure" {
+			exit = DrainOverridden
+		}
+		return advance("drain.overridden", map[string]string{"by": ds.Override, "exit": exit, "approved_by": ds.OverrideBy,
+			"polls": fmt.Sprint(ds.Polls), "last_value": fmt.Sprint(ds.LastValue), "source": p.sourceNames()})
 	}
 	if s.r.Hold == HoldDrainTimeout {
 		// A human decides: approve (revoke anyway), retry (keep waiting)
@@ -76,7 +90,7 @@ func (s *step) drain(ctx context.Context) outcome {
 	s.e.metrics.drainReading(s.r.Key, ds.LastValue)
 	if !ds.QuietSince.IsZero() && now.Sub(ds.QuietSince) >= quiet {
 		return advance("drained", map[string]string{
-			"quiet_for": now.Sub(ds.QuietSince).Round(time.Millisecond).String(), "polls": fmt.Sprint(ds.Polls), "source": p.sourceNames(),
+			"exit": DrainPassed, "quiet_for": now.Sub(ds.QuietSince).Round(time.Millisecond).String(), "polls": fmt.Sprint(ds.Polls), "source": p.sourceNames(),
 			"asked": p.asked(),
 		})
 	}

@@ -3,6 +3,7 @@ package rotator
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // mint records the intent (generation, deterministic name) before calling
@@ -30,7 +31,7 @@ func (s *step) mint(ctx context.Context) outcome {
 		s.r.NewGeneration = gen
 		intent := map[string]string{"generation": fmt.Sprint(gen), "name": c.Name}
 		if h, ok := s.k.Issuer.(HumanIssuer); ok {
-			return holdFor(HoldSecret, h.MintInstructions(s.mintRequest(c)), zeroTime, SeverityWarning).with(c).recording("mint.intent", intent)
+			return s.holdForSecret(h, c, zeroTime).with(c).recording("mint.intent", intent)
 		}
 		return s.mintCall(c).with(c).recording("mint.intent", intent)
 	}
@@ -48,12 +49,14 @@ func (s *step) mint(ctx context.Context) outcome {
 		}
 		exp := s.k.Reminders.orDefault().SecretExpireAfter
 		until := zeroTime
-		if s.r.Hold == HoldSecret && !s.r.HeldSince.IsZero() {
+		// An emergency never gives up on its replacement: a leak does not
+		// go away by waiting, so the wait escalates instead.
+		if s.r.Hold == HoldSecret && !s.r.HeldSince.IsZero() && !s.byHand() {
 			if until = s.r.HeldSince.Add(exp); !s.now().Before(until) {
 				return failed(Permanent(fmt.Errorf("nobody submitted the secret for %s within %s (reminders.secret_expire_after); nothing was delivered", c.Name, exp)))
 			}
 		}
-		return holdFor(HoldSecret, h.MintInstructions(s.mintRequest(c)), until, SeverityWarning)
+		return s.holdForSecret(h, c, until)
 	}
 	f, ok := s.k.Issuer.(Finder)
 	if !ok {
@@ -73,6 +76,16 @@ func (s *step) mint(ctx context.Context) outcome {
 		return s.reap(c, ids[0])
 	}
 	return s.mintCall(c)
+}
+
+// holdForSecret waits for a person to mint c and submit it: the mint
+// instructions, or in an emergency by hand the one message that also asks
+// for the leaked key's revocation (critical: it pages).
+func (s *step) holdForSecret(h HumanIssuer, c *Credential, until time.Time) outcome {
+	if s.byHand() {
+		return holdFor(HoldSecret, s.emergencyMintWhy(h, c), zeroTime, SeverityCritical)
+	}
+	return holdFor(HoldSecret, h.MintInstructions(s.mintRequest(c)), until, SeverityWarning)
 }
 
 // mintCall is the issuer call itself.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -12,6 +13,18 @@ import (
 // generation, one at a time, when decommissioning.
 func (s *step) revoke(ctx context.Context) outcome {
 	switch {
+	case s.r.Trigger == TriggerDecommission && s.k.Decommission.SecondPerson:
+		// Two people: someone other than the requester approves before
+		// anything is revoked (no expiry: the decision stays open).
+		o, passed := s.gate(ctx, GateRevoke, outcome{}, 1, 0)
+		if !passed {
+			if o.kind == outHold {
+				o.why = fmt.Sprintf("decommission of %s needs a second person: someone other than %s approves (rekey approve %s) before anything is revoked — %s",
+					s.r.Key, s.r.Actor, s.r.ID, o.why)
+			}
+			return o
+		}
+		return s.revokeAll()
 	case s.r.Trigger == TriggerDecommission:
 		return s.revokeAll()
 	case s.r.Mode == ModeEmergency && s.r.Contain != "":
@@ -123,9 +136,20 @@ func (s *step) revokeAll() outcome {
 	switch _, human := s.k.Issuer.(HumanIssuer); {
 	case len(live) == 0:
 		return advance("revoked", map[string]string{"already": "true"})
-	case len(live) == 1 || human:
-		// A person revokes them all by hand; one confirmation covers all.
-		return s.revokeCred(live[len(live)-1], EdgeOK)
+	case len(live) == 1:
+		return s.revokeCred(live[0], EdgeOK)
+	case human:
+		// A person revokes them all by hand; one confirmation covers all,
+		// so the message names every one of them.
+		o := s.revokeCred(live[len(live)-1], EdgeOK)
+		if o.kind == outHold && s.r.Hold != HoldConfirm {
+			names := make([]string, 0, len(live))
+			for _, c := range live {
+				names = append(names, c.Name)
+			}
+			o.why = fmt.Sprintf("Decommission of %s: revoke ALL %d of its live keys (%s), then confirm once. ", s.r.Key, len(live), strings.Join(names, ", ")) + o.why
+		}
+		return o
 	}
 	c := live[0]
 	if !c.Minted() {

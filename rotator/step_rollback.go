@@ -101,10 +101,11 @@ func (s *step) rollBack(ctx context.Context) outcome {
 	switch h, human := s.k.Issuer.(HumanIssuer); {
 	case !c.Minted() && human:
 		// A person was asked to mint c: if they did, it is live and
-		// nobody will use it.
+		// nobody will use it. (No command follows: the rotation ended.)
+		_ = h
 		o = s.rolledBack(c, edge).notifying(s.event(EventOrphan, SeverityWarning, fmt.Sprintf(
-			"%s: the rotation that asked for %s ended (%s); if you minted %s, revoke it at the issuer — nothing uses it: %s",
-			s.r.Key, c.Name, s.r.Outcome, c.Name, h.RevokeInstructions(s.ref(c))), map[string]string{"name": c.Name}))
+			"%s: the rotation that asked for %s ended (%s); if you minted %s, revoke it at the issuer (delete %s in the dashboard) — it was never delivered and nothing uses it; there is nothing to submit or confirm",
+			s.r.Key, c.Name, s.r.Outcome, c.Name, c.Name), map[string]string{"name": c.Name}))
 	case !c.Minted():
 		o = s.rollbackOrphans(ctx, c, edge)
 	case human:

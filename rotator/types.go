@@ -17,7 +17,8 @@ const (
 	PhaseRevoking         Phase = "revoking"
 	PhaseWatching         Phase = "watching"
 	PhaseCleaning         Phase = "cleaning"
-	PhaseRemoving         Phase = "removing" // decommission: delete from sinks
+	PhaseRemoving         Phase = "removing"   // decommission: delete from sinks
+	PhaseConfirming       Phase = "confirming" // by hand: wait until a person confirms the leaked key is revoked
 	PhaseRollingBack      Phase = "rolling_back"
 
 	// Terminal phases.
@@ -130,6 +131,9 @@ type Rotation struct {
 	// responder's approval: "breaker" (too many emergencies at once) or
 	// "low_trust" (a source that may only contain, not revoke).
 	Contain string
+	// Lifecycle names the table that drives the rotation, chosen when it
+	// starts (empty: from trigger and mode, see LifecycleOf).
+	Lifecycle string
 	// Request is a command (cancel, approve anyway, retry, confirm) the
 	// interpreter has not acted on yet.
 	Request Request
@@ -158,6 +162,8 @@ type DrainState struct {
 	Polls      int                `json:"polls"`
 	Escalated  bool               `json:"escalated,omitempty"`
 	Override   string             `json:"override,omitempty"` // "revoke" when a human approved revoking anyway
+	// OverrideBy is who (or what) overrode the gate.
+	OverrideBy string `json:"override_by,omitempty"`
 	// RestoredAt: a rollback after cut-over made the old key current again
 	// at this time; the new key is revoked after a quiet period.
 	RestoredAt time.Time `json:"restored_at,omitzero"`

@@ -111,6 +111,11 @@ func (c *cli) status(ctx context.Context, cl *client) error {
 	if err := t.write(c.stdout); err != nil {
 		return err
 	}
+	for _, k := range keys.Keys {
+		for _, l := range k.Lingering {
+			fmt.Fprintf(c.stdout, "\nLIVE PREVIOUS GENERATION: %s generation %d (%s) still works beside the current one; %s\n", k.Name, l.Generation, l.Name, l.RevokedBy)
+		}
+	}
 	if berr == nil && bs.Open {
 		fmt.Fprintf(c.stdout, "\nEMERGENCY BREAKER OPEN: %d automatic emergencies since %s (limit %d per %s); %d contained, waiting for a responder: rekey breaker release\n",
 			bs.Recent, bs.Since.UTC().Format(time.RFC3339), bs.Max, human(bs.Window), len(bs.Contained))

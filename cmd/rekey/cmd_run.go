@@ -55,7 +55,7 @@ func cmdValidate(c *cli) *cobra.Command {
 				return configError{fmt.Errorf("%s: %d problem(s)", c.config, len(errs))}
 			}
 			gates, gateWarnings := app.GateNotes(cfg)
-			warnings := append(append([]string{}, cfg.Warnings()...), gateWarnings...)
+			warnings := append(app.Warnings(cfg), gateWarnings...)
 			if c.output == "json" {
 				return printJSON(c.stdout, map[string]any{"valid": true, "keys": len(cfg.Keys), "warnings": warnings, "gates": app.GateProofs(cfg)})
 			}

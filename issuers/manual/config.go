@@ -24,6 +24,18 @@ type Config struct {
 	// over {{.Key}} {{.Name}} {{.Generation}} {{.ID}} {{.Fingerprint}}
 	// {{.Params.x}}. Default DefaultRevokeInstructions.
 	RevokeInstructions string `koanf:"revoke_instructions"`
+	// EmergencyInstructions is the one message of a leak: revoke the
+	// leaked key now and mint its replacement in the same visit. A
+	// template over mint_instructions' fields, {{.Leaked.Name}}
+	// {{.Leaked.Fingerprint}}, {{.Headline}} (LEAKED, UNEXPLAINED USE,
+	// OWNER LEFT) and {{.Why}} ("is exposed"…). Default
+	// DefaultEmergencyInstructions.
+	EmergencyInstructions string `koanf:"emergency_instructions"`
+	// DashboardURL is a deep link to the dashboard page where the person
+	// acts, a template over {{.Key}} {{.Name}} (the credential to mint or
+	// revoke) and {{.Params.x}}; every instruction shows it as
+	// {{.DashboardURL}}. Empty: the instructions name the page instead.
+	DashboardURL string `koanf:"dashboard_url"`
 	// IDFrom says what rekey records as the issuer's id of a submitted key,
 	// since it cannot see the dashboard's: "name" (default; the
 	// deterministic name the instructions asked for) or "fingerprint"
@@ -40,24 +52,13 @@ const (
 	IDFromFingerprint = "fingerprint"
 )
 
-// Default instructions.
-const (
-	DefaultMintInstructions = "Mint a new API key named {{.Name}}" +
-		"{{with .Params.scopes}} with scopes {{list .}}{{end}}" +
-		"{{with .Params.allowed_cluster_ids}} and cluster allow-list {{list .}}{{end}}" +
-		"{{with .Previous.Name}} (the same settings as {{.}}){{end}}" +
-		" in the dashboard (Settings → API Keys), then run `rekey submit {{.RotationID}}` and paste the secret when asked."
-	DefaultRevokeInstructions = "Revoke the API key {{.Name}}" +
-		"{{with .Fingerprint}} (fingerprint {{short .}}){{end}}" +
-		" in the dashboard (Settings → API Keys), then run `rekey confirm` on the rotation of key {{.Key}}."
-)
-
 // DefaultConfig returns the defaults applied before the YAML is decoded.
 func DefaultConfig() Config {
 	return Config{
-		MintInstructions:   DefaultMintInstructions,
-		RevokeInstructions: DefaultRevokeInstructions,
-		IDFrom:             IDFromName,
+		MintInstructions:      DefaultMintInstructions,
+		RevokeInstructions:    DefaultRevokeInstructions,
+		EmergencyInstructions: DefaultEmergencyInstructions,
+		IDFrom:                IDFromName,
 	}
 }
 
@@ -69,7 +70,8 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("pattern: %w", err))
 		}
 	}
-	for _, f := range [][2]string{{"mint_instructions", c.MintInstructions}, {"revoke_instructions", c.RevokeInstructions}} {
+	for _, f := range [][2]string{{"mint_instructions", c.MintInstructions}, {"revoke_instructions", c.RevokeInstructions},
+		{"emergency_instructions", c.EmergencyInstructions}, {"dashboard_url", c.DashboardURL}} {
 		field, text := f[0], f[1]
 		if text == "" {
 			continue
@@ -81,8 +83,13 @@ func (c Config) Validate() error {
 		}
 		// A misspelt field (.Nmae) fails only when executed: try it.
 		var sample any = mintData{Params: map[string]any{}}
-		if field == "revoke_instructions" {
+		switch field {
+		case "revoke_instructions":
 			sample = revokeData{Params: map[string]any{}}
+		case "emergency_instructions":
+			sample = emergencyData{Params: map[string]any{}}
+		case "dashboard_url":
+			sample = dashboardData{Params: map[string]any{}}
 		}
 		if err := tmpl.CheckFields(t, sample); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", field, err))

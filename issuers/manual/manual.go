@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"regexp"
 	"strings"
 	"text/template"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/rekeyhq/rekey/issuers/internal/probe"
 	"github.com/rekeyhq/rekey/issuers/internal/tmpl"
+	"github.com/rekeyhq/rekey/issuers/internal/webapi"
 	"github.com/rekeyhq/rekey/rotator"
 )
 
@@ -27,32 +29,14 @@ var ErrHumanRequired = errors.New("a person must do this in the dashboard")
 
 // Issuer is a manual issuer.
 type Issuer struct {
-	log     *slog.Logger
-	pattern *regexp.Regexp // nil: any non-empty value
-	mint    *template.Template
-	revoke  *template.Template
-	idFrom  string
-	probe   *probe.Probe // nil: none configured
-}
-
-// mintData is what mint_instructions see.
-type mintData struct {
-	Key        string
-	Name       string
-	Generation int
-	RotationID string
-	Params     map[string]any
-	Previous   rotator.CredentialRef
-}
-
-// revokeData is what revoke_instructions see: what CredentialRef holds.
-type revokeData struct {
-	Key         string
-	Name        string
-	Generation  int
-	ID          string
-	Fingerprint string
-	Params      map[string]any
+	log       *slog.Logger
+	pattern   *regexp.Regexp // nil: any non-empty value
+	mint      *template.Template
+	revoke    *template.Template
+	emergency *template.Template
+	dashboard *template.Template // nil: no deep link configured
+	idFrom    string
+	probe     *probe.Probe // nil: none configured
 }
 
 // New checks cfg and builds the issuer.
@@ -72,6 +56,10 @@ func New(cfg Config, logger *slog.Logger) (*Issuer, error) {
 	}
 	is.mint, _ = tmpl.Parse("mint_instructions", or(cfg.MintInstructions, DefaultMintInstructions))
 	is.revoke, _ = tmpl.Parse("revoke_instructions", or(cfg.RevokeInstructions, DefaultRevokeInstructions))
+	is.emergency, _ = tmpl.Parse("emergency_instructions", or(cfg.EmergencyInstructions, DefaultEmergencyInstructions))
+	if cfg.DashboardURL != "" {
+		is.dashboard, _ = tmpl.Parse("dashboard_url", cfg.DashboardURL)
+	}
 	if cfg.Verify != nil {
 		p, err := probe.New(*cfg.Verify, "manual", nil)
 		if err != nil {
@@ -93,30 +81,6 @@ func (is *Issuer) Mint(_ context.Context, req rotator.MintRequest) (rotator.Mint
 func (is *Issuer) Revoke(_ context.Context, ref rotator.CredentialRef) error {
 	return rotator.PermanentReason(rotator.ReasonInvalid,
 		fmt.Errorf("manual: revoke %s: %w: a person must revoke the key and confirm", ref.Name, ErrHumanRequired))
-}
-
-// MintInstructions renders mint_instructions for req.
-func (is *Issuer) MintInstructions(req rotator.MintRequest) string {
-	d := mintData{Key: req.Key, Name: req.Name, Generation: req.Generation, RotationID: req.RotationID, Params: req.Params, Previous: req.Previous}
-	out, err := tmpl.RenderText(is.mint, d, "(not set)")
-	if err != nil {
-		is.log.Warn("mint_instructions failed to render; sending the fallback", "key", req.Key, "err", err)
-		return fmt.Sprintf("Mint a new API key named %s for rekey key %s, then run `rekey submit %s` and paste the secret when asked. (mint_instructions failed: %v)",
-			req.Name, req.Key, req.RotationID, err)
-	}
-	return out
-}
-
-// RevokeInstructions renders revoke_instructions for ref.
-func (is *Issuer) RevokeInstructions(ref rotator.CredentialRef) string {
-	d := revokeData{Key: ref.Key, Name: ref.Name, Generation: ref.Generation, ID: ref.ID, Fingerprint: ref.Fingerprint, Params: ref.Params}
-	out, err := tmpl.RenderText(is.revoke, d, "(not set)")
-	if err != nil {
-		is.log.Warn("revoke_instructions failed to render; sending the fallback", "key", ref.Key, "err", err)
-		return fmt.Sprintf("Revoke the API key %s (fingerprint %s) of rekey key %s, then confirm with `rekey confirm`. (revoke_instructions failed: %v)",
-			ref.Name, rotator.ShortFingerprint(ref.Fingerprint), ref.Key, err)
-	}
-	return out
 }
 
 // Accept checks a submitted secret: surrounding white space is dropped, the
@@ -171,8 +135,29 @@ func or(v, def string) string {
 // skips verification (with an audit note) when it is not.
 func (is *Issuer) VerifyConfigured() bool { return is.probe != nil }
 
+// CheckRevoked probes a credential a person says they revoked: revoked
+// only when the probe was refused with 401 (unknown or invalid key); a
+// probe that passes means it still authenticates; anything else (403, 5xx,
+// no answer) cannot tell. Without a probe it cannot tell either.
+func (is *Issuer) CheckRevoked(ctx context.Context, key string, old rotator.Secret, params map[string]any) (bool, error) {
+	if is.probe == nil {
+		return false, errors.New("manual: no verify probe configured")
+	}
+	err := is.probe.Check(ctx, key, old, params)
+	if err == nil {
+		return false, nil
+	}
+	var se *webapi.StatusError
+	if errors.As(err, &se) && se.Status == http.StatusUnauthorized {
+		return true, nil
+	}
+	return false, err
+}
+
 var (
-	_ rotator.Issuer      = (*Issuer)(nil)
-	_ rotator.HumanIssuer = (*Issuer)(nil)
-	_ rotator.Verifier    = (*Issuer)(nil)
+	_ rotator.Issuer              = (*Issuer)(nil)
+	_ rotator.HumanIssuer         = (*Issuer)(nil)
+	_ rotator.Verifier            = (*Issuer)(nil)
+	_ rotator.EmergencyInstructor = (*Issuer)(nil)
+	_ rotator.RevokeChecker       = (*Issuer)(nil)
 )

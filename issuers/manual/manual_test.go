@@ -166,18 +166,36 @@ func TestAcceptRunsTheProbe(t *testing.T) {
 }
 
 func TestInstructions(t *testing.T) {
-	ref := rotator.CredentialRef{Key: "kubeadapt-ci", Name: "kubeadapt-ci-v2", Generation: 2, ID: "kubeadapt-ci-v2", Fingerprint: strings.Repeat("0123456789", 6) + "abcd"}
+	ref := rotator.CredentialRef{Key: "kubeadapt-ci", RotationID: "rot-42", Name: "kubeadapt-ci-v2", Generation: 2, ID: "kubeadapt-ci-v2", Fingerprint: strings.Repeat("0123456789", 6) + "abcd"}
 	tests := map[string]struct {
-		cfg        func(*manual.Config)
-		req        rotator.MintRequest
-		wantMint   string
-		wantRevoke string
+		cfg           func(*manual.Config)
+		req           rotator.MintRequest
+		wantMint      string
+		wantRevoke    string
+		wantEmergency string
 	}{
 		"defaults": {
 			req: req,
 			wantMint: "Mint a new API key named kubeadapt-ci-v3 with scopes clusters:read, costs:read and cluster allow-list prod-eu-1" +
-				" (the same settings as kubeadapt-ci-v2) in the dashboard (Settings → API Keys), then run `rekey submit rot-42` and paste the secret when asked.",
-			wantRevoke: "Revoke the API key kubeadapt-ci-v2 (fingerprint 012345678901) in the dashboard (Settings → API Keys), then run `rekey confirm` on the rotation of key kubeadapt-ci.",
+				" (the same settings as kubeadapt-ci-v2) in the dashboard (Settings → API Keys), then run `rekey submit rot-42` and paste the secret when asked." +
+				" Do not revoke kubeadapt-ci-v2 yet: consumers still use it; rekey tells you when it is safe.",
+			wantRevoke: "Revoke the API key kubeadapt-ci-v2 in the dashboard (Settings → API Keys) (its fingerprint, to double-check: 012345678901)," +
+				" then run `rekey confirm rot-42`. rekey probes the key first when a probe is configured, and refuses while it still works.",
+			wantEmergency: "LEAKED: the API key kubeadapt-ci-v2 of kubeadapt-ci is exposed and still works. In one visit in the dashboard (Settings → API Keys):" +
+				" (1) REVOKE kubeadapt-ci-v2 now; (2) mint its replacement named kubeadapt-ci-v3 with scopes clusters:read, costs:read and cluster allow-list prod-eu-1" +
+				" (the same settings as kubeadapt-ci-v2). Then run `rekey confirm rot-42` (you revoked it) and `rekey submit rot-42` (paste the new secret when asked)," +
+				" in either order: consumers get the replacement as soon as you submit it.",
+		},
+		"dashboard deep link": {
+			cfg: func(c *manual.Config) {
+				c.DashboardURL = "https://app.kubeadapt.example/settings/api-keys?search={{.Name}}"
+			},
+			req: req,
+			wantMint: "Mint a new API key named kubeadapt-ci-v3 with scopes clusters:read, costs:read and cluster allow-list prod-eu-1" +
+				" (the same settings as kubeadapt-ci-v2) in the dashboard (https://app.kubeadapt.example/settings/api-keys?search=kubeadapt-ci-v3), then run `rekey submit rot-42` and paste the secret when asked." +
+				" Do not revoke kubeadapt-ci-v2 yet: consumers still use it; rekey tells you when it is safe.",
+			wantRevoke: "Revoke the API key kubeadapt-ci-v2 in the dashboard (https://app.kubeadapt.example/settings/api-keys?search=kubeadapt-ci-v2) (its fingerprint, to double-check: 012345678901)," +
+				" then run `rekey confirm rot-42`. rekey probes the key first when a probe is configured, and refuses while it still works.",
 		},
 		"defaults without params": {
 			req:      rotator.MintRequest{Key: "k", Name: "k-v1", RotationID: "rot-1"},
@@ -195,7 +213,7 @@ func TestInstructions(t *testing.T) {
 		"runtime failure falls back": {
 			cfg:      func(c *manual.Config) { c.MintInstructions = "{{index .Params.scopes 7}}" },
 			req:      req,
-			wantMint: "Mint a new API key named kubeadapt-ci-v3 for rekey key kubeadapt-ci, then run `rekey submit rot-42` and paste the secret when asked. (mint_instructions failed: render template mint_instructions: template: mint_instructions:1:2: executing \"mint_instructions\" at <index .Params.scopes 7>)",
+			wantMint: "Mint a new API key named kubeadapt-ci-v3 for rekey key kubeadapt-ci, then run `rekey submit rot-42` and paste the secret when asked. Do not revoke the old key yet. (mint_instructions failed: render template mint_instructions: template: mint_instructions:1:2: executing \"mint_instructions\" at <index .Params.scopes 7>)",
 		},
 	}
 	for name, tc := range tests {
@@ -207,6 +225,11 @@ func TestInstructions(t *testing.T) {
 			if tc.wantRevoke != "" {
 				if got := is.RevokeInstructions(ref); got != tc.wantRevoke {
 					t.Errorf("RevokeInstructions =\n%s\nwant\n%s", got, tc.wantRevoke)
+				}
+			}
+			if tc.wantEmergency != "" {
+				if got := is.EmergencyInstructions(rotator.EmergencyRequest{Leaked: ref, Replacement: tc.req, Headline: "LEAKED", Why: "is exposed"}); got != tc.wantEmergency {
+					t.Errorf("EmergencyInstructions =\n%s\nwant\n%s", got, tc.wantEmergency)
 				}
 			}
 		})
@@ -239,7 +262,9 @@ func TestConfigValidate(t *testing.T) {
 		"bad pattern":     {edit: func(c *manual.Config) { c.Pattern = "^ka_(" }, want: []string{"pattern: "}},
 		"unparsable":      {edit: func(c *manual.Config) { c.MintInstructions = "{{.Name" }, want: []string{"mint_instructions: invalid template"}},
 		"misspelt field":  {edit: func(c *manual.Config) { c.RevokeInstructions = "revoke {{.Nmae}}" }, want: []string{"revoke_instructions: template revoke_instructions: "}},
-		"no rotation id":  {edit: func(c *manual.Config) { c.RevokeInstructions = "{{.RotationID}}" }, want: []string{"revoke_instructions: "}},
+		"rotation id":     {edit: func(c *manual.Config) { c.RevokeInstructions = "{{.RotationID}}" }},
+		"bad dashboard":   {edit: func(c *manual.Config) { c.DashboardURL = "https://x/{{.Nmae}}" }, want: []string{"dashboard_url: "}},
+		"bad emergency":   {edit: func(c *manual.Config) { c.EmergencyInstructions = "{{.Leaked.Nmae}}" }, want: []string{"emergency_instructions: "}},
 		"bad id_from":     {edit: func(c *manual.Config) { c.IDFrom = "dashboard" }, want: []string{"id_from: "}},
 		"relative probe":  {edit: func(c *manual.Config) { c.Verify = &probe.Config{URL: "/v1/clusters"} }, want: []string{"verify.url: must be an absolute"}},
 		"probe value":     {edit: func(c *manual.Config) { c.Verify = &probe.Config{URL: "https://x/", Value: "Bearer"} }, want: []string{"verify.value: must use {{.Secret}}"}},
@@ -269,5 +294,42 @@ func TestConfigValidate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCheckRevoked: a confirmation is taken only when the probe is refused
+// with 401; a working key, or an answer that says nothing about the key,
+// is not proof of a revocation.
+func TestCheckRevoked(t *testing.T) {
+	ka := kubeadapt.New(kubeadapt.Options{AdminToken: "admin-token-for-manual-tests"})
+	ts := httptest.NewServer(ka)
+	t.Cleanup(ts.Close)
+	_, live, _ := ka.CreateKey(kubeadapt.KeyRequest{Name: "live", Scopes: []string{kubeadapt.ScopeClustersRead}})
+	_, costsOnly, _ := ka.CreateKey(kubeadapt.KeyRequest{Name: "costs", Scopes: []string{kubeadapt.ScopeCostsRead}})
+	oldInfo, old, _ := ka.CreateKey(kubeadapt.KeyRequest{Name: "old", Scopes: []string{kubeadapt.ScopeClustersRead}})
+	if _, err := ka.Revoke(oldInfo.ID); err != nil {
+		t.Fatal(err)
+	}
+	is := newIssuer(t, func(c *manual.Config) { c.Verify = &probe.Config{URL: ts.URL + "/v1/clusters", Expect: []any{200}} })
+	tests := map[string]struct {
+		secret  string
+		revoked bool
+		err     bool
+	}{
+		"still authenticates":      {secret: live},
+		"revoked":                  {secret: old, revoked: true},
+		"403 says the key is live": {secret: costsOnly, err: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			revoked, err := is.CheckRevoked(context.Background(), "k", rotator.NewSecret(tc.secret), nil)
+			if revoked != tc.revoked || (err != nil) != tc.err {
+				t.Fatalf("CheckRevoked = %v, %v; want revoked %v, error %v", revoked, err, tc.revoked, tc.err)
+			}
+			assertNoLeak(t, err, tc.secret)
+		})
+	}
+	if _, err := newIssuer(t, nil).CheckRevoked(context.Background(), "k", rotator.NewSecret(live), nil); err == nil {
+		t.Error("CheckRevoked without a probe: nil error, want one (it cannot tell)")
 	}
 }

@@ -52,9 +52,15 @@ func progressPhases(st *messageState) []rotator.Phase {
 	switch {
 	case st.Mode == rotator.ModeEmergency && st.Trigger == rotator.TriggerDecommission:
 		return []rotator.Phase{rotator.PhaseRevoking, rotator.PhaseRemoving, rotator.PhaseDone}
+	case st.Lifecycle == rotator.EmergencyByHand.Name:
+		return []rotator.Phase{rotator.PhaseRevoking, rotator.PhaseMinting, rotator.PhaseStaging, rotator.PhaseCuttingOver,
+			rotator.PhaseVerifying, rotator.PhaseConfirming, rotator.PhaseCleaning, rotator.PhaseDone}
 	case st.Mode == rotator.ModeEmergency:
 		return []rotator.Phase{rotator.PhaseRevoking, rotator.PhaseMinting, rotator.PhaseStaging,
 			rotator.PhaseVerifying, rotator.PhaseDone}
+	case st.NoStartGate:
+		return []rotator.Phase{rotator.PhaseMinting, rotator.PhaseStaging, rotator.PhaseVerifying,
+			rotator.PhaseCuttingOver, rotator.PhaseDraining, rotator.PhaseRevoking, rotator.PhaseWatching, rotator.PhaseCleaning, rotator.PhaseDone}
 	}
 	return []rotator.Phase{rotator.PhaseAwaitingApproval, rotator.PhaseMinting, rotator.PhaseStaging, rotator.PhaseVerifying,
 		rotator.PhaseCuttingOver, rotator.PhaseDraining, rotator.PhaseRevoking, rotator.PhaseWatching, rotator.PhaseCleaning, rotator.PhaseDone}
@@ -111,10 +117,17 @@ func parentBlocks(rotationID string, st *messageState, buttons bool) []slackgo.B
 	}
 	blocks := []slackgo.Block{slackgo.NewHeaderBlock(plain(truncate(title, 140)))}
 
-	status := fmt.Sprintf("%s *%s*", phaseEmoji(st.Phase), escape(label(st.Phase)))
+	phase := label(st.Phase)
+	if st.Phase == rotator.PhaseAwaitingApproval && st.NoStartGate {
+		phase = "starting" // no approval gate: it only passes through
+	}
+	status := fmt.Sprintf("%s *%s*", phaseEmoji(st.Phase), escape(phase))
 	if st.Hold != rotator.HoldNone {
 		hl := holdLabels[st.Hold]
-		if hl == "" {
+		switch {
+		case st.Lifecycle == rotator.EmergencyByHand.Name && st.Hold == rotator.HoldSecret:
+			hl = "a person to revoke the exposed key and mint its replacement (`rekey confirm`, `rekey submit`, either order)"
+		case hl == "":
 			hl = string(st.Hold)
 		}
 		status += fmt.Sprintf("\n:double_vertical_bar: *Waiting for %s*", hl)
@@ -124,6 +137,9 @@ func parentBlocks(rotationID string, st *messageState, buttons bool) []slackgo.B
 	}
 	if st.Phase.Terminal() && st.Outcome != "" {
 		status += "\n" + escape(st.Outcome)
+	}
+	if st.Mentions != "" && !st.Phase.Terminal() {
+		status += "\n:loudspeaker: " + st.Mentions
 	}
 	blocks = append(blocks, slackgo.NewSectionBlock(mrkdwn(status), nil, nil))
 
@@ -139,7 +155,7 @@ func parentBlocks(rotationID string, st *messageState, buttons bool) []slackgo.B
 		mrkdwn("*Key*\n`" + escape(st.Key) + "`"),
 		mrkdwn("*Trigger*\n" + trigger),
 		mrkdwn("*Mode*\n" + escape(string(st.Mode))),
-		mrkdwn("*Phase*\n" + escape(label(st.Phase))),
+		mrkdwn("*Phase*\n" + escape(phase)),
 		mrkdwn("*Owners*\n" + owners),
 		mrkdwn("*Rotation*\n`" + escape(rotationID) + "`"),
 	}
@@ -240,6 +256,8 @@ func threadReply(ev rotator.Event) (string, bool) {
 		switch {
 		case ev.Phase == rotator.PhaseRollingBack && f["error"] != "":
 			return fmt.Sprintf(":x: *Step failed* (%s): %s — rolling back", escape(f["reason"]), escape(f["error"])), true
+		case ev.Phase == rotator.PhaseRollingBack && f["reason"] != "":
+			return ":leftwards_arrow_with_hook: Rolling back: " + escape(f["reason"]), true
 		case ev.Phase == rotator.PhaseRollingBack:
 			return ":leftwards_arrow_with_hook: Rolling back", true
 		case from == rotator.PhaseMinting:
@@ -251,8 +269,7 @@ func threadReply(ev rotator.Event) (string, bool) {
 		case from == rotator.PhaseCuttingOver:
 			return fmt.Sprintf(":twisted_rightwards_arrows: Cut over: generation %s is current", escape(f["generation"])), true
 		case from == rotator.PhaseDraining:
-			return fmt.Sprintf(":droplet: Drained: no failed authentication for %s (%s polls of %s)",
-				escape(f["quiet_for"]), escape(f["polls"]), escape(f["source"])), true
+			return drainExit(f), true
 		case from == rotator.PhaseRevoking && f["already"] == "true":
 			return ":wastebasket: The old credential was already revoked", true
 		case from == rotator.PhaseRevoking:
@@ -263,7 +280,7 @@ func threadReply(ev rotator.Event) (string, bool) {
 		return "", false
 	case rotator.EventHeld:
 		icon := ":double_vertical_bar:"
-		if rotator.Hold(f["hold"]) == rotator.HoldDrainTimeout || rotator.Hold(f["hold"]) == rotator.HoldFailed {
+		if rotator.Hold(f["hold"]) == rotator.HoldDrainTimeout || rotator.Hold(f["hold"]) == rotator.HoldFailed || ev.Severity == rotator.SeverityCritical {
 			icon = ":rotating_light:"
 		}
 		return icon + " " + msg, true

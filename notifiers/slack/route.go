@@ -52,8 +52,10 @@ func pages(ev rotator.Event) bool {
 	case rotator.EventFailed, rotator.EventWatchAlert, rotator.EventUnknownLeak:
 		return true
 	case rotator.EventHeld:
+		// A critical wait (a leaked key a person must revoke now, a
+		// contained emergency) pages like an escalation.
 		h := rotator.Hold(ev.Fields["hold"])
-		return h == rotator.HoldDrainTimeout || h == rotator.HoldFailed
+		return h == rotator.HoldDrainTimeout || h == rotator.HoldFailed || ev.Severity == rotator.SeverityCritical
 	case rotator.EventFinished:
 		return ev.Phase == rotator.PhaseFailed
 	case rotator.EventPhase:

@@ -96,6 +96,9 @@ func TestMentions(t *testing.T) {
 	if !strings.Contains(parent.Form.Get("text"), all) {
 		t.Errorf("emergency parent text %q lacks %q", parent.Form.Get("text"), all)
 	}
+	if !strings.Contains(parent.text(t), all) {
+		t.Errorf("the mentions are in the fallback text only, not in the visible message: %s", parent.text(t))
+	}
 	if !strings.Contains(parent.text(t), "Emergency key rotation: payments-api") {
 		t.Errorf("emergency parent header missing: %s", parent.text(t))
 	}

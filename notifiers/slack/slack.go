@@ -158,8 +158,14 @@ func apply(st *messageState, ev rotator.Event) {
 	if len(ev.Owners) > 0 {
 		st.Owners = append([]string(nil), ev.Owners...)
 	}
-	if ev.Kind == rotator.EventStarted && ev.Fields["gate"] != "" {
-		st.Gate, st.GateWarning = ev.Fields["gate"], ev.Fields["gate_warning"] != ""
+	if ev.Kind == rotator.EventStarted {
+		if l := ev.Fields["lifecycle"]; l != "" {
+			st.Lifecycle = l
+		}
+		st.NoStartGate = ev.Fields["start_gate"] == "false"
+		if ev.Fields["gate"] != "" {
+			st.Gate, st.GateWarning = ev.Fields["gate"], ev.Fields["gate_warning"] != ""
+		}
 	}
 	if ev.Kind == rotator.EventStarted && st.Reason == "" {
 		// "<mode> rotation of <key> started (<trigger>): <reason>"
@@ -213,6 +219,9 @@ func (n *Notifier) postParent(ctx context.Context, ev rotator.Event, st *message
 	channel := route(n.cfg, ev)
 	text := parentText(st)
 	if m := n.mentions(ctx, ev); m != "" && ev.Kind == rotator.EventStarted {
+		// In the visible message as well as the fallback text (which
+		// only notifications show).
+		st.Mentions = m
 		text += " " + m
 	}
 	cctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)

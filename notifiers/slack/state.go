@@ -35,7 +35,13 @@ type messageState struct {
 	Hold       rotator.Hold    `json:"hold,omitempty"`
 	HoldDetail string          `json:"hold_detail,omitempty"`
 	Outcome    string          `json:"outcome,omitempty"`
-	Problem    string          `json:"problem,omitempty"` // last retry / alert line
+	// Lifecycle is the table the rotation runs on; NoStartGate: the key
+	// has no start gate, so the message shows no approval step.
+	Lifecycle   string `json:"lifecycle,omitempty"`
+	NoStartGate bool   `json:"no_start_gate,omitempty"`
+	// Mentions are who the rotation pages, shown in the message itself.
+	Mentions string `json:"mentions,omitempty"`
+	Problem  string `json:"problem,omitempty"` // last retry / alert line
 	// Gate is what the rotation's drain gate proves (and cannot see);
 	// GateWarning is set when slow consumers would get 401s.
 	Gate        string `json:"gate,omitempty"`

@@ -170,6 +170,7 @@ func (s *Sink) beforeWrite() {
 var (
 	_ rotator.Sink          = (*Sink)(nil)
 	_ rotator.PendingReader = (*Sink)(nil)
+	_ rotator.ValueReader   = (*Sink)(nil)
 	_ rotator.Remover       = (*Sink)(nil)
 	_ rotator.Replacer      = (*Sink)(nil)
 )

@@ -235,26 +235,41 @@ func (s *Sink) Inspect(ctx context.Context, t rotator.Target) (rotator.SinkState
 // ReadPending returns the staged secret with fingerprint want (the current
 // one when a first delivery went straight to current).
 func (s *Sink) ReadPending(ctx context.Context, t rotator.Target, want string) (rotator.Secret, error) {
+	return s.readByFingerprint(ctx, t, want, "read pending", false)
+}
+
+// ReadValue reads back the value with fingerprint want from any labelled
+// version, AWSPREVIOUS too (a person's confirmation that they revoked it is
+// probed with it). Never logged.
+func (s *Sink) ReadValue(ctx context.Context, t rotator.Target, want string) (rotator.Secret, error) {
+	return s.readByFingerprint(ctx, t, want, "read value", true)
+}
+
+func (s *Sink) readByFingerprint(ctx context.Context, t rotator.Target, want, what string, previous bool) (rotator.Secret, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	r, err := s.resolve(t)
 	if err != nil {
 		return rotator.Secret{}, err
 	}
-	st, err := s.read(ctx, r, "read pending")
+	st, err := s.read(ctx, r, what)
 	if err != nil {
 		return rotator.Secret{}, err
 	}
 	if st.exists && !st.managed && !s.cfg.Adopt {
 		return rotator.Secret{}, s.notManaged(r.id)
 	}
-	for _, v := range []*version{st.pending, st.current} {
+	versions := []*version{st.pending, st.current}
+	if previous {
+		versions = append(versions, st.prev)
+	}
+	for _, v := range versions {
 		if v != nil && want != "" && v.fp == want {
 			return rotator.NewSecret(v.value), nil
 		}
 	}
 	return rotator.Secret{}, rotator.PermanentReason(rotator.ReasonInvalid,
-		fmt.Errorf("awssm: read pending %s: no value with fingerprint %s: %w", r.id, rotator.ShortFingerprint(want), rotator.ErrNotFound))
+		fmt.Errorf("awssm: %s %s: no value with fingerprint %s: %w", what, r.id, rotator.ShortFingerprint(want), rotator.ErrNotFound))
 }
 
 // findVersion looks for a labelled version holding fingerprint want, or

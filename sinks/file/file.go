@@ -164,6 +164,25 @@ func (s *Sink) ReadPending(ctx context.Context, t rotator.Target, fp string) (ro
 		fmt.Errorf("file: read pending %s: no value with fingerprint %s: %w", path, rotator.ShortFingerprint(fp), rotator.ErrNotFound))
 }
 
+// ReadValue reads back the value with fingerprint fp from any slot (the
+// previous one too): a person's confirmation that they revoked the old
+// key is probed with it. The value is never logged.
+func (s *Sink) ReadValue(ctx context.Context, t rotator.Target, fp string) (rotator.Secret, error) {
+	path, doc, exists, err := s.read(ctx, t, "read value", false)
+	if err != nil {
+		return rotator.Secret{}, err
+	}
+	if exists && fp != "" {
+		for _, e := range []*entry{doc.Pending, doc.Current, doc.Previous} {
+			if e.Fingerprint() == fp {
+				return rotator.NewSecret(e.Value), nil
+			}
+		}
+	}
+	return rotator.Secret{}, rotator.PermanentReason(rotator.ReasonInvalid,
+		fmt.Errorf("file: read value %s: no value with fingerprint %s: %w", path, rotator.ShortFingerprint(fp), rotator.ErrNotFound))
+}
+
 // Remove deletes the key's file (decommission).
 func (s *Sink) Remove(ctx context.Context, t rotator.Target) error {
 	loc, err := s.path(t)
@@ -237,3 +256,10 @@ func (s *Sink) ioError(op, path string, err error) error {
 	}
 	return rotator.WithReason(rotator.ReasonTransient, err)
 }
+
+var (
+	_ rotator.Sink          = (*Sink)(nil)
+	_ rotator.PendingReader = (*Sink)(nil)
+	_ rotator.ValueReader   = (*Sink)(nil)
+	_ rotator.Remover       = (*Sink)(nil)
+)

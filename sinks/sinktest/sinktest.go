@@ -101,6 +101,7 @@ func Run(t *testing.T, h Harness) {
 		{"ConcurrentWriter", testConcurrentWriter},
 		{"Outage", testOutage},
 		{"ReadPending", testReadPending},
+		{"ReadValue", testReadValue},
 		{"Remove", testRemove},
 		{"Replace", testReplace},
 	}

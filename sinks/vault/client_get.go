@@ -105,24 +105,39 @@ func (s *Sink) Inspect(ctx context.Context, t rotator.Target) (rotator.SinkState
 // ReadPending returns the staged secret with fingerprint want (the current
 // one when a first delivery went straight to current).
 func (s *Sink) ReadPending(ctx context.Context, t rotator.Target, want string) (rotator.Secret, error) {
+	return s.readByFingerprint(ctx, t, want, "read pending", false)
+}
+
+// ReadValue reads back the value with fingerprint want from any field, the
+// previous one too (a person's confirmation that they revoked it is probed
+// with it). Never logged.
+func (s *Sink) ReadValue(ctx context.Context, t rotator.Target, want string) (rotator.Secret, error) {
+	return s.readByFingerprint(ctx, t, want, "read value", true)
+}
+
+func (s *Sink) readByFingerprint(ctx context.Context, t rotator.Target, want, what string, previous bool) (rotator.Secret, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	r, err := s.resolve(t)
 	if err != nil {
 		return rotator.Secret{}, err
 	}
-	st, err := s.read(ctx, r, "read pending")
+	st, err := s.read(ctx, r, what)
 	if err != nil {
 		return rotator.Secret{}, err
 	}
 	if st.exists && !st.managed && !s.cfg.Adopt {
 		return rotator.Secret{}, notManaged(r.String())
 	}
-	for _, v := range []value{st.slots.Pending, st.slots.Current} {
-		if want != "" && v.Fingerprint() == want {
+	slots := []value{st.slots.Pending, st.slots.Current}
+	if previous {
+		slots = append(slots, st.slots.Previous)
+	}
+	for _, v := range slots {
+		if want != "" && v != "" && v.Fingerprint() == want {
 			return rotator.NewSecret(string(v)), nil
 		}
 	}
 	return rotator.Secret{}, rotator.PermanentReason(rotator.ReasonInvalid,
-		fmt.Errorf("vault: read pending %s: no value with fingerprint %s: %w", r, rotator.ShortFingerprint(want), rotator.ErrNotFound))
+		fmt.Errorf("vault: %s %s: no value with fingerprint %s: %w", what, r, rotator.ShortFingerprint(want), rotator.ErrNotFound))
 }

@@ -193,6 +193,7 @@ func (s *Sink) do(ctx context.Context, what string, sent []string, req func() (*
 var (
 	_ rotator.Sink          = (*Sink)(nil)
 	_ rotator.PendingReader = (*Sink)(nil)
+	_ rotator.ValueReader   = (*Sink)(nil)
 	_ rotator.Remover       = (*Sink)(nil)
 	_ rotator.Replacer      = (*Sink)(nil)
 )

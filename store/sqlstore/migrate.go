@@ -218,10 +218,18 @@ var migrations = []migration{
 		)`,
 		`CREATE INDEX consumers_last_seen ON consumers (key_name, last_seen)`,
 	}},
+	{version: 10, name: "the lifecycle table a rotation runs on", statements: []string{
+		// Empty: chosen from trigger and mode, as before this column.
+		`ALTER TABLE rotations ADD COLUMN lifecycle TEXT NOT NULL DEFAULT ''`,
+	}},
 }
 
 // SchemaVersion is the newest schema this build knows.
 func SchemaVersion() int { return migrations[len(migrations)-1].version }
+
+// MigrationCount is how many migrations this build knows (versions may
+// skip numbers reserved for other branches until they merge).
+func MigrationCount() int { return len(migrations) }
 
 // ErrSchemaTooNew is returned by New when the database was migrated by a
 // newer rekey than this one.

@@ -17,14 +17,14 @@ import (
 const rotationColumns = `id, key, trigger_kind, actor, reason, mode, phase, hold, hold_detail,
 	attempts, next_attempt_at, last_error, error_reason,
 	old_generation, new_generation, target_generation, drain_state, watch_state,
-	outcome, rollback_to, request, contain, held_since, created_at, updated_at, phase_started_at, finished_at, version`
+	outcome, rollback_to, request, contain, held_since, lifecycle, created_at, updated_at, phase_started_at, finished_at, version`
 
 // rotationFields are the mutable columns Save writes, in rotationValues order
 // after id, key and created_at.
 var rotationFields = []string{"trigger_kind", "actor", "reason", "mode", "phase", "hold", "hold_detail",
 	"attempts", "next_attempt_at", "last_error", "error_reason",
 	"old_generation", "new_generation", "target_generation", "drain_state", "watch_state",
-	"outcome", "rollback_to", "request", "contain", "held_since", "updated_at", "phase_started_at", "finished_at", "finished"}
+	"outcome", "rollback_to", "request", "contain", "held_since", "lifecycle", "updated_at", "phase_started_at", "finished_at", "finished"}
 
 var (
 	insertRotation = `INSERT INTO rotations (id, key, created_at, ` + strings.Join(rotationFields, ", ") + `, version)
@@ -62,7 +62,7 @@ func rotationValues(r *rotator.Rotation) ([]any, error) {
 		clean(string(r.Hold)), clean(r.HoldDetail),
 		r.Attempts, TimeText(r.NextAttemptAt), clean(r.LastError), clean(string(r.ErrorReason)),
 		r.OldGeneration, r.NewGeneration, r.TargetGeneration, string(drainJSON), string(watchJSON),
-		clean(r.Outcome), clean(string(r.RollbackTo)), clean(string(reqJSON)), clean(r.Contain), TimeText(r.HeldSince), TimeText(r.UpdatedAt), TimeText(r.PhaseStartedAt), TimeText(r.FinishedAt), finished,
+		clean(r.Outcome), clean(string(r.RollbackTo)), clean(string(reqJSON)), clean(r.Contain), TimeText(r.HeldSince), clean(r.Lifecycle), TimeText(r.UpdatedAt), TimeText(r.PhaseStartedAt), TimeText(r.FinishedAt), finished,
 	}, nil
 }
 
@@ -74,7 +74,7 @@ func scanRotation(sc scanner) (*rotator.Rotation, error) {
 	err := sc.Scan(&r.ID, &r.Key, &r.Trigger, &r.Actor, &r.Reason, &r.Mode, &r.Phase, &r.Hold, &r.HoldDetail,
 		&r.Attempts, timeCol{&r.NextAttemptAt}, &r.LastError, &r.ErrorReason,
 		&r.OldGeneration, &r.NewGeneration, &r.TargetGeneration, &drain, &watch,
-		&r.Outcome, &r.RollbackTo, &req, &r.Contain, timeCol{&r.HeldSince}, timeCol{&r.CreatedAt}, timeCol{&r.UpdatedAt}, timeCol{&r.PhaseStartedAt}, timeCol{&r.FinishedAt}, &r.Version)
+		&r.Outcome, &r.RollbackTo, &req, &r.Contain, timeCol{&r.HeldSince}, &r.Lifecycle, timeCol{&r.CreatedAt}, timeCol{&r.UpdatedAt}, timeCol{&r.PhaseStartedAt}, timeCol{&r.FinishedAt}, &r.Version)
 	if err != nil {
 		return nil, err
 	}
