@@ -113,14 +113,15 @@ func TestManualIssuerScriptedOperator(t *testing.T) {
 	if r := w.rotation(id); r.Phase != "minting" || r.Hold != "secret" || r.NewGeneration != 2 || r.UpdatedAt != held.UpdatedAt {
 		t.Fatalf("a refused submit changed the rotation: %+v", r)
 	}
-	// Each refusal is audited (who, when, why — never the value), and
+	// Each refusal is audited (who — the break-glass principal here —,
+	// when, why — never the value), and
 	// nothing else is.
 	after := w.auditOf(id)
 	if n := len(after) - auditBefore; n != 2 {
 		t.Fatalf("two refused submits wrote %d audit events, want one each", n)
 	}
 	for _, ev := range after[auditBefore:] {
-		if ev.Action != "submit.refused" || ev.Actor != "op" || !strings.Contains(ev.Detail["why"], "does not match the pattern") {
+		if ev.Action != "submit.refused" || !strings.HasPrefix(ev.Actor, "break-glass:") || !strings.Contains(ev.Detail["why"], "does not match the pattern") {
 			t.Fatalf("refusal audit event %+v", ev)
 		}
 	}
