@@ -24,7 +24,14 @@ type factory[T any] struct {
 	// (nil error when the adapter has no such check or its settings are
 	// already reported as wrong).
 	checkTarget func(settings map[string]any, path string, params map[string]string) error
+	// checkQuery checks a key's query for a traffic source (nil error when
+	// the source takes no query template).
+	checkQuery func(query string) error
 }
+
+// queryValidator is the optional capability of a traffic source's
+// configuration to check a key's query template (its fields, its escaping).
+type queryValidator interface{ ValidateQuery(q string) error }
 
 // deps is what an adapter may be built with; most take only the logger.
 type deps struct {
@@ -87,6 +94,12 @@ func withDeps[C validator, T any](def func() C, mk func(C, deps) (T, error)) fac
 			}
 			if tv, ok := any(cfg).(targetValidator); ok {
 				return tv.ValidateTarget(path, params)
+			}
+			return nil
+		},
+		checkQuery: func(q string) error {
+			if qv, ok := any(def()).(queryValidator); ok {
+				return qv.ValidateQuery(q)
 			}
 			return nil
 		},

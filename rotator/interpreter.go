@@ -34,6 +34,7 @@ type pending struct {
 	events  []Event
 	entered []Phase
 	spent   []phaseSpent
+	hint    *waitHint
 	dirty   bool
 }
 
@@ -105,11 +106,13 @@ func (d *driver) apply(ctx context.Context, spec PhaseSpec, o outcome) (bool, bo
 		return d.commit(ctx, true)
 	case outWait:
 		d.record(o, "rekey")
+		d.buf.hint = o.hint
 		d.r.NextAttemptAt = o.until
 		d.buf.dirty = true
 		return d.commit(ctx, false)
 	case outHold:
 		d.record(o, "rekey")
+		d.buf.hint = o.hint
 		d.holdOn(o)
 		return d.commit(ctx, false)
 	}
@@ -215,6 +218,10 @@ func (d *driver) flush(ctx context.Context) (reload bool, err error) {
 		return false, nil
 	}
 	d.r.UpdatedAt = d.now()
+	d.r.Waiting = waitingOf(d.k, d.r, d.now(), d.r.Waiting, d.buf.hint)
+	for i := range d.buf.events {
+		d.buf.events[i].Waiting = d.r.Waiting
+	}
 	c := Commit{Rotation: d.r, Credentials: d.buf.creds, Audit: d.buf.audit}
 	c.Outbox = d.e.dispatch.rows(d.k, d.buf.events)
 	err = d.e.store.Save(context.WithoutCancel(ctx), c)

@@ -160,6 +160,9 @@ type Event struct {
 	Message    string
 	Fields     map[string]string
 	At         time.Time
+	// Waiting is what the rotation waits for once the change this event
+	// reports is committed (nil: it runs, or ended).
+	Waiting *Waiting `json:",omitempty"`
 }
 
 // Event kinds.

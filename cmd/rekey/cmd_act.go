@@ -204,8 +204,10 @@ func (c *cli) printRotation(o *common, r *rotator.Rotation) error {
 	if o.output == "json" {
 		return printJSON(c.stdout, v)
 	}
-	line := fmt.Sprintf("%s %s %s/%s phase=%s", v.ID, v.Key, v.Mode, v.Trigger, v.Phase)
-	if v.Hold != "" {
+	line := fmt.Sprintf("%s %s %s/%s phase=%s", v.ID, v.Key, v.Mode, v.Trigger, phaseLabel(r))
+	if w := r.Waiting; w != nil && r.Active() {
+		line += " waiting=" + waitingCell(w, time.Now()) + " (" + w.Detail + ")"
+	} else if v.Hold != "" {
 		line += " waiting=" + string(v.Hold) + " (" + v.HoldDetail + ")"
 	}
 	if v.Request != nil {

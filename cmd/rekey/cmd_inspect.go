@@ -179,8 +179,10 @@ func (c *cli) show(args []string) error {
 	if o.output == "json" {
 		return printJSON(c.stdout, map[string]any{"rotation": v, "approvals": approvals})
 	}
-	fmt.Fprintf(c.stdout, "rotation %s of %s\n  trigger:  %s by %s (%s)\n  mode:     %s\n  phase:    %s\n", v.ID, v.Key, v.Trigger, v.Actor, v.Reason, v.Mode, v.Phase)
-	if v.Hold != "" {
+	fmt.Fprintf(c.stdout, "rotation %s of %s\n  trigger:  %s by %s (%s)\n  mode:     %s\n  phase:    %s\n", v.ID, v.Key, v.Trigger, v.Actor, v.Reason, v.Mode, phaseLabel(r))
+	if r.Waiting != nil && r.Active() {
+		fmt.Fprintf(c.stdout, "  waiting:  %s\n", waitingText(r.Waiting, time.Now()))
+	} else if v.Hold != "" {
 		fmt.Fprintf(c.stdout, "  waiting:  %s — %s\n", v.Hold, v.HoldDetail)
 	}
 	if v.Request != nil {

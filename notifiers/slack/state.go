@@ -36,6 +36,8 @@ type messageState struct {
 	HoldDetail string          `json:"hold_detail,omitempty"`
 	Outcome    string          `json:"outcome,omitempty"`
 	Problem    string          `json:"problem,omitempty"` // last retry / alert line
+	// Waiting is what the rotation waited for at the last event.
+	Waiting *rotator.Waiting `json:"waiting,omitempty"`
 	// DecidedGate hides the buttons of a gate someone decided from Slack,
 	// until the engine holds again (e.g. a second approval is needed).
 	DecidedGate rotator.Gate `json:"decided_gate,omitempty"`

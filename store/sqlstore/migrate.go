@@ -201,7 +201,14 @@ var migrations = []migration{
 	{version: 7, name: "when a rotation's hold began", statements: []string{
 		`ALTER TABLE rotations ADD COLUMN held_since TEXT NOT NULL DEFAULT ''`,
 	}},
+	{version: 11, name: "what an active rotation waits for", statements: []string{
+		`ALTER TABLE rotations ADD COLUMN waiting TEXT NOT NULL DEFAULT ''`,
+	}},
 }
+
+// MigrationCount is how many migrations this build knows (versions may
+// have gaps while branches that each add one are merged).
+func MigrationCount() int { return len(migrations) }
 
 // SchemaVersion is the newest schema this build knows.
 func SchemaVersion() int { return migrations[len(migrations)-1].version }
