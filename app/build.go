@@ -43,6 +43,19 @@ type Daemon struct {
 	// checkpoints writes signed audit checkpoints; nil without
 	// audit.checkpoints_dir.
 	checkpoints *auditlog.Writer
+	// built are the adapters and keys, for the dependency checks.
+	built built
+	// readiness caches the dependency checks behind /readyz.
+	readiness *readiness
+}
+
+// built are the adapters Build made, by configured name, and the keys.
+type built struct {
+	issuers   map[string]rotator.Issuer
+	sinks     map[string]rotator.Sink
+	notifiers map[string]rotator.Notifier
+	traffic   map[string]rotator.TrafficSource
+	keys      []*rotator.Key
 }
 
 // Store is the rotator.Store the built-in stores implement, plus audit
@@ -145,6 +158,7 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o Build
 		}
 		keys = append(keys, k)
 	}
+	d.built = built{issuers: issuers, sinks: sinks, notifiers: notifiers, traffic: traffic, keys: keys}
 	d.Engine, err = rotator.New(rotator.Options{
 		Store:        d.Store,
 		Keys:         keys,

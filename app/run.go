@@ -160,6 +160,7 @@ func (d *Daemon) serve(ctx context.Context, ln, aln net.Listener, ready, adminRe
 		return err
 	}
 	errc := make(chan error, 4)
+	d.readiness = newReadiness()
 	var servers []*http.Server
 	for _, l := range []struct {
 		name string
@@ -211,7 +212,16 @@ func (d *Daemon) serve(ctx context.Context, ln, aln net.Listener, ready, adminRe
 	ectx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer d.startAudit(ectx)()
-	go func() { errc <- d.Engine.Run(ectx) }()
+	go d.readiness.run(ectx, d)
+	// The engine (and the scheduler feeding it) starts once the store,
+	// issuers and sinks answered: with an unreachable issuer it would only
+	// start rotations (bootstraps) blindly and fail them.
+	go func() {
+		if d.readiness.waitNeeded(ectx) {
+			d.Logger.Info("dependencies answer; engine starting")
+			errc <- d.Engine.Run(ectx)
+		}
+	}()
 	for _, start := range d.starters {
 		if err := start(ectx); err != nil {
 			d.Logger.Error("start adapter", "err", err)
@@ -224,6 +234,9 @@ func (d *Daemon) serve(ctx context.Context, ln, aln net.Listener, ready, adminRe
 		}
 	}
 	go func() {
+		if !d.readiness.waitNeeded(ectx) {
+			return
+		}
 		errc <- d.Engine.Schedule(ectx, rotator.ScheduleOptions{Spec: d.Config.Daemon.Schedule, KeySpecs: keySpecs, Jitter: d.Config.Daemon.Jitter})
 	}()
 	var runErr error

@@ -21,8 +21,12 @@ func (c *cli) runDaemon(args []string) error {
 
 func (c *cli) validate(args []string) error {
 	fs, o := c.flags("validate", false)
+	online := fs.Bool("online", false, "also resolve every secret reference and call every dependency (rekey doctor)")
 	if _, err := parse(fs, o, args, 0, "no arguments"); err != nil {
 		return err
+	}
+	if *online {
+		return c.printDoctor(o, app.Doctor(c.ctx, o.config, app.NewLogger(c.stderr, "error")))
 	}
 	cfg, err := config.Load(o.config)
 	var errs config.Errors
@@ -52,6 +56,11 @@ func (c *cli) validate(args []string) error {
 	fmt.Fprintf(c.stdout, "%s: valid (%d keys, %d issuers, %d sinks, %d notifiers)\n", o.config, len(cfg.Keys), len(cfg.Issuers), len(cfg.Sinks), len(cfg.Notifiers))
 	for _, w := range cfg.Warnings() {
 		fmt.Fprintln(c.stdout, "WARNING: "+w)
+	}
+	// Unresolved secrets are not a configuration error here (validate runs
+	// in CI, without them), but say so: rekey doctor checks them.
+	for _, e := range app.MissingSecrets(cfg) {
+		fmt.Fprintf(c.stdout, "WARNING: %s: %s here (rekey doctor checks every reference where the daemon runs)\n", e.Path, e.Msg)
 	}
 	return nil
 }

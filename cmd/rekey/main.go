@@ -34,7 +34,8 @@ Usage: rekey <command> [flags] [args]
 Daemon:
   run                      run the daemon (scheduler, engine, HTTP listener)
 Inspect:
-  validate                 check the configuration; lists every problem with its YAML path
+  validate                 check the configuration; lists every problem with its YAML path (--online: also doctor)
+  doctor                   check every secret reference and dependency (read-only calls); ✔/✘ with the fix
   plan                     what would happen to each key now, and why (no side effects)
   status                   keys, their state and active rotations
   rotations [--all]        list rotations
@@ -83,7 +84,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"show": c.show, "audit": c.audit, "rotate": c.rotate, "approve": c.decide(rotator.VerdictApprove),
 		"deny": c.decide(rotator.VerdictDeny), "cancel": c.cancel, "retry": c.retry, "submit": c.submit, "confirm": c.confirm,
 		"report": c.report, "decommission": c.decommission, "breaker": c.breaker, "version": c.version,
-		"token": c.token,
+		"token":  c.token,
+		"doctor": c.doctor,
 	}
 	f, ok := cmds[args[0]]
 	if !ok {
