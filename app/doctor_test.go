@@ -44,7 +44,7 @@ type doctorVars struct {
 }
 
 const doctorConfig = `
-daemon: {listen: "127.0.0.1:0"}
+daemon: {listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0"}
 store: {type: sqlite, path: {{.Dir}}/rekey.db}
 issuers:
   - name: kubeadapt

@@ -34,6 +34,8 @@ type Options struct {
 	Ready chan<- string
 	// AdminReady, if set, receives the admin listener's address then.
 	AdminReady chan<- string
+	// Version is the binary's version (rekey_build_info).
+	Version string
 }
 
 var timeNow = time.Now
@@ -85,7 +87,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer aln.Close()
-	d, err := Build(ctx, cfg, logger, BuildOptions{Failpoint: FailpointFromEnv(logger), Owner: leaseOwner(cfg, ln.Addr())})
+	d, err := Build(ctx, cfg, logger, BuildOptions{Failpoint: FailpointFromEnv(logger), Owner: leaseOwner(cfg, ln.Addr()), Version: o.Version})
 	if err != nil {
 		return err
 	}

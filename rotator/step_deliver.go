@@ -78,7 +78,7 @@ func (s *step) abandon() outcome {
 		if c.Minted() {
 			if h, ok := s.k.Issuer.(HumanIssuer); ok {
 				note = append(note, s.event(EventOrphan, SeverityCritical, fmt.Sprintf("%s: the submitted secret for %s was lost before delivery; revoke it by hand: %s", s.r.Key, c.Name, h.RevokeInstructions(s.ref(c))), nil))
-			} else if err := s.k.Issuer.Revoke(ctx, s.ref(c)); err != nil {
+			} else if err := s.revokeAt(ctx, s.ref(c)); err != nil {
 				return failed(fmt.Errorf("issuer %s: revoke abandoned %s: %w", s.k.IssuerName, c.Name, err))
 			}
 		}
