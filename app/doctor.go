@@ -168,7 +168,7 @@ func (d *Daemon) dependencyChecks(ctx context.Context, all bool) []depCheck {
 		for _, b := range k.Sinks {
 			if all || !usedSink[b.SinkName] {
 				usedSink[b.SinkName] = true
-				checks = append(checks, d.sinkCheck(k, b))
+				checks = append(checks, d.sinkCheck(k, b, all))
 			}
 		}
 		for _, q := range trafficQueries(k) {
@@ -176,6 +176,12 @@ func (d *Daemon) dependencyChecks(ctx context.Context, all bool) []depCheck {
 				continue
 			}
 			usedSource[q.name] = true
+			if c, ok := q.source.(rotator.Checker); ok && !all {
+				checks = append(checks, depCheck{kind: "traffic", name: "traffic " + q.name,
+					fix: fmt.Sprintf("check %s: its URL is reachable and its credentials valid", d.adapterPath("traffic", q.name)),
+					run: func(ctx context.Context) (string, bool, error) { return "answers", false, c.Check(ctx) }})
+				continue
+			}
 			checks = append(checks, d.trafficCheck(k, q))
 		}
 	}
@@ -206,7 +212,11 @@ func (d *Daemon) issuerCheck(name string, k *rotator.Key) depCheck {
 		}}
 }
 
-func (d *Daemon) sinkCheck(k *rotator.Key, b rotator.SinkBinding) depCheck {
+// sinkCheck reads one target. strict (doctor) also fails a target that
+// exists without rekey's marker; readiness only needs the sink to answer
+// (one key's foreign target must not keep the engine from starting: the
+// rotation's own preflight refuses it).
+func (d *Daemon) sinkCheck(k *rotator.Key, b rotator.SinkBinding, strict bool) depCheck {
 	name := fmt.Sprintf("sink %s: %s (key %s)", b.SinkName, b.Target.Path, k.Name)
 	fix := fmt.Sprintf("check %s: reachable, credentials valid and allowed to read %s", d.adapterPath("sinks", b.SinkName), b.Target.Path)
 	return depCheck{kind: "sink", name: name, needed: true, fix: fix,
@@ -219,6 +229,8 @@ func (d *Daemon) sinkCheck(k *rotator.Key, b rotator.SinkBinding) depCheck {
 				return "readable; not created yet (the first delivery creates it)", false, nil
 			case !st.Managed && d.adopts(b.SinkName):
 				return "readable; exists without rekey's marker and will be adopted (adopt: true)", false, nil
+			case !st.Managed && !strict:
+				return "readable; exists without rekey's marker (rekey doctor reports it)", false, nil
 			case !st.Managed:
 				return "", false, fmt.Errorf("%s exists without rekey's managed-by marker: rekey will not overwrite it (remove it, mark it managed, or bind the key to another path)", b.Target.Path)
 			}

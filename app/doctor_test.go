@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/slack-go/slack/slacktest"
 
+	"github.com/rekeyhq/rekey/config"
 	"github.com/rekeyhq/rekey/testing/kubeadapt"
 	"github.com/rekeyhq/rekey/testing/testenv"
 )
@@ -138,6 +139,11 @@ func (w *doctorWorld) vars() doctorVars {
 
 func (w *doctorWorld) doctor(t *testing.T, v doctorVars) Report {
 	t.Helper()
+	return Doctor(t.Context(), w.config(t, v), NewLogger(io.Discard, "error"))
+}
+
+func (w *doctorWorld) config(t *testing.T, v doctorVars) string {
+	t.Helper()
 	var b bytes.Buffer
 	if err := template.Must(template.New("cfg").Parse(doctorConfig)).Execute(&b, v); err != nil {
 		t.Fatal(err)
@@ -146,7 +152,7 @@ func (w *doctorWorld) doctor(t *testing.T, v doctorVars) Report {
 	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return Doctor(t.Context(), path, NewLogger(io.Discard, "error"))
+	return path
 }
 
 func failures(rep Report) string {
@@ -221,6 +227,47 @@ func TestDoctorAgainstRealDependencies(t *testing.T) {
 				t.Fatalf("want ✘ only on %q, mentioning %q with a fix, got:\n%s", tc.check, tc.want, failures(rep))
 			}
 		})
+	}
+}
+
+// Readiness needs the dependencies to answer, not every key to be right: a
+// drain query that matches no series yet (the 401 counter appears with the
+// first 401) and a target someone else owns fail doctor, not /readyz.
+func TestReadinessChecksAnswersOnly(t *testing.T) {
+	w := newDoctorWorld(t)
+	v := w.vars()
+	v.DrainQuery = `sum(rate(http_401_total{key="{{"{{"}}promql .Key{{"}}"}}"}[5m]))`
+	v.VaultPath = "legacy/billing"
+	path := w.config(t, v)
+	if rep := Doctor(t.Context(), path, NewLogger(io.Discard, "error")); rep.ExitCode() != DoctorDependency {
+		t.Fatalf("doctor: exit %d, want %d:\n%s", rep.ExitCode(), DoctorDependency, failures(rep))
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Build(t.Context(), cfg, NewLogger(io.Discard, "error"), BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	res := d.CheckDependencies(t.Context(), false)
+	rep := Report{Results: res}
+	if rep.ExitCode() != DoctorOK {
+		t.Fatalf("readiness checks fail:\n%s", failures(rep))
+	}
+	names := map[string]bool{}
+	for _, r := range res {
+		names[r.Name] = true
+	}
+	if !names["traffic prom"] || !names["issuer kubeadapt"] || !names["store sqlite"] {
+		t.Fatalf("readiness checks: %+v", res)
+	}
+	if err := w.prom.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if rep := (Report{Results: d.CheckDependencies(t.Context(), false)}); rep.ExitCode() != DoctorDependency || !strings.Contains(failures(rep), "traffic prom") {
+		t.Fatalf("Prometheus stopped, readiness: %s", failures(rep))
 	}
 }
 
