@@ -176,13 +176,11 @@ func (d *Daemon) dependencyChecks(ctx context.Context, all bool) []depCheck {
 				continue
 			}
 			usedSource[q.name] = true
-			if c, ok := q.source.(rotator.Checker); ok && !all {
-				checks = append(checks, depCheck{kind: "traffic", name: "traffic " + q.name,
-					fix: fmt.Sprintf("check %s: its URL is reachable and its credentials valid", d.adapterPath("traffic", q.name)),
-					run: func(ctx context.Context) (string, bool, error) { return "answers", false, c.Check(ctx) }})
-				continue
+			if all {
+				checks = append(checks, d.trafficCheck(k, q))
+			} else {
+				checks = append(checks, d.sourceCheck(q))
 			}
-			checks = append(checks, d.trafficCheck(k, q))
 		}
 	}
 	for _, name := range sortedKeys(usedIssuer) {
@@ -252,6 +250,20 @@ func trafficQueries(k *rotator.Key) []keyQuery {
 	return out
 }
 
+// sourceCheck is readiness's check of a traffic source: its Checker only
+// (a key's query is doctor's business, and a rate source keeps state per
+// key that a query from here would disturb).
+func (d *Daemon) sourceCheck(q keyQuery) depCheck {
+	return depCheck{kind: "traffic", name: "traffic " + q.name,
+		fix: fmt.Sprintf("check %s: its URL is reachable and its credentials valid", d.adapterPath("traffic", q.name)),
+		run: func(ctx context.Context) (string, bool, error) {
+			if c, ok := q.source.(rotator.Checker); ok {
+				return "answers", false, c.Check(ctx)
+			}
+			return "not checked: this source has no read-only check (rekey doctor runs the keys' queries)", true, nil
+		}}
+}
+
 // trafficCheck renders the key's query with its real values (its current
 // credential as the old one, the next generation as the new one) and runs
 // it: a wrong metric or label name shows now, not after the cut-over.
@@ -273,7 +285,18 @@ func (d *Daemon) trafficCheck(k *rotator.Key, q keyQuery) depCheck {
 				tq.OldName = rotator.CredentialName(k.Name, 1)
 			}
 			tq.NewName = rotator.CredentialName(k.Name, gen+1)
+			c, checker := q.source.(rotator.Checker)
+			if checker {
+				if err := c.Check(ctx); err != nil {
+					return "", false, err
+				}
+			}
 			r, err := q.source.Unauthorized(ctx, tq)
+			if err != nil && checker && rotator.ReasonOf(err) == rotator.ReasonTransient {
+				// The source answers (Check); a rate source needs a second
+				// reading before it has a rate.
+				return "answers; the query: " + err.Error(), false, nil
+			}
 			if err != nil {
 				return "", false, err
 			}
