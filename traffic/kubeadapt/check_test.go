@@ -2,6 +2,7 @@ package kubeadapt
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +14,8 @@ import (
 // after it still establishes the baseline. A dead server fails it.
 func TestCheckLeavesBaselinesAlone(t *testing.T) {
 	e := newEnv(t)
-	oldID, _ := e.key(t, "billing-v1")
+	oldID, oldSecret := e.key(t, "billing-v1")
+	e.call(t, oldSecret, 1, http.StatusOK)
 	s := e.source(t, nil)
 	if err := s.Check(context.Background()); err != nil {
 		t.Fatalf("live server: %v", err)
