@@ -14,11 +14,11 @@ var (
 	retryEvery = 5 * time.Second
 )
 
-// readiness caches the dependency checks (one target and one query per
-// adapter) refreshed in the background, for /readyz and for the engine,
-// which starts only once the dependencies it needs (store, issuers, sinks)
-// answered: a daemon whose issuer is unreachable does not start minting
-// blindly.
+// readiness caches the dependency checks (one target per sink, one check
+// per adapter) refreshed in the background, for /readyz and for the
+// scheduler, which starts new rotations only once the dependencies they
+// need (store, issuers, sinks) answered: a daemon whose issuer is
+// unreachable does not start minting blindly.
 type readiness struct {
 	mu      sync.Mutex
 	results []CheckResult

@@ -215,15 +215,12 @@ func (d *Daemon) serve(ctx context.Context, ln, aln net.Listener, ready, adminRe
 	defer cancel()
 	defer d.startAudit(ectx)()
 	go d.readiness.run(ectx, d)
-	// The engine (and the scheduler feeding it) starts once the store,
-	// issuers and sinks answered: with an unreachable issuer it would only
-	// start rotations (bootstraps) blindly and fail them.
-	go func() {
-		if d.readiness.waitNeeded(ectx) {
-			d.Logger.Info("dependencies answer; engine starting")
-			errc <- d.Engine.Run(ectx)
-		}
-	}()
+	// The engine resumes what is in flight at once (its errors are
+	// recorded and retried, visibly); the scheduler, which starts new
+	// rotations and bootstraps, waits until the store, issuers and sinks
+	// answered: with an unreachable issuer it would only start rotations
+	// blindly and fail them.
+	go func() { errc <- d.Engine.Run(ectx) }()
 	for _, start := range d.starters {
 		if err := start(ectx); err != nil {
 			d.Logger.Error("start adapter", "err", err)
@@ -239,6 +236,7 @@ func (d *Daemon) serve(ctx context.Context, ln, aln net.Listener, ready, adminRe
 		if !d.readiness.waitNeeded(ectx) {
 			return
 		}
+		d.Logger.Info("dependencies answer; scheduler starting")
 		errc <- d.Engine.Schedule(ectx, rotator.ScheduleOptions{Spec: d.Config.Daemon.Schedule, KeySpecs: keySpecs, Jitter: d.Config.Daemon.Jitter})
 	}()
 	var runErr error
