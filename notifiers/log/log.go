@@ -38,7 +38,7 @@ func New(cfg Config, logger *slog.Logger) (*Notifier, error) {
 // entry with one of these names is written as "field.<name>".
 var reserved = map[string]bool{
 	"event_id": true, "kind": true, "severity": true, "key": true, "rotation": true,
-	"phase": true, "trigger": true, "mode": true, "actor": true, "owners": true, "at": true,
+	"phase": true, "trigger": true, "mode": true, "actor": true, "owners": true, "at": true, "waiting": true, "waiting_detail": true,
 	slog.TimeKey: true, slog.LevelKey: true, slog.MessageKey: true, slog.SourceKey: true,
 }
 
@@ -81,6 +81,10 @@ func (n *Notifier) Notify(ctx context.Context, ev rotator.Event) error {
 	add("trigger", string(ev.Trigger))
 	add("mode", string(ev.Mode))
 	add("actor", ev.Actor)
+	if w := ev.Waiting; w != nil {
+		add("waiting", string(w.Reason))
+		add("waiting_detail", w.Detail)
+	}
 	if len(ev.Owners) > 0 {
 		attrs = append(attrs, slog.Any("owners", ev.Owners))
 	}

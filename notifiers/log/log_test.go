@@ -165,3 +165,24 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// An event of a waiting rotation says what it waits for.
+func TestNotifyWritesWaiting(t *testing.T) {
+	var buf bytes.Buffer
+	n, err := New(DefaultConfig(), slog.New(slog.NewJSONHandler(&buf, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := event(rotator.SeverityWarning)
+	ev.Waiting = &rotator.Waiting{Reason: rotator.WaitTrafficError, Detail: "traffic source prom does not answer"}
+	if err := n.Notify(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec["waiting"] != "traffic_error" || rec["waiting_detail"] != "traffic source prom does not answer" {
+		t.Fatalf("waiting = %v, waiting_detail = %v", rec["waiting"], rec["waiting_detail"])
+	}
+}
