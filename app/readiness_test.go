@@ -3,7 +3,9 @@ package app
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -117,5 +119,44 @@ keys: [{name: api, issuer: kubeadapt, owners: [alice@example.com], sinks: [{sink
 	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// /readyz lists every check; the admin listener adds each failure's detail
+// and fix, the public one only names it.
+func TestReadyzDetailOnAdminOnly(t *testing.T) {
+	cfg := loadExample(t)
+	dir := t.TempDir()
+	cfg.Store.Path = filepath.Join(dir, "rekey.db")
+	for i := range cfg.Sinks {
+		if cfg.Sinks[i].Type == "file" {
+			cfg.Sinks[i].Settings["dir"] = filepath.Join(dir, "keys")
+		}
+	}
+	d, err := Build(t.Context(), cfg, NewLogger(io.Discard, "error"), BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	d.readiness = newReadiness()
+	d.readiness.results = []CheckResult{{Kind: "issuer", Name: "issuer demo", OK: false, Detail: "dial tcp: connection refused", Fix: "check issuers[0]"},
+		{Kind: "sink", Name: "sink local: api (key api)", OK: true, Detail: "readable"}}
+	d.readiness.at = time.Now()
+	for name, tc := range map[string]struct {
+		h      http.Handler
+		detail bool
+	}{"public": {d.PublicHandler(), false}, "admin": {d.AdminHandler(), true}} {
+		rec := httptest.NewRecorder()
+		tc.h.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+		var v readyView
+		if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Code != http.StatusServiceUnavailable || v.Status != "not ready" || len(v.Checks) != 2 || v.Checks[0].Name != "issuer demo" || v.Checks[0].OK {
+			t.Fatalf("%s: %d %+v", name, rec.Code, v)
+		}
+		if got := v.Checks[0].Detail != "" && v.Checks[0].Fix != ""; got != tc.detail {
+			t.Errorf("%s: detail shown %v, want %v: %+v", name, got, tc.detail, v.Checks[0])
+		}
 	}
 }
