@@ -5,9 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rekeyhq/rekey/config"
@@ -100,6 +104,17 @@ func Doctor(ctx context.Context, path string, logger *slog.Logger) Report {
 	rep.Results = append(rep.Results, CheckResult{Kind: "config", Name: "configuration", OK: true,
 		Detail: fmt.Sprintf("valid: %d keys, %d issuers, %d sinks, %d notifiers, %d traffic sources; %d secret references resolve",
 			len(cfg.Keys), len(cfg.Issuers), len(cfg.Sinks), len(cfg.Notifiers), len(cfg.Traffic), len(refs))})
+	// A SQLite store that does not exist yet is not created here: the
+	// adapters are built over a throw-away one, and the check says where
+	// `rekey run` will create it.
+	var fresh *CheckResult
+	if cfg.Store.Type != "postgres" {
+		if r, tmp := freshSQLite(cfg.Store.Path); r != nil {
+			fresh = r
+			defer os.RemoveAll(tmp)
+			cfg.Store.Path = filepath.Join(tmp, "rekey.db")
+		}
+	}
 	d, err := Build(ctx, cfg, logger, BuildOptions{Owner: "doctor", EnqueueOnly: true})
 	if err != nil {
 		rep.Results = append(rep.Results, CheckResult{Kind: "store", Name: "build", Detail: err.Error(),
@@ -107,8 +122,42 @@ func Doctor(ctx context.Context, path string, logger *slog.Logger) Report {
 		return rep
 	}
 	defer d.Close()
-	rep.Results = append(rep.Results, d.CheckDependencies(ctx, true)...)
+	res := d.CheckDependencies(ctx, true)
+	for i := range res {
+		if res[i].Kind == "store" && fresh != nil {
+			res[i] = *fresh
+		}
+	}
+	rep.Results = append(rep.Results, res...)
 	return rep
+}
+
+// freshSQLite reports a SQLite store that does not exist yet — OK when
+// the nearest existing directory above it is writable — and a temporary
+// directory to build over instead; nil when the store exists.
+func freshSQLite(path string) (*CheckResult, string) {
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		return nil, ""
+	}
+	tmp, err := os.MkdirTemp("", "rekey-doctor-")
+	if err != nil {
+		return nil, ""
+	}
+	abs, _ := filepath.Abs(path)
+	r := &CheckResult{Kind: "store", Name: "store sqlite", OK: true, needed: true,
+		Detail: "not created yet: rekey run creates " + abs}
+	dir := filepath.Dir(abs)
+	for {
+		if _, err := os.Stat(dir); err == nil {
+			break
+		}
+		dir = filepath.Dir(dir)
+	}
+	if err := syscall.Access(dir, 2 /* W_OK */); err != nil {
+		r.OK, r.Detail = false, fmt.Sprintf("%s does not exist and %s is not writable: %v", abs, dir, err)
+		r.Fix = "create the directory of store.path, writable by rekey's user, or change store.path"
+	}
+	return r, tmp
 }
 
 // depCheck is one read-only call to a dependency.

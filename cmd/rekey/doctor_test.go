@@ -17,6 +17,9 @@ func TestDoctorExitCodes(t *testing.T) {
 		!strings.Contains(stdout, "issuer rnd") || !strings.Contains(stdout, "sink files: api (key api)") {
 		t.Fatalf("healthy: exit %d\n%s%s", code, stdout, stderr)
 	}
+	if _, err := os.Stat(filepath.Join(dir, "rekey.db")); err == nil || !strings.Contains(stdout, "not created yet: rekey run creates "+filepath.Join(dir, "rekey.db")) {
+		t.Fatalf("doctor created the store (%v) or did not say where it will be:\n%s", err, stdout)
+	}
 	broken := filepath.Join(dir, "broken.yaml")
 	b, _ := os.ReadFile(cfg)
 	yaml := strings.Replace(string(b), "notifiers: [{name: log, type: log}]",
