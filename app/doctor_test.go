@@ -84,6 +84,14 @@ func newDoctorWorld(t *testing.T) *doctorWorld {
 	}
 	t.Cleanup(func() { _ = w.ka.Close() })
 	w.slack = slacktest.NewTestServer(func(c slacktest.Customize) {
+		c.Handle("/auth.test", func(rw http.ResponseWriter, r *http.Request) {
+			rw.Header().Set("Content-Type", "application/json")
+			if r.Header.Get("Authorization") != "Bearer xoxb-doctor-0001" && r.FormValue("token") != "xoxb-doctor-0001" {
+				_ = json.NewEncoder(rw).Encode(map[string]any{"ok": false, "error": "invalid_auth"})
+				return
+			}
+			_ = json.NewEncoder(rw).Encode(map[string]any{"ok": true, "user_id": "UREKEY", "team_id": "T1"})
+		})
 		c.Handle("/conversations.list", func(rw http.ResponseWriter, _ *http.Request) {
 			rw.Header().Set("Content-Type", "application/json")
 			_ = json.NewEncoder(rw).Encode(map[string]any{"ok": true, "channels": []map[string]any{{"id": "C0OPS", "name": "ops", "is_member": true}},
@@ -204,6 +212,7 @@ func TestDoctorAgainstRealDependencies(t *testing.T) {
 		"drain query matches nothing": {edit: func(_ *testing.T, v *doctorVars) {
 			v.DrainQuery = `sum(rate(http_401_totl{key="{{"{{"}}promql .Key{{"}}"}}"}[5m]))`
 		}, check: "traffic prom: drain query of key billing", want: "no series matched"},
+		"slack token refused":   {edit: func(t *testing.T, _ *doctorVars) { t.Setenv("DOCTOR_SLACK_TOKEN", "xoxb-wrong") }, check: "notifier slack", want: "invalid_auth"},
 		"slack channel missing": {edit: func(_ *testing.T, v *doctorVars) { v.Channel = "#nosuch" }, check: "notifier slack", want: "#nosuch not found"},
 	} {
 		t.Run(name, func(t *testing.T) {
