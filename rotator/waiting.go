@@ -48,10 +48,15 @@ type Progress struct {
 }
 
 // waitHint is what a step knows about its wait that the rotation's state
-// does not say (how many approvals of how many, when a hold expires).
+// does not say (how many approvals of how many, when a hold expires). A
+// gate with a reason of its own (consumer attestation, say) sets reason
+// and detail: they replace what the state would give.
 type waitHint struct {
-	deadline time.Time
-	progress *Progress
+	reason    WaitReason
+	detail    string
+	deadline  time.Time
+	progress  *Progress
+	lastError string
 }
 
 // hinting attaches a wait hint to a wait or hold outcome.
@@ -84,8 +89,16 @@ func waitingOf(k *Key, r *Rotation, now time.Time, prev *Waiting, hint *waitHint
 			Deadline: r.Watch.StartedAt.Add(k.Watch.Period),
 			Progress: seconds(now.Sub(r.Watch.StartedAt), k.Watch.Period),
 			Detail:   fmt.Sprintf("watching for 401s on the revoked generation %d (%d readings, %d errors)", r.OldGeneration, r.Watch.Readings, r.Watch.Errors)}
+	case hint != nil && hint.reason != "":
+		w = &Waiting{NextCheck: r.NextAttemptAt}
 	default:
 		return nil
+	}
+	if hint != nil && hint.reason != "" {
+		if w.Reason != hint.reason {
+			w.Since = time.Time{}
+		}
+		w.Reason, w.Detail, w.LastError = hint.reason, hint.detail, hint.lastError
 	}
 	if hint != nil {
 		if !hint.deadline.IsZero() {
