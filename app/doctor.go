@@ -265,6 +265,9 @@ func (d *Daemon) issuerCheck(name string, k *rotator.Key) depCheck {
 // rotation's own preflight refuses it).
 func (d *Daemon) sinkCheck(k *rotator.Key, b rotator.SinkBinding, strict bool) depCheck {
 	name := fmt.Sprintf("sink %s: %s (key %s)", b.SinkName, b.Target.Path, k.Name)
+	if !strict {
+		name = "sink " + b.SinkName // readiness: one target per sink, named on the public listener
+	}
 	fix := fmt.Sprintf("check %s: reachable, credentials valid and allowed to read %s", d.adapterPath("sinks", b.SinkName), b.Target.Path)
 	return depCheck{kind: "sink", name: name, needed: true, fix: fix,
 		run: func(ctx context.Context) (string, bool, error) {

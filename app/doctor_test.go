@@ -269,7 +269,7 @@ func TestReadinessChecksAnswersOnly(t *testing.T) {
 	for _, r := range res {
 		names[r.Name] = true
 	}
-	if !names["traffic prom"] || !names["issuer kubeadapt"] || !names["store sqlite"] {
+	if !names["traffic prom"] || !names["issuer kubeadapt"] || !names["store sqlite"] || !names["sink vault"] || !names["sink aws"] {
 		t.Fatalf("readiness checks: %+v", res)
 	}
 	if err := w.prom.Stop(); err != nil {

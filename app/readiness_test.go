@@ -140,7 +140,7 @@ func TestReadyzDetailOnAdminOnly(t *testing.T) {
 	defer d.Close()
 	d.readiness = newReadiness()
 	d.readiness.results = []CheckResult{{Kind: "issuer", Name: "issuer demo", OK: false, Detail: "dial tcp: connection refused", Fix: "check issuers[0]"},
-		{Kind: "sink", Name: "sink local: api (key api)", OK: true, Detail: "readable"}}
+		{Kind: "sink", Name: "sink local", OK: true, Detail: "readable"}}
 	d.readiness.at = time.Now()
 	for name, tc := range map[string]struct {
 		h      http.Handler
