@@ -43,6 +43,19 @@ type Daemon struct {
 	// checkpoints writes signed audit checkpoints; nil without
 	// audit.checkpoints_dir.
 	checkpoints *auditlog.Writer
+	// built are the adapters and keys, for the dependency checks.
+	built built
+	// readiness caches the dependency checks behind /readyz.
+	readiness *readiness
+}
+
+// built are the adapters Build made, by configured name, and the keys.
+type built struct {
+	issuers   map[string]rotator.Issuer
+	sinks     map[string]rotator.Sink
+	notifiers map[string]rotator.Notifier
+	traffic   map[string]rotator.TrafficSource
+	keys      []*rotator.Key
 }
 
 // Store is the rotator.Store the built-in stores implement, plus audit
@@ -69,6 +82,9 @@ type BuildOptions struct {
 	Owner string
 	// EnqueueOnly queues notifications for the daemon to deliver (the CLI).
 	EnqueueOnly bool
+	// Version is the binary's version for rekey_build_info (empty: the
+	// module version Go recorded).
+	Version string
 }
 
 // Build validates cfg and wires the store, every adapter and the engine. It
@@ -81,6 +97,9 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o Build
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()
 		d.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	if err := d.Registry.Register(buildInfo(o.Version)); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
+		return nil, err
 	}
 	ok := false
 	defer func() {
@@ -146,12 +165,13 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o Build
 		}
 		keys = append(keys, k)
 	}
+	d.built = built{issuers: issuers, sinks: sinks, notifiers: notifiers, traffic: traffic, keys: keys}
 	d.Engine, err = rotator.New(rotator.Options{
 		Store:        d.Store,
 		Keys:         keys,
 		Notifiers:    notifiers,
 		Logger:       logger.With("component", "engine"),
-		Metrics:      rotator.NewMetrics(d.Registry),
+		Metrics:      rotator.NewMetricsWith(d.Registry, rotator.MetricsOptions{PerKey: cfg.Daemon.MetricsPerKey == nil || *cfg.Daemon.MetricsPerKey}),
 		Concurrency:  cfg.Daemon.Concurrency,
 		Breaker:      rotator.BreakerPolicy{Max: cfg.Breaker.Max, Window: cfg.Breaker.Window, Exempt: cfg.Breaker.Exempt},
 		Retention:    rotator.Retention{Outbox: cfg.Retention.Outbox, Inbound: cfg.Retention.Inbound, Digest: cfg.Retention.DigestWindow},
@@ -222,7 +242,7 @@ func buildFamily[T any](_ context.Context, family string, list []config.Adapter,
 	for i, a := range list {
 		path := fmt.Sprintf("%s[%d]", family, i)
 		d := base
-		d.logger, d.name = logger.With("adapter", a.Type, "name", a.Name), a.Name
+		d.logger, d.name = logger.With("adapter", a.Name, "adapter_type", a.Type), a.Name
 		v, err := fs[a.Type].build(a.Settings, path, d)
 		if err != nil {
 			return nil, fmt.Errorf("%s (%s %q): %w", path, a.Type, a.Name, err)

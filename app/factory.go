@@ -29,6 +29,9 @@ type factory[T any] struct {
 	// for a key with the given queries (nil when the settings do not
 	// decode, or the adapter is not a traffic source).
 	answers func(settings map[string]any, key map[rotator.Question]string) []rotator.Question
+	// checkQuery checks a key's query for a traffic source (nil error when
+	// the source takes no query template).
+	checkQuery func(query string) error
 }
 
 // answerer is the capability of a traffic source's configuration to say
@@ -36,6 +39,10 @@ type factory[T any] struct {
 type answerer interface {
 	Answers(key map[rotator.Question]string) []rotator.Question
 }
+
+// queryValidator is the optional capability of a traffic source's
+// configuration to check a key's query template (its fields, its escaping).
+type queryValidator interface{ ValidateQuery(q string) error }
 
 // deps is what an adapter may be built with; most take only the logger.
 type deps struct {
@@ -108,6 +115,12 @@ func withDeps[C validator, T any](def func() C, mk func(C, deps) (T, error)) fac
 			}
 			if a, ok := any(cfg).(answerer); ok {
 				return a.Answers(key)
+			}
+			return nil
+		},
+		checkQuery: func(q string) error {
+			if qv, ok := any(def()).(queryValidator); ok {
+				return qv.ValidateQuery(q)
 			}
 			return nil
 		},

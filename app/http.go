@@ -23,7 +23,7 @@ const maxBody = 1 << 20
 // metrics.
 func (d *Daemon) PublicHandler() http.Handler {
 	mux := http.NewServeMux()
-	d.health(mux)
+	d.health(mux, false)
 	for _, rt := range d.routes {
 		mux.Handle(rt.pattern, rt.handler)
 	}
@@ -35,7 +35,7 @@ func (d *Daemon) PublicHandler() http.Handler {
 // /metrics (behind daemon.metrics_token when set) and health.
 func (d *Daemon) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
-	d.health(mux)
+	d.health(mux, true)
 	mux.Handle("GET /metrics", d.metrics(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{})))
 	for pattern, h := range d.adminRoutes() {
 		mux.Handle(pattern, d.authenticated(h))
@@ -74,20 +74,13 @@ func (d *Daemon) adminRoutes() map[string]http.HandlerFunc {
 	}
 }
 
-func (d *Daemon) health(mux *http.ServeMux) {
+// health serves /healthz and /readyz (with each check's detail and fix
+// on the admin listener only).
+func (d *Daemon) health(mux *http.ServeMux, detailed bool) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /readyz", d.ready)
-}
-
-func (d *Daemon) ready(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	if _, err := d.Store.KeyStates(ctx); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "store unavailable"})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	mux.HandleFunc("GET /readyz", d.readyHandler(detailed))
 }
 
 type principalKey struct{}

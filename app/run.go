@@ -34,6 +34,8 @@ type Options struct {
 	Ready chan<- string
 	// AdminReady, if set, receives the admin listener's address then.
 	AdminReady chan<- string
+	// Version is the binary's version (rekey_build_info).
+	Version string
 }
 
 var timeNow = time.Now
@@ -85,7 +87,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer aln.Close()
-	d, err := Build(ctx, cfg, logger, BuildOptions{Failpoint: FailpointFromEnv(logger), Owner: leaseOwner(cfg, ln.Addr())})
+	d, err := Build(ctx, cfg, logger, BuildOptions{Failpoint: FailpointFromEnv(logger), Owner: leaseOwner(cfg, ln.Addr()), Version: o.Version})
 	if err != nil {
 		return err
 	}
@@ -160,6 +162,7 @@ func (d *Daemon) serve(ctx context.Context, ln, aln net.Listener, ready, adminRe
 		return err
 	}
 	errc := make(chan error, 4)
+	d.readiness = newReadiness()
 	var servers []*http.Server
 	for _, l := range []struct {
 		name string
@@ -211,6 +214,12 @@ func (d *Daemon) serve(ctx context.Context, ln, aln net.Listener, ready, adminRe
 	ectx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer d.startAudit(ectx)()
+	go d.readiness.run(ectx, d)
+	// The engine resumes what is in flight at once (its errors are
+	// recorded and retried, visibly); the scheduler, which starts new
+	// rotations and bootstraps, waits until the store, issuers and sinks
+	// answered: with an unreachable issuer it would only start rotations
+	// blindly and fail them.
 	go func() { errc <- d.Engine.Run(ectx) }()
 	for _, start := range d.starters {
 		if err := start(ectx); err != nil {
@@ -224,6 +233,10 @@ func (d *Daemon) serve(ctx context.Context, ln, aln net.Listener, ready, adminRe
 		}
 	}
 	go func() {
+		if !d.readiness.waitNeeded(ectx) {
+			return
+		}
+		d.Logger.Info("dependencies answer; scheduler starting")
 		errc <- d.Engine.Schedule(ectx, rotator.ScheduleOptions{Spec: d.Config.Daemon.Schedule, KeySpecs: keySpecs, Jitter: d.Config.Daemon.Jitter})
 	}()
 	var runErr error

@@ -35,7 +35,43 @@ func Validate(cfg *config.Config) config.Errors {
 	checkSlackWebhook(&errs, cfg)
 	checkBindings(&errs, cfg)
 	checkGates(&errs, cfg)
+	checkQueries(&errs, cfg)
 	return errs
+}
+
+// checkQueries lets each traffic source check the query templates keys
+// give it (drain.query, policies.unauthorized.query): a field that does
+// not exist ({{promql .Kye}}) is a configuration error here, not a drain
+// gate that fails after the cut-over.
+func checkQueries(errs *config.Errors, cfg *config.Config) {
+	types := map[string]string{}
+	for _, s := range cfg.Traffic {
+		types[s.Name] = s.Type
+	}
+	check := func(path, source, query string) {
+		f, ok := trafficFactories[types[source]]
+		if !ok || f.checkQuery == nil || query == "" {
+			return
+		}
+		if err := f.checkQuery(query); err != nil {
+			errs.Add(path, "%v", err)
+		}
+	}
+	for i, k := range cfg.Keys {
+		if d := k.Drain; d != nil {
+			src := d.Source
+			if src == "" && cfg.Defaults.Drain != nil {
+				src = cfg.Defaults.Drain.Source
+			}
+			check(fmt.Sprintf("keys[%d].drain.query", i), src, d.Query)
+		}
+		if p := k.Policies; p != nil && p.Unauthorized != nil {
+			check(fmt.Sprintf("keys[%d].policies.unauthorized.query", i), p.Unauthorized.Source, p.Unauthorized.Query)
+		}
+	}
+	if d := cfg.Defaults.Drain; d != nil {
+		check("defaults.drain.query", d.Source, d.Query)
+	}
 }
 
 // checkBindings lets each sink check the keys' bindings to it (a file

@@ -66,3 +66,44 @@ keys:
 		t.Logf("all errors:\n%v", errs)
 	}
 }
+
+// TestValidateCatchesTemplateFieldErrors: a query naming a field that does
+// not exist parses, but must be refused by plain `validate` — in a key's
+// drain.query, its unauthorized policy and the source's own default — each
+// with its YAML path; a correct query passes.
+func TestValidateCatchesTemplateFieldErrors(t *testing.T) {
+	yaml := `
+issuers: [{name: rnd, type: random}]
+sinks: [{name: files, type: file, dir: /tmp/rekey-secrets}]
+traffic:
+  - {name: prom, type: prometheus, url: "http://127.0.0.1:9090"}
+  - {name: prom-default, type: prometheus, url: "http://127.0.0.1:9090", query: 'sum(rate(x{key="{{promql .Nmae}}"}[5m]))'}
+keys:
+  - name: typo
+    issuer: rnd
+    sinks: [{sink: files}]
+    drain: {source: prom, query: 'sum(rate(http_401_total{key="{{promql .Kye}}"}[5m]))'}
+  - name: policy
+    issuer: rnd
+    sinks: [{sink: files}]
+    policies: {unauthorized: {source: prom, query: 'sum(rate(x{name="{{promql .OldNmae}}"}[5m]))', threshold: 1}}
+  - name: fine
+    issuer: rnd
+    sinks: [{sink: files}]
+    drain: {source: prom, query: 'sum(rate(http_401_total{key="{{promql .Key}}",name="{{promql .OldName}}"}[{{.Window}}]))'}
+`
+	cfg, err := config.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := Validate(cfg)
+	got := errs.Error()
+	for _, want := range []string{"keys[0].drain.query", "Kye", "keys[1].policies.unauthorized.query", "OldNmae", "traffic[1].query", "Nmae"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("validate does not report %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "keys[2]") {
+		t.Errorf("a correct query is refused:\n%s", got)
+	}
+}

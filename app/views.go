@@ -33,10 +33,12 @@ type RotationView struct {
 	Drain     rotator.DrainState `json:"drain"`
 	// Request is a command recorded but not yet acted on (the daemon that
 	// holds the rotation applies it at its next step).
-	Request    *rotator.Request `json:"request,omitempty"`
-	CreatedAt  string           `json:"created_at"`
-	UpdatedAt  string           `json:"updated_at"`
-	FinishedAt string           `json:"finished_at,omitempty"`
+	Request *rotator.Request `json:"request,omitempty"`
+	// Waiting is what an active rotation waits for (absent while it runs).
+	Waiting    *WaitingView `json:"waiting,omitempty"`
+	CreatedAt  string       `json:"created_at"`
+	UpdatedAt  string       `json:"updated_at"`
+	FinishedAt string       `json:"finished_at,omitempty"`
 }
 
 // ViewRotation converts a rotation.
@@ -55,7 +57,22 @@ func ViewRotation(r *rotator.Rotation) RotationView {
 	if r.Active() && r.NextAttemptAt.Year() < 9999 {
 		v.NextAttemptAt = rfc3339(r.NextAttemptAt)
 	}
+	if w := r.Waiting; w != nil && r.Active() {
+		v.Waiting = &WaitingView{Reason: string(w.Reason), Detail: w.Detail, Since: rfc3339(w.Since), NextCheck: rfc3339(w.NextCheck),
+			Deadline: rfc3339(w.Deadline), Progress: w.Progress, LastError: w.LastError}
+	}
 	return v
+}
+
+// WaitingView is what an active rotation waits for (SHARED-CONTRACTS.md).
+type WaitingView struct {
+	Reason    string            `json:"reason"`
+	Detail    string            `json:"detail"`
+	Since     string            `json:"since"`
+	NextCheck string            `json:"next_check,omitempty"`
+	Deadline  string            `json:"deadline,omitempty"`
+	Progress  *rotator.Progress `json:"progress,omitempty"`
+	LastError string            `json:"last_error,omitempty"`
 }
 
 // KeyView is a key with its state and what the plan says of it.

@@ -83,6 +83,9 @@ type Daemon struct {
 	RetryBase    time.Duration `koanf:"retry_base"`
 	RetryMax     time.Duration `koanf:"retry_max"`
 	LogLevel     string        `koanf:"log_level"`
+	// MetricsPerKey keeps the key label on metrics (default true). Off for
+	// fleets too large for one series per key (docs/METRICS.md).
+	MetricsPerKey *bool `koanf:"metrics_per_key"`
 }
 
 // TLS is a certificate and key, re-read when their files change.

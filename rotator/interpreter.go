@@ -34,7 +34,11 @@ type pending struct {
 	events  []Event
 	entered []Phase
 	spent   []phaseSpent
-	dirty   bool
+	hint    *waitHint
+	// minted and revoked count credentials this commit mints or revokes
+	// (applied to the metrics once it is committed).
+	minted, revoked int
+	dirty           bool
 }
 
 type phaseSpent struct {
@@ -105,11 +109,13 @@ func (d *driver) apply(ctx context.Context, spec PhaseSpec, o outcome) (bool, bo
 		return d.commit(ctx, true)
 	case outWait:
 		d.record(o, "rekey")
+		d.buf.hint = o.hint
 		d.r.NextAttemptAt = o.until
 		d.buf.dirty = true
 		return d.commit(ctx, false)
 	case outHold:
 		d.record(o, "rekey")
+		d.buf.hint = o.hint
 		d.holdOn(o)
 		return d.commit(ctx, false)
 	}
@@ -157,6 +163,13 @@ func (d *driver) record(o outcome, actor string) {
 		d.buf.creds = append(d.buf.creds, o.creds...)
 		d.buf.dirty = true
 		for _, c := range o.creds {
+			old := d.creds[c.Generation]
+			if c.Minted() && (old == nil || !old.Minted()) {
+				d.buf.minted++
+			}
+			if c.Minted() && c.State == CredRevoked && (old == nil || old.State != CredRevoked) {
+				d.buf.revoked++
+			}
 			d.creds[c.Generation] = c
 		}
 	}
@@ -215,6 +228,10 @@ func (d *driver) flush(ctx context.Context) (reload bool, err error) {
 		return false, nil
 	}
 	d.r.UpdatedAt = d.now()
+	d.r.Waiting = waitingOf(d.k, d.r, d.now(), d.r.Waiting, d.buf.hint)
+	for i := range d.buf.events {
+		d.buf.events[i].Waiting = d.r.Waiting
+	}
 	c := Commit{Rotation: d.r, Credentials: d.buf.creds, Audit: d.buf.audit}
 	c.Outbox = d.e.dispatch.rows(d.k, d.buf.events)
 	err = d.e.store.Save(context.WithoutCancel(ctx), c)
@@ -241,6 +258,7 @@ func (d *driver) flush(ctx context.Context) (reload bool, err error) {
 	for _, p := range d.buf.entered {
 		d.e.metrics.phaseEntered(d.r, p)
 	}
+	d.e.metrics.credentials(d.r.Key, d.buf.minted, d.buf.revoked)
 	d.e.dispatch.committed(d.k, d.buf.events)
 	if d.r.Phase.Terminal() {
 		d.e.dropSecret(d.r.ID)

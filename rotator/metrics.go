@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Metrics are the engine's Prometheus metrics. Labels never carry secret
@@ -25,12 +26,40 @@ type Metrics struct {
 	outboxPending    prometheus.Gauge
 	outboxOldest     prometheus.Gauge
 	keyMaxAge        *prometheus.GaugeVec
+	active           *prometheus.GaugeVec
+	approvals        *prometheus.GaugeVec
+	issuerCalls      *prometheus.HistogramVec
+	sinkCalls        *prometheus.HistogramVec
+	lastEvaluation   prometheus.Gauge
+	// noKey drops the per-key label (MetricsOptions.PerKey false).
+	noKey bool
 }
 
-// NewMetrics creates the metrics and registers them with reg (nil: not
-// registered, for tests).
+// MetricsOptions tune NewMetricsWith.
+type MetricsOptions struct {
+	// PerKey keeps the key label. Off, for fleets too large for one series
+	// per key: counters lose the label (one series for all keys) and the
+	// per-key gauges (age, max age, drain rate) are not exported; held
+	// rotations keep the longest wait per hold.
+	PerKey bool
+}
+
+// callBuckets fit adapter calls: a few milliseconds to five minutes.
+var callBuckets = prometheus.ExponentialBucketsRange(0.005, 300, 14)
+
+// phaseBuckets fit phases from a millisecond to a day (a drain of minutes
+// to hours, an approval that waits overnight).
+var phaseBuckets = prometheus.ExponentialBuckets(0.001, 4, 15)
+
+// NewMetrics creates the metrics, with the key label, and registers them
+// with reg (nil: not registered, for tests).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
+	return NewMetricsWith(reg, MetricsOptions{PerKey: true})
+}
+
+// NewMetricsWith is NewMetrics with options.
+func NewMetricsWith(reg prometheus.Registerer, o MetricsOptions) *Metrics {
+	m := &Metrics{noKey: !o.PerKey,
 		phaseTransitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rekey_rotation_phase_transitions_total", Help: "Rotations entering a phase.",
 		}, []string{"phase", "mode"}),
@@ -39,7 +68,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"outcome", "trigger", "mode"}),
 		phaseDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "rekey_rotation_phase_duration_seconds", Help: "Time spent in each phase.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 4, 12),
+			Buckets: phaseBuckets,
 		}, []string{"phase"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rekey_rotation_errors_total", Help: "Failed rotation steps by phase and reason.",
@@ -80,12 +109,37 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		keyMaxAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "rekey_key_max_age_seconds", Help: "Each key's effective max_age.",
 		}, []string{"key"}),
+		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rekey_rotations_active", Help: "Active rotations by phase and waiting reason (\"\" while running), read from the store.",
+		}, []string{"phase", "waiting"}),
+		approvals: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rekey_approvals_pending", Help: "Rotations waiting for an approval (or a drain decision), by gate, read from the store.",
+		}, []string{"gate"}),
+		issuerCalls: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "rekey_issuer_call_duration_seconds", Help: "Issuer calls by issuer, operation and result (ok or the error's reason).",
+			Buckets: callBuckets,
+		}, []string{"issuer", "op", "result"}),
+		sinkCalls: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "rekey_sink_call_duration_seconds", Help: "Sink calls by sink, phase and result (ok or the error's reason).",
+			Buckets: callBuckets,
+		}, []string{"sink", "phase", "result"}),
+		lastEvaluation: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "rekey_policy_last_evaluation_timestamp_seconds", Help: "When the policies were last evaluated (Unix seconds).",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.phaseTransitions, m.rotations, m.phaseDuration, m.errors, m.keyAge, m.drain, m.mints, m.revokes, m.notifications, m.inboundEvents, m.breakerOpen,
-			m.held, m.watchAlerts, m.outboxPending, m.outboxOldest, m.keyMaxAge)
+			m.held, m.watchAlerts, m.outboxPending, m.outboxOldest, m.keyMaxAge, m.active, m.approvals, m.issuerCalls, m.sinkCalls, m.lastEvaluation)
 	}
 	return m
+}
+
+// key is the key label's value: the key, or "" without per-key labels.
+func (m *Metrics) key(k string) string {
+	if m.noKey {
+		return ""
+	}
+	return k
 }
 
 func (m *Metrics) phaseEntered(r *Rotation, p Phase) {
@@ -103,12 +157,28 @@ func (m *Metrics) stepError(p Phase, r Reason) { m.errors.WithLabelValues(string
 
 // KeyAge records the age of a key's current credential.
 func (m *Metrics) KeyAge(key string, age time.Duration) {
-	m.keyAge.WithLabelValues(key).Set(age.Seconds())
+	if !m.noKey {
+		m.keyAge.WithLabelValues(key).Set(age.Seconds())
+	}
 }
 
-func (m *Metrics) drainReading(key string, v float64) { m.drain.WithLabelValues(key).Set(v) }
-func (m *Metrics) minted(key string)                  { m.mints.WithLabelValues(key).Inc() }
-func (m *Metrics) revoked(key string)                 { m.revokes.WithLabelValues(key).Inc() }
+func (m *Metrics) drainReading(key string, v float64) {
+	if !m.noKey {
+		m.drain.WithLabelValues(key).Set(v)
+	}
+}
+func (m *Metrics) revoked(key string) { m.revokes.WithLabelValues(m.key(key)).Inc() }
+
+// credentials counts, once committed, the credentials a commit minted and
+// revoked.
+func (m *Metrics) credentials(key string, minted, revoked int) {
+	if minted > 0 {
+		m.mints.WithLabelValues(m.key(key)).Add(float64(minted))
+	}
+	if revoked > 0 {
+		m.revokes.WithLabelValues(m.key(key)).Add(float64(revoked))
+	}
+}
 func (m *Metrics) notified(notifier, result string) {
 	m.notifications.WithLabelValues(notifier, result).Inc()
 }
@@ -123,11 +193,13 @@ func (m *Metrics) breaker(open bool) {
 	m.breakerOpen.Set(v)
 }
 
-func (m *Metrics) watchAlert(key string) { m.watchAlerts.WithLabelValues(key).Inc() }
+func (m *Metrics) watchAlert(key string) { m.watchAlerts.WithLabelValues(m.key(key)).Inc() }
 
 // KeyMaxAge records a key's effective max_age.
 func (m *Metrics) KeyMaxAge(key string, d time.Duration) {
-	m.keyMaxAge.WithLabelValues(key).Set(d.Seconds())
+	if !m.noKey {
+		m.keyMaxAge.WithLabelValues(key).Set(d.Seconds())
+	}
 }
 
 // heldRotations replaces the held-rotations gauge with the rotations given:
@@ -140,7 +212,12 @@ func (m *Metrics) heldRotations(rs []*Rotation, now time.Time) {
 			if since.IsZero() {
 				since = r.PhaseStartedAt
 			}
-			m.held.WithLabelValues(r.Key, string(r.Hold)).Set(max(now.Sub(since).Seconds(), 1))
+			g := m.held.WithLabelValues(m.key(r.Key), string(r.Hold))
+			v := max(now.Sub(since).Seconds(), 1)
+			if m.noKey {
+				v = max(v, gaugeValue(g))
+			}
+			g.Set(v)
 		}
 	}
 }
@@ -148,4 +225,61 @@ func (m *Metrics) heldRotations(rs []*Rotation, now time.Time) {
 func (m *Metrics) outbox(pending int, oldest time.Duration) {
 	m.outboxPending.Set(float64(pending))
 	m.outboxOldest.Set(oldest.Seconds())
+}
+
+// activeRotations replaces the active-rotation and pending-approval gauges
+// with the rotations given (every active rotation, from the store).
+func (m *Metrics) activeRotations(rs []*Rotation) {
+	m.active.Reset()
+	m.approvals.Reset()
+	for _, g := range []Gate{GateStart, GateRevoke, GateDrain} {
+		m.approvals.WithLabelValues(string(g)).Set(0)
+	}
+	for _, r := range rs {
+		reason := ""
+		if r.Waiting != nil {
+			reason = string(r.Waiting.Reason)
+		}
+		m.active.WithLabelValues(string(r.Phase), reason).Inc()
+		if g, ok := pendingGate(r); ok {
+			m.approvals.WithLabelValues(string(g)).Inc()
+		}
+	}
+}
+
+// pendingGate is the gate a rotation waits on a decision for.
+func pendingGate(r *Rotation) (Gate, bool) {
+	switch {
+	case r.Hold == HoldApproval && r.Phase == PhaseAwaitingApproval:
+		return GateStart, true
+	case r.Hold == HoldApproval:
+		return GateRevoke, true
+	case r.Hold == HoldDrainTimeout:
+		return GateDrain, true
+	}
+	return "", false
+}
+
+// call records one adapter call of family ("issuer", "sink").
+func (m *Metrics) call(family, name, op string, start time.Time, err error) {
+	result := "ok"
+	if err != nil {
+		result = string(ReasonOf(err))
+	}
+	h := m.issuerCalls
+	if family == "sink" {
+		h = m.sinkCalls
+	}
+	h.WithLabelValues(name, op, result).Observe(time.Since(start).Seconds())
+}
+
+func (m *Metrics) evaluated(at time.Time) { m.lastEvaluation.Set(float64(at.UnixNano()) / 1e9) }
+
+// gaugeValue reads a gauge's current value.
+func gaugeValue(g prometheus.Gauge) float64 {
+	var pb dto.Metric
+	if err := g.Write(&pb); err != nil {
+		return 0
+	}
+	return pb.GetGauge().GetValue()
 }

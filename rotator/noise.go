@@ -124,8 +124,19 @@ func (e *Engine) flushDigests(ctx context.Context) {
 // gauges refreshes the gauges read from the store (held rotations, the
 // outbox backlog), so they count whoever drove the work.
 func (e *Engine) gauges(ctx context.Context) {
+	now := e.clock.Now()
 	if active, err := e.store.ListRotations(ctx, RotationFilter{ActiveOnly: true}); err == nil {
-		e.metrics.heldRotations(active, e.clock.Now())
+		e.metrics.heldRotations(active, now)
+		e.metrics.activeRotations(active)
+	}
+	// Key ages from the store, so they are there from the start and follow
+	// rotations driven elsewhere (another daemon, the break-glass CLI).
+	if states, err := e.store.KeyStates(ctx); err == nil {
+		for name, st := range states {
+			if _, ok := e.keys[name]; ok && st.Current != nil {
+				e.metrics.KeyAge(name, now.Sub(st.Current.CreatedAt))
+			}
+		}
 	}
 	if os, ok := e.store.(OutboxStats); ok {
 		if n, oldest, err := os.OutboxBacklog(ctx); err == nil {

@@ -50,6 +50,7 @@ type outcome struct {
 	hold  Hold      // outHold
 	why   string    // outHold: the detail a human reads
 	sev   Severity  // outHold
+	hint  *waitHint // outWait, outHold: what the rotation's state does not say
 
 	act     func(ctx context.Context) outcome // outAct
 	actName string                            // outAct: "" is the phase's main side effect

@@ -191,6 +191,7 @@ func (e *Engine) Evaluate(ctx context.Context, names ...string) error {
 			errs = append(errs, fmt.Errorf("key %s: %w", name, err))
 		}
 	}
+	e.metrics.evaluated(now)
 	return errors.Join(errs...)
 }
 

@@ -51,6 +51,14 @@ type Finder interface {
 	FindByName(ctx context.Context, key, name string) ([]string, error)
 }
 
+// Checker is an optional capability of any adapter (issuer, sink,
+// notifier, traffic source): a read-only call proving it can do its work
+// (reachable, authenticated, allowed), for `rekey doctor` and readiness.
+// It changes nothing anywhere.
+type Checker interface {
+	Check(ctx context.Context) error
+}
+
 // Verifier is an optional Issuer capability: probe a secret (e.g. call the
 // API and expect anything but 401).
 type Verifier interface {
@@ -179,6 +187,9 @@ type Event struct {
 	Message    string
 	Fields     map[string]string
 	At         time.Time
+	// Waiting is what the rotation waits for once the change this event
+	// reports is committed (nil: it runs, or ended).
+	Waiting *Waiting `json:",omitempty"`
 }
 
 // Event kinds.

@@ -1,6 +1,7 @@
 package rotator
 
 import (
+	"context"
 	"time"
 )
 
@@ -52,11 +53,30 @@ func (s *step) delivery(secret Secret) Delivery {
 // eachSink runs f for every sink of the key, stopping at the first error.
 func (s *step) eachSink(f func(b SinkBinding) error) error {
 	for _, b := range s.k.Sinks {
-		if err := f(b); err != nil {
+		start := time.Now()
+		err := f(b)
+		s.e.metrics.call("sink", b.SinkName, string(s.r.Phase), start, err)
+		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// mintAt asks the issuer for a credential, timing the call.
+func (s *step) mintAt(ctx context.Context, req MintRequest) (Minted, error) {
+	start := time.Now()
+	m, err := s.k.Issuer.Mint(ctx, req)
+	s.e.metrics.call("issuer", s.k.IssuerName, "mint", start, err)
+	return m, err
+}
+
+// revokeAt revokes a credential at the issuer, timing the call.
+func (s *step) revokeAt(ctx context.Context, ref CredentialRef) error {
+	start := time.Now()
+	err := s.k.Issuer.Revoke(ctx, ref)
+	s.e.metrics.call("issuer", s.k.IssuerName, "revoke", start, err)
+	return err
 }
 
 // scrub removes a rotation's in-memory secret from a message, a last line of

@@ -136,7 +136,7 @@ func (s *step) abandon() outcome {
 				note = append(note, s.event(EventOrphan, SeverityCritical, fmt.Sprintf(
 					"%s: the submitted secret for %s (fingerprint %s) was lost before delivery; revoke it by hand (delete %s in the dashboard) — nothing uses it and there is nothing to confirm; rekey asks for a new key next",
 					s.r.Key, c.Name, ShortFingerprint(c.Fingerprint), c.Name), map[string]string{"name": c.Name}))
-			} else if err := s.k.Issuer.Revoke(ctx, s.ref(c)); err != nil {
+			} else if err := s.revokeAt(ctx, s.ref(c)); err != nil {
 				return failed(fmt.Errorf("issuer %s: revoke abandoned %s: %w", s.k.IssuerName, c.Name, err))
 			}
 		}

@@ -55,7 +55,8 @@ func (s *step) gate(ctx context.Context, g Gate, pass outcome, need int, expire 
 			return advance("expired", map[string]string{"gate": string(g)}).via(EdgeExpired), false
 		}
 	}
-	return holdFor(HoldApproval, fmt.Sprintf("%s approval %d/%d", g, len(yes), need), until, SeverityWarning), false
+	return holdFor(HoldApproval, fmt.Sprintf("%s approval %d/%d", g, len(yes), need), until, SeverityWarning).
+		hinting(waitHint{deadline: until, progress: &Progress{Done: int64(len(yes)), Of: int64(need), Unit: "approvals"}}), false
 }
 
 // CanonicalIdentity is the form in which people are compared: trimmed and

@@ -92,7 +92,7 @@ func (s *step) holdForSecret(h HumanIssuer, c *Credential, until time.Time) outc
 func (s *step) mintCall(c *Credential) outcome {
 	req := s.mintRequest(c)
 	return sideEffect("", func(ctx context.Context) outcome {
-		m, err := s.k.Issuer.Mint(ctx, req)
+		m, err := s.mintAt(ctx, req)
 		if err != nil {
 			return failed(fmt.Errorf("issuer %s: mint %s: %w", s.k.IssuerName, c.Name, err))
 		}
@@ -107,7 +107,7 @@ func (s *step) reap(c *Credential, id string) outcome {
 	detail := map[string]string{"name": c.Name, "issuer_id": id}
 	ref := CredentialRef{Key: s.r.Key, RotationID: s.r.ID, Name: c.Name, Generation: c.Generation, ID: id, Params: s.k.Params}
 	return sideEffect("reap", func(ctx context.Context) outcome {
-		if err := s.k.Issuer.Revoke(ctx, ref); err != nil {
+		if err := s.revokeAt(ctx, ref); err != nil {
 			return failed(fmt.Errorf("issuer %s: revoke orphan %s (%s): %w", s.k.IssuerName, c.Name, id, err))
 		}
 		s.e.metrics.revoked(s.r.Key)
@@ -135,7 +135,6 @@ func (s *step) minted(c *Credential, m Minted) outcome {
 	cc.IssuerID = m.ID
 	cc.Fingerprint = m.Secret.Fingerprint()
 	cc.CreatedAt = s.now()
-	s.e.metrics.minted(s.r.Key)
 	return advance("minted", map[string]string{
 		"generation": fmt.Sprint(cc.Generation), "issuer_id": cc.IssuerID, "fingerprint": ShortFingerprint(cc.Fingerprint),
 	}).with(&cc)

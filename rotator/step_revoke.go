@@ -91,7 +91,7 @@ func (s *step) revokeCred(c *Credential, edge Edge) outcome {
 	}
 	ref := s.ref(c)
 	return sideEffect("", func(ctx context.Context) outcome {
-		if err := s.k.Issuer.Revoke(ctx, ref); err != nil {
+		if err := s.revokeAt(ctx, ref); err != nil {
 			return failed(fmt.Errorf("issuer %s: revoke %s: %w", s.k.IssuerName, c.Name, err))
 		}
 		return s.markRevoked(c, edge)
@@ -101,7 +101,6 @@ func (s *step) revokeCred(c *Credential, edge Edge) outcome {
 func (s *step) markRevoked(c *Credential, edge Edge) outcome {
 	cc := *c
 	cc.State, cc.RevokedAt = CredRevoked, s.now()
-	s.e.metrics.revoked(s.r.Key)
 	return advance("revoked", map[string]string{
 		"generation": fmt.Sprint(c.Generation), "issuer_id": c.IssuerID, "by": "rekey",
 	}).via(edge).with(&cc)
@@ -157,10 +156,9 @@ func (s *step) revokeAll() outcome {
 	}
 	ref := s.ref(c)
 	return sideEffect("each", func(ctx context.Context) outcome {
-		if err := s.k.Issuer.Revoke(ctx, ref); err != nil {
+		if err := s.revokeAt(ctx, ref); err != nil {
 			return failed(fmt.Errorf("issuer %s: revoke %s: %w", s.k.IssuerName, c.Name, err))
 		}
-		s.e.metrics.revoked(s.r.Key)
 		return again("revoked", map[string]string{"generation": fmt.Sprint(c.Generation), "issuer_id": c.IssuerID}).with(revokedCopy(c, s.now()))
 	})
 }

@@ -117,10 +117,9 @@ func (s *step) rollBack(ctx context.Context) outcome {
 	default:
 		ref := s.ref(c)
 		o = sideEffect("revoke", func(ctx context.Context) outcome {
-			if err := s.k.Issuer.Revoke(ctx, ref); err != nil {
+			if err := s.revokeAt(ctx, ref); err != nil {
 				return failed(fmt.Errorf("issuer %s: revoke %s during rollback: %w", s.k.IssuerName, c.Name, err))
 			}
-			s.e.metrics.revoked(s.r.Key)
 			return s.rolledBack(c, edge)
 		})
 	}

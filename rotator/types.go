@@ -137,6 +137,9 @@ type Rotation struct {
 	// Request is a command (cancel, approve anyway, retry, confirm) the
 	// interpreter has not acted on yet.
 	Request Request
+	// Waiting is what the rotation waits for (nil while it runs or once it
+	// ended), as the engine last committed it.
+	Waiting *Waiting
 
 	CreatedAt      time.Time
 	UpdatedAt      time.Time

@@ -180,9 +180,8 @@ func TestProgressLine(t *testing.T) {
 
 // TestRotateWaitOnATerminal: on a terminal, rotate --wait redraws one line
 // in place (carriage return, erase line) with what the rotation waits for
-// and its clock (without a daemon's waiting state: how long it has
-// drained, and been quiet), and ends it with a newline; the rotation is
-// printed on stdout when done.
+// and its clock (the quiet period's progress, the deadline's countdown),
+// and ends it with a newline; the rotation is printed on stdout when done.
 func TestRotateWaitOnATerminal(t *testing.T) {
 	_, cfg := cliConfig(t)
 	b, err := os.ReadFile(cfg)
@@ -212,7 +211,9 @@ func TestRotateWaitOnATerminal(t *testing.T) {
 	if !strings.Contains(progress, "\r\033[K") || !strings.HasSuffix(progress, "\n") || strings.Count(progress, "\n") != 1 {
 		t.Fatalf("not one line redrawn in place: %q", progress)
 	}
-	if !strings.Contains(progress, "draining for ") || !strings.Contains(progress, "quiet for ") {
+	// The daemon's waiting state: the quiet period's progress and the
+	// max_wait deadline's countdown.
+	if !strings.Contains(progress, "quiet_period") || !strings.Contains(progress, "/2 s)") || !strings.Contains(progress, "deadline in ") {
 		t.Fatalf("no running clock while draining: %q", progress)
 	}
 }

@@ -34,7 +34,7 @@ type cli struct {
 // Adding a verb is a file with `func cmdX(c *cli) *cobra.Command` and one
 // line here.
 var verbs = []func(*cli) *cobra.Command{
-	cmdRun, cmdValidate,
+	cmdRun, cmdValidate, cmdDoctor,
 	cmdWhoami, cmdPlan, cmdStatus, cmdRotations, cmdShow, cmdDescribe, cmdAudit,
 	cmdRotate, cmdApprove, cmdDeny, cmdCancel, cmdRetry, cmdSubmit, cmdConfirm, cmdDecommission, cmdReport, cmdBreaker,
 	cmdToken, cmdVersion,

@@ -86,7 +86,7 @@ func countdown(t, now time.Time) string {
 
 // summary is the rotation on one line.
 func (r rotationOut) summary(now time.Time) string {
-	line := fmt.Sprintf("%s %s %s/%s phase=%s", r.ID, r.Key, r.Mode, r.Trigger, r.Phase)
+	line := fmt.Sprintf("%s %s %s/%s phase=%s", r.ID, r.Key, r.Mode, r.Trigger, r.phaseLabel())
 	switch {
 	case r.Waiting != nil:
 		line += " waiting=" + r.Waiting.describe(now)
@@ -102,12 +102,42 @@ func (r rotationOut) summary(now time.Time) string {
 	return line
 }
 
-// waitingCell is the WAITING column of rotation tables.
-func (r rotationOut) waitingCell() string {
-	if r.Waiting != nil {
-		return r.Waiting.Reason
+// waitingCell is the WAITING column of rotation tables: the reason, its
+// progress and a countdown to the next check or the deadline.
+func (r rotationOut) waitingCell(now time.Time) string {
+	w := r.Waiting
+	if w == nil {
+		return string(r.Hold)
 	}
-	return string(r.Hold)
+	s := w.Reason
+	if p := w.Progress; p != nil && p.Of > 0 {
+		s += " " + num(p.Done) + "/" + num(p.Of)
+		if p.Unit == "s" {
+			s += "s"
+		} else {
+			s += " " + p.Unit
+		}
+	}
+	next, deadline := parseTime(w.NextCheck), parseTime(w.Deadline)
+	switch {
+	case !next.IsZero():
+		s += ", next " + countdown(next, now)
+	case !deadline.IsZero():
+		s += ", expires " + countdown(deadline, now)
+	case parseTime(w.Since) != time.Time{}:
+		s += ", for " + human(now.Sub(parseTime(w.Since)).Round(time.Second).Seconds())
+	}
+	return s
+}
+
+// phaseLabel is the phase as a person reads it: a rotation no step has run
+// yet sits in its lifecycle's first phase waiting for nothing
+// (awaiting_approval for a key that needs no approval): starting.
+func (r rotationOut) phaseLabel() string {
+	if r.Phase == rotator.PhaseAwaitingApproval && r.Hold == rotator.HoldNone && r.Waiting == nil && !r.Phase.Terminal() {
+		return "starting"
+	}
+	return string(r.Phase)
 }
 
 // printRotation prints one rotation: the API's JSON, or its summary.
@@ -121,8 +151,9 @@ func (c *cli) printRotation(raw []byte, r rotationOut) error {
 
 func rotationTable(rots []rotationOut) *table {
 	t := newTable("ROTATION", "KEY", "MODE", "TRIGGER", "PHASE", "WAITING", "ATTEMPTS", "UPDATED")
+	now := time.Now()
 	for _, r := range rots {
-		t.row(r.ID, r.Key, string(r.Mode), string(r.Trigger), string(r.Phase), r.waitingCell(), strconv.Itoa(r.Attempts), r.UpdatedAt)
+		t.row(r.ID, r.Key, string(r.Mode), string(r.Trigger), r.phaseLabel(), r.waitingCell(now), strconv.Itoa(r.Attempts), r.UpdatedAt)
 	}
 	return t
 }

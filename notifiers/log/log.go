@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
 
 	"github.com/rekeyhq/rekey/rotator"
 )
@@ -36,8 +37,8 @@ func New(cfg Config, logger *slog.Logger) (*Notifier, error) {
 // reserved are the attribute names of the event itself; an Event.Fields
 // entry with one of these names is written as "field.<name>".
 var reserved = map[string]bool{
-	"event_id": true, "kind": true, "severity": true, "key": true, "rotation_id": true,
-	"phase": true, "trigger": true, "mode": true, "actor": true, "owners": true, "at": true,
+	"event_id": true, "kind": true, "severity": true, "key": true, "rotation": true,
+	"phase": true, "trigger": true, "mode": true, "actor": true, "owners": true, "at": true, "waiting": true, "waiting_detail": true,
 	slog.TimeKey: true, slog.LevelKey: true, slog.MessageKey: true, slog.SourceKey: true,
 }
 
@@ -75,11 +76,15 @@ func (n *Notifier) Notify(ctx context.Context, ev rotator.Event) error {
 	add("kind", ev.Kind)
 	add("severity", string(ev.Severity))
 	add("key", ev.Key)
-	add("rotation_id", ev.RotationID)
+	add("rotation", ev.RotationID)
 	add("phase", string(ev.Phase))
 	add("trigger", string(ev.Trigger))
 	add("mode", string(ev.Mode))
 	add("actor", ev.Actor)
+	if w := ev.Waiting; w != nil {
+		add("waiting", string(w.Reason))
+		add("waiting_detail", w.Detail)
+	}
 	if len(ev.Owners) > 0 {
 		attrs = append(attrs, slog.Any("owners", ev.Owners))
 	}
@@ -87,14 +92,39 @@ func (n *Notifier) Notify(ctx context.Context, ev rotator.Event) error {
 		attrs = append(attrs, slog.Time("at", ev.At.UTC()))
 	}
 	for _, k := range slices.Sorted(maps.Keys(ev.Fields)) {
-		name := k
-		if reserved[k] {
-			name = "field." + k
-		}
-		attrs = append(attrs, slog.String(name, ev.Fields[k]))
+		attrs = append(attrs, field(k, ev.Fields[k]))
 	}
 	n.logger.LogAttrs(ctx, level, msg, attrs...)
 	return nil
+}
+
+// renamed are event fields written under the name every other log line
+// uses for the concept: errors are "err" everywhere, counts of errors are
+// not errors.
+var renamed = map[string]string{"error": "err", "errors": "error_count"}
+
+// counts are event fields that are numbers wherever rekey logs them (a
+// generation is an integer in sink lines too).
+var counts = map[string]bool{"generation": true, "attempt": true, "attempts": true, "polls": true, "readings": true,
+	"errors": true, "sinks": true, "count": true}
+
+// field is one event field as an attribute: renamed to the common name,
+// an integer where the concept is one, prefixed when it would shadow an
+// attribute of the event itself.
+func field(k, v string) slog.Attr {
+	name := k
+	if r, ok := renamed[k]; ok {
+		name = r
+	}
+	if reserved[name] {
+		name = "field." + name
+	}
+	if counts[k] {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return slog.Int64(name, n)
+		}
+	}
+	return slog.String(name, v)
 }
 
 var _ rotator.Notifier = (*Notifier)(nil)

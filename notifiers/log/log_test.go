@@ -25,7 +25,7 @@ func event(sev rotator.Severity) rotator.Event {
 		Actor:      "policy:maxage",
 		Owners:     []string{"ana@example.com", "bo@example.com"},
 		Message:    "drain exceeded max_wait",
-		Fields:     map[string]string{"unauthorized_rate": "0.4", "fingerprint": "abc123def456", "key": "clash"},
+		Fields:     map[string]string{"unauthorized_rate": "0.4", "fingerprint": "abc123def456", "key": "clash", "generation": "2", "error": "vault: HTTP 503", "errors": "3"},
 		At:         time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC),
 	}
 }
@@ -50,7 +50,7 @@ func TestNotifyWritesJSON(t *testing.T) {
 		"kind":              "rotation.held",
 		"severity":          "warning",
 		"key":               "kubeadapt",
-		"rotation_id":       "rot-7",
+		"rotation":          "rot-7",
 		"phase":             "draining",
 		"trigger":           "age",
 		"mode":              "staged",
@@ -59,6 +59,9 @@ func TestNotifyWritesJSON(t *testing.T) {
 		"unauthorized_rate": "0.4",
 		"fingerprint":       "abc123def456",
 		"field.key":         "clash",
+		"generation":        float64(2), // a number, as in every other line
+		"err":               "vault: HTTP 503",
+		"error_count":       float64(3),
 	}
 	for k, v := range want {
 		if rec[k] != v {
@@ -160,5 +163,26 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("err = %v, want %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// An event of a waiting rotation says what it waits for.
+func TestNotifyWritesWaiting(t *testing.T) {
+	var buf bytes.Buffer
+	n, err := New(DefaultConfig(), slog.New(slog.NewJSONHandler(&buf, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := event(rotator.SeverityWarning)
+	ev.Waiting = &rotator.Waiting{Reason: rotator.WaitTrafficError, Detail: "traffic source prom does not answer"}
+	if err := n.Notify(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec["waiting"] != "traffic_error" || rec["waiting_detail"] != "traffic source prom does not answer" {
+		t.Fatalf("waiting = %v, waiting_detail = %v", rec["waiting"], rec["waiting_detail"])
 	}
 }

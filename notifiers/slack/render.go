@@ -171,6 +171,9 @@ func parentBlocks(rotationID string, st *messageState, buttons bool) []slackgo.B
 		}
 		blocks = append(blocks, slackgo.NewContextBlock("", mrkdwn(icon+" *Drain gate* "+escape(truncate(st.Gate, 1500)))))
 	}
+	if w := st.Waiting; w != nil && !st.Phase.Terminal() {
+		blocks = append(blocks, slackgo.NewContextBlock("", mrkdwn(waitingLine(w))))
+	}
 	if st.Problem != "" && !st.Phase.Terminal() {
 		blocks = append(blocks, slackgo.NewContextBlock("", mrkdwn(":warning: "+escape(st.Problem))))
 	}
@@ -185,6 +188,26 @@ func parentBlocks(rotationID string, st *messageState, buttons bool) []slackgo.B
 		blocks = append(blocks, decisionButtons(rotationID, st.Key, g))
 	}
 	return blocks
+}
+
+// waitingLine says what the rotation waits for: the reason, how far it
+// got, when rekey looks again or gives up, and the last error.
+func waitingLine(w *rotator.Waiting) string {
+	s := ":hourglass_flowing_sand: *Waiting: " + escape(strings.ReplaceAll(string(w.Reason), "_", " ")) + "* — " + escape(truncate(w.Detail, 900))
+	if p := w.Progress; p != nil {
+		s += fmt.Sprintf(" · %d of %d %s", p.Done, p.Of, escape(p.Unit))
+	}
+	s += " · since " + slackDate(w.Since)
+	if !w.NextCheck.IsZero() {
+		s += " · next check " + slackDate(w.NextCheck)
+	}
+	if !w.Deadline.IsZero() {
+		s += " · deadline " + slackDate(w.Deadline)
+	}
+	if w.LastError != "" {
+		s += "\nLast error: `" + escape(truncate(w.LastError, 900)) + "`"
+	}
+	return s
 }
 
 func decisionLine(d decision) string {

@@ -183,6 +183,9 @@ func apply(st *messageState, ev rotator.Event) {
 	if !ev.At.IsZero() {
 		st.UpdatedAt = ev.At
 	}
+	if ev.RotationID != "" {
+		st.Waiting = ev.Waiting
+	}
 	if ev.Phase != "" {
 		if ev.Phase != st.Phase {
 			st.Problem = ""

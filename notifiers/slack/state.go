@@ -46,6 +46,8 @@ type messageState struct {
 	// GateWarning is set when slow consumers would get 401s.
 	Gate        string `json:"gate,omitempty"`
 	GateWarning bool   `json:"gate_warning,omitempty"`
+	// Waiting is what the rotation waited for at the last event.
+	Waiting *rotator.Waiting `json:"waiting,omitempty"`
 	// DecidedGate hides the buttons of a gate someone decided from Slack,
 	// until the engine holds again (e.g. a second approval is needed).
 	DecidedGate rotator.Gate `json:"decided_gate,omitempty"`

@@ -170,7 +170,7 @@ func (a *authenticator) loginBody() (map[string]any, error) {
 func (a *authenticator) watchLocked(sec *api.Secret, lease time.Duration) {
 	w, err := a.client.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: sec})
 	if err != nil {
-		a.logger.Warn("cannot renew the vault token; it will be replaced when it expires", "error", err)
+		a.logger.Warn("cannot renew the vault token; it will be replaced when it expires", "err", err)
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -220,7 +220,7 @@ func (a *authenticator) relogin(watchCtx context.Context, cause error) {
 	ctx, cancel := context.WithTimeout(context.Background(), loginTimeout)
 	defer cancel()
 	if err := a.loginLocked(ctx); err != nil {
-		a.logger.Warn("vault re-login failed; the next request tries again", "error", err)
+		a.logger.Warn("vault re-login failed; the next request tries again", "err", err)
 	}
 }
 

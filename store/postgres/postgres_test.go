@@ -77,7 +77,7 @@ func TestConcurrentFirstStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	if rows != sqlstore.MigrationCount() || version != sqlstore.SchemaVersion() {
-		t.Errorf("schema_migrations: %d rows up to %d, want %d", rows, version, sqlstore.SchemaVersion())
+		t.Errorf("schema_migrations: %d rows up to %d, want %d up to %d", rows, version, sqlstore.MigrationCount(), sqlstore.SchemaVersion())
 	}
 }
 

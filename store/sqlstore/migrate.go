@@ -222,14 +222,17 @@ var migrations = []migration{
 		// Empty: chosen from trigger and mode, as before this column.
 		`ALTER TABLE rotations ADD COLUMN lifecycle TEXT NOT NULL DEFAULT ''`,
 	}},
+	{version: 11, name: "what an active rotation waits for", statements: []string{
+		`ALTER TABLE rotations ADD COLUMN waiting TEXT NOT NULL DEFAULT ''`,
+	}},
 }
+
+// MigrationCount is how many migrations this build knows (versions may
+// have gaps while branches that each add one are merged).
+func MigrationCount() int { return len(migrations) }
 
 // SchemaVersion is the newest schema this build knows.
 func SchemaVersion() int { return migrations[len(migrations)-1].version }
-
-// MigrationCount is how many migrations this build knows (versions may
-// skip numbers reserved for other branches until they merge).
-func MigrationCount() int { return len(migrations) }
 
 // ErrSchemaTooNew is returned by New when the database was migrated by a
 // newer rekey than this one.

@@ -17,14 +17,14 @@ import (
 const rotationColumns = `id, key, trigger_kind, actor, reason, mode, phase, hold, hold_detail,
 	attempts, next_attempt_at, last_error, error_reason,
 	old_generation, new_generation, target_generation, drain_state, watch_state,
-	outcome, rollback_to, request, contain, held_since, lifecycle, created_at, updated_at, phase_started_at, finished_at, version`
+	outcome, rollback_to, request, contain, held_since, lifecycle, created_at, updated_at, phase_started_at, finished_at, version, waiting`
 
 // rotationFields are the mutable columns Save writes, in rotationValues order
 // after id, key and created_at.
 var rotationFields = []string{"trigger_kind", "actor", "reason", "mode", "phase", "hold", "hold_detail",
 	"attempts", "next_attempt_at", "last_error", "error_reason",
 	"old_generation", "new_generation", "target_generation", "drain_state", "watch_state",
-	"outcome", "rollback_to", "request", "contain", "held_since", "lifecycle", "updated_at", "phase_started_at", "finished_at", "finished"}
+	"outcome", "rollback_to", "request", "contain", "held_since", "lifecycle", "updated_at", "phase_started_at", "finished_at", "finished", "waiting"}
 
 var (
 	insertRotation = `INSERT INTO rotations (id, key, created_at, ` + strings.Join(rotationFields, ", ") + `, version)
@@ -57,24 +57,34 @@ func rotationValues(r *rotator.Rotation) ([]any, error) {
 	if r.Phase.Terminal() {
 		finished = 1
 	}
+	waiting := ""
+	if r.Waiting != nil {
+		w := *r.Waiting
+		w.Since, w.NextCheck, w.Deadline = w.Since.UTC(), w.NextCheck.UTC(), w.Deadline.UTC()
+		b, err := json.Marshal(w)
+		if err != nil {
+			return nil, fmt.Errorf("encode waiting state: %w", err)
+		}
+		waiting = string(b)
+	}
 	return []any{
 		clean(string(r.Trigger)), clean(r.Actor), clean(r.Reason), clean(string(r.Mode)), clean(string(r.Phase)),
 		clean(string(r.Hold)), clean(r.HoldDetail),
 		r.Attempts, TimeText(r.NextAttemptAt), clean(r.LastError), clean(string(r.ErrorReason)),
 		r.OldGeneration, r.NewGeneration, r.TargetGeneration, string(drainJSON), string(watchJSON),
-		clean(r.Outcome), clean(string(r.RollbackTo)), clean(string(reqJSON)), clean(r.Contain), TimeText(r.HeldSince), clean(r.Lifecycle), TimeText(r.UpdatedAt), TimeText(r.PhaseStartedAt), TimeText(r.FinishedAt), finished,
+		clean(r.Outcome), clean(string(r.RollbackTo)), clean(string(reqJSON)), clean(r.Contain), TimeText(r.HeldSince), clean(r.Lifecycle), TimeText(r.UpdatedAt), TimeText(r.PhaseStartedAt), TimeText(r.FinishedAt), finished, clean(waiting),
 	}, nil
 }
 
 func scanRotation(sc scanner) (*rotator.Rotation, error) {
 	var (
-		r                 rotator.Rotation
-		drain, watch, req string
+		r                          rotator.Rotation
+		drain, watch, req, waiting string
 	)
 	err := sc.Scan(&r.ID, &r.Key, &r.Trigger, &r.Actor, &r.Reason, &r.Mode, &r.Phase, &r.Hold, &r.HoldDetail,
 		&r.Attempts, timeCol{&r.NextAttemptAt}, &r.LastError, &r.ErrorReason,
 		&r.OldGeneration, &r.NewGeneration, &r.TargetGeneration, &drain, &watch,
-		&r.Outcome, &r.RollbackTo, &req, &r.Contain, timeCol{&r.HeldSince}, &r.Lifecycle, timeCol{&r.CreatedAt}, timeCol{&r.UpdatedAt}, timeCol{&r.PhaseStartedAt}, timeCol{&r.FinishedAt}, &r.Version)
+		&r.Outcome, &r.RollbackTo, &req, &r.Contain, timeCol{&r.HeldSince}, &r.Lifecycle, timeCol{&r.CreatedAt}, timeCol{&r.UpdatedAt}, timeCol{&r.PhaseStartedAt}, timeCol{&r.FinishedAt}, &r.Version, &waiting)
 	if err != nil {
 		return nil, err
 	}
@@ -86,6 +96,12 @@ func scanRotation(sc scanner) (*rotator.Rotation, error) {
 	}
 	if err := json.Unmarshal([]byte(req), &r.Request); err != nil {
 		return nil, fmt.Errorf("rotation %s: decode request: %w", r.ID, err)
+	}
+	if waiting != "" {
+		r.Waiting = new(rotator.Waiting)
+		if err := json.Unmarshal([]byte(waiting), r.Waiting); err != nil {
+			return nil, fmt.Errorf("rotation %s: decode waiting state: %w", r.ID, err)
+		}
 	}
 	return &r, nil
 }

@@ -261,3 +261,13 @@ func (sel selector) unit() string {
 }
 
 var _ rotator.TrafficSource = (*Source)(nil)
+
+// Check proves the server answers: it scrapes its metrics once with the
+// configured credentials. It sets no baseline (a drain's rate is not
+// disturbed) and reads nothing of any key.
+func (s *Source) Check(ctx context.Context) error {
+	_, err := s.scrape(ctx, "kubeadapt: check")
+	return err
+}
+
+var _ rotator.Checker = (*Source)(nil)

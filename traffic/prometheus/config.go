@@ -106,6 +106,10 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// ValidateQuery checks a key's query for this source (app calls it for
+// every key's drain.query and unauthorized query).
+func (Config) ValidateQuery(q string) error { return CheckQuery(q) }
+
 // Validate reports every configuration error, each starting with its field.
 func (c Config) Validate() error {
 	c = c.withDefaults()

@@ -31,7 +31,7 @@ func TestValidate(t *testing.T) {
 		"escaped by pipe":    {edit: func(c *promsrc.Config) { c.Query = `x{key="{{.OldName | promql}}"}` }},
 		"escaped printf":     {edit: func(c *promsrc.Config) { c.Query = `x{key=~"{{printf "%s|%s" .OldName .NewName | promql}}"}` }},
 		"since and window":   {edit: func(c *promsrc.Config) { c.Query = `increase(x[{{.Window}}] @ {{.Since}})` }},
-		"unknown field":      {edit: func(c *promsrc.Config) { c.Query = `x{key="{{promql .Name}}"}` }}, // caught when rendered
+		"unknown field":      {edit: func(c *promsrc.Config) { c.Query = `x{key="{{promql .Name}}"}` }, want: []string{"query: invalid template", "can't evaluate field Name"}},
 		"negative window":    {edit: func(c *promsrc.Config) { c.Window = -time.Second }, want: []string{"window: must be a positive"}},
 		"sub-ms window":      {edit: func(c *promsrc.Config) { c.Window = 1500 * time.Microsecond }, want: []string{"window: must be a positive"}},
 		"negative timeout":   {edit: func(c *promsrc.Config) { c.Timeout = -time.Second }, want: []string{"timeout: must be at least 1ms"}},

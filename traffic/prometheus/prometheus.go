@@ -198,3 +198,14 @@ func (s *Source) template(text string, old bool) (*template.Template, error) {
 }
 
 var _ rotator.TrafficSource = (*Source)(nil)
+
+// Check proves the source answers: it runs the constant query vector(1)
+// with the configured credentials. It reads nothing of any key (a key's
+// own query may match no series until its first 401, which is not the
+// source being down).
+func (s *Source) Check(ctx context.Context) error {
+	_, err := s.instantQuery(ctx, "prometheus: check", "vector(1)")
+	return err
+}
+
+var _ rotator.Checker = (*Source)(nil)

@@ -59,7 +59,27 @@ func parseQuery(name, text string) (*template.Template, error) {
 			return nil, err
 		}
 	}
+	// A field that does not exist ({{promql .Kye}}) parses but fails when
+	// rendered: render once with sample values so the typo is a
+	// configuration error, not a drain gate that never passes.
+	if _, err := render(t, sampleData); err != nil {
+		return nil, fmt.Errorf("invalid template (fields: Key, OldID, NewID, OldName, NewName, Since, Window): %w", err)
+	}
 	return t, nil
+}
+
+// sampleData is what a query is test-rendered with when it is parsed.
+var sampleData = Data{Key: "key", OldID: "old-id", NewID: "new-id", OldName: "key-v1", NewName: "key-v2", Since: 1, Window: "5m"}
+
+// CheckQuery reports whether text is a query template this source accepts
+// as a key's drain.query (or unauthorized query): it parses, every value it
+// prints is escaped, and it renders.
+func CheckQuery(text string) error {
+	if strings.TrimSpace(text) == "" {
+		return nil // the source's default query applies
+	}
+	_, err := parseQuery("query", text)
+	return err
 }
 
 func checkEscaped(n parse.Node) error {

@@ -22,6 +22,8 @@ func testRotationRoundTrip(t *testing.T, s rotator.Store) {
 			LastError: "timeout", Polls: 7, Escalated: true, Override: "revoke"},
 		Watch:   rotator.WatchState{StartedAt: base.Add(time.Hour), Alerted: true, LastValue: 1.5},
 		Outcome: "", RollbackTo: rotator.PhaseCancelled,
+		Waiting: &rotator.Waiting{Reason: rotator.WaitTrafficError, Detail: "traffic source prom does not answer", Since: base.In(paris),
+			NextCheck: base.Add(time.Minute), Deadline: base.Add(time.Hour), Progress: &rotator.Progress{Done: 12, Of: 30, Unit: "s"}, LastError: "timeout"},
 		CreatedAt: base.Add(-time.Hour), UpdatedAt: base, PhaseStartedAt: base.Add(-time.Minute),
 		Version: 0,
 	}
@@ -52,7 +54,7 @@ func testRotationRoundTrip(t *testing.T, s rotator.Store) {
 	}
 
 	// A save bumps the version in the caller's rotation and in the store.
-	r.Phase, r.Hold, r.Attempts, r.FinishedAt, r.Outcome = rotator.PhaseDone, rotator.HoldNone, 0, base.Add(2*time.Hour), "done"
+	r.Phase, r.Hold, r.Attempts, r.FinishedAt, r.Outcome, r.Waiting = rotator.PhaseDone, rotator.HoldNone, 0, base.Add(2*time.Hour), "done", nil
 	save(t, s, rotator.Commit{Rotation: r})
 	if r.Version != 2 {
 		t.Fatalf("version after two saves = %d, want 2", r.Version)

@@ -143,6 +143,11 @@ func utc(r rotator.Rotation) rotator.Rotation {
 			*p = p.UTC()
 		}
 	}
+	if r.Waiting != nil {
+		w := *r.Waiting
+		w.Since, w.NextCheck, w.Deadline = w.Since.UTC(), w.NextCheck.UTC(), w.Deadline.UTC()
+		r.Waiting = &w
+	}
 	return r
 }
 
