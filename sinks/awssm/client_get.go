@@ -112,10 +112,10 @@ func (s *Sink) describe(ctx context.Context, r ref, what string) (*state, error)
 // between the describe and a value read makes the whole read start over.
 // In string format, a version whose fingerprint the sink already knows
 // (it wrote it, or read it before: versions never change) is not read
-// again, unless values are needed (ReadPending).
+// again, unless values are needed (ReadPending, ReadValue).
 func (s *Sink) read(ctx context.Context, r ref, op string, only ...string) (*state, error) {
 	what := fmt.Sprintf("awssm: %s %s", op, r.id)
-	useKnown := r.format == FormatString && op != "read pending"
+	useKnown := r.format == FormatString && op != "read pending" && op != "read value"
 	for attempt := 1; ; attempt++ {
 		st, err := s.describe(ctx, r, what)
 		if err != nil || !st.exists {
