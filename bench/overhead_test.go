@@ -96,7 +96,7 @@ func BenchmarkStagedRotation(b *testing.B) {
 	}
 }
 
-func newRandomAndFile(b *testing.B, dir string, log *slog.Logger) (*random.Issuer, *file.Sink) {
+func newRandomAndFile(b testing.TB, dir string, log *slog.Logger) (*random.Issuer, *file.Sink) {
 	b.Helper()
 	rc := random.DefaultConfig()
 	rc.Ledger = filepath.Join(dir, "ledger.json")

@@ -80,6 +80,12 @@ type Engine struct {
 	evaluating sync.Mutex  // one policy evaluation at a time
 	mu         sync.Mutex
 	running    map[string]bool // rotation ids with a driver
+	// scanned holds the row a scan read for a rotation it starts a driver
+	// for, so that the driver's first load need not read it again (the
+	// lease changes no column the driver uses, and every write checks the
+	// version: a row changed meanwhile costs a conflict and a re-read).
+	scanned    map[string]*Rotation
+	lastGauges time.Time
 	secrets    map[string]Secret
 	// submissions are secrets people minted, between Submit and the mint
 	// step that records them.
@@ -118,6 +124,7 @@ func New(o Options) (*Engine, error) {
 		state:         o.State,
 		wake:          make(chan struct{}, 1),
 		running:       map[string]bool{},
+		scanned:       map[string]*Rotation{},
 		secrets:       map[string]Secret{},
 		submissions:   map[string]submission{},
 		plans:         map[string]*departurePlan{},
@@ -257,7 +264,10 @@ func (e *Engine) scan(ctx context.Context, housekeeping bool) {
 		e.processPending(ctx)
 		e.flushDigests(ctx)
 		e.prune(ctx)
-		e.gauges(ctx)
+		if now := e.clock.Now(); now.Sub(e.lastGauges) >= gaugesEvery || now.Before(e.lastGauges) {
+			e.lastGauges = now // scans run one at a time (Run's loop, or RunOnce)
+			e.gauges(ctx)
+		}
 	}
 	limit := 4 * e.conc
 	due, err := e.store.DueRotations(ctx, e.clock.Now(), limit)
@@ -272,6 +282,9 @@ func (e *Engine) scan(ctx context.Context, housekeeping bool) {
 		}
 		select {
 		case e.sem <- struct{}{}:
+			e.mu.Lock()
+			e.scanned[r.ID] = r
+			e.mu.Unlock()
 		default:
 			e.releaseLocal(r.ID)
 			e.backlog.Store(true)
@@ -305,8 +318,23 @@ func (e *Engine) claimLocal(id string) bool {
 func (e *Engine) releaseLocal(id string) {
 	e.mu.Lock()
 	delete(e.running, id)
+	delete(e.scanned, id)
 	e.mu.Unlock()
 }
+
+// takeScanned returns (once) the row the scan read for rotation id.
+func (e *Engine) takeScanned(id string) *Rotation {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.scanned[id]
+	delete(e.scanned, id)
+	return r
+}
+
+// gaugesEvery bounds how often a scan refreshes the gauges read from the
+// store (held rotations, outbox backlog): often enough for any scrape, and
+// not once per RunOnce or per wake-up.
+const gaugesEvery = time.Second
 
 // RunOnce drives every due rotation to its next wait, synchronously. It is
 // what `rekey rotate --wait` and tests without a running daemon use.
@@ -397,15 +425,18 @@ func (e *Engine) interpret(ctx context.Context, id string, may func(*Rotation) b
 
 // load reads a rotation, its key and the key's credentials into a driver.
 func (e *Engine) load(ctx context.Context, id string) (*driver, error) {
-	r, err := e.store.GetRotation(ctx, id)
-	if err != nil {
-		return nil, err
+	r := e.takeScanned(id)
+	if r == nil {
+		var err error
+		if r, err = e.store.GetRotation(ctx, id); err != nil {
+			return nil, err
+		}
 	}
 	k, ok := e.keys[r.Key]
 	if !ok {
 		return nil, fmt.Errorf("rotation %s is for key %s, which is no longer configured; it waits: %w", id, r.Key, ErrNotFound)
 	}
-	list, err := e.store.Credentials(ctx, r.Key)
+	list, err := e.workingCredentials(ctx, r.Key, r.OldGeneration, r.NewGeneration, r.TargetGeneration)
 	if err != nil {
 		return nil, fmt.Errorf("load credentials of %s: %w", r.Key, err)
 	}
@@ -414,6 +445,15 @@ func (e *Engine) load(ctx context.Context, id string) (*driver, error) {
 		creds[c.Generation] = c
 	}
 	return &driver{e: e, k: k, r: r, creds: creds}, nil
+}
+
+// workingCredentials reads what a rotation of key works on (see
+// WorkingSetStore): its cost does not grow with the key's history.
+func (e *Engine) workingCredentials(ctx context.Context, key string, gens ...int) ([]*Credential, error) {
+	if w, ok := e.store.(WorkingSetStore); ok {
+		return w.WorkingCredentials(ctx, key, gens...)
+	}
+	return e.store.Credentials(ctx, key)
 }
 
 // urgent drives a new emergency rotation's revoke at once, outside the

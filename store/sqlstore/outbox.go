@@ -11,37 +11,55 @@ import (
 )
 
 // enqueue writes outbox rows inside a commit, each after the last of its
-// notifier's queue (the (notifier, seq) index serves the look-up).
+// notifier's queue (the (notifier, seq) index serves the MAX look-up, once
+// per notifier), in multi-row INSERTs.
 func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, rows []rotator.Notification) error {
 	if len(rows) == 0 {
 		return nil
 	}
 	next := map[string]int64{}
-	for _, n := range rows {
-		b, err := json.Marshal(n.Event)
+	args := make([]any, 0, 7*min(len(rows), maxRowsPerInsert))
+	n := 0
+	flush := func() error {
+		if n == 0 {
+			return nil
+		}
+		if _, err := s.txExec(ctx, tx, insertOutbox[n], args...); err != nil {
+			return fmt.Errorf("outbox: enqueue: %w", err)
+		}
+		args, n = args[:0], 0
+		return nil
+	}
+	for _, r := range rows {
+		b, err := json.Marshal(r.Event)
 		if err != nil {
 			return fmt.Errorf("outbox: encode event: %w", err)
 		}
-		seq, ok := next[n.Notifier]
+		seq, ok := next[r.Notifier]
 		if !ok {
-			if err := s.txQueryRow(ctx, tx, (`SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE notifier = ?`), n.Notifier).Scan(&seq); err != nil {
+			if err := s.txQueryRow(ctx, tx, (`SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE notifier = ?`), r.Notifier).Scan(&seq); err != nil {
 				return fmt.Errorf("outbox: %w", err)
 			}
 		}
 		seq++
-		next[n.Notifier] = seq
+		next[r.Notifier] = seq
 		// Due from the event's time, on the engine's clock.
 		now := TimeText(time.Now())
-		if !n.Event.At.IsZero() {
-			now = TimeText(n.Event.At)
+		if !r.Event.At.IsZero() {
+			now = TimeText(r.Event.At)
 		}
-		if _, err := s.txExec(ctx, tx, (`INSERT INTO outbox (id, notifier, seq, lane, event, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (id) DO NOTHING`), clean(n.Notifier+"/"+n.Event.ID), clean(n.Notifier), seq, n.Lane, clean(string(b)), now, now); err != nil {
-			return fmt.Errorf("outbox: enqueue: %w", err)
+		args = append(args, clean(r.Notifier+"/"+r.Event.ID), clean(r.Notifier), seq, r.Lane, clean(string(b)), now, now)
+		if n++; n == maxRowsPerInsert {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
 	}
-	return nil
+	return flush()
 }
+
+var insertOutbox = multiRowInsert(`INSERT INTO outbox (id, notifier, seq, lane, event, created_at, next_attempt_at) VALUES `, 7,
+	` ON CONFLICT (id) DO NOTHING`)
 
 // DueOutbox lists a notifier's pending items in order.
 func (s *Store) DueOutbox(ctx context.Context, notifier string, now time.Time, n int) ([]rotator.OutboxItem, error) {
