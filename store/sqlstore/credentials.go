@@ -86,7 +86,7 @@ func (s *Store) WorkingCredentials(ctx context.Context, key string, generations 
 		args = append(args, g)
 	}
 	args = append(args, key)
-	cs, err := s.queryCredentials(ctx, `SELECT `+credentialColumns+` FROM credentials WHERE key = ? AND state <> 'revoked'
+	cs, err := s.queryCredentials(ctx, `SELECT `+credentialColumns+` FROM credentials`+s.d.indexedBy("credentials_live")+` WHERE key = ? AND state <> 'revoked'
 		UNION
 		SELECT `+credentialColumns+` FROM credentials WHERE key = ? AND generation IN (`+strings.Repeat("?, ", len(generations))+`
 			(SELECT MAX(generation) FROM credentials WHERE key = ?))
