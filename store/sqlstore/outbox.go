@@ -10,6 +10,56 @@ import (
 	"github.com/rekeyhq/rekey/rotator"
 )
 
+// The queries over the tables that grow with use. Each is served by an
+// index (TestGrowingTablesUseIndexes, on SQLite and PostgreSQL), so that
+// its cost does not grow with the history the tables keep until retention
+// prunes it.
+const (
+	qOutboxLast      = `SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE notifier = ?`
+	qOutboxDue       = `SELECT id, event, attempts FROM outbox WHERE notifier = ? AND delivered_at = '' AND failed = 0 AND next_attempt_at <= ? ORDER BY lane, seq`
+	qOutboxClaim     = `UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND delivered_at = '' AND failed = 0 AND next_attempt_at <= ?`
+	qOutboxDelivered = `UPDATE outbox SET delivered_at = ? WHERE id = ?`
+	qOutboxRetry     = `UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ?, failed = ? WHERE id = ?`
+	qOutboxBacklog   = `SELECT COUNT(*), MIN(created_at) FROM outbox WHERE delivered_at = '' AND failed = 0`
+	qPruneDelivered  = `DELETE FROM outbox WHERE delivered_at <> '' AND delivered_at < ?`
+	qPruneFailed     = `DELETE FROM outbox WHERE failed = 1 AND next_attempt_at < ?`
+	qPruneInbound    = `DELETE FROM inbound_events WHERE processed_at <> '' AND processed_at < ?`
+	qInboundPending  = `SELECT id, kind, payload, received_at, processed_at, result FROM inbound_events WHERE processed_at = '' ORDER BY received_at, id`
+)
+
+// NamedQuery is a query with sample arguments, for plan checks.
+type NamedQuery struct {
+	Name string
+	SQL  string // with ? placeholders (Rebind for the dialect)
+	Args []any
+}
+
+// GrowingTableQueries returns every query over the outbox and the inbound
+// events, as the store runs them, with sample arguments: tests check with
+// the database's EXPLAIN that an index serves each one.
+func GrowingTableQueries() []NamedQuery {
+	t := TimeText(time.Now())
+	return []NamedQuery{
+		{"outbox last seq", qOutboxLast, []any{"log"}},
+		{"outbox insert", insertOutbox[2], []any{"log/a", "log", 1, 0, "{}", t, t, "log/b", "log", 2, 1, "{}", t, t}},
+		{"outbox due", qOutboxDue + limit(16), []any{"log", t}},
+		{"outbox claim", qOutboxClaim, []any{t, "log/a", t}},
+		{"outbox delivered", qOutboxDelivered, []any{t, "log/a"}},
+		{"outbox retry", qOutboxRetry, []any{1, t, "err", 0, "log/a"}},
+		{"outbox backlog", qOutboxBacklog, nil},
+		{"prune delivered", qPruneDelivered, []any{t}},
+		{"prune failed", qPruneFailed, []any{t}},
+		{"prune inbound", qPruneInbound, []any{t}},
+		{"inbound pending", qInboundPending + limit(100), nil},
+		{"inbound record", qInboundInsert, []any{"ev-1", "exposure", "{}", t}},
+		{"inbound read", qInboundRead, []any{"ev-1"}},
+		{"inbound finish", qInboundFinish, []any{t, "{}", "ev-1"}},
+		{"replay read", qReplayRead, []any{"exposure", "msg-1"}},
+		{"replay expire", qReplayExpire, []any{t}},
+		{"replay insert", qReplayInsert, []any{"exposure", "msg-1", t}},
+	}
+}
+
 // enqueue writes outbox rows inside a commit, each after the last of its
 // notifier's queue (the (notifier, seq) index serves the MAX look-up, once
 // per notifier), in multi-row INSERTs.
@@ -37,7 +87,7 @@ func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, rows []rotator.Notifica
 		}
 		seq, ok := next[r.Notifier]
 		if !ok {
-			if err := s.txQueryRow(ctx, tx, (`SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE notifier = ?`), r.Notifier).Scan(&seq); err != nil {
+			if err := s.txQueryRow(ctx, tx, qOutboxLast, r.Notifier).Scan(&seq); err != nil {
 				return fmt.Errorf("outbox: %w", err)
 			}
 		}
@@ -63,8 +113,7 @@ var insertOutbox = multiRowInsert(`INSERT INTO outbox (id, notifier, seq, lane, 
 
 // DueOutbox lists a notifier's pending items in order.
 func (s *Store) DueOutbox(ctx context.Context, notifier string, now time.Time, n int) ([]rotator.OutboxItem, error) {
-	rows, err := s.query(ctx, (`SELECT id, event, attempts FROM outbox
-		WHERE notifier = ? AND delivered_at = '' AND failed = 0 AND next_attempt_at <= ? ORDER BY lane, seq` + limit(n)), notifier, TimeText(now))
+	rows, err := s.query(ctx, qOutboxDue+limit(n), notifier, TimeText(now))
 	if err != nil {
 		return nil, s.errorf("outbox: due: %w", err)
 	}
@@ -89,8 +138,7 @@ func (s *Store) DueOutbox(ctx context.Context, notifier string, now time.Time, n
 func (s *Store) ClaimOutbox(ctx context.Context, id string, now, until time.Time) (bool, error) {
 	var ok bool
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := s.txExec(ctx, tx, (`UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND delivered_at = '' AND failed = 0 AND next_attempt_at <= ?`),
-			TimeText(until), id, TimeText(now))
+		res, err := s.txExec(ctx, tx, qOutboxClaim, TimeText(until), id, TimeText(now))
 		if err != nil {
 			return err
 		}
@@ -104,7 +152,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, id string, now, until time.Time
 // MarkDelivered records a delivery.
 func (s *Store) MarkDelivered(ctx context.Context, id string, at time.Time) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		_, err := s.txExec(ctx, tx, (`UPDATE outbox SET delivered_at = ? WHERE id = ?`), TimeText(at), id)
+		_, err := s.txExec(ctx, tx, qOutboxDelivered, TimeText(at), id)
 		return err
 	})
 }
@@ -116,8 +164,7 @@ func (s *Store) MarkRetry(ctx context.Context, id string, attempts int, next tim
 		f = 1
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
-		_, err := s.txExec(ctx, tx, (`UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ?, failed = ? WHERE id = ?`),
-			attempts, TimeText(next), clean(lastError), f, id)
+		_, err := s.txExec(ctx, tx, qOutboxRetry, attempts, TimeText(next), clean(lastError), f, id)
 		return err
 	})
 }
@@ -133,9 +180,9 @@ func (s *Store) Prune(ctx context.Context, outboxBefore, inboundBefore time.Time
 			sql    string
 			before time.Time
 		}{
-			{`DELETE FROM outbox WHERE delivered_at <> '' AND delivered_at < ?`, outboxBefore},
-			{`DELETE FROM outbox WHERE failed = 1 AND next_attempt_at < ?`, outboxBefore},
-			{`DELETE FROM inbound_events WHERE processed_at <> '' AND processed_at < ?`, inboundBefore},
+			{qPruneDelivered, outboxBefore},
+			{qPruneFailed, outboxBefore},
+			{qPruneInbound, inboundBefore},
 		} {
 			if q.before.IsZero() {
 				continue
@@ -160,7 +207,7 @@ func (s *Store) Prune(ctx context.Context, outboxBefore, inboundBefore time.Time
 func (s *Store) OutboxBacklog(ctx context.Context) (int, time.Time, error) {
 	var n int
 	var oldest sql.NullString
-	err := s.queryRow(ctx, `SELECT COUNT(*), MIN(created_at) FROM outbox WHERE delivered_at = '' AND failed = 0`).Scan(&n, &oldest)
+	err := s.queryRow(ctx, qOutboxBacklog).Scan(&n, &oldest)
 	if err != nil {
 		return 0, time.Time{}, s.errorf("outbox backlog: %w", err)
 	}
