@@ -19,6 +19,7 @@ const (
 	qOutboxDue       = `SELECT id, event, attempts FROM outbox WHERE notifier = ? AND delivered_at = '' AND failed = 0 AND next_attempt_at <= ? ORDER BY lane, seq`
 	qOutboxClaim     = `UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND delivered_at = '' AND failed = 0 AND next_attempt_at <= ?`
 	qOutboxDelivered = `UPDATE outbox SET delivered_at = ? WHERE id = ?`
+	qOutboxRelease   = `UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND delivered_at = '' AND failed = 0`
 	qOutboxRetry     = `UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ?, failed = ? WHERE id = ?`
 	qOutboxBacklog   = `SELECT COUNT(*), MIN(created_at) FROM outbox WHERE delivered_at = '' AND failed = 0`
 	qPruneDelivered  = `DELETE FROM outbox WHERE delivered_at <> '' AND delivered_at < ?`
@@ -45,6 +46,7 @@ func GrowingTableQueries() []NamedQuery {
 		{"outbox due", qOutboxDue + limit(16), []any{"log", t}},
 		{"outbox claim", qOutboxClaim, []any{t, "log/a", t}},
 		{"outbox delivered", qOutboxDelivered, []any{t, "log/a"}},
+		{"outbox release", qOutboxRelease, []any{t, "log/a"}},
 		{"outbox retry", qOutboxRetry, []any{1, t, "err", 0, "log/a"}},
 		{"outbox backlog", qOutboxBacklog, nil},
 		{"prune delivered", qPruneDelivered, []any{t}},
@@ -149,6 +151,58 @@ func (s *Store) ClaimOutbox(ctx context.Context, id string, now, until time.Time
 	return ok, err
 }
 
+// ClaimOutboxBatch claims the items of ids in order, in one transaction,
+// and stops at the first that is no longer due. Implements
+// rotator.BatchOutbox.
+func (s *Store) ClaimOutboxBatch(ctx context.Context, ids []string, now, until time.Time) (int, error) {
+	var claimed int
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		claimed = 0
+		for _, id := range ids {
+			res, err := s.txExec(ctx, tx, qOutboxClaim, TimeText(until), id, TimeText(now))
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil || n != 1 {
+				return err
+			}
+			claimed++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, s.errorf("outbox: claim: %w", err)
+	}
+	return claimed, nil
+}
+
+// MarkDeliveredBatch records the delivery of ids in one transaction.
+func (s *Store) MarkDeliveredBatch(ctx context.Context, ids []string, at time.Time) error {
+	return s.updateEach(ctx, qOutboxDelivered, ids, TimeText(at))
+}
+
+// ReleaseOutbox makes claimed, undelivered items due again at `at`.
+func (s *Store) ReleaseOutbox(ctx context.Context, ids []string, at time.Time) error {
+	return s.updateEach(ctx, qOutboxRelease, ids, TimeText(at))
+}
+
+// updateEach runs query (arguments: value, id) for every id in one
+// transaction.
+func (s *Store) updateEach(ctx context.Context, query string, ids []string, value string) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		for _, id := range ids {
+			if _, err := s.txExec(ctx, tx, query, value, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return s.errorf("outbox: %w", err)
+	}
+	return nil
+}
+
 // MarkDelivered records a delivery.
 func (s *Store) MarkDelivered(ctx context.Context, id string, at time.Time) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
@@ -222,4 +276,5 @@ var (
 	_ rotator.OutboxStats = (*Store)(nil)
 	_ rotator.Outbox      = (*Store)(nil)
 	_ rotator.Pruner      = (*Store)(nil)
+	_ rotator.BatchOutbox = (*Store)(nil)
 )
