@@ -55,7 +55,7 @@ func BenchmarkExposureLoad(b *testing.B) {
 		b.Fatal(err)
 	}
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, `daemon: {listen: "127.0.0.1:0", address_file: %s, concurrency: 16, poll_interval: 50ms, log_level: warn, schedule: "@every 1h"}
+	fmt.Fprintf(&cfg, `daemon: {listen: "127.0.0.1:0", address_file: %s, admin_listen: "127.0.0.1:0", concurrency: 16, poll_interval: 50ms, log_level: warn, schedule: "@every 1h"}
 store: {type: sqlite, path: %s/rekey.db}
 issuers:
   - name: ka
