@@ -80,12 +80,7 @@ type Engine struct {
 	evaluating sync.Mutex  // one policy evaluation at a time
 	mu         sync.Mutex
 	running    map[string]bool // rotation ids with a driver
-	// scanned holds the row a scan read for a rotation it starts a driver
-	// for, so that the driver's first load need not read it again (the
-	// lease changes no column the driver uses, and every write checks the
-	// version: a row changed meanwhile costs a conflict and a re-read).
-	scanned    map[string]*Rotation
-	lastGauges time.Time
+	lastGauges atomic.Int64    // when a scan last read the gauges (Unix ns)
 	secrets    map[string]Secret
 	// submissions are secrets people minted, between Submit and the mint
 	// step that records them.
@@ -124,7 +119,6 @@ func New(o Options) (*Engine, error) {
 		state:         o.State,
 		wake:          make(chan struct{}, 1),
 		running:       map[string]bool{},
-		scanned:       map[string]*Rotation{},
 		secrets:       map[string]Secret{},
 		submissions:   map[string]submission{},
 		plans:         map[string]*departurePlan{},
@@ -264,8 +258,8 @@ func (e *Engine) scan(ctx context.Context, housekeeping bool) {
 		e.processPending(ctx)
 		e.flushDigests(ctx)
 		e.prune(ctx)
-		if now := e.clock.Now(); now.Sub(e.lastGauges) >= gaugesEvery || now.Before(e.lastGauges) {
-			e.lastGauges = now // scans run one at a time (Run's loop, or RunOnce)
+		now, last := e.clock.Now().UnixNano(), e.lastGauges.Load()
+		if (now-last >= int64(gaugesEvery) || now < last) && e.lastGauges.CompareAndSwap(last, now) {
 			e.gauges(ctx)
 		}
 	}
@@ -282,9 +276,6 @@ func (e *Engine) scan(ctx context.Context, housekeeping bool) {
 		}
 		select {
 		case e.sem <- struct{}{}:
-			e.mu.Lock()
-			e.scanned[r.ID] = r
-			e.mu.Unlock()
 		default:
 			e.releaseLocal(r.ID)
 			e.backlog.Store(true)
@@ -318,17 +309,7 @@ func (e *Engine) claimLocal(id string) bool {
 func (e *Engine) releaseLocal(id string) {
 	e.mu.Lock()
 	delete(e.running, id)
-	delete(e.scanned, id)
 	e.mu.Unlock()
-}
-
-// takeScanned returns (once) the row the scan read for rotation id.
-func (e *Engine) takeScanned(id string) *Rotation {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	r := e.scanned[id]
-	delete(e.scanned, id)
-	return r
 }
 
 // gaugesEvery bounds how often a scan refreshes the gauges read from the
@@ -425,12 +406,9 @@ func (e *Engine) interpret(ctx context.Context, id string, may func(*Rotation) b
 
 // load reads a rotation, its key and the key's credentials into a driver.
 func (e *Engine) load(ctx context.Context, id string) (*driver, error) {
-	r := e.takeScanned(id)
-	if r == nil {
-		var err error
-		if r, err = e.store.GetRotation(ctx, id); err != nil {
-			return nil, err
-		}
+	r, err := e.store.GetRotation(ctx, id)
+	if err != nil {
+		return nil, err
 	}
 	k, ok := e.keys[r.Key]
 	if !ok {
