@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +16,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/rekeyhq/rekey/issuers/random"
 )
 
 var binary string
@@ -428,35 +428,28 @@ func (w *world) collectSecrets() {
 	}
 }
 
-// ledger is the random issuer's ledger.
+// ledgerEntry is one credential of the random issuer's ledger.
 type ledgerEntry struct {
-	ID          string `json:"id"`
-	Key         string `json:"key"`
-	Name        string `json:"name"`
-	Fingerprint string `json:"fingerprint"`
-	RevokedAt   string `json:"revoked_at"`
+	ID, Key, Name, Fingerprint string
+	RevokedAt                  string // "" while live
 }
 
+// ledger is the random issuer's ledger, read as the issuer reads it.
 func (w *world) ledger() []ledgerEntry {
 	w.t.Helper()
-	b, err := os.ReadFile(filepath.Join(w.dir, "ledger.json"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil // nothing was ever minted
-	}
+	entries, err := random.ReadLedger(filepath.Join(w.dir, "ledger.json"))
 	if err != nil {
-		w.t.Fatal(err)
+		w.t.Fatalf("ledger: %v", err)
 	}
-	var l struct {
-		Credentials []ledgerEntry `json:"credentials"`
-	}
-	if err := json.Unmarshal(b, &l); err != nil {
-		var arr []ledgerEntry
-		if err2 := json.Unmarshal(b, &arr); err2 != nil {
-			w.t.Fatalf("ledger: %v", err)
+	out := make([]ledgerEntry, 0, len(entries))
+	for _, e := range entries {
+		c := ledgerEntry{ID: e.ID, Key: e.Key, Name: e.Name, Fingerprint: e.Fingerprint}
+		if !e.RevokedAt.IsZero() {
+			c.RevokedAt = e.RevokedAt.Format(time.RFC3339Nano)
 		}
-		return arr
+		out = append(out, c)
 	}
-	return l.Credentials
+	return out
 }
 
 // ctx is a test context.

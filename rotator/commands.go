@@ -57,7 +57,7 @@ func (e *Engine) Trigger(ctx context.Context, req TriggerRequest) (*Rotation, er
 		}
 		recommission = true
 	}
-	creds, err := e.store.Credentials(ctx, req.Key)
+	creds, err := e.workingCredentials(ctx, req.Key)
 	if err != nil {
 		return nil, err
 	}

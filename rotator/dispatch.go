@@ -234,6 +234,12 @@ func (d *dispatcher) deliverDue(name string, n Notifier) {
 		if len(items) == 0 {
 			return
 		}
+		if b, ok := d.outbox.(BatchOutbox); ok {
+			if !d.deliverBatch(b, name, n, items, now) {
+				return
+			}
+			continue
+		}
 		for _, it := range items {
 			ok, err := d.outbox.ClaimOutbox(d.ctx, it.ID, now, now.Add(claimFor))
 			if err != nil || !ok {

@@ -80,6 +80,7 @@ type Engine struct {
 	evaluating sync.Mutex  // one policy evaluation at a time
 	mu         sync.Mutex
 	running    map[string]bool // rotation ids with a driver
+	lastGauges atomic.Int64    // when a scan last read the gauges (Unix ns)
 	secrets    map[string]Secret
 	// submissions are secrets people minted, between Submit and the mint
 	// step that records them.
@@ -257,7 +258,10 @@ func (e *Engine) scan(ctx context.Context, housekeeping bool) {
 		e.processPending(ctx)
 		e.flushDigests(ctx)
 		e.prune(ctx)
-		e.gauges(ctx)
+		now, last := e.clock.Now().UnixNano(), e.lastGauges.Load()
+		if (now-last >= int64(gaugesEvery) || now < last) && e.lastGauges.CompareAndSwap(last, now) {
+			e.gauges(ctx)
+		}
 	}
 	limit := 4 * e.conc
 	due, err := e.store.DueRotations(ctx, e.clock.Now(), limit)
@@ -307,6 +311,11 @@ func (e *Engine) releaseLocal(id string) {
 	delete(e.running, id)
 	e.mu.Unlock()
 }
+
+// gaugesEvery bounds how often a scan refreshes the gauges read from the
+// store (held rotations, outbox backlog): often enough for any scrape, and
+// not once per RunOnce or per wake-up.
+const gaugesEvery = time.Second
 
 // RunOnce drives every due rotation to its next wait, synchronously. It is
 // what `rekey rotate --wait` and tests without a running daemon use.
@@ -405,7 +414,7 @@ func (e *Engine) load(ctx context.Context, id string) (*driver, error) {
 	if !ok {
 		return nil, fmt.Errorf("rotation %s is for key %s, which is no longer configured; it waits: %w", id, r.Key, ErrNotFound)
 	}
-	list, err := e.store.Credentials(ctx, r.Key)
+	list, err := e.workingCredentials(ctx, r.Key, r.OldGeneration, r.NewGeneration, r.TargetGeneration)
 	if err != nil {
 		return nil, fmt.Errorf("load credentials of %s: %w", r.Key, err)
 	}
@@ -414,6 +423,15 @@ func (e *Engine) load(ctx context.Context, id string) (*driver, error) {
 		creds[c.Generation] = c
 	}
 	return &driver{e: e, k: k, r: r, creds: creds}, nil
+}
+
+// workingCredentials reads what a rotation of key works on (see
+// WorkingSetStore): its cost does not grow with the key's history.
+func (e *Engine) workingCredentials(ctx context.Context, key string, gens ...int) ([]*Credential, error) {
+	if w, ok := e.store.(WorkingSetStore); ok {
+		return w.WorkingCredentials(ctx, key, gens...)
+	}
+	return e.store.Credentials(ctx, key)
 }
 
 // urgent drives a new emergency rotation's revoke at once, outside the

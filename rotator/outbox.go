@@ -29,3 +29,16 @@ type Outbox interface {
 	// MarkRetry records a failed attempt; failed=true gives the item up.
 	MarkRetry(ctx context.Context, id string, attempts int, next time.Time, lastError string, failed bool) error
 }
+
+// BatchOutbox is an optional Outbox capability: claim, mark and release
+// several items of one notifier in one transaction each, instead of two
+// transactions per notification.
+type BatchOutbox interface {
+	// ClaimOutboxBatch claims the items of ids, in order, that are still
+	// due at now, until `until`; it stops at the first it cannot claim
+	// (another daemon has it) and returns how many it claimed.
+	ClaimOutboxBatch(ctx context.Context, ids []string, now, until time.Time) (int, error)
+	MarkDeliveredBatch(ctx context.Context, ids []string, at time.Time) error
+	// ReleaseOutbox makes claimed, undelivered items due again at `at`.
+	ReleaseOutbox(ctx context.Context, ids []string, at time.Time) error
+}

@@ -51,6 +51,16 @@ type Pruner interface {
 	Prune(ctx context.Context, outboxBefore, inboundBefore time.Time) (int64, error)
 }
 
+// WorkingSetStore is an optional store capability: the part of a key's
+// credential history a rotation works on, whatever the length of that
+// history — every credential not revoked, the generations asked for (a
+// rotation's old, new and target ones, revoked or not) and the highest
+// generation (the next one is minted after it). Without it the engine reads
+// every generation.
+type WorkingSetStore interface {
+	WorkingCredentials(ctx context.Context, key string, generations ...int) ([]*Credential, error)
+}
+
 // RotationFilter selects rotations to list.
 type RotationFilter struct {
 	Key        string

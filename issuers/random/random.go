@@ -1,10 +1,12 @@
 // Package random is rekey's embedded default issuer: it mints random secrets
 // from a format template (Kubeadapt-style "ka_live_{base62:32}" by default)
 // for demos and for credentials that rekey itself defines. What it has minted
-// and revoked is recorded in a JSON ledger — ids, names, fingerprints and
-// times, never a secret value — written atomically, so that revocations and
-// FindByName survive a crash; Verify accepts a secret only while its
-// fingerprint is a live entry of that ledger.
+// and revoked is recorded in a ledger — an append-only log of JSON lines:
+// ids, names, fingerprints and times, never a secret value — synced before
+// each call returns, so that revocations and FindByName survive a crash;
+// Verify accepts a secret only while its fingerprint is a live entry of that
+// ledger. Mint, Revoke, Verify and FindByName cost the same whatever the
+// ledger's length.
 //
 // One ledger file belongs to one issuer instance: two instances (or two
 // daemons) must not share a path.
@@ -18,7 +20,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"time"
 
@@ -37,7 +38,11 @@ type Issuer struct {
 	now    func() time.Time
 
 	mu      sync.Mutex
-	entries []*entry // in mint order
+	entries []*entry            // in mint order
+	byID    map[string]*entry   // id → entry
+	byFP    map[string][]*entry // fingerprint → entries
+	byName  map[string][]*entry // key NUL name → entries, in mint order
+	size    int64               // the ledger's length (-1: not written by this instance yet)
 }
 
 // New parses the format, creates the ledger's directory (0700) if needed and
@@ -53,15 +58,49 @@ func New(cfg Config, logger *slog.Logger) (*Issuer, error) {
 	if err := os.MkdirAll(filepath.Dir(cfg.Ledger), 0o700); err != nil {
 		return nil, fmt.Errorf("random: ledger directory: %w", err)
 	}
-	entries, err := loadLedger(cfg.Ledger)
+	l, err := loadLedger(cfg.Ledger)
 	if err != nil {
 		return nil, fmt.Errorf("random: %w", err)
+	}
+	if l.torn > 0 {
+		logger.Warn("random: the ledger ended with a torn record (a crash during a write); dropped it — the call that wrote it never returned",
+			"ledger", cfg.Ledger, "bytes", l.torn)
+	}
+	if l.converted {
+		logger.Info("random: converted the ledger to the append-only format", "ledger", cfg.Ledger, "credentials", len(l.entries))
 	}
 	if bits := tmpl.entropyBits(); bits < minEntropyBits {
 		logger.Warn("random: format yields guessable credentials",
 			"entropy_bits", int(bits), "recommended_bits", minEntropyBits)
 	}
-	return &Issuer{tmpl: tmpl, path: cfg.Ledger, logger: logger, now: time.Now, entries: entries}, nil
+	i := &Issuer{tmpl: tmpl, path: cfg.Ledger, logger: logger, now: time.Now, size: -1,
+		byID: map[string]*entry{}, byFP: map[string][]*entry{}, byName: map[string][]*entry{}}
+	for _, e := range l.entries {
+		i.index(e)
+	}
+	return i, nil
+}
+
+// index adds a minted entry to the look-ups.
+func (i *Issuer) index(e *entry) {
+	i.entries = append(i.entries, e)
+	i.byID[e.ID] = e
+	i.byFP[e.Fingerprint] = append(i.byFP[e.Fingerprint], e)
+	i.byName[e.Key+"\x00"+e.Name] = append(i.byName[e.Key+"\x00"+e.Name], e)
+}
+
+// write appends one record to the ledger.
+func (i *Issuer) write(r record) error {
+	line, err := encodeRecord(r)
+	if err != nil {
+		return err
+	}
+	size, err := appendRecord(i.path, i.size, line)
+	if err != nil {
+		return err
+	}
+	i.size = size
+	return nil
 }
 
 // Mint draws a new secret, records it in the ledger and returns it with an
@@ -94,11 +133,10 @@ func (i *Issuer) Mint(ctx context.Context, req rotator.MintRequest) (rotator.Min
 
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	next := append(slices.Clip(i.entries), e)
-	if err := writeLedger(i.path, next); err != nil {
+	if err := i.write(mintRecord(e)); err != nil {
 		return rotator.Minted{}, fmt.Errorf("random: mint %s: %w", req.Key, err)
 	}
-	i.entries = next
+	i.index(e)
 	i.logger.Info("random: minted credential", "key", req.Key, "name", req.Name, "id", id,
 		"fingerprint", rotator.ShortFingerprint(e.Fingerprint))
 	return rotator.Minted{ID: id, Secret: secret}, nil
@@ -113,22 +151,20 @@ func (i *Issuer) Revoke(ctx context.Context, ref rotator.CredentialRef) error {
 	}
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	idx := slices.IndexFunc(i.entries, func(e *entry) bool { return e.ID == ref.ID })
-	if idx < 0 {
+	e := i.byID[ref.ID]
+	if e == nil {
 		i.logger.Warn("random: revoke of unknown credential treated as done", "key", ref.Key, "name", ref.Name, "id", ref.ID)
 		return nil
 	}
-	if i.entries[idx].revoked() {
+	if e.revoked() {
 		return nil
 	}
-	updated := *i.entries[idx]
-	updated.RevokedAt = i.now().UTC()
-	next := slices.Clone(i.entries)
-	next[idx] = &updated
-	if err := writeLedger(i.path, next); err != nil {
+	at := i.now().UTC()
+	if err := i.write(record{Op: opRevoke, ID: e.ID, RevokedAt: at}); err != nil {
 		return fmt.Errorf("random: revoke %s: %w", ref.ID, err)
 	}
-	i.entries = next
+	e.RevokedAt = at
+	updated := e
 	i.logger.Info("random: revoked credential", "key", updated.Key, "name", updated.Name, "id", updated.ID)
 	return nil
 }
@@ -142,8 +178,8 @@ func (i *Issuer) FindByName(ctx context.Context, key, name string) ([]string, er
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	var ids []string
-	for _, e := range i.entries {
-		if e.Key == key && e.Name == name && !e.revoked() {
+	for _, e := range i.byName[key+"\x00"+name] {
+		if !e.revoked() {
 			ids = append(ids, e.ID)
 		}
 	}
@@ -162,8 +198,8 @@ func (i *Issuer) Verify(ctx context.Context, key string, secret rotator.Secret, 
 	fp := secret.Fingerprint()
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	for _, e := range i.entries {
-		if e.Fingerprint != fp || e.Key != key {
+	for _, e := range i.byFP[fp] {
+		if e.Key != key {
 			continue
 		}
 		if e.revoked() {
@@ -181,10 +217,8 @@ func (i *Issuer) Verify(ctx context.Context, key string, secret rotator.Secret, 
 func (i *Issuer) IsRevoked(id string) (bool, error) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	for _, e := range i.entries {
-		if e.ID == id {
-			return e.revoked(), nil
-		}
+	if e := i.byID[id]; e != nil {
+		return e.revoked(), nil
 	}
 	return false, fmt.Errorf("random: credential %s: %w", id, rotator.ErrNotFound)
 }

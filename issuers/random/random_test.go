@@ -68,11 +68,20 @@ func TestLedgerNeverHoldsSecret(t *testing.T) {
 	if bytes.Contains(b, []byte(raw)) || bytes.Contains(logs.Bytes(), []byte(raw)) {
 		t.Fatal("secret value written to the ledger or the log")
 	}
-	var f ledgerFile
-	if err := json.Unmarshal(b, &f); err != nil {
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(lines) != 3 || lines[0] != `{"version":2}` {
+		t.Fatalf("ledger = %s, want a header, a mint and a revoke line", b)
+	}
+	for _, l := range lines {
+		if !json.Valid([]byte(l)) {
+			t.Fatalf("ledger line %q is not JSON", l)
+		}
+	}
+	got, err := ReadLedger(path)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if len(f.Credentials) != 1 || f.Credentials[0].Fingerprint != m.Secret.Fingerprint() {
+	if len(got) != 1 || got[0].Fingerprint != m.Secret.Fingerprint() || got[0].RevokedAt.IsZero() {
 		t.Fatalf("ledger = %s", b)
 	}
 	for _, field := range []string{`"id"`, `"key"`, `"name"`, `"fingerprint"`, `"created_at"`, `"revoked_at"`} {

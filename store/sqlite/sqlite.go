@@ -52,6 +52,7 @@ const filePragmas = "_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=
 var Dialect = sqlstore.Dialect{
 	Name:              "sqlite",
 	LocalWriteLock:    true,
+	IndexHints:        true,
 	IsUniqueViolation: isUniqueViolation,
 }
 

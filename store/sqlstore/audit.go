@@ -37,7 +37,7 @@ func (s *Store) AuditHead(ctx context.Context) (seq int64, hash string, err erro
 // queues here, so sequence numbers and hashes never fork.
 func (s *Store) lockHead(ctx context.Context, tx *sql.Tx) (auditHead, error) {
 	var h auditHead
-	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`+s.d.LockRow).Scan(&h.seq, &h.hash)
+	err := s.txQueryRow(ctx, tx, `SELECT seq, hash FROM audit_head WHERE id = 1`+s.d.LockRow).Scan(&h.seq, &h.hash)
 	if err != nil {
 		return h, fmt.Errorf("read audit head: %w", err)
 	}
@@ -45,18 +45,13 @@ func (s *Store) lockHead(ctx context.Context, tx *sql.Tx) (auditHead, error) {
 }
 
 // appendAudit chains evs after head, inserts them and moves the head. It
-// returns the events as stored, with Seq, PrevHash and Hash set.
+// returns the events as stored, with Seq, PrevHash and Hash set. The events
+// go in multi-row INSERTs (a commit carries one to a few): one statement,
+// prepared once per arity, instead of one per event.
 func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, head auditHead, evs []rotator.AuditEvent) ([]rotator.AuditEvent, error) {
 	if len(evs) == 0 {
 		return nil, nil
 	}
-	stmt, err := tx.PrepareContext(ctx, s.q(`INSERT INTO audit_events
-		(seq, at, rotation_id, key, actor, action, phase, detail, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
-	if err != nil {
-		return nil, fmt.Errorf("append audit: %w", err)
-	}
-	defer stmt.Close()
 	out := make([]rotator.AuditEvent, len(evs))
 	for i, ev := range evs {
 		if err := checkTime("audit event time", ev.At); err != nil {
@@ -65,18 +60,27 @@ func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, head auditHead, evs
 		ev = cleanEvent(ev)
 		ev.Seq, ev.PrevHash = head.seq+1, head.hash
 		ev.Hash = s.auditKeys.Seal(ev.PrevHash, ev)
-		if _, err := stmt.ExecContext(ctx, ev.Seq, TimeText(ev.At), ev.RotationID, ev.Key, ev.Actor, ev.Action,
-			string(ev.Phase), rotator.MarshalDetail(ev.Detail), ev.PrevHash, ev.Hash); err != nil {
-			return nil, fmt.Errorf("append audit event %d: %w", ev.Seq, err)
-		}
 		head = auditHead{seq: ev.Seq, hash: ev.Hash}
 		out[i] = ev
+	}
+	for from := 0; from < len(out); from += maxRowsPerInsert {
+		chunk := out[from:min(from+maxRowsPerInsert, len(out))]
+		args := make([]any, 0, 10*len(chunk))
+		for _, ev := range chunk {
+			args = append(args, ev.Seq, TimeText(ev.At), ev.RotationID, ev.Key, ev.Actor, ev.Action,
+				string(ev.Phase), rotator.MarshalDetail(ev.Detail), ev.PrevHash, ev.Hash)
+		}
+		if _, err := s.txExec(ctx, tx, insertAudit[len(chunk)], args...); err != nil {
+			return nil, fmt.Errorf("append audit events %d-%d: %w", chunk[0].Seq, chunk[len(chunk)-1].Seq, err)
+		}
 	}
 	if _, err := s.txExec(ctx, tx, (`UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`), head.seq, head.hash); err != nil {
 		return nil, fmt.Errorf("move audit head: %w", err)
 	}
 	return out, nil
 }
+
+var insertAudit = multiRowInsert(`INSERT INTO audit_events (`+auditColumns+`) VALUES `, 10, "")
 
 // cleanEvent makes every string of ev storable byte for byte, so that the
 // hash computed now is the one recomputed from the stored row.

@@ -4,39 +4,58 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 
 	"github.com/rekeyhq/rekey/rotator"
 )
 
 const credentialColumns = `key, generation, name, issuer_id, fingerprint, state, rotation_id, created_at, revoked_at`
 
-// upsertCredentials writes creds by (key, generation). Credentials carry no
-// secret, only the issuer's id and the SHA-256 fingerprint.
+// upsertCredentials writes creds by (key, generation), in one multi-row
+// upsert per chunk. A commit may carry the same generation twice (an intent,
+// then the minted credential): the last one wins, as it would row by row
+// (PostgreSQL refuses to update one row twice in a statement). Credentials
+// carry no secret, only the issuer's id and the SHA-256 fingerprint.
 func (s *Store) upsertCredentials(ctx context.Context, tx *sql.Tx, creds []*rotator.Credential) error {
 	if len(creds) == 0 {
 		return nil
 	}
-	stmt, err := tx.PrepareContext(ctx, s.q(`INSERT INTO credentials (`+credentialColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (key, generation) DO UPDATE SET
-			name = excluded.name, issuer_id = excluded.issuer_id, fingerprint = excluded.fingerprint,
-			state = excluded.state, rotation_id = excluded.rotation_id,
-			created_at = excluded.created_at, revoked_at = excluded.revoked_at`))
-	if err != nil {
-		return fmt.Errorf("upsert credentials: %w", err)
+	type kg struct {
+		key string
+		gen int
 	}
-	defer stmt.Close()
-	for _, c := range creds {
+	last := make(map[kg]int, len(creds))
+	for i, c := range creds {
 		if c == nil || c.Key == "" {
 			return fmt.Errorf("upsert credentials: a credential with a key is required")
 		}
-		if _, err := stmt.ExecContext(ctx, clean(c.Key), c.Generation, clean(c.Name), clean(c.IssuerID),
-			clean(c.Fingerprint), clean(string(c.State)), clean(c.RotationID), TimeText(c.CreatedAt), TimeText(c.RevokedAt)); err != nil {
-			return fmt.Errorf("upsert credential %s generation %d: %w", c.Key, c.Generation, err)
+		last[kg{c.Key, c.Generation}] = i
+	}
+	rows := make([]*rotator.Credential, 0, len(last))
+	for i, c := range creds {
+		if last[kg{c.Key, c.Generation}] == i {
+			rows = append(rows, c)
+		}
+	}
+	for from := 0; from < len(rows); from += maxRowsPerInsert {
+		chunk := rows[from:min(from+maxRowsPerInsert, len(rows))]
+		args := make([]any, 0, 9*len(chunk))
+		for _, c := range chunk {
+			args = append(args, clean(c.Key), c.Generation, clean(c.Name), clean(c.IssuerID),
+				clean(c.Fingerprint), clean(string(c.State)), clean(c.RotationID), TimeText(c.CreatedAt), TimeText(c.RevokedAt))
+		}
+		if _, err := s.txExec(ctx, tx, upsertCredential[len(chunk)], args...); err != nil {
+			return fmt.Errorf("upsert credential %s generation %d: %w", chunk[0].Key, chunk[0].Generation, err)
 		}
 	}
 	return nil
 }
+
+var upsertCredential = multiRowInsert(`INSERT INTO credentials (`+credentialColumns+`) VALUES `, 9, `
+		ON CONFLICT (key, generation) DO UPDATE SET
+			name = excluded.name, issuer_id = excluded.issuer_id, fingerprint = excluded.fingerprint,
+			state = excluded.state, rotation_id = excluded.rotation_id,
+			created_at = excluded.created_at, revoked_at = excluded.revoked_at`)
 
 func scanCredential(sc scanner) (*rotator.Credential, error) {
 	var c rotator.Credential
@@ -50,6 +69,28 @@ func scanCredential(sc scanner) (*rotator.Credential, error) {
 // Credentials returns every generation of key, oldest first.
 func (s *Store) Credentials(ctx context.Context, key string) ([]*rotator.Credential, error) {
 	cs, err := s.queryCredentials(ctx, `SELECT `+credentialColumns+` FROM credentials WHERE key = ? ORDER BY generation`, key)
+	if err != nil {
+		return nil, s.errorf("credentials of key %s: %w", key, err)
+	}
+	return cs, nil
+}
+
+// WorkingCredentials returns the credentials of key that are not revoked,
+// those of the given generations and the highest generation, oldest first:
+// what a rotation works on, read through the credentials_live partial index
+// and the (key, generation) key, so that its cost does not grow with the
+// key's history. Implements rotator.WorkingSetStore.
+func (s *Store) WorkingCredentials(ctx context.Context, key string, generations ...int) ([]*rotator.Credential, error) {
+	args := []any{key, key}
+	for _, g := range generations {
+		args = append(args, g)
+	}
+	args = append(args, key)
+	cs, err := s.queryCredentials(ctx, `SELECT `+credentialColumns+` FROM credentials`+s.d.indexedBy("credentials_live")+` WHERE key = ? AND state <> 'revoked'
+		UNION
+		SELECT `+credentialColumns+` FROM credentials WHERE key = ? AND generation IN (`+strings.Repeat("?, ", len(generations))+`
+			(SELECT MAX(generation) FROM credentials WHERE key = ?))
+		ORDER BY generation`, args...)
 	if err != nil {
 		return nil, s.errorf("credentials of key %s: %w", key, err)
 	}

@@ -27,6 +27,10 @@ type Dialect struct {
 	// (PostgreSQL: a transaction-scoped advisory lock). SQLite needs none:
 	// its write transactions are exclusive.
 	MigrationLock string
+	// IndexHints lets a query name the index that serves it (SQLite's
+	// INDEXED BY): a planner without statistics otherwise prefers a unique
+	// index over a partial one that reads a fraction of the rows.
+	IndexHints bool
 	// LocalWriteLock serializes this process's write transactions on a
 	// Go-side lock before they reach the database. For SQLite it turns
 	// in-process contention into a queue instead of busy-timeout polling;
@@ -35,6 +39,14 @@ type Dialect struct {
 	// IsUniqueViolation reports whether err is a unique-constraint
 	// violation (SQLite extended codes 1555/2067, PostgreSQL SQLSTATE 23505).
 	IsUniqueViolation func(error) bool
+}
+
+// indexedBy returns the hint that makes the dialect use index, or "".
+func (d Dialect) indexedBy(index string) string {
+	if !d.IndexHints {
+		return ""
+	}
+	return " INDEXED BY " + index
 }
 
 // Rebind rewrites the ? placeholders of query for the dialect. Question marks

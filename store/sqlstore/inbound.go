@@ -9,14 +9,22 @@ import (
 	"github.com/rekeyhq/rekey/rotator"
 )
 
+const (
+	qInboundInsert = `INSERT INTO inbound_events (id, kind, payload, received_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
+	qInboundRead   = `SELECT id, kind, payload, received_at, processed_at, result FROM inbound_events WHERE id = ?`
+	qInboundFinish = `UPDATE inbound_events SET processed_at = ?, result = ? WHERE id = ?`
+	qReplayRead    = `SELECT until FROM replay_guard WHERE namespace = ? AND id = ?`
+	qReplayExpire  = `DELETE FROM replay_guard WHERE until < ?`
+	qReplayInsert  = `INSERT INTO replay_guard (namespace, id, until) VALUES (?, ?, ?) ON CONFLICT (namespace, id) DO UPDATE SET until = excluded.until`
+)
+
 // RecordInbound inserts ev unless an event with its id exists, in which case
 // it returns the stored one. Implements rotator.InboundStore.
 func (s *Store) RecordInbound(ctx context.Context, ev rotator.InboundEvent) (bool, rotator.InboundEvent, error) {
 	var inserted bool
 	var stored rotator.InboundEvent
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := s.txExec(ctx, tx, (`INSERT INTO inbound_events (id, kind, payload, received_at) VALUES (?, ?, ?, ?)
-			ON CONFLICT (id) DO NOTHING`), clean(ev.ID), clean(ev.Kind), clean(ev.Payload), TimeText(ev.ReceivedAt))
+		res, err := s.txExec(ctx, tx, qInboundInsert, clean(ev.ID), clean(ev.Kind), clean(ev.Payload), TimeText(ev.ReceivedAt))
 		if err != nil {
 			return err
 		}
@@ -28,7 +36,7 @@ func (s *Store) RecordInbound(ctx context.Context, ev rotator.InboundEvent) (boo
 			inserted, stored = true, ev
 			return nil
 		}
-		return s.txQueryRow(ctx, tx, (`SELECT id, kind, payload, received_at, processed_at, result FROM inbound_events WHERE id = ?`), ev.ID).
+		return s.txQueryRow(ctx, tx, qInboundRead, ev.ID).
 			Scan(&stored.ID, &stored.Kind, &stored.Payload, timeCol{&stored.ReceivedAt}, timeCol{&stored.ProcessedAt}, &stored.Result)
 	})
 	if err != nil {
@@ -39,8 +47,7 @@ func (s *Store) RecordInbound(ctx context.Context, ev rotator.InboundEvent) (boo
 
 // PendingInbound lists events not processed yet, oldest first.
 func (s *Store) PendingInbound(ctx context.Context, n int) ([]rotator.InboundEvent, error) {
-	rows, err := s.query(ctx, (`SELECT id, kind, payload, received_at, processed_at, result FROM inbound_events
-		WHERE processed_at = '' ORDER BY received_at, id` + limit(n)))
+	rows, err := s.query(ctx, qInboundPending+limit(n))
 	if err != nil {
 		return nil, s.errorf("pending inbound events: %w", err)
 	}
@@ -59,7 +66,7 @@ func (s *Store) PendingInbound(ctx context.Context, n int) ([]rotator.InboundEve
 // FinishInbound marks an event processed with its result.
 func (s *Store) FinishInbound(ctx context.Context, id string, at time.Time, result string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		_, err := s.txExec(ctx, tx, (`UPDATE inbound_events SET processed_at = ?, result = ? WHERE id = ?`), TimeText(at), clean(result), id)
+		_, err := s.txExec(ctx, tx, qInboundFinish, TimeText(at), clean(result), id)
 		if err != nil {
 			return s.errorf("finish inbound event %s: %w", id, err)
 		}
@@ -75,7 +82,7 @@ func (s *Store) Seen(ctx context.Context, namespace, id string, until time.Time)
 	var replay bool
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var old string
-		err := s.txQueryRow(ctx, tx, (`SELECT until FROM replay_guard WHERE namespace = ? AND id = ?`), namespace, id).Scan(&old)
+		err := s.txQueryRow(ctx, tx, qReplayRead, namespace, id).Scan(&old)
 		switch {
 		case err == nil && old > now:
 			replay = true
@@ -83,11 +90,10 @@ func (s *Store) Seen(ctx context.Context, namespace, id string, until time.Time)
 		case err != nil && !errors.Is(err, sql.ErrNoRows):
 			return err
 		}
-		if _, err := s.txExec(ctx, tx, (`DELETE FROM replay_guard WHERE until < ?`), now); err != nil {
+		if _, err := s.txExec(ctx, tx, qReplayExpire, now); err != nil {
 			return err
 		}
-		_, err = s.txExec(ctx, tx, (`INSERT INTO replay_guard (namespace, id, until) VALUES (?, ?, ?)
-			ON CONFLICT (namespace, id) DO UPDATE SET until = excluded.until`), clean(namespace), clean(id), TimeText(until))
+		_, err = s.txExec(ctx, tx, qReplayInsert, clean(namespace), clean(id), TimeText(until))
 		return err
 	})
 	if err != nil {

@@ -225,6 +225,15 @@ var migrations = []migration{
 	{version: 11, name: "what an active rotation waits for", statements: []string{
 		`ALTER TABLE rotations ADD COLUMN waiting TEXT NOT NULL DEFAULT ''`,
 	}},
+	{version: 13, name: "live credentials and failed notifications indexes", statements: []string{
+		// A rotation reads the credentials of its key that are still live
+		// (WorkingCredentials): served by this index, the read costs the
+		// same after ten or ten thousand rotations of the key.
+		`CREATE INDEX credentials_live ON credentials (key, generation) WHERE state <> 'revoked'`,
+		// Retention's second outbox query (notifications given up on): the
+		// last one a full scan served.
+		`CREATE INDEX outbox_failed ON outbox (next_attempt_at) WHERE failed = 1`,
+	}},
 }
 
 // MigrationCount is how many migrations this build knows (versions may

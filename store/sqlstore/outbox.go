@@ -10,43 +10,112 @@ import (
 	"github.com/rekeyhq/rekey/rotator"
 )
 
+// The queries over the tables that grow with use. Each is served by an
+// index (TestGrowingTablesUseIndexes, on SQLite and PostgreSQL), so that
+// its cost does not grow with the history the tables keep until retention
+// prunes it.
+const (
+	qOutboxLast      = `SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE notifier = ?`
+	qOutboxDue       = `SELECT id, event, attempts FROM outbox WHERE notifier = ? AND delivered_at = '' AND failed = 0 AND next_attempt_at <= ? ORDER BY lane, seq`
+	qOutboxClaim     = `UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND delivered_at = '' AND failed = 0 AND next_attempt_at <= ?`
+	qOutboxDelivered = `UPDATE outbox SET delivered_at = ? WHERE id = ?`
+	qOutboxRelease   = `UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND delivered_at = '' AND failed = 0`
+	qOutboxRetry     = `UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ?, failed = ? WHERE id = ?`
+	qOutboxBacklog   = `SELECT COUNT(*), MIN(created_at) FROM outbox WHERE delivered_at = '' AND failed = 0`
+	qPruneDelivered  = `DELETE FROM outbox WHERE delivered_at <> '' AND delivered_at < ?`
+	qPruneFailed     = `DELETE FROM outbox WHERE failed = 1 AND next_attempt_at < ?`
+	qPruneInbound    = `DELETE FROM inbound_events WHERE processed_at <> '' AND processed_at < ?`
+	qInboundPending  = `SELECT id, kind, payload, received_at, processed_at, result FROM inbound_events WHERE processed_at = '' ORDER BY received_at, id`
+)
+
+// NamedQuery is a query with sample arguments, for plan checks.
+type NamedQuery struct {
+	Name string
+	SQL  string // with ? placeholders (Rebind for the dialect)
+	Args []any
+}
+
+// GrowingTableQueries returns every query over the outbox and the inbound
+// events, as the store runs them, with sample arguments: tests check with
+// the database's EXPLAIN that an index serves each one.
+func GrowingTableQueries() []NamedQuery {
+	t := TimeText(time.Now())
+	return []NamedQuery{
+		{"outbox last seq", qOutboxLast, []any{"log"}},
+		{"outbox insert", insertOutbox[2], []any{"log/a", "log", 1, 0, "{}", t, t, "log/b", "log", 2, 1, "{}", t, t}},
+		{"outbox due", qOutboxDue + limit(16), []any{"log", t}},
+		{"outbox claim", qOutboxClaim, []any{t, "log/a", t}},
+		{"outbox delivered", qOutboxDelivered, []any{t, "log/a"}},
+		{"outbox release", qOutboxRelease, []any{t, "log/a"}},
+		{"outbox retry", qOutboxRetry, []any{1, t, "err", 0, "log/a"}},
+		{"outbox backlog", qOutboxBacklog, nil},
+		{"prune delivered", qPruneDelivered, []any{t}},
+		{"prune failed", qPruneFailed, []any{t}},
+		{"prune inbound", qPruneInbound, []any{t}},
+		{"inbound pending", qInboundPending + limit(100), nil},
+		{"inbound record", qInboundInsert, []any{"ev-1", "exposure", "{}", t}},
+		{"inbound read", qInboundRead, []any{"ev-1"}},
+		{"inbound finish", qInboundFinish, []any{t, "{}", "ev-1"}},
+		{"replay read", qReplayRead, []any{"exposure", "msg-1"}},
+		{"replay expire", qReplayExpire, []any{t}},
+		{"replay insert", qReplayInsert, []any{"exposure", "msg-1", t}},
+	}
+}
+
 // enqueue writes outbox rows inside a commit, each after the last of its
-// notifier's queue (the (notifier, seq) index serves the look-up).
+// notifier's queue (the (notifier, seq) index serves the MAX look-up, once
+// per notifier), in multi-row INSERTs.
 func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, rows []rotator.Notification) error {
 	if len(rows) == 0 {
 		return nil
 	}
 	next := map[string]int64{}
-	for _, n := range rows {
-		b, err := json.Marshal(n.Event)
+	args := make([]any, 0, 7*min(len(rows), maxRowsPerInsert))
+	n := 0
+	flush := func() error {
+		if n == 0 {
+			return nil
+		}
+		if _, err := s.txExec(ctx, tx, insertOutbox[n], args...); err != nil {
+			return fmt.Errorf("outbox: enqueue: %w", err)
+		}
+		args, n = args[:0], 0
+		return nil
+	}
+	for _, r := range rows {
+		b, err := json.Marshal(r.Event)
 		if err != nil {
 			return fmt.Errorf("outbox: encode event: %w", err)
 		}
-		seq, ok := next[n.Notifier]
+		seq, ok := next[r.Notifier]
 		if !ok {
-			if err := s.txQueryRow(ctx, tx, (`SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE notifier = ?`), n.Notifier).Scan(&seq); err != nil {
+			if err := s.txQueryRow(ctx, tx, qOutboxLast, r.Notifier).Scan(&seq); err != nil {
 				return fmt.Errorf("outbox: %w", err)
 			}
 		}
 		seq++
-		next[n.Notifier] = seq
+		next[r.Notifier] = seq
 		// Due from the event's time, on the engine's clock.
 		now := TimeText(time.Now())
-		if !n.Event.At.IsZero() {
-			now = TimeText(n.Event.At)
+		if !r.Event.At.IsZero() {
+			now = TimeText(r.Event.At)
 		}
-		if _, err := s.txExec(ctx, tx, (`INSERT INTO outbox (id, notifier, seq, lane, event, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (id) DO NOTHING`), clean(n.Notifier+"/"+n.Event.ID), clean(n.Notifier), seq, n.Lane, clean(string(b)), now, now); err != nil {
-			return fmt.Errorf("outbox: enqueue: %w", err)
+		args = append(args, clean(r.Notifier+"/"+r.Event.ID), clean(r.Notifier), seq, r.Lane, clean(string(b)), now, now)
+		if n++; n == maxRowsPerInsert {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
 	}
-	return nil
+	return flush()
 }
+
+var insertOutbox = multiRowInsert(`INSERT INTO outbox (id, notifier, seq, lane, event, created_at, next_attempt_at) VALUES `, 7,
+	` ON CONFLICT (id) DO NOTHING`)
 
 // DueOutbox lists a notifier's pending items in order.
 func (s *Store) DueOutbox(ctx context.Context, notifier string, now time.Time, n int) ([]rotator.OutboxItem, error) {
-	rows, err := s.query(ctx, (`SELECT id, event, attempts FROM outbox
-		WHERE notifier = ? AND delivered_at = '' AND failed = 0 AND next_attempt_at <= ? ORDER BY lane, seq` + limit(n)), notifier, TimeText(now))
+	rows, err := s.query(ctx, qOutboxDue+limit(n), notifier, TimeText(now))
 	if err != nil {
 		return nil, s.errorf("outbox: due: %w", err)
 	}
@@ -71,8 +140,7 @@ func (s *Store) DueOutbox(ctx context.Context, notifier string, now time.Time, n
 func (s *Store) ClaimOutbox(ctx context.Context, id string, now, until time.Time) (bool, error) {
 	var ok bool
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := s.txExec(ctx, tx, (`UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND delivered_at = '' AND failed = 0 AND next_attempt_at <= ?`),
-			TimeText(until), id, TimeText(now))
+		res, err := s.txExec(ctx, tx, qOutboxClaim, TimeText(until), id, TimeText(now))
 		if err != nil {
 			return err
 		}
@@ -83,10 +151,62 @@ func (s *Store) ClaimOutbox(ctx context.Context, id string, now, until time.Time
 	return ok, err
 }
 
+// ClaimOutboxBatch claims the items of ids in order, in one transaction,
+// and stops at the first that is no longer due. Implements
+// rotator.BatchOutbox.
+func (s *Store) ClaimOutboxBatch(ctx context.Context, ids []string, now, until time.Time) (int, error) {
+	var claimed int
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		claimed = 0
+		for _, id := range ids {
+			res, err := s.txExec(ctx, tx, qOutboxClaim, TimeText(until), id, TimeText(now))
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil || n != 1 {
+				return err
+			}
+			claimed++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, s.errorf("outbox: claim: %w", err)
+	}
+	return claimed, nil
+}
+
+// MarkDeliveredBatch records the delivery of ids in one transaction.
+func (s *Store) MarkDeliveredBatch(ctx context.Context, ids []string, at time.Time) error {
+	return s.updateEach(ctx, qOutboxDelivered, ids, TimeText(at))
+}
+
+// ReleaseOutbox makes claimed, undelivered items due again at `at`.
+func (s *Store) ReleaseOutbox(ctx context.Context, ids []string, at time.Time) error {
+	return s.updateEach(ctx, qOutboxRelease, ids, TimeText(at))
+}
+
+// updateEach runs query (arguments: value, id) for every id in one
+// transaction.
+func (s *Store) updateEach(ctx context.Context, query string, ids []string, value string) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		for _, id := range ids {
+			if _, err := s.txExec(ctx, tx, query, value, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return s.errorf("outbox: %w", err)
+	}
+	return nil
+}
+
 // MarkDelivered records a delivery.
 func (s *Store) MarkDelivered(ctx context.Context, id string, at time.Time) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		_, err := s.txExec(ctx, tx, (`UPDATE outbox SET delivered_at = ? WHERE id = ?`), TimeText(at), id)
+		_, err := s.txExec(ctx, tx, qOutboxDelivered, TimeText(at), id)
 		return err
 	})
 }
@@ -98,8 +218,7 @@ func (s *Store) MarkRetry(ctx context.Context, id string, attempts int, next tim
 		f = 1
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
-		_, err := s.txExec(ctx, tx, (`UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ?, failed = ? WHERE id = ?`),
-			attempts, TimeText(next), clean(lastError), f, id)
+		_, err := s.txExec(ctx, tx, qOutboxRetry, attempts, TimeText(next), clean(lastError), f, id)
 		return err
 	})
 }
@@ -115,9 +234,9 @@ func (s *Store) Prune(ctx context.Context, outboxBefore, inboundBefore time.Time
 			sql    string
 			before time.Time
 		}{
-			{`DELETE FROM outbox WHERE delivered_at <> '' AND delivered_at < ?`, outboxBefore},
-			{`DELETE FROM outbox WHERE failed = 1 AND next_attempt_at < ?`, outboxBefore},
-			{`DELETE FROM inbound_events WHERE processed_at <> '' AND processed_at < ?`, inboundBefore},
+			{qPruneDelivered, outboxBefore},
+			{qPruneFailed, outboxBefore},
+			{qPruneInbound, inboundBefore},
 		} {
 			if q.before.IsZero() {
 				continue
@@ -142,7 +261,7 @@ func (s *Store) Prune(ctx context.Context, outboxBefore, inboundBefore time.Time
 func (s *Store) OutboxBacklog(ctx context.Context) (int, time.Time, error) {
 	var n int
 	var oldest sql.NullString
-	err := s.queryRow(ctx, `SELECT COUNT(*), MIN(created_at) FROM outbox WHERE delivered_at = '' AND failed = 0`).Scan(&n, &oldest)
+	err := s.queryRow(ctx, qOutboxBacklog).Scan(&n, &oldest)
 	if err != nil {
 		return 0, time.Time{}, s.errorf("outbox backlog: %w", err)
 	}
@@ -157,4 +276,5 @@ var (
 	_ rotator.OutboxStats = (*Store)(nil)
 	_ rotator.Outbox      = (*Store)(nil)
 	_ rotator.Pruner      = (*Store)(nil)
+	_ rotator.BatchOutbox = (*Store)(nil)
 )

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"strings"
 	"sync"
 )
 
@@ -91,4 +92,20 @@ func (s *Store) txQueryRow(ctx context.Context, tx *sql.Tx, query string, args .
 		return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 	}
 	return tx.QueryRowContext(ctx, q, args...)
+}
+
+// maxRowsPerInsert bounds the rows of one multi-row INSERT (SQLite allows
+// 32766 parameters; a commit rarely carries more than a few rows).
+const maxRowsPerInsert = 32
+
+// multiRowInsert returns, for every n in 1..maxRowsPerInsert, the statement
+// head + n tuples of cols placeholders + tail: a fixed set of query texts,
+// so that each arity is prepared once.
+func multiRowInsert(head string, cols int, tail string) []string {
+	tuple := "(?" + strings.Repeat(", ?", cols-1) + ")"
+	out := make([]string, maxRowsPerInsert+1)
+	for n := 1; n <= maxRowsPerInsert; n++ {
+		out[n] = head + tuple + strings.Repeat(", "+tuple, n-1) + tail
+	}
+	return out
 }

@@ -187,3 +187,60 @@ func testAdapterState(t *testing.T, s rotator.Store) {
 		}
 	}
 }
+
+// testWorkingCredentials: a rotation reads the live credentials of its
+// key, the generations it names and the highest one — not the history —
+// and one commit may carry the same generation twice (the intent, then the
+// minted credential): the last one is stored.
+func testWorkingCredentials(t *testing.T, s rotator.Store) {
+	ctx := ctxFor(t)
+	w, ok := s.(rotator.WorkingSetStore)
+	if !ok {
+		t.Fatalf("%T does not implement rotator.WorkingSetStore", s)
+	}
+	create(t, s, newRotation("rot-k", "k"))
+	var all []*rotator.Credential
+	for gen, state := range map[int]rotator.CredentialState{1: rotator.CredRevoked, 2: rotator.CredRevoked, 3: rotator.CredRevoked,
+		4: rotator.CredPrevious, 5: rotator.CredCurrent} {
+		all = append(all, cred("k", gen, state), cred("other", gen, rotator.CredRevoked))
+	}
+	intent := &rotator.Credential{Key: "k", Generation: 6, Name: "k-v6", State: rotator.CredPending, RotationID: "rot-k", CreatedAt: base}
+	minted := cred("k", 6, rotator.CredPending)
+	save(t, s, rotator.Commit{Credentials: append(all, intent, minted)})
+	gens := func(cs []*rotator.Credential) []int {
+		var out []int
+		for _, c := range cs {
+			out = append(out, c.Generation)
+		}
+		return out
+	}
+	tests := map[string]struct {
+		key  string
+		ask  []int
+		want []int
+	}{
+		"live and asked":     {key: "k", ask: []int{2, 0, 0}, want: []int{2, 4, 5, 6}},
+		"live only":          {key: "k", want: []int{4, 5, 6}},
+		"all revoked: last":  {key: "other", want: []int{5}},
+		"all revoked, asked": {key: "other", ask: []int{1, 3}, want: []int{1, 3, 5}},
+		"unknown key":        {key: "nope", ask: []int{1}, want: nil},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := w.WorkingCredentials(ctx, tc.key, tc.ask...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(gens(got), tc.want) {
+				t.Fatalf("generations %v, want %v", gens(got), tc.want)
+			}
+		})
+	}
+	got, err := w.WorkingCredentials(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := got[len(got)-1]; !reflect.DeepEqual(last, minted) {
+		t.Fatalf("generation 6 = %s, want the minted one %s", show([]*rotator.Credential{last}), show([]*rotator.Credential{minted}))
+	}
+}

@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) rotator.Store) {
 		"Lease":                   testLease,
 		"ConcurrentLease":         func(t *testing.T, s rotator.Store) { concurrentLease(t, s, s) },
 		"CredentialsUpsert":       testCredentialsUpsert,
+		"WorkingCredentials":      testWorkingCredentials,
 		"Approvals":               testApprovals,
 		"AuditFilters":            testAuditFilters,
 		"AuditConcurrentAppends":  func(t *testing.T, s rotator.Store) { concurrentAudit(t, s, s) },
