@@ -95,7 +95,8 @@ func TestMetricsFromCommitsCallsAndStore(t *testing.T) {
 	e.key.Approval = rotator.ApprovalPolicy{Gates: []rotator.Gate{rotator.GateStart}, Approvers: []string{"bob"}}
 	e.trigger(rotator.TriggerManual, "")
 	e.engine.RunOnce(e.ctx) // holds for approval
-	e.engine.RunOnce(e.ctx) // housekeeping reads it back
+	e.clock.Advance(2 * time.Second)
+	e.engine.RunOnce(e.ctx) // housekeeping reads it back (at most once a second)
 	wantMetric(t, reg, "rekey_rotations_active", map[string]string{"phase": "awaiting_approval", "waiting": "approval"}, 1)
 	wantMetric(t, reg, "rekey_approvals_pending", map[string]string{"gate": "start"}, 1)
 	wantMetric(t, reg, "rekey_approvals_pending", map[string]string{"gate": "revoke"}, 0)
@@ -123,8 +124,9 @@ func TestMetricsWithoutKeyLabel(t *testing.T) {
 	e.iss.mint = func(rotator.MintRequest) error { return rotator.HTTPStatusError("fake issuer", 503, "unavailable") }
 	e.trigger(rotator.TriggerManual, "")
 	e.engine.RunOnce(e.ctx)
-	e.engine.RunOnce(e.ctx)
 	wantMetric(t, reg, "rekey_issuer_call_duration_seconds", map[string]string{"issuer": "fake", "op": "mint", "result": "transient"}, 1)
+	e.clock.Advance(2 * time.Second) // the gauges are read at most once a second
+	e.engine.RunOnce(e.ctx)
 	wantMetric(t, reg, "rekey_rotations_active", map[string]string{"phase": "minting", "waiting": "retry_backoff"}, 1)
 	if _, ok := metric(t, reg, "rekey_key_age_seconds", map[string]string{"key": "api"}); ok {
 		t.Error("rekey_key_age_seconds exported with metrics_per_key off")

@@ -52,7 +52,7 @@ func (e *Engine) PlanFrom(ctx context.Context, states map[string]KeyState, now t
 	for _, name := range e.keyOrder {
 		it := e.planKey(e.keys[name], states[name], now, decom[name])
 		if states[name].Active == nil {
-			e.flagLingering(ctx, e.keys[name], &it)
+			flagLingering(e.keys[name], states[name].Previous, &it)
 		}
 		out = append(out, it)
 	}
@@ -61,20 +61,12 @@ func (e *Engine) PlanFrom(ctx context.Context, states map[string]KeyState, now t
 
 // flagLingering adds the key's live previous generations to its plan item,
 // each with what would revoke it.
-func (e *Engine) flagLingering(ctx context.Context, k *Key, it *PlanItem) {
-	creds, err := e.store.Credentials(ctx, k.Name)
-	if err != nil {
-		it.Warnings = append(it.Warnings, "could not read its credentials: "+err.Error())
-		return
-	}
+func flagLingering(k *Key, previous []*Credential, it *PlanItem) {
 	by := "nothing revokes it on its own: report it as exposed, decommission the key, or configure policies.unauthorized to revoke it once it is used"
 	if w := k.Unauthorized; w != nil {
 		by = fmt.Sprintf("policies.unauthorized revokes it at once when %s shows it in use (query %q)", w.SourceName, w.Query)
 	}
-	for _, c := range creds {
-		if c.State != CredPrevious {
-			continue
-		}
+	for _, c := range previous {
 		it.Lingering = append(it.Lingering, Lingering{Generation: c.Generation, Name: c.Name, Since: c.CreatedAt, RevokedBy: by})
 		it.Warnings = append(it.Warnings, fmt.Sprintf("generation %d (%s) is still live beside the current one; %s", c.Generation, c.Name, by))
 	}

@@ -83,6 +83,10 @@ type KeyState struct {
 	Key     string
 	Current *Credential
 	Active  *Rotation
+	// Previous are the key's live generations beside the current one
+	// (state previous): after a rotation they normally last until its
+	// revoke; plan and status flag one that lingers.
+	Previous []*Credential
 }
 
 // Store persists rotations, credentials, approvals and the audit trail. It
