@@ -52,7 +52,7 @@ func TestWaitingIsVisible(t *testing.T) {
 	d := w.start()
 	defer d.stop()
 	w.bootstrap("api")
-	out, code := w.cli("", "rotate", "--as", "alice", "api")
+	out, code := w.cli("", "rotate", "api")
 	if code != 0 || strings.Contains(out, "awaiting_approval") {
 		t.Fatalf("rotate (no approval gate): exit %d: %s", code, out)
 	}
@@ -69,7 +69,7 @@ func TestWaitingIsVisible(t *testing.T) {
 	if !strings.Contains(list, "traffic_error") || !strings.Contains(list, "next") {
 		t.Fatalf("rotations lacks the WAITING reason and countdown:\n%s", list)
 	}
-	if out, code := w.cli("", "cancel", "--as", "alice", id); code != 0 {
+	if out, code := w.cli("", "cancel", id); code != 0 {
 		t.Fatalf("cancel: exit %d: %s", code, out)
 	}
 	wv = w.waitingFor(id, "rolling_back", 20*time.Second)
