@@ -67,6 +67,7 @@ type Store interface {
 	rotator.ReplayGuard
 	rotator.Outbox
 	rotator.ConsumerStore
+	rotator.TotalsStore
 	VerifyAudit(ctx context.Context) ([]rotator.AuditProblem, error)
 	SetAuditKeys(k rotator.AuditKeys)
 	AuditHead(ctx context.Context) (seq int64, hash string, err error)

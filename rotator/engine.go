@@ -142,6 +142,11 @@ func New(o Options) (*Engine, error) {
 	if e.metrics == nil {
 		e.metrics = NewMetrics(nil)
 	}
+	if ts, ok := o.Store.(TotalsStore); ok {
+		e.metrics.counts.attach(ts, e.clock, e.log)
+	} else {
+		e.log.Warn("the store cannot count what happened to keys: rekey_credentials_*_total, rekey_rotations_total and rekey_watch_alerts_total are not exported")
+	}
 	if e.conc <= 0 {
 		e.conc = 4
 	}

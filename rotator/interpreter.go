@@ -35,10 +35,7 @@ type pending struct {
 	entered []Phase
 	spent   []phaseSpent
 	hint    *waitHint
-	// minted and revoked count credentials this commit mints or revokes
-	// (applied to the metrics once it is committed).
-	minted, revoked int
-	dirty           bool
+	dirty   bool
 }
 
 type phaseSpent struct {
@@ -163,13 +160,6 @@ func (d *driver) record(o outcome, actor string) {
 		d.buf.creds = append(d.buf.creds, o.creds...)
 		d.buf.dirty = true
 		for _, c := range o.creds {
-			old := d.creds[c.Generation]
-			if c.Minted() && (old == nil || !old.Minted()) {
-				d.buf.minted++
-			}
-			if c.Minted() && c.State == CredRevoked && (old == nil || old.State != CredRevoked) {
-				d.buf.revoked++
-			}
 			d.creds[c.Generation] = c
 		}
 	}
@@ -258,7 +248,6 @@ func (d *driver) flush(ctx context.Context) (reload bool, err error) {
 	for _, p := range d.buf.entered {
 		d.e.metrics.phaseEntered(d.r, p)
 	}
-	d.e.metrics.credentials(d.r.Key, d.buf.minted, d.buf.revoked)
 	d.e.dispatch.committed(d.k, d.buf.events)
 	if d.r.Phase.Terminal() {
 		d.e.dropSecret(d.r.ID)

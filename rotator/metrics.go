@@ -11,18 +11,14 @@ import (
 // material: key names, phases, outcomes and reasons only.
 type Metrics struct {
 	phaseTransitions *prometheus.CounterVec
-	rotations        *prometheus.CounterVec
 	phaseDuration    *prometheus.HistogramVec
 	errors           *prometheus.CounterVec
 	keyAge           *prometheus.GaugeVec
 	drain            *prometheus.GaugeVec
-	mints            *prometheus.CounterVec
-	revokes          *prometheus.CounterVec
 	notifications    *prometheus.CounterVec
 	inboundEvents    *prometheus.CounterVec
 	breakerOpen      prometheus.Gauge
 	held             *prometheus.GaugeVec
-	watchAlerts      *prometheus.CounterVec
 	outboxPending    prometheus.Gauge
 	outboxOldest     prometheus.Gauge
 	keyMaxAge        *prometheus.GaugeVec
@@ -31,6 +27,9 @@ type Metrics struct {
 	issuerCalls      *prometheus.HistogramVec
 	sinkCalls        *prometheus.HistogramVec
 	lastEvaluation   prometheus.Gauge
+	// counts are the counters of what happened to keys (minted, revoked,
+	// watch alerts, finished rotations), read from the store.
+	counts *storeCounters
 	// noKey drops the per-key label (MetricsOptions.PerKey false).
 	noKey bool
 }
@@ -63,9 +62,6 @@ func NewMetricsWith(reg prometheus.Registerer, o MetricsOptions) *Metrics {
 		phaseTransitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rekey_rotation_phase_transitions_total", Help: "Rotations entering a phase.",
 		}, []string{"phase", "mode"}),
-		rotations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "rekey_rotations_total", Help: "Rotations that ended, by outcome phase and trigger.",
-		}, []string{"outcome", "trigger", "mode"}),
 		phaseDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "rekey_rotation_phase_duration_seconds", Help: "Time spent in each phase.",
 			Buckets: phaseBuckets,
@@ -79,12 +75,6 @@ func NewMetricsWith(reg prometheus.Registerer, o MetricsOptions) *Metrics {
 		drain: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "rekey_drain_unauthorized_rate", Help: "Last 401 rate the drain gate saw per key.",
 		}, []string{"key"}),
-		mints: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "rekey_credentials_minted_total", Help: "Credentials minted.",
-		}, []string{"key"}),
-		revokes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "rekey_credentials_revoked_total", Help: "Credentials revoked.",
-		}, []string{"key"}),
 		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rekey_notifications_total", Help: "Notification deliveries by notifier and result.",
 		}, []string{"notifier", "result"}),
@@ -97,9 +87,6 @@ func NewMetricsWith(reg prometheus.Registerer, o MetricsOptions) *Metrics {
 		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "rekey_rotations_held", Help: "Seconds each active rotation has waited for a person (at least 1), by key and hold.",
 		}, []string{"key", "hold"}),
-		watchAlerts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "rekey_watch_alerts_total", Help: "Watch alerts: traffic on a credential after its revoke.",
-		}, []string{"key"}),
 		outboxPending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "rekey_outbox_pending", Help: "Notifications in the outbox not yet delivered.",
 		}),
@@ -126,10 +113,11 @@ func NewMetricsWith(reg prometheus.Registerer, o MetricsOptions) *Metrics {
 		lastEvaluation: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "rekey_policy_last_evaluation_timestamp_seconds", Help: "When the policies were last evaluated (Unix seconds).",
 		}),
+		counts: newStoreCounters(!o.PerKey),
 	}
 	if reg != nil {
-		reg.MustRegister(m.phaseTransitions, m.rotations, m.phaseDuration, m.errors, m.keyAge, m.drain, m.mints, m.revokes, m.notifications, m.inboundEvents, m.breakerOpen,
-			m.held, m.watchAlerts, m.outboxPending, m.outboxOldest, m.keyMaxAge, m.active, m.approvals, m.issuerCalls, m.sinkCalls, m.lastEvaluation)
+		reg.MustRegister(m.phaseTransitions, m.counts, m.phaseDuration, m.errors, m.keyAge, m.drain, m.notifications, m.inboundEvents, m.breakerOpen,
+			m.held, m.outboxPending, m.outboxOldest, m.keyMaxAge, m.active, m.approvals, m.issuerCalls, m.sinkCalls, m.lastEvaluation)
 	}
 	return m
 }
@@ -144,9 +132,6 @@ func (m *Metrics) key(k string) string {
 
 func (m *Metrics) phaseEntered(r *Rotation, p Phase) {
 	m.phaseTransitions.WithLabelValues(string(p), string(r.Mode)).Inc()
-	if p.Terminal() {
-		m.rotations.WithLabelValues(string(p), string(r.Trigger), string(r.Mode)).Inc()
-	}
 }
 
 func (m *Metrics) phaseDone(p Phase, d time.Duration) {
@@ -167,18 +152,6 @@ func (m *Metrics) drainReading(key string, v float64) {
 		m.drain.WithLabelValues(key).Set(v)
 	}
 }
-func (m *Metrics) revoked(key string) { m.revokes.WithLabelValues(m.key(key)).Inc() }
-
-// credentials counts, once committed, the credentials a commit minted and
-// revoked.
-func (m *Metrics) credentials(key string, minted, revoked int) {
-	if minted > 0 {
-		m.mints.WithLabelValues(m.key(key)).Add(float64(minted))
-	}
-	if revoked > 0 {
-		m.revokes.WithLabelValues(m.key(key)).Add(float64(revoked))
-	}
-}
 func (m *Metrics) notified(notifier, result string) {
 	m.notifications.WithLabelValues(notifier, result).Inc()
 }
@@ -192,8 +165,6 @@ func (m *Metrics) breaker(open bool) {
 	}
 	m.breakerOpen.Set(v)
 }
-
-func (m *Metrics) watchAlert(key string) { m.watchAlerts.WithLabelValues(m.key(key)).Inc() }
 
 // KeyMaxAge records a key's effective max_age.
 func (m *Metrics) KeyMaxAge(key string, d time.Duration) {

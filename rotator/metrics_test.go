@@ -81,9 +81,10 @@ func wantMetric(t *testing.T, reg *prometheus.Registry, name string, labels map[
 	}
 }
 
-// The engine counts what it commits, times every issuer and sink call, and
-// reads the active-rotation, pending-approval and key-age gauges from the
-// store; the policy evaluation leaves its timestamp.
+// The counters of what happened to keys are read from the store; the engine
+// times every issuer and sink call, and reads the active-rotation,
+// pending-approval and key-age gauges from the store; the policy evaluation
+// leaves its timestamp.
 func TestMetricsFromCommitsCallsAndStore(t *testing.T) {
 	e := newEnv(t)
 	reg := e.withMetrics(rotator.MetricsOptions{PerKey: true})

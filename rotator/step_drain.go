@@ -205,7 +205,6 @@ func (s *step) watch(ctx context.Context) outcome {
 				continue
 			}
 			ws.Alerted = true
-			s.e.metrics.watchAlert(s.r.Key)
 			query := reading.Query
 			if query == "" {
 				query = c.Query

@@ -110,7 +110,6 @@ func (s *step) reap(c *Credential, id string) outcome {
 		if err := s.revokeAt(ctx, ref); err != nil {
 			return failed(fmt.Errorf("issuer %s: revoke orphan %s (%s): %w", s.k.IssuerName, c.Name, id, err))
 		}
-		s.e.metrics.revoked(s.r.Key)
 		return again("orphan.revoked", detail).notifying(s.event(EventOrphan, SeverityWarning,
 			fmt.Sprintf("%s: revoked orphan credential %s (%s) left by an interrupted mint", s.r.Key, c.Name, id), detail))
 	}).recording("orphan.found", detail)

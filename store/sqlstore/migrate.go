@@ -234,6 +234,17 @@ var migrations = []migration{
 		// last one a full scan served.
 		`CREATE INDEX outbox_failed ON outbox (next_attempt_at) WHERE failed = 1`,
 	}},
+	{version: 14, name: "counters read from the store", statements: []string{
+		// The counters of what happened to keys are read from the store at
+		// scrape time (Store.Totals), so that every daemon reports every
+		// rotation, whoever drove it. Each index holds only the rows one
+		// count reads, with every column the count reads (SQLite needs the
+		// predicate's column too to cover the read): the read scans them
+		// and never the tables.
+		`CREATE INDEX credentials_minted ON credentials (key, state, issuer_id) WHERE issuer_id <> ''`,
+		`CREATE INDEX rotations_finished ON rotations (phase, trigger_kind, mode) WHERE finished = 1`,
+		`CREATE INDEX audit_events_counted ON audit_events (action, key) WHERE action IN ('orphan.revoked', 'watch.alert')`,
+	}},
 }
 
 // MigrationCount is how many migrations this build knows (versions may

@@ -70,6 +70,10 @@ func TestMetricsDocListsRegistry(t *testing.T) {
 var (
 	metricNew  = regexp.MustCompile(`prometheus\.New(Counter|Gauge|Histogram|Summary)(Vec|Func)?\(`)
 	metricName = regexp.MustCompile(`prometheus\.New(?:Counter|Gauge|Histogram|Summary)(?:Vec|Func)?\(prometheus\.\w+Opts\{\s*Name:\s*"([a-z_:][a-z0-9_:]*)"`)
+	// A collector's metrics (counters read from the store) are described
+	// by a Desc.
+	descNew  = regexp.MustCompile(`prometheus\.NewDesc\(`)
+	descName = regexp.MustCompile(`prometheus\.NewDesc\(\s*"([a-z_:][a-z0-9_:]*)"`)
 )
 
 // TestMetricsDocListsSource scans the product's sources (not tests, test
@@ -105,6 +109,11 @@ func TestMetricsDocListsSource(t *testing.T) {
 		if news != len(names) {
 			t.Errorf("%s: %d metric constructors but %d literal names (Name: \"...\" first in the Opts): this test cannot read them; keep Name literal and first", rel, news, len(names))
 		}
+		descs := descName.FindAllStringSubmatch(src, -1)
+		if n := len(descNew.FindAllString(src, -1)); n != len(descs) {
+			t.Errorf("%s: %d prometheus.NewDesc calls but %d literal names: this test cannot read them; keep the name a literal, first", rel, n, len(descs))
+		}
+		names = append(names, descs...)
 		for _, m := range names {
 			defined[m[1]] = rel
 		}

@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) rotator.Store) {
 		"AdapterState":            testAdapterState,
 		"APITokens":               testAPITokens,
 		"Consumers":               testConsumers,
+		"Totals":                  testTotals,
 	}
 	for name, test := range tests {
 		t.Run(name, func(t *testing.T) {
