@@ -58,6 +58,7 @@ func (d *Daemon) AdminHandler() http.Handler {
 		"GET /v1/tokens":                  a.listTokens,
 		"POST /v1/tokens":                 a.createToken,
 		"POST /v1/tokens/{id}/revoke":     a.revokeToken,
+		"GET /v1/cluster":                 a.cluster,
 	} {
 		mux.Handle(pattern, d.authenticated(h))
 	}
@@ -72,8 +73,7 @@ func (d *Daemon) health(mux *http.ServeMux) {
 }
 
 func (d *Daemon) ready(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	if _, err := d.Store.KeyStates(ctx); err != nil {
+	if err := d.storeReady(r.Context()); err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "store unavailable"})
 		return
 	}

@@ -83,6 +83,11 @@ type Daemon struct {
 	RetryBase    time.Duration `koanf:"retry_base"`
 	RetryMax     time.Duration `koanf:"retry_max"`
 	LogLevel     string        `koanf:"log_level"`
+
+	// LeaseTTL is how long a rotation's lease outlives its daemon's last
+	// heartbeat (renewed every third of it): the time after which another
+	// daemon takes over the rotation of one that died.
+	LeaseTTL time.Duration `koanf:"lease_ttl"`
 }
 
 // TLS is a certificate and key, re-read when their files change.
@@ -259,7 +264,7 @@ func defaults() Config {
 	return Config{
 		Daemon: Daemon{
 			Listen: DefaultListen, AdminListen: DefaultAdminListen, Schedule: DefaultSchedule, Jitter: 0, Concurrency: 4,
-			PollInterval: time.Second, StepTimeout: 60 * time.Second,
+			PollInterval: time.Second, StepTimeout: 60 * time.Second, LeaseTTL: 15 * time.Second,
 			RetryBase: 2 * time.Second, RetryMax: 5 * time.Minute, LogLevel: "info",
 		},
 		Store:     Store{Type: "sqlite", Path: "./data/rekey.db"},

@@ -295,10 +295,14 @@ func (w *world) start(env ...string) *daemon {
 			}
 		}
 		if addr != "" {
+			// Alive and started: a daemon still waiting for its store
+			// answers 200 with another status.
 			resp, err := http.Get("http://" + addr + "/healthz")
 			if err == nil {
+				var h struct{ Status string }
+				_ = json.NewDecoder(resp.Body).Decode(&h)
 				resp.Body.Close()
-				if resp.StatusCode == 200 {
+				if resp.StatusCode == 200 && h.Status == "ok" {
 					return d
 				}
 			}

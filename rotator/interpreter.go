@@ -25,6 +25,8 @@ type driver struct {
 	r     *Rotation
 	creds map[int]*Credential
 	buf   pending
+	// lease fences every commit: nil only for a driver that holds no lease.
+	lease *Lease
 }
 
 // pending is what the driver will commit next.
@@ -58,7 +60,7 @@ func (d *driver) turn(ctx context.Context) (proceed, reload bool) {
 	}
 	sctx, cancel := context.WithTimeout(ctx, d.e.stepTO)
 	defer cancel()
-	s := &step{e: d.e, k: d.k, r: d.r, creds: d.creds}
+	s := &step{e: d.e, k: d.k, r: d.r, creds: d.creds, done: ctx.Done()}
 	o := spec.step(s, sctx)
 	for o.kind == outAct {
 		d.record(o, "rekey")
@@ -215,7 +217,7 @@ func (d *driver) flush(ctx context.Context) (reload bool, err error) {
 		return false, nil
 	}
 	d.r.UpdatedAt = d.now()
-	c := Commit{Rotation: d.r, Credentials: d.buf.creds, Audit: d.buf.audit}
+	c := Commit{Rotation: d.r, Credentials: d.buf.creds, Audit: d.buf.audit, Lease: d.lease}
 	c.Outbox = d.e.dispatch.rows(d.k, d.buf.events)
 	err = d.e.store.Save(context.WithoutCancel(ctx), c)
 	if errors.Is(err, ErrConflict) && len(d.buf.creds) > 0 {

@@ -25,6 +25,7 @@ type Metrics struct {
 	outboxPending    prometheus.Gauge
 	outboxOldest     prometheus.Gauge
 	keyMaxAge        *prometheus.GaugeVec
+	cluster          *clusterMetrics
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -80,8 +81,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		keyMaxAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "rekey_key_max_age_seconds", Help: "Each key's effective max_age.",
 		}, []string{"key"}),
+		cluster: newClusterMetrics(),
 	}
 	if reg != nil {
+		reg.MustRegister(m.cluster.collectors()...)
 		reg.MustRegister(m.phaseTransitions, m.rotations, m.phaseDuration, m.errors, m.keyAge, m.drain, m.mints, m.revokes, m.notifications, m.inboundEvents, m.breakerOpen,
 			m.held, m.watchAlerts, m.outboxPending, m.outboxOldest, m.keyMaxAge)
 	}

@@ -16,7 +16,7 @@ func (c *cli) runDaemon(args []string) error {
 	if _, err := parse(fs, o, args, 0, "no arguments"); err != nil {
 		return err
 	}
-	return app.Run(c.ctx, app.Options{ConfigPath: o.config, Logs: c.stderr})
+	return app.Run(c.ctx, app.Options{ConfigPath: o.config, Logs: c.stderr, Version: versionString()})
 }
 
 func (c *cli) validate(args []string) error {

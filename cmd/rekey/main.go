@@ -52,6 +52,7 @@ Act:
   decommission KEY         revoke every live credential and remove the key from its sinks (asks; --yes)
   report --format F FILE   submit a leak scanner's findings (trufflehog, gitleaks)
   breaker [release]        the emergency breaker; "release" lets every contained emergency revoke
+  cluster                  the daemons sharing the store: alive or gone, last heartbeat, version, leases held
 Break-glass (opens the store directly):
   token create|list|revoke per-person API tokens (--user U --role R [--keys PATTERN] [--expires 720h])
 Other:
@@ -83,7 +84,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"show": c.show, "audit": c.audit, "rotate": c.rotate, "approve": c.decide(rotator.VerdictApprove),
 		"deny": c.decide(rotator.VerdictDeny), "cancel": c.cancel, "retry": c.retry, "submit": c.submit, "confirm": c.confirm,
 		"report": c.report, "decommission": c.decommission, "breaker": c.breaker, "version": c.version,
-		"token": c.token,
+		"token":   c.token,
+		"cluster": c.cluster,
 	}
 	f, ok := cmds[args[0]]
 	if !ok {

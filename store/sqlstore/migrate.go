@@ -14,6 +14,13 @@ type migration struct {
 	version    int
 	name       string
 	statements []string
+	// additive marks a migration that a binary knowing only the migrations
+	// before it can run against unchanged (the rolling-upgrade rule, see
+	// docs/HA.md): it only adds — a table, a column with a default, an
+	// index — and changes the meaning of nothing older code reads or
+	// writes. An older binary refuses a schema with any newer migration
+	// that is not additive (ErrSchemaTooNew).
+	additive bool
 }
 
 // migrations is the ordered schema history. Timestamps are fixed-width UTC
@@ -201,40 +208,84 @@ var migrations = []migration{
 	{version: 7, name: "when a rotation's hold began", statements: []string{
 		`ALTER TABLE rotations ADD COLUMN held_since TEXT NOT NULL DEFAULT ''`,
 	}},
+	// Not additive: the lease protocol changes (expiry by the database's
+	// clock, an epoch every claim increments and fenced commits check), and
+	// fencing holds only if every daemon follows it. Binaries from before
+	// it refuse any newer schema anyway.
+	{version: 9, name: "fenced leases, cluster members", statements: []string{
+		`ALTER TABLE rotations ADD COLUMN lease_epoch BIGINT NOT NULL DEFAULT 0`,
+		// One row per daemon process (rotator.Member); times are the
+		// database's. left_at is set by a clean stop.
+		`CREATE TABLE members (
+			id           TEXT    NOT NULL PRIMARY KEY,
+			host         TEXT    NOT NULL DEFAULT '',
+			pid          INTEGER NOT NULL DEFAULT 0,
+			version      TEXT    NOT NULL DEFAULT '',
+			started_at   TEXT    NOT NULL,
+			heartbeat_at TEXT    NOT NULL,
+			expires_at   TEXT    NOT NULL,
+			left_at      TEXT    NOT NULL DEFAULT ''
+		)`,
+		`CREATE INDEX rotations_lease_owner ON rotations (lease_owner) WHERE finished = 0`,
+	}},
 }
 
 // SchemaVersion is the newest schema this build knows.
 func SchemaVersion() int { return migrations[len(migrations)-1].version }
 
+// Migrations is how many migrations this build knows (versions may skip
+// numbers: branches reserve theirs).
+func Migrations() int { return len(migrations) }
+
 // ErrSchemaTooNew is returned by New when the database was migrated by a
-// newer rekey than this one.
+// newer rekey than this one with a migration this one cannot run against.
 var ErrSchemaTooNew = errors.New("database schema is newer than this rekey supports")
 
 // migrate applies the missing migrations in one transaction and records each
-// in schema_migrations. It is idempotent, and refuses a database whose
-// schema is newer than the newest migration it knows.
+// in schema_migrations (and whether it is additive in schema_compat). It is
+// idempotent. A database a newer rekey migrated is accepted while every
+// migration past the ones this build knows is recorded additive (a rolling
+// upgrade: this older daemon keeps running beside newer ones); otherwise it
+// fails with ErrSchemaTooNew.
 func (s *Store) migrate(ctx context.Context) error {
+	return s.migrateWith(ctx, migrations)
+}
+
+func (s *Store) migrateWith(ctx context.Context, list []migration) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		if s.d.MigrationLock != "" {
 			if _, err := tx.ExecContext(ctx, s.d.MigrationLock); err != nil {
 				return fmt.Errorf("lock: %w", err)
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		for _, stmt := range []string{`CREATE TABLE IF NOT EXISTS schema_migrations (
 			version    INTEGER NOT NULL PRIMARY KEY,
 			name       TEXT    NOT NULL,
 			applied_at TEXT    NOT NULL
-		)`); err != nil {
-			return fmt.Errorf("create schema_migrations: %w", err)
+		)`, `CREATE TABLE IF NOT EXISTS schema_compat (
+			version  INTEGER NOT NULL PRIMARY KEY,
+			additive INTEGER NOT NULL CHECK (additive IN (0, 1))
+		)`} {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("create schema tables: %w", err)
+			}
 		}
 		var current int
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 			return fmt.Errorf("read schema version: %w", err)
 		}
-		if known := SchemaVersion(); current > known {
-			return fmt.Errorf("%w: database is at version %d, this build knows up to %d; upgrade rekey", ErrSchemaTooNew, current, known)
+		if known := list[len(list)-1].version; current > known {
+			var breaking int
+			if err := tx.QueryRowContext(ctx, s.d.Rebind(`SELECT COUNT(*) FROM schema_migrations m WHERE m.version > ?
+				AND NOT EXISTS (SELECT 1 FROM schema_compat c WHERE c.version = m.version AND c.additive = 1)`), known).Scan(&breaking); err != nil {
+				return fmt.Errorf("read schema compatibility: %w", err)
+			}
+			if breaking > 0 {
+				return fmt.Errorf("%w: database is at version %d, this build knows up to %d and %d newer migration(s) are not additive; upgrade rekey", ErrSchemaTooNew, current, known, breaking)
+			}
+			return nil // newer, additive only: run as the older binary of a rolling upgrade
 		}
-		for _, m := range migrations {
+		for _, m := range list {
 			if m.version <= current {
 				continue
 			}
@@ -245,6 +296,14 @@ func (s *Store) migrate(ctx context.Context) error {
 			}
 			if _, err := tx.ExecContext(ctx, s.d.Rebind(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),
 				m.version, m.name, TimeText(time.Now())); err != nil {
+				return fmt.Errorf("record migration %d: %w", m.version, err)
+			}
+			additive := 0
+			if m.additive {
+				additive = 1
+			}
+			if _, err := tx.ExecContext(ctx, s.d.Rebind(`INSERT INTO schema_compat (version, additive) VALUES (?, ?)
+				ON CONFLICT (version) DO UPDATE SET additive = excluded.additive`), m.version, additive); err != nil {
 				return fmt.Errorf("record migration %d: %w", m.version, err)
 			}
 		}

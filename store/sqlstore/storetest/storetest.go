@@ -42,6 +42,8 @@ func Run(t *testing.T, open func(t *testing.T) rotator.Store) {
 		"FingerprintedRunIsClean": testFingerprintedRun,
 		"AdapterState":            testAdapterState,
 		"APITokens":               testAPITokens,
+		"LeaseFencing":            testLeaseFencing,
+		"Members":                 testMembers,
 	}
 	for name, test := range tests {
 		t.Run(name, func(t *testing.T) {
