@@ -33,7 +33,9 @@ func newSwapHandler(h http.Handler) *swapHandler {
 
 func (s *swapHandler) set(h http.Handler) { s.h.Store(&h) }
 
-func (s *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*s.h.Load()).ServeHTTP(w, r) }
+func (s *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	(*s.h.Load()).ServeHTTP(w, r)
+}
 
 // waitingHandler serves while the daemon waits for its store: alive
 // (/healthz 200, status "waiting for the store"), not ready (/readyz 503),
