@@ -186,6 +186,7 @@ func New(o Options) (*Engine, error) {
 	e.sem = make(chan struct{}, e.conc)
 	e.urgentSem = make(chan struct{}, 32)
 	e.dispatch = newDispatcher(o.Notifiers, o.Outbox, !o.EnqueueOnly, e.clock, e.log, e.metrics)
+	e.dispatch.ttl = e.ttl
 	e.dispatch.start()
 	return e, nil
 }
