@@ -310,7 +310,7 @@ func (c *haCluster) kill(d *haDaemon) {
 	_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
 	select {
 	case <-d.done:
-	case <-time.After(patient(30*time.Second).Sub(time.Now())):
+	case <-time.After(patient(30 * time.Second).Sub(time.Now())):
 		c.t.Fatalf("daemon %d survived SIGKILL", d.slot)
 	}
 }
