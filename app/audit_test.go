@@ -55,7 +55,7 @@ func TestDaemonSealsAndCheckpointsTheAuditTrail(t *testing.T) {
 	t.Setenv("TEST_AUDIT_SIGNING_KEY", base64.StdEncoding.EncodeToString(sk.Seed()))
 	cps := filepath.Join(dir, "checkpoints")
 	common := fmt.Sprintf(`
-daemon: {listen: "127.0.0.1:0"}
+daemon: {listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0"}
 store: {type: sqlite, path: %q}
 issuers: [{name: demo, type: random, ledger: %q}]
 sinks: [{name: files, type: file, dir: %q}]

@@ -122,14 +122,14 @@ keys: [{name: api, issuer: demo, owners: [alice@example.com], sinks: [{sink: fil
 		t.Fatal(err)
 	}
 	waitFor(t, "ready once the store is up", func() bool { st, _ := get(t, adm+"/readyz", ""); return st == http.StatusOK })
-	st, body := get(t, adm+"/v1/cluster", token)
-	if st != http.StatusOK {
-		t.Fatalf("cluster = %d %s", st, body)
-	}
 	var v ClusterView
-	if err := json.Unmarshal([]byte(body), &v); err != nil {
-		t.Fatal(err)
-	}
+	var body string
+	waitFor(t, "this daemon in the cluster view", func() bool {
+		var st int
+		st, body = get(t, adm+"/v1/cluster", token)
+		v = ClusterView{}
+		return st == http.StatusOK && json.Unmarshal([]byte(body), &v) == nil && len(v.Members) > 0
+	})
 	if len(v.Members) != 1 || v.Members[0].ID != v.Self || v.Members[0].State != "alive" || v.LeaseTTL != "2s" {
 		t.Fatalf("cluster view = %s", body)
 	}

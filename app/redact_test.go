@@ -44,7 +44,7 @@ func TestReportedTokenNeverStoredOrSentEncoded(t *testing.T) {
 	addrFile := filepath.Join(dir, "rekey.addr")
 	cfgPath := filepath.Join(dir, "rekey.yaml")
 	cfg := fmt.Sprintf(`
-daemon: {listen: "127.0.0.1:0", address_file: %[1]q, schedule: "@every 1s", poll_interval: 50ms, retry_base: 50ms, retry_max: 200ms}
+daemon: {listen: "127.0.0.1:0", address_file: %[1]q, admin_listen: "127.0.0.1:0", schedule: "@every 1s", poll_interval: 50ms, retry_base: 50ms, retry_max: 200ms}
 store: {type: sqlite, path: %[2]q}
 issuers: [{name: demo, type: random, format: "ka+live/{base62:24}=", ledger: %[3]q}]
 sinks: [{name: files, type: file, dir: %[4]q}]

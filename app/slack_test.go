@@ -112,7 +112,7 @@ func TestSlackOutageLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	yaml := fmt.Sprintf(`
-daemon: {listen: "127.0.0.1:0", poll_interval: 20ms, retry_base: 50ms, retry_max: 200ms}
+daemon: {listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0", poll_interval: 20ms, retry_base: 50ms, retry_max: 200ms}
 store: {type: sqlite, path: %[1]s/rekey.db}
 issuers: [{name: demo, type: random, ledger: %[1]s/ledger.json}]
 sinks: [{name: files, type: file, dir: %[1]s/secrets}]
@@ -249,7 +249,7 @@ func TestSlackClickApprovesThroughTheWebhook(t *testing.T) {
 		}
 	}
 	yaml := fmt.Sprintf(`
-daemon: {listen: "127.0.0.1:0", poll_interval: 20ms, retry_base: 50ms, retry_max: 200ms}
+daemon: {listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0", poll_interval: 20ms, retry_base: 50ms, retry_max: 200ms}
 store: {type: sqlite, path: %[1]s/rekey.db}
 issuers: [{name: demo, type: random, ledger: %[1]s/ledger.json}]
 sinks: [{name: files, type: file, dir: %[1]s/secrets}]
