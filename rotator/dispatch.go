@@ -34,6 +34,8 @@ type dispatcher struct {
 	// about twice it, so that the claims of a daemon that died are taken
 	// over about as fast as its rotations.
 	ttl time.Duration
+	// quiet logs a store outage with backoff, not once per poll.
+	quiet *quietLog
 }
 
 // callTimeout bounds one durable delivery: the lease TTL, at least 5s and
@@ -53,7 +55,7 @@ const (
 )
 
 func newDispatcher(ns map[string]Notifier, outbox Outbox, deliver bool, clock Clock, log *slog.Logger, m *Metrics) *dispatcher {
-	d := &dispatcher{log: log, metrics: m, outbox: outbox, deliver: deliver, targets: ns, clock: clock,
+	d := &dispatcher{log: log, quiet: newQuietLog(log), metrics: m, outbox: outbox, deliver: deliver, targets: ns, clock: clock,
 		queues: map[string]chan Event{}, pokes: map[string]chan struct{}{},
 		backoff: Backoff{Base: time.Second, Max: 5 * time.Minute, Factor: 2, Jitter: 0.2}}
 	for name := range ns {
@@ -240,9 +242,10 @@ func (d *dispatcher) deliverDue(name string, n Notifier) {
 		now := d.clock.Now()
 		items, err := d.outbox.DueOutbox(d.ctx, name, now, 20)
 		if err != nil {
-			d.log.Warn("read notification outbox", "notifier", name, "err", err)
+			d.quiet.warn("outbox "+name, "read notification outbox", "notifier", name, "err", err)
 			return
 		}
+		d.quiet.ok("outbox "+name, "notification outbox readable again")
 		if len(items) == 0 {
 			return
 		}

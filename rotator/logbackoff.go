@@ -14,6 +14,7 @@ import (
 // resets the key and says the failure ended.
 type quietLog struct {
 	log *slog.Logger
+	now func() time.Time
 	mu  sync.Mutex
 	by  map[string]*quietState
 }
@@ -31,7 +32,7 @@ const (
 )
 
 func newQuietLog(l *slog.Logger) *quietLog {
-	return &quietLog{log: l, by: map[string]*quietState{}}
+	return &quietLog{log: l, now: time.Now, by: map[string]*quietState{}}
 }
 
 func (q *quietLog) warn(key, msg string, args ...any) { q.emit(slog.LevelWarn, key, msg, args...) }
@@ -40,7 +41,7 @@ func (q *quietLog) error(key, msg string, args ...any) {
 }
 
 func (q *quietLog) emit(level slog.Level, key, msg string, args ...any) {
-	now := time.Now()
+	now := q.now()
 	q.mu.Lock()
 	st, ok := q.by[key]
 	if !ok {
@@ -54,10 +55,10 @@ func (q *quietLog) emit(level slog.Level, key, msg string, args ...any) {
 	}
 	suppressed := st.suppressed
 	st.suppressed = 0
-	st.next = now.Add(st.every)
 	if ok {
 		st.every = min(2*st.every, logBackoffMax)
 	}
+	st.next = now.Add(st.every)
 	since := st.since
 	q.mu.Unlock()
 	if suppressed > 0 {
@@ -73,6 +74,6 @@ func (q *quietLog) ok(key, msg string) {
 	delete(q.by, key)
 	q.mu.Unlock()
 	if failed {
-		q.log.Info(msg, "failing_since", st.since.UTC().Format(time.RFC3339), "down_for", time.Since(st.since).Round(time.Millisecond).String())
+		q.log.Info(msg, "failing_since", st.since.UTC().Format(time.RFC3339), "down_for", q.now().Sub(st.since).Round(time.Millisecond).String())
 	}
 }

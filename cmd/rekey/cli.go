@@ -86,5 +86,5 @@ func (c *cli) open(o *common) (*app.Daemon, error) {
 	if strings.EqualFold(cfg.Daemon.LogLevel, "debug") {
 		level = "debug"
 	}
-	return app.Build(c.ctx, cfg, app.NewLogger(c.stderr, level), app.BuildOptions{Owner: fmt.Sprintf("cli-%d", os.Getpid()), EnqueueOnly: true})
+	return app.Build(c.ctx, cfg, app.NewLogger(c.stderr, level), app.BuildOptions{Owner: app.InstanceID() + "/cli", EnqueueOnly: true})
 }
