@@ -159,6 +159,17 @@ func TestHAChaos(t *testing.T) {
 	c.waitSettled(2 * time.Minute)
 	watchers.Wait()
 	rotations := c.checkInvariants()
+	// The cluster view: the three running daemons alive, every killed
+	// process gone (it stopped heartbeating), through the CLI and /metrics.
+	var states map[string]int
+	c.waitFor("the cluster view to show 3 alive and every killed daemon gone", 30*time.Second, func() bool {
+		states = c.clusterView()
+		return states["alive"] == 3 && states["gone"] == kills
+	})
+	c.waitFor("rekey_cluster_members on /metrics", 30*time.Second, func() bool {
+		d := c.all()[0]
+		return c.metric(d, `rekey_cluster_members{state="alive"}`) == "3" && c.metric(d, `rekey_cluster_members{state="gone"}`) == strconv.Itoa(kills)
+	})
 	if len(lost) > 0 {
 		t.Errorf("rotations whose lease holder was killed were never taken over: %v", lost)
 	}
