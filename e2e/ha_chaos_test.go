@@ -98,6 +98,7 @@ func TestHAChaos(t *testing.T) {
 		pause := time.Duration(1500+rng.IntN(2000)) * time.Millisecond
 		time.Sleep(pause) // the chaos schedule, not a wait for a condition
 		if !dbRestarted && time.Since(begin) > chaosFor/2 {
+			watchers.Wait() // takeovers are measured apart from the outage
 			t.Logf("restarting PostgreSQL")
 			if err := pg.Stop(); err != nil {
 				t.Fatal(err)
