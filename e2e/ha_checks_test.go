@@ -64,12 +64,21 @@ func (c *haCluster) checkInvariants() (rotations int) {
 			}
 		}
 	}
-	names := map[string]int{}
+	names, minted := map[string]int{}, map[string]int{}
 	for _, k := range c.ka.Keys() {
+		minted[k.Name]++
 		if k.Status == kubeadapt.StatusActive {
 			names[k.Name]++
 		}
 	}
+	twice := 0
+	for _, n := range minted {
+		twice += n - 1
+	}
+	// A kill between the issuer's answer and rekey's record of it leaves a
+	// mint rekey never saw; the next holder finds it by its name, revokes
+	// it and mints again. Anything else minting a name twice is a bug.
+	c.t.Logf("issuer: %d keys minted, %d of them a second key of the same name (an unrecorded mint found by name and revoked)", len(c.ka.Keys()), twice)
 	for name, n := range names {
 		if n > 1 {
 			t.Errorf("issuer: %d live keys named %s", n, name)
