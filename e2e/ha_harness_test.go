@@ -233,10 +233,16 @@ func newHACluster(t *testing.T, dsn string, n int, keys []string, ttl, poll, iss
 		if t.Failed() {
 			for _, l := range c.logs {
 				b, _ := os.ReadFile(l)
-				if len(b) > 6000 {
-					b = b[len(b)-6000:]
+				var keep []string
+				for _, line := range strings.Split(string(b), "\n") {
+					if strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`) {
+						keep = append(keep, line)
+					}
 				}
-				t.Logf("--- %s (tail) ---\n%s", l, b)
+				if len(keep) > 40 {
+					keep = keep[len(keep)-40:]
+				}
+				t.Logf("--- %s (warnings and errors) ---\n%s", l, strings.Join(keep, "\n"))
 			}
 		}
 	})
@@ -371,6 +377,11 @@ func (c *haCluster) waitFor(what string, within time.Duration, cond func() bool)
 // is active and every notification is delivered.
 func (c *haCluster) waitSettled(within time.Duration) {
 	c.t.Helper()
+	c.t.Cleanup(func() {
+		if c.t.Failed() {
+			c.dumpActive()
+		}
+	})
 	c.waitFor("every key bootstrapped and no rotation active", within, func() bool {
 		return c.scalar(`SELECT COUNT(*) FROM credentials WHERE state = 'current'`) == len(c.keys) &&
 			c.scalar(`SELECT COUNT(*) FROM rotations WHERE finished = 0`) == 0
@@ -430,3 +441,49 @@ func (c *haCluster) takeover(id, owner string, since time.Time, within time.Dura
 	}
 	return 0, false
 }
+
+// dumpActive logs the unfinished rotations and the members, for a failure.
+func (c *haCluster) dumpActive() {
+	rows, err := c.db.Query(`SELECT id, key, phase, hold, hold_detail, attempts, last_error, next_attempt_at, lease_owner, lease_until, lease_epoch, version,
+		` + dbNow + ` FROM rotations WHERE finished = 0`)
+	if err != nil {
+		c.t.Logf("dump: %v", err)
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, key, phase, hold, detail, lastErr, next, owner, until, now string
+		var attempts, epoch, version int
+		if err := rows.Scan(&id, &key, &phase, &hold, &detail, &attempts, &lastErr, &next, &owner, &until, &epoch, &version, &now); err != nil {
+			c.t.Logf("dump: %v", err)
+			return
+		}
+		c.t.Logf("active: %s %s phase=%s hold=%s (%s) attempts=%d last_error=%q next=%s lease=%s until=%s epoch=%d version=%d db_now=%s",
+			id, key, phase, hold, detail, attempts, lastErr, next, owner, until, epoch, version, now)
+	}
+	crows, err := c.db.Query(`SELECT key, generation, state, rotation_id FROM credentials WHERE key IN
+		(SELECT key FROM credentials GROUP BY key HAVING SUM(CASE WHEN state = 'current' THEN 1 ELSE 0 END) <> 1) ORDER BY key, generation`)
+	if err == nil {
+		for crows.Next() {
+			var key, state, rot string
+			var gen int
+			if crows.Scan(&key, &gen, &state, &rot) == nil {
+				c.t.Logf("credential of a key without exactly one current: %s gen %d %s (rotation %s)", key, gen, state, rot)
+			}
+		}
+		crows.Close()
+	}
+	mrows, err := c.db.Query(`SELECT id, pid, heartbeat_at, expires_at, left_at FROM members ORDER BY started_at`)
+	if err != nil {
+		return
+	}
+	defer mrows.Close()
+	for mrows.Next() {
+		var id, hb, exp, left string
+		var pid int
+		if mrows.Scan(&id, &pid, &hb, &exp, &left) == nil {
+			c.t.Logf("member: %s pid=%d heartbeat=%s expires=%s left=%s", id, pid, hb, exp, left)
+		}
+	}
+}
+

@@ -220,7 +220,10 @@ func (d *driver) flush(ctx context.Context) (reload bool, err error) {
 	c := Commit{Rotation: d.r, Credentials: d.buf.creds, Audit: d.buf.audit, Lease: d.lease}
 	c.Outbox = d.e.dispatch.rows(d.k, d.buf.events)
 	err = d.e.store.Save(context.WithoutCancel(ctx), c)
-	if errors.Is(err, ErrConflict) && len(d.buf.creds) > 0 {
+	// A commit fenced off (ErrLeaseLost) writes nothing at all: another
+	// daemon holds the rotation and may have moved its key's credentials
+	// on; it redoes the step, as after a crash of this one.
+	if errors.Is(err, ErrConflict) && !errors.Is(err, ErrLeaseLost) && len(d.buf.creds) > 0 {
 		// A command changed the rotation meanwhile. The phase will be
 		// redone, but what a side effect did to credentials (minted,
 		// current, revoked) is true whatever the command asked: keep it,

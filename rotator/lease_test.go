@@ -128,3 +128,82 @@ func metricValue(reg *prometheus.Registry, name string) float64 {
 	}
 	return 0
 }
+
+// promoteGate blocks Promote (once) until the test opens the gate.
+type promoteGate struct {
+	readerSink
+	hit     *atomic.Bool
+	entered chan struct{}
+	open    chan struct{}
+}
+
+func (g promoteGate) Promote(ctx context.Context, t rotator.Target, d rotator.Delivery) error {
+	if g.hit.CompareAndSwap(false, true) {
+		g.entered <- struct{}{}
+		<-g.open
+	}
+	return g.readerSink.Promote(ctx, t, d)
+}
+
+// TestFencedCommitWritesNothing: daemon A loses its lease while its last
+// sink's cut-over is in flight; the call completes, but A's commit is
+// fenced off and A writes nothing at all — not even the credential states
+// its side effect implied (the new holder may have moved them on already).
+func TestFencedCommitWritesNothing(t *testing.T) {
+	e := newEnv(t)
+	e.bootstrap()
+	gate := promoteGate{readerSink: readerSink{e.sinks[1]}, hit: new(atomic.Bool), entered: make(chan struct{}, 1), open: make(chan struct{})}
+	e.key.Sinks[1].Sink = gate
+	reg := prometheus.NewRegistry()
+	a, err := rotator.New(rotator.Options{
+		Store: e.store, Keys: []*rotator.Key{e.key}, Notifiers: map[string]rotator.Notifier{"notes": e.notes},
+		Clock: e.clock, Inbound: e.store, State: e.store, Metrics: rotator.NewMetrics(reg),
+		Owner: "daemon-a", LeaseTTL: 300 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(time.Second) })
+	r := e.trigger(rotator.TriggerManual, "")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx := t.Context(); ctx.Err() == nil && !gate.hit.Load(); {
+			a.RunOnce(ctx)
+			got, err := e.store.GetRotation(ctx, r.ID)
+			if err != nil || got.Phase.Terminal() {
+				return
+			}
+			e.clock.Set(got.NextAttemptAt)
+		}
+	}()
+	select {
+	case <-gate.entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon A never reached the cut-over of the last sink")
+	}
+	before := e.creds()
+	if _, err := e.store.DB().ExecContext(t.Context(), `UPDATE rotations SET lease_until = '' WHERE id = ?`, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := e.store.Claim(t.Context(), r.ID, "daemon-b", time.Hour); err != nil || !ok {
+		t.Fatalf("B's claim = %v, %v", ok, err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); metricValue(reg, "rekey_lease_lost_total") < 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("A's heartbeat never noticed the lost lease")
+		}
+	}
+	close(gate.open)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("A did not stop")
+	}
+	after := e.creds()
+	for gen, c := range after {
+		if b, ok := before[gen]; !ok || b.State != c.State {
+			t.Errorf("generation %d: %v → %s after A's commit was fenced off", gen, before[gen], c.State)
+		}
+	}
+}
