@@ -486,4 +486,3 @@ func (c *haCluster) dumpActive() {
 		}
 	}
 }
-
