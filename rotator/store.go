@@ -28,6 +28,10 @@ type Commit struct {
 	// written in the same transaction (a transactional outbox), so that a
 	// crash can lose neither the change nor what it tells people.
 	Outbox []Notification
+	// BasedOn, when set on CreateRotation, is the generation the caller
+	// read as the key's current credential (0: none): the rotation is
+	// built on it, so the create fails with ErrConflict if it changed.
+	BasedOn *int
 	// Lease, when set, fences the commit: it applies only while this lease
 	// (owner and epoch) still holds the rotation, unexpired by the
 	// database's clock; otherwise nothing is written and Save fails with
@@ -85,7 +89,9 @@ type KeyState struct {
 type Store interface {
 	// CreateRotation inserts a new rotation with its first audit events. It
 	// returns ErrActiveRotation (wrapped) when the key already has an active
-	// rotation — enforced by the database, so it holds across daemons.
+	// rotation — enforced by the database, so it holds across daemons — and
+	// ErrConflict when c.BasedOn is no longer the key's current credential
+	// (another daemon's rotation finished after the caller read it).
 	CreateRotation(ctx context.Context, c Commit) error
 	// Save applies a commit, to an existing rotation when c.Rotation is set.
 	// It returns ErrConflict when the stored Version differs from

@@ -93,7 +93,8 @@ func scanRotation(sc scanner) (*rotator.Rotation, error) {
 // CreateRotation inserts c.Rotation, upserts c.Credentials and appends
 // c.Audit in one transaction. A second active rotation for the same key
 // fails with an error wrapping rotator.ErrActiveRotation; a reused rotation
-// id with rotator.ErrConflict.
+// id, or (with c.BasedOn) a key whose current credential is no longer the
+// one the caller read, with rotator.ErrConflict.
 func (s *Store) CreateRotation(ctx context.Context, c rotator.Commit) error {
 	r := c.Rotation
 	if r == nil || r.ID == "" || r.Key == "" {
@@ -106,11 +107,25 @@ func (s *Store) CreateRotation(ctx context.Context, c rotator.Commit) error {
 	args := append([]any{clean(r.ID), clean(r.Key), TimeText(r.CreatedAt)}, vals...)
 	args = append(args, r.Version)
 	var appended []rotator.AuditEvent
-	violation := false
+	violation, moved := false, false
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		head, err := s.lockHead(ctx, tx)
 		if err != nil {
 			return err
+		}
+		// The rotation starts from the key's current credential as the
+		// caller read it; under the audit-head lock every other commit is
+		// either before or after this check, so a rotation that finished
+		// in between (on another daemon) is seen here.
+		if c.BasedOn != nil {
+			var cur int
+			if err := s.txQueryRow(ctx, tx, `SELECT COALESCE(MAX(generation), 0) FROM credentials WHERE key = ? AND state = 'current'`, r.Key).Scan(&cur); err != nil {
+				return fmt.Errorf("read current credential: %w", err)
+			}
+			if cur != *c.BasedOn {
+				moved = true
+				return fmt.Errorf("%w: the current credential of %s is generation %d, the rotation was built on %d", rotator.ErrConflict, r.Key, cur, *c.BasedOn)
+			}
 		}
 		if _, err := s.txExec(ctx, tx, (insertRotation), args...); err != nil {
 			if s.d.IsUniqueViolation(err) {
@@ -127,7 +142,7 @@ func (s *Store) CreateRotation(ctx context.Context, c rotator.Commit) error {
 		appended, err = s.appendAudit(ctx, tx, head, c.Audit)
 		return err
 	})
-	if violation {
+	if violation && !moved {
 		return s.createViolation(ctx, r)
 	}
 	if err != nil {

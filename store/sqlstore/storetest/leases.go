@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"slices"
 	"sync"
 	"testing"
@@ -204,5 +205,26 @@ func testMembers(t *testing.T, s rotator.Store) {
 	// The database's clock, not the test's: the heartbeat is "now" there.
 	if d := time.Since(a.HeartbeatAt); d < -time.Minute || d > time.Minute {
 		t.Errorf("heartbeat at %s, %s from this host's now", a.HeartbeatAt, d)
+	}
+}
+
+// testCreateBasedOn: a rotation built on the key's current credential as
+// read is refused (ErrConflict, nothing written) once another rotation made
+// a later generation current — as when it finished on another daemon
+// between the read and the insert.
+func testCreateBasedOn(t *testing.T, s rotator.Store) {
+	ctx := ctxFor(t)
+	if err := s.Save(ctx, rotator.Commit{Credentials: []*rotator.Credential{cred("k", 1, rotator.CredCurrent)}}); err != nil {
+		t.Fatal(err)
+	}
+	stale := 0
+	err := s.CreateRotation(ctx, rotator.Commit{Rotation: newRotation("rot-stale", "k"), BasedOn: &stale})
+	wantErr(t, "create on a stale current credential", err, rotator.ErrConflict)
+	if _, err := s.GetRotation(ctx, "rot-stale"); !errors.Is(err, rotator.ErrNotFound) {
+		t.Fatalf("the refused rotation was written: %v", err)
+	}
+	fresh := 1
+	if err := s.CreateRotation(ctx, rotator.Commit{Rotation: newRotation("rot-fresh", "k"), BasedOn: &fresh}); err != nil {
+		t.Fatalf("create on the current credential: %v", err)
 	}
 }

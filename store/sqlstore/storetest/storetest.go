@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) rotator.Store) {
 		"APITokens":               testAPITokens,
 		"LeaseFencing":            testLeaseFencing,
 		"Members":                 testMembers,
+		"CreateBasedOn":           testCreateBasedOn,
 	}
 	for name, test := range tests {
 		t.Run(name, func(t *testing.T) {
