@@ -18,7 +18,7 @@ type admin struct{ d *Daemon }
 func (a *admin) listKeys(w http.ResponseWriter, r *http.Request) {
 	views, err := a.d.KeyViews(r.Context(), timeNow())
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "list keys: "+err.Error())
+		a.d.fail(w, r, "list keys: ", err)
 		return
 	}
 	p := principalOf(r)
@@ -34,7 +34,7 @@ func (a *admin) listKeys(w http.ResponseWriter, r *http.Request) {
 func (a *admin) plan(w http.ResponseWriter, r *http.Request) {
 	items, err := a.d.PlanViews(r.Context(), timeNow())
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "plan: "+err.Error())
+		a.d.fail(w, r, "plan: ", err)
 		return
 	}
 	p := principalOf(r)
@@ -87,7 +87,7 @@ func (a *admin) rotate(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "rotation": ViewRotation(rot)})
 			return
 		}
-		writeError(w, statusOf(err), err.Error())
+		a.d.fail(w, r, "", err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, ViewRotation(rot))
@@ -186,7 +186,7 @@ func (a *admin) listRotations(w http.ResponseWriter, r *http.Request) {
 	}
 	rots, err := a.d.Store.ListRotations(r.Context(), f)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "list rotations: "+err.Error())
+		a.d.fail(w, r, "list rotations: ", err)
 		return
 	}
 	views := make([]RotationView, 0, len(rots))
@@ -202,7 +202,7 @@ func (a *admin) listRotations(w http.ResponseWriter, r *http.Request) {
 func (a *admin) getRotation(w http.ResponseWriter, r *http.Request) {
 	rot, err := a.d.Store.GetRotation(r.Context(), r.PathValue("id"))
 	if err != nil {
-		writeError(w, statusOf(err), "rotation "+strconv.Quote(r.PathValue("id"))+": "+err.Error())
+		a.d.fail(w, r, "rotation "+strconv.Quote(r.PathValue("id"))+": ", err)
 		return
 	}
 	if !a.allow(w, principalOf(r), auth.ActRead, rot.Key) {
@@ -210,7 +210,7 @@ func (a *admin) getRotation(w http.ResponseWriter, r *http.Request) {
 	}
 	approvals, err := a.d.Store.Approvals(r.Context(), rot.ID)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		a.d.fail(w, r, "", err)
 		return
 	}
 	type approvalView struct {
@@ -244,7 +244,7 @@ func (a *admin) command(w http.ResponseWriter, r *http.Request, action auth.Acti
 	id := r.PathValue("id")
 	rot, err := a.d.Store.GetRotation(r.Context(), id)
 	if err != nil {
-		writeError(w, statusOf(err), "rotation "+strconv.Quote(id)+": "+err.Error())
+		a.d.fail(w, r, "rotation "+strconv.Quote(id)+": ", err)
 		return "", "", false
 	}
 	if !a.allow(w, p, action, rot.Key) {
@@ -261,7 +261,7 @@ func (a *admin) decide(v rotator.Verdict) http.HandlerFunc {
 			return
 		}
 		rot, err := a.d.Engine.Decide(r.Context(), rotator.ApproveRequest{RotationID: id, Approver: actor, Verdict: v, Via: via(principalOf(r)), Comment: b.Comment})
-		a.answer(w, rot, err)
+		a.answer(w, r, rot, err)
 	}
 }
 
@@ -272,7 +272,7 @@ func (a *admin) cancel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rot, err := a.d.Engine.Cancel(r.Context(), id, actor, b.Reason)
-	a.answer(w, rot, err)
+	a.answer(w, r, rot, err)
 }
 
 func (a *admin) retry(w http.ResponseWriter, r *http.Request) {
@@ -282,7 +282,7 @@ func (a *admin) retry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rot, err := a.d.Engine.Retry(r.Context(), id, actor)
-	a.answer(w, rot, err)
+	a.answer(w, r, rot, err)
 }
 
 func (a *admin) confirm(w http.ResponseWriter, r *http.Request) {
@@ -297,7 +297,7 @@ func (a *admin) confirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rot, err := a.d.Engine.ConfirmRevoked(r.Context(), rotator.ConfirmRequest{RotationID: id, Actor: actor, Force: b.Force})
-	a.answer(w, rot, err)
+	a.answer(w, r, rot, err)
 }
 
 func (a *admin) submit(w http.ResponseWriter, r *http.Request) {
@@ -320,12 +320,12 @@ func (a *admin) submit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnprocessableEntity, err.Error())
 		return
 	}
-	a.answer(w, rot, err)
+	a.answer(w, r, rot, err)
 }
 
-func (a *admin) answer(w http.ResponseWriter, rot *rotator.Rotation, err error) {
+func (a *admin) answer(w http.ResponseWriter, r *http.Request, rot *rotator.Rotation, err error) {
 	if err != nil {
-		writeError(w, statusOf(err), err.Error())
+		a.d.fail(w, r, "", err)
 		return
 	}
 	writeJSON(w, http.StatusOK, ViewRotation(rot))
@@ -354,7 +354,7 @@ func (a *admin) audit(w http.ResponseWriter, r *http.Request) {
 	}
 	evs, err := a.d.Store.Audit(r.Context(), f)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "audit: "+err.Error())
+		a.d.fail(w, r, "audit: ", err)
 		return
 	}
 	views := make([]AuditView, 0, len(evs))
@@ -373,7 +373,7 @@ func (a *admin) verifyAudit(w http.ResponseWriter, r *http.Request) {
 	}
 	problems, err := a.d.Store.VerifyAudit(r.Context())
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "verify audit: "+err.Error())
+		a.d.fail(w, r, "verify audit: ", err)
 		return
 	}
 	status := http.StatusOK

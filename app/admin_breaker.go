@@ -14,7 +14,7 @@ func (a *admin) breaker(w http.ResponseWriter, r *http.Request) {
 	}
 	bs, err := a.d.Engine.Breaker(r.Context())
 	if err != nil {
-		writeError(w, statusOf(err), err.Error())
+		a.d.fail(w, r, "", err)
 		return
 	}
 	writeJSON(w, http.StatusOK, ViewBreaker(bs))
@@ -36,7 +36,7 @@ func (a *admin) releaseBreaker(w http.ResponseWriter, r *http.Request) {
 	}
 	bs, err := a.d.Engine.Breaker(r.Context())
 	if err != nil {
-		writeError(w, statusOf(err), err.Error())
+		a.d.fail(w, r, "", err)
 		return
 	}
 	if len(bs.Contained) == 0 && !a.allow(w, p, auth.ActEmergency, "") {
@@ -45,7 +45,7 @@ func (a *admin) releaseBreaker(w http.ResponseWriter, r *http.Request) {
 	for _, id := range bs.Contained {
 		rot, err := a.d.Store.GetRotation(r.Context(), id)
 		if err != nil {
-			writeError(w, statusOf(err), err.Error())
+			a.d.fail(w, r, "", err)
 			return
 		}
 		if !a.allow(w, p, auth.ActEmergency, rot.Key) {
@@ -54,7 +54,7 @@ func (a *admin) releaseBreaker(w http.ResponseWriter, r *http.Request) {
 	}
 	released, err := a.d.Engine.ReleaseBreaker(r.Context(), actor, via(p))
 	if err != nil {
-		writeError(w, statusOf(err), err.Error())
+		a.d.fail(w, r, "", err)
 		return
 	}
 	if released == nil {

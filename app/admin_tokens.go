@@ -50,7 +50,7 @@ func (a *admin) listTokens(w http.ResponseWriter, r *http.Request) {
 	}
 	list, err := s.ListTokens(r.Context())
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "list tokens: "+err.Error())
+		a.d.fail(w, r, "list tokens: ", err)
 		return
 	}
 	out := make([]TokenView, 0, len(list))
@@ -83,7 +83,7 @@ func (a *admin) createToken(w http.ResponseWriter, r *http.Request) {
 	}
 	tok, rec, err := auth.CreateToken(r.Context(), s, spec, timeNow())
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+		a.d.fail(w, r, "", err)
 		return
 	}
 	if err := a.d.AuditTokenCreated(r.Context(), rec, spec.CreatedBy); err != nil {
@@ -100,7 +100,7 @@ func (a *admin) revokeToken(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("id")
 	if err := s.RevokeToken(r.Context(), id, timeNow()); err != nil {
-		writeError(w, statusOf(err), "revoke token "+strconv.Quote(id)+": "+err.Error())
+		a.d.fail(w, r, "revoke token "+strconv.Quote(id)+": ", err)
 		return
 	}
 	if err := a.d.AuditTokenRevoked(r.Context(), id, principalOf(r).ID); err != nil {

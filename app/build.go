@@ -3,6 +3,8 @@ package app
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,6 +40,7 @@ type Daemon struct {
 	limiter      *auth.Limiter
 	metricsToken string
 	teams        map[string]string // key → owner team
+	member       bool              // this process shows in the cluster view
 	starters     []func(context.Context) error
 	closers      []func() error
 	// checkpoints writes signed audit checkpoints; nil without
@@ -71,6 +74,7 @@ type Store interface {
 	VerifyAudit(ctx context.Context) ([]rotator.AuditProblem, error)
 	SetAuditKeys(k rotator.AuditKeys)
 	AuditHead(ctx context.Context) (seq int64, hash string, err error)
+	Ping(ctx context.Context) error
 }
 
 // BuildOptions tune Build for tests and the CLI.
@@ -79,12 +83,12 @@ type BuildOptions struct {
 	Failpoint func(string)
 	// Registry receives metrics; nil creates one.
 	Registry *prometheus.Registry
-	// Owner overrides the daemon's lease identity (the CLI uses its own).
+	// Owner overrides the process's lease identity (default InstanceID).
 	Owner string
 	// EnqueueOnly queues notifications for the daemon to deliver (the CLI).
 	EnqueueOnly bool
-	// Version is the binary's version for rekey_build_info (empty: the
-	// module version Go recorded).
+	// Version is the binary's version for rekey_build_info and the cluster
+	// view (empty: the module version Go recorded).
 	Version string
 }
 
@@ -94,7 +98,7 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o Build
 	if errs := Validate(cfg); len(errs) > 0 {
 		return nil, errs
 	}
-	d := &Daemon{Config: cfg, Logger: logger, Registry: o.Registry}
+	d := &Daemon{Config: cfg, Logger: logger, Registry: o.Registry, member: !o.EnqueueOnly}
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()
 		d.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -180,7 +184,9 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o Build
 		StepTimeout:  cfg.Daemon.StepTimeout,
 		Backoff:      rotator.Backoff{Base: cfg.Daemon.RetryBase, Max: cfg.Daemon.RetryMax, Factor: 2, Jitter: 0.2},
 		Failpoint:    o.Failpoint,
-		Owner:        cmp.Or(o.Owner, daemonID(cfg)),
+		Owner:        cmp.Or(o.Owner, InstanceID()),
+		LeaseTTL:     cfg.Daemon.LeaseTTL,
+		Member:       member(o),
 		Inbound:      d.Store,
 		State:        d.Store,
 		Outbox:       d.Store,
@@ -330,15 +336,26 @@ func buildKey(cfg *config.Config, i int, kc config.Key, issuers map[string]rotat
 	return k
 }
 
-// daemonID names this daemon in rotation leases. It is stable across
-// restarts (so a daemon restarted after a crash resumes its own rotations at
-// once instead of waiting for its old lease to expire) and unique among
-// daemons sharing a store: no two processes on a host can listen on the same
-// address.
-func daemonID(cfg *config.Config) string {
+// InstanceID names this process in rotation leases and the cluster view:
+// the host name for people to read, and a random part that makes it unique
+// per process — two clones with the same host name and listen address (a
+// fixed container host name, cloned VMs) never share a lease.
+func InstanceID() string {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "localhost"
 	}
-	return host + "/" + cfg.Daemon.Listen
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return host + "/" + hex.EncodeToString(b)
+}
+
+// member is what the daemon shows of itself in the cluster view; the CLI
+// (EnqueueOnly) is no member.
+func member(o BuildOptions) *rotator.Member {
+	if o.EnqueueOnly {
+		return nil
+	}
+	host, _ := os.Hostname()
+	return &rotator.Member{Host: host, PID: os.Getpid(), Version: cmp.Or(o.Version, "(devel)")}
 }

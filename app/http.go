@@ -71,6 +71,7 @@ func (d *Daemon) adminRoutes() map[string]http.HandlerFunc {
 		"GET /v1/tokens":                   a.listTokens,
 		"POST /v1/tokens":                  a.createToken,
 		"POST /v1/tokens/{id}/revoke":      a.revokeToken,
+		"GET /v1/cluster":                  a.cluster,
 	}
 }
 

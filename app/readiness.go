@@ -108,7 +108,7 @@ type checkState struct {
 func (d *Daemon) readyHandler(detailed bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		v := readyView{Status: "ready", Checks: []checkState{}}
-		if _, err := d.Store.KeyStates(r.Context()); err != nil {
+		if err := d.storeReady(r.Context()); err != nil {
 			v.Status = "store unavailable"
 			v.Checks = append(v.Checks, checkState{Name: "store", OK: false})
 			writeJSON(w, http.StatusServiceUnavailable, v)

@@ -34,7 +34,7 @@ type Options struct {
 	Ready chan<- string
 	// AdminReady, if set, receives the admin listener's address then.
 	AdminReady chan<- string
-	// Version is the binary's version (rekey_build_info).
+	// Version is the binary's version (rekey_build_info, the cluster view).
 	Version string
 }
 
@@ -65,18 +65,23 @@ func FailpointFromEnv(logger *slog.Logger) func(string) {
 	}
 }
 
-// Run loads the configuration and runs the daemon until ctx ends.
+// Run loads the configuration and runs the daemon until ctx ends. The
+// listeners serve from the start: while the store cannot be reached the
+// daemon waits for it with backoff, /healthz answers 200, /readyz and every
+// other request 503.
 func Run(ctx context.Context, o Options) error {
 	cfg, err := config.Load(o.ConfigPath)
 	if err != nil {
 		return err
+	}
+	if errs := Validate(cfg); len(errs) > 0 {
+		return errs
 	}
 	logs := o.Logs
 	if logs == nil {
 		logs = os.Stderr
 	}
 	logger := NewLogger(logs, cfg.Daemon.LogLevel)
-	// Bind first: with port 0 the lease identity may depend on the port.
 	ln, err := net.Listen("tcp", cfg.Daemon.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Daemon.Listen, err)
@@ -87,12 +92,17 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer aln.Close()
-	d, err := Build(ctx, cfg, logger, BuildOptions{Failpoint: FailpointFromEnv(logger), Owner: leaseOwner(cfg, ln.Addr()), Version: o.Version})
+	srv, err := startHTTP(cfg, logger, ln, aln)
+	if err != nil {
+		return err
+	}
+	defer srv.shutdown()
+	d, err := buildWhenReachable(ctx, cfg, logger, BuildOptions{Failpoint: FailpointFromEnv(logger), Version: o.Version})
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	return d.serve(ctx, ln, aln, o.Ready, o.AdminReady)
+	return d.serve(ctx, srv, o.Ready, o.AdminReady)
 }
 
 // listenAdmin binds the admin listener: host:port, or unix:/path (a stale
@@ -122,56 +132,40 @@ func listenAdmin(addr string) (net.Listener, error) {
 	return ln, nil
 }
 
-// leaseOwner is the daemon's identity in rotation leases when the listen
-// address alone cannot give one, or "" to keep Build's default (host and
-// configured listen address: stable across restarts, unique on the host).
-// With port 0 every daemon on the host would share "host/127.0.0.1:0", so
-// the identity is the address file instead (stable across restarts, and no
-// two daemons write the same file), or, without one, the bound address
-// (unique, but a restarted daemon then waits out its old lease before it
-// resumes its rotations).
-func leaseOwner(cfg *config.Config, bound net.Addr) string {
-	_, port, err := net.SplitHostPort(cfg.Daemon.Listen)
-	if err != nil || port != "0" {
-		return ""
-	}
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "localhost"
-	}
-	if f := cfg.Daemon.AddressFile; f != "" {
-		if abs, err := filepath.Abs(f); err == nil {
-			f = abs
-		}
-		return host + "/" + cfg.Daemon.Listen + "@" + f
-	}
-	return host + "/" + bound.String()
+// servers are the two listeners' HTTP servers. Their handlers start as
+// the waiting handler and become the daemon's once it is built.
+type servers struct {
+	addr, adminAddr string
+	pubTLS, admTLS  bool
+	public, admin   *swapHandler
+	list            []*http.Server
+	errc            chan error
+	files           []string
 }
 
-func (d *Daemon) serve(ctx context.Context, ln, aln net.Listener, ready, adminReady chan<- string) error {
-	addr, adminAddr := ln.Addr().String(), aln.Addr().String()
+func startHTTP(cfg *config.Config, logger *slog.Logger, ln, aln net.Listener) (*servers, error) {
+	s := &servers{addr: ln.Addr().String(), adminAddr: aln.Addr().String(), errc: make(chan error, 4)}
 	if aln.Addr().Network() == "unix" {
-		adminAddr = "unix:" + adminAddr
+		s.adminAddr = "unix:" + s.adminAddr
 	}
-	pubTLS, err := tlsConfig(d.Config.Daemon.TLS, "daemon.tls")
+	pubTLS, err := tlsConfig(cfg.Daemon.TLS, "daemon.tls")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	admTLS, err := tlsConfig(d.Config.Daemon.AdminTLS, "daemon.admin_tls")
+	admTLS, err := tlsConfig(cfg.Daemon.AdminTLS, "daemon.admin_tls")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	errc := make(chan error, 4)
-	d.readiness = newReadiness()
-	var servers []*http.Server
+	s.pubTLS, s.admTLS = pubTLS != nil, admTLS != nil
+	s.public, s.admin = newSwapHandler(waitingHandler()), newSwapHandler(waitingHandler())
 	for _, l := range []struct {
 		name string
 		ln   net.Listener
 		h    http.Handler
 		tls  *tls.Config
-	}{{"public", ln, d.PublicHandler(), pubTLS}, {"admin", aln, d.AdminHandler(), admTLS}} {
+	}{{"public", ln, s.public, pubTLS}, {"admin", aln, s.admin, admTLS}} {
 		srv := &http.Server{Handler: l.h, TLSConfig: l.tls, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
-		servers = append(servers, srv)
+		s.list = append(s.list, srv)
 		go func() {
 			var err error
 			if l.tls != nil {
@@ -180,37 +174,53 @@ func (d *Daemon) serve(ctx context.Context, ln, aln net.Listener, ready, adminRe
 				err = srv.Serve(l.ln)
 			}
 			if err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("http (%s listener): %w", l.name, err)
+				s.errc <- fmt.Errorf("http (%s listener): %w", l.name, err)
 			}
 		}()
 	}
-	closeAll := func() {
-		for _, srv := range servers {
-			_ = srv.Close()
-		}
-	}
 	for _, f := range []struct{ path, addr, field string }{
-		{d.Config.Daemon.AddressFile, addr, "daemon.address_file"}, {d.Config.Daemon.AdminAddressFile, adminAddr, "daemon.admin_address_file"},
+		{cfg.Daemon.AddressFile, s.addr, "daemon.address_file"}, {cfg.Daemon.AdminAddressFile, s.adminAddr, "daemon.admin_address_file"},
 	} {
 		if f.path == "" {
 			continue
 		}
 		if err := writeAddressFile(f.path, f.addr, f.field); err != nil {
-			closeAll()
-			return err
+			s.shutdown()
+			return nil, err
 		}
-		defer os.Remove(f.path) // a stopped daemon listens nowhere
+		s.files = append(s.files, f.path) // a stopped daemon listens nowhere
 	}
-	d.Logger.Info("rekey started", "listen", addr, "address_file", d.Config.Daemon.AddressFile, "admin_listen", adminAddr,
-		"admin_address_file", d.Config.Daemon.AdminAddressFile, "tls", pubTLS != nil, "admin_tls", admTLS != nil,
-		"keys", len(d.Config.Keys), "store", d.Config.Store.Type, "bootstrap_admin_token", d.Auth.Bootstrap != "",
-		"oidc", d.Auth.OIDC != nil)
+	logger.Info("rekey listening", "listen", s.addr, "address_file", cfg.Daemon.AddressFile, "admin_listen", s.adminAddr,
+		"admin_address_file", cfg.Daemon.AdminAddressFile, "tls", s.pubTLS, "admin_tls", s.admTLS)
+	return s, nil
+}
+
+func (s *servers) shutdown() {
+	for _, f := range s.files {
+		_ = os.Remove(f)
+	}
+	s.files = nil
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, srv := range s.list {
+		_ = srv.Shutdown(sctx)
+	}
+}
+
+func (d *Daemon) serve(ctx context.Context, srv *servers, ready, adminReady chan<- string) error {
+	d.readiness = newReadiness()
+	srv.public.set(d.PublicHandler())
+	srv.admin.set(d.AdminHandler())
+	d.Logger.Info("rekey started", "listen", srv.addr, "admin_listen", srv.adminAddr, "instance", d.Engine.Owner(),
+		"lease_ttl", d.Engine.LeaseTTL().String(), "keys", len(d.Config.Keys), "store", d.Config.Store.Type,
+		"bootstrap_admin_token", d.Auth.Bootstrap != "", "oidc", d.Auth.OIDC != nil)
 	if ready != nil {
-		ready <- addr
+		ready <- srv.addr
 	}
 	if adminReady != nil {
-		adminReady <- adminAddr
+		adminReady <- srv.adminAddr
 	}
+	errc := srv.errc
 	ectx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer d.startAudit(ectx)()
@@ -246,11 +256,7 @@ func (d *Daemon) serve(ctx context.Context, ln, aln net.Listener, ready, adminRe
 	}
 	d.Logger.Info("rekey stopping")
 	cancel()
-	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer scancel()
-	for _, srv := range servers {
-		_ = srv.Shutdown(sctx)
-	}
+	srv.shutdown()
 	return runErr
 }
 

@@ -123,30 +123,15 @@ keys: [{name: api, issuer: demo, owners: [alice@example.com], sinks: [{sink: fil
 	}
 }
 
-func TestLeaseOwnerOnPortZero(t *testing.T) {
+// Every process gets its own instance id: two clones with the same host
+// name and listen address never share a lease.
+func TestInstanceIDUniquePerProcess(t *testing.T) {
 	host, _ := os.Hostname()
 	if host == "" {
 		host = "localhost"
 	}
-	bound := fakeAddr("127.0.0.1:4321")
-	for name, tc := range map[string]struct {
-		listen, file, want string
-	}{
-		"fixed port keeps Build's default": {listen: "127.0.0.1:8080", want: ""},
-		"port 0 with an address file":      {listen: "127.0.0.1:0", file: "/run/a.addr", want: host + "/127.0.0.1:0@/run/a.addr"},
-		"port 0 alone":                     {listen: "127.0.0.1:0", want: host + "/127.0.0.1:4321"},
-	} {
-		t.Run(name, func(t *testing.T) {
-			cfg := loadExample(t)
-			cfg.Daemon.Listen, cfg.Daemon.AddressFile = tc.listen, tc.file
-			if got := leaseOwner(cfg, bound); got != tc.want {
-				t.Errorf("leaseOwner = %q, want %q", got, tc.want)
-			}
-		})
+	a, b := InstanceID(), InstanceID()
+	if a == b || !strings.HasPrefix(a, host+"/") || len(a) < len(host)+1+12 {
+		t.Fatalf("instance ids %q and %q: want unique, host first", a, b)
 	}
 }
-
-type fakeAddr string
-
-func (a fakeAddr) Network() string { return "tcp" }
-func (a fakeAddr) String() string  { return string(a) }

@@ -86,6 +86,11 @@ type Daemon struct {
 	// MetricsPerKey keeps the key label on metrics (default true). Off for
 	// fleets too large for one series per key (docs/METRICS.md).
 	MetricsPerKey *bool `koanf:"metrics_per_key"`
+
+	// LeaseTTL is how long a rotation's lease outlives its daemon's last
+	// heartbeat (renewed every third of it): the time after which another
+	// daemon takes over the rotation of one that died.
+	LeaseTTL time.Duration `koanf:"lease_ttl"`
 }
 
 // TLS is a certificate and key, re-read when their files change.
@@ -300,7 +305,7 @@ func defaults() Config {
 	return Config{
 		Daemon: Daemon{
 			Listen: DefaultListen, AdminListen: DefaultAdminListen, Schedule: DefaultSchedule, Jitter: 0, Concurrency: 4,
-			PollInterval: time.Second, StepTimeout: 60 * time.Second,
+			PollInterval: time.Second, StepTimeout: 60 * time.Second, LeaseTTL: 15 * time.Second,
 			RetryBase: 2 * time.Second, RetryMax: 5 * time.Minute, LogLevel: "info",
 		},
 		Store:     Store{Type: "sqlite", Path: "./data/rekey.db"},

@@ -100,6 +100,10 @@ func TestBrokenConfigsNameTheirPath(t *testing.T) {
 			yaml: base + "daemon: {schedule: every tuesday}\n",
 			want: []string{`daemon.schedule: invalid cron spec "every tuesday"`},
 		},
+		"lease TTL out of range": {
+			yaml: base + "daemon: {lease_ttl: 500ms}\n",
+			want: []string{`daemon.lease_ttl: must be between 1s and 10m, got 500ms`},
+		},
 		"bad window": {
 			yaml: base + "defaults: {windows: [{days: [funday], start: '09:00', end: '17:00'}]}\n",
 			want: []string{`defaults.windows[0]: days: "funday" is not a weekday`},
@@ -160,7 +164,7 @@ func TestValidConfigAndDefaults(t *testing.T) {
 	if eff.Policies.MaxAge != 14*24*time.Hour || eff.Drain.QuietPeriod != 36*time.Hour {
 		t.Fatalf("effective settings: %+v %+v", eff.Policies, eff.Drain)
 	}
-	if cfg.Daemon.Listen != DefaultListen || cfg.Store.Type != "sqlite" || cfg.Daemon.Concurrency != 4 {
+	if cfg.Daemon.Listen != DefaultListen || cfg.Store.Type != "sqlite" || cfg.Daemon.Concurrency != 4 || cfg.Daemon.LeaseTTL != 15*time.Second {
 		t.Fatalf("defaults not applied: %+v %+v", cfg.Daemon, cfg.Store)
 	}
 	if cfg.Sinks[0].Settings == nil && len(cfg.Sinks[0].Settings) != 0 {

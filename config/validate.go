@@ -166,6 +166,9 @@ func (c *Config) validateDaemon(errs *Errors) {
 	if d.StepTimeout <= 0 {
 		errs.Add("daemon.step_timeout", "must be positive")
 	}
+	if d.LeaseTTL < time.Second || d.LeaseTTL > 10*time.Minute {
+		errs.Add("daemon.lease_ttl", "must be between 1s and 10m, got %s", d.LeaseTTL)
+	}
 	if d.RetryBase <= 0 || d.RetryMax < d.RetryBase {
 		errs.Add("daemon.retry_base", "must be positive and at most retry_max")
 	}

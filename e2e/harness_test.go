@@ -79,6 +79,7 @@ daemon:
   admin_token_file: {{.Dir}}/admin-token
   schedule: "{{.Sched}}"
   poll_interval: 100ms
+  lease_ttl: 2s # a restarted daemon (a new instance) resumes its rotations after the lease runs out
   retry_base: 100ms
   retry_max: 1s
   log_level: debug
@@ -295,10 +296,14 @@ func (w *world) start(env ...string) *daemon {
 			}
 		}
 		if addr != "" {
+			// Alive and started: a daemon still waiting for its store
+			// answers 200 with another status.
 			resp, err := http.Get("http://" + addr + "/healthz")
 			if err == nil {
+				var h struct{ Status string }
+				_ = json.NewDecoder(resp.Body).Decode(&h)
 				resp.Body.Close()
-				if resp.StatusCode == 200 {
+				if resp.StatusCode == 200 && h.Status == "ok" {
 					return d
 				}
 			}

@@ -39,6 +39,7 @@ daemon:
   admin_token_file: {{.Dir}}/admin-token
   schedule: "@every 1h"
   poll_interval: 100ms
+  lease_ttl: 2s # a restarted daemon (a new instance) resumes its rotations after the lease runs out
   step_timeout: 10s
   retry_base: 200ms
   retry_max: 1s

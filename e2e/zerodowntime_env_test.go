@@ -56,6 +56,7 @@ daemon:
   admin_token_file: {{.W.Dir}}/admin-token
   schedule: "@every 1h"
   poll_interval: 100ms
+  lease_ttl: 2s # a restarted daemon (a new instance) resumes its rotations after the lease runs out
   retry_base: 100ms
   retry_max: 1s
   log_level: debug

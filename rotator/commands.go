@@ -34,6 +34,19 @@ func EmergencyTrigger(t Trigger) bool {
 // Trigger creates a rotation. When the key already has an active rotation it
 // returns that rotation and an error wrapping ErrActiveRotation.
 func (e *Engine) Trigger(ctx context.Context, req TriggerRequest) (*Rotation, error) {
+	// Another daemon's rotation of the key may finish between the read of
+	// the current credential and the insert: the store refuses the insert
+	// (ErrConflict) and the rotation is built again on the new current one.
+	for attempt := 1; ; attempt++ {
+		r, err := e.trigger(ctx, req)
+		if attempt < 3 && errors.Is(err, ErrConflict) && !errors.Is(err, ErrActiveRotation) {
+			continue
+		}
+		return r, err
+	}
+}
+
+func (e *Engine) trigger(ctx context.Context, req TriggerRequest) (*Rotation, error) {
 	k, ok := e.keys[req.Key]
 	if !ok {
 		return nil, fmt.Errorf("unknown key %q: %w", req.Key, ErrNotFound)
@@ -100,7 +113,11 @@ func (e *Engine) Trigger(ctx context.Context, req TriggerRequest) (*Rotation, er
 		Phase: r.Phase, Trigger: r.Trigger, Mode: r.Mode, Actor: r.Actor, Owners: k.Owners, At: now,
 		Message: startMessage(r),
 		Fields:  startFields(k, r)}}
-	if err := e.store.CreateRotation(ctx, Commit{Rotation: r, Audit: []AuditEvent{ev}, Outbox: e.dispatch.rows(k, started)}); err != nil {
+	basedOn := 0
+	if cur != nil {
+		basedOn = cur.Generation
+	}
+	if err := e.store.CreateRotation(ctx, Commit{Rotation: r, Audit: []AuditEvent{ev}, Outbox: e.dispatch.rows(k, started), BasedOn: &basedOn}); err != nil {
 		if errors.Is(err, ErrActiveRotation) {
 			active, aerr := e.store.ActiveRotation(ctx, req.Key)
 			if aerr == nil {

@@ -35,11 +35,12 @@ func (e *Engine) submit(ctx context.Context, rotationID, actor string, secret Se
 	if r.Phase != PhaseMinting || r.Hold != HoldSecret {
 		return r, fmt.Errorf("rotation %s is not waiting for a secret (%s): %w", r.ID, r.Phase, ErrBadState)
 	}
-	release, err := e.take(ctx, r.ID)
+	lh, err := e.take(ctx, r.ID)
 	if err != nil {
 		return r, err
 	}
-	defer release()
+	defer lh.release(true)
+	ctx = lh.ctx
 	if r, err = e.store.GetRotation(ctx, rotationID); err != nil {
 		return nil, err
 	}
@@ -88,7 +89,7 @@ func (e *Engine) submit(ctx context.Context, rotationID, actor string, secret Se
 		due := !r.NextAttemptAt.After(e.clock.Now()) || r.Hold == HoldSecret
 		return due && (r.Phase == PhaseMinting || r.Phase == PhaseStaging)
 	}
-	out := e.interpret(ctx, r.ID, staging, func() bool { return true })
+	out := e.interpret(ctx, r.ID, staging, lh)
 	e.Wake()
 	if out == nil {
 		return e.store.GetRotation(ctx, r.ID)
@@ -115,21 +116,18 @@ func (e *Engine) takeSubmission(id string) (submission, bool) {
 // this engine runs it) and the store lease (no other process does). A
 // driver that has just parked the rotation lets go of both within moments,
 // so take waits a little for them before giving up.
-func (e *Engine) take(ctx context.Context, id string) (release func(), err error) {
+func (e *Engine) take(ctx context.Context, id string) (*holder, error) {
 	deadline := time.Now().Add(takeWait)
 	for {
 		if e.claimLocal(id) {
-			now := e.clock.Now()
-			ok, err := e.store.Lease(ctx, id, e.owner, now, now.Add(e.lease))
+			h, ok, err := e.hold(ctx, id)
 			if err != nil {
 				e.releaseLocal(id)
 				return nil, err
 			}
 			if ok {
-				return func() {
-					_ = e.store.Release(context.WithoutCancel(ctx), id, e.owner)
-					e.releaseLocal(id)
-				}, nil
+				h.then = func() { e.releaseLocal(id) }
+				return h, nil
 			}
 			e.releaseLocal(id)
 		}

@@ -198,7 +198,7 @@ func (w *crashWorld) restart(failpoint string) {
 		Notifiers: map[string]rotator.Notifier{"one": w.notes[0], "two": w.notes[1]},
 		Outbox:    w.store, Inbound: w.store, State: w.store,
 		Backoff:     rotator.Backoff{Base: time.Second, Max: time.Minute, Factor: 2},
-		StepTimeout: 10 * time.Second, LeaseDuration: crashLease,
+		StepTimeout: 10 * time.Second, Owner: "crash-matrix-daemon", LeaseTTL: crashLease,
 	})
 	if err != nil {
 		w.t.Fatal(err)

@@ -30,18 +30,32 @@ type dispatcher struct {
 	once    sync.Once
 	mu      sync.RWMutex
 	closed  bool
+	// ttl is the engine's lease TTL: a durable delivery is claimed for
+	// about twice it, so that the claims of a daemon that died are taken
+	// over about as fast as its rotations.
+	ttl time.Duration
+	// quiet logs a store outage with backoff, not once per poll.
+	quiet *quietLog
 }
+
+// callTimeout bounds one durable delivery: the lease TTL, at least 5s and
+// at most 30s.
+func (d *dispatcher) callTimeout() time.Duration {
+	return min(max(d.ttl, 5*time.Second), 30*time.Second)
+}
+
+// claimFor is how long a delivery is claimed: the call, then a TTL.
+func (d *dispatcher) claimFor() time.Duration { return d.callTimeout() + max(d.ttl, time.Second) }
 
 const (
 	queueSize       = 1024
 	maxDeliveries   = 100 // durable: with the 5-minute cap, about eight hours of outage
 	memoryAttempts  = 8
-	claimFor        = 2 * time.Minute
 	outboxPollEvery = time.Second
 )
 
 func newDispatcher(ns map[string]Notifier, outbox Outbox, deliver bool, clock Clock, log *slog.Logger, m *Metrics) *dispatcher {
-	d := &dispatcher{log: log, metrics: m, outbox: outbox, deliver: deliver, targets: ns, clock: clock,
+	d := &dispatcher{log: log, quiet: newQuietLog(log), metrics: m, outbox: outbox, deliver: deliver, targets: ns, clock: clock,
 		queues: map[string]chan Event{}, pokes: map[string]chan struct{}{},
 		backoff: Backoff{Base: time.Second, Max: 5 * time.Minute, Factor: 2, Jitter: 0.2}}
 	for name := range ns {
@@ -228,9 +242,10 @@ func (d *dispatcher) deliverDue(name string, n Notifier) {
 		now := d.clock.Now()
 		items, err := d.outbox.DueOutbox(d.ctx, name, now, 20)
 		if err != nil {
-			d.log.Warn("read notification outbox", "notifier", name, "err", err)
+			d.quiet.warn("outbox "+name, "read notification outbox", "notifier", name, "err", err)
 			return
 		}
+		d.quiet.ok("outbox "+name, "notification outbox readable again")
 		if len(items) == 0 {
 			return
 		}
@@ -241,11 +256,11 @@ func (d *dispatcher) deliverDue(name string, n Notifier) {
 			continue
 		}
 		for _, it := range items {
-			ok, err := d.outbox.ClaimOutbox(d.ctx, it.ID, now, now.Add(claimFor))
+			ok, err := d.outbox.ClaimOutbox(d.ctx, it.ID, now, now.Add(d.claimFor()))
 			if err != nil || !ok {
 				return // another daemon has it, or the store hiccuped: next poll
 			}
-			ctx, cancel := context.WithTimeout(d.ctx, 30*time.Second)
+			ctx, cancel := context.WithTimeout(d.ctx, d.callTimeout())
 			err = n.Notify(ctx, it.Event)
 			cancel()
 			bg := context.WithoutCancel(d.ctx)

@@ -17,7 +17,7 @@ func (d *dispatcher) deliverBatch(b BatchOutbox, name string, n Notifier, items 
 	for i, it := range items {
 		ids[i] = it.ID
 	}
-	claimed, err := b.ClaimOutboxBatch(d.ctx, ids, now, now.Add(claimFor))
+	claimed, err := b.ClaimOutboxBatch(d.ctx, ids, now, now.Add(d.claimFor()))
 	if err != nil || claimed == 0 {
 		if err != nil {
 			d.log.Warn("claim notifications", "notifier", name, "err", err)

@@ -100,6 +100,12 @@
 // phase can be undone, the rotation rolls back; otherwise it holds and
 // pages a person.
 //
+// Several daemons may share one store. A daemon runs a rotation's steps
+// only while it holds the rotation's lease (lease.go): claimed for a TTL
+// judged by the database's clock, renewed by a heartbeat, and fencing every
+// commit by its epoch, so that a daemon that lost it stops before its next
+// side effect and another takes the rotation over within the TTL.
+//
 // The engine never revokes the current credential of a staged rotation before
 // every sink reports the new credential as current and the drain gate passed
 // (invariant 1); it re-checks the sinks right before the revoke call.

@@ -28,10 +28,15 @@ type Options struct {
 	// StepTimeout bounds one phase step (default 60s).
 	StepTimeout time.Duration
 	Backoff     Backoff
-	// Owner identifies this daemon in rotation leases (default random).
+	// Owner identifies this process in rotation leases and in the cluster
+	// view; it must be unique per process (default random).
 	Owner string
-	// LeaseDuration is how long a claimed rotation stays claimed (default 2m).
-	LeaseDuration time.Duration
+	// LeaseTTL is how long a rotation's lease outlives its holder's last
+	// heartbeat (default DefaultLeaseTTL): the takeover time after a crash.
+	LeaseTTL time.Duration
+	// Member, when set, registers this process in the cluster view and
+	// heartbeats it while Run runs (the store must implement Membership).
+	Member *Member
 	// Inbound records exposure and departure reports (needed by Intake).
 	Inbound InboundStore
 	// State holds the engine's and adapters' small durable state.
@@ -67,7 +72,9 @@ type Engine struct {
 	stepTO    time.Duration
 	backoff   Backoff
 	owner     string
-	lease     time.Duration
+	ttl       time.Duration
+	member    *Member
+	logs      *quietLog
 	failpoint func(string)
 	inbound   InboundStore
 	state     StateStore
@@ -113,7 +120,8 @@ func New(o Options) (*Engine, error) {
 		stepTO:        o.StepTimeout,
 		backoff:       o.Backoff,
 		owner:         o.Owner,
-		lease:         o.LeaseDuration,
+		ttl:           o.LeaseTTL,
+		member:        o.Member,
 		failpoint:     o.Failpoint,
 		inbound:       o.Inbound,
 		state:         o.State,
@@ -162,12 +170,10 @@ func New(o Options) (*Engine, error) {
 	if e.owner == "" {
 		e.owner = "rekey-" + randomHex(6)
 	}
-	if e.lease <= 0 {
-		e.lease = 2 * time.Minute
+	if e.ttl <= 0 {
+		e.ttl = DefaultLeaseTTL
 	}
-	if e.lease < 2*e.stepTO {
-		e.lease = 2 * e.stepTO
-	}
+	e.logs = newQuietLog(e.log)
 	if e.breakerPolicy.Max == 0 {
 		e.breakerPolicy.Max = DefaultBreaker.Max
 	}
@@ -186,6 +192,7 @@ func New(o Options) (*Engine, error) {
 	e.sem = make(chan struct{}, e.conc)
 	e.urgentSem = make(chan struct{}, 32)
 	e.dispatch = newDispatcher(o.Notifiers, o.Outbox, !o.EnqueueOnly, e.clock, e.log, e.metrics)
+	e.dispatch.ttl = e.ttl
 	e.dispatch.start()
 	return e, nil
 }
@@ -214,6 +221,9 @@ func (e *Engine) Store() Store { return e.store }
 func (e *Engine) Run(ctx context.Context) error {
 	e.driving.Store(true)
 	defer e.driving.Store(false)
+	if stop := e.heartbeatMember(ctx); stop != nil {
+		defer stop()
+	}
 	t := time.NewTicker(e.poll)
 	defer t.Stop()
 	housekeeping := true
@@ -271,9 +281,10 @@ func (e *Engine) scan(ctx context.Context, housekeeping bool) {
 	limit := 4 * e.conc
 	due, err := e.store.DueRotations(ctx, e.clock.Now(), limit)
 	if err != nil {
-		e.log.Error("list due rotations", "err", err)
+		e.logs.error("due", "list due rotations", "err", err)
 		return
 	}
+	e.logs.ok("due", "store reachable again: listing due rotations")
 	e.backlog.Store(len(due) == limit)
 	for _, r := range due {
 		if !e.claimLocal(r.ID) {
@@ -333,48 +344,28 @@ func (e *Engine) RunOnce(ctx context.Context) {
 // finishes, or loses its lease. With only set, it stops as soon as the
 // rotation leaves that phase (the urgent path drives just the revoke).
 func (e *Engine) drive(ctx context.Context, id string, only Phase) {
-	now := e.clock.Now()
-	leased := now.Add(e.lease)
-	ok, err := e.store.Lease(ctx, id, e.owner, now, leased)
+	h, ok, err := e.hold(ctx, id)
 	if err != nil || !ok {
 		if err != nil {
-			e.log.Warn("lease rotation", "rotation", id, "err", err)
+			e.logs.warn("lease claim", "lease rotation", "rotation", id, "err", err)
 		}
 		return
 	}
 	var last *Rotation
-	defer func() {
-		if last != nil && last.Phase.Terminal() {
-			return // nobody drives a finished rotation: the lease needs no write
-		}
-		if err := e.store.Release(context.WithoutCancel(ctx), id, e.owner); err != nil {
-			e.log.Warn("release rotation lease", "rotation", id, "err", err)
-		}
-	}()
+	// Nobody drives a finished rotation: its lease needs no write.
+	defer func() { h.release(last == nil || !last.Phase.Terminal()) }()
 	due := func(r *Rotation) bool {
 		return !r.NextAttemptAt.After(e.clock.Now()) && (only == "" || r.Phase == only)
 	}
-	last = e.interpret(ctx, id, due, func() bool {
-		// Renew the lease once half of it is used (a step is bounded by
-		// stepTO, and the lease is at least twice that).
-		now := e.clock.Now()
-		if now.After(leased.Add(-e.lease / 2)) {
-			leased = now.Add(e.lease)
-			if ok, err := e.store.Lease(ctx, id, e.owner, now, leased); err != nil || !ok {
-				return false
-			}
-		}
-		return true
-	})
+	last = e.interpret(h.ctx, id, due, h)
 }
 
 // interpret runs rotation id through its lifecycle table while may(r)
 // allows (the caller's test of whether it is due), keeping the rotation and its key's credentials between
-// steps as its last commit left them (the caller holds the lease, and every
-// write checks the rotation's version); after a conflict it reads them
-// again. keep is asked before every step whether the caller still holds
-// the rotation.
-func (e *Engine) interpret(ctx context.Context, id string, may func(*Rotation) bool, keep func() bool) *Rotation {
+// steps as its last commit left them (the caller holds the lease h, and every
+// write checks the rotation's version and is fenced by h's epoch); after a
+// conflict it reads them again. It stops before any step once h is lost.
+func (e *Engine) interpret(ctx context.Context, id string, may func(*Rotation) bool, h *holder) *Rotation {
 	var d *driver
 	defer func() {
 		if d != nil {
@@ -385,11 +376,12 @@ func (e *Engine) interpret(ctx context.Context, id string, may func(*Rotation) b
 		if d == nil {
 			var err error
 			if d, err = e.load(ctx, id); err != nil {
-				e.log.Error("load rotation", "rotation", id, "err", err)
+				e.logs.error("load "+id, "load rotation", "rotation", id, "err", err)
 				return nil
 			}
+			d.lease = &h.lease
 		}
-		if d.r.Phase.Terminal() || !may(d.r) || !keep() {
+		if d.r.Phase.Terminal() || !may(d.r) || !h.held() {
 			return d.r
 		}
 		proceed, reload := d.turn(ctx)

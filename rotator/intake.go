@@ -183,7 +183,7 @@ func (e *Engine) processPending(ctx context.Context) {
 	}
 	evs, err := e.inbound.PendingInbound(ctx, 100)
 	if err != nil {
-		e.log.Warn("list pending inbound events", "err", err)
+		e.logs.warn("inbound", "list pending inbound events", "err", err)
 		return
 	}
 	for _, ev := range evs {

@@ -25,6 +25,8 @@ type driver struct {
 	r     *Rotation
 	creds map[int]*Credential
 	buf   pending
+	// lease fences every commit: nil only for a driver that holds no lease.
+	lease *Lease
 }
 
 // pending is what the driver will commit next.
@@ -59,7 +61,7 @@ func (d *driver) turn(ctx context.Context) (proceed, reload bool) {
 	}
 	sctx, cancel := context.WithTimeout(ctx, d.e.stepTO)
 	defer cancel()
-	s := &step{e: d.e, k: d.k, r: d.r, creds: d.creds}
+	s := &step{e: d.e, k: d.k, r: d.r, creds: d.creds, done: ctx.Done()}
 	o := spec.step(s, sctx)
 	for o.kind == outAct {
 		d.record(o, "rekey")
@@ -222,10 +224,13 @@ func (d *driver) flush(ctx context.Context) (reload bool, err error) {
 	for i := range d.buf.events {
 		d.buf.events[i].Waiting = d.r.Waiting
 	}
-	c := Commit{Rotation: d.r, Credentials: d.buf.creds, Audit: d.buf.audit}
+	c := Commit{Rotation: d.r, Credentials: d.buf.creds, Audit: d.buf.audit, Lease: d.lease}
 	c.Outbox = d.e.dispatch.rows(d.k, d.buf.events)
 	err = d.e.store.Save(context.WithoutCancel(ctx), c)
-	if errors.Is(err, ErrConflict) && len(d.buf.creds) > 0 {
+	// A commit fenced off (ErrLeaseLost) writes nothing at all: another
+	// daemon holds the rotation and may have moved its key's credentials
+	// on; it redoes the step, as after a crash of this one.
+	if errors.Is(err, ErrConflict) && !errors.Is(err, ErrLeaseLost) && len(d.buf.creds) > 0 {
 		// A command changed the rotation meanwhile. The phase will be
 		// redone, but what a side effect did to credentials (minted,
 		// current, revoked) is true whatever the command asked: keep it,

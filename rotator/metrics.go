@@ -31,7 +31,8 @@ type Metrics struct {
 	// watch alerts, finished rotations), read from the store.
 	counts *storeCounters
 	// noKey drops the per-key label (MetricsOptions.PerKey false).
-	noKey bool
+	noKey   bool
+	cluster *clusterMetrics
 }
 
 // MetricsOptions tune NewMetricsWith.
@@ -113,9 +114,11 @@ func NewMetricsWith(reg prometheus.Registerer, o MetricsOptions) *Metrics {
 		lastEvaluation: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "rekey_policy_last_evaluation_timestamp_seconds", Help: "When the policies were last evaluated (Unix seconds).",
 		}),
-		counts: newStoreCounters(!o.PerKey),
+		counts:  newStoreCounters(!o.PerKey),
+		cluster: newClusterMetrics(),
 	}
 	if reg != nil {
+		reg.MustRegister(m.cluster.collectors()...)
 		reg.MustRegister(m.phaseTransitions, m.counts, m.phaseDuration, m.errors, m.keyAge, m.drain, m.notifications, m.inboundEvents, m.breakerOpen,
 			m.held, m.outboxPending, m.outboxOldest, m.keyMaxAge, m.active, m.approvals, m.issuerCalls, m.sinkCalls, m.lastEvaluation)
 	}

@@ -180,16 +180,16 @@ func (e *Engine) serveNow(ctx context.Context, id string) *Rotation {
 		return nil
 	}
 	defer e.releaseLocal(id)
-	now := e.clock.Now()
-	ok, err := e.store.Lease(ctx, id, e.owner, now, now.Add(e.lease))
+	h, ok, err := e.hold(ctx, id)
 	if err != nil || !ok {
 		return nil
 	}
-	defer func() { _ = e.store.Release(context.WithoutCancel(ctx), id, e.owner) }()
-	d, err := e.load(ctx, id)
+	defer h.release(true)
+	d, err := e.load(h.ctx, id)
 	if err != nil || d.r.Request.Kind == "" {
 		return nil
 	}
-	d.serve(ctx)
+	d.lease = &h.lease
+	d.serve(h.ctx)
 	return d.r
 }

@@ -17,6 +17,9 @@ type step struct {
 	k     *Key
 	r     *Rotation
 	creds map[int]*Credential
+	// done, when set, is closed once the step must stop (its lease is lost,
+	// the daemon stops): no further sink is written.
+	done <-chan struct{}
 }
 
 func (s *step) now() time.Time { return s.e.clock.Now() }
@@ -53,6 +56,11 @@ func (s *step) delivery(secret Secret) Delivery {
 // eachSink runs f for every sink of the key, stopping at the first error.
 func (s *step) eachSink(f func(b SinkBinding) error) error {
 	for _, b := range s.k.Sinks {
+		select {
+		case <-s.done:
+			return context.Canceled
+		default:
+		}
 		start := time.Now()
 		err := f(b)
 		s.e.metrics.call("sink", b.SinkName, string(s.r.Phase), start, err)

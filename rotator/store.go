@@ -28,6 +28,15 @@ type Commit struct {
 	// written in the same transaction (a transactional outbox), so that a
 	// crash can lose neither the change nor what it tells people.
 	Outbox []Notification
+	// BasedOn, when set on CreateRotation, is the generation the caller
+	// read as the key's current credential (0: none): the rotation is
+	// built on it, so the create fails with ErrConflict if it changed.
+	BasedOn *int
+	// Lease, when set, fences the commit: it applies only while this lease
+	// (owner and epoch) still holds the rotation, unexpired by the
+	// database's clock; otherwise nothing is written and Save fails with
+	// ErrLeaseLost.
+	Lease *Lease
 }
 
 // Notification is one event queued for one notifier.
@@ -94,7 +103,9 @@ type KeyState struct {
 type Store interface {
 	// CreateRotation inserts a new rotation with its first audit events. It
 	// returns ErrActiveRotation (wrapped) when the key already has an active
-	// rotation — enforced by the database, so it holds across daemons.
+	// rotation — enforced by the database, so it holds across daemons — and
+	// ErrConflict when c.BasedOn is no longer the key's current credential
+	// (another daemon's rotation finished after the caller read it).
 	CreateRotation(ctx context.Context, c Commit) error
 	// Save applies a commit, to an existing rotation when c.Rotation is set.
 	// It returns ErrConflict when the stored Version differs from
@@ -108,11 +119,15 @@ type Store interface {
 	// now, oldest first — held ones included: a hold's next attempt is its
 	// expiry (or the far future), and a human decision sets it to now.
 	DueRotations(ctx context.Context, now time.Time, limit int) ([]*Rotation, error)
-	// Lease claims a rotation for owner until the given time, if no other
-	// owner holds an unexpired lease. It reports whether the claim succeeded.
-	Lease(ctx context.Context, rotationID, owner string, now, until time.Time) (bool, error)
-	// Release drops owner's lease.
-	Release(ctx context.Context, rotationID, owner string) error
+	// Claim leases a rotation to owner for ttl from the database's now,
+	// unless another owner holds an unexpired lease (ok false). Each claim
+	// gets a greater epoch than any before it on that rotation.
+	Claim(ctx context.Context, rotationID, owner string, ttl time.Duration) (l Lease, ok bool, err error)
+	// Renew extends l to ttl from the database's now if l is still the
+	// rotation's lease; ok is false once another claim replaced it.
+	Renew(ctx context.Context, rotationID string, l Lease, ttl time.Duration) (ok bool, err error)
+	// Release gives l back, if it is still the rotation's lease.
+	Release(ctx context.Context, rotationID string, l Lease) error
 
 	Credentials(ctx context.Context, key string) ([]*Credential, error)
 	// CredentialByFingerprint finds credentials whose fingerprint matches.

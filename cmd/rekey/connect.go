@@ -140,7 +140,7 @@ func (c *cli) openLocal(acts bool) (*client, error) {
 	if strings.EqualFold(cfg.Daemon.LogLevel, "debug") {
 		level = "debug"
 	}
-	d, err := app.Build(c.ctx, cfg, app.NewLogger(c.stderr, level), app.BuildOptions{Owner: fmt.Sprintf("cli-%d", os.Getpid()), EnqueueOnly: true})
+	d, err := app.Build(c.ctx, cfg, app.NewLogger(c.stderr, level), app.BuildOptions{Owner: app.InstanceID() + "/cli", EnqueueOnly: true})
 	if err != nil {
 		return nil, err
 	}

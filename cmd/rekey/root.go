@@ -37,7 +37,7 @@ var verbs = []func(*cli) *cobra.Command{
 	cmdRun, cmdValidate, cmdDoctor,
 	cmdWhoami, cmdPlan, cmdStatus, cmdRotations, cmdShow, cmdDescribe, cmdAudit,
 	cmdRotate, cmdApprove, cmdDeny, cmdCancel, cmdRetry, cmdSubmit, cmdConfirm, cmdDecommission, cmdReport, cmdBreaker,
-	cmdToken, cmdVersion,
+	cmdCluster, cmdToken, cmdVersion,
 }
 
 const rootLong = `rekey rotates API keys without downtime.

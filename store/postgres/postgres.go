@@ -30,6 +30,9 @@ var Dialect = sqlstore.Dialect{
 	LockRow:              " FOR UPDATE",
 	MigrationLock:        fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", migrationLockID),
 	IsUniqueViolation:    isUniqueViolation,
+	// clock_timestamp, not now(): the time of the statement, not of the
+	// transaction's start. Microseconds, padded to nanoseconds.
+	NowPlus: `(to_char((clock_timestamp() AT TIME ZONE 'UTC') + CAST(? AS BIGINT) * INTERVAL '1 millisecond', 'YYYY-MM-DD"T"HH24:MI:SS.US') || '000Z')`,
 }
 
 func isUniqueViolation(err error) bool {
@@ -54,7 +57,7 @@ func Open(ctx context.Context, dsn string) (*sqlstore.Store, error) {
 	db.SetMaxIdleConns(maxConns)
 	if err := db.PingContext(ctx); err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("postgres store: connect: %w", err)
+		return nil, fmt.Errorf("postgres store: connect: %w: %w", sqlstore.ErrUnreachable, err)
 	}
 	s, err := sqlstore.New(ctx, db, Dialect)
 	if err != nil {

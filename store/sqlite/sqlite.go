@@ -54,6 +54,8 @@ var Dialect = sqlstore.Dialect{
 	LocalWriteLock:    true,
 	IndexHints:        true,
 	IsUniqueViolation: isUniqueViolation,
+	// strftime's %f is seconds with milliseconds: padded to nanoseconds.
+	NowPlus: `(strftime('%Y-%m-%dT%H:%M:%f', 'now', printf('%+.3f seconds', CAST(? AS INTEGER) / 1000.0)) || '000000Z')`,
 }
 
 // isUniqueViolation matches SQLITE_CONSTRAINT_UNIQUE and

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -130,7 +131,7 @@ func TestUpgradesOlderSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	storetest.RecordRun(t, s, "k", storetest.NewSecret())
-	for _, stmt := range []string{`DROP TABLE adapter_state`, `DROP TABLE inbound_events`, `DROP TABLE replay_guard`, `DROP TABLE outbox`, `ALTER TABLE rotations DROP COLUMN request`, `ALTER TABLE rotations DROP COLUMN contain`, `ALTER TABLE rotations DROP COLUMN held_since`, `DROP TABLE api_tokens`, `DROP TABLE consumers`, `ALTER TABLE rotations DROP COLUMN lifecycle`, `ALTER TABLE rotations DROP COLUMN waiting`, `DROP INDEX credentials_live`, `DROP INDEX credentials_minted`, `DROP INDEX rotations_finished`, `DROP INDEX audit_events_counted`, `DELETE FROM schema_migrations WHERE version > 1`} {
+	for _, stmt := range []string{`DROP TABLE adapter_state`, `DROP TABLE inbound_events`, `DROP TABLE replay_guard`, `DROP TABLE outbox`, `ALTER TABLE rotations DROP COLUMN request`, `ALTER TABLE rotations DROP COLUMN contain`, `ALTER TABLE rotations DROP COLUMN held_since`, `DROP TABLE api_tokens`, `DROP TABLE members`, `DROP INDEX rotations_lease_owner`, `ALTER TABLE rotations DROP COLUMN lease_epoch`, `DROP TABLE consumers`, `ALTER TABLE rotations DROP COLUMN lifecycle`, `ALTER TABLE rotations DROP COLUMN waiting`, `DROP INDEX credentials_live`, `DROP INDEX credentials_minted`, `DROP INDEX rotations_finished`, `DROP INDEX audit_events_counted`, `DELETE FROM schema_migrations WHERE version > 1`} {
 		if _, err := s.DB().ExecContext(t.Context(), stmt); err != nil {
 			t.Fatal(err)
 		}
@@ -259,4 +260,43 @@ func crashChild(path string) {
 	// No Close, no checkpoint: die with the commit only in the WAL.
 	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	select {}
+}
+
+// TestOlderBinaryRunsAgainstAdditiveSchema plays the older daemon of a
+// rolling upgrade: a newer rekey migrated the database with an additive
+// migration (a new column with a default, a new table) that this build does
+// not know. This build still opens it and records a whole rotation; a newer
+// migration that is not additive makes it refuse.
+func TestOlderBinaryRunsAgainstAdditiveSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rekey.db")
+	s := open(t, path)
+	next := sqlstore.SchemaVersion() + 1
+	for _, stmt := range []string{
+		`ALTER TABLE rotations ADD COLUMN from_the_future TEXT NOT NULL DEFAULT ''`,
+		`CREATE TABLE future_things (id TEXT NOT NULL PRIMARY KEY)`,
+		fmt.Sprintf(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (%d, 'additive, from the future', '')`, next),
+		fmt.Sprintf(`INSERT INTO schema_compat (version, additive) VALUES (%d, 1)`, next),
+	} {
+		if _, err := s.DB().ExecContext(t.Context(), stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	s = open(t, path)
+	storetest.RecordRun(t, s, "k", storetest.NewSecret())
+	if problems, err := s.VerifyAudit(t.Context()); err != nil || len(problems) > 0 {
+		t.Errorf("audit: %v %v", problems, err)
+	}
+	if _, err := s.DB().ExecContext(t.Context(), fmt.Sprintf(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (%d, 'breaking, from the future', '')`, next+1)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s2, err := Open(t.Context(), path)
+	if err == nil {
+		s2.Close()
+		t.Fatal("opened a database with a newer migration that is not additive")
+	}
+	if !errors.Is(err, sqlstore.ErrSchemaTooNew) {
+		t.Fatalf("error %v does not wrap ErrSchemaTooNew", err)
+	}
 }

@@ -39,6 +39,12 @@ type Dialect struct {
 	// IsUniqueViolation reports whether err is a unique-constraint
 	// violation (SQLite extended codes 1555/2067, PostgreSQL SQLSTATE 23505).
 	IsUniqueViolation func(error) bool
+	// NowPlus is an SQL expression of the database's current time plus a
+	// number of milliseconds (its one ? placeholder), as timestamp text in
+	// the store's layout (see TimeText): leases and heartbeats are judged
+	// by the database's clock, never a daemon's, so that clock skew between
+	// hosts moves no expiry.
+	NowPlus string
 }
 
 // indexedBy returns the hint that makes the dialect use index, or "".

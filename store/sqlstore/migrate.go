@@ -14,6 +14,13 @@ type migration struct {
 	version    int
 	name       string
 	statements []string
+	// additive marks a migration that a binary knowing only the migrations
+	// before it can run against unchanged (the rolling-upgrade rule, see
+	// docs/HA.md): it only adds — a table, a column with a default, an
+	// index — and changes the meaning of nothing older code reads or
+	// writes. An older binary refuses a schema with any newer migration
+	// that is not additive (ErrSchemaTooNew).
+	additive bool
 }
 
 // migrations is the ordered schema history. Timestamps are fixed-width UTC
@@ -201,7 +208,7 @@ var migrations = []migration{
 	{version: 7, name: "when a rotation's hold began", statements: []string{
 		`ALTER TABLE rotations ADD COLUMN held_since TEXT NOT NULL DEFAULT ''`,
 	}},
-	{version: 8, name: "consumers seen per key", statements: []string{
+	{version: 8, name: "consumers seen per key", additive: true, statements: []string{
 		// Which generation each consumer of a key last attested holding
 		// (issue 16): the consumers traffic source and GET
 		// /v1/keys/{key}/consumers read it. No secret: a generation number.
@@ -218,14 +225,36 @@ var migrations = []migration{
 		)`,
 		`CREATE INDEX consumers_last_seen ON consumers (key_name, last_seen)`,
 	}},
+	// Not additive: the lease protocol changes (expiry by the database's
+	// clock, an epoch every claim increments and fenced commits check), and
+	// fencing holds only if every daemon follows it. Binaries from before
+	// it refuse any newer schema anyway.
+	{version: 9, name: "fenced leases, cluster members", statements: []string{
+		`ALTER TABLE rotations ADD COLUMN lease_epoch BIGINT NOT NULL DEFAULT 0`,
+		// One row per daemon process (rotator.Member); times are the
+		// database's. left_at is set by a clean stop.
+		`CREATE TABLE members (
+			id           TEXT    NOT NULL PRIMARY KEY,
+			host         TEXT    NOT NULL DEFAULT '',
+			pid          INTEGER NOT NULL DEFAULT 0,
+			version      TEXT    NOT NULL DEFAULT '',
+			started_at   TEXT    NOT NULL,
+			heartbeat_at TEXT    NOT NULL,
+			expires_at   TEXT    NOT NULL,
+			left_at      TEXT    NOT NULL DEFAULT ''
+		)`,
+		`CREATE INDEX rotations_lease_owner ON rotations (lease_owner) WHERE finished = 0`,
+	}},
+	// Not additive: an older binary would drive a rotation of the
+	// emergency_manual lifecycle on the plain emergency table.
 	{version: 10, name: "the lifecycle table a rotation runs on", statements: []string{
 		// Empty: chosen from trigger and mode, as before this column.
 		`ALTER TABLE rotations ADD COLUMN lifecycle TEXT NOT NULL DEFAULT ''`,
 	}},
-	{version: 11, name: "what an active rotation waits for", statements: []string{
+	{version: 11, name: "what an active rotation waits for", additive: true, statements: []string{
 		`ALTER TABLE rotations ADD COLUMN waiting TEXT NOT NULL DEFAULT ''`,
 	}},
-	{version: 13, name: "live credentials and failed notifications indexes", statements: []string{
+	{version: 12, name: "live credentials and failed notifications indexes", additive: true, statements: []string{
 		// A rotation reads the credentials of its key that are still live
 		// (WorkingCredentials): served by this index, the read costs the
 		// same after ten or ten thousand rotations of the key.
@@ -234,7 +263,7 @@ var migrations = []migration{
 		// last one a full scan served.
 		`CREATE INDEX outbox_failed ON outbox (next_attempt_at) WHERE failed = 1`,
 	}},
-	{version: 14, name: "counters read from the store", statements: []string{
+	{version: 13, name: "counters read from the store", additive: true, statements: []string{
 		// The counters of what happened to keys are read from the store at
 		// scrape time (Store.Totals), so that every daemon reports every
 		// rotation, whoever drove it. Each index holds only the rows one
@@ -247,42 +276,62 @@ var migrations = []migration{
 	}},
 }
 
-// MigrationCount is how many migrations this build knows (versions may
-// have gaps while branches that each add one are merged).
+// MigrationCount is how many migrations this build knows: the rows of
+// schema_migrations of an up-to-date database.
 func MigrationCount() int { return len(migrations) }
 
 // SchemaVersion is the newest schema this build knows.
 func SchemaVersion() int { return migrations[len(migrations)-1].version }
 
 // ErrSchemaTooNew is returned by New when the database was migrated by a
-// newer rekey than this one.
+// newer rekey than this one with a migration this one cannot run against.
 var ErrSchemaTooNew = errors.New("database schema is newer than this rekey supports")
 
 // migrate applies the missing migrations in one transaction and records each
-// in schema_migrations. It is idempotent, and refuses a database whose
-// schema is newer than the newest migration it knows.
+// in schema_migrations (and whether it is additive in schema_compat). It is
+// idempotent. A database a newer rekey migrated is accepted while every
+// migration past the ones this build knows is recorded additive (a rolling
+// upgrade: this older daemon keeps running beside newer ones); otherwise it
+// fails with ErrSchemaTooNew.
 func (s *Store) migrate(ctx context.Context) error {
+	return s.migrateWith(ctx, migrations)
+}
+
+func (s *Store) migrateWith(ctx context.Context, list []migration) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		if s.d.MigrationLock != "" {
 			if _, err := tx.ExecContext(ctx, s.d.MigrationLock); err != nil {
 				return fmt.Errorf("lock: %w", err)
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		for _, stmt := range []string{`CREATE TABLE IF NOT EXISTS schema_migrations (
 			version    INTEGER NOT NULL PRIMARY KEY,
 			name       TEXT    NOT NULL,
 			applied_at TEXT    NOT NULL
-		)`); err != nil {
-			return fmt.Errorf("create schema_migrations: %w", err)
+		)`, `CREATE TABLE IF NOT EXISTS schema_compat (
+			version  INTEGER NOT NULL PRIMARY KEY,
+			additive INTEGER NOT NULL CHECK (additive IN (0, 1))
+		)`} {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("create schema tables: %w", err)
+			}
 		}
 		var current int
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 			return fmt.Errorf("read schema version: %w", err)
 		}
-		if known := SchemaVersion(); current > known {
-			return fmt.Errorf("%w: database is at version %d, this build knows up to %d; upgrade rekey", ErrSchemaTooNew, current, known)
+		if known := list[len(list)-1].version; current > known {
+			var breaking int
+			if err := tx.QueryRowContext(ctx, s.d.Rebind(`SELECT COUNT(*) FROM schema_migrations m WHERE m.version > ?
+				AND NOT EXISTS (SELECT 1 FROM schema_compat c WHERE c.version = m.version AND c.additive = 1)`), known).Scan(&breaking); err != nil {
+				return fmt.Errorf("read schema compatibility: %w", err)
+			}
+			if breaking > 0 {
+				return fmt.Errorf("%w: database is at version %d, this build knows up to %d and %d newer migration(s) are not additive; upgrade rekey", ErrSchemaTooNew, current, known, breaking)
+			}
+			return nil // newer, additive only: run as the older binary of a rolling upgrade
 		}
-		for _, m := range migrations {
+		for _, m := range list {
 			if m.version <= current {
 				continue
 			}
@@ -293,6 +342,14 @@ func (s *Store) migrate(ctx context.Context) error {
 			}
 			if _, err := tx.ExecContext(ctx, s.d.Rebind(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),
 				m.version, m.name, TimeText(time.Now())); err != nil {
+				return fmt.Errorf("record migration %d: %w", m.version, err)
+			}
+			additive := 0
+			if m.additive {
+				additive = 1
+			}
+			if _, err := tx.ExecContext(ctx, s.d.Rebind(`INSERT INTO schema_compat (version, additive) VALUES (?, ?)
+				ON CONFLICT (version) DO UPDATE SET additive = excluded.additive`), m.version, additive); err != nil {
 				return fmt.Errorf("record migration %d: %w", m.version, err)
 			}
 		}

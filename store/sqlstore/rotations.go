@@ -109,7 +109,8 @@ func scanRotation(sc scanner) (*rotator.Rotation, error) {
 // CreateRotation inserts c.Rotation, upserts c.Credentials and appends
 // c.Audit in one transaction. A second active rotation for the same key
 // fails with an error wrapping rotator.ErrActiveRotation; a reused rotation
-// id with rotator.ErrConflict.
+// id, or (with c.BasedOn) a key whose current credential is no longer the
+// one the caller read, with rotator.ErrConflict.
 func (s *Store) CreateRotation(ctx context.Context, c rotator.Commit) error {
 	r := c.Rotation
 	if r == nil || r.ID == "" || r.Key == "" {
@@ -122,11 +123,25 @@ func (s *Store) CreateRotation(ctx context.Context, c rotator.Commit) error {
 	args := append([]any{clean(r.ID), clean(r.Key), TimeText(r.CreatedAt)}, vals...)
 	args = append(args, r.Version)
 	var appended []rotator.AuditEvent
-	violation := false
+	violation, moved := false, false
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		head, err := s.lockHead(ctx, tx)
 		if err != nil {
 			return err
+		}
+		// The rotation starts from the key's current credential as the
+		// caller read it; under the audit-head lock every other commit is
+		// either before or after this check, so a rotation that finished
+		// in between (on another daemon) is seen here.
+		if c.BasedOn != nil {
+			var cur int
+			if err := s.txQueryRow(ctx, tx, `SELECT COALESCE(MAX(generation), 0) FROM credentials WHERE key = ? AND state = 'current'`, r.Key).Scan(&cur); err != nil {
+				return fmt.Errorf("read current credential: %w", err)
+			}
+			if cur != *c.BasedOn {
+				moved = true
+				return fmt.Errorf("%w: the current credential of %s is generation %d, the rotation was built on %d", rotator.ErrConflict, r.Key, cur, *c.BasedOn)
+			}
 		}
 		if _, err := s.txExec(ctx, tx, (insertRotation), args...); err != nil {
 			if s.d.IsUniqueViolation(err) {
@@ -143,7 +158,7 @@ func (s *Store) CreateRotation(ctx context.Context, c rotator.Commit) error {
 		appended, err = s.appendAudit(ctx, tx, head, c.Audit)
 		return err
 	})
-	if violation {
+	if violation && !moved {
 		return s.createViolation(ctx, r)
 	}
 	if err != nil {
@@ -186,6 +201,11 @@ func (s *Store) Save(ctx context.Context, c rotator.Commit) error {
 		}
 		args = append(vals, r.ID, r.Version)
 	}
+	update := updateRotation
+	if r != nil && c.Lease != nil {
+		update += ` AND lease_owner = ? AND lease_epoch = ? AND lease_until > ` + s.d.NowPlus
+		args = append(args, c.Lease.Owner, c.Lease.Epoch, 0)
+	}
 	var appended []rotator.AuditEvent
 	violation, decided := false, false
 	err := s.write(ctx, func(tx *sql.Tx) error {
@@ -195,7 +215,7 @@ func (s *Store) Save(ctx context.Context, c rotator.Commit) error {
 		}
 		violation, decided = false, false
 		if r != nil {
-			res, err := s.txExec(ctx, tx, (updateRotation), args...)
+			res, err := s.txExec(ctx, tx, update, args...)
 			if err != nil {
 				violation = s.d.IsUniqueViolation(err)
 				return fmt.Errorf("update: %w", err)
@@ -203,7 +223,7 @@ func (s *Store) Save(ctx context.Context, c rotator.Commit) error {
 			if n, err := res.RowsAffected(); err != nil {
 				return fmt.Errorf("update: %w", err)
 			} else if n == 0 {
-				return s.missingOrStale(ctx, tx, r)
+				return s.missingOrStale(ctx, tx, r, c.Lease)
 			}
 		}
 		if err := s.upsertCredentials(ctx, tx, c.Credentials); err != nil {
@@ -238,7 +258,7 @@ func (s *Store) Save(ctx context.Context, c rotator.Commit) error {
 	return nil
 }
 
-func (s *Store) missingOrStale(ctx context.Context, tx *sql.Tx, r *rotator.Rotation) error {
+func (s *Store) missingOrStale(ctx context.Context, tx *sql.Tx, r *rotator.Rotation, l *rotator.Lease) error {
 	var version int
 	err := s.txQueryRow(ctx, tx, (`SELECT version FROM rotations WHERE id = ?`), r.ID).Scan(&version)
 	switch {
@@ -246,6 +266,8 @@ func (s *Store) missingOrStale(ctx context.Context, tx *sql.Tx, r *rotator.Rotat
 		return rotator.ErrNotFound
 	case err != nil:
 		return fmt.Errorf("read version: %w", err)
+	case l != nil && version == r.Version:
+		return fmt.Errorf("%w (owner %s, epoch %d)", rotator.ErrLeaseLost, l.Owner, l.Epoch)
 	}
 	return fmt.Errorf("%w: version %d was read, the stored one is %d", rotator.ErrConflict, r.Version, version)
 }
@@ -339,46 +361,4 @@ func limit(n int) string {
 		return ""
 	}
 	return " LIMIT " + strconv.Itoa(n)
-}
-
-// Lease claims rotationID for owner until the given time when it is free,
-// its lease expired (lease_until <= now) or owner already holds it. It
-// reports whether the claim succeeded; an unknown rotation is an error
-// wrapping rotator.ErrNotFound.
-func (s *Store) Lease(ctx context.Context, rotationID, owner string, now, until time.Time) (bool, error) {
-	if owner == "" {
-		return false, s.errorf("lease rotation %s: an owner is required", rotationID)
-	}
-	res, err := s.exec(ctx, (`UPDATE rotations SET lease_owner = ?, lease_until = ?
-		WHERE id = ? AND (lease_owner = '' OR lease_owner = ? OR lease_until <= ?)`),
-		owner, TimeText(until), rotationID, owner, TimeText(now))
-	if err != nil {
-		return false, s.errorf("lease rotation %s: %w", rotationID, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, s.errorf("lease rotation %s: %w", rotationID, err)
-	}
-	if n == 1 {
-		return true, nil
-	}
-	var one int
-	err = s.queryRow(ctx, (`SELECT 1 FROM rotations WHERE id = ?`), rotationID).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, s.errorf("lease rotation %s: %w", rotationID, rotator.ErrNotFound)
-	}
-	if err != nil {
-		return false, s.errorf("lease rotation %s: %w", rotationID, err)
-	}
-	return false, nil
-}
-
-// Release drops owner's lease on rotationID; it is a no-op when owner does
-// not hold it.
-func (s *Store) Release(ctx context.Context, rotationID, owner string) error {
-	if _, err := s.exec(ctx, (`UPDATE rotations SET lease_owner = '', lease_until = ''
-		WHERE id = ? AND lease_owner = ?`), rotationID, owner); err != nil {
-		return s.errorf("release rotation %s: %w", rotationID, err)
-	}
-	return nil
 }

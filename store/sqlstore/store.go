@@ -22,6 +22,10 @@ import (
 	"github.com/rekeyhq/rekey/rotator"
 )
 
+// ErrUnreachable marks an open that failed because the database did not
+// answer (down, restarting, no writable primary yet): worth waiting for.
+var ErrUnreachable = errors.New("database unreachable")
+
 // Store is a rotator.Store over a *sql.DB.
 type Store struct {
 	db *sql.DB
@@ -41,8 +45,8 @@ type Store struct {
 // brings its schema up to date. It fails with ErrSchemaTooNew when the
 // database was migrated by a newer rekey.
 func New(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
-	if d.Name == "" || d.IsUniqueViolation == nil {
-		return nil, errors.New("sqlstore: dialect needs a Name and IsUniqueViolation")
+	if d.Name == "" || d.IsUniqueViolation == nil || strings.Count(d.NowPlus, "?") != 1 {
+		return nil, errors.New("sqlstore: dialect needs a Name, IsUniqueViolation and NowPlus")
 	}
 	s := &Store{db: db, d: d}
 	if d.LocalWriteLock {
@@ -59,6 +63,9 @@ func New(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 	s.cache = d.LocalWriteLock && db.Stats().MaxOpenConnections != 1
 	return s, nil
 }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 // DB returns the underlying handle, for tests and operational tooling.
 func (s *Store) DB() *sql.DB { return s.db }

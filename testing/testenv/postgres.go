@@ -130,6 +130,17 @@ func startPostgres(logDir string) (*PostgresServer, error) {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
+	pg, err := launchPostgres(binDir, dir, filepath.Join(dir, "data"), logPath, cred)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	return pg, nil
+}
+
+// launchPostgres starts the cluster in dataDir on a fresh port, its socket
+// in dir.
+func launchPostgres(binDir, dir, dataDir, logPath string, cred *syscall.Credential) (*PostgresServer, error) {
 	var pg *PostgresServer
 	proc, err := launch(func(port int) (*process, error) {
 		pg = &PostgresServer{
@@ -143,7 +154,7 @@ func startPostgres(logDir string) (*PostgresServer, error) {
 			name: "postgres",
 			path: filepath.Join(binDir, "postgres"),
 			args: []string{
-				"-D", filepath.Join(dir, "data"),
+				"-D", dataDir,
 				"-p", strconv.Itoa(port),
 				"-k", dir,
 				"-c", "listen_addresses=127.0.0.1",
@@ -163,7 +174,6 @@ func startPostgres(logDir string) (*PostgresServer, error) {
 		}, nil
 	})
 	if err != nil {
-		_ = os.RemoveAll(dir)
 		return nil, err
 	}
 	pg.proc = proc

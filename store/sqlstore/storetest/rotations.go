@@ -97,7 +97,7 @@ func testNotFound(t *testing.T, s rotator.Store) {
 	wantErr(t, "active rotation of unknown key", err, rotator.ErrNotFound)
 	err = s.Save(ctx, rotator.Commit{Rotation: newRotation("nope", "k")})
 	wantErr(t, "save unknown rotation", err, rotator.ErrNotFound)
-	_, err = s.Lease(ctx, "nope", "daemon-a", base, base.Add(time.Minute))
+	_, _, err = s.Claim(ctx, "nope", "daemon-a", time.Minute)
 	wantErr(t, "lease unknown rotation", err, rotator.ErrNotFound)
 }
 
@@ -313,77 +313,4 @@ func concurrentCreate(t *testing.T, a, b rotator.Store) {
 		}
 	}
 	verifyClean(t, a)
-}
-
-func testLease(t *testing.T, s rotator.Store) {
-	create(t, s, newRotation("rot-1", "k"))
-	minute := func(m int) time.Time { return base.Add(time.Duration(m) * time.Minute) }
-	// Steps run in order; each names who asks, when, until when, and whether
-	// the claim must succeed.
-	steps := []struct {
-		name    string
-		release bool
-		owner   string
-		now     time.Time
-		until   time.Time
-		want    bool
-	}{
-		{name: "free: a claims", owner: "a", now: minute(0), until: minute(5), want: true},
-		{name: "held: b refused", owner: "b", now: minute(1), until: minute(6), want: false},
-		{name: "a renews", owner: "a", now: minute(4), until: minute(9), want: true},
-		{name: "still held: b refused", owner: "b", now: minute(8), until: minute(13), want: false},
-		{name: "expired: b takes over", owner: "b", now: minute(9), until: minute(14), want: true},
-		{name: "a lost it", owner: "a", now: minute(10), until: minute(15), want: false},
-		{name: "a cannot release b's lease", release: true, owner: "a"},
-		{name: "still b's", owner: "a", now: minute(11), until: minute(16), want: false},
-		{name: "b releases", release: true, owner: "b"},
-		{name: "free again: a claims", owner: "a", now: minute(12), until: minute(17), want: true},
-	}
-	for _, st := range steps {
-		if st.release {
-			if err := s.Release(ctxFor(t), "rot-1", st.owner); err != nil {
-				t.Fatalf("%s: %v", st.name, err)
-			}
-			continue
-		}
-		got, err := s.Lease(ctxFor(t), "rot-1", st.owner, st.now, st.until)
-		if err != nil {
-			t.Fatalf("%s: %v", st.name, err)
-		}
-		if got != st.want {
-			t.Fatalf("%s: lease = %v, want %v", st.name, got, st.want)
-		}
-	}
-	// A lease is not a state change: it leaves the version alone.
-	if v := get(t, s, "rot-1").Version; v != 0 {
-		t.Errorf("version after leases = %d, want 0", v)
-	}
-}
-
-// concurrentLease races 20 owners for one free lease: exactly one wins.
-func concurrentLease(t *testing.T, a, b rotator.Store) {
-	create(t, a, newRotation("rot-1", "k"))
-	const n = 20
-	won := make([]bool, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
-		s := a
-		if i%2 == 1 {
-			s = b
-		}
-		wg.Go(func() {
-			<-start
-			ok, err := s.Lease(ctxFor(t), "rot-1", name("daemon", i), base, base.Add(time.Minute))
-			if err != nil {
-				t.Errorf("lease: %v", err)
-			}
-			won[i] = ok
-		})
-	}
-	close(start)
-	wg.Wait()
-	if winners := len(slices.DeleteFunc(won, func(w bool) bool { return !w })); winners != 1 {
-		t.Fatalf("%d owners hold the lease, want 1", winners)
-	}
 }

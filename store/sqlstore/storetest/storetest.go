@@ -45,6 +45,9 @@ func Run(t *testing.T, open func(t *testing.T) rotator.Store) {
 		"APITokens":               testAPITokens,
 		"Consumers":               testConsumers,
 		"Totals":                  testTotals,
+		"LeaseFencing":            testLeaseFencing,
+		"Members":                 testMembers,
+		"CreateBasedOn":           testCreateBasedOn,
 	}
 	for name, test := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -1,0 +1,209 @@
+package rotator_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rekeyhq/rekey/rotator"
+)
+
+// gateSink blocks Stage until the test opens the gate, as a slow upstream
+// would while its daemon loses the lease.
+type gateSink struct {
+	readerSink
+	hit     *atomic.Bool
+	entered chan struct{}
+	open    chan struct{}
+}
+
+func (g gateSink) Stage(ctx context.Context, t rotator.Target, d rotator.Delivery) error {
+	if g.hit.CompareAndSwap(false, true) {
+		g.entered <- struct{}{}
+		<-g.open
+	}
+	return g.readerSink.Stage(ctx, t, d)
+}
+
+// TestLostLeaseStopsBeforeNextSideEffect: while daemon A is inside a side
+// effect (staging the first of two sinks), its lease runs out and daemon B
+// claims the rotation. A's heartbeat finds the lease gone, and A stops:
+// it writes no further sink and commits nothing — its commit would be
+// fenced by the epoch anyway. B then finishes the rotation.
+func TestLostLeaseStopsBeforeNextSideEffect(t *testing.T) {
+	e := newEnv(t)
+	e.bootstrap()
+	gate := gateSink{readerSink: readerSink{e.sinks[0]}, hit: new(atomic.Bool), entered: make(chan struct{}, 1), open: make(chan struct{})}
+	e.key.Sinks[0].Sink = gate
+	reg := prometheus.NewRegistry()
+	a, err := rotator.New(rotator.Options{
+		Store: e.store, Keys: []*rotator.Key{e.key}, Notifiers: map[string]rotator.Notifier{"notes": e.notes},
+		Clock: e.clock, Inbound: e.store, State: e.store, Metrics: rotator.NewMetrics(reg),
+		Owner: "daemon-a", LeaseTTL: 300 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(time.Second) })
+	r := e.trigger(rotator.TriggerManual, "")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx := t.Context(); ctx.Err() == nil && !gate.hit.Load(); {
+			a.RunOnce(ctx) // returns once A stopped, after the gate
+			got, err := e.store.GetRotation(ctx, r.ID)
+			if err != nil {
+				return
+			}
+			e.clock.Set(got.NextAttemptAt)
+		}
+	}()
+	select {
+	case <-gate.entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon A never reached the staging side effect")
+	}
+	before, err := e.store.GetRotation(t.Context(), r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A is stuck in the side effect; its lease runs out (as if A were
+	// paused) and B claims the rotation.
+	if _, err := e.store.DB().ExecContext(t.Context(), `UPDATE rotations SET lease_until = '' WHERE id = ?`, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	lb, ok, err := e.store.Claim(t.Context(), r.ID, "daemon-b", time.Hour)
+	if err != nil || !ok {
+		t.Fatalf("B's claim = %v, %v", ok, err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); metricValue(reg, "rekey_lease_lost_total") < 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("A's heartbeat never noticed the lost lease")
+		}
+	}
+	close(gate.open) // the side effect in flight completes
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("A did not stop")
+	}
+	if got := e.sinks[1].vals["api"]; got != nil && got.pend != "" {
+		t.Errorf("A staged the second sink after losing its lease")
+	}
+	after, err := e.store.GetRotation(t.Context(), r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Version != before.Version || after.Phase != before.Phase {
+		t.Errorf("A committed after losing its lease: version %d→%d, phase %s→%s", before.Version, after.Version, before.Phase, after.Phase)
+	}
+	if v := metricValue(reg, "rekey_leases_held"); v != 0 {
+		t.Errorf("rekey_leases_held = %v after A stopped, want 0", v)
+	}
+	// B, the holder, finishes the rotation.
+	if err := e.store.Release(t.Context(), r.ID, lb); err != nil {
+		t.Fatal(err)
+	}
+	e.key.Sinks[0].Sink = readerSink{e.sinks[0]}
+	if end := e.run(r.ID, 100); end.Phase != rotator.PhaseDone {
+		t.Fatalf("rotation ended %s: %s", end.Phase, end.LastError)
+	}
+}
+
+// metricValue reads an unlabelled counter or gauge; 0 when absent.
+func metricValue(reg *prometheus.Registry, name string) float64 {
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() != name || len(mf.GetMetric()) == 0 {
+			continue
+		}
+		m := mf.GetMetric()[0]
+		if c := m.GetCounter(); c != nil {
+			return c.GetValue()
+		}
+		return m.GetGauge().GetValue()
+	}
+	return 0
+}
+
+// promoteGate blocks Promote (once) until the test opens the gate.
+type promoteGate struct {
+	readerSink
+	hit     *atomic.Bool
+	entered chan struct{}
+	open    chan struct{}
+}
+
+func (g promoteGate) Promote(ctx context.Context, t rotator.Target, d rotator.Delivery) error {
+	if g.hit.CompareAndSwap(false, true) {
+		g.entered <- struct{}{}
+		<-g.open
+	}
+	return g.readerSink.Promote(ctx, t, d)
+}
+
+// TestFencedCommitWritesNothing: daemon A loses its lease while its last
+// sink's cut-over is in flight; the call completes, but A's commit is
+// fenced off and A writes nothing at all — not even the credential states
+// its side effect implied (the new holder may have moved them on already).
+func TestFencedCommitWritesNothing(t *testing.T) {
+	e := newEnv(t)
+	e.bootstrap()
+	gate := promoteGate{readerSink: readerSink{e.sinks[1]}, hit: new(atomic.Bool), entered: make(chan struct{}, 1), open: make(chan struct{})}
+	e.key.Sinks[1].Sink = gate
+	reg := prometheus.NewRegistry()
+	a, err := rotator.New(rotator.Options{
+		Store: e.store, Keys: []*rotator.Key{e.key}, Notifiers: map[string]rotator.Notifier{"notes": e.notes},
+		Clock: e.clock, Inbound: e.store, State: e.store, Metrics: rotator.NewMetrics(reg),
+		Owner: "daemon-a", LeaseTTL: 300 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(time.Second) })
+	r := e.trigger(rotator.TriggerManual, "")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx := t.Context(); ctx.Err() == nil && !gate.hit.Load(); {
+			a.RunOnce(ctx)
+			got, err := e.store.GetRotation(ctx, r.ID)
+			if err != nil || got.Phase.Terminal() {
+				return
+			}
+			e.clock.Set(got.NextAttemptAt)
+		}
+	}()
+	select {
+	case <-gate.entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon A never reached the cut-over of the last sink")
+	}
+	before := e.creds()
+	if _, err := e.store.DB().ExecContext(t.Context(), `UPDATE rotations SET lease_until = '' WHERE id = ?`, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := e.store.Claim(t.Context(), r.ID, "daemon-b", time.Hour); err != nil || !ok {
+		t.Fatalf("B's claim = %v, %v", ok, err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); metricValue(reg, "rekey_lease_lost_total") < 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("A's heartbeat never noticed the lost lease")
+		}
+	}
+	close(gate.open)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("A did not stop")
+	}
+	after := e.creds()
+	for gen, c := range after {
+		if b, ok := before[gen]; !ok || b.State != c.State {
+			t.Errorf("generation %d: %v → %s after A's commit was fenced off", gen, before[gen], c.State)
+		}
+	}
+}
