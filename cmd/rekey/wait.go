@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/term"
@@ -84,8 +85,11 @@ func (c *cli) waitSettled(ctx context.Context, cl *client, r rotationOut) ([]byt
 // progressLine is the rotation's progress on one line; on a terminal it is
 // redrawn every second, so its countdowns run.
 func progressLine(r rotationOut, now time.Time) string {
-	s := fmt.Sprintf("%s %s: %s", r.ID, r.Key, r.Phase)
+	s := fmt.Sprintf("%s %s: %s", r.ID, r.Key, r.phaseLabel())
 	switch {
+	case r.Waiting != nil && r.Waiting.Reason == string(r.Phase):
+		// "watching — watching for 401s on …", not "waiting for watching".
+		s += " — " + strings.TrimPrefix(r.Waiting.describe(now), r.Waiting.Reason+": ")
 	case r.Waiting != nil:
 		s += " — waiting for " + r.Waiting.describe(now)
 	case r.LastError != "":
