@@ -28,7 +28,7 @@ func (a *admin) listKeys(w http.ResponseWriter, r *http.Request) {
 			out = append(out, v)
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"keys": out})
+	writeJSONList(w, "keys", out)
 }
 
 func (a *admin) plan(w http.ResponseWriter, r *http.Request) {
@@ -44,7 +44,7 @@ func (a *admin) plan(w http.ResponseWriter, r *http.Request) {
 			out = append(out, it)
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"plan": out})
+	writeJSONList(w, "plan", out)
 }
 
 type rotateBody struct {

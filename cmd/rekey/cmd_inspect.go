@@ -27,9 +27,12 @@ func cmdPlan(c *cli) *cobra.Command {
 			var out struct {
 				Plan []app.PlanView `json:"plan"`
 			}
-			raw, err := cl.get(cmd.Context(), "/v1/plan", &out)
-			if err != nil || c.output == "json" {
+			if c.output == "json" { // printed as answered: no need to decode it
+				raw, err := cl.get(cmd.Context(), "/v1/plan", nil)
 				return rawOr(c, raw, err)
+			}
+			if _, err := cl.get(cmd.Context(), "/v1/plan", &out); err != nil {
+				return err
 			}
 			t := newTable("KEY", "ACTION", "AGE", "DUE", "WHY")
 			for _, it := range out.Plan {
