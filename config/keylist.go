@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 
 	yaml "go.yaml.in/yaml/v3"
 )
@@ -130,26 +132,54 @@ func (kl *keyList) decode(keys *[]Key, errs *Errors) (ok bool) {
 		return kl.decodeJSON(keys, errs)
 	}
 	total := 0
-	for _, c := range kl.counts {
+	starts := make([]int, len(kl.chunks))
+	for i, c := range kl.counts {
+		starts[i] = total
 		total += c
 	}
+	// The pieces are independent: they parse in parallel (YAML parsing
+	// is most of the cost), each into its own part of out, and their
+	// errors are joined in order.
 	out := make([]Key, total)
-	base := 0
-	for i, chunk := range kl.chunks {
-		var doc yaml.Node
-		if yaml.Unmarshal(chunk, &doc) != nil || len(doc.Content) != 1 || hasAnchors(&doc) {
+	perChunk := make([]Errors, len(kl.chunks))
+	failed := make([]bool, len(kl.chunks))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(kl.chunks)) {
+		wg.Go(func() {
+			for i := range next {
+				failed[i] = !kl.decodeChunk(i, out[starts[i]:starts[i]+kl.counts[i]], starts[i], &perChunk[i])
+			}
+		})
+	}
+	for i := range kl.chunks {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for i := range kl.chunks {
+		if failed[i] {
 			return false
 		}
-		var items []any
-		if doc.Content[0].Decode(&items) != nil || len(items) != kl.counts[i] {
-			return false
-		}
-		for j, x := range items {
-			decodeValue(x, reflect.ValueOf(&out[base+j]).Elem(), "keys["+strconv.Itoa(base+j)+"]", errs)
-		}
-		base += len(items)
+		*errs = append(*errs, perChunk[i]...)
 	}
 	*keys = out
+	return true
+}
+
+// decodeChunk decodes piece i, whose first item is keys[base], into out.
+func (kl *keyList) decodeChunk(i int, out []Key, base int, errs *Errors) bool {
+	var doc yaml.Node
+	if yaml.Unmarshal(kl.chunks[i], &doc) != nil || len(doc.Content) != 1 || hasAnchors(&doc) {
+		return false
+	}
+	var items []any
+	if doc.Content[0].Decode(&items) != nil || len(items) != len(out) {
+		return false
+	}
+	for j, x := range items {
+		decodeValue(x, reflect.ValueOf(&out[j]).Elem(), "keys["+strconv.Itoa(base+j)+"]", errs)
+	}
 	return true
 }
 
