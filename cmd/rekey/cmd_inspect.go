@@ -28,8 +28,7 @@ func cmdPlan(c *cli) *cobra.Command {
 				Plan []app.PlanView `json:"plan"`
 			}
 			if c.output == "json" { // printed as answered: no need to decode it
-				raw, err := cl.get(cmd.Context(), "/v1/plan", nil)
-				return rawOr(c, raw, err)
+				return cl.print(cmd.Context(), "/v1/plan", c.stdout)
 			}
 			if _, err := cl.get(cmd.Context(), "/v1/plan", &out); err != nil {
 				return err

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -56,24 +57,42 @@ func printRaw(w io.Writer, raw []byte) error {
 		var b bytes.Buffer
 		return json.Indent(&b, raw, "", "  ") // its error says what is wrong
 	}
-	bw := bufio.NewWriterSize(w, 64<<10)
-	newline := func(depth int) {
-		bw.WriteByte('\n')
-		for range depth {
-			bw.WriteString("  ")
-		}
+	in := newIndenter(w)
+	_, _ = in.Write(raw)
+	return in.Close()
+}
+
+// indenter re-indents a JSON document written to it in any number of
+// pieces, as json.Indent does with the indent "  ", and ends it with a
+// newline on Close. It does not validate: what it is given is JSON
+// (printRaw checks; the in-process API writes nothing else).
+type indenter struct {
+	bw                                   *bufio.Writer
+	depth                                int
+	inString, escaped, needIndent, wrote bool
+}
+
+func newIndenter(w io.Writer) *indenter { return &indenter{bw: bufio.NewWriterSize(w, 64<<10)} }
+
+func (in *indenter) newline() {
+	in.bw.WriteByte('\n')
+	for range in.depth {
+		in.bw.WriteString("  ")
 	}
-	depth, inString, escaped, needIndent := 0, false, false, false
-	for _, c := range raw {
-		if inString {
+}
+
+func (in *indenter) Write(p []byte) (int, error) {
+	bw := in.bw
+	for _, c := range p {
+		if in.inString {
 			bw.WriteByte(c)
 			switch {
-			case escaped:
-				escaped = false
+			case in.escaped:
+				in.escaped = false
 			case c == '\\':
-				escaped = true
+				in.escaped = true
 			case c == '"':
-				inString = false
+				in.inString = false
 			}
 			continue
 		}
@@ -81,37 +100,49 @@ func printRaw(w io.Writer, raw []byte) error {
 		case ' ', '\t', '\n', '\r':
 			continue
 		}
-		if needIndent && c != '}' && c != ']' {
-			needIndent = false
-			depth++
-			newline(depth)
+		in.wrote = true
+		if in.needIndent && c != '}' && c != ']' {
+			in.needIndent = false
+			in.depth++
+			in.newline()
 		}
 		switch c {
 		case '"':
-			inString = true
+			in.inString = true
 			bw.WriteByte(c)
 		case '{', '[':
-			needIndent = true // {} and [] stay empty
+			in.needIndent = true // {} and [] stay empty
 			bw.WriteByte(c)
 		case ',':
 			bw.WriteByte(c)
-			newline(depth)
+			in.newline()
 		case ':':
 			bw.WriteString(": ")
 		case '}', ']':
-			if needIndent {
-				needIndent = false
+			if in.needIndent {
+				in.needIndent = false
 			} else {
-				depth--
-				newline(depth)
+				in.depth--
+				in.newline()
 			}
 			bw.WriteByte(c)
 		default:
 			bw.WriteByte(c)
 		}
 	}
-	bw.WriteByte('\n')
-	return bw.Flush()
+	return len(p), nil
+}
+
+// Close ends the document; an answer cut short is an error.
+func (in *indenter) Close() error {
+	in.bw.WriteByte('\n')
+	if err := in.bw.Flush(); err != nil {
+		return err
+	}
+	if !in.wrote || in.depth != 0 || in.inString || in.needIndent {
+		return errors.New("the answer is not a whole JSON document")
+	}
+	return nil
 }
 
 func dateOnly(t time.Time) string {
