@@ -16,6 +16,12 @@ func writeJSONList[T any](w http.ResponseWriter, field string, items []T) {
 		writeJSON(w, http.StatusOK, map[string]any{field: items})
 		return
 	}
+	writeJSONListOf(w, field, len(items), func(i int) T { return items[i] })
+}
+
+// writeJSONListOf is writeJSONList over n items made by item(i) as they
+// are encoded.
+func writeJSONListOf[T any](w http.ResponseWriter, field string, n int, item func(int) T) {
 	name, err := json.Marshal(field)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "encode: "+err.Error())
@@ -26,7 +32,7 @@ func writeJSONList[T any](w http.ResponseWriter, field string, items []T) {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	bw.WriteString("{\n  ")
 	bw.Write(name)
-	if len(items) == 0 {
+	if n == 0 {
 		bw.WriteString(": []\n}\n")
 		_ = bw.Flush()
 		return
@@ -35,9 +41,9 @@ func writeJSONList[T any](w http.ResponseWriter, field string, items []T) {
 	var one bytes.Buffer
 	enc := json.NewEncoder(&one)
 	enc.SetIndent("    ", "  ")
-	for i := range items {
+	for i := range n {
 		one.Reset()
-		if err := enc.Encode(items[i]); err != nil {
+		if err := enc.Encode(item(i)); err != nil {
 			// The status is sent: end the document so that the client
 			// fails on it rather than reading a truncated list as whole.
 			bw.WriteString("\n")
@@ -46,7 +52,7 @@ func writeJSONList[T any](w http.ResponseWriter, field string, items []T) {
 		}
 		bw.WriteString("    ")
 		bw.Write(bytes.TrimSuffix(one.Bytes(), []byte("\n")))
-		if i < len(items)-1 {
+		if i < n-1 {
 			bw.WriteString(",\n")
 		} else {
 			bw.WriteString("\n")
