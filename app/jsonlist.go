@@ -41,9 +41,11 @@ func writeJSONListOf[T any](w http.ResponseWriter, field string, n int, item fun
 	var one bytes.Buffer
 	enc := json.NewEncoder(&one)
 	enc.SetIndent("    ", "  ")
+	var v T // one variable, encoded through a pointer: no copy of each item on the heap
 	for i := range n {
 		one.Reset()
-		if err := enc.Encode(item(i)); err != nil {
+		v = item(i)
+		if err := enc.Encode(&v); err != nil {
 			// The status is sent: end the document so that the client
 			// fails on it rather than reading a truncated list as whole.
 			bw.WriteString("\n")

@@ -183,22 +183,47 @@ func (kl *keyList) decodeChunk(i int, out []Key, base int, errs *Errors) bool {
 	return true
 }
 
+// decodeJSON parses the array's items in this goroutine and decodes them
+// into keys in another, a batch at a time, in order.
 func (kl *keyList) decodeJSON(keys *[]Key, errs *Errors) bool {
 	dec := json.NewDecoder(bytes.NewReader(kl.json))
 	if t, err := dec.Token(); err != nil || t != json.Delim('[') {
 		return false
 	}
-	var out []Key
-	for i := 0; dec.More(); i++ {
+	batches := make(chan []any, 2)
+	done := make(chan []Key)
+	go func() {
+		out := []Key{}
+		for b := range batches {
+			for _, x := range b {
+				i := len(out)
+				out = append(out, Key{})
+				decodeValue(x, reflect.ValueOf(&out[i]).Elem(), "keys["+strconv.Itoa(i)+"]", errs)
+			}
+		}
+		done <- out
+	}()
+	ok := true
+	batch := make([]any, 0, keysChunk)
+	for dec.More() {
 		var x any
 		if dec.Decode(&x) != nil {
-			return false
+			ok = false
+			break
 		}
-		out = append(out, Key{})
-		decodeValue(x, reflect.ValueOf(&out[i]).Elem(), "keys["+strconv.Itoa(i)+"]", errs)
+		if batch = append(batch, x); len(batch) == keysChunk {
+			batches <- batch
+			batch = make([]any, 0, keysChunk)
+		}
 	}
-	if out == nil {
-		out = []Key{}
+	batches <- batch
+	close(batches)
+	out := <-done
+	if !ok {
+		return false
+	}
+	if cap(out) > len(out)+len(out)/16 {
+		out = append(make([]Key, 0, len(out)), out...) // kept for the process's life: no spare capacity
 	}
 	*keys = out
 	return true
