@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"runtime"
+	"sync"
 )
 
 // writeJSONList answers {"<field>": items} byte for byte as writeJSON
@@ -38,28 +40,61 @@ func writeJSONListOf[T any](w http.ResponseWriter, field string, n int, item fun
 		return
 	}
 	bw.WriteString(": [\n")
-	var one bytes.Buffer
-	enc := json.NewEncoder(&one)
-	enc.SetIndent("    ", "  ")
-	var v T // one variable, encoded through a pointer: no copy of each item on the heap
-	for i := range n {
-		one.Reset()
-		v = item(i)
-		if err := enc.Encode(&v); err != nil {
-			// The status is sent: end the document so that the client
-			// fails on it rather than reading a truncated list as whole.
-			bw.WriteString("\n")
-			_ = bw.Flush()
-			return
+	// Items are encoded in batches, one per core at a time, and written
+	// in order: encoding is a third of a 100,000-key plan.
+	workers := max(1, min(runtime.GOMAXPROCS(0), n/encodeBatch))
+	bufs := make([]bytes.Buffer, workers)
+	errs := make([]error, workers)
+	for round := 0; round < n; round += workers * encodeBatch {
+		var wg sync.WaitGroup
+		for j := range workers {
+			lo := round + j*encodeBatch
+			if lo >= n {
+				break
+			}
+			hi := min(lo+encodeBatch, n)
+			wg.Go(func() { errs[j] = encodeItems(&bufs[j], lo, hi, n, item) })
 		}
-		bw.WriteString("    ")
-		bw.Write(bytes.TrimSuffix(one.Bytes(), []byte("\n")))
-		if i < n-1 {
-			bw.WriteString(",\n")
-		} else {
-			bw.WriteString("\n")
+		wg.Wait()
+		for j := range workers {
+			bw.Write(bufs[j].Bytes())
+			bufs[j].Reset()
+			if errs[j] != nil {
+				// The status is sent: end the document so that the client
+				// fails on it rather than reading a truncated list as whole.
+				bw.WriteString("\n")
+				_ = bw.Flush()
+				return
+			}
 		}
 	}
 	bw.WriteString("  ]\n}\n")
 	_ = bw.Flush()
+}
+
+// encodeBatch is how many items one goroutine encodes at a time.
+const encodeBatch = 512
+
+// encodeItems appends items lo..hi-1 of n, indented as list elements, to
+// buf; on an error it stops (what was encoded before stays).
+func encodeItems[T any](buf *bytes.Buffer, lo, hi, n int, item func(int) T) error {
+	var one bytes.Buffer
+	enc := json.NewEncoder(&one)
+	enc.SetIndent("    ", "  ")
+	var v T // one variable, encoded through a pointer: no copy of each item on the heap
+	for i := lo; i < hi; i++ {
+		one.Reset()
+		v = item(i)
+		if err := enc.Encode(&v); err != nil {
+			return err
+		}
+		buf.WriteString("    ")
+		buf.Write(bytes.TrimSuffix(one.Bytes(), []byte("\n")))
+		if i < n-1 {
+			buf.WriteString(",\n")
+		} else {
+			buf.WriteString("\n")
+		}
+	}
+	return nil
 }

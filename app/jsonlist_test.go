@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"fmt"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -15,7 +16,13 @@ func TestWriteJSONListMatchesWriteJSON(t *testing.T) {
 	age := int64(42)
 	full := PlanView{PlanItem: rotator.PlanItem{Key: "a<b>&c", Action: "rotate", Due: time.Date(2027, 1, 2, 3, 4, 5, 6, time.UTC),
 		Warnings: []string{"w1", "w2"}, Lingering: []rotator.Lingering{{Generation: 1, Name: "n", RevokedBy: "x"}}}, Age: &age}
+	many := make([]PlanView, 3*encodeBatch+7) // several batches on several goroutines
+	for i := range many {
+		many[i] = full
+		many[i].Key = fmt.Sprintf("k%d", i)
+	}
 	for name, items := range map[string][]PlanView{
+		"many":  many,
 		"nil":   nil,
 		"empty": {},
 		"one":   {full},
