@@ -55,6 +55,7 @@ func TestSplitKeysMatchesWholeFile(t *testing.T) {
 		"null keys":         {"keys:\nstore: {}\n", false},
 		"wrong types":       {"keys:\n  - name: [a]\n    approval: 3\n    bootstrap: maybe\n", true},
 		"no keys":           {"store: {path: x.db}\n", false},
+		"only keys":         {"keys:\n  - {name: a, issuer: demo, sinks: [{sink: s}]}\n", true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -125,8 +126,8 @@ func parseSplit(b []byte, name, base string) (*Config, bool, error) {
 		return nil, true, err
 	}
 	var errs Errors
-	if err := Decode(merged, &cfg, ""); err != nil {
-		errs = err.(Errors)
+	if err := Decode(merged, &cfg, ""); err != nil && !errors.As(err, &errs) {
+		return &cfg, true, err
 	}
 	if err := mergeKeyErrors(errs, keyErrs).Err(); err != nil {
 		return &cfg, true, err
