@@ -156,8 +156,9 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o Build
 		}
 	}
 	keys := make([]*rotator.Key, 0, len(cfg.Keys))
+	maxAges := map[policies.MaxAge][]rotator.Policy{}
 	for i, kc := range cfg.Keys {
-		k := buildKey(cfg, i, kc, issuers, sinks, traffic)
+		k := buildKey(cfg, i, kc, issuers, sinks, traffic, maxAges)
 		// Approvers are compared with canonical principals: list them in
 		// canonical form too (an approver spelled Bob@Example.com in the
 		// file is the principal bob@example.com).
@@ -270,7 +271,10 @@ func anyMap[T any](m map[string]T) map[string]any {
 // builtinFixed backs drain gates that name no source.
 var builtinFixed = fixed.New(fixed.DefaultConfig())
 
-func buildKey(cfg *config.Config, i int, kc config.Key, issuers map[string]rotator.Issuer, sinks map[string]rotator.Sink, traffic map[string]rotator.TrafficSource) *rotator.Key {
+// buildKey builds the engine's key kc (index i). Keys with the same
+// max_age policy and no other share one (read-only, capped) policy list:
+// 100,000 keys need a handful, not 100,000.
+func buildKey(cfg *config.Config, i int, kc config.Key, issuers map[string]rotator.Issuer, sinks map[string]rotator.Sink, traffic map[string]rotator.TrafficSource, maxAges map[policies.MaxAge][]rotator.Policy) *rotator.Key {
 	eff := cfg.Effective(kc)
 	k := &rotator.Key{
 		Name: kc.Name, Issuer: issuers[kc.Issuer], IssuerName: kc.Issuer, Params: kc.Params, Owners: kc.Owners,
@@ -290,7 +294,10 @@ func buildKey(cfg *config.Config, i int, kc config.Key, issuers map[string]rotat
 		}
 		maxAge.WarnBefore = p.WarnBefore
 	}
-	k.Policies = []rotator.Policy{maxAge}
+	if maxAges[maxAge] == nil {
+		maxAges[maxAge] = []rotator.Policy{maxAge}[:1:1]
+	}
+	k.Policies = maxAges[maxAge]
 	k.MaxAge = maxAge.MaxAge
 	if p := eff.Policies; p != nil && p.Unauthorized != nil {
 		u := p.Unauthorized

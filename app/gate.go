@@ -27,6 +27,10 @@ type gateCheck struct {
 // fixedName names the built-in source of a gate that names none.
 const fixedName = "fixed"
 
+// builtinSources are the sources of every gate that names none (capped:
+// an append copies).
+var builtinSources = []rotator.GateSource{{Name: fixedName, Type: fixedName}}[:1:1]
+
 // planGate works out the drain gate of key kc (index i) from the
 // configuration alone: it builds nothing and contacts nothing.
 func planGate(cfg *config.Config, i int, kc config.Key) gatePlan {
@@ -47,7 +51,7 @@ func planGate(cfg *config.Config, i int, kc config.Key) gatePlan {
 	}
 	names := d.SourceNames()
 	if len(names) == 0 {
-		g.spec.Sources = []rotator.GateSource{{Name: fixedName, Type: fixedName}}
+		g.spec.Sources = builtinSources // shared, read only: one slice, not one per key
 	}
 	for _, name := range names {
 		a, ok := adapters[name]

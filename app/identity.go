@@ -107,9 +107,11 @@ func (d *Daemon) buildAuth() error {
 			GroupsClaim: o.GroupsClaim, Groups: groups}, d.Directory)
 	}
 	d.limiter = auth.NewLimiter(1, 10)
-	d.teams = map[string]string{}
+	d.teams = map[string]string{} // keys without a team are left out: "" either way
 	for _, k := range cfg.Keys {
-		d.teams[k.Name] = k.Team
+		if k.Team != "" {
+			d.teams[k.Name] = k.Team
+		}
 	}
 	return nil
 }

@@ -137,20 +137,42 @@ func ViewBreaker(bs rotator.BreakerStatus) BreakerView {
 
 // PlanViews evaluates the plan with each key's age in seconds.
 func (d *Daemon) PlanViews(ctx context.Context, now time.Time) ([]PlanView, error) {
-	states, err := d.Store.KeyStates(ctx)
+	items, ages, err := d.plan(ctx, now)
 	if err != nil {
 		return nil, err
 	}
-	items := d.Engine.PlanFrom(ctx, states, now)
 	out := make([]PlanView, 0, len(items))
-	for _, it := range items {
-		v := PlanView{PlanItem: it}
-		if c := states[it.Key].Current; c != nil {
-			v.Age = ageSeconds(now, c.CreatedAt)
-		}
-		out = append(out, v)
+	for i, it := range items {
+		out = append(out, planView(it, ages[i]))
 	}
 	return out, nil
+}
+
+// plan evaluates the plan, with each key's age in seconds (-1: no current
+// credential). The key states are not kept: with 100,000 keys they are
+// tens of MB, and the plan's answer is encoded after.
+func (d *Daemon) plan(ctx context.Context, now time.Time) ([]rotator.PlanItem, []int64, error) {
+	states, err := d.Store.KeyStates(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	items := d.Engine.PlanFrom(ctx, states, now)
+	ages := make([]int64, len(items))
+	for i, it := range items {
+		ages[i] = -1
+		if c := states[it.Key].Current; c != nil {
+			ages[i] = *ageSeconds(now, c.CreatedAt)
+		}
+	}
+	return items, ages, nil
+}
+
+func planView(it rotator.PlanItem, age int64) PlanView {
+	v := PlanView{PlanItem: it}
+	if age >= 0 {
+		v.Age = &age
+	}
+	return v
 }
 
 func ageSeconds(now, t time.Time) *int64 {

@@ -65,7 +65,7 @@ func buildRekey(b *testing.B, dir string) string {
 // writePlanFixture writes the same configuration with n keys as YAML and
 // as JSON, and a store in which each key has a current generation of a
 // different age.
-func writePlanFixture(b *testing.B, dir string, n int) (string, string) {
+func writePlanFixture(b testing.TB, dir string, n int) (string, string) {
 	b.Helper()
 	yamlCfg, jsonCfg := filepath.Join(dir, "plan.yaml"), filepath.Join(dir, "plan.json")
 	f, err := os.Create(yamlCfg)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -56,15 +57,87 @@ func Parse(b []byte) (*Config, error) { return parse(b, "config", "") }
 
 // parse decodes b; relative paths resolve against base (none when empty).
 func parse(b []byte, name, base string) (*Config, error) {
+	// The key list can be long (100,000 keys) and cannot be overridden
+	// from the environment: it is parsed and decoded apart, a piece at a
+	// time, when the file's layout allows (keylist.go).
+	if cfg, ok, err := parseSplit(b, name, base); ok {
+		return cfg, err
+	}
+	return parseWhole(b, name, base)
+}
+
+// parseWhole parses the file in one piece.
+func parseWhole(b []byte, name, base string) (*Config, error) {
 	raw, err := parserFor(name).Unmarshal(b)
 	if err != nil {
 		return nil, fmt.Errorf("parse %s: %w", name, err)
 	}
-	// The key list can be long (tens of thousands of keys) and cannot be
-	// overridden from the environment: it bypasses koanf's merge, which
-	// deep-copies everything it holds.
+	// Even whole, the key list bypasses koanf's merge, which deep-copies
+	// everything it holds.
 	keys, hasKeys := raw["keys"]
 	delete(raw, "keys")
+	merged, err := overlay(raw, name, base)
+	if err != nil {
+		return nil, err
+	}
+	if hasKeys {
+		merged["keys"] = keys
+	}
+	cfg := defaults()
+	if err := Decode(merged, &cfg, ""); err != nil {
+		// The partly decoded configuration comes back too, so that
+		// `rekey validate` can report cross-reference problems as well.
+		return &cfg, err
+	}
+	return &cfg, nil
+}
+
+// parseSplit is parse with the key list split from the rest of the file;
+// ok is false when the file must be parsed whole (splitYAMLKeys).
+func parseSplit(b []byte, name, base string) (*Config, bool, error) {
+	var raw map[string]any
+	var kl *keyList
+	if strings.HasSuffix(strings.ToLower(name), ".json") {
+		var ok bool
+		if raw, kl, ok = splitJSONKeys(b); !ok {
+			return nil, false, nil
+		}
+	} else {
+		rest, l, ok := splitYAMLKeys(b)
+		if !ok {
+			return nil, false, nil
+		}
+		kl = l
+		var err error
+		if raw, err = yaml.Parser().Unmarshal(rest); err != nil {
+			return nil, false, nil
+		}
+		if _, dup := raw["keys"]; dup {
+			return nil, false, nil
+		}
+	}
+	cfg := defaults()
+	var keyErrs Errors
+	if !kl.decode(&cfg.Keys, &keyErrs) {
+		return nil, false, nil
+	}
+	merged, err := overlay(raw, name, base)
+	if err != nil {
+		return nil, true, err
+	}
+	var errs Errors
+	if err := Decode(merged, &cfg, ""); err != nil && !errors.As(err, &errs) {
+		return &cfg, true, err
+	}
+	if err := mergeKeyErrors(errs, keyErrs).Err(); err != nil {
+		return &cfg, true, err
+	}
+	return &cfg, true, nil
+}
+
+// overlay applies the environment overrides to raw (without keys) and
+// resolves its relative paths.
+func overlay(raw map[string]any, name, base string) (map[string]any, error) {
 	k := koanf.New(".")
 	if err := k.Load(mapProvider(raw), nil); err != nil {
 		return nil, fmt.Errorf("load %s: %w", name, err)
@@ -84,16 +157,7 @@ func parse(b []byte, name, base string) (*Config, error) {
 	}
 	merged := k.Raw()
 	resolvePaths(merged, base)
-	if hasKeys {
-		merged["keys"] = keys
-	}
-	cfg := defaults()
-	if err := Decode(merged, &cfg, ""); err != nil {
-		// The partly decoded configuration comes back too, so that
-		// `rekey validate` can report cross-reference problems as well.
-		return &cfg, err
-	}
-	return &cfg, nil
+	return merged, nil
 }
 
 // mapProvider hands an already parsed map to koanf.

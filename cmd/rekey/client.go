@@ -65,18 +65,14 @@ func (cl *client) do(ctx context.Context, method, path string, body, out any) ([
 		return nil, fmt.Errorf("cannot reach %s: %w", cl.where, unwrapURL(err))
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
+	var raw []byte
+	if lb, ok := resp.Body.(localBody); ok {
+		raw = lb.b.Bytes() // in process: the answer is already in memory
+	} else if raw, err = io.ReadAll(io.LimitReader(resp.Body, 64<<20)); err != nil {
 		return nil, fmt.Errorf("%s %s: read the answer: %w", method, path, err)
 	}
 	if resp.StatusCode >= 400 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(raw, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(raw))
-		}
-		return raw, &apiError{status: resp.StatusCode, msg: e.Error}
+		return raw, answerError(resp.StatusCode, raw)
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
@@ -84,6 +80,17 @@ func (cl *client) do(ctx context.Context, method, path string, body, out any) ([
 		}
 	}
 	return raw, nil
+}
+
+// answerError is the *apiError of an error answer.
+func answerError(status int, raw []byte) error {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(raw, &e) != nil || e.Error == "" {
+		e.Error = strings.TrimSpace(string(raw))
+	}
+	return &apiError{status: status, msg: e.Error}
 }
 
 func (cl *client) get(ctx context.Context, path string, out any) ([]byte, error) {
@@ -115,9 +122,16 @@ type handlerTransport struct{ h http.Handler }
 func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	rec := &recorder{header: http.Header{}, code: http.StatusOK}
 	t.h.ServeHTTP(rec, req)
-	return &http.Response{StatusCode: rec.code, Status: http.StatusText(rec.code), Header: rec.header, Body: io.NopCloser(&rec.body),
+	return &http.Response{StatusCode: rec.code, Status: http.StatusText(rec.code), Header: rec.header, Body: localBody{&rec.body},
 		Request: req, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, ContentLength: int64(rec.body.Len())}, nil
 }
+
+// localBody is the body of an in-process answer; client.do takes its
+// bytes without copying them (a plan over 100,000 keys is tens of MB).
+type localBody struct{ b *bytes.Buffer }
+
+func (l localBody) Read(p []byte) (int, error) { return l.b.Read(p) }
+func (l localBody) Close() error               { return nil }
 
 // recorder is the http.ResponseWriter of handlerTransport.
 type recorder struct {
@@ -138,4 +152,44 @@ func (r *recorder) WriteHeader(code int) {
 func (r *recorder) Write(b []byte) (int, error) {
 	r.wrote = true
 	return r.body.Write(b)
+}
+
+// print prints the answer to GET path (-o json). In process, the answer
+// streams from the handler through the indenter to w and is never held
+// whole (a plan over 100,000 keys is 27 MB); from a daemon it is read,
+// then printed.
+func (cl *client) print(ctx context.Context, path string, w io.Writer) error {
+	ht, ok := cl.http.Transport.(handlerTransport)
+	if !ok {
+		raw, err := cl.get(ctx, path, nil)
+		if err != nil {
+			return err
+		}
+		return printRaw(w, raw)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cl.base+path, nil)
+	if err != nil {
+		return err
+	}
+	sw := &streamWriter{recorder: recorder{header: http.Header{}, code: http.StatusOK}, out: newIndenter(w)}
+	ht.h.ServeHTTP(sw, req)
+	if sw.code >= 400 {
+		return answerError(sw.code, sw.body.Bytes())
+	}
+	return sw.out.Close()
+}
+
+// streamWriter is the http.ResponseWriter of client.print: a successful
+// answer goes to out as it is written, an error answer is kept.
+type streamWriter struct {
+	recorder
+	out *indenter
+}
+
+func (s *streamWriter) Write(b []byte) (int, error) {
+	s.wrote = true
+	if s.code >= 400 {
+		return s.body.Write(b)
+	}
+	return s.out.Write(b)
 }

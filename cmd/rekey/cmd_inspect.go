@@ -27,9 +27,11 @@ func cmdPlan(c *cli) *cobra.Command {
 			var out struct {
 				Plan []app.PlanView `json:"plan"`
 			}
-			raw, err := cl.get(cmd.Context(), "/v1/plan", &out)
-			if err != nil || c.output == "json" {
-				return rawOr(c, raw, err)
+			if c.output == "json" { // printed as answered: no need to decode it
+				return cl.print(cmd.Context(), "/v1/plan", c.stdout)
+			}
+			if _, err := cl.get(cmd.Context(), "/v1/plan", &out); err != nil {
+				return err
 			}
 			t := newTable("KEY", "ACTION", "AGE", "DUE", "WHY")
 			for _, it := range out.Plan {

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -36,5 +38,30 @@ func TestStatusAndPlanFlagALivePreviousGeneration(t *testing.T) {
 	code, out, errOut = runCLI(t, "", "plan", "-c", cfg)
 	if code != 0 || !strings.Contains(out, "generation 1 (api-v1) is still live beside the current one") {
 		t.Fatalf("plan: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestPlanJSONStreamsTheAnswer: `plan -o json` over the store prints the
+// API's answer, streamed, exactly as printRaw prints it from a daemon.
+func TestPlanJSONStreamsTheAnswer(t *testing.T) {
+	dir, cfg := cliConfig(t)
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "rekey.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	code, out, errOut := runCLI(t, "", "plan", "-c", cfg, "-o", "json")
+	if code != 0 {
+		t.Fatalf("plan: exit %d\n%s%s", code, out, errOut)
+	}
+	var plan struct {
+		Plan []struct{ Key, Action string }
+	}
+	if err := json.Unmarshal([]byte(out), &plan); err != nil || len(plan.Plan) != 1 || plan.Plan[0].Key != "api" || plan.Plan[0].Action != "bootstrap" {
+		t.Fatalf("printed %q (%v)", out, err)
+	}
+	var want bytes.Buffer
+	if err := printRaw(&want, []byte(out)); err != nil || want.String() != out {
+		t.Fatalf("printed\n%s\nprintRaw would print\n%s", out, want.String())
 	}
 }
