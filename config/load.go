@@ -93,7 +93,8 @@ func parseWhole(b []byte, name, base string) (*Config, error) {
 }
 
 // parseSplit is parse with the key list split from the rest of the file;
-// ok is false when the file must be parsed whole (splitYAMLKeys).
+// ok is false when the file must be parsed whole (YAML, or a JSON key
+// array that does not decode item by item).
 func parseSplit(b []byte, name, base string) (*Config, bool, error) {
 	var raw map[string]any
 	var kl *keyList
@@ -103,18 +104,7 @@ func parseSplit(b []byte, name, base string) (*Config, bool, error) {
 			return nil, false, nil
 		}
 	} else {
-		rest, l, ok := splitYAMLKeys(b)
-		if !ok {
-			return nil, false, nil
-		}
-		kl = l
-		var err error
-		if raw, err = yaml.Parser().Unmarshal(rest); err != nil {
-			return nil, false, nil
-		}
-		if _, dup := raw["keys"]; dup {
-			return nil, false, nil
-		}
+		return nil, false, nil // YAML is parsed whole (keylist.go)
 	}
 	cfg := defaults()
 	var keyErrs Errors
