@@ -5,6 +5,8 @@ import (
 	"maps"
 	"sync"
 	"time"
+
+	"github.com/rekeyhq/rekey/sinks/internal/memo"
 )
 
 // errNothing is what a step's act returns when it found its work done and
@@ -30,53 +32,20 @@ const cacheTTL = 2 * time.Minute
 // concludes. A crash loses the cache: a restarted step starts from a fresh
 // read. Inspect always describes: the check before a revoke is never
 // answered from memory.
-type lastState struct {
-	mu     sync.Mutex
-	m      map[string]cachedState
-	pruned time.Time
-}
-
-type cachedState struct {
-	st *state
-	at time.Time
-}
+type lastState struct{ mem memo.TTL[*state] }
 
 func (c *lastState) get(id string, now time.Time) *state {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[id]
-	if !ok {
-		return nil
+	if st, ok := c.mem.Get(id, now, cacheTTL); ok {
+		return st.clone()
 	}
-	if now.Sub(e.at) > cacheTTL {
-		delete(c.m, id)
-		return nil
-	}
-	return e.st.clone()
+	return nil
 }
 
 func (c *lastState) put(id string, st *state, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[string]cachedState{}
-	}
-	if now.Sub(c.pruned) > cacheTTL { // drop what expired, once a period
-		for k, e := range c.m {
-			if now.Sub(e.at) > cacheTTL {
-				delete(c.m, k)
-			}
-		}
-		c.pruned = now
-	}
-	c.m[id] = cachedState{st: st.clone(), at: now}
+	c.mem.Put(id, st.clone(), now, cacheTTL)
 }
 
-func (c *lastState) forget(id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.m, id)
-}
+func (c *lastState) forget(id string) { c.mem.Forget(id) }
 
 // clone copies the labels; versions are never changed once parsed.
 func (st *state) clone() *state {

@@ -1,8 +1,9 @@
 package vault
 
 import (
-	"sync"
 	"time"
+
+	"github.com/rekeyhq/rekey/sinks/internal/memo"
 )
 
 // cacheTTL bounds how long the state of a secret this process last read or
@@ -22,50 +23,13 @@ const cacheTTL = 2 * time.Minute
 // it concludes. A crash loses the cache, so a restarted step starts from a
 // fresh read. Inspect always reads: the check before a revoke is never
 // answered from memory.
-type lastState struct {
-	mu     sync.Mutex
-	m      map[string]cachedState
-	pruned time.Time
-}
-
-type cachedState struct {
-	st *state
-	at time.Time
-}
+type lastState struct{ mem memo.TTL[*state] }
 
 func (c *lastState) get(key string, now time.Time) *state {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[key]
-	if !ok {
-		return nil
-	}
-	if now.Sub(e.at) > cacheTTL {
-		delete(c.m, key)
-		return nil
-	}
-	return e.st
+	st, _ := c.mem.Get(key, now, cacheTTL)
+	return st
 }
 
-func (c *lastState) put(key string, st *state, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[string]cachedState{}
-	}
-	if now.Sub(c.pruned) > cacheTTL { // drop what expired, once a period
-		for k, e := range c.m {
-			if now.Sub(e.at) > cacheTTL {
-				delete(c.m, k)
-			}
-		}
-		c.pruned = now
-	}
-	c.m[key] = cachedState{st: st, at: now}
-}
+func (c *lastState) put(key string, st *state, now time.Time) { c.mem.Put(key, st, now, cacheTTL) }
 
-func (c *lastState) forget(key string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.m, key)
-}
+func (c *lastState) forget(key string) { c.mem.Forget(key) }
