@@ -131,7 +131,7 @@ func TestUpgradesOlderSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	storetest.RecordRun(t, s, "k", storetest.NewSecret())
-	for _, stmt := range []string{`DROP TABLE adapter_state`, `DROP TABLE inbound_events`, `DROP TABLE replay_guard`, `DROP TABLE outbox`, `ALTER TABLE rotations DROP COLUMN request`, `ALTER TABLE rotations DROP COLUMN contain`, `ALTER TABLE rotations DROP COLUMN held_since`, `DROP TABLE api_tokens`, `DROP TABLE members`, `DROP INDEX rotations_lease_owner`, `ALTER TABLE rotations DROP COLUMN lease_epoch`, `DROP TABLE consumers`, `ALTER TABLE rotations DROP COLUMN lifecycle`, `ALTER TABLE rotations DROP COLUMN waiting`, `DROP INDEX credentials_live`, `DROP INDEX credentials_minted`, `DROP INDEX rotations_finished`, `DROP INDEX audit_events_counted`, `DELETE FROM schema_migrations WHERE version > 1`} {
+	for _, stmt := range []string{`DROP TABLE adapter_state`, `DROP TABLE inbound_events`, `DROP TABLE replay_guard`, `DROP TABLE outbox`, `ALTER TABLE rotations DROP COLUMN request`, `ALTER TABLE rotations DROP COLUMN contain`, `ALTER TABLE rotations DROP COLUMN held_since`, `DROP TABLE api_tokens`, `DROP TABLE members`, `DROP INDEX rotations_lease_owner`, `ALTER TABLE rotations DROP COLUMN lease_epoch`, `DROP TABLE consumers`, `ALTER TABLE rotations DROP COLUMN lifecycle`, `ALTER TABLE rotations DROP COLUMN waiting`, `DROP INDEX credentials_live`, `DROP INDEX credentials_previous`, `DROP INDEX credentials_minted`, `DROP INDEX rotations_finished`, `DROP INDEX audit_events_counted`, `DELETE FROM schema_migrations WHERE version > 1`} {
 		if _, err := s.DB().ExecContext(t.Context(), stmt); err != nil {
 			t.Fatal(err)
 		}

@@ -14,7 +14,7 @@ import (
 //
 // It is three index scans in one read-only snapshot: current credentials
 // from the covering partial index credentials_current, live previous ones
-// from credentials_live, active rotations from the partial unique index
+// from credentials_previous, active rotations from the partial unique index
 // rotations_one_active_per_key. For 100,000 keys it
 // takes a fraction of a second (BenchmarkKeyStates100k in store/sqlite).
 func (s *Store) KeyStates(ctx context.Context) (map[string]rotator.KeyState, error) {
@@ -83,11 +83,15 @@ func currentCredentials(ctx context.Context, tx *sql.Tx, sizeHint int) (map[stri
 	return states, rows.Err()
 }
 
+// qPreviousCredentials reads the live previous generations through the
+// partial index credentials_previous.
+const qPreviousCredentials = `SELECT key, generation, name, issuer_id, fingerprint, rotation_id, created_at, revoked_at
+		FROM credentials WHERE state = 'previous' ORDER BY key, generation`
+
 // previousCredentials adds each key's live previous generations (few: one
 // per key between a cut-over and its revoke) to states.
 func previousCredentials(ctx context.Context, tx *sql.Tx, states map[string]rotator.KeyState) error {
-	rows, err := tx.QueryContext(ctx, `SELECT key, generation, name, issuer_id, fingerprint, rotation_id, created_at, revoked_at
-		FROM credentials WHERE state = 'previous' ORDER BY key, generation`)
+	rows, err := tx.QueryContext(ctx, qPreviousCredentials)
 	if err != nil {
 		return err
 	}

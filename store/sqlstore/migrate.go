@@ -274,7 +274,19 @@ var migrations = []migration{
 		`CREATE INDEX rotations_finished ON rotations (phase, trigger_kind, mode) WHERE finished = 1`,
 		`CREATE INDEX audit_events_counted ON audit_events (action, key) WHERE action IN ('orphan.revoked', 'watch.alert')`,
 	}},
+	{version: 14, name: "live previous credentials index", additive: true, statements: []string{
+		// KeyStates reads every key's live previous generations (plan and
+		// status flag one that lingers; the gauges read it every second):
+		// the few rows in state previous, never the history.
+		`CREATE INDEX credentials_previous ON credentials (key, generation) WHERE state = 'previous'`,
+	}},
 }
+
+// ErrSchemaMismatch is returned by New when a migration recorded in the
+// database has the version of one this build knows but another name: the
+// database was migrated by a different build (one whose numbering differs),
+// and taking its version as this build's would skip migrations silently.
+var ErrSchemaMismatch = errors.New("database schema was migrated by a different build")
 
 // MigrationCount is how many migrations this build knows: the rows of
 // schema_migrations of an up-to-date database.
@@ -320,6 +332,9 @@ func (s *Store) migrateWith(ctx context.Context, list []migration) error {
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 			return fmt.Errorf("read schema version: %w", err)
 		}
+		if err := checkRecorded(ctx, tx, list); err != nil {
+			return err
+		}
 		if known := list[len(list)-1].version; current > known {
 			var breaking int
 			if err := tx.QueryRowContext(ctx, s.d.Rebind(`SELECT COUNT(*) FROM schema_migrations m WHERE m.version > ?
@@ -355,4 +370,29 @@ func (s *Store) migrateWith(ctx context.Context, list []migration) error {
 		}
 		return nil
 	})
+}
+
+// checkRecorded refuses a database whose recorded migrations differ by name
+// from this build's at the same version.
+func checkRecorded(ctx context.Context, tx *sql.Tx, list []migration) error {
+	names := make(map[int]string, len(list))
+	for _, m := range list {
+		names[m.version] = m.name
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT version, name FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		return fmt.Errorf("read schema migrations: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v int
+		var name string
+		if err := rows.Scan(&v, &name); err != nil {
+			return fmt.Errorf("read schema migrations: %w", err)
+		}
+		if want, ok := names[v]; ok && want != name {
+			return fmt.Errorf("%w: its migration %d is %q, this build's is %q; restore a backup taken before that build ran, or use a fresh database", ErrSchemaMismatch, v, name, want)
+		}
+	}
+	return rows.Err()
 }

@@ -65,6 +65,7 @@ func GrowingTableQueries() []NamedQuery {
 		{"replay expire", qReplayExpire, []any{t}},
 		{"replay insert", qReplayInsert, []any{"exposure", "msg-1", t}},
 		{"totals", qTotals, nil},
+		{"key states: previous credentials", qPreviousCredentials, nil},
 	}
 }
 

@@ -8,7 +8,7 @@ import (
 
 // qTotals reads every counter of what happened to keys in one statement,
 // each branch an index-only scan of a partial index holding just the rows
-// it counts (migration 14): minted credentials by key and state, finished
+// it counts (migration 13): minted credentials by key and state, finished
 // rotations by outcome, trigger and mode, and the audit events counted
 // (orphans revoked, watch alerts) by action and key. None of these rows is
 // ever deleted (retention prunes only the outbox, processed inbound events
