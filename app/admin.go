@@ -101,7 +101,8 @@ func (a *admin) rotate(w http.ResponseWriter, r *http.Request) {
 // a staged rotation the operator's.
 func TriggerAction(req rotator.TriggerRequest) auth.Action {
 	switch {
-	case req.Trigger == rotator.TriggerDecommission:
+	// Re-minting a decommissioned key undoes a decommission: the same role.
+	case req.Trigger == rotator.TriggerDecommission, req.Recommission:
 		return auth.ActDecommission
 	case req.Mode == rotator.ModeEmergency, req.Trigger == rotator.TriggerExposure, req.Trigger == rotator.TriggerUnauthorized:
 		return auth.ActEmergency

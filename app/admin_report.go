@@ -2,7 +2,6 @@ package app
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 
@@ -44,7 +43,7 @@ func (a *admin) decommission(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "rotation": ViewRotation(rot)})
 			return
 		}
-		writeError(w, statusOf(err), err.Error())
+		a.d.fail(w, r, "", err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, ViewRotation(rot))
@@ -83,10 +82,10 @@ func (a *admin) report(w http.ResponseWriter, r *http.Request) {
 	out := []ReportResult{}
 	known := 0
 	for _, rep := range reports {
-		rep.Via = "cli"
+		rep.Via, rep.Reporter = "cli", principalOf(r).ID // via: what breaker.exempt names
 		res, err := a.d.Engine.ReportExposure(r.Context(), rep)
 		if err != nil {
-			writeError(w, statusOf(err), fmt.Sprintf("report %s: %v", rep.URL, err))
+			a.d.fail(w, r, "report "+rep.URL+": ", err)
 			return
 		}
 		if res.Known {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/rekeyhq/rekey/auth"
@@ -20,12 +21,15 @@ const ViaBreakGlass = "break-glass"
 
 // BreakGlassPrincipal is whoever runs the CLI with direct store access:
 // "break-glass:<os user>@<host>", with the admin role. The name is the
-// operating system's account (os/user, not $USER, which anyone can set),
-// so the trail names the account that held the database, never a name
-// typed on the command line.
+// operating system's account for the process's uid, looked up in the
+// account database (user.LookupId, which never reads the environment —
+// user.Current falls back to $USER without cgo when the uid has no
+// passwd entry), or "uid:<n>" when it has none; so the trail names the
+// account that held the database, never a name someone typed or set.
 func BreakGlassPrincipal() *auth.Principal {
-	name := "unknown"
-	if u, err := user.Current(); err == nil && u.Username != "" {
+	uid := strconv.Itoa(os.Getuid())
+	name := "uid:" + uid
+	if u, err := user.LookupId(uid); err == nil && u.Username != "" {
 		name = u.Username
 	}
 	host, err := os.Hostname()

@@ -85,7 +85,7 @@ func (a *admin) listConsumers(w http.ResponseWriter, r *http.Request) {
 	}
 	v, err := a.d.ConsumerViews(r.Context(), key, timeNow())
 	if err != nil {
-		writeError(w, statusOf(err), "consumers of "+strconv.Quote(key)+": "+err.Error())
+		a.d.fail(w, r, "consumers of "+strconv.Quote(key)+": ", err)
 		return
 	}
 	writeJSON(w, http.StatusOK, v)

@@ -209,7 +209,7 @@ func (a *admin) describeKey(w http.ResponseWriter, r *http.Request) {
 	}
 	desc, err := a.d.Describe(r.Context(), name, history, timeNow())
 	if err != nil {
-		writeError(w, statusOf(err), err.Error())
+		a.d.fail(w, r, "", err)
 		return
 	}
 	writeJSON(w, http.StatusOK, desc)

@@ -25,6 +25,10 @@ type ExposureReport struct {
 	ContainOnly bool `json:",omitempty"`
 	// Proof: the reporter sent the token itself, not only its fingerprint.
 	Proof bool `json:",omitempty"`
+	// Reporter is the authenticated person who submitted the report (the
+	// admin API's POST /v1/report), recorded as the emergency's actor;
+	// empty for a webhook sender, which is recorded as exposure:<via>.
+	Reporter string `json:",omitempty"`
 }
 
 // ExposureResult is what became of one report.

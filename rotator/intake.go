@@ -100,8 +100,12 @@ func (e *Engine) processExposure(ctx context.Context, r ExposureReport) (Exposur
 	if _, ok := e.keys[c.Key]; !ok {
 		return res, fmt.Errorf("exposed credential belongs to key %s, which is no longer configured", c.Key)
 	}
+	actor := "exposure:" + r.Via
+	if r.Reporter != "" {
+		actor = r.Reporter
+	}
 	req := TriggerRequest{Key: c.Key, Trigger: TriggerExposure, Mode: ModeEmergency, TargetGeneration: c.Generation, Source: r.Via,
-		Actor: "exposure:" + r.Via, Reason: fmt.Sprintf("generation %d exposed (%s) at %s", c.Generation, r.Via, where)}
+		Actor: actor, Reason: fmt.Sprintf("generation %d exposed (%s) at %s", c.Generation, r.Via, where)}
 	if r.ContainOnly {
 		req.Contain = ContainLowTrust
 	}

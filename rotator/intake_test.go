@@ -164,3 +164,21 @@ func TestDepartureTakesTwoPaths(t *testing.T) {
 		})
 	}
 }
+
+// A report a person submitted through the admin API names that person as
+// the emergency's actor; a webhook's names its channel.
+func TestExposureActorIsTheReporter(t *testing.T) {
+	e := newEnv(t)
+	e.bootstrap()
+	cur := e.creds()[1]
+	rep := exposure("r-person", cur.Fingerprint)
+	rep.Reporter = "rita@example.com"
+	res, err := e.engine.ReportExposure(e.ctx, rep)
+	if err != nil || res.RotationID == "" {
+		t.Fatalf("result %+v err %v", res, err)
+	}
+	r, err := e.store.GetRotation(e.ctx, res.RotationID)
+	if err != nil || r.Actor != "rita@example.com" {
+		t.Fatalf("actor %q (%v), want the reporter", r.Actor, err)
+	}
+}

@@ -6,10 +6,12 @@ import (
 	"encoding/pem"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -215,5 +217,45 @@ func TestRotateWaitOnATerminal(t *testing.T) {
 	// max_wait deadline's countdown.
 	if !strings.Contains(progress, "quiet_period") || !strings.Contains(progress, "/2 s)") || !strings.Contains(progress, "deadline in ") {
 		t.Fatalf("no running clock while draining: %q", progress)
+	}
+}
+
+// Plain http only to loopback unless REKEY_INSECURE_HTTP=1; the client
+// never follows a redirect (it would carry a submitted secret along).
+func TestClientTransportSafety(t *testing.T) {
+	for base, ok := range map[string]bool{
+		"http://127.0.0.1:8081": true, "http://localhost:8081": true, "http://[::1]:8081": true,
+		"https://rekey.internal:8443": true, "http://rekey.internal:8081": false, "http://10.0.0.5:8081": false,
+	} {
+		if err := plainHTTPAllowed(base, ""); (err == nil) != ok {
+			t.Errorf("%s: %v, want allowed %v", base, err, ok)
+		}
+	}
+	if err := plainHTTPAllowed("http://rekey.internal:8081", "1"); err != nil {
+		t.Errorf("REKEY_INSECURE_HTTP=1 refused: %v", err)
+	}
+	var hits atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) }))
+	defer other.Close()
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer redirector.Close()
+	c := &cli{ctx: context.Background(), stdout: io.Discard, stderr: io.Discard, getenv: func(k string) string {
+		if k == "REKEY_TOKEN" {
+			return "rk_test"
+		}
+		return ""
+	}}
+	cl, err := c.dial(redirector.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	if _, err := cl.post(context.Background(), "/v1/rotations/rot_x/submit", map[string]string{"value": "s3cret"}, &out); err == nil {
+		t.Error("a redirect answered as success")
+	}
+	if hits.Load() != 0 {
+		t.Fatal("the client followed a redirect to another host")
 	}
 }

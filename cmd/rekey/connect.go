@@ -49,7 +49,11 @@ func (c *cli) dial(addr string) (*client, error) {
 		return nil, err
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	cl := &client{http: &http.Client{Transport: tr, Timeout: requestTimeout}, token: token, where: "the daemon at " + addr}
+	// No redirects: a redirect would carry a submitted secret (the token
+	// is stripped across hosts, a request body is not) to wherever the
+	// answer points.
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	cl := &client{http: &http.Client{Transport: tr, Timeout: requestTimeout, CheckRedirect: noRedirect}, token: token, where: "the daemon at " + addr}
 	if sock, ok := strings.CutPrefix(addr, "unix:"); ok {
 		sock = "/" + strings.TrimLeft(sock, "/")
 		tr.Proxy = nil
@@ -67,6 +71,9 @@ func (c *cli) dial(addr string) (*client, error) {
 		return nil, usageError{fmt.Sprintf("REKEY_ADDR %q: expected http://host:port, https://host:port or unix:///path", addr)}
 	}
 	cl.base = strings.TrimRight(addr, "/")
+	if err := plainHTTPAllowed(cl.base, c.getenv("REKEY_INSECURE_HTTP")); err != nil {
+		return nil, err
+	}
 	ca := c.cacert
 	if ca == "" {
 		ca = c.getenv("REKEY_CACERT")
@@ -147,4 +154,30 @@ func (c *cli) openLocal(acts bool) (*client, error) {
 	p := app.BreakGlassPrincipal()
 	return &client{http: &http.Client{Transport: handlerTransport{d.BreakGlassHandler(p)}}, base: "http://break-glass",
 		where: "the store of " + c.config, local: d, step: func(ctx context.Context) { d.Engine.RunOnce(ctx) }}, nil
+}
+
+// plainHTTPAllowed refuses http:// to anything but the loopback interface:
+// the token and submitted secrets would cross the network in the clear.
+// REKEY_INSECURE_HTTP=1 allows it (a TLS-terminating sidecar on the same
+// pod network, say).
+func plainHTTPAllowed(base, insecure string) error {
+	rest, ok := strings.CutPrefix(base, "http://")
+	if !ok || insecure == "1" {
+		return nil
+	}
+	host := rest
+	if i := strings.IndexAny(host, "/"); i >= 0 {
+		host = host[:i]
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return usageError{fmt.Sprintf("REKEY_ADDR %s: plain http to a host other than loopback would send your token and any submitted secret in the clear; use https:// (REKEY_CACERT for a private CA), or set REKEY_INSECURE_HTTP=1 if the network path is protected otherwise", base)}
 }
