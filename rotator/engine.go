@@ -340,6 +340,18 @@ func (e *Engine) RunOnce(ctx context.Context) {
 	e.wg.Wait()
 }
 
+// DriveOne drives rotation id to its next wait, synchronously, and nothing
+// else: no other rotation, no inbound event, no housekeeping. It is what
+// the break-glass CLI's `rotate --wait` runs, so that it acts only on the
+// rotation it was asked for.
+func (e *Engine) DriveOne(ctx context.Context, id string) {
+	if !e.claimLocal(id) {
+		return
+	}
+	defer e.releaseLocal(id)
+	e.drive(ctx, id, "")
+}
+
 // drive runs steps of one rotation until it waits (hold, backoff, polling),
 // finishes, or loses its lease. With only set, it stops as soon as the
 // rotation leaves that phase (the urgent path drives just the revoke).

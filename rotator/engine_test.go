@@ -402,3 +402,19 @@ func TestNoSecretInAuditOrNotifications(t *testing.T) {
 	}
 	_ = r
 }
+
+// DriveOne drives only the rotation it is given: another due rotation is
+// left alone (RunOnce would drive it).
+func TestDriveOneDrivesOnlyThatRotation(t *testing.T) {
+	e := newEnv(t)
+	e.bootstrap()
+	r := e.trigger(rotator.TriggerManual, "")
+	e.engine.DriveOne(e.ctx, "rot_someone_else")
+	if got, _ := e.store.GetRotation(e.ctx, r.ID); got.Version != r.Version || got.Phase != r.Phase {
+		t.Fatalf("driving another rotation moved this one: %s v%d → %s v%d", r.Phase, r.Version, got.Phase, got.Version)
+	}
+	e.engine.DriveOne(e.ctx, r.ID)
+	if got, _ := e.store.GetRotation(e.ctx, r.ID); got.Version == r.Version {
+		t.Fatalf("DriveOne did not drive its rotation (still %s)", got.Phase)
+	}
+}

@@ -23,9 +23,10 @@ type client struct {
 	where string
 	token string
 	// local is the daemon built in process in break-glass mode (nil when
-	// talking to a daemon); step runs its engine once (rotate --wait).
+	// talking to a daemon); step drives one rotation to its next wait
+	// (rotate --wait), and nothing else.
 	local *app.Daemon
-	step  func(ctx context.Context)
+	step  func(ctx context.Context, id string)
 }
 
 func (cl *client) Close() {

@@ -38,7 +38,7 @@ func (c *cli) waitSettled(ctx context.Context, cl *client, r rotationOut) ([]byt
 	}()
 	for {
 		if cl.step != nil {
-			cl.step(ctx)
+			cl.step(ctx, r.ID)
 		}
 		var err error
 		var cur rotationOut
