@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rekeyhq/rekey/config"
+	"github.com/rekeyhq/rekey/internal/secretref"
 	"github.com/rekeyhq/rekey/rotator"
 )
 
@@ -92,6 +93,9 @@ func Doctor(ctx context.Context, path string, logger *slog.Logger) Report {
 		if _, err := r.Ref.Resolve(); err != nil {
 			missing++
 			fix := "export " + r.Ref.Env + " in the daemon's environment"
+			if r.Ref.Env != "" && !secretref.ValidEnvName(r.Ref.Env) {
+				fix = "name the environment variable that holds the secret in " + r.Path + ", not the secret itself"
+			}
 			if r.Ref.File != "" {
 				fix = "create " + r.Ref.File + " (readable by rekey, not empty) or point " + r.Path + " elsewhere"
 			}

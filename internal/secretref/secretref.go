@@ -29,14 +29,39 @@ func (r Ref) Validate(field string, required bool) error {
 		return fmt.Errorf("%s_env: set only one of %s_env and %s_file", field, field, field)
 	case required && r.IsZero():
 		return fmt.Errorf("%s_env: required (or %s_file)", field, field)
+	case r.Env != "" && !ValidEnvName(r.Env):
+		return fmt.Errorf("%s_env: %s", field, errNotAName)
 	}
 	return nil
+}
+
+// errNotAName never quotes the value: what is there may be a pasted secret.
+var errNotAName = errors.New("not an environment variable name (letters, digits, _; not starting with a digit) — if a secret was pasted here it is not shown: put it in the environment and name its variable")
+
+// ValidEnvName reports whether s can name an environment variable
+// ([A-Za-z_][A-Za-z0-9_]*): anything else in a *_env field may be the
+// secret itself, and must never be echoed.
+func ValidEnvName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, c := range s {
+		switch {
+		case c == '_', c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z':
+		case c >= '0' && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // Resolve reads the secret. A file's trailing newline is dropped. The error
 // names the variable or file, never the value.
 func (r Ref) Resolve() (rotator.Secret, error) {
 	switch {
+	case r.Env != "" && !ValidEnvName(r.Env):
+		return rotator.Secret{}, errNotAName
 	case r.Env != "":
 		v, ok := os.LookupEnv(r.Env)
 		if !ok || v == "" {

@@ -63,3 +63,21 @@ func TestValidate(t *testing.T) {
 		t.Fatalf("optional unset: %v", err)
 	}
 }
+
+// A secret pasted into a *_env field is refused without being echoed, by
+// Validate and by Resolve (doctor prints Resolve's error).
+func TestPastedSecretInEnvFieldIsNeverEchoed(t *testing.T) {
+	const pasted = "rk_live_S3CR3TVALUE-0123456789"
+	r := Ref{Env: pasted}
+	if err := r.Validate("token", true); err == nil || strings.Contains(err.Error(), pasted) || strings.Contains(err.Error(), "S3CR3T") {
+		t.Fatalf("Validate: %v", err)
+	}
+	if _, err := r.Resolve(); err == nil || strings.Contains(err.Error(), "S3CR3T") {
+		t.Fatalf("Resolve: %v", err)
+	}
+	for name, ok := range map[string]bool{"KA_TOKEN": true, "_x1": true, "1X": false, "a-b": false, "": false, "A B": false} {
+		if ValidEnvName(name) != ok {
+			t.Errorf("ValidEnvName(%q) = %v", name, !ok)
+		}
+	}
+}
