@@ -121,7 +121,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if res := h.limit.ReserveN(now, 1); !res.OK() || res.DelayFrom(now) > 0 {
+	res := h.limit.ReserveN(now, 1)
+	if !res.OK() || res.DelayFrom(now) > 0 {
 		delay := res.DelayFrom(now)
 		res.CancelAt(now)
 		w.Header().Set("Retry-After", strconv.Itoa(int(delay.Seconds())+1))
@@ -155,6 +156,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !h.auth.Claim(ctx, w, msg, now) {
+		// A replayed attempt (someone holding one captured request, not
+		// the secret) must not spend the budget real consumers share.
+		res.CancelAt(now)
 		return
 	}
 	c := rotator.ConsumerSeen{Key: req.Key, Name: req.Consumer, Generation: gen, LastSeen: now, Via: h.via}

@@ -188,3 +188,32 @@ func TestLimits(t *testing.T) {
 		t.Fatalf("recorded %+v", got)
 	}
 }
+
+// Replays of one captured request (no secret needed) do not spend the
+// rate budget that real consumers share.
+func TestReplaysDoNotSpendTheBudget(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.RatePerMinute = 2 })
+	k, _ := stdwebhooks.ParseKey(secret)
+	body := `{"key":"api","consumer":"billing","generation":2}`
+	captured := func() *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "/v1/consumers/attest", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		k.SetHeaders(r.Header, "msg_captured", f.now, []byte(body))
+		return r
+	}
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, captured())
+	if w.Code != 202 {
+		t.Fatalf("original: %d %s", w.Code, w.Body)
+	}
+	for range 5 {
+		w := httptest.NewRecorder()
+		f.h.ServeHTTP(w, captured())
+		if w.Code != http.StatusConflict {
+			t.Fatalf("replay: %d, want 409", w.Code)
+		}
+	}
+	if w := f.post(t, secret, "msg_real", `{"key":"api","consumer":"search","generation":2}`); w.Code != 202 {
+		t.Fatalf("a real consumer after the replays: %d %s", w.Code, w.Body)
+	}
+}
