@@ -50,6 +50,10 @@ type Daemon struct {
 	built built
 	// readiness caches the dependency checks behind /readyz.
 	readiness *readiness
+	// ping caches the store's answer to a ping for a second: /readyz is
+	// unauthenticated, and a flood of it must not take the store's
+	// connections.
+	ping pingCache
 }
 
 // built are the adapters Build made, by configured name, and the keys.

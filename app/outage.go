@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -89,9 +90,35 @@ func buildWhenReachable(ctx context.Context, cfg *config.Config, logger *slog.Lo
 
 // storeReady is the store's part of readiness: it answers within 2s.
 func (d *Daemon) storeReady(ctx context.Context) error {
+	return d.ping.do(time.Now(), func() error { return d.pingStore(ctx) })
+}
+
+// pingStore asks the store now (an answer that failed already wants the
+// store's state at this moment, not a second ago).
+func (d *Daemon) pingStore(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	return d.Store.Ping(ctx)
+}
+
+// pingCache answers from the last ping for pingFresh; callers in the
+// meantime wait for the one ping in flight rather than starting their own.
+type pingCache struct {
+	mu  sync.Mutex
+	at  time.Time
+	err error
+}
+
+const pingFresh = time.Second
+
+func (c *pingCache) do(now time.Time, ping func() error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.at.IsZero() && now.Sub(c.at) < pingFresh && now.Sub(c.at) >= 0 {
+		return c.err
+	}
+	c.err, c.at = ping(), now
+	return c.err
 }
 
 // fail answers err: its own status and text for the engine's errors (not
@@ -104,7 +131,7 @@ func (d *Daemon) fail(w http.ResponseWriter, r *http.Request, what string, err e
 		writeError(w, st, what+err.Error())
 		return
 	}
-	if d.storeReady(r.Context()) != nil {
+	if d.pingStore(r.Context()) != nil {
 		d.Logger.Warn("admin api: store unavailable", "path", r.URL.Path, "err", err)
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, msgStoreDown)
