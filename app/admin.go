@@ -76,11 +76,11 @@ func (a *admin) rotate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.Recommission = b.Recommission
-	if _, ok := a.d.Engine.Key(req.Key); !ok {
-		writeError(w, http.StatusNotFound, "unknown key "+strconv.Quote(req.Key))
+	if !a.allow(w, p, TriggerAction(req), req.Key) { // scope first: no key enumeration
 		return
 	}
-	if !a.allow(w, p, TriggerAction(req), req.Key) {
+	if _, ok := a.d.Engine.Key(req.Key); !ok {
+		writeError(w, http.StatusNotFound, "unknown key "+strconv.Quote(req.Key))
 		return
 	}
 	rot, err := a.d.Engine.Trigger(r.Context(), req)

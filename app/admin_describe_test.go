@@ -46,7 +46,12 @@ func TestDescribeKey(t *testing.T) {
 	if a := e.api(other, "GET", "/v1/keys/api", nil); a.status != 403 {
 		t.Fatalf("a reader of db only: %d", a.status)
 	}
-	if a := e.api(viewer, "GET", "/v1/keys/nosuch", nil); a.status != 404 {
+	// A principal scoped to other keys cannot tell an unknown key from one
+	// it may not read; one who may read every key gets 404.
+	if a := e.api(viewer, "GET", "/v1/keys/nosuch", nil); a.status != 403 {
+		t.Fatalf("unknown key, scoped viewer: %d, want 403 (no enumeration)", a.status)
+	}
+	if a := e.api(e.token("una@example.com", auth.RoleViewer, ""), "GET", "/v1/keys/nosuch", nil); a.status != 404 {
 		t.Fatalf("unknown key: %d", a.status)
 	}
 }

@@ -25,11 +25,11 @@ func (a *admin) decommission(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.PathValue("key")
-	if _, ok := a.d.Engine.Key(name); !ok {
-		writeError(w, http.StatusNotFound, "unknown key "+strconv.Quote(name))
+	if !a.allow(w, p, auth.ActDecommission, name) { // scope first: no key enumeration
 		return
 	}
-	if !a.allow(w, p, auth.ActDecommission, name) {
+	if _, ok := a.d.Engine.Key(name); !ok {
+		writeError(w, http.StatusNotFound, "unknown key "+strconv.Quote(name))
 		return
 	}
 	req, err := TriggerFor(name, "emergency", "decommission", b.Reason, actor, false)

@@ -191,11 +191,13 @@ func inspectSink(ctx context.Context, b rotator.SinkBinding, byFP map[string]str
 
 func (a *admin) describeKey(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("key")
-	if _, ok := a.d.Engine.Key(name); !ok {
-		writeError(w, http.StatusNotFound, "unknown key "+strconv.Quote(name))
+	// Scope first: a principal scoped to other keys learns nothing of
+	// which keys exist.
+	if !a.allow(w, principalOf(r), auth.ActRead, name) {
 		return
 	}
-	if !a.allow(w, principalOf(r), auth.ActRead, name) {
+	if _, ok := a.d.Engine.Key(name); !ok {
+		writeError(w, http.StatusNotFound, "unknown key "+strconv.Quote(name))
 		return
 	}
 	history := 10
