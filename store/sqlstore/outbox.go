@@ -15,8 +15,16 @@ import (
 // its cost does not grow with the history the tables keep until retention
 // prunes it.
 const (
-	qOutboxLast      = `SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE notifier = ?`
-	qOutboxDue       = `SELECT id, event, attempts FROM outbox WHERE notifier = ? AND delivered_at = '' AND failed = 0 AND next_attempt_at <= ? ORDER BY lane, seq`
+	qOutboxLast = `SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE notifier = ?`
+	// qOutboxDue: a notifier's due items in order, none behind one that
+	// waits (a retry's backoff, another daemon's claim) in the same lane —
+	// what follows a failed notification never overtakes it, across polls
+	// and across daemons.
+	qOutboxDue = `SELECT o.id, o.event, o.attempts FROM outbox o
+		WHERE o.notifier = ? AND o.delivered_at = '' AND o.failed = 0 AND o.next_attempt_at <= ?
+		AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.notifier = o.notifier AND p.lane = o.lane AND p.seq < o.seq
+			AND p.delivered_at = '' AND p.failed = 0 AND p.next_attempt_at > ?)
+		ORDER BY o.lane, o.seq`
 	qOutboxClaim     = `UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND delivered_at = '' AND failed = 0 AND next_attempt_at <= ?`
 	qOutboxDelivered = `UPDATE outbox SET delivered_at = ? WHERE id = ?`
 	qOutboxRelease   = `UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND delivered_at = '' AND failed = 0`
@@ -48,7 +56,7 @@ func GrowingTableQueries() []NamedQuery {
 	return []NamedQuery{
 		{"outbox last seq", qOutboxLast, []any{"log"}},
 		{"outbox insert", insertOutbox[2], []any{"log/a", "log", 1, 0, "{}", t, t, "log/b", "log", 2, 1, "{}", t, t}},
-		{"outbox due", qOutboxDue + limit(16), []any{"log", t}},
+		{"outbox due", qOutboxDue + limit(16), []any{"log", t, t}},
 		{"outbox claim", qOutboxClaim, []any{t, "log/a", t}},
 		{"outbox delivered", qOutboxDelivered, []any{t, "log/a"}},
 		{"outbox release", qOutboxRelease, []any{t, "log/a"}},
@@ -122,7 +130,7 @@ var insertOutbox = multiRowInsert(`INSERT INTO outbox (id, notifier, seq, lane, 
 
 // DueOutbox lists a notifier's pending items in order.
 func (s *Store) DueOutbox(ctx context.Context, notifier string, now time.Time, n int) ([]rotator.OutboxItem, error) {
-	rows, err := s.query(ctx, qOutboxDue+limit(n), notifier, TimeText(now))
+	rows, err := s.query(ctx, qOutboxDue+limit(n), notifier, TimeText(now), TimeText(now))
 	if err != nil {
 		return nil, s.errorf("outbox: due: %w", err)
 	}
