@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) rotator.Store) {
 		"Consumers":               testConsumers,
 		"Totals":                  testTotals,
 		"LeaseFencing":            testLeaseFencing,
+		"LeaseTakeover":           testLeaseTakeover,
 		"Members":                 testMembers,
 		"CreateBasedOn":           testCreateBasedOn,
 	}
