@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) rotator.Store) {
 		"Totals":                  testTotals,
 		"LeaseFencing":            testLeaseFencing,
 		"LeaseTakeover":           testLeaseTakeover,
+		"OutboxReleaseOwnClaim":   testOutboxReleaseOwnClaim,
 		"Members":                 testMembers,
 		"CreateBasedOn":           testCreateBasedOn,
 	}
