@@ -43,7 +43,7 @@ func (d *dispatcher) deliverBatch(b BatchOutbox, name string, n Notifier, items 
 		}
 	}
 	for i, it := range items[:claimed] {
-		if d.ctx.Err() != nil || d.clock.Now().Add(call).After(until) {
+		if d.clock.Now().Add(call).After(until) {
 			// The call could outlast the claim: another daemon could claim
 			// the item meanwhile and send it too. Claim the rest afresh.
 			release(i)
