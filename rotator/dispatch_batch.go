@@ -6,18 +6,25 @@ import (
 )
 
 // deliverBatch delivers items (a notifier's due items, in order) through a
-// BatchOutbox: one transaction claims them, one marks those delivered —
-// at a burst of rotations the claim and the mark per notification cost more
-// than the rotations' own commits. A crash between a delivery and its mark
-// delivers it again once the claim expires, as with single items (notifiers
-// de-duplicate by Event.ID). It reports whether the caller may read the
-// next batch at once.
+// BatchOutbox: one transaction claims them all — at a burst of rotations a
+// claim per notification costs more than the rotations' own commits. The
+// claim lasts one call and a TTL (claimFor), as a single item's does, so
+// that a dead daemon's claims are taken over as fast as its rotations; the
+// batch therefore starts a call only while the claim outlasts it (until −
+// callTimeout not yet passed), releases the rest when it does not, and
+// marks each item delivered as soon as its call succeeded: another daemon
+// can claim an item only once its claim ran out, and by then the item was
+// either sent and marked or not sent at all. A crash between a delivery and
+// its mark delivers it again once the claim expires, as with single items
+// (notifiers de-duplicate by Event.ID). It reports whether the caller may
+// read the next batch at once.
 func (d *dispatcher) deliverBatch(b BatchOutbox, name string, n Notifier, items []OutboxItem, now time.Time) bool {
 	ids := make([]string, len(items))
 	for i, it := range items {
 		ids[i] = it.ID
 	}
-	claimed, err := b.ClaimOutboxBatch(d.ctx, ids, now, now.Add(d.claimFor()))
+	until := now.Add(d.claimFor())
+	claimed, err := b.ClaimOutboxBatch(d.ctx, ids, now, until)
 	if err != nil || claimed == 0 {
 		if err != nil {
 			d.log.Warn("claim notifications", "notifier", name, "err", err)
@@ -25,27 +32,33 @@ func (d *dispatcher) deliverBatch(b BatchOutbox, name string, n Notifier, items 
 		return false // another daemon has them, or the store hiccuped: next poll
 	}
 	bg := context.WithoutCancel(d.ctx)
-	var delivered []string
-	mark := func() {
-		if len(delivered) == 0 {
-			return
+	call := d.callTimeout()
+	// release makes what this batch claimed from i on due again at once,
+	// unless another daemon claimed it since.
+	release := func(i int) {
+		if rest := ids[i:claimed]; len(rest) > 0 {
+			if err := b.ReleaseOutbox(bg, rest, until, d.clock.Now()); err != nil {
+				d.log.Warn("release notifications", "notifier", name, "err", err)
+			}
 		}
-		if err := b.MarkDeliveredBatch(bg, delivered, d.clock.Now()); err != nil {
-			d.log.Warn("mark notifications delivered", "notifier", name, "err", err)
-		}
-		delivered = nil
 	}
-	defer mark()
 	for i, it := range items[:claimed] {
-		ctx, cancel := context.WithTimeout(d.ctx, 30*time.Second)
+		if d.clock.Now().Add(call).After(until) {
+			// The call could outlast the claim: another daemon could claim
+			// the item meanwhile and send it too. Claim the rest afresh.
+			release(i)
+			return d.ctx.Err() == nil
+		}
+		ctx, cancel := context.WithTimeout(d.ctx, call)
 		err := n.Notify(ctx, it.Event)
 		cancel()
 		if err == nil {
 			d.metrics.notified(name, "ok")
-			delivered = append(delivered, it.ID)
+			if err := b.MarkDeliveredBatch(bg, ids[i:i+1], d.clock.Now()); err != nil {
+				d.log.Warn("mark notification delivered", "notifier", name, "err", err)
+			}
 			continue
 		}
-		mark()
 		attempts := it.Attempts + 1
 		if IsPermanent(err) || attempts >= maxDeliveries {
 			d.metrics.notified(name, "failed")
@@ -59,11 +72,7 @@ func (d *dispatcher) deliverBatch(b BatchOutbox, name string, n Notifier, items 
 		_ = d.outbox.MarkRetry(bg, it.ID, attempts, d.clock.Now().Add(delay), err.Error(), false)
 		// Keep order: nothing after it goes out first. What this loop
 		// claimed after it is due again at once, not after the claim.
-		if rest := ids[i+1 : claimed]; len(rest) > 0 {
-			if err := b.ReleaseOutbox(bg, rest, now); err != nil {
-				d.log.Warn("release notifications", "notifier", name, "err", err)
-			}
-		}
+		release(i + 1)
 		return false
 	}
 	return claimed == len(items) && d.ctx.Err() == nil

@@ -391,7 +391,7 @@ func (e *Engine) interpret(ctx context.Context, id string, may func(*Rotation) b
 				e.logs.error("load "+id, "load rotation", "rotation", id, "err", err)
 				return nil
 			}
-			d.lease = &h.lease
+			d.holdBy(h)
 		}
 		if d.r.Phase.Terminal() || !may(d.r) || !h.held() {
 			return d.r

@@ -27,7 +27,13 @@ type driver struct {
 	buf   pending
 	// lease fences every commit: nil only for a driver that holds no lease.
 	lease *Lease
+	// holder is the lease's keeper, told at once when a commit is fenced
+	// off, so that the step loop stops before its next side effect.
+	holder *holder
 }
+
+// holdBy fences the driver's commits with h's lease.
+func (d *driver) holdBy(h *holder) { d.lease, d.holder = &h.lease, h }
 
 // pending is what the driver will commit next.
 type pending struct {
@@ -235,10 +241,20 @@ func (d *driver) flush(ctx context.Context) (reload bool, err error) {
 		// redone, but what a side effect did to credentials (minted,
 		// current, revoked) is true whatever the command asked: keep it,
 		// or a rollback would act on a stale picture (revoke a new key
-		// consumers already read; lose a minted id).
-		if cerr := d.e.store.Save(context.WithoutCancel(ctx), Commit{Credentials: d.buf.creds}); cerr != nil {
+		// consumers already read; lose a minted id). Fenced too: a lease
+		// lost since must not overwrite what the new holder wrote.
+		cerr := d.e.store.Save(context.WithoutCancel(ctx), Commit{Credentials: d.buf.creds, Lease: d.lease})
+		if cerr != nil {
 			d.e.log.Error("persist credentials after a conflict", "rotation", d.r.ID, "key", d.r.Key, "err", cerr)
 		}
+		if errors.Is(cerr, ErrLeaseLost) {
+			err = cerr
+		}
+	}
+	if errors.Is(err, ErrLeaseLost) && d.holder != nil {
+		// Stop now, not when the heartbeat notices: the loop would read
+		// the new holder's state and run its next step.
+		d.holder.lose("a commit was fenced off: another daemon holds the rotation")
 	}
 	if err != nil {
 		d.discard()

@@ -15,8 +15,11 @@ import (
 // another claim replaced it — the fencing token that stops a daemon which
 // lost its lease (paused, partitioned) before its next side effect.
 type Lease struct {
-	Owner string
-	Epoch int64
+	// RotationID is the rotation the lease is on: a commit that writes no
+	// rotation (credentials only) is fenced by this rotation's lease.
+	RotationID string
+	Owner      string
+	Epoch      int64
 }
 
 // ErrLeaseLost is returned by a fenced commit whose lease was taken over or
@@ -99,7 +102,9 @@ func (h *holder) heartbeat(validUntil time.Time) {
 }
 
 func (h *holder) lose(why string) {
-	h.lost.Store(true)
+	if h.lost.Swap(true) {
+		return // the heartbeat and a fenced commit may both find it lost
+	}
 	h.e.metrics.leaseLost()
 	h.e.log.Warn("rotation lease lost: the step in flight stops before its next side effect", "rotation", h.id,
 		"owner", h.lease.Owner, "epoch", h.lease.Epoch, "why", why)

@@ -39,6 +39,8 @@ type BatchOutbox interface {
 	// (another daemon has it) and returns how many it claimed.
 	ClaimOutboxBatch(ctx context.Context, ids []string, now, until time.Time) (int, error)
 	MarkDeliveredBatch(ctx context.Context, ids []string, at time.Time) error
-	// ReleaseOutbox makes claimed, undelivered items due again at `at`.
-	ReleaseOutbox(ctx context.Context, ids []string, at time.Time) error
+	// ReleaseOutbox makes the items of ids that are still claimed until
+	// `claimedUntil` (the caller's claim: not another daemon's since) and
+	// undelivered due again at `at`.
+	ReleaseOutbox(ctx context.Context, ids []string, claimedUntil, at time.Time) error
 }

@@ -189,7 +189,7 @@ func (e *Engine) serveNow(ctx context.Context, id string) *Rotation {
 	if err != nil || d.r.Request.Kind == "" {
 		return nil
 	}
-	d.lease = &h.lease
+	d.holdBy(h)
 	d.serve(h.ctx)
 	return d.r
 }

@@ -35,7 +35,8 @@ type Commit struct {
 	// Lease, when set, fences the commit: it applies only while this lease
 	// (owner and epoch) still holds the rotation, unexpired by the
 	// database's clock; otherwise nothing is written and Save fails with
-	// ErrLeaseLost.
+	// ErrLeaseLost. A commit without a Rotation is fenced by the lease of
+	// Lease.RotationID: a daemon that lost its lease writes no credential.
 	Lease *Lease
 }
 

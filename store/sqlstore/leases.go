@@ -28,7 +28,7 @@ func (s *Store) Claim(ctx context.Context, rotationID, owner string, ttl time.Du
 		RETURNING lease_epoch`, owner, ttl.Milliseconds(), rotationID, owner, 0).Scan(&epoch)
 	switch {
 	case err == nil:
-		return rotator.Lease{Owner: owner, Epoch: epoch}, true, nil
+		return rotator.Lease{RotationID: rotationID, Owner: owner, Epoch: epoch}, true, nil
 	case !errors.Is(err, sql.ErrNoRows):
 		return rotator.Lease{}, false, s.errorf("lease rotation %s: %w", rotationID, err)
 	}

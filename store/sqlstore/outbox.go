@@ -27,7 +27,7 @@ const (
 		ORDER BY o.lane, o.seq`
 	qOutboxClaim     = `UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND delivered_at = '' AND failed = 0 AND next_attempt_at <= ?`
 	qOutboxDelivered = `UPDATE outbox SET delivered_at = ? WHERE id = ?`
-	qOutboxRelease   = `UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND delivered_at = '' AND failed = 0`
+	qOutboxRelease   = `UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND delivered_at = '' AND failed = 0 AND next_attempt_at = ?`
 	qOutboxRetry     = `UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ?, failed = ? WHERE id = ?`
 	qOutboxBacklog   = `SELECT COUNT(*), MIN(created_at) FROM outbox WHERE delivered_at = '' AND failed = 0`
 	qPruneDelivered  = `DELETE FROM outbox WHERE delivered_at <> '' AND delivered_at < ?`
@@ -59,7 +59,7 @@ func GrowingTableQueries() []NamedQuery {
 		{"outbox due", qOutboxDue + limit(16), []any{"log", t, t}},
 		{"outbox claim", qOutboxClaim, []any{t, "log/a", t}},
 		{"outbox delivered", qOutboxDelivered, []any{t, "log/a"}},
-		{"outbox release", qOutboxRelease, []any{t, "log/a"}},
+		{"outbox release", qOutboxRelease, []any{t, "log/a", t}},
 		{"outbox retry", qOutboxRetry, []any{1, t, "err", 0, "log/a"}},
 		{"outbox backlog", qOutboxBacklog, nil},
 		{"prune delivered", qPruneDelivered, []any{t}},
@@ -196,17 +196,19 @@ func (s *Store) MarkDeliveredBatch(ctx context.Context, ids []string, at time.Ti
 	return s.updateEach(ctx, qOutboxDelivered, ids, TimeText(at))
 }
 
-// ReleaseOutbox makes claimed, undelivered items due again at `at`.
-func (s *Store) ReleaseOutbox(ctx context.Context, ids []string, at time.Time) error {
-	return s.updateEach(ctx, qOutboxRelease, ids, TimeText(at))
+// ReleaseOutbox makes the items of ids still claimed until claimedUntil
+// (next_attempt_at is the claim's expiry: a row another daemon claimed
+// since carries its own) and undelivered due again at `at`.
+func (s *Store) ReleaseOutbox(ctx context.Context, ids []string, claimedUntil, at time.Time) error {
+	return s.updateEach(ctx, qOutboxRelease, ids, TimeText(at), TimeText(claimedUntil))
 }
 
-// updateEach runs query (arguments: value, id) for every id in one
-// transaction.
-func (s *Store) updateEach(ctx context.Context, query string, ids []string, value string) error {
+// updateEach runs query (arguments: value, id, then more) for every id in
+// one transaction.
+func (s *Store) updateEach(ctx context.Context, query string, ids []string, value string, more ...any) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		for _, id := range ids {
-			if _, err := s.txExec(ctx, tx, query, value, id); err != nil {
+			if _, err := s.txExec(ctx, tx, query, append([]any{value, id}, more...)...); err != nil {
 				return err
 			}
 		}

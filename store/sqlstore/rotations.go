@@ -190,7 +190,10 @@ func (s *Store) createViolation(ctx context.Context, r *rotator.Rotation) error 
 // decision by the same approver on the same gate: rotator.ErrDecided), the
 // outbox rows and the audit appends. On success c.Rotation.Version is
 // incremented and every c.Audit event carries its Seq, PrevHash and Hash.
-// A Commit without a rotation records only its other rows.
+// A Commit without a rotation records only its other rows. With c.Lease
+// every write is fenced: nothing is written, and the error wraps
+// rotator.ErrLeaseLost, unless the lease still holds its rotation (that of
+// c.Rotation, else c.Lease.RotationID) unexpired by the database's clock.
 func (s *Store) Save(ctx context.Context, c rotator.Commit) error {
 	r := c.Rotation
 	var args []any
@@ -203,8 +206,11 @@ func (s *Store) Save(ctx context.Context, c rotator.Commit) error {
 	}
 	update := updateRotation
 	if r != nil && c.Lease != nil {
-		update += ` AND lease_owner = ? AND lease_epoch = ? AND lease_until > ` + s.d.NowPlus
+		update += ` AND ` + s.leaseHeld()
 		args = append(args, c.Lease.Owner, c.Lease.Epoch, 0)
+	}
+	if r == nil && c.Lease != nil && c.Lease.RotationID == "" {
+		return s.errorf("save: a lease without its rotation fences nothing")
 	}
 	var appended []rotator.AuditEvent
 	violation, decided := false, false
@@ -224,6 +230,10 @@ func (s *Store) Save(ctx context.Context, c rotator.Commit) error {
 				return fmt.Errorf("update: %w", err)
 			} else if n == 0 {
 				return s.missingOrStale(ctx, tx, r, c.Lease)
+			}
+		} else if c.Lease != nil {
+			if err := s.fence(ctx, tx, *c.Lease); err != nil {
+				return err
 			}
 		}
 		if err := s.upsertCredentials(ctx, tx, c.Credentials); err != nil {
@@ -258,15 +268,56 @@ func (s *Store) Save(ctx context.Context, c rotator.Commit) error {
 	return nil
 }
 
+// leaseHeld is the condition of a fenced write (arguments: owner, epoch, 0):
+// the lease still holds the rotation row, unexpired by the database's clock.
+func (s *Store) leaseHeld() string {
+	return `lease_owner = ? AND lease_epoch = ? AND lease_until > ` + s.d.NowPlus
+}
+
+// fence checks, inside a commit that writes no rotation, that l still holds
+// its rotation. The check is a write of the rotation row (that changes
+// nothing), not a read: it takes the row's lock until the commit ends, so
+// that a takeover (Claim) cannot slip in between the check and the commit.
+func (s *Store) fence(ctx context.Context, tx *sql.Tx, l rotator.Lease) error {
+	res, err := s.txExec(ctx, tx, `UPDATE rotations SET lease_epoch = lease_epoch WHERE id = ? AND `+s.leaseHeld(),
+		l.RotationID, l.Owner, l.Epoch, 0)
+	if err != nil {
+		return fmt.Errorf("fence: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("fence: %w", err)
+	} else if n == 1 {
+		return nil
+	}
+	var one int
+	err = s.txQueryRow(ctx, tx, `SELECT 1 FROM rotations WHERE id = ?`, l.RotationID).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("rotation %s: %w", l.RotationID, rotator.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("fence: %w", err)
+	}
+	return fmt.Errorf("rotation %s: %w (owner %s, epoch %d)", l.RotationID, rotator.ErrLeaseLost, l.Owner, l.Epoch)
+}
+
+// missingOrStale tells why a rotation update wrote no row: the rotation is
+// gone; the lease l (when given) no longer holds it — whatever its version,
+// since a new holder's commits move the version on; or its version moved.
 func (s *Store) missingOrStale(ctx context.Context, tx *sql.Tx, r *rotator.Rotation, l *rotator.Lease) error {
-	var version int
-	err := s.txQueryRow(ctx, tx, (`SELECT version FROM rotations WHERE id = ?`), r.ID).Scan(&version)
+	var version, held int
+	var err error
+	if l != nil {
+		err = s.txQueryRow(ctx, tx, `SELECT version, CASE WHEN `+s.leaseHeld()+` THEN 1 ELSE 0 END FROM rotations WHERE id = ?`,
+			l.Owner, l.Epoch, 0, r.ID).Scan(&version, &held)
+	} else {
+		err = s.txQueryRow(ctx, tx, `SELECT version FROM rotations WHERE id = ?`, r.ID).Scan(&version)
+	}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return rotator.ErrNotFound
 	case err != nil:
 		return fmt.Errorf("read version: %w", err)
-	case l != nil && version == r.Version:
+	case l != nil && held == 0:
 		return fmt.Errorf("%w (owner %s, epoch %d)", rotator.ErrLeaseLost, l.Owner, l.Epoch)
 	}
 	return fmt.Errorf("%w: version %d was read, the stored one is %d", rotator.ErrConflict, r.Version, version)

@@ -46,6 +46,8 @@ func Run(t *testing.T, open func(t *testing.T) rotator.Store) {
 		"Consumers":               testConsumers,
 		"Totals":                  testTotals,
 		"LeaseFencing":            testLeaseFencing,
+		"LeaseTakeover":           testLeaseTakeover,
+		"OutboxReleaseOwnClaim":   testOutboxReleaseOwnClaim,
 		"Members":                 testMembers,
 		"CreateBasedOn":           testCreateBasedOn,
 	}
