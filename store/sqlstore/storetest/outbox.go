@@ -57,10 +57,18 @@ func testOutboxReleaseOwnClaim(t *testing.T, s rotator.Store) {
 	if got := due(bUntil.Add(-time.Second)); len(got) != 0 {
 		t.Fatalf("a's stale release freed b's claim: due %v before b's claim ends", got)
 	}
+	// b releases e2 alone: it stays behind e1, which b still claims (the
+	// queue is never overtaken); once b releases e1 too, both are due.
 	if err := b.ReleaseOutbox(ctx, ids[1:], bUntil, bNow); err != nil {
 		t.Fatal(err)
 	}
-	if got := due(bNow); !slices.Equal(got, []string{"n/e2"}) {
-		t.Fatalf("due after b released n/e2 = %v, want [n/e2]", got)
+	if got := due(bNow); len(got) != 0 {
+		t.Fatalf("n/e2 overtook n/e1, which b still claims: due %v", got)
+	}
+	if err := b.ReleaseOutbox(ctx, ids[:1], bUntil, bNow); err != nil {
+		t.Fatal(err)
+	}
+	if got := due(bNow); !slices.Equal(got, []string{"n/e1", "n/e2"}) {
+		t.Fatalf("due after b released both = %v, want [n/e1 n/e2]", got)
 	}
 }
