@@ -1,8 +1,6 @@
 package rotator_test
 
 import (
-	"context"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -10,23 +8,6 @@ import (
 
 	"github.com/rekeyhq/rekey/rotator"
 )
-
-// countingPromote blocks its first Promote until the test opens the gate,
-// and counts every call.
-type countingPromote struct {
-	readerSink
-	calls   *atomic.Int32
-	entered chan struct{}
-	open    chan struct{}
-}
-
-func (g countingPromote) Promote(ctx context.Context, t rotator.Target, d rotator.Delivery) error {
-	if g.calls.Add(1) == 1 {
-		g.entered <- struct{}{}
-		<-g.open
-	}
-	return g.readerSink.Promote(ctx, t, d)
-}
 
 // TestTakeoverFencesStaleCredentialWrites: daemon A is inside the last
 // sink's cut-over when it is cut off; its lease runs out, daemon B takes
@@ -40,24 +21,15 @@ func (g countingPromote) Promote(ctx context.Context, t rotator.Target, d rotato
 func TestTakeoverFencesStaleCredentialWrites(t *testing.T) {
 	e := newEnv(t)
 	e.bootstrap()
-	calls := new(atomic.Int32)
-	gate := countingPromote{readerSink: readerSink{e.sinks[1]}, calls: calls, entered: make(chan struct{}, 1), open: make(chan struct{})}
+	gate := newGatedSink(e.sinks[1], "promote")
 	e.key.Sinks[1].Sink = gate
 	reg := prometheus.NewRegistry()
-	a, err := rotator.New(rotator.Options{
-		Store: e.store, Keys: []*rotator.Key{e.key}, Notifiers: map[string]rotator.Notifier{"notes": e.notes},
-		Clock: e.clock, Inbound: e.store, State: e.store, Metrics: rotator.NewMetrics(reg),
-		Owner: "daemon-a", LeaseTTL: time.Hour, // the heartbeat notices nothing during the test
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close(time.Second) })
+	a := e.daemon("daemon-a", time.Hour, reg) // the heartbeat notices nothing during the test
 	r := e.trigger(rotator.TriggerManual, "")
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for ctx := t.Context(); ctx.Err() == nil && calls.Load() == 0; {
+		for ctx := t.Context(); ctx.Err() == nil && !gate.hit(); {
 			a.RunOnce(ctx)
 			got, err := e.store.GetRotation(ctx, r.ID)
 			if err != nil || got.Phase.Terminal() {
@@ -103,7 +75,7 @@ func TestTakeoverFencesStaleCredentialWrites(t *testing.T) {
 			t.Errorf("generation %d is %s (%s) after A's late commit, want B's %v", gen, c.IssuerID, c.State, w)
 		}
 	}
-	if n := calls.Load(); n != 1 {
+	if n := gate.calls.Load(); n != 1 {
 		t.Errorf("A called Promote %d times: after its fenced commit it went on with B's state", n)
 	}
 	if v := metricValue(reg, "rekey_lease_lost_total"); v != 1 {

@@ -11,21 +11,55 @@ import (
 	"github.com/rekeyhq/rekey/rotator"
 )
 
-// gateSink blocks Stage until the test opens the gate, as a slow upstream
-// would while its daemon loses the lease.
-type gateSink struct {
+// gatedSink blocks the first call of one operation ("stage" or "promote")
+// until the test opens the gate, as a slow upstream would while its daemon
+// loses the lease, and counts that operation's calls.
+type gatedSink struct {
 	readerSink
-	hit     *atomic.Bool
+	op      string
+	calls   *atomic.Int32
 	entered chan struct{}
 	open    chan struct{}
 }
 
-func (g gateSink) Stage(ctx context.Context, t rotator.Target, d rotator.Delivery) error {
-	if g.hit.CompareAndSwap(false, true) {
+func newGatedSink(s *memSink, op string) gatedSink {
+	return gatedSink{readerSink: readerSink{s}, op: op, calls: new(atomic.Int32), entered: make(chan struct{}, 1), open: make(chan struct{})}
+}
+
+func (g gatedSink) pass(op string) {
+	if op == g.op && g.calls.Add(1) == 1 {
 		g.entered <- struct{}{}
 		<-g.open
 	}
+}
+
+// hit reports whether the gated operation was called.
+func (g gatedSink) hit() bool { return g.calls.Load() > 0 }
+
+func (g gatedSink) Stage(ctx context.Context, t rotator.Target, d rotator.Delivery) error {
+	g.pass("stage")
 	return g.readerSink.Stage(ctx, t, d)
+}
+
+func (g gatedSink) Promote(ctx context.Context, t rotator.Target, d rotator.Delivery) error {
+	g.pass("promote")
+	return g.readerSink.Promote(ctx, t, d)
+}
+
+// daemon is a second engine on the env's store, as another daemon
+// (owner) with its own lease TTL and metrics.
+func (e *env) daemon(owner string, ttl time.Duration, reg *prometheus.Registry) *rotator.Engine {
+	e.t.Helper()
+	d, err := rotator.New(rotator.Options{
+		Store: e.store, Keys: []*rotator.Key{e.key}, Notifiers: map[string]rotator.Notifier{"notes": e.notes},
+		Clock: e.clock, Inbound: e.store, State: e.store, Metrics: rotator.NewMetrics(reg),
+		Owner: owner, LeaseTTL: ttl,
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { d.Close(time.Second) })
+	return d
 }
 
 // TestLostLeaseStopsBeforeNextSideEffect: while daemon A is inside a side
@@ -36,23 +70,15 @@ func (g gateSink) Stage(ctx context.Context, t rotator.Target, d rotator.Deliver
 func TestLostLeaseStopsBeforeNextSideEffect(t *testing.T) {
 	e := newEnv(t)
 	e.bootstrap()
-	gate := gateSink{readerSink: readerSink{e.sinks[0]}, hit: new(atomic.Bool), entered: make(chan struct{}, 1), open: make(chan struct{})}
+	gate := newGatedSink(e.sinks[0], "stage")
 	e.key.Sinks[0].Sink = gate
 	reg := prometheus.NewRegistry()
-	a, err := rotator.New(rotator.Options{
-		Store: e.store, Keys: []*rotator.Key{e.key}, Notifiers: map[string]rotator.Notifier{"notes": e.notes},
-		Clock: e.clock, Inbound: e.store, State: e.store, Metrics: rotator.NewMetrics(reg),
-		Owner: "daemon-a", LeaseTTL: 300 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close(time.Second) })
+	a := e.daemon("daemon-a", 300*time.Millisecond, reg)
 	r := e.trigger(rotator.TriggerManual, "")
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for ctx := t.Context(); ctx.Err() == nil && !gate.hit.Load(); {
+		for ctx := t.Context(); ctx.Err() == nil && !gate.hit(); {
 			a.RunOnce(ctx) // returns once A stopped, after the gate
 			got, err := e.store.GetRotation(ctx, r.ID)
 			if err != nil {
@@ -129,22 +155,6 @@ func metricValue(reg *prometheus.Registry, name string) float64 {
 	return 0
 }
 
-// promoteGate blocks Promote (once) until the test opens the gate.
-type promoteGate struct {
-	readerSink
-	hit     *atomic.Bool
-	entered chan struct{}
-	open    chan struct{}
-}
-
-func (g promoteGate) Promote(ctx context.Context, t rotator.Target, d rotator.Delivery) error {
-	if g.hit.CompareAndSwap(false, true) {
-		g.entered <- struct{}{}
-		<-g.open
-	}
-	return g.readerSink.Promote(ctx, t, d)
-}
-
 // TestFencedCommitWritesNothing: daemon A loses its lease while its last
 // sink's cut-over is in flight; the call completes, but A's commit is
 // fenced off and A writes nothing at all — not even the credential states
@@ -152,23 +162,15 @@ func (g promoteGate) Promote(ctx context.Context, t rotator.Target, d rotator.De
 func TestFencedCommitWritesNothing(t *testing.T) {
 	e := newEnv(t)
 	e.bootstrap()
-	gate := promoteGate{readerSink: readerSink{e.sinks[1]}, hit: new(atomic.Bool), entered: make(chan struct{}, 1), open: make(chan struct{})}
+	gate := newGatedSink(e.sinks[1], "promote")
 	e.key.Sinks[1].Sink = gate
 	reg := prometheus.NewRegistry()
-	a, err := rotator.New(rotator.Options{
-		Store: e.store, Keys: []*rotator.Key{e.key}, Notifiers: map[string]rotator.Notifier{"notes": e.notes},
-		Clock: e.clock, Inbound: e.store, State: e.store, Metrics: rotator.NewMetrics(reg),
-		Owner: "daemon-a", LeaseTTL: 300 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close(time.Second) })
+	a := e.daemon("daemon-a", 300*time.Millisecond, reg)
 	r := e.trigger(rotator.TriggerManual, "")
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for ctx := t.Context(); ctx.Err() == nil && !gate.hit.Load(); {
+		for ctx := t.Context(); ctx.Err() == nil && !gate.hit(); {
 			a.RunOnce(ctx)
 			got, err := e.store.GetRotation(ctx, r.ID)
 			if err != nil || got.Phase.Terminal() {
