@@ -135,19 +135,6 @@ func ViewBreaker(bs rotator.BreakerStatus) BreakerView {
 	return BreakerView{BreakerStatus: bs, Window: w.Seconds()}
 }
 
-// PlanViews evaluates the plan with each key's age in seconds.
-func (d *Daemon) PlanViews(ctx context.Context, now time.Time) ([]PlanView, error) {
-	items, ages, err := d.plan(ctx, now)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]PlanView, 0, len(items))
-	for i, it := range items {
-		out = append(out, planView(it, ages[i]))
-	}
-	return out, nil
-}
-
 // plan evaluates the plan, with each key's age in seconds (-1: no current
 // credential). The key states are not kept: with 100,000 keys they are
 // tens of MB, and the plan's answer is encoded after.
