@@ -45,9 +45,10 @@ type Source struct {
 	defaultOld   *template.Template // nil: every key asking about old-key use must set drain.old_key_query
 	windowDur    time.Duration
 
-	mu        sync.Mutex
-	templates map[string]parsed // per-key queries, by text
-	now       func() time.Time
+	mu           sync.Mutex
+	templates    map[string]parsed    // per-key queries, by text
+	failingSince map[string]time.Time // key/question → first of a run of execution errors
+	now          func() time.Time
 }
 
 type parsed struct {
@@ -86,6 +87,7 @@ func New(cfg Config, logger *slog.Logger) (*Source, error) {
 		basicUser:     cfg.BasicAuth.Username,
 		basicPassword: cfg.BasicAuth.passwordRef(),
 		templates:     map[string]parsed{},
+		failingSince:  map[string]time.Time{},
 		now:           time.Now,
 	}
 	for k, v := range cfg.Headers {
@@ -144,7 +146,7 @@ func (s *Source) Unauthorized(ctx context.Context, q rotator.TrafficQuery) (rota
 	}
 	what := fmt.Sprintf("prometheus: key %s: query %s", q.Key, clip(query, 200))
 	r, err := s.instantQuery(ctx, what, query)
-	if err != nil {
+	if err = s.judgeExecution(q.Key+"/"+string(q.Question), err); err != nil {
 		return rotator.Reading{}, err
 	}
 	at := r.at

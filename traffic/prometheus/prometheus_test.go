@@ -26,6 +26,8 @@ const (
 	// zero, not empty, once the key is seen at all; empty for a wrong name.
 	seenQuery = `(sum(rate(kubeadapt_requests_total{key_name="{{promql .OldName}}",code="401"}[{{.Window}}]))` +
 		` or sum(rate(kubeadapt_requests_total{key_name="{{promql .OldName}}"}[{{.Window}}])) * 0)`
+	// fails to execute (HTTP 422): two series on the right match one on the left.
+	manyToMany = `vector(1) + on() (label_replace(vector(1), "b", "1", "", "") or label_replace(vector(1), "b", "2", "", ""))`
 )
 
 // TestAgainstPrometheus runs the source against a real Prometheus 2.42
@@ -114,6 +116,9 @@ func TestAgainstPrometheus(t *testing.T) {
 	t.Run("results", func(t *testing.T) {
 		testResults(t, prom, src, q)
 	})
+	t.Run("an execution error is retried for a grace, then asks a human", func(t *testing.T) {
+		testExecutionGrace(t, prom, q)
+	})
 	t.Run("example queries are valid PromQL", func(t *testing.T) {
 		testExampleQueries(t, prom, q)
 	})
@@ -173,6 +178,42 @@ func testEscaping(t *testing.T, ka *kubeadaptEnv, prom *testenv.PrometheusServer
 	}
 }
 
+// testExecutionGrace: Prometheus answers 422 both for a query that cannot
+// run and, while its storage closes, for any query; the first is broken
+// for good, the second clears. A run of 422s is retryable until it has
+// lasted ExecutionGrace, then permanent; an answer in between starts over,
+// and each key and question has its own run.
+func testExecutionGrace(t *testing.T, prom *testenv.PrometheusServer, q rotator.TrafficQuery) {
+	src := newSource(t, cfgFor(prom.Addr, rateQuery, 2*time.Second))
+	now := time.Now()
+	promsrc.SetClock(src, func() time.Time { return now })
+	broken, other, fine := q, q, q
+	broken.Query, other.Query, fine.Query = manyToMany, manyToMany, `vector(0)`
+	other.Question = rotator.OldKeyUse
+
+	_, err := read(src, broken)
+	wantRetryable(t, err, "HTTP 422 execution")
+	now = now.Add(promsrc.ExecutionGrace - time.Second)
+	_, err = read(src, broken)
+	wantRetryable(t, err, "retrying for up to")
+	_, err = read(src, other) // another question's run starts now
+	wantRetryable(t, err, "HTTP 422 execution")
+	now = now.Add(time.Second)
+	_, err = read(src, broken)
+	wantPermanent(t, err, rotator.ReasonInvalid, "failing for 1m0s")
+
+	if _, err := read(src, fine); err != nil { // an answer for the key and question forgets the run
+		t.Fatal(err)
+	}
+	_, err = read(src, broken)
+	wantRetryable(t, err, "HTTP 422 execution")
+	now = now.Add(promsrc.ExecutionGrace - time.Second)
+	_, err = read(src, broken) // 59s since the answer
+	wantRetryable(t, err, "HTTP 422 execution")
+	_, err = read(src, other) // the answer was not for it: 60s
+	wantPermanent(t, err, rotator.ReasonInvalid, "failing for 1m0s")
+}
+
 // testResults checks how answers become readings, on queries that need no
 // scraped data.
 func testResults(t *testing.T, prom *testenv.PrometheusServer, src *promsrc.Source, q rotator.TrafficQuery) {
@@ -195,7 +236,7 @@ func testResults(t *testing.T, prom *testenv.PrometheusServer, src *promsrc.Sour
 		"range":          {query: `kubeadapt_requests_total[10s]`, permanent: rotator.ReasonInvalid, err: `result type "matrix"`},
 		"string":         {query: `"zero"`, permanent: rotator.ReasonInvalid, err: `result type "string"`},
 		"syntax error":   {query: `sum(rate(kubeadapt_requests_total[5s])`, permanent: rotator.ReasonInvalid, err: "HTTP 400 bad_data"},
-		"execution":      {query: `vector(1) + on() (label_replace(vector(1), "b", "1", "", "") or label_replace(vector(1), "b", "2", "", ""))`, permanent: rotator.ReasonInvalid, err: "HTTP 422 execution"},
+		"execution":      {query: manyToMany, err: "HTTP 422 execution"}, // permanent after ExecutionGrace, see TestExecutionErrorGrace
 		"template error": {query: `x{a="{{promql .Nope}}"}`, permanent: rotator.ReasonInvalid, err: "render template"},
 		"unescaped":      {query: `x{a="{{.OldName}}"}`, permanent: rotator.ReasonInvalid, err: "drain.query: {{.OldName}} prints a value unescaped"},
 	}

@@ -85,8 +85,9 @@ type result struct {
 // instantQuery runs query at Prometheus' "now" (no time parameter, so a
 // skewed local clock cannot move the window past the latest samples).
 // Errors are classified: transport failures, timeouts, 429 and 5xx are
-// retryable, 401/403 permanent auth, 400/422 (syntax, execution) and
-// unusable answers permanent invalid; warnings (partial data) retryable.
+// retryable, 401/403 permanent auth, 400 (syntax) and unusable answers
+// permanent invalid, 422 (execution) an executionError (see
+// judgeExecution); warnings (partial data) retryable.
 func (s *Source) instantQuery(ctx context.Context, what, query string) (result, error) {
 	u := *s.endpoint
 	u.RawQuery = url.Values{"query": {query}, "timeout": {model.Duration(s.timeout).String()}}.Encode()
@@ -131,6 +132,9 @@ func (s *Source) instantQuery(ctx context.Context, what, query string) (result, 
 		detail := http.StatusText(resp.StatusCode)
 		if isAPI && ans.Error != "" {
 			detail = ans.ErrorType + ": " + clip(ans.Error, 300)
+		}
+		if resp.StatusCode == http.StatusUnprocessableEntity {
+			return result{}, &executionError{fmt.Errorf("%s: HTTP %d %s", what, resp.StatusCode, detail)}
 		}
 		return result{}, rotator.HTTPStatusError(what, resp.StatusCode, detail)
 	case !isAPI:
