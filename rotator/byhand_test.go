@@ -3,6 +3,7 @@ package rotator_test
 import (
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -162,6 +163,66 @@ func TestConfirmProbesTheOldKey(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A confirmation whose commit meets a concurrent change of the rotation
+// (here: its version moved under it) is served again from the stored
+// request: the credential is marked revoked together with its
+// revoke.confirmed event, never without it, and it is not refused as
+// "not waiting" the second time.
+func TestConfirmSurvivesAConflict(t *testing.T) {
+	w := newCrashWorld(t, true)
+	w.bootstrap()
+	w.byHand()
+	var conflicts atomic.Int32
+	w.beforeSave = func(c rotator.Commit) {
+		for _, ev := range c.Audit {
+			if ev.Action == "revoke.confirmed" && conflicts.Add(1) == 1 {
+				if _, err := w.store.DB().ExecContext(w.ctx, `UPDATE rotations SET version = version + 1 WHERE id = ?`, c.Rotation.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	w.restart("")
+	r := w.trigger(rotator.TriggerRequest{Trigger: rotator.TriggerManual, Mode: rotator.ModeStaged, Reason: "age"})()
+	end, _ := w.drive(r.ID, func(w *crashWorld, r *rotator.Rotation) {
+		switch {
+		case r.Phase == rotator.PhaseMinting && r.Hold == rotator.HoldSecret:
+			w.submit(r.ID, w.key.Issuer.(*byHandIssuer).mintAtDashboard("api", "api-v2"))
+		case r.Hold == rotator.HoldConfirm && conflicts.Load() == 0:
+			_ = w.iss.issuer.Revoke(w.ctx, rotator.CredentialRef{ID: "id-1"})
+			if _, err := w.engine.ConfirmRevoked(w.ctx, rotator.ConfirmRequest{RotationID: r.ID, Actor: "oncall@example.com"}); err != nil {
+				t.Fatalf("confirm: %v", err)
+			}
+		}
+	})
+	if end.Phase != rotator.PhaseDone {
+		t.Fatalf("ended %s (%s)", end.Phase, end.Outcome)
+	}
+	if conflicts.Load() < 2 {
+		t.Fatalf("the confirmation was committed %d times, want a conflict and a second commit", conflicts.Load())
+	}
+	evs, err := w.store.Audit(w.ctx, rotator.AuditFilter{RotationID: r.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	confirmed := 0
+	for _, ev := range evs {
+		switch ev.Action {
+		case "request.refused":
+			t.Errorf("the confirmation was refused after the conflict: %v", ev.Detail)
+		case "revoke.confirmed":
+			confirmed++
+			if ev.Actor != "oncall@example.com" || ev.Detail["verified"] != "true" || ev.Detail["credentials"] != "[api-v1]" {
+				t.Errorf("revoke.confirmed %+v, want api-v1 confirmed by oncall@example.com, verified", ev)
+			}
+		}
+	}
+	if confirmed != 1 {
+		t.Errorf("%d revoke.confirmed events, want 1", confirmed)
+	}
+	w.check(end)
 }
 
 // A refused submission is audited: who, when, why — never the value.

@@ -118,6 +118,20 @@ type crashWorld struct {
 	// diedInEach: the failpoint fired inside a person's command (a submit
 	// stages at once); the process is gone.
 	diedInEach bool
+	// beforeSave, when set, sees every commit of the engines started
+	// after it was set, before the store does.
+	beforeSave func(rotator.Commit)
+}
+
+// hookedStore is the store with crashWorld.beforeSave in front of Save.
+type hookedStore struct {
+	*sqlstore.Store
+	w *crashWorld
+}
+
+func (h hookedStore) Save(ctx context.Context, c rotator.Commit) error {
+	h.w.beforeSave(c)
+	return h.Store.Save(ctx, c)
 }
 
 // verifyingIssuer adds Verifier to the fake issuer, with one-shot faults.
@@ -193,8 +207,12 @@ func (w *crashWorld) restart(failpoint string) {
 			select {} // the process is gone: nothing after this point runs
 		}
 	}
+	var st rotator.Store = w.store
+	if w.beforeSave != nil {
+		st = hookedStore{w.store, w}
+	}
 	e, err := rotator.New(rotator.Options{
-		Store: w.store, Keys: append([]*rotator.Key{w.key}, w.extra...), Clock: w.clock, Failpoint: fp,
+		Store: st, Keys: append([]*rotator.Key{w.key}, w.extra...), Clock: w.clock, Failpoint: fp,
 		Notifiers: map[string]rotator.Notifier{"one": w.notes[0], "two": w.notes[1]},
 		Outbox:    w.store, Inbound: w.store, State: w.store,
 		Backoff:     rotator.Backoff{Base: time.Second, Max: time.Minute, Factor: 2},

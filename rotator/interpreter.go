@@ -44,6 +44,9 @@ type pending struct {
 	spent   []phaseSpent
 	hint    *waitHint
 	dirty   bool
+	// stated: generations whose buffered change is what a person stated
+	// (confirm), not what a side effect did; see flush.
+	stated map[int]bool
 }
 
 type phaseSpent struct {
@@ -236,14 +239,16 @@ func (d *driver) flush(ctx context.Context) (reload bool, err error) {
 	// A commit fenced off (ErrLeaseLost) writes nothing at all: another
 	// daemon holds the rotation and may have moved its key's credentials
 	// on; it redoes the step, as after a crash of this one.
-	if errors.Is(err, ErrConflict) && !errors.Is(err, ErrLeaseLost) && len(d.buf.creds) > 0 {
+	if facts := d.buf.effects(); errors.Is(err, ErrConflict) && !errors.Is(err, ErrLeaseLost) && len(facts) > 0 {
 		// A command changed the rotation meanwhile. The phase will be
 		// redone, but what a side effect did to credentials (minted,
 		// current, revoked) is true whatever the command asked: keep it,
 		// or a rollback would act on a stale picture (revoke a new key
 		// consumers already read; lose a minted id). Fenced too: a lease
-		// lost since must not overwrite what the new holder wrote.
-		cerr := d.e.store.Save(context.WithoutCancel(ctx), Commit{Credentials: d.buf.creds, Lease: d.lease})
+		// lost since must not overwrite what the new holder wrote. A
+		// person's confirmation is not such a fact: its request is still
+		// stored and is served again, credentials and audit together.
+		cerr := d.e.store.Save(context.WithoutCancel(ctx), Commit{Credentials: facts, Lease: d.lease})
 		if cerr != nil {
 			d.e.log.Error("persist credentials after a conflict", "rotation", d.r.ID, "key", d.r.Key, "err", cerr)
 		}
@@ -279,6 +284,20 @@ func (d *driver) flush(ctx context.Context) (reload bool, err error) {
 }
 
 func (d *driver) discard() { d.buf = pending{} }
+
+// effects are the buffered credential changes that side effects made.
+func (p *pending) effects() []*Credential {
+	if len(p.stated) == 0 {
+		return p.creds
+	}
+	var out []*Credential
+	for _, c := range p.creds {
+		if !p.stated[c.Generation] {
+			out = append(out, c)
+		}
+	}
+	return out
+}
 
 func (d *driver) failpoint(p Phase, act, when string) {
 	if d.e.failpoint == nil {

@@ -104,6 +104,10 @@ func (d *driver) serve(ctx context.Context) (bool, bool) {
 			cc := *c
 			cc.State, cc.RevokedAt = CredRevoked, d.now()
 			d.buf.creds = append(d.buf.creds, &cc)
+			if d.buf.stated == nil {
+				d.buf.stated = map[int]bool{}
+			}
+			d.buf.stated[c.Generation] = true
 			d.creds[c.Generation] = &cc
 			names = append(names, c.Name)
 		}
