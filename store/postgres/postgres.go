@@ -48,6 +48,12 @@ const maxConns = 10
 // string; put the password in PGPASSWORD or a passfile, not in
 // configuration) and brings its schema up to date.
 func Open(ctx context.Context, dsn string) (*sqlstore.Store, error) {
+	return OpenWith(ctx, dsn, sqlstore.Options{})
+}
+
+// OpenWith is Open with options: with o.NoMigrate the schema is checked,
+// never changed (what the CLI's commands open).
+func OpenWith(ctx context.Context, dsn string, o sqlstore.Options) (*sqlstore.Store, error) {
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		// pgx's parse errors never echo the password.
@@ -59,10 +65,10 @@ func Open(ctx context.Context, dsn string) (*sqlstore.Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("postgres store: connect: %w: %w", sqlstore.ErrUnreachable, err)
 	}
-	s, err := sqlstore.New(ctx, db, Dialect)
+	s, err := sqlstore.NewWith(ctx, db, Dialect, o)
 	if err != nil {
 		_ = db.Close()
-		return nil, err // already "postgres store: migrate: …"
+		return nil, err // already "postgres store: …"
 	}
 	return s, nil
 }

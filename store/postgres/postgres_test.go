@@ -98,6 +98,29 @@ func TestRefusesNewerSchema(t *testing.T) {
 	}
 }
 
+// The CLI's NoMigrate open of a database one version behind is refused
+// and migrates nothing (a newer binary run by hand beside older daemons);
+// an up-to-date one opens.
+func TestNoMigrateNeverChangesTheSchema(t *testing.T) {
+	dsn := testenv.Postgres(t).CreateDatabase(t)
+	s := open(t, dsn)
+	if s2, err := OpenWith(t.Context(), dsn, sqlstore.Options{NoMigrate: true}); err != nil {
+		t.Fatalf("NoMigrate on an up-to-date database: %v", err)
+	} else {
+		s2.Close()
+	}
+	if _, err := s.DB().ExecContext(t.Context(), `DELETE FROM schema_migrations WHERE version = $1`, sqlstore.SchemaVersion()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenWith(t.Context(), dsn, sqlstore.Options{NoMigrate: true}); !errors.Is(err, sqlstore.ErrSchemaBehind) {
+		t.Fatalf("NoMigrate one version behind = %v, want ErrSchemaBehind", err)
+	}
+	var max int
+	if err := s.DB().QueryRowContext(t.Context(), `SELECT MAX(version) FROM schema_migrations`).Scan(&max); err != nil || max != sqlstore.SchemaVersion()-1 {
+		t.Fatalf("schema version after a refused open: %d (%v), want it left at %d", max, err, sqlstore.SchemaVersion()-1)
+	}
+}
+
 // TestNoPlaintextInTables records a whole rotation whose new secret the
 // store only saw as a fingerprint, then reads every row of every table as
 // text and searches it for the secret.

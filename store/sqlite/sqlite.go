@@ -82,6 +82,9 @@ func Open(ctx context.Context, path string) (*sqlstore.Store, error) {
 type Options struct {
 	// Synchronous is "normal" (default) or "full"; see the package doc.
 	Synchronous string
+	// NoMigrate checks the schema instead of migrating it
+	// (sqlstore.Options): what the CLI's commands open.
+	NoMigrate bool
 }
 
 // OpenWith is Open with options.
@@ -134,7 +137,7 @@ func OpenWith(ctx context.Context, path string, o Options) (*sqlstore.Store, err
 			return nil, fmt.Errorf("sqlite store: open %s: journal mode is %q, not wal (a file system without shared memory?)", path, mode)
 		}
 	}
-	s, err := sqlstore.New(ctx, db, Dialect)
+	s, err := sqlstore.NewWith(ctx, db, Dialect, sqlstore.Options{NoMigrate: o.NoMigrate})
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("%w (database %s)", err, path)

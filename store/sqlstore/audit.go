@@ -140,8 +140,15 @@ func (s *Store) Audit(ctx context.Context, f rotator.AuditFilter) ([]rotator.Aud
 	return evs, nil
 }
 
+// querier is a transaction or the pool.
 type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// rowQuerier is a transaction or the pool, for single-row reads too.
+type rowQuerier interface {
+	querier
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 func queryAudit(ctx context.Context, db querier, query string, args ...any) ([]rotator.AuditEvent, error) {

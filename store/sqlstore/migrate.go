@@ -336,15 +336,8 @@ func (s *Store) migrateWith(ctx context.Context, list []migration) error {
 			return err
 		}
 		if known := list[len(list)-1].version; current > known {
-			var breaking int
-			if err := tx.QueryRowContext(ctx, s.d.Rebind(`SELECT COUNT(*) FROM schema_migrations m WHERE m.version > ?
-				AND NOT EXISTS (SELECT 1 FROM schema_compat c WHERE c.version = m.version AND c.additive = 1)`), known).Scan(&breaking); err != nil {
-				return fmt.Errorf("read schema compatibility: %w", err)
-			}
-			if breaking > 0 {
-				return fmt.Errorf("%w: database is at version %d, this build knows up to %d and %d newer migration(s) are not additive; upgrade rekey", ErrSchemaTooNew, current, known, breaking)
-			}
-			return nil // newer, additive only: run as the older binary of a rolling upgrade
+			// Newer, additive only: run as the older binary of a rolling upgrade.
+			return s.checkNewer(ctx, tx, current, known)
 		}
 		for _, m := range list {
 			if m.version <= current {
@@ -372,9 +365,23 @@ func (s *Store) migrateWith(ctx context.Context, list []migration) error {
 	})
 }
 
+// checkNewer refuses a database at version current, newer than this
+// build's known, unless every newer migration is recorded additive.
+func (s *Store) checkNewer(ctx context.Context, q rowQuerier, current, known int) error {
+	var breaking int
+	if err := q.QueryRowContext(ctx, s.d.Rebind(`SELECT COUNT(*) FROM schema_migrations m WHERE m.version > ?
+		AND NOT EXISTS (SELECT 1 FROM schema_compat c WHERE c.version = m.version AND c.additive = 1)`), known).Scan(&breaking); err != nil {
+		return fmt.Errorf("read schema compatibility: %w", err)
+	}
+	if breaking > 0 {
+		return fmt.Errorf("%w: database is at version %d, this build knows up to %d and %d newer migration(s) are not additive; upgrade rekey", ErrSchemaTooNew, current, known, breaking)
+	}
+	return nil
+}
+
 // checkRecorded refuses a database whose recorded migrations differ by name
 // from this build's at the same version.
-func checkRecorded(ctx context.Context, tx *sql.Tx, list []migration) error {
+func checkRecorded(ctx context.Context, tx rowQuerier, list []migration) error {
 	names := make(map[int]string, len(list))
 	for _, m := range list {
 		names[m.version] = m.name

@@ -45,6 +45,12 @@ type Store struct {
 // brings its schema up to date. It fails with ErrSchemaTooNew when the
 // database was migrated by a newer rekey.
 func New(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
+	return NewWith(ctx, db, d, Options{})
+}
+
+// NewWith is New with options; with o.NoMigrate it checks the schema
+// instead of migrating it (ErrSchemaBehind when it is older).
+func NewWith(ctx context.Context, db *sql.DB, d Dialect, o Options) (*Store, error) {
 	if d.Name == "" || d.IsUniqueViolation == nil || strings.Count(d.NowPlus, "?") != 1 {
 		return nil, errors.New("sqlstore: dialect needs a Name, IsUniqueViolation and NowPlus")
 	}
@@ -52,7 +58,11 @@ func New(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 	if d.LocalWriteLock {
 		s.wlock = make(chan struct{}, 1)
 	}
-	if err := s.migrate(ctx); err != nil {
+	if o.NoMigrate {
+		if err := s.checkSchema(ctx, migrations); err != nil {
+			return nil, fmt.Errorf("%s store: %w", d.Name, err)
+		}
+	} else if err := s.migrate(ctx); err != nil {
 		return nil, fmt.Errorf("%s store: migrate: %w", d.Name, err)
 	}
 	// Statement caching is for SQLite (pgx caches statements itself). It
