@@ -22,6 +22,7 @@ import (
 	"github.com/rekeyhq/rekey/rotator"
 	"github.com/rekeyhq/rekey/store/postgres"
 	"github.com/rekeyhq/rekey/store/sqlite"
+	"github.com/rekeyhq/rekey/store/sqlstore"
 	"github.com/rekeyhq/rekey/traffic/fixed"
 )
 
@@ -94,7 +95,15 @@ type BuildOptions struct {
 	// Version is the binary's version for rekey_build_info and the cluster
 	// view (empty: the module version Go recorded).
 	Version string
+	// NoMigrate opens the store without migrating its schema (the CLI:
+	// only a daemon's start migrates); an older schema fails with
+	// sqlstore.ErrSchemaBehind.
+	NoMigrate bool
 }
+
+// ErrSchemaBehind: a store opened with BuildOptions.NoMigrate has an older
+// schema than this build's (a daemon of this version migrates it).
+var ErrSchemaBehind = sqlstore.ErrSchemaBehind
 
 // Build validates cfg and wires the store, every adapter and the engine. It
 // contacts nothing but the store; adapters connect lazily.
@@ -117,7 +126,7 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o Build
 		}
 	}()
 	var err error
-	if d.Store, err = openStore(ctx, cfg.Store); err != nil {
+	if d.Store, err = openStore(ctx, cfg.Store, o.NoMigrate); err != nil {
 		return nil, err
 	}
 	d.closers = append(d.closers, d.Store.Close)
@@ -236,16 +245,16 @@ func (d *Daemon) Close() error {
 	return errors.Join(errs...)
 }
 
-func openStore(ctx context.Context, s config.Store) (Store, error) {
+func openStore(ctx context.Context, s config.Store, noMigrate bool) (Store, error) {
 	switch s.Type {
 	case "postgres":
 		dsn, err := secretref.Ref{Env: s.DSNEnv, File: s.DSNFile}.Resolve()
 		if err != nil {
 			return nil, fmt.Errorf("store: %w", err)
 		}
-		return postgres.Open(ctx, dsn.Reveal())
+		return postgres.OpenWith(ctx, dsn.Reveal(), sqlstore.Options{NoMigrate: noMigrate})
 	default:
-		return sqlite.OpenWith(ctx, s.Path, sqlite.Options{Synchronous: s.Synchronous})
+		return sqlite.OpenWith(ctx, s.Path, sqlite.Options{Synchronous: s.Synchronous, NoMigrate: noMigrate})
 	}
 }
 

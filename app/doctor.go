@@ -110,7 +110,7 @@ func Doctor(ctx context.Context, path string, logger *slog.Logger) Report {
 			len(cfg.Keys), len(cfg.Issuers), len(cfg.Sinks), len(cfg.Notifiers), len(cfg.Traffic), len(refs))})
 	// A SQLite store that does not exist yet is not created here: the
 	// adapters are built over a throw-away one, and the check says where
-	// `rekey run` will create it.
+	// `rekey run` will create it. fresh replaces the store's check.
 	var fresh *CheckResult
 	if cfg.Store.Type != "postgres" {
 		if r, tmp := freshSQLite(cfg.Store.Path); r != nil {
@@ -119,7 +119,20 @@ func Doctor(ctx context.Context, path string, logger *slog.Logger) Report {
 			cfg.Store.Path = filepath.Join(tmp, "rekey.db")
 		}
 	}
-	d, err := Build(ctx, cfg, logger, BuildOptions{Owner: "doctor", EnqueueOnly: true})
+	// doctor never migrates: a schema older than this build's is what the
+	// daemon of this version migrates at its start (reported), and the
+	// adapters are then checked over a throw-away store.
+	d, err := Build(ctx, cfg, logger, BuildOptions{Owner: "doctor", EnqueueOnly: true, NoMigrate: fresh == nil})
+	if errors.Is(err, ErrSchemaBehind) {
+		fresh = &CheckResult{Kind: "store", Name: "store " + cmp.Or(cfg.Store.Type, "sqlite"), OK: true, needed: true,
+			Detail: err.Error() + " (rekey run of this version migrates it at start; doctor changed nothing)"}
+		tmp, terr := os.MkdirTemp("", "rekey-doctor-")
+		if terr == nil {
+			defer os.RemoveAll(tmp)
+			cfg.Store = config.Store{Type: "sqlite", Path: filepath.Join(tmp, "rekey.db")}
+			d, err = Build(ctx, cfg, logger, BuildOptions{Owner: "doctor", EnqueueOnly: true})
+		}
+	}
 	if err != nil {
 		rep.Results = append(rep.Results, CheckResult{Kind: "store", Name: "build", Detail: err.Error(),
 			Fix: "check the store (store.path writable, or store.dsn_env reachable) and the adapter named in the error"})

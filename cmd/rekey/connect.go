@@ -139,7 +139,8 @@ func (c *cli) openLocal(acts bool) (*client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if path, ok := app.StoreFile(cfg); !ok && !acts {
+	path, exists := app.StoreFile(cfg)
+	if !exists && !acts {
 		return nil, fmt.Errorf("no store at %s (store.path of %s): nothing was created. Set REKEY_ADDR to ask the daemon, "+
 			"or check -c", path, c.config)
 	}
@@ -147,7 +148,14 @@ func (c *cli) openLocal(acts bool) (*client, error) {
 	if strings.EqualFold(cfg.Daemon.LogLevel, "debug") {
 		level = "debug"
 	}
-	d, err := app.Build(c.ctx, cfg, app.NewLogger(c.stderr, level), app.BuildOptions{Owner: app.InstanceID() + "/cli", EnqueueOnly: true})
+	// Only a daemon's start migrates a schema: a newer binary run by hand
+	// must not migrate a store older daemons share. A store this command
+	// creates (break-glass, no daemon ever ran) is new and migrated.
+	d, err := app.Build(c.ctx, cfg, app.NewLogger(c.stderr, level),
+		app.BuildOptions{Owner: app.InstanceID() + "/cli", EnqueueOnly: true, NoMigrate: exists})
+	if errors.Is(err, app.ErrSchemaBehind) {
+		return nil, fmt.Errorf("%w\nrekey's commands never migrate the store: upgrade and start the daemon first, or use the rekey binary of the daemons' version", err)
+	}
 	if err != nil {
 		return nil, err
 	}
