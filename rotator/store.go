@@ -272,8 +272,8 @@ func (k AuditKeys) check(e AuditEvent) (keyed bool, problem string) {
 
 // AuditProblem describes one break in the audit chain.
 type AuditProblem struct {
-	Seq     int64
-	Problem string
+	Seq     int64  `json:"seq"`
+	Problem string `json:"problem"`
 }
 
 // Verify checks that events (in Seq order, from the first) form an unbroken

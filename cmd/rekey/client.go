@@ -72,6 +72,12 @@ func (cl *client) do(ctx context.Context, method, path string, body, out any) ([
 	} else if raw, err = io.ReadAll(io.LimitReader(resp.Body, 64<<20)); err != nil {
 		return nil, fmt.Errorf("%s %s: read the answer: %w", method, path, err)
 	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		// Never followed (see dial); a proxy or load balancer in front of
+		// the daemon answered instead of it.
+		return raw, fmt.Errorf("%s %s: %s answered HTTP %d redirecting to %q; rekey does not follow redirects (a request body could carry a secret elsewhere): set REKEY_ADDR to the final address",
+			method, path, cl.where, resp.StatusCode, resp.Header.Get("Location"))
+	}
 	if resp.StatusCode >= 400 {
 		return raw, answerError(resp.StatusCode, raw)
 	}

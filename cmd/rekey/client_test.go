@@ -252,10 +252,18 @@ func TestClientTransportSafety(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out map[string]any
-	if _, err := cl.post(context.Background(), "/v1/rotations/rot_x/submit", map[string]string{"value": "s3cret"}, &out); err == nil {
-		t.Error("a redirect answered as success")
+	if _, err := cl.post(context.Background(), "/v1/rotations/rot_x/submit", map[string]string{"value": "s3cret"}, &out); err == nil ||
+		!strings.Contains(err.Error(), "HTTP 307 redirecting to") || !strings.Contains(err.Error(), "does not follow redirects") {
+		t.Errorf("a redirect: %v, want an error saying it was not followed", err)
 	}
 	if hits.Load() != 0 {
 		t.Fatal("the client followed a redirect to another host")
+	}
+	// An address with credentials in it is refused without echoing them.
+	for _, addr := range []string{"http://user:pa55word@127.0.0.1:1", "https://user:pa55word@rekey.internal"} {
+		_, err := c.dial(addr)
+		if err == nil || strings.Contains(err.Error(), "pa55word") || !strings.Contains(err.Error(), "carries credentials") {
+			t.Errorf("dial %s: %v, want refused without echoing the password", addr, err)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -67,8 +68,15 @@ func (c *cli) dial(addr string) (*client, error) {
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr
 	}
-	if !strings.HasPrefix(addr, "http://") && !strings.HasPrefix(addr, "https://") {
-		return nil, usageError{fmt.Sprintf("REKEY_ADDR %q: expected http://host:port, https://host:port or unix:///path", addr)}
+	u, err := url.Parse(addr)
+	switch {
+	case err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "":
+		return nil, usageError{"REKEY_ADDR: expected http://host:port, https://host:port or unix:///path"}
+	case u.User != nil:
+		// Never echoed: it holds a password.
+		return nil, usageError{"REKEY_ADDR carries credentials (user:password@): rekey authenticates with REKEY_TOKEN or --token-file; remove them from the address"}
+	case u.RawQuery != "" || u.Fragment != "":
+		return nil, usageError{fmt.Sprintf("REKEY_ADDR %s: no query or fragment, only scheme://host:port[/path]", u.Redacted())}
 	}
 	cl.base = strings.TrimRight(addr, "/")
 	if err := plainHTTPAllowed(cl.base, c.getenv("REKEY_INSECURE_HTTP")); err != nil {

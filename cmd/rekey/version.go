@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"runtime/debug"
 
@@ -22,30 +23,35 @@ var (
 // versionString is the version with the commit it was built from, when
 // stamped or recorded by Go.
 func versionString() string {
-	if commit != "" {
-		v := version
-		if v == "" {
-			v = "(devel)"
-		}
-		return v + " (" + commit + ")"
+	v, c := versionParts()
+	if c == "" {
+		return v
 	}
-	v := version
+	return v + " (" + c + ")"
+}
+
+// versionParts is the version and the commit (empty when unknown).
+func versionParts() (v, c string) {
+	v = version
 	if v == "" {
 		v = "(devel)" // stamped with an empty -X
 	}
+	if commit != "" {
+		return v, commit
+	}
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
-		return v
+		return v, ""
 	}
 	if v == "(devel)" && info.Main.Version != "" {
 		v = info.Main.Version
 	}
 	for _, s := range info.Settings {
 		if s.Key == "vcs.revision" {
-			return v + " (" + s.Value + ")"
+			return v, s.Value
 		}
 	}
-	return v
+	return v, ""
 }
 
 func cmdVersion(c *cli) *cobra.Command {
@@ -55,6 +61,13 @@ func cmdVersion(c *cli) *cobra.Command {
 		Example: "  rekey version",
 		Args:    args(0, ""),
 		RunE: func(*cobra.Command, []string) error {
+			if c.output == "json" {
+				v, commit := versionParts()
+				return json.NewEncoder(c.stdout).Encode(struct {
+					Version string `json:"version"`
+					Commit  string `json:"commit,omitempty"`
+				}{v, commit})
+			}
 			_, err := fmt.Fprintln(c.stdout, "rekey "+versionString())
 			return err
 		},

@@ -30,3 +30,14 @@ func TestVersionStampedCommit(t *testing.T) {
 		t.Fatalf("exit %d, printed %q", code, out.String())
 	}
 }
+
+// TestVersionJSON: -o json prints JSON, like every other verb.
+func TestVersionJSON(t *testing.T) {
+	oldV, oldC := version, commit
+	t.Cleanup(func() { version, commit = oldV, oldC })
+	version, commit = "v1.0.0", "0123abcd"
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"version", "-o", "json"}, nil, &out, &out); code != exitOK || out.String() != `{"version":"v1.0.0","commit":"0123abcd"}`+"\n" {
+		t.Fatalf("exit %d, printed %q", code, out.String())
+	}
+}
