@@ -230,7 +230,11 @@ func (d *Daemon) serve(ctx context.Context, srv *servers, ready, adminReady chan
 	// rotations and bootstraps, waits until the store, issuers and sinks
 	// answered: with an unreachable issuer it would only start rotations
 	// blindly and fail them.
-	go func() { errc <- d.Engine.Run(ectx) }()
+	engineDone := make(chan struct{})
+	go func() {
+		defer close(engineDone)
+		errc <- d.Engine.Run(ectx)
+	}()
 	for _, start := range d.starters {
 		if err := start(ectx); err != nil {
 			d.Logger.Error("start adapter", "err", err)
@@ -257,6 +261,13 @@ func (d *Daemon) serve(ctx context.Context, srv *servers, ready, adminReady chan
 	d.Logger.Info("rekey stopping")
 	cancel()
 	srv.shutdown()
+	// The engine finishes the steps in flight, gives its leases back and
+	// leaves the cluster view before the caller closes the store under it.
+	select {
+	case <-engineDone:
+	case <-time.After(d.Config.Daemon.StepTimeout + 5*time.Second):
+		d.Logger.Warn("the engine did not stop within its step timeout; closing the store under it")
+	}
 	return runErr
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/rekeyhq/rekey/store/sqlite"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -115,11 +116,32 @@ keys: [{name: api, issuer: demo, owners: [alice@example.com], sinks: [{sink: fil
 	if !started {
 		t.Errorf(`no "rekey started" line in:\n%s`, logs)
 	}
+	st, err := sqlite.Open(t.Context(), filepath.Join(dir, "rekey.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		if m, err := st.Members(t.Context()); err == nil && len(m) == 1 && m[0].Alive {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the daemon never appeared in the cluster view")
+		}
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("run: %v", err)
 	}
 	if _, err := os.Stat(addrFile); !os.IsNotExist(err) {
 		t.Errorf("address file still there after stop: %v", err)
+	}
+	// A clean stop leaves the cluster view before the store is closed.
+	if strings.Contains(logs.String(), "leave the cluster view") || strings.Contains(logs.String(), "database is closed") {
+		t.Errorf("the stop raced the store's close:\n%s", logs)
+	}
+	members, err := st.Members(t.Context())
+	if err != nil || len(members) != 1 || !members[0].Left {
+		t.Errorf("after a clean stop the cluster view has %+v (%v), want the daemon left", members, err)
 	}
 }
 
