@@ -348,6 +348,33 @@ store: {type: sqlite, path: %s/rekey.db}
 			if !errors.As(err, &ce) || len(ce) != 1 || ce[0].Path != tc.path || !strings.Contains(ce[0].Msg, "too weak") {
 				t.Fatalf("Build: %v, want a config error at %s", err, tc.path)
 			}
+			// rekey run stops before it listens or creates a store; doctor
+			// names the field, not the store.
+			cfgPath := filepath.Join(dir, "rekey.yaml")
+			if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf("daemon: {listen: 127.0.0.1:0, admin_listen: 127.0.0.1:0, %s: %s/tok}\nstore: {type: sqlite, path: %s/run.db}\n", tc.field, dir, dir)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var logs syncBuffer
+			err = Run(context.Background(), Options{ConfigPath: cfgPath, Logs: &logs})
+			if !errors.As(err, &ce) || ce[0].Path != tc.path {
+				t.Fatalf("Run: %v, want a config error at %s", err, tc.path)
+			}
+			if _, serr := os.Stat(filepath.Join(dir, "run.db")); serr == nil || strings.Contains(logs.String(), "listening") {
+				t.Errorf("Run created the store (%v) or listened before refusing the token:\n%s", serr, logs.String())
+			}
+			rep := Doctor(context.Background(), cfgPath, slog.New(slog.DiscardHandler))
+			found := false
+			for _, r := range rep.Results {
+				if r.Kind == "config" && r.Name == tc.path && !r.OK && strings.Contains(r.Detail, "too weak") {
+					found = true
+				}
+				if r.Kind == "store" && !r.OK {
+					t.Errorf("doctor blames the store: %+v", r)
+				}
+			}
+			if !found {
+				t.Errorf("doctor does not name %s: %+v", tc.path, rep.Results)
+			}
 		})
 	}
 }

@@ -133,7 +133,15 @@ func Doctor(ctx context.Context, path string, logger *slog.Logger) Report {
 			d, err = Build(ctx, cfg, logger, BuildOptions{Owner: "doctor", EnqueueOnly: true})
 		}
 	}
-	if err != nil {
+	var cerrs config.Errors
+	switch {
+	case errors.As(err, &cerrs):
+		for _, e := range cerrs {
+			rep.Results = append(rep.Results, CheckResult{Kind: "config", Name: e.Path, Detail: e.Msg,
+				Fix: "fix " + e.Path + " in the configuration or the secret it names"})
+		}
+		return rep
+	case err != nil:
 		rep.Results = append(rep.Results, CheckResult{Kind: "store", Name: "build", Detail: err.Error(),
 			Fix: "check the store (store.path writable, or store.dsn_env reachable) and the adapter named in the error"})
 		return rep

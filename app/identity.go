@@ -84,6 +84,16 @@ func sharedToken(env, file, path string) (string, error) {
 	return tok.Reveal(), nil
 }
 
+// checkSharedTokens resolves the hand-configured tokens and refuses weak
+// ones (what buildAuth does), for a start that must fail before it binds.
+func checkSharedTokens(cfg *config.Config) error {
+	if _, err := sharedToken(cfg.Daemon.AdminTokenEnv, cfg.Daemon.AdminTokenFile, "daemon.admin_token"); err != nil {
+		return err
+	}
+	_, err := sharedToken(cfg.Daemon.MetricsTokenEnv, cfg.Daemon.MetricsTokenFile, "daemon.metrics_token")
+	return err
+}
+
 // buildAuth wires authentication from the configuration.
 func (d *Daemon) buildAuth() error {
 	cfg := d.Config

@@ -77,6 +77,11 @@ func Run(ctx context.Context, o Options) error {
 	if errs := Validate(cfg); len(errs) > 0 {
 		return errs
 	}
+	// A shared token too weak to use stops the start before anything
+	// listens or any store is created.
+	if err := checkSharedTokens(cfg); err != nil {
+		return err
+	}
 	logs := o.Logs
 	if logs == nil {
 		logs = os.Stderr
