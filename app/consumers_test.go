@@ -35,6 +35,17 @@ defaults: {drain: {source: attested, quiet_period: 1s}}`)
 	if code := attest(e.public.URL, `{"key":"api","consumer":"billing","generation":"api-v1"}`); code != http.StatusAccepted {
 		t.Fatalf("attest: %d", code)
 	}
+	// doctor asks the key's gate its question as a rotation would: a key
+	// at rest with an attesting consumer is healthy (was: "no new
+	// generation to compare attestations with", always).
+	k, _ := e.d.Engine.Key("api")
+	for _, q := range trafficQueries(k) {
+		if detail, _, err := e.d.trafficCheck(k, q).run(t.Context()); err != nil {
+			t.Errorf("doctor's %s check of api: %v", q.what, err)
+		} else if !strings.Contains(detail, "answers") {
+			t.Errorf("doctor's %s check of api: %q", q.what, detail)
+		}
+	}
 	if code := attest(e.admin.URL, `{"key":"api","consumer":"other","generation":1}`); code != http.StatusNotFound && code != http.StatusMethodNotAllowed {
 		t.Fatalf("the admin listener serves attestations: %d", code)
 	}

@@ -317,10 +317,19 @@ type keyQuery struct {
 	what, name string
 	source     rotator.TrafficSource
 	query      string
+	question   rotator.Question
 }
 
+// trafficQueries are the key's queries as its rotations ask them: one per
+// question of its drain gate, and its unauthorized-traffic policy's.
 func trafficQueries(k *rotator.Key) []keyQuery {
-	out := []keyQuery{{what: "drain", name: k.Drain.SourceName, source: k.Drain.Source, query: k.Drain.Query}}
+	var out []keyQuery
+	for _, c := range k.Drain.Checks {
+		out = append(out, keyQuery{what: "drain " + string(c.Question), name: c.SourceName, source: c.Source, query: c.Query, question: c.Question})
+	}
+	if len(out) == 0 {
+		out = append(out, keyQuery{what: "drain", name: k.Drain.SourceName, source: k.Drain.Source, query: k.Drain.Query})
+	}
 	if u := k.Unauthorized; u != nil {
 		out = append(out, keyQuery{what: "unauthorized", name: u.SourceName, source: u.Source, query: u.Query})
 	}
@@ -349,7 +358,7 @@ func (d *Daemon) trafficCheck(k *rotator.Key, q keyQuery) depCheck {
 		fix: fmt.Sprintf("check %s (URL, credentials) and the key's %s query: metric and label names must match a series (or set empty_is_zero on the source)",
 			d.adapterPath("traffic", q.name), q.what),
 		run: func(ctx context.Context) (string, bool, error) {
-			tq := rotator.TrafficQuery{Key: k.Name, Query: q.query, Since: time.Now().Add(-time.Hour)}
+			tq := rotator.TrafficQuery{Key: k.Name, Query: q.query, Question: q.question, Since: time.Now().Add(-time.Hour)}
 			gen := 0
 			if creds, err := d.Store.Credentials(ctx, k.Name); err == nil {
 				for _, c := range creds {
@@ -361,7 +370,9 @@ func (d *Daemon) trafficCheck(k *rotator.Key, q keyQuery) depCheck {
 			if tq.OldName == "" {
 				tq.OldName = rotator.CredentialName(k.Name, 1)
 			}
-			tq.NewName = rotator.CredentialName(k.Name, gen+1)
+			// The next rotation's new generation (at rest nobody holds it:
+			// a source of consumer attestations counts every consumer).
+			tq.NewName, tq.NewGeneration = rotator.CredentialName(k.Name, gen+1), gen+1
 			c, checker := q.source.(rotator.Checker)
 			if checker {
 				if err := c.Check(ctx); err != nil {

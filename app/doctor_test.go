@@ -211,7 +211,7 @@ func TestDoctorAgainstRealDependencies(t *testing.T) {
 		"prometheus unreachable": {edit: func(_ *testing.T, v *doctorVars) { v.PromURL = "http://127.0.0.1:1" }, check: "traffic prom", want: "connection refused"},
 		"drain query matches nothing": {edit: func(_ *testing.T, v *doctorVars) {
 			v.DrainQuery = `sum(rate(http_401_totl{key="{{"{{"}}promql .Key{{"}}"}}"}[5m]))`
-		}, check: "traffic prom: drain query of key billing", want: "no series matched"},
+		}, check: "traffic prom: drain new_key_failures query of key billing", want: "no series matched"},
 		"slack token refused":   {edit: func(t *testing.T, _ *doctorVars) { t.Setenv("DOCTOR_SLACK_TOKEN", "xoxb-wrong") }, check: "notifier slack", want: "invalid_auth"},
 		"slack channel missing": {edit: func(_ *testing.T, v *doctorVars) { v.Channel = "#nosuch" }, check: "notifier slack", want: "#nosuch not found"},
 	} {
