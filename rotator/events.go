@@ -44,10 +44,16 @@ type ExposureResult struct {
 
 // DepartureReport says a person left.
 type DepartureReport struct {
-	ID         string // de-duplication id
-	Email      string
-	UserID     string
-	Actor      string // who reported it (HR system, admin)
+	ID     string // de-duplication id
+	Email  string
+	UserID string
+	// Via names the authenticated sender (the departure webhook's name):
+	// the rotations it starts are recorded as by departure:<via>.
+	Via string `json:",omitempty"`
+	// Actor is who the sender says reported it (an HR system's user, an
+	// admin's script). It is not authenticated: kept only as audit detail,
+	// never the rotations' requester.
+	Actor      string
 	ReceivedAt time.Time
 }
 
