@@ -40,6 +40,11 @@ type ExposureResult struct {
 	Generation int
 	RotationID string // the emergency rotation started or already running
 	Duplicate  bool   // the same report ID was accepted before
+	// Live reports whether the credential it matched is still not revoked
+	// now. For a first report it is Known; for a duplicate it is read
+	// again: the emergency the first report started may have revoked it
+	// since (Known still says what the report matched when first received).
+	Live bool
 }
 
 // DepartureReport says a person left.
