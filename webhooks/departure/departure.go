@@ -19,6 +19,8 @@
 // "rotations":[…]}; 400 malformed body; 401 bad signature or timestamp; 405;
 // 409 an exact replay of an already received signed message; 413 body over
 // 1 MiB; 415 not JSON; 503 the engine could not record it (retry).
+// "duplicate" is true for a retry of the same webhook id, and for a
+// departure of someone already reported departed (which acts on no key).
 package departure
 
 import (
