@@ -210,8 +210,10 @@ func (e *Engine) departurePlan(ctx context.Context, eventID string, who []string
 		p.Targets = append(p.Targets, departureTarget{Key: name, Generation: cur.Generation, Mode: mode})
 	}
 	sort.SliceStable(p.Targets, func(i, j int) bool { return p.Targets[i].Mode == ModeEmergency && p.Targets[j].Mode != ModeEmergency })
-	detail := map[string]string{"event": eventID, "person": strings.Join(who, "/"), "claimed_actor": claimed,
-		"keys": fmt.Sprint(len(p.Targets))}
+	detail := map[string]string{"event": eventID, "person": strings.Join(who, "/"), "keys": fmt.Sprint(len(p.Targets))}
+	if claimed != "" {
+		detail["claimed_actor"] = claimed
+	}
 	if len(skipped) > 0 {
 		detail["already_departed"] = strings.Join(skipped, ",")
 	}
