@@ -58,6 +58,9 @@ type ReportResult struct {
 	Generation int    `json:"generation,omitempty"`
 	RotationID string `json:"rotation_id,omitempty"`
 	Duplicate  bool   `json:"duplicate,omitempty"`
+	// Live: the matched credential is still not revoked (a finding
+	// reported before may match one its emergency has revoked since).
+	Live bool `json:"live"`
 }
 
 // report takes a leak scanner's output (POST /v1/report?format=gitleaks,
@@ -80,7 +83,7 @@ func (a *admin) report(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := []ReportResult{}
-	known := 0
+	known, live := 0, 0
 	for _, rep := range reports {
 		rep.Via, rep.Reporter = "cli", principalOf(r).ID // via: what breaker.exempt names
 		res, err := a.d.Engine.ReportExposure(r.Context(), rep)
@@ -91,7 +94,10 @@ func (a *admin) report(w http.ResponseWriter, r *http.Request) {
 		if res.Known {
 			known++
 		}
-		out = append(out, ReportResult{rep.Source, rep.URL, res.Known, res.Key, res.Generation, res.RotationID, res.Duplicate})
+		if res.Live {
+			live++
+		}
+		out = append(out, ReportResult{rep.Source, rep.URL, res.Known, res.Key, res.Generation, res.RotationID, res.Duplicate, res.Live})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"findings": len(reports), "known": known, "results": out})
+	writeJSON(w, http.StatusOK, map[string]any{"findings": len(reports), "known": known, "live": live, "results": out})
 }

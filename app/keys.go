@@ -17,8 +17,9 @@ func (d *Daemon) KeyViews(ctx context.Context, now time.Time) ([]KeyView, error)
 	out := make([]KeyView, 0, len(plan))
 	for i, k := range d.Engine.Keys() {
 		it := plan[i]
-		v := KeyView{Name: k.Name, Issuer: k.IssuerName, Owners: k.Owners, Plan: it.Action, Reason: it.Reason, State: "no credential",
-			Lingering: it.Lingering}
+		owners, departed := d.Engine.Owners(ctx, k.Name)
+		v := KeyView{Name: k.Name, Issuer: k.IssuerName, Owners: owners, DepartedOwners: departed, Plan: it.Action, Reason: it.Reason,
+			State: "no credential", Lingering: it.Lingering}
 		gate := rotator.ProveGate(k.Drain.Gate(k.Name))
 		v.Gate = &gate
 		for _, b := range k.Sinks {

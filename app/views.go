@@ -77,12 +77,15 @@ type WaitingView struct {
 
 // KeyView is a key with its state and what the plan says of it.
 type KeyView struct {
-	Name       string   `json:"name"`
-	Issuer     string   `json:"issuer"`
-	Sinks      []string `json:"sinks"`
-	Owners     []string `json:"owners"`
-	Generation int      `json:"generation,omitempty"`
-	IssuerID   string   `json:"issuer_id,omitempty"`
+	Name   string   `json:"name"`
+	Issuer string   `json:"issuer"`
+	Sinks  []string `json:"sinks"`
+	Owners []string `json:"owners"`
+	// DepartedOwners are owners on file a departure reported gone: they
+	// count as owners of no key (not in Owners).
+	DepartedOwners []string `json:"departed_owners,omitempty"`
+	Generation     int      `json:"generation,omitempty"`
+	IssuerID       string   `json:"issuer_id,omitempty"`
 	// Age is the current credential's age in seconds.
 	Age     *int64 `json:"age,omitempty"`
 	NextDue string `json:"next_due,omitempty"`

@@ -71,7 +71,7 @@ var webhookFactories = map[string]webhookFactory{
 		return []route{{consumer.Route, h}}, err
 	}),
 	"departure": hook(departure.DefaultConfig, func(c departure.Config, d hookDeps) ([]route, error) {
-		h, err := departure.New(c, d.engine, d.store, d.logger)
+		h, err := departure.New(c, d.name, d.engine, d.store, d.logger)
 		return []route{{departure.Route, h}}, err
 	}),
 	"github": hook(github.DefaultConfig, func(c github.Config, d hookDeps) ([]route, error) {

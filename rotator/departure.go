@@ -31,6 +31,9 @@ type departurePlan struct {
 	First    time.Time         `json:"first"`
 	Attempts int               `json:"attempts"`
 	Held     bool              `json:"held,omitempty"` // the one notification that it waits was sent
+	// Already: everyone it names had departed before this event (the
+	// same departure sent again under a new id); it acts on no key.
+	Already bool `json:"already,omitempty"`
 }
 
 // departureHoldAfter bounds how long a departure retries quietly before it
@@ -45,10 +48,12 @@ func (e *Engine) processDeparture(ctx context.Context, eventID string, r Departu
 			who = append(who, x)
 		}
 	}
-	plan, err := e.departurePlan(ctx, eventID, who)
+	actor := departureActor(r.Via)
+	plan, err := e.departurePlan(ctx, eventID, who, actor, r.Actor)
 	if err != nil {
 		return res, err
 	}
+	res.Duplicate = plan.Already
 	pending := []string{}
 	for i := range plan.Targets {
 		tg := &plan.Targets[i]
@@ -58,7 +63,7 @@ func (e *Engine) processDeparture(ctx context.Context, eventID string, r Departu
 			res.Emergency = append(res.Emergency, tg.Key)
 		}
 		if !tg.Done {
-			e.departOne(ctx, tg, who, r.Actor)
+			e.departOne(ctx, tg, who, actor)
 		}
 		if tg.Rotation != "" {
 			res.Rotations = append(res.Rotations, tg.Rotation)
@@ -118,7 +123,7 @@ func (e *Engine) departOne(ctx context.Context, tg *departureTarget, who []strin
 		others = len(e.owners(ctx, k))
 	}
 	rot, err := e.Trigger(ctx, TriggerRequest{Key: tg.Key, Trigger: TriggerDeparture, Mode: tg.Mode, TargetGeneration: tg.Generation,
-		Actor: cmpOr(actor, "departure"), Reason: fmt.Sprintf("owner %s left; %d other owner(s) on file", strings.Join(who, "/"), others)})
+		Actor: actor, Reason: fmt.Sprintf("owner %s left; %d other owner(s) on file", strings.Join(who, "/"), others)})
 	switch {
 	case err == nil:
 		tg.Rotation, tg.Done = rot.ID, true
@@ -134,10 +139,26 @@ func (e *Engine) departOne(ctx context.Context, tg *departureTarget, who []strin
 	}
 }
 
-// departurePlan loads the plan of a departure event, or makes it: the
-// person is marked departed, and every key they own is listed with the
-// generation current now and the mode (emergency when nobody else owns it).
-func (e *Engine) departurePlan(ctx context.Context, eventID string, who []string) (*departurePlan, error) {
+// departureActor is the principal a departure acts as: the authenticated
+// webhook that received it (departure:<name>), never the actor its body
+// claims — that one is only audit detail.
+func departureActor(via string) string {
+	if via == "" {
+		return "departure"
+	}
+	return "departure:" + via
+}
+
+// departurePlan loads the plan of a departure event, or makes it: every key
+// the person owns is listed with the generation current now and the mode
+// (emergency when nobody else owns it), then the person is marked departed.
+//
+// A key owned through an identity (email or user id) already recorded as
+// departed before this event is not listed: it was acted on when that
+// departure was first received, and the generations minted since were
+// never the person's. So a departure sent again under a new webhook id
+// acts on nothing.
+func (e *Engine) departurePlan(ctx context.Context, eventID string, who []string, actor, claimed string) (*departurePlan, error) {
 	if e.state != nil {
 		if v, ok, err := e.state.GetState(ctx, stateDeparturePlan, eventID); err != nil {
 			return nil, err
@@ -146,36 +167,65 @@ func (e *Engine) departurePlan(ctx context.Context, eventID string, who []string
 			if err := json.Unmarshal([]byte(v), &p); err != nil {
 				return nil, fmt.Errorf("departure %s: decode plan: %w", eventID, err)
 			}
-			return &p, nil
+			// Marking may not have happened if the process stopped right
+			// after the plan was saved.
+			return &p, e.markDeparted(ctx, who, p.First)
 		}
 	} else if p, ok := e.plans[eventID]; ok {
 		return p, nil
 	}
-	if err := e.markDeparted(ctx, who, e.clock.Now()); err != nil {
+	gone, err := e.departedAmong(ctx, who)
+	if err != nil {
 		return nil, err
 	}
 	states, err := e.store.KeyStates(ctx)
 	if err != nil {
 		return nil, err
 	}
-	p := &departurePlan{First: e.clock.Now(), Targets: []departureTarget{}}
+	p := &departurePlan{First: e.clock.Now(), Targets: []departureTarget{}, Already: len(gone) == len(who)}
+	skipped := []string{}
 	for _, name := range e.keyOrder {
 		k := e.keys[name]
-		if !slices.ContainsFunc(k.Owners, func(o string) bool { return slices.Contains(who, strings.ToLower(strings.TrimSpace(o))) }) {
+		ids := []string{}
+		for _, o := range k.Owners {
+			if id := CanonicalIdentity(o); slices.Contains(who, id) {
+				ids = append(ids, id)
+			}
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		if slices.ContainsFunc(ids, func(id string) bool { return gone[id] }) {
+			skipped = append(skipped, name)
 			continue
 		}
 		cur := states[name].Current
 		if cur == nil {
 			continue // nothing to rotate
 		}
-		mode := ModeStaged
-		if len(e.owners(ctx, k)) == 0 {
-			mode = ModeEmergency
+		mode := ModeEmergency
+		if slices.ContainsFunc(e.owners(ctx, k), func(o string) bool { return !slices.Contains(who, CanonicalIdentity(o)) }) {
+			mode = ModeStaged
 		}
 		p.Targets = append(p.Targets, departureTarget{Key: name, Generation: cur.Generation, Mode: mode})
 	}
 	sort.SliceStable(p.Targets, func(i, j int) bool { return p.Targets[i].Mode == ModeEmergency && p.Targets[j].Mode != ModeEmergency })
-	return p, e.saveDeparturePlan(ctx, eventID, p)
+	detail := map[string]string{"event": eventID, "person": strings.Join(who, "/"), "keys": fmt.Sprint(len(p.Targets))}
+	if claimed != "" {
+		detail["claimed_actor"] = claimed
+	}
+	if len(skipped) > 0 {
+		detail["already_departed"] = strings.Join(skipped, ",")
+	}
+	if err := e.record(ctx, nil, []AuditEvent{{At: e.clock.Now(), Actor: actor, Action: "departure.received", Detail: detail}}); err != nil {
+		return nil, err
+	}
+	// The plan first: marked departed without a plan, a retry of this very
+	// event would find the person gone and act on nothing.
+	if err := e.saveDeparturePlan(ctx, eventID, p); err != nil {
+		return nil, err
+	}
+	return p, e.markDeparted(ctx, who, p.First)
 }
 
 func (e *Engine) saveDeparturePlan(ctx context.Context, eventID string, p *departurePlan) error {

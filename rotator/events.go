@@ -40,14 +40,25 @@ type ExposureResult struct {
 	Generation int
 	RotationID string // the emergency rotation started or already running
 	Duplicate  bool   // the same report ID was accepted before
+	// Live reports whether the credential it matched is still not revoked
+	// now. For a first report it is Known; for a duplicate it is read
+	// again: the emergency the first report started may have revoked it
+	// since (Known still says what the report matched when first received).
+	Live bool
 }
 
 // DepartureReport says a person left.
 type DepartureReport struct {
-	ID         string // de-duplication id
-	Email      string
-	UserID     string
-	Actor      string // who reported it (HR system, admin)
+	ID     string // de-duplication id
+	Email  string
+	UserID string
+	// Via names the authenticated sender (the departure webhook's name):
+	// the rotations it starts are recorded as by departure:<via>.
+	Via string `json:",omitempty"`
+	// Actor is who the sender says reported it (an HR system's user, an
+	// admin's script). It is not authenticated: kept only as audit detail,
+	// never the rotations' requester.
+	Actor      string
 	ReceivedAt time.Time
 }
 

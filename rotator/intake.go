@@ -56,12 +56,36 @@ func (e *Engine) ReportExposure(ctx context.Context, r ExposureReport) (Exposure
 		var res ExposureResult
 		_ = json.Unmarshal([]byte(stored.Result), &res)
 		res.Duplicate = true
+		if c, err := e.liveByFingerprint(ctx, r.Fingerprint); err == nil {
+			res.Live = c != nil
+			if c != nil && res.Key == "" { // the first report is still pending
+				res.Known, res.Key, res.Generation = true, c.Key, c.Generation
+			}
+		} else {
+			res.Live = res.Known // cannot tell: as it was
+		}
 		return res, nil
 	}
 	e.metrics.inbound("exposure")
 	res, err := e.processExposure(ctx, r)
 	e.finish(ctx, ev.ID, res, err)
 	return res, nil // recorded: a processing error is retried from the store
+}
+
+// liveByFingerprint returns the credential with the fingerprint that is
+// not revoked (current, pending or previous), or nil.
+func (e *Engine) liveByFingerprint(ctx context.Context, fp string) (*Credential, error) {
+	creds, err := e.store.CredentialByFingerprint(ctx, fp)
+	if err != nil {
+		return nil, err
+	}
+	var c *Credential
+	for _, x := range creds {
+		if x.State != CredRevoked {
+			c = x
+		}
+	}
+	return c, nil
 }
 
 func (e *Engine) finish(ctx context.Context, id string, res any, err error) {
@@ -79,15 +103,9 @@ func (e *Engine) finish(ctx context.Context, id string, res any, err error) {
 }
 
 func (e *Engine) processExposure(ctx context.Context, r ExposureReport) (ExposureResult, error) {
-	creds, err := e.store.CredentialByFingerprint(ctx, r.Fingerprint)
+	c, err := e.liveByFingerprint(ctx, r.Fingerprint)
 	if err != nil {
 		return ExposureResult{}, err
-	}
-	var c *Credential
-	for _, x := range creds {
-		if x.State != CredRevoked {
-			c = x
-		}
 	}
 	where := strings.TrimSpace(r.Source + " " + r.URL)
 	if c == nil {
@@ -96,7 +114,7 @@ func (e *Engine) processExposure(ctx context.Context, r ExposureReport) (Exposur
 		err := e.unmatched(ctx, r, where)
 		return ExposureResult{Known: false}, err
 	}
-	res := ExposureResult{Known: true, Key: c.Key, Generation: c.Generation}
+	res := ExposureResult{Known: true, Live: true, Key: c.Key, Generation: c.Generation}
 	if _, ok := e.keys[c.Key]; !ok {
 		return res, fmt.Errorf("exposed credential belongs to key %s, which is no longer configured", c.Key)
 	}

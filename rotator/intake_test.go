@@ -182,3 +182,29 @@ func TestExposureActorIsTheReporter(t *testing.T) {
 		t.Fatalf("actor %q (%v), want the reporter", r.Actor, err)
 	}
 }
+
+// A report sent again after its emergency revoked the credential is a
+// duplicate that matched a credential (Known) no longer live; while the
+// emergency has not revoked it yet, it is still live. `rekey report` run
+// again over the same scanner output relies on this not to claim a live
+// match (and fail CI) for a generation already revoked.
+func TestDuplicateExposureSaysWhetherStillLive(t *testing.T) {
+	e := newEnv(t)
+	e.bootstrap()
+	cur := e.creds()[1]
+	first, err := e.engine.ReportExposure(e.ctx, exposure("r1", cur.Fingerprint))
+	if err != nil || !first.Known || !first.Live || first.Duplicate {
+		t.Fatalf("first report: %+v %v", first, err)
+	}
+	before, err := e.engine.ReportExposure(e.ctx, exposure("r1", cur.Fingerprint))
+	if err != nil || !before.Duplicate || !before.Known || !before.Live {
+		t.Fatalf("report again before the revoke: %+v %v", before, err)
+	}
+	if r := e.run(first.RotationID, 50); r.Phase != rotator.PhaseDone {
+		t.Fatalf("emergency: %s %s", r.Phase, r.LastError)
+	}
+	after, err := e.engine.ReportExposure(e.ctx, exposure("r1", cur.Fingerprint))
+	if err != nil || !after.Duplicate || !after.Known || after.Live || after.Key != "api" || after.RotationID != first.RotationID {
+		t.Fatalf("report again after the revoke: %+v %v", after, err)
+	}
+}

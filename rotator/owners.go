@@ -2,7 +2,7 @@ package rotator
 
 import (
 	"context"
-	"strings"
+	"slices"
 	"time"
 )
 
@@ -13,17 +13,61 @@ const (
 )
 
 // markDeparted remembers people who left, so that they count as owners of
-// no key from now on, across restarts.
+// no key from now on, across restarts. The first time a person was marked
+// is kept.
 func (e *Engine) markDeparted(ctx context.Context, who []string, at time.Time) error {
 	if e.state == nil {
 		return nil
 	}
+	gone, err := e.departedAmong(ctx, who)
+	if err != nil {
+		return err
+	}
 	for _, w := range who {
-		if err := e.state.PutState(ctx, stateDeparted, strings.ToLower(w), at.UTC().Format(time.RFC3339)); err != nil {
+		if gone[CanonicalIdentity(w)] {
+			continue
+		}
+		if err := e.state.PutState(ctx, stateDeparted, CanonicalIdentity(w), at.UTC().Format(time.RFC3339)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// departedAmong returns which of the identities (canonical) were marked
+// departed.
+func (e *Engine) departedAmong(ctx context.Context, who []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	if e.state == nil {
+		return out, nil
+	}
+	for _, w := range who {
+		_, gone, err := e.state.GetState(ctx, stateDeparted, CanonicalIdentity(w))
+		if err != nil {
+			return nil, err
+		}
+		if gone {
+			out[CanonicalIdentity(w)] = true
+		}
+	}
+	return out, nil
+}
+
+// Owners returns the owners on file of the key named key, split into those
+// who count as owners and those reported as departed (who count as owners
+// of no key any more).
+func (e *Engine) Owners(ctx context.Context, key string) (current, departed []string) {
+	k, ok := e.keys[key]
+	if !ok {
+		return nil, nil
+	}
+	current = e.owners(ctx, k)
+	for _, o := range k.Owners {
+		if !slices.Contains(current, o) {
+			departed = append(departed, o)
+		}
+	}
+	return current, departed
 }
 
 // owners returns k's owners on file who have not left.
@@ -33,7 +77,7 @@ func (e *Engine) owners(ctx context.Context, k *Key) []string {
 	}
 	out := make([]string, 0, len(k.Owners))
 	for _, o := range k.Owners {
-		if _, gone, err := e.state.GetState(ctx, stateDeparted, strings.ToLower(o)); err == nil && gone {
+		if _, gone, err := e.state.GetState(ctx, stateDeparted, CanonicalIdentity(o)); err == nil && gone {
 			continue
 		}
 		out = append(out, o)

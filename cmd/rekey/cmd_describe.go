@@ -62,7 +62,11 @@ func describeKey(w io.Writer, d *app.KeyDescription, _ time.Time) error {
 	if d.Description != "" {
 		fmt.Fprintf(w, "  description: %s\n", d.Description)
 	}
-	fmt.Fprintf(w, "  issuer:      %s\n  owners:      %s\n", k.Issuer, strings.Join(k.Owners, ", "))
+	owners := strings.Join(k.Owners, ", ")
+	if len(k.DepartedOwners) > 0 {
+		owners = strings.TrimPrefix(owners+" (departed: "+strings.Join(k.DepartedOwners, ", ")+")", " ")
+	}
+	fmt.Fprintf(w, "  issuer:      %s\n  owners:      %s\n", k.Issuer, owners)
 	if d.Team != "" {
 		fmt.Fprintf(w, "  team:        %s\n", d.Team)
 	}

@@ -50,23 +50,34 @@ Arguments:
 			var out struct {
 				Findings int                `json:"findings"`
 				Known    int                `json:"known"`
+				Live     *int               `json:"live"` // nil: a daemon from before it was answered
 				Results  []app.ReportResult `json:"results"`
 			}
 			raw, err := cl.do(cmd.Context(), http.MethodPost, "/v1/report?format="+url.QueryEscape(format), in, &out)
 			if err != nil {
 				return err
 			}
+			if out.Live == nil {
+				for i := range out.Results {
+					out.Results[i].Live = out.Results[i].Known
+				}
+			}
 			if c.output == "json" {
 				if err := printRaw(c.stdout, raw); err != nil {
 					return err
 				}
-				return liveMatches(out.Known)
+				return liveMatches(out.Results)
 			}
 			t := newTable("SOURCE", "WHERE", "MATCH", "ROTATION")
+			live := 0
 			for _, l := range out.Results {
 				m := "no live credential"
-				if l.Known {
+				switch {
+				case l.Known && !l.Live:
+					m = fmt.Sprintf("%s generation %d, already revoked", l.Key, l.Generation)
+				case l.Known:
 					m = fmt.Sprintf("%s generation %d", l.Key, l.Generation)
+					live++
 				}
 				if l.Duplicate {
 					m += " (already reported)"
@@ -76,21 +87,40 @@ Arguments:
 			if err := t.write(c.stdout); err != nil {
 				return err
 			}
-			fmt.Fprintf(c.stdout, "%d finding(s), %d matched a live credential\n", out.Findings, out.Known)
-			return liveMatches(out.Known)
+			fmt.Fprintf(c.stdout, "%d finding(s), %d matched a live credential\n", out.Findings, live)
+			return liveMatches(out.Results)
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "", "scanner output format: "+strings.Join(scanners.Formats, ", "))
 	return cmd
 }
 
-// liveMatches fails the command (exit 7) when any finding matched a live
-// credential, so a CI step that runs `rekey report` fails the build.
-func liveMatches(known int) error {
-	if known == 0 {
+// liveMatches fails the command (exit 7) when any finding matches a
+// credential still live, so a CI step that runs `rekey report` fails the
+// build — also when run again while the emergency the first run started
+// has not revoked it yet, but not once it has.
+func liveMatches(results []app.ReportResult) error {
+	started, underway := 0, 0
+	for _, l := range results {
+		switch {
+		case !l.Known || !l.Live:
+		case l.Duplicate:
+			underway++
+		default:
+			started++
+		}
+	}
+	if started+underway == 0 {
 		return nil
 	}
-	return fmt.Errorf("%d finding(s) matched a live credential (emergency rotations started): %w", known, errLiveMatch)
+	var what []string
+	if started > 0 {
+		what = append(what, fmt.Sprintf("%d emergency rotation(s) started", started))
+	}
+	if underway > 0 {
+		what = append(what, fmt.Sprintf("%d already reported, not revoked yet", underway))
+	}
+	return fmt.Errorf("%d finding(s) matched a live credential (%s): %w", started+underway, strings.Join(what, "; "), errLiveMatch)
 }
 
 func cmdDecommission(c *cli) *cobra.Command {

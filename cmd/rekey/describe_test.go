@@ -37,3 +37,26 @@ func TestDescribeShowsTheGateAndTheConsumers(t *testing.T) {
 		}
 	}
 }
+
+// describe lists departed owners apart, marked departed, not as owners.
+func TestDescribeMarksDepartedOwners(t *testing.T) {
+	for name, tc := range map[string]struct {
+		owners, departed []string
+		want             string
+	}{
+		"one left":       {owners: []string{"carol@example.com"}, departed: []string{"alice@example.com"}, want: "owners:      carol@example.com (departed: alice@example.com)\n"},
+		"nobody left":    {departed: []string{"alice@example.com"}, want: "owners:      (departed: alice@example.com)\n"},
+		"nobody departs": {owners: []string{"carol@example.com"}, want: "owners:      carol@example.com\n"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var out bytes.Buffer
+			d := &app.KeyDescription{Key: app.KeyView{Name: "api", Owners: tc.owners, DepartedOwners: tc.departed, State: "current", Plan: "none"}}
+			if err := describeKey(&out, d, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out.String(), tc.want) {
+				t.Fatalf("describe:\n%s\nwant the line %q", out.String(), tc.want)
+			}
+		})
+	}
+}

@@ -10,20 +10,25 @@
 //
 //	{"email": "ana@example.com", "user_id": "U024BE7LH", "actor": "workday"}
 //
+// The rotations a departure starts are requested by the authenticated
+// sender, departure:<webhook name>; "actor" is what the sender claims and is
+// kept only as audit detail (it is not authenticated, so it can neither
+// request a rotation nor keep a person from approving one).
+//
 // Answers: 202 {"accepted":true,"duplicate":bool,"staged":[…],"emergency":[…],
 // "rotations":[…]}; 400 malformed body; 401 bad signature or timestamp; 405;
 // 409 an exact replay of an already received signed message; 413 body over
 // 1 MiB; 415 not JSON; 503 the engine could not record it (retry).
+// "duplicate" is true for a retry of the same webhook id, and for a
+// departure of someone already reported departed (which acts on no key).
 package departure
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/rekeyhq/rekey/internal/httpx"
 	"github.com/rekeyhq/rekey/rotator"
@@ -44,6 +49,7 @@ const (
 
 // Handler serves the departure webhook.
 type Handler struct {
+	name   string // the webhook's name: departures are by departure:<name>
 	auth   inbound.Signed
 	intake rotator.Intake
 	log    *slog.Logger
@@ -51,13 +57,17 @@ type Handler struct {
 }
 
 // New resolves the signing secret (so a missing or weak one fails at start)
-// and builds the handler. A nil logger discards.
-func New(cfg Config, intake rotator.Intake, guard rotator.ReplayGuard, logger *slog.Logger) (*Handler, error) {
+// and builds the handler. name is the webhook's configured name, which the
+// departures it receives act under. A nil logger discards.
+func New(cfg Config, name string, intake rotator.Intake, guard rotator.ReplayGuard, logger *slog.Logger) (*Handler, error) {
 	auth, logger, err := inbound.NewSigned(ReplayNamespace, cfg, intake, guard, logger)
 	if err != nil {
 		return nil, err
 	}
-	return &Handler{auth: auth, intake: intake, log: logger, now: time.Now}, nil
+	if name == "" {
+		return nil, errors.New("departure webhook: a name is required (departures act as departure:<name>)")
+	}
+	return &Handler{name: name, auth: auth, intake: intake, log: logger, now: time.Now}, nil
 }
 
 // response is the 202 answer. The sender is an authenticated HR system,
@@ -90,6 +100,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rep.ID = msg.ID
+	rep.Via = h.name
 	rep.ReceivedAt = now
 	res, err := h.intake.ReportDeparture(ctx, rep)
 	if err != nil {
@@ -98,7 +109,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.log.InfoContext(ctx, "departure accepted", "webhook_id", msg.ID, "email", rep.Email, "user_id", rep.UserID,
-		"actor", rep.Actor, "staged", res.Staged, "emergency", res.Emergency, "duplicate", res.Duplicate)
+		"claimed_actor", rep.Actor, "staged", res.Staged, "emergency", res.Emergency, "duplicate", res.Duplicate)
 	httpx.WriteJSON(w, http.StatusAccepted, response{
 		Accepted:  true,
 		Duplicate: res.Duplicate,
@@ -143,13 +154,8 @@ func parseReport(body []byte) (rotator.DepartureReport, error) {
 			errs = append(errs, errors.New("email: not an email address"))
 		}
 	}
-	for _, f := range []struct{ name, v string }{{"email", rep.Email}, {"user_id", rep.UserID}, {"actor", rep.Actor}} {
-		if !utf8.ValidString(f.v) || strings.ContainsFunc(f.v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-			errs = append(errs, fmt.Errorf("%s: must be printable text", f.name))
-		} else if f.name != "email" && len(f.v) > maxFieldLen {
-			errs = append(errs, fmt.Errorf("%s: longer than %d bytes", f.name, maxFieldLen))
-		}
-	}
+	errs = append(errs, inbound.CheckText(inbound.Field{Name: "email", Value: rep.Email},
+		inbound.Field{Name: "user_id", Value: rep.UserID, Max: maxFieldLen}, inbound.Field{Name: "actor", Value: rep.Actor, Max: maxFieldLen}))
 	if err := errors.Join(errs...); err != nil {
 		return rotator.DepartureReport{}, err
 	}

@@ -45,7 +45,7 @@ func newFixture(t testing.TB) *fixture {
 	}
 	cfg := DefaultConfig()
 	cfg.SecretEnv = secretEnv
-	h, err := New(cfg, f.intake, f.guard, logger)
+	h, err := New(cfg, "hr", f.intake, f.guard, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,13 +85,15 @@ func TestServeHTTP(t *testing.T) {
 			wantStatus: http.StatusAccepted,
 			wantBody: &response{Accepted: true, Staged: []string{"billing-api"}, Emergency: []string{"kubeadapt-prod"},
 				Rotations: []string{"r1", "r2"}},
-			want: &rotator.DepartureReport{ID: "evt_1", Email: "ana@example.com", UserID: "U024BE7LH", Actor: "workday", ReceivedAt: t0},
+			// Via: the webhook's name, the authenticated sender the engine
+			// acts as; Actor only what the body claims.
+			want: &rotator.DepartureReport{ID: "evt_1", Email: "ana@example.com", UserID: "U024BE7LH", Via: "hr", Actor: "workday", ReceivedAt: t0},
 		},
 		"user id only, nobody affected": {
 			req:        func(t *testing.T) *http.Request { return signed(t, secret, "evt_1", t0, `{"user_id":"U1"}`) },
 			wantStatus: http.StatusAccepted,
 			wantBody:   &response{Accepted: true, Staged: []string{}, Emergency: []string{}, Rotations: []string{}},
-			want:       &rotator.DepartureReport{ID: "evt_1", UserID: "U1", ReceivedAt: t0},
+			want:       &rotator.DepartureReport{ID: "evt_1", UserID: "U1", Via: "hr", ReceivedAt: t0},
 		},
 		"wrong secret": {
 			req:        func(t *testing.T) *http.Request { return signed(t, otherSecret, "evt_1", t0, valid) },
@@ -139,6 +141,18 @@ func TestServeHTTP(t *testing.T) {
 		"control characters": {
 			req: func(t *testing.T) *http.Request {
 				return signed(t, secret, "evt_1", t0, `{"user_id":"U1\n[INFO] forged"}`)
+			},
+			wantStatus: http.StatusBadRequest,
+		},
+		"claimed actor with terminal escapes": {
+			req: func(t *testing.T) *http.Request {
+				return signed(t, secret, "evt_1", t0, `{"email":"a@b","actor":"bob\u001b[2K\rall good"}`)
+			},
+			wantStatus: http.StatusBadRequest,
+		},
+		"claimed actor too long": {
+			req: func(t *testing.T) *http.Request {
+				return signed(t, secret, "evt_1", t0, `{"email":"a@b","actor":"`+strings.Repeat("x", 201)+`"}`)
 			},
 			wantStatus: http.StatusBadRequest,
 		},
@@ -235,7 +249,7 @@ func TestConfig(t *testing.T) {
 	if err := DefaultConfig().Validate(); err == nil || !strings.HasPrefix(err.Error(), "secret_env: required") {
 		t.Fatalf("default config without a secret: %v", err)
 	}
-	if _, err := New(Config{SecretEnv: "REKEY_TEST_UNSET_VARIABLE", Tolerance: time.Minute}, &webhooktest.Intake{}, &webhooktest.Guard{}, nil); err == nil {
+	if _, err := New(Config{SecretEnv: "REKEY_TEST_UNSET_VARIABLE", Tolerance: time.Minute}, "hr", &webhooktest.Intake{}, &webhooktest.Guard{}, nil); err == nil {
 		t.Fatal("unset secret accepted")
 	}
 }

@@ -213,16 +213,10 @@ func parseReport(body []byte) (rotator.ExposureReport, error) {
 			*f = redact.Token(*f, req.Token)
 		}
 	}
-	var errs []error
-	if len(rep.URL) > maxURLLen {
-		errs = append(errs, fmt.Errorf("url: longer than %d bytes", maxURLLen))
-	}
-	for _, f := range []struct{ name, v string }{{"source", rep.Source}, {"key", rep.KeyHint}, {"type", rep.Type}} {
-		if len(f.v) > maxLabelLen {
-			errs = append(errs, fmt.Errorf("%s: longer than %d bytes", f.name, maxLabelLen))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	// Shown by rekey show and in notifications: no terminal escapes.
+	if err := inbound.CheckText(inbound.Field{Name: "source", Value: rep.Source, Max: maxLabelLen},
+		inbound.Field{Name: "url", Value: rep.URL, Max: maxURLLen}, inbound.Field{Name: "key", Value: rep.KeyHint, Max: maxLabelLen},
+		inbound.Field{Name: "type", Value: rep.Type, Max: maxLabelLen}); err != nil {
 		return rotator.ExposureReport{}, err
 	}
 	return rep, nil

@@ -191,6 +191,11 @@ func parseAlertEvent(body []byte, mediaType string) (alertEvent, error) {
 	if _, _, err := ev.repo(); err != nil {
 		return alertEvent{}, err
 	}
+	// Shown by rekey show and in notifications: no terminal escapes.
+	if err := inbound.CheckText(inbound.Field{Name: "alert.html_url", Value: ev.Alert.HTMLURL, Max: 4096},
+		inbound.Field{Name: "alert.secret_type", Value: ev.Alert.SecretType, Max: 200}); err != nil {
+		return alertEvent{}, err
+	}
 	return ev, nil
 }
 

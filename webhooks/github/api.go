@@ -12,6 +12,7 @@ import (
 
 	"github.com/rekeyhq/rekey/internal/redact"
 	"github.com/rekeyhq/rekey/rotator"
+	"github.com/rekeyhq/rekey/webhooks/internal/inbound"
 )
 
 // maxAPIAnswer bounds what rekey reads of a GitHub API answer.
@@ -75,10 +76,12 @@ func parseAlertAnswer(b []byte) (alertDetails, rotator.Secret, error) {
 		return alertDetails{}, rotator.Secret{}, errors.New("the alert carries no secret (does the token have secret_scanning_alerts read access?)")
 	}
 	secret := rotator.NewSecret(a.Secret)
+	// Text escaped, not refused: a leak GitHub reports is acted on even if
+	// its API answers odd text.
 	d := alertDetails{
 		Number:     a.Number,
-		HTMLURL:    redact.Token(a.HTMLURL, a.Secret),
-		SecretType: redact.Token(a.SecretType, a.Secret),
+		HTMLURL:    inbound.Escape(redact.Token(a.HTMLURL, a.Secret)),
+		SecretType: inbound.Escape(redact.Token(a.SecretType, a.Secret)),
 		State:      redact.Token(a.State, a.Secret),
 	}
 	return d, secret, nil

@@ -165,8 +165,10 @@ func parsePartner(body []byte) ([]match, error) {
 		}
 		// A location quoting the token must not carry it further.
 		m.URL, m.Type, m.Source = redact.Token(m.URL, m.Token), redact.Token(m.Type, m.Token), redact.Token(m.Source, m.Token)
-		if len(m.URL) > 4096 || len(m.Type) > 200 || len(m.Source) > 200 {
-			return nil, errors.New("[" + strconv.Itoa(i) + "]: url, type or source too long")
+		at := "[" + strconv.Itoa(i) + "]."
+		if err := inbound.CheckText(inbound.Field{Name: at + "url", Value: m.URL, Max: 4096},
+			inbound.Field{Name: at + "type", Value: m.Type, Max: 200}, inbound.Field{Name: at + "source", Value: m.Source, Max: 200}); err != nil {
+			return nil, err
 		}
 		out = append(out, m)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/rekeyhq/rekey/internal/redact"
 	"github.com/rekeyhq/rekey/rotator"
+	"github.com/rekeyhq/rekey/webhooks/internal/inbound"
 )
 
 // Formats Parse understands.
@@ -66,7 +67,10 @@ func Parse(format string, r io.Reader) ([]rotator.ExposureReport, error) {
 	seen := map[string]bool{}
 	for _, f := range fs {
 		fp := rotator.Fingerprint(f.secret)
-		loc := redact.Token(f.location, f.secret)
+		// Escaped, not refused: a file name in a scanned repository is
+		// anyone's to choose, and must neither reach a terminal raw nor
+		// let its author suppress the report.
+		loc := inbound.Escape(redact.Token(f.location, f.secret))
 		id := reportID(source, loc, fp)
 		if seen[id] {
 			continue
@@ -78,7 +82,7 @@ func Parse(format string, r io.Reader) ([]rotator.ExposureReport, error) {
 			Source:      source,
 			URL:         loc,
 			Fingerprint: fp,
-			Type:        redact.Token(f.kind, f.secret),
+			Type:        inbound.Escape(redact.Token(f.kind, f.secret)),
 			ReceivedAt:  now,
 		})
 	}
@@ -126,5 +130,5 @@ func describe(what string, n int, location string) string {
 	if location == "" {
 		return what + " " + strconv.Itoa(n)
 	}
-	return what + " " + strconv.Itoa(n) + " (" + location + ")"
+	return what + " " + strconv.Itoa(n) + " (" + inbound.Escape(location) + ")"
 }
