@@ -47,7 +47,7 @@ const (
 	HoldSecret       Hold = "secret"        // a human must mint and submit the new secret
 	HoldConfirm      Hold = "confirm"       // a human must revoke by hand and confirm
 	HoldDrainTimeout Hold = "drain_timeout" // max_wait passed with traffic still failing
-	HoldFailed       Hold = "failed"        // permanent failure after the point of no return
+	HoldFailed       Hold = "failed"        // a permanent (or persistently repeated) failure a person decides on
 )
 
 // Trigger is why a rotation started.
@@ -179,6 +179,11 @@ type DrainState struct {
 	RestoredAt time.Time `json:"restored_at,omitzero"`
 	// SinksRestored: a rollback gave every sink the old value back.
 	SinksRestored bool `json:"sinks_restored,omitempty"`
+	// RevokeIssuedAt is a staged rotation's point of no return: when the
+	// revoke of the old credential was issued, recorded before the issuer
+	// is called (or a person is asked to revoke it by hand). Until then a
+	// person may still cancel (roll back): the old key is live.
+	RevokeIssuedAt time.Time `json:"revoke_issued_at,omitzero"`
 }
 
 // WatchState is the progress of the post-revoke watch.
