@@ -125,3 +125,41 @@ func TestWatchDoesNotCountGapInObservation(t *testing.T) {
 		t.Fatalf("watch ended %s after the restart, before the rest of its period", r.FinishedAt.Sub(restartedAt))
 	}
 }
+
+// A rollback whose consumers already read the new key waits for the quiet
+// period before revoking it; a gap in observation restarts that wait too.
+func TestRollbackWaitRestartsAfterGapInObservation(t *testing.T) {
+	e := newEnv(t) // quiet_period 5m, poll_interval 1m
+	e.bootstrap()
+	r := e.trigger(rotator.TriggerManual, "")
+	r = e.runToPhase(r.ID, rotator.PhaseDraining)
+	if _, err := e.engine.Cancel(e.ctx, r.ID, "bob@example.com", "consumer stuck"); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		if r = e.step(r.ID); r.Phase == rotator.PhaseRollingBack && !r.Drain.QuietSince.IsZero() {
+			break
+		}
+		e.clock.Set(r.NextAttemptAt)
+	}
+	if r.Phase != rotator.PhaseRollingBack || r.Drain.RestoredAt.IsZero() || r.Drain.QuietSince.IsZero() {
+		t.Fatalf("want rolling back, waiting for consumers: %s %+v", r.Phase, r.Drain)
+	}
+	newGen := e.creds()[2]
+	e.clock.Advance(10 * time.Minute)
+	e.restart()
+	restartedAt := e.clock.Now()
+	if r = e.step(r.ID); r.Phase != rotator.PhaseRollingBack || e.iss.isRevoked(newGen.IssuerID) {
+		t.Fatalf("the first poll after 10 minutes down revoked the new key consumers may still read: %s", r.Phase)
+	}
+	w := wantWaiting(t, r, rotator.WaitRollingBack)
+	if !strings.Contains(w.Detail, "quiet clock restarted after a 10m0s gap in observation") {
+		t.Fatalf("waiting: %+v", w)
+	}
+	if r = e.run(r.ID, 100); r.Phase != rotator.PhaseCancelled || !e.iss.isRevoked(newGen.IssuerID) {
+		t.Fatalf("ended %s", r.Phase)
+	}
+	if r.FinishedAt.Sub(restartedAt) < 5*time.Minute {
+		t.Fatalf("new key revoked %s after the restart, before a quiet period of observation", r.FinishedAt.Sub(restartedAt))
+	}
+}
