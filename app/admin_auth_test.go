@@ -66,7 +66,7 @@ keys:
 	go func() { _ = d.Engine.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	for _, k := range []string{"api", "db", "legacy", "payments-eu"} {
-		r, err := d.Engine.Trigger(ctx, rotator.TriggerRequest{Key: k, Trigger: rotator.TriggerBootstrap, Actor: "setup"})
+		r, err := d.Engine.Trigger(ctx, rotator.TriggerRequest{Key: k, Trigger: rotator.TriggerBootstrap, Actor: rotator.ActorScheduler})
 		if err != nil {
 			t.Fatal(err)
 		}

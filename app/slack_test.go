@@ -137,7 +137,7 @@ keys:
 	go func() { _ = d.Engine.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 
-	boot, err := d.Engine.Trigger(ctx, rotator.TriggerRequest{Key: "api", Trigger: rotator.TriggerBootstrap, Actor: "setup"})
+	boot, err := d.Engine.Trigger(ctx, rotator.TriggerRequest{Key: "api", Trigger: rotator.TriggerBootstrap, Actor: rotator.ActorScheduler})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +276,7 @@ keys:
 	go func() { _ = d.Engine.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 
-	boot, err := d.Engine.Trigger(ctx, rotator.TriggerRequest{Key: "api", Trigger: rotator.TriggerBootstrap, Actor: "setup"})
+	boot, err := d.Engine.Trigger(ctx, rotator.TriggerRequest{Key: "api", Trigger: rotator.TriggerBootstrap, Actor: rotator.ActorScheduler})
 	if err != nil {
 		t.Fatal(err)
 	}

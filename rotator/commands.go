@@ -369,7 +369,7 @@ func startFields(k *Key, r *Rotation) map[string]string {
 	f := map[string]string{"reason": r.Reason, "lifecycle": LifecycleOf(r).Name,
 		// Whether a person must approve the start: a message must not
 		// show an approval step the key does not have.
-		"start_gate": fmt.Sprint(r.Mode == ModeStaged && r.Trigger != TriggerBootstrap && k.Approval.Needs(GateStart))}
+		"start_gate": fmt.Sprint(StartGateApplies(k, r) && k.Approval.Needs(GateStart))}
 	if r.Mode == ModeStaged && r.Trigger != TriggerBootstrap {
 		p := ProveGate(k.Drain.Gate(k.Name))
 		f["gate"] = p.Proves

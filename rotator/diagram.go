@@ -40,8 +40,8 @@ func Diagram() string {
 				}
 				line += "   [side effects: " + strings.Join(acts, ", ") + "]"
 			}
-			if !s.Undoable && s.UndoWhileHeld != HoldNone {
-				line += "   [undo only while held for " + string(s.UndoWhileHeld) + "]"
+			if !s.Undoable && s.UndoUntilRevoke {
+				line += "   [undo until the revoke is issued]"
 			}
 			b.WriteString(line + "\n")
 		}

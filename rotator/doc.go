@@ -45,7 +45,7 @@
 //	  draining           wait until traffic shows the old key unused for quiet_period
 //	      → revoking; undo → rolling_back
 //	  revoking           pass the revoke gate, re-check every sink, revoke the old key
-//	      → watching; expired → expired; undo → rolling_back   [side effects: main]   [undo only while held for approval]
+//	      → watching; expired → expired; undo → rolling_back   [side effects: main]   [undo until the revoke is issued]
 //	  watching           alert on traffic that still uses the revoked key
 //	      → cleaning
 //	  cleaning           drop the previous value from every sink
@@ -99,6 +99,15 @@
 // (Permanent, IsPermanent) stop the phase at once: while the table says the
 // phase can be undone, the rotation rolls back; otherwise it holds and
 // pages a person.
+//
+// The point of no return of a staged rotation is the revoke of its old
+// credential, recorded on the rotation (DrainState.RevokeIssuedAt) in the
+// commit before the issuer is called. Until then revoking stays undoable
+// by a person — cancel, a deny at the revoke gate, an exposure of the new
+// key — though a permanent error there holds rather than rolling back on
+// its own: consumers already read the new key, and a person decides. A
+// sink that keeps refusing the re-check before the revoke holds, critical,
+// after a few attempts instead of retrying quietly forever.
 //
 // Several daemons may share one store. A daemon runs a rotation's steps
 // only while it holds the rotation's lease (lease.go): claimed for a TTL

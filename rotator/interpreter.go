@@ -317,8 +317,11 @@ func (d *driver) fail(ctx context.Context, spec PhaseSpec, err error) (bool, boo
 	msg := d.e.scrub(r.ID, err.Error())
 	reason := ReasonOf(err)
 	d.e.metrics.stepError(r.Phase, reason)
+	// Only a phase undoable as a whole rolls back on its own: in one that
+	// is undoable until its revoke (a staged revoking, past the drain
+	// gate) a person decides between retrying and cancelling.
 	undo, canRollBack := spec.Next[EdgeUndo]
-	canRollBack = canRollBack && (spec.Undoable || spec.UndoWhileHeld != HoldNone && r.Hold == spec.UndoWhileHeld)
+	canRollBack = canRollBack && spec.Undoable
 	switch {
 	case IsPermanent(err) && canRollBack:
 		d.e.log.Error("rotation step failed permanently; rolling back", "rotation", r.ID, "key", r.Key, "phase", r.Phase, "reason", reason, "err", msg)

@@ -395,10 +395,18 @@ func (e *env) trigger(t rotator.Trigger, mode rotator.Mode) *rotator.Rotation {
 	return r
 }
 
-// bootstrap gives the key generation 1.
+// bootstrap gives the key generation 1, as the automatic bootstrap of a
+// key with bootstrap: true does (without its start gate).
 func (e *env) bootstrap() {
 	e.t.Helper()
-	r := e.run(e.trigger(rotator.TriggerBootstrap, "").ID, 50)
+	was := e.key.Bootstrap
+	e.key.Bootstrap = true
+	defer func() { e.key.Bootstrap = was }()
+	boot, err := e.engine.Trigger(e.ctx, rotator.TriggerRequest{Key: "api", Trigger: rotator.TriggerBootstrap, Actor: rotator.ActorScheduler, Reason: "no credential yet"})
+	if err != nil {
+		e.t.Fatalf("bootstrap: %v", err)
+	}
+	r := e.run(boot.ID, 50)
 	if r.Phase != rotator.PhaseDone {
 		e.t.Fatalf("bootstrap ended in %s (%s): %s", r.Phase, r.Hold, r.LastError)
 	}

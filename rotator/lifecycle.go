@@ -27,10 +27,15 @@ type PhaseSpec struct {
 	Next map[Edge]Phase
 	// Undoable: a permanent error, a cancel or a deny in this phase rolls
 	// the rotation back (the old credential is still live). Otherwise the
-	// rotation holds for a human. UndoWhileHeld makes a phase undoable only
-	// while it waits on that hold (revoking, before the revoke gate passed).
-	Undoable      bool
-	UndoWhileHeld Hold
+	// rotation holds for a human. UndoUntilRevoke (a staged revoking) keeps
+	// the phase undoable by a person — cancel, a deny at the revoke gate,
+	// an exposure of the new key — until the revoke of the old credential
+	// is issued: the step records that (DrainState.RevokeIssuedAt) before
+	// it calls the issuer or asks a person to revoke by hand, and that
+	// record is the point of no return. A permanent error there holds for
+	// a human, who may still cancel.
+	Undoable        bool
+	UndoUntilRevoke bool
 	// Acts names the side effects the step may perform, in order; "" is
 	// the phase's main one. Each is a crash-matrix point, before and after.
 	Acts []string
@@ -89,8 +94,8 @@ var Staged = Lifecycle{Name: "staged", Start: PhaseAwaitingApproval, Phases: []P
 		Next:     map[Edge]Phase{EdgeOK: PhaseRevoking, EdgeUndo: PhaseRollingBack},
 		Undoable: true, step: (*step).drain},
 	{Phase: PhaseRevoking, Does: "pass the revoke gate, re-check every sink, revoke the old key",
-		Next:          map[Edge]Phase{EdgeOK: PhaseWatching, EdgeExpired: PhaseExpired, EdgeUndo: PhaseRollingBack},
-		UndoWhileHeld: HoldApproval, Acts: []string{""}, step: (*step).revoke},
+		Next:            map[Edge]Phase{EdgeOK: PhaseWatching, EdgeExpired: PhaseExpired, EdgeUndo: PhaseRollingBack},
+		UndoUntilRevoke: true, Acts: []string{""}, step: (*step).revoke},
 	{Phase: PhaseWatching, Does: "alert on traffic that still uses the revoked key",
 		Next: map[Edge]Phase{EdgeOK: PhaseCleaning}, step: (*step).watch},
 	{Phase: PhaseCleaning, Does: "drop the previous value from every sink",
@@ -177,5 +182,12 @@ func canUndo(r *Rotation) bool {
 	if !ok {
 		return false
 	}
-	return spec.Undoable || spec.UndoWhileHeld != HoldNone && r.Hold == spec.UndoWhileHeld
+	return spec.Undoable || spec.UndoUntilRevoke && !revokeIssued(r)
+}
+
+// revokeIssued reports whether a staged rotation passed its point of no
+// return: the revoke of the old credential was issued (recorded before the
+// call), or a person was asked to revoke it by hand.
+func revokeIssued(r *Rotation) bool {
+	return !r.Drain.RevokeIssuedAt.IsZero() || r.Hold == HoldConfirm
 }

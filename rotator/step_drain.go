@@ -46,6 +46,8 @@ func (s *step) drain(ctx context.Context) outcome {
 		ds.StartedAt = now
 	}
 	quiet := p.Gate(s.r.Key).EffectiveQuiet()
+	interval := pollInterval(p.PollInterval)
+	gap := s.restartQuietAfterGap(ds, now, interval)
 	var total float64
 	var errs []string
 	values := map[string]float64{}
@@ -72,14 +74,15 @@ func (s *step) drain(ctx context.Context) outcome {
 	}
 	ds.Polls++
 	ds.LastValues = values
+	ds.LastPollAt = s.now()
 	switch {
 	case len(errs) > 0:
 		ds.LastError = strings.Join(errs, "; ")
-		ds.QuietSince = time.Time{}
+		ds.QuietSince, ds.QuietGap = time.Time{}, 0
 	case total > 0:
 		ds.LastError = ""
 		ds.LastValue = total
-		ds.QuietSince = time.Time{}
+		ds.QuietSince, ds.QuietGap = time.Time{}, 0
 	default:
 		ds.LastError = ""
 		ds.LastValue = 0
@@ -98,16 +101,17 @@ func (s *step) drain(ctx context.Context) outcome {
 		ds.Escalated = true
 		return holdFor(HoldDrainTimeout, s.drainTimeoutDetail(), zeroTime, SeverityCritical)
 	}
-	wait := p.PollInterval
-	if wait <= 0 {
-		wait = 10 * time.Second
-	}
+	wait := interval
 	if !ds.QuietSince.IsZero() {
 		if left := quiet - now.Sub(ds.QuietSince); left < wait {
 			wait = left
 		}
 	}
-	return waitUntil(now.Add(wait))
+	o := waitUntil(now.Add(wait))
+	if gap != nil {
+		o = o.recording("drain.quiet_restarted", gap)
+	}
+	return o
 }
 
 // drainTimeoutDetail says why the gate holds past max_wait: the last
@@ -181,6 +185,13 @@ func (s *step) watch(ctx context.Context) outcome {
 	if ws.StartedAt.IsZero() {
 		ws.StartedAt = now
 	}
+	interval := pollInterval(p.PollInterval)
+	if gap, known, broken := observationGap(now, ws.LastPollAt, s.maxObservationGap(interval)); !broken {
+		ws.Observed += gap
+	} else if known {
+		ws.Gaps++
+		s.e.log.Warn("watch: a gap in observation does not count toward the watch period", "rotation", s.r.ID, "key", s.r.Key, "gap", gapText(gap))
+	}
 	var alert []Event
 	var alertAudit []AuditEvent
 	checks := s.k.Drain.checks()
@@ -218,18 +229,17 @@ func (s *step) watch(ctx context.Context) outcome {
 			alert = append(alert, s.event(EventWatchAlert, SeverityCritical, msg, fields))
 		}
 	}
+	ws.LastPollAt = s.now()
 	var o outcome
-	if now.Sub(ws.StartedAt) >= p.Period {
+	if ws.Observed >= p.Period {
 		if p.Period > 0 && len(checks) > 0 && ws.Readings == 0 {
 			alert = append(alert, s.event(EventWatchAlert, SeverityWarning, fmt.Sprintf("%s: the post-revoke watch ended without one successful reading from %s (%d errors); nobody looked for callers still using the old key", s.r.Key, s.k.Drain.sourceNames(), ws.Errors), nil))
 		}
-		o = advance("watched", map[string]string{"alerted": fmt.Sprint(ws.Alerted), "readings": fmt.Sprint(ws.Readings), "errors": fmt.Sprint(ws.Errors)})
+		o = advance("watched", map[string]string{"alerted": fmt.Sprint(ws.Alerted), "readings": fmt.Sprint(ws.Readings), "errors": fmt.Sprint(ws.Errors),
+			"observed": ws.Observed.Round(time.Millisecond).String(), "gaps": fmt.Sprint(ws.Gaps)})
 	} else {
-		wait := p.PollInterval
-		if wait <= 0 {
-			wait = 10 * time.Second
-		}
-		if left := p.Period - now.Sub(ws.StartedAt); left < wait {
+		wait := interval
+		if left := p.Period - ws.Observed; left < wait {
 			wait = left
 		}
 		o = waitUntil(now.Add(wait))

@@ -7,10 +7,34 @@ import (
 	"time"
 )
 
+// ActorScheduler is the identity rekey's scheduler records as the actor of
+// the rotations it starts on its own (age, bootstrap, unexplained 401s).
+// It is an internal identity: no person or token may act under it.
+const ActorScheduler = "scheduler"
+
+// StartGateApplies reports whether rotation r of key k waits for the key's
+// start gate (when the key has one). Every staged rotation does, a
+// bootstrap too, except the automatic bootstrap: the scheduler minting
+// generation 1 of a key configured with bootstrap: true, which that
+// configuration already approved. A bootstrap a person asks for (rekey
+// rotate KEY --bootstrap, with or without --recommission) mints a live
+// credential on their word alone and so needs the same approvals as any
+// rotation of the key.
+func StartGateApplies(k *Key, r *Rotation) bool {
+	if r.Mode != ModeStaged {
+		return false
+	}
+	return r.Trigger != TriggerBootstrap || r.Actor != ActorScheduler || !k.Bootstrap
+}
+
 // awaitStart is the start gate of a staged rotation.
 func (s *step) awaitStart(ctx context.Context) outcome {
-	if s.r.Trigger == TriggerBootstrap || !s.k.Approval.Needs(GateStart) {
-		return advance("started", nil)
+	if !StartGateApplies(s.k, s.r) || !s.k.Approval.Needs(GateStart) {
+		detail := map[string]string(nil)
+		if s.r.Trigger == TriggerBootstrap && s.k.Approval.Needs(GateStart) {
+			detail = map[string]string{"start_gate": "skipped: automatic bootstrap (bootstrap: true)"}
+		}
+		return advance("started", detail)
 	}
 	o, _ := s.gate(ctx, GateStart, advance("approved", map[string]string{"gate": string(GateStart)}), s.k.Approval.RequiredApprovals(GateStart), s.k.Approval.ExpireAfter)
 	return o

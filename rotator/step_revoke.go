@@ -52,9 +52,42 @@ func (s *step) revoke(ctx context.Context) outcome {
 		return advance("revoked", map[string]string{"already": "true"})
 	}
 	if err := s.checkAllCurrent(ctx); err != nil {
+		return s.sinkCheckFailed(err)
+	}
+	o := s.revokeCred(old, EdgeOK)
+	if s.r.Drain.RevokeIssuedAt.IsZero() && (o.kind == outAct || o.kind == outHold) {
+		// The point of no return, committed before the call (an act's
+		// intent) or with the request to revoke by hand (the hold).
+		s.r.Drain.RevokeIssuedAt = s.now()
+		if o.kind == outAct {
+			o = o.recording("revoke.intent", map[string]string{"generation": fmt.Sprint(old.Generation), "issuer_id": old.IssuerID})
+		}
+	}
+	return o
+}
+
+// sinkCheckHoldAfter is how many times in a row the re-check of the sinks
+// before a staged revoke may refuse before the rotation holds for a person.
+const sinkCheckHoldAfter = 3
+
+// sinkCheckFailed handles a failed re-check of the sinks before a staged
+// revoke. A sink that does not hold the new generation as current
+// (ReasonInvariant) seldom heals by waiting: after sinkCheckHoldAfter
+// attempts the rotation holds, critical, for a person who retries once the
+// sink is fixed or — as long as no revoke was issued and the old key is
+// live — cancels to roll back.
+func (s *step) sinkCheckFailed(err error) outcome {
+	if ReasonOf(err) != ReasonInvariant || IsPermanent(err) || s.r.Attempts+1 < sinkCheckHoldAfter {
 		return failed(err)
 	}
-	return s.revokeCred(old, EdgeOK)
+	msg := s.e.scrub(s.r.ID, err.Error())
+	s.r.LastError, s.r.ErrorReason = msg, ReasonInvariant
+	next := fmt.Sprintf("nothing was revoked and generation %d is still live: fix the sink, then retry (rekey retry %s), or cancel to roll back (rekey cancel %s)",
+		s.r.OldGeneration, s.r.ID, s.r.ID)
+	if revokeIssued(s.r) {
+		next = fmt.Sprintf("a revoke of generation %d was already issued and may have taken effect: fix the sink, then retry (rekey retry %s)", s.r.OldGeneration, s.r.ID)
+	}
+	return holdFor(HoldFailed, fmt.Sprintf("the re-check of the sinks before the revoke failed %d times (%s); %s", s.r.Attempts+1, msg, next), zeroTime, SeverityCritical)
 }
 
 // checkAllCurrent re-reads every sink right before a staged revoke: the new

@@ -75,7 +75,7 @@ func (s *step) rollBack(ctx context.Context) outcome {
 			// Consumers already read the new key: they get the drain gate's
 			// quiet period to move back before it is revoked, or the
 			// rollback itself would be an outage.
-			ds.RestoredAt, ds.QuietSince, ds.LastError = s.now(), time.Time{}, ""
+			ds.RestoredAt, ds.QuietSince, ds.LastError, ds.LastPollAt, ds.QuietGap = s.now(), time.Time{}, "", time.Time{}, 0
 			o := again("rollback.restored", map[string]string{"generation": fmt.Sprint(s.r.OldGeneration)})
 			if old := s.oldCred(); old != nil && old.State != CredRevoked {
 				oc, nc := *old, *c
@@ -167,6 +167,8 @@ func (s *step) rollbackDrain(ctx context.Context, c *Credential) (outcome, bool)
 	p := s.k.Drain
 	ds := &s.r.Drain
 	now := s.now()
+	interval := pollInterval(p.PollInterval)
+	gap := s.restartQuietAfterGap(ds, now, interval)
 	q := TrafficQuery{Key: s.r.Key, Query: p.Query, OldID: c.IssuerID, OldName: c.Name, Since: ds.RestoredAt}
 	if old := s.oldCred(); old != nil {
 		q.NewID, q.NewName = old.IssuerID, old.Name
@@ -176,11 +178,12 @@ func (s *step) rollbackDrain(ctx context.Context, c *Credential) (outcome, bool)
 	if p.Source != nil {
 		reading, err = p.Source.Unauthorized(ctx, q)
 	}
+	ds.LastPollAt = s.now()
 	switch {
 	case err != nil:
-		ds.LastError, ds.QuietSince = err.Error(), time.Time{}
+		ds.LastError, ds.QuietSince, ds.QuietGap = err.Error(), time.Time{}, 0
 	case reading.Value > 0:
-		ds.LastError, ds.LastValue, ds.QuietSince = "", reading.Value, time.Time{}
+		ds.LastError, ds.LastValue, ds.QuietSince, ds.QuietGap = "", reading.Value, time.Time{}, 0
 	default:
 		ds.LastError, ds.LastValue = "", 0
 		if ds.QuietSince.IsZero() {
@@ -194,14 +197,15 @@ func (s *step) rollbackDrain(ctx context.Context, c *Credential) (outcome, bool)
 		return outcome{events: []Event{s.event(EventWatchAlert, SeverityCritical, fmt.Sprintf("%s: consumers still use generation %d %s after the rollback (rate %g, last error %q); revoking it as the rollback requires",
 			s.r.Key, c.Generation, p.MaxWait, ds.LastValue, ds.LastError), nil)}}, false
 	}
-	wait := p.PollInterval
-	if wait <= 0 {
-		wait = 10 * time.Second
-	}
+	wait := interval
 	if !ds.QuietSince.IsZero() {
 		if left := p.QuietPeriod - now.Sub(ds.QuietSince); left < wait {
 			wait = left
 		}
 	}
-	return waitUntil(now.Add(wait)), true
+	o := waitUntil(now.Add(wait))
+	if gap != nil {
+		o = o.recording("drain.quiet_restarted", gap)
+	}
+	return o, true
 }

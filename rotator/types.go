@@ -47,7 +47,7 @@ const (
 	HoldSecret       Hold = "secret"        // a human must mint and submit the new secret
 	HoldConfirm      Hold = "confirm"       // a human must revoke by hand and confirm
 	HoldDrainTimeout Hold = "drain_timeout" // max_wait passed with traffic still failing
-	HoldFailed       Hold = "failed"        // permanent failure after the point of no return
+	HoldFailed       Hold = "failed"        // a permanent (or persistently repeated) failure a person decides on
 )
 
 // Trigger is why a rotation started.
@@ -157,7 +157,14 @@ func (r *Rotation) Active() bool { return !r.Phase.Terminal() }
 type DrainState struct {
 	StartedAt  time.Time `json:"started_at,omitzero"`
 	QuietSince time.Time `json:"quiet_since,omitzero"`
-	LastValue  float64   `json:"last_value"`
+	// LastPollAt is when the last poll's readings came back: quiet time
+	// accrues only between consecutive polls (observe.go).
+	LastPollAt time.Time `json:"last_poll_at,omitzero"`
+	// QuietGap is the gap in observation that last restarted the quiet
+	// clock (-1: of unknown length), for the waiting text; zero when the
+	// clock last restarted because of traffic or an error.
+	QuietGap  time.Duration `json:"quiet_gap,omitempty"`
+	LastValue float64       `json:"last_value"`
 	// LastValues is the last reading of each check ("old_key_use via
 	// prom"), when every check answered.
 	LastValues map[string]float64 `json:"last_values,omitempty"`
@@ -172,15 +179,26 @@ type DrainState struct {
 	RestoredAt time.Time `json:"restored_at,omitzero"`
 	// SinksRestored: a rollback gave every sink the old value back.
 	SinksRestored bool `json:"sinks_restored,omitempty"`
+	// RevokeIssuedAt is a staged rotation's point of no return: when the
+	// revoke of the old credential was issued, recorded before the issuer
+	// is called (or a person is asked to revoke it by hand). Until then a
+	// person may still cancel (roll back): the old key is live.
+	RevokeIssuedAt time.Time `json:"revoke_issued_at,omitzero"`
 }
 
 // WatchState is the progress of the post-revoke watch.
 type WatchState struct {
 	StartedAt time.Time `json:"started_at,omitzero"`
-	Alerted   bool      `json:"alerted,omitempty"`
-	LastValue float64   `json:"last_value"`
-	Readings  int       `json:"readings"`
-	Errors    int       `json:"errors"`
+	// Observed is the time the watch looked (it ends at watch.period of
+	// it); a gap in observation longer than the poll interval plus slack
+	// does not count (observe.go). Gaps counts such gaps.
+	Observed   time.Duration `json:"observed,omitempty"`
+	LastPollAt time.Time     `json:"last_poll_at,omitzero"`
+	Gaps       int           `json:"gaps,omitempty"`
+	Alerted    bool          `json:"alerted,omitempty"`
+	LastValue  float64       `json:"last_value"`
+	Readings   int           `json:"readings"`
+	Errors     int           `json:"errors"`
 }
 
 // Gate names a decision point that may require approval.

@@ -86,9 +86,12 @@ func waitingOf(k *Key, r *Rotation, now time.Time, prev *Waiting, hint *waitHint
 		w = rollbackWaiting(k, r, now)
 	case r.Phase == PhaseWatching && !r.Watch.StartedAt.IsZero() && k.Watch.Period > 0:
 		w = &Waiting{Reason: WaitWatching, Since: r.Watch.StartedAt, NextCheck: r.NextAttemptAt,
-			Deadline: r.Watch.StartedAt.Add(k.Watch.Period),
-			Progress: seconds(now.Sub(r.Watch.StartedAt), k.Watch.Period),
+			Deadline: now.Add(max(k.Watch.Period-r.Watch.Observed, 0)),
+			Progress: seconds(r.Watch.Observed, k.Watch.Period),
 			Detail:   fmt.Sprintf("watching for 401s on the revoked generation %d (%d readings, %d errors)", r.OldGeneration, r.Watch.Readings, r.Watch.Errors)}
+		if r.Watch.Gaps > 0 {
+			w.Detail += fmt.Sprintf("; %d gap(s) in observation not counted", r.Watch.Gaps)
+		}
 	case hint != nil && hint.reason != "":
 		w = &Waiting{NextCheck: r.NextAttemptAt}
 	default:
@@ -156,7 +159,7 @@ func drainWaiting(k *Key, r *Rotation, now time.Time) *Waiting {
 	default:
 		w.Reason = WaitQuietPeriod
 		w.Progress = seconds(now.Sub(ds.QuietSince), p.QuietPeriod)
-		w.Detail = fmt.Sprintf("no 401 traffic on source %s; quiet for %s of %s", p.SourceName, now.Sub(ds.QuietSince).Round(time.Second), p.QuietPeriod)
+		w.Detail = fmt.Sprintf("no 401 traffic on source %s; quiet for %s of %s", p.SourceName, now.Sub(ds.QuietSince).Round(time.Second), p.QuietPeriod) + quietRestartNote(ds)
 	}
 	return w
 }
@@ -172,7 +175,7 @@ func rollbackWaiting(k *Key, r *Rotation, now time.Time) *Waiting {
 		quiet = now.Sub(ds.QuietSince)
 	}
 	w.Progress = seconds(quiet, p.QuietPeriod)
-	w.Detail = fmt.Sprintf("generation %d is current again; waiting for consumers to move back before revoking generation %d", r.OldGeneration, r.NewGeneration)
+	w.Detail = fmt.Sprintf("generation %d is current again; waiting for consumers to move back before revoking generation %d", r.OldGeneration, r.NewGeneration) + quietRestartNote(ds)
 	return w
 }
 

@@ -75,8 +75,10 @@ func TestWaitingDrainShowsSourceErrorThenQuietProgress(t *testing.T) {
 	e.src.set(0, nil)
 	e.clock.Set(r.NextAttemptAt)
 	r = e.step(r.ID)
-	e.clock.Advance(2 * time.Minute)
-	r = e.step(r.ID)
+	for range 2 { // quiet time accrues between consecutive polls
+		e.clock.Advance(time.Minute)
+		r = e.step(r.ID)
+	}
 	w = wantWaiting(t, r, rotator.WaitQuietPeriod)
 	if w.Progress == nil || w.Progress.Unit != "s" || w.Progress.Of != 300 || w.Progress.Done != 120 {
 		t.Fatalf("quiet progress %+v, want 120 of 300 s", w.Progress)
