@@ -150,7 +150,7 @@ func (e *Engine) Evaluate(ctx context.Context, names ...string) error {
 		if k.Unauthorized != nil && st.Active == nil && !decom[name] {
 			if d, ok := e.unexplained(ctx, k, st, now); ok {
 				req = &TriggerRequest{Key: name, Trigger: TriggerUnauthorized, Mode: ModeEmergency, TargetGeneration: d.Generation,
-					Actor: "scheduler", Reason: d.Policy + ": " + d.Reason + " (" + d.Detail + ")"}
+					Actor: ActorScheduler, Reason: d.Policy + ": " + d.Reason + " (" + d.Detail + ")"}
 				it.Action = "" // handled
 			}
 		}
@@ -162,14 +162,14 @@ func (e *Engine) Evaluate(ctx context.Context, names ...string) error {
 		}
 		switch it.Action {
 		case "bootstrap":
-			req = &TriggerRequest{Key: name, Trigger: TriggerBootstrap, Actor: "scheduler", Reason: "no credential yet"}
+			req = &TriggerRequest{Key: name, Trigger: TriggerBootstrap, Actor: ActorScheduler, Reason: "no credential yet"}
 		case string(ActionRotate), string(ActionEmergency):
 			d := Evaluate(k.Policies, PolicyInput{Key: k, Now: now, Current: st.Current})
 			t := d.Trigger
 			if t == "" {
 				t = TriggerAge
 			}
-			req = &TriggerRequest{Key: name, Trigger: t, Actor: "scheduler", Reason: d.Policy + ": " + d.Reason + " (" + d.Detail + ")"}
+			req = &TriggerRequest{Key: name, Trigger: t, Actor: ActorScheduler, Reason: d.Policy + ": " + d.Reason + " (" + d.Detail + ")"}
 			if d.Action == ActionEmergency {
 				req.Mode = ModeEmergency
 			}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rekeyhq/rekey/rotator"
 )
@@ -64,7 +65,11 @@ func TestSinkCheckBeforeRevokeHoldsAndCanBeCancelled(t *testing.T) {
 	if e.iss.isRevoked(old.IssuerID) || !r.Drain.RevokeIssuedAt.IsZero() {
 		t.Fatalf("revoked (or recorded a revoke) though a sink refused the check")
 	}
+	// Notifications reach the notifier from the dispatcher's goroutine.
 	crit := e.notes.held(rotator.SeverityCritical)
+	for deadline := time.Now().Add(10 * time.Second); len(crit) == 0 && time.Now().Before(deadline); crit = e.notes.held(rotator.SeverityCritical) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if len(crit) != 1 || !strings.Contains(crit[0].Message, "nothing was revoked") || !strings.Contains(crit[0].Message, "rekey cancel "+r.ID) {
 		t.Fatalf("critical hold notifications: %+v", crit)
 	}
