@@ -187,6 +187,9 @@ func (p DrainPolicy) Require() []Question {
 	for _, c := range p.checks() {
 		q := c.Question
 		if q == "" { // a source asked its own question: a 401 rate
+			if p.answersNothing(c.SourceName) {
+				continue // fixed: it observes nothing
+			}
 			q = NewKeyFailures
 		}
 		if !slices.Contains(out, q) {
@@ -194,6 +197,18 @@ func (p DrainPolicy) Require() []Question {
 		}
 	}
 	return out
+}
+
+// answersNothing reports whether the gate's source name is declared to
+// answer no question (the fixed source). A source not declared (tests,
+// older wiring) is taken to answer its own question.
+func (p DrainPolicy) answersNothing(name string) bool {
+	for _, src := range p.Sources {
+		if src.Name == name {
+			return len(src.Answers) == 0
+		}
+	}
+	return false
 }
 
 // checks returns the gate's checks; a policy with only Source set (tests,

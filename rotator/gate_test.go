@@ -225,3 +225,28 @@ func TestWatchAlertIsHonest(t *testing.T) {
 		t.Fatal("no watch query carried NotBefore")
 	}
 }
+
+// A built policy whose only source is fixed (declared to answer nothing)
+// asks no question: describe and the rotation's notification say it
+// observes nothing, the waiting text does not claim "no 401 traffic", and
+// the drained event says only the quiet period was asked. Before, the
+// fixed check counted as a 401-rate question answered by nobody ("sees
+// only failed authentication ()").
+func TestFixedSourceAsksNothing(t *testing.T) {
+	p := rotator.DrainPolicy{
+		Sources:     []rotator.GateSource{{Name: "fixed", Type: "fixed"}},
+		Checks:      []rotator.DrainCheck{{SourceName: "fixed", Source: &askedSource{}}},
+		QuietPeriod: 30 * time.Second,
+	}
+	if q := p.Require(); len(q) != 0 {
+		t.Fatalf("the fixed gate asks %v", q)
+	}
+	if proof := rotator.ProveGate(p.Gate("demo")); !strings.Contains(proof.Proves, "observes nothing (fixed)") {
+		t.Fatalf("proves %q", proof.Proves)
+	}
+	declared := p
+	declared.Sources = []rotator.GateSource{{Name: "fixed", Type: "prometheus", Answers: []rotator.Question{rotator.NewKeyFailures}}}
+	if q := declared.Require(); len(q) != 1 || q[0] != rotator.NewKeyFailures {
+		t.Fatalf("a source that answers its own question asks %v", q)
+	}
+}

@@ -159,7 +159,11 @@ func drainWaiting(k *Key, r *Rotation, now time.Time) *Waiting {
 	default:
 		w.Reason = WaitQuietPeriod
 		w.Progress = seconds(now.Sub(ds.QuietSince), p.QuietPeriod)
-		w.Detail = fmt.Sprintf("no 401 traffic on source %s; quiet for %s of %s", p.SourceName, now.Sub(ds.QuietSince).Round(time.Second), p.QuietPeriod) + quietRestartNote(ds)
+		if len(p.Require()) == 0 {
+			w.Detail = fmt.Sprintf("source %s observes nothing: waiting the quiet period, %s of %s", p.SourceName, now.Sub(ds.QuietSince).Round(time.Second), p.QuietPeriod) + quietRestartNote(ds)
+		} else {
+			w.Detail = fmt.Sprintf("no 401 traffic on source %s; quiet for %s of %s", p.SourceName, now.Sub(ds.QuietSince).Round(time.Second), p.QuietPeriod) + quietRestartNote(ds)
+		}
 	}
 	return w
 }
