@@ -241,6 +241,11 @@ type actorBody struct {
 // command reads a command's body and checks that its principal may take
 // action on the rotation's key; it returns the rotation id and the actor.
 func (a *admin) command(w http.ResponseWriter, r *http.Request, action auth.Action, body any, named func() string) (string, string, bool) {
+	return a.commandFor(w, r, func(*rotator.Rotation) auth.Action { return action }, body, named)
+}
+
+// commandFor is command with the action depending on the rotation.
+func (a *admin) commandFor(w http.ResponseWriter, r *http.Request, actionOf func(*rotator.Rotation) auth.Action, body any, named func() string) (string, string, bool) {
 	if err := decodeBody(r, body); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return "", "", false
@@ -254,7 +259,7 @@ func (a *admin) command(w http.ResponseWriter, r *http.Request, action auth.Acti
 		return "", "", false
 	}
 	rot, ok := a.rotation(w, r, p)
-	if !ok || !a.allow(w, p, action, rot.Key) {
+	if !ok || !a.allow(w, p, actionOf(rot), rot.Key) {
 		return "", "", false
 	}
 	return rot.ID, actor, true
@@ -281,7 +286,7 @@ func (a *admin) rotation(w http.ResponseWriter, r *http.Request, p *auth.Princip
 func (a *admin) decide(v rotator.Verdict) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var b actorBody
-		id, actor, ok := a.command(w, r, auth.ActDecide, &b, func() string { return b.Actor })
+		id, actor, ok := a.commandFor(w, r, decideAction, &b, func() string { return b.Actor })
 		if !ok {
 			return
 		}
@@ -290,6 +295,16 @@ func (a *admin) decide(v rotator.Verdict) http.HandlerFunc {
 		rot, err := a.d.Engine.Decide(r.Context(), req)
 		a.answer(w, r, rot, err)
 	}
+}
+
+// decideAction is the permission a decision on rot needs: the containment
+// gate of a contained emergency is a responder's (docs/CONFIGURATION.md,
+// breaker), every other gate an approver's.
+func decideAction(rot *rotator.Rotation) auth.Action {
+	if g, ok := rotator.PendingGate(rot); ok && rotator.Containment(rot, g) {
+		return auth.ActEmergency
+	}
+	return auth.ActDecide
 }
 
 // decision is who decides, through which channel and with which token

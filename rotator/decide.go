@@ -156,15 +156,18 @@ func (e *Engine) Decide(ctx context.Context, req ApproveRequest) (*Rotation, err
 // gateDeciders checks req against the approvals already given on gate g
 // of a rotation, from the audit trail (which records, with each decision,
 // the creator of the token it was made with): an approval is refused when
-// anyone behind it — the approver or their token's creator — is already
-// behind an approval on g, so that nobody counts twice. It returns how many
-// approvals g holds.
+// its approver already approved g, when the creator of its token approved
+// g themselves, or when its approver created the token of an earlier
+// approval on g — a token's decision never counts twice with its
+// creator's. Two tokens one person created for two others count as those
+// two people (one admin usually creates everyone's tokens); the audit
+// names the creator of each. It returns how many approvals g holds.
 func (e *Engine) gateDeciders(ctx context.Context, rotationID string, g Gate, req ApproveRequest) (int, error) {
 	evs, err := e.store.Audit(ctx, AuditFilter{RotationID: rotationID})
 	if err != nil {
 		return 0, fmt.Errorf("load decisions: %w", err)
 	}
-	mine := req.people()
+	me, myCreator := CanonicalIdentity(req.Approver), CanonicalIdentity(req.TokenCreator)
 	yes := 0
 	for _, ev := range evs {
 		if ev.Action != "decision."+string(VerdictApprove) || ev.Detail["gate"] != string(g) {
@@ -174,16 +177,13 @@ func (e *Engine) gateDeciders(ctx context.Context, rotationID string, g Gate, re
 		if req.Verdict != VerdictApprove {
 			continue
 		}
-		theirs := ApproveRequest{Approver: ev.Actor, TokenCreator: ev.Detail["token_created_by"]}.people()
-		for _, p := range mine {
-			if !slices.Contains(theirs, p) {
-				continue
-			}
-			if p == mine[0] && p == theirs[0] {
-				return yes, fmt.Errorf("%s on %s: %w", req.Approver, g, ErrDecided)
-			}
-			return yes, fmt.Errorf("%s (token created by %s) already approved the %s gate; %s (token created by %s) would count %s twice: %w",
-				ev.Actor, orNone(ev.Detail["token_created_by"]), g, req.Approver, orNone(req.TokenCreator), p, ErrCountedTwice)
+		they, theirCreator := CanonicalIdentity(ev.Actor), CanonicalIdentity(ev.Detail["token_created_by"])
+		switch {
+		case me == they:
+			return yes, fmt.Errorf("%s on %s: %w", req.Approver, g, ErrDecided)
+		case myCreator != "" && myCreator == they, theirCreator != "" && theirCreator == me:
+			return yes, fmt.Errorf("%s (token created by %s) already approved the %s gate; %s (token created by %s) would count one person twice: %w",
+				ev.Actor, orNone(theirCreator), g, req.Approver, orNone(myCreator), ErrCountedTwice)
 		}
 	}
 	return yes, nil
