@@ -241,28 +241,33 @@ type actorBody struct {
 // command reads a command's body and checks that its principal may take
 // action on the rotation's key; it returns the rotation id and the actor.
 func (a *admin) command(w http.ResponseWriter, r *http.Request, action auth.Action, body any, named func() string) (string, string, bool) {
-	return a.commandFor(w, r, func(*rotator.Rotation) auth.Action { return action }, body, named)
-}
-
-// commandFor is command with the action depending on the rotation.
-func (a *admin) commandFor(w http.ResponseWriter, r *http.Request, actionOf func(*rotator.Rotation) auth.Action, body any, named func() string) (string, string, bool) {
-	if err := decodeBody(r, body); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	rot, actor, ok := a.commandFor(w, r, func(*rotator.Rotation) auth.Action { return action }, body, named)
+	if !ok {
 		return "", "", false
 	}
+	return rot.ID, actor, true
+}
+
+// commandFor is command with the action depending on the rotation, which
+// it returns.
+func (a *admin) commandFor(w http.ResponseWriter, r *http.Request, actionOf func(*rotator.Rotation) auth.Action, body any, named func() string) (*rotator.Rotation, string, bool) {
+	if err := decodeBody(r, body); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return nil, "", false
+	}
 	if !a.printable(w, body) {
-		return "", "", false
+		return nil, "", false
 	}
 	p := principalOf(r)
 	actor, ok := a.actor(w, p, named())
 	if !ok {
-		return "", "", false
+		return nil, "", false
 	}
 	rot, ok := a.rotation(w, r, p)
 	if !ok || !a.allow(w, p, actionOf(rot), rot.Key) {
-		return "", "", false
+		return nil, "", false
 	}
-	return rot.ID, actor, true
+	return rot, actor, true
 }
 
 // rotation reads the rotation the path names. One of a key p may not read
@@ -286,12 +291,13 @@ func (a *admin) rotation(w http.ResponseWriter, r *http.Request, p *auth.Princip
 func (a *admin) decide(v rotator.Verdict) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var b actorBody
-		id, actor, ok := a.commandFor(w, r, decideAction, &b, func() string { return b.Actor })
+		rot, actor, ok := a.commandFor(w, r, decideAction, &b, func() string { return b.Actor })
 		if !ok {
 			return
 		}
 		req := a.decision(r, actor, b.Comment)
-		req.RotationID, req.Verdict = id, v
+		req.RotationID, req.Verdict = rot.ID, v
+		req.Responder = principalOf(r).Can(auth.ActEmergency, a.key(rot.Key))
 		rot, err := a.d.Engine.Decide(r.Context(), req)
 		a.answer(w, r, rot, err)
 	}

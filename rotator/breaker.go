@@ -145,7 +145,8 @@ type Release struct {
 }
 
 // ReleaseBreaker is a responder's decision to let contained emergencies
-// revoke: each one waiting, whose key may(key) allows, is approved by by
+// revoke: each one waiting, whose key may(key) allows (the caller's
+// responder check), is approved by by
 // (Approver, Via and the token it acts with), each on its own — one that
 // cannot be released does not stop the others. When restart is set,
 // counting starts over (a decision for the whole fleet, which the caller
@@ -177,7 +178,7 @@ func (e *Engine) ReleaseBreaker(ctx context.Context, by ApproveRequest, may func
 			rel.Err = fmt.Errorf("%s may not release emergencies of key %s: %w", actor, r.Key, ErrNotApprover)
 		} else {
 			req := by
-			req.RotationID, req.Gate, req.Verdict, req.Comment = r.ID, GateRevoke, VerdictApprove, "breaker released"
+			req.RotationID, req.Gate, req.Verdict, req.Comment, req.Responder = r.ID, GateRevoke, VerdictApprove, "breaker released", true
 			if _, err := e.Decide(ctx, req); err != nil {
 				rel.Err = fmt.Errorf("release %s: %w", r.ID, err)
 			} else {

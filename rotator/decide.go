@@ -23,6 +23,12 @@ type ApproveRequest struct {
 	// self-approval and two-person rules, and both are audited.
 	TokenID      string
 	TokenCreator string
+	// Responder: the caller checked that the approver may take emergencies
+	// on the key (the admin API's responder role). At the containment gate
+	// of a contained emergency that is what decides, and the key's
+	// approval.approvers does not apply; without it (a Slack click, which
+	// carries no role) the approvers list applies as at any gate.
+	Responder bool
 }
 
 // people is who stands behind the decision: the approver and, for a
@@ -61,15 +67,16 @@ func PendingGate(r *Rotation) (Gate, bool) {
 
 // Containment reports whether g of r is the containment gate of a contained
 // emergency: its revoke is a responder's decision (the caller checks the
-// role), not one for the key's approval.approvers.
+// role and says so with ApproveRequest.Responder), whatever the key's
+// approval.approvers.
 func Containment(r *Rotation, g Gate) bool {
 	return r.Mode == ModeEmergency && r.Contain != "" && g == GateRevoke
 }
 
 // Decide records an approval or denial for the gate the rotation waits on.
 // Checks, in order: the rotation waits on a gate; the approver is allowed
-// (the key's approval.approvers, except at a containment gate, which is a
-// responder's) and neither they nor the creator of the token they used is
+// (the key's approval.approvers, except for a responder at a containment
+// gate) and neither they nor the creator of the token they used is
 // the requester; nobody behind the decision has decided this gate already.
 // A decision at a drain timeout also records the request it makes (revoke
 // anyway, or roll back), in the same commit.
@@ -89,7 +96,7 @@ func (e *Engine) Decide(ctx context.Context, req ApproveRequest) (*Rotation, err
 	if req.Approver == "" {
 		return r, fmt.Errorf("approver is required: %w", ErrNotApprover)
 	}
-	if !Containment(r, g) && len(k.Approval.Approvers) > 0 &&
+	if !(req.Responder && Containment(r, g)) && len(k.Approval.Approvers) > 0 &&
 		!slices.ContainsFunc(k.Approval.Approvers, func(a string) bool { return CanonicalIdentity(a) == CanonicalIdentity(req.Approver) }) {
 		return r, fmt.Errorf("%s: %w for key %s", req.Approver, ErrNotApprover, r.Key)
 	}
