@@ -83,12 +83,7 @@ func TestDrainTimeoutWaitsForAHuman(t *testing.T) {
 				// account that started it), through the admin API, with a
 				// token the requester did not create (whoever creates a
 				// token could use it: docs/SECURITY.md).
-				lead := s.w.client(s.w.token("lead@example.com", "admin"))
-				tok, errOut, code := lead.rekey("", "token", "create", "--user", "oncall@example.com", "--role", "approver")
-				if code != 0 {
-					t.Fatalf("token create as lead: exit %d: %s", code, errOut)
-				}
-				oncall := s.w.client(strings.TrimSpace(tok))
+				oncall := s.w.client(s.w.tokenFromLead("oncall@example.com", "approver"))
 				if out, errOut, code := oncall.rekey("", "approve", r.ID, "--comment", "the failing caller is not ours"); code != 0 {
 					t.Fatalf("approve: exit %d: %s%s", code, out, errOut)
 				}
