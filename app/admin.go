@@ -373,7 +373,9 @@ func (a *admin) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	rot, err := a.d.Engine.Submit(r.Context(), id, actor, sec)
 	if err != nil && statusOf(err) == http.StatusInternalServerError && rot != nil {
-		writeError(w, http.StatusUnprocessableEntity, err.Error())
+		// The store's text stays in the log.
+		a.d.Logger.Error("admin api: submit", "rotation", rot.ID, "err", err)
+		writeError(w, http.StatusUnprocessableEntity, "the secret was not taken (the daemon's log has the details); submit it again")
 		return
 	}
 	a.answer(w, r, rot, err)
