@@ -225,4 +225,8 @@ func TestRespondersDecideContainedEmergencies(t *testing.T) {
 		t.Fatalf("release by a responder for every key: %d %v", a.status, a.body)
 	}
 	waitPhase(t, e.d, contained["legacy"], rotator.PhaseDone)
+	// The release's decisions name the token they were made with.
+	if evs := e.decisions(contained["legacy"]); len(evs) != 1 || evs[0].Actor != "resp@example.com" || !strings.HasPrefix(evs[0].Detail["token"], "tok_") {
+		t.Fatalf("the release's decision: %+v", evs)
+	}
 }

@@ -195,8 +195,11 @@ func (e *Engine) ReleaseBreaker(ctx context.Context, by ApproveRequest, may func
 	if !restart {
 		msg = fmt.Sprintf("%s released %d contained emergencies of the keys in their scope; the breaker keeps counting", actor, len(released))
 	}
-	if err := e.record(ctx, nil, []AuditEvent{{At: at, Actor: actor, Action: "breaker.released",
-		Detail: map[string]string{"via": via, "rotations": fmt.Sprint(released), "restart": fmt.Sprint(restart)}}},
+	detail := map[string]string{"via": via, "rotations": fmt.Sprint(released), "restart": fmt.Sprint(restart)}
+	if by.TokenID != "" {
+		detail["token"], detail["token_created_by"] = by.TokenID, by.TokenCreator
+	}
+	if err := e.record(ctx, nil, []AuditEvent{{At: at, Actor: actor, Action: "breaker.released", Detail: detail}},
 		Event{Kind: EventBreaker, Severity: SeverityWarning, Actor: actor, Message: msg}); err != nil {
 		return out, err
 	}
