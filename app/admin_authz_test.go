@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -228,5 +229,30 @@ func TestRespondersDecideContainedEmergencies(t *testing.T) {
 	// The release's decisions name the token they were made with.
 	if evs := e.decisions(contained["legacy"]); len(evs) != 1 || evs[0].Actor != "resp@example.com" || !strings.HasPrefix(evs[0].Detail["token"], "tok_") {
 		t.Fatalf("the release's decision: %+v", evs)
+	}
+}
+
+type decideFunc func(context.Context, rotator.ApproveRequest) (*rotator.Rotation, error)
+
+func (f decideFunc) Decide(ctx context.Context, req rotator.ApproveRequest) (*rotator.Rotation, error) {
+	return f(ctx, req)
+}
+
+// S2: a channel without credentials of its own (a Slack click) cannot
+// decide as a reserved identity, even when a configured alias maps the
+// clicker to one.
+func TestSlackDecisionsRefuseReservedIdentities(t *testing.T) {
+	var got []string
+	c := canonicalDecider{Decider: decideFunc(func(_ context.Context, req rotator.ApproveRequest) (*rotator.Rotation, error) {
+		got = append(got, req.Approver)
+		return nil, nil
+	}), dir: auth.NewDirectory(map[string]string{"U1": "scheduler", "U2": "break-glass:root@vm", "U3": "Bob@example.com"})}
+	for _, who := range []string{"U1", "U2", "rekey"} {
+		if _, err := c.Decide(context.Background(), rotator.ApproveRequest{Approver: who}); !errors.Is(err, rotator.ErrNotApprover) {
+			t.Errorf("%s decided: %v", who, err)
+		}
+	}
+	if _, err := c.Decide(context.Background(), rotator.ApproveRequest{Approver: "U3"}); err != nil || !slices.Equal(got, []string{"bob@example.com"}) {
+		t.Errorf("a person's decision: %v, reached the engine as %v", err, got)
 	}
 }
