@@ -65,6 +65,9 @@ func (a *admin) rotate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if !a.printable(w, b) {
+		return
+	}
 	p := principalOf(r)
 	actor, ok := a.actor(w, p, b.Actor)
 	if !ok {
@@ -85,14 +88,21 @@ func (a *admin) rotate(w http.ResponseWriter, r *http.Request) {
 	}
 	rot, err := a.d.Engine.Trigger(r.Context(), req)
 	if err != nil {
-		if errors.Is(err, rotator.ErrActiveRotation) && rot != nil {
-			writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "rotation": ViewRotation(rot)})
-			return
-		}
-		a.d.fail(w, r, "", err)
+		a.triggerFailed(w, r, p, rot, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, ViewRotation(rot))
+}
+
+// triggerFailed answers a trigger the engine refused; a key that already
+// has an active rotation gets 409 with that rotation (if p may read it).
+func (a *admin) triggerFailed(w http.ResponseWriter, r *http.Request, p *auth.Principal, rot *rotator.Rotation, err error) {
+	if errors.Is(err, rotator.ErrActiveRotation) && rot != nil && p.Can(auth.ActRead, a.key(rot.Key)) {
+		a.d.Logger.Info("admin api: refused", "path", r.URL.Path, "err", err)
+		writeJSON(w, http.StatusConflict, map[string]any{"error": msgActive, "rotation": ViewRotation(rot)})
+		return
+	}
+	a.d.fail(w, r, "", err)
 }
 
 // TriggerAction is the permission a trigger request needs: decommission
@@ -175,7 +185,7 @@ func TriggerFor(key, mode, trigger, reason, actor string, bootstrap bool) (rotat
 func (a *admin) listRotations(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := rotator.RotationFilter{Key: q.Get("key"), ActiveOnly: q.Get("active") == "true"}
-	if _, ok := a.d.Engine.Key(f.Key); f.Key != "" && !ok {
+	if _, ok := a.d.Engine.Key(f.Key); f.Key != "" && (!ok || !principalOf(r).Can(auth.ActRead, a.key(f.Key))) {
 		writeError(w, http.StatusNotFound, "unknown key "+strconv.Quote(f.Key))
 		return
 	}
@@ -203,12 +213,8 @@ func (a *admin) listRotations(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *admin) getRotation(w http.ResponseWriter, r *http.Request) {
-	rot, err := a.d.Store.GetRotation(r.Context(), r.PathValue("id"))
-	if err != nil {
-		a.d.fail(w, r, "rotation "+strconv.Quote(r.PathValue("id"))+": ", err)
-		return
-	}
-	if !a.allow(w, principalOf(r), auth.ActRead, rot.Key) {
+	rot, ok := a.rotation(w, r, principalOf(r))
+	if !ok {
 		return
 	}
 	approvals, err := a.d.Store.Approvals(r.Context(), rot.ID)
@@ -235,37 +241,84 @@ type actorBody struct {
 // command reads a command's body and checks that its principal may take
 // action on the rotation's key; it returns the rotation id and the actor.
 func (a *admin) command(w http.ResponseWriter, r *http.Request, action auth.Action, body any, named func() string) (string, string, bool) {
+	rot, actor, ok := a.commandFor(w, r, func(*rotator.Rotation) auth.Action { return action }, body, named)
+	if !ok {
+		return "", "", false
+	}
+	return rot.ID, actor, true
+}
+
+// commandFor is command with the action depending on the rotation, which
+// it returns.
+func (a *admin) commandFor(w http.ResponseWriter, r *http.Request, actionOf func(*rotator.Rotation) auth.Action, body any, named func() string) (*rotator.Rotation, string, bool) {
 	if err := decodeBody(r, body); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
-		return "", "", false
+		return nil, "", false
+	}
+	if !a.printable(w, body) {
+		return nil, "", false
 	}
 	p := principalOf(r)
 	actor, ok := a.actor(w, p, named())
 	if !ok {
-		return "", "", false
+		return nil, "", false
 	}
+	rot, ok := a.rotation(w, r, p)
+	if !ok || !a.allow(w, p, actionOf(rot), rot.Key) {
+		return nil, "", false
+	}
+	return rot, actor, true
+}
+
+// rotation reads the rotation the path names. One of a key p may not read
+// is answered 404 exactly like one that does not exist: the answer reveals
+// neither its existence nor its key.
+func (a *admin) rotation(w http.ResponseWriter, r *http.Request, p *auth.Principal) (*rotator.Rotation, bool) {
 	id := r.PathValue("id")
 	rot, err := a.d.Store.GetRotation(r.Context(), id)
 	if err != nil {
-		a.d.fail(w, r, "rotation "+strconv.Quote(id)+": ", err)
-		return "", "", false
+		a.d.fail(w, r, rotationSubject(id), err)
+		return nil, false
 	}
-	if !a.allow(w, p, action, rot.Key) {
-		return "", "", false
+	if !p.Can(auth.ActRead, a.key(rot.Key)) {
+		a.d.Logger.Info("admin api: rotation out of the principal's scope", "path", r.URL.Path, "principal", p.ID, "key", rot.Key)
+		rotationNotFound(w, id)
+		return nil, false
 	}
-	return id, actor, true
+	return rot, true
 }
 
 func (a *admin) decide(v rotator.Verdict) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var b actorBody
-		id, actor, ok := a.command(w, r, auth.ActDecide, &b, func() string { return b.Actor })
+		rot, actor, ok := a.commandFor(w, r, decideAction, &b, func() string { return b.Actor })
 		if !ok {
 			return
 		}
-		rot, err := a.d.Engine.Decide(r.Context(), rotator.ApproveRequest{RotationID: id, Approver: actor, Verdict: v, Via: via(principalOf(r)), Comment: b.Comment})
+		req := a.decision(r, actor, b.Comment)
+		req.RotationID, req.Verdict = rot.ID, v
+		req.Responder = principalOf(r).Can(auth.ActEmergency, a.key(rot.Key))
+		rot, err := a.d.Engine.Decide(r.Context(), req)
 		a.answer(w, r, rot, err)
 	}
+}
+
+// decideAction is the permission a decision on rot needs: the containment
+// gate of a contained emergency is a responder's (docs/CONFIGURATION.md,
+// breaker), every other gate an approver's.
+func decideAction(rot *rotator.Rotation) auth.Action {
+	if g, ok := rotator.PendingGate(rot); ok && rotator.Containment(rot, g) {
+		return auth.ActEmergency
+	}
+	return auth.ActDecide
+}
+
+// decision is who decides, through which channel and with which token
+// (and who created it: the engine counts a token's decisions as its
+// creator's too, and audits both).
+func (a *admin) decision(r *http.Request, actor, comment string) rotator.ApproveRequest {
+	p := principalOf(r)
+	return rotator.ApproveRequest{Approver: actor, Via: via(p), Comment: comment, TokenID: p.TokenID, TokenCreator: a.d.Directory.Canonical(p.TokenCreator)}
 }
 
 func (a *admin) cancel(w http.ResponseWriter, r *http.Request) {
@@ -320,7 +373,9 @@ func (a *admin) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	rot, err := a.d.Engine.Submit(r.Context(), id, actor, sec)
 	if err != nil && statusOf(err) == http.StatusInternalServerError && rot != nil {
-		writeError(w, http.StatusUnprocessableEntity, err.Error())
+		// The store's text stays in the log.
+		a.d.Logger.Error("admin api: submit", "rotation", rot.ID, "err", err)
+		writeError(w, http.StatusUnprocessableEntity, "the secret was not taken (the daemon's log has the details); submit it again")
 		return
 	}
 	a.answer(w, r, rot, err)

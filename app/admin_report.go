@@ -6,7 +6,6 @@ import (
 	"strconv"
 
 	"github.com/rekeyhq/rekey/auth"
-	"github.com/rekeyhq/rekey/rotator"
 	"github.com/rekeyhq/rekey/webhooks/scanners"
 )
 
@@ -17,6 +16,9 @@ func (a *admin) decommission(w http.ResponseWriter, r *http.Request) {
 	var b actorBody
 	if err := decodeBody(r, &b); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !a.printable(w, b) {
 		return
 	}
 	p := principalOf(r)
@@ -39,11 +41,7 @@ func (a *admin) decommission(w http.ResponseWriter, r *http.Request) {
 	}
 	rot, err := a.d.Engine.Trigger(r.Context(), req)
 	if err != nil {
-		if errors.Is(err, rotator.ErrActiveRotation) && rot != nil {
-			writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "rotation": ViewRotation(rot)})
-			return
-		}
-		a.d.fail(w, r, "", err)
+		a.triggerFailed(w, r, p, rot, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, ViewRotation(rot))

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -76,6 +77,9 @@ func (a *admin) createToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if !a.printable(w, &b) {
+		return
+	}
 	spec, err := TokenSpecFor(a.d.Directory, b.User, b.Role, b.Keys, b.Team, b.Expires, principalOf(r).ID)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -117,6 +121,12 @@ func TokenSpecFor(dir *auth.Directory, user, role, keys, team, expires, by strin
 	spec := auth.TokenSpec{User: dir.Canonical(user), CreatedBy: by}
 	if spec.User == "" {
 		return spec, errUsage("user is required (the person the token acts as, e.g. their email)")
+	}
+	if err := PrintableText("user", spec.User); err != nil {
+		return spec, err
+	}
+	if err := auth.Reserved(spec.User); err != nil {
+		return spec, fmt.Errorf("user: %w: a token acts as a person", err)
 	}
 	rl, err := auth.ParseRole(role)
 	if err != nil {

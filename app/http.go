@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -142,7 +141,7 @@ func (d *Daemon) metrics(h http.Handler) http.Handler {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if cred, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && auth.Equal(cred, d.metricsToken) {
+		if cred, ok := auth.BearerCredential(r.Header.Get("Authorization")); ok && auth.Equal(cred, d.metricsToken) {
 			h.ServeHTTP(w, r)
 			return
 		}
@@ -187,7 +186,7 @@ func statusOf(err error) int {
 	case errors.Is(err, rotator.ErrActiveRotation), errors.Is(err, rotator.ErrDecided), errors.Is(err, rotator.ErrConflict),
 		errors.Is(err, rotator.ErrBadState), errors.Is(err, rotator.ErrNoGate):
 		return http.StatusConflict
-	case errors.Is(err, rotator.ErrNotApprover), errors.Is(err, rotator.ErrSelfApproval):
+	case errors.Is(err, rotator.ErrNotApprover), errors.Is(err, rotator.ErrSelfApproval), errors.Is(err, rotator.ErrCountedTwice):
 		return http.StatusForbidden
 	case errors.Is(err, rotator.ErrRejected):
 		return http.StatusUnprocessableEntity

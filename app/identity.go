@@ -127,7 +127,9 @@ func (d *Daemon) buildAuth() error {
 }
 
 // canonicalDecider makes sure only canonical identities reach the
-// engine's self-approval and two-person checks, whatever the channel.
+// engine's self-approval and two-person checks, whatever the channel, and
+// that none is a name rekey reserves for itself (a Slack user mapped to
+// "scheduler" or "break-glass:…" by a configured identity decides nothing).
 type canonicalDecider struct {
 	rotator.Decider
 	dir *auth.Directory
@@ -135,6 +137,9 @@ type canonicalDecider struct {
 
 func (c canonicalDecider) Decide(ctx context.Context, req rotator.ApproveRequest) (*rotator.Rotation, error) {
 	req.Approver = c.dir.Canonical(req.Approver)
+	if err := auth.Reserved(req.Approver); err != nil {
+		return nil, fmt.Errorf("%w: %w", err, rotator.ErrNotApprover)
+	}
 	return c.Decider.Decide(ctx, req)
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -121,14 +122,15 @@ func (c *pingCache) do(now time.Time, ping func() error) error {
 	return c.err
 }
 
-// fail answers err: its own status and text for the engine's errors (not
-// found, conflict, refused…, prefixed by what), and for anything else —
-// which may carry driver text naming the database, its user or host — a
-// generic answer, the error going to the log only: 503 while the store
-// does not answer, 500 otherwise.
+// fail answers err: a fixed text for the engine's and the store's errors
+// (not found, conflict, already decided…), or the engine's own refusal
+// (self-approval, not in this state…), prefixed by what; for anything
+// else — which may carry driver text naming the database, its user or
+// host — a generic answer: 503 while the store does not answer, 500
+// otherwise. The full error goes to the log only.
 func (d *Daemon) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
-	if st := statusOf(err); st != http.StatusInternalServerError {
-		writeError(w, st, what+err.Error())
+	if st, msg := d.clientError(r, strings.TrimSuffix(what, ": "), err); st != http.StatusInternalServerError {
+		writeError(w, st, msg)
 		return
 	}
 	if d.pingStore(r.Context()) != nil {

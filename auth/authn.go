@@ -45,8 +45,8 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request) (*Pri
 	if len(h) != 1 {
 		return nil, fmt.Errorf("%w: one Authorization: Bearer header is required", ErrUnauthenticated)
 	}
-	cred, ok := strings.CutPrefix(h[0], "Bearer ")
-	if !ok || cred == "" {
+	cred, ok := BearerCredential(h[0])
+	if !ok {
 		return nil, fmt.Errorf("%w: one Authorization: Bearer header is required", ErrUnauthenticated)
 	}
 	now := time.Now()
@@ -65,7 +65,10 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request) (*Pri
 		if !t.Live(now) {
 			return nil, fmt.Errorf("%w: token %s is revoked or expired", ErrUnauthenticated, t.ID)
 		}
-		return &Principal{ID: t.User, Via: "token", TokenID: t.ID, Grants: []Grant{t.Grant}}, nil
+		if err := Reserved(t.User); err != nil { // issued before reserved names were refused
+			return nil, fmt.Errorf("%w: token %s: %v", ErrUnauthenticated, t.ID, err)
+		}
+		return &Principal{ID: t.User, Via: "token", TokenID: t.ID, TokenCreator: t.CreatedBy, Grants: []Grant{t.Grant}}, nil
 	case strings.Count(cred, ".") == 2 && a.OIDC != nil:
 		p, err := a.OIDC.Authenticate(ctx, cred)
 		if err != nil {
@@ -76,6 +79,18 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request) (*Pri
 		return &Principal{ID: BootstrapID, Via: "bootstrap", Grants: []Grant{{Role: RoleAdmin}}}, nil
 	}
 	return nil, ErrUnauthenticated
+}
+
+// BearerCredential returns the credential of an Authorization header
+// value of the Bearer scheme, whose name is case-insensitive (RFC 7235):
+// "Bearer", "bearer" and "BEARER" are one scheme.
+func BearerCredential(h string) (string, bool) {
+	scheme, cred, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	cred = strings.TrimLeft(cred, " ")
+	return cred, cred != ""
 }
 
 // Equal compares two secrets in constant time (of their hashes, so that

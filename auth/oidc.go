@@ -112,6 +112,9 @@ func (o *OIDC) Authenticate(ctx context.Context, raw string) (*Principal, error)
 		}
 	}
 	p := &Principal{ID: o.dir.Canonical(id), Via: "oidc"}
+	if err := Reserved(p.ID); err != nil {
+		return nil, fmt.Errorf("oidc: %w", err)
+	}
 	groups, _ := claims[o.cfg.GroupsClaim].([]any)
 	for _, g := range groups {
 		if s, ok := g.(string); ok {

@@ -65,12 +65,13 @@ func startIDP(t *testing.T) *idp {
 		"ana": {ID: "u-ana", Username: "ana", Password: "pw-ana", Email: "Ana@Example.com", EmailVerified: true, PreferredLanguage: language.English},
 		"eve": {ID: "u-eve", Username: "eve", Password: "pw-eve", Email: "eve@example.com", EmailVerified: false, PreferredLanguage: language.English},
 		"bob": {ID: "u-bob", Username: "bob", Password: "pw-bob", Email: "bob@example.com", EmailVerified: true, PreferredLanguage: language.English},
+		"svc": {ID: "u-svc", Username: "svc", Password: "pw-svc", Email: "Scheduler", EmailVerified: true, PreferredLanguage: language.English},
 	}
 	st := storage.NewStorageWithClients(users, map[string]*storage.Client{
 		"rekey": storage.WebClient("rekey", "rekey-secret", idpRedirect),
 		"other": storage.WebClient("other", "other-secret", idpRedirect),
 	})
-	gs := groupStorage{Storage: st, groups: map[string][]string{"u-ana": {"secops", "unrelated"}, "u-bob": {"nobody"}}}
+	gs := groupStorage{Storage: st, groups: map[string][]string{"u-ana": {"secops", "unrelated"}, "u-bob": {"nobody"}, "u-svc": {"secops"}}}
 	router := exampleop.SetupServer(issuer, gs, nil, false, op.WithAllowInsecure())
 	srv := &http.Server{Handler: router, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
@@ -171,6 +172,18 @@ func TestOIDCAgainstARealProvider(t *testing.T) {
 			}
 		})
 	}
+	// An identity rekey records for itself, given by the provider or
+	// reached through an alias, is refused: nobody acts as the scheduler
+	// or as break-glass.
+	t.Run("reserved identities", func(t *testing.T) {
+		if pr, err := verifier(p.issuer, "rekey", nil).Authenticate(t.Context(), p.login("rekey", "svc", "pw-svc")); err == nil {
+			t.Errorf("the identity %q was accepted", pr.ID)
+		}
+		aliased := NewOIDC(OIDCConfig{Issuer: p.issuer, Audience: "rekey", Groups: groups}, NewDirectory(map[string]string{"ana@example.com": "break-glass:root@vm"}))
+		if pr, err := aliased.Authenticate(t.Context(), good); err == nil {
+			t.Errorf("the identity %q was accepted", pr.ID)
+		}
+	})
 	t.Run("no matching group has no role", func(t *testing.T) {
 		pr, err := verifier(p.issuer, "rekey", nil).Authenticate(t.Context(), p.login("rekey", "bob", "pw-bob"))
 		if err != nil {

@@ -117,8 +117,11 @@ type Principal struct {
 	// Via names how it authenticated: token, oidc, bootstrap.
 	Via    string
 	Grants []Grant
-	// TokenID is the API token used, if any.
-	TokenID string
+	// TokenID is the API token used, if any, and TokenCreator who
+	// created it: they saw the token once, so what it does is also theirs
+	// for the self-approval and two-person rules.
+	TokenID      string
+	TokenCreator string
 }
 
 // Can reports whether p may take action a on key k.
@@ -180,4 +183,25 @@ func (d *Directory) Canonical(id string) string {
 		}
 	}
 	return c
+}
+
+// ReservedIdentities are the names rekey records for its own actions: the
+// engine ("rekey"), the scheduler, and the bootstrap token ("admin").
+var ReservedIdentities = []string{"rekey", "scheduler", BootstrapID}
+
+// Reserved refuses an identity no person may hold: one of
+// ReservedIdentities, or anything in the "kind:name" form rekey uses for
+// channels and sources (break-glass:…, exposure:…, departure:…,
+// github:…, slack:…). A token or an OIDC identity with such a name would
+// make the audit trail attribute a person's actions to rekey itself.
+func Reserved(id string) error {
+	c := Canonical(id)
+	if slices.Contains(ReservedIdentities, c) {
+		return fmt.Errorf("identity %q is reserved: rekey records its own actions under it", c)
+	}
+	if kind, _, ok := strings.Cut(c, ":"); ok {
+		return fmt.Errorf("identity %q is reserved: the %q form names rekey's own channels and sources (break-glass:, exposure:, departure:, github:, slack:…), never a person; map it to a person's identity in auth.identities",
+			c, kind+":")
+	}
+	return nil
 }

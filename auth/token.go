@@ -66,6 +66,9 @@ func CreateToken(ctx context.Context, s TokenStore, spec TokenSpec, now time.Tim
 	if user == "" {
 		return "", TokenRecord{}, errors.New("token: a user is required")
 	}
+	if err := Reserved(user); err != nil {
+		return "", TokenRecord{}, fmt.Errorf("token: %w", err)
+	}
 	if _, err := ParseRole(string(spec.Grant.Role)); err != nil {
 		return "", TokenRecord{}, fmt.Errorf("token: %w", err)
 	}

@@ -76,6 +76,19 @@ func (w *world) token(user, role string) string {
 	return strings.TrimSpace(out)
 }
 
+// tokenFromLead is a token for user created through the admin API by a
+// person (lead@example.com), not by the break-glass account: it may
+// approve rotations the break-glass account started (a token's decisions
+// are also its creator's, docs/SECURITY.md).
+func (w *world) tokenFromLead(user, role string) string {
+	w.t.Helper()
+	out, errOut, code := w.client(w.token("lead@example.com", "admin")).rekey("", "token", "create", "--user", user, "--role", role)
+	if code != 0 {
+		w.t.Fatalf("token create --user %s as lead: exit %d: %s", user, code, errOut)
+	}
+	return strings.TrimSpace(out)
+}
+
 // Through REKEY_ADDR and REKEY_TOKEN, from an empty directory with no
 // configuration and no secret in the environment, people see, rotate and
 // approve; the requester cannot approve their own rotation (exit 3); the

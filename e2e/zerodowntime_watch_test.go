@@ -24,8 +24,8 @@ func TestWatchIgnoresTrafficFromBeforeTheRevoke(t *testing.T) {
 	s.waitFor(r.ID, "held at max_wait", 30*time.Second, func(r zdRotation) bool { return r.Hold == "drain_timeout" })
 	fixed := broken.stop()
 	// Another person than the requester (the break-glass account that
-	// started it), through the admin API.
-	oncall := s.w.client(s.w.token("oncall@example.com", "approver"))
+	// started it), through the admin API, with a token it did not create.
+	oncall := s.w.client(s.w.tokenFromLead("oncall@example.com", "approver"))
 	if out, errOut, code := oncall.rekey("", "approve", r.ID, "--comment", "the broken caller is fixed"); code != 0 {
 		t.Fatalf("approve: exit %d: %s%s", code, out, errOut)
 	}

@@ -136,35 +136,73 @@ func (e *Engine) breakerContains(ctx context.Context, k *Key, source string) boo
 	return true
 }
 
+// Release is one contained rotation's part in a breaker release.
+type Release struct {
+	RotationID string
+	Key        string
+	// Err is why it was not released (nil: released).
+	Err error
+}
+
 // ReleaseBreaker is a responder's decision to let contained emergencies
-// revoke: each waiting one is approved by actor, and counting starts over.
-func (e *Engine) ReleaseBreaker(ctx context.Context, actor, via string) ([]string, error) {
+// revoke: each one waiting, whose key may(key) allows (the caller's
+// responder check), is approved by by
+// (Approver, Via and the token it acts with), each on its own — one that
+// cannot be released does not stop the others. When restart is set,
+// counting starts over (a decision for the whole fleet, which the caller
+// allows only to whoever may act on every key).
+func (e *Engine) ReleaseBreaker(ctx context.Context, by ApproveRequest, may func(key string) bool, restart bool) ([]Release, error) {
+	actor, via := by.Approver, by.Via
 	if CanonicalIdentity(actor) == "" {
 		return nil, fmt.Errorf("a responder is required: %w", ErrNotApprover)
 	}
 	st := e.loadBreaker(ctx)
-	st.ReleasedAt, st.ReleasedBy = e.clock.Now(), actor
-	if err := e.saveBreaker(ctx, st); err != nil {
-		return nil, err
+	if restart {
+		st.ReleasedAt, st.ReleasedBy = e.clock.Now(), actor
+		if err := e.saveBreaker(ctx, st); err != nil {
+			return nil, err
+		}
 	}
 	active, err := e.store.ListRotations(ctx, RotationFilter{Mode: ModeEmergency, ActiveOnly: true})
 	if err != nil {
 		return nil, err
 	}
+	var out []Release
 	var released []string
 	for _, r := range active {
 		if r.Contain != ContainBreaker || r.Phase != PhaseRevoking || r.Hold != HoldApproval {
 			continue
 		}
-		if _, err := e.Decide(ctx, ApproveRequest{RotationID: r.ID, Gate: GateRevoke, Approver: actor, Verdict: VerdictApprove, Via: via, Comment: "breaker released"}); err != nil {
-			return released, fmt.Errorf("release %s: %w", r.ID, err)
+		rel := Release{RotationID: r.ID, Key: r.Key}
+		if may != nil && !may(r.Key) {
+			rel.Err = fmt.Errorf("%s may not release emergencies of key %s: %w", actor, r.Key, ErrNotApprover)
+		} else {
+			req := by
+			req.RotationID, req.Gate, req.Verdict, req.Comment, req.Responder = r.ID, GateRevoke, VerdictApprove, "breaker released", true
+			if _, err := e.Decide(ctx, req); err != nil {
+				rel.Err = fmt.Errorf("release %s: %w", r.ID, err)
+			} else {
+				released = append(released, r.ID)
+			}
 		}
-		released = append(released, r.ID)
+		out = append(out, rel)
 	}
-	if err := e.record(ctx, nil, []AuditEvent{{At: st.ReleasedAt, Actor: actor, Action: "breaker.released", Detail: map[string]string{"via": via, "rotations": fmt.Sprint(released)}}},
-		Event{Kind: EventBreaker, Severity: SeverityWarning, Actor: actor, Message: fmt.Sprintf("emergency breaker released by %s: %d contained emergencies revoke now", actor, len(released))}); err != nil {
-		return released, err
+	if !restart && len(released) == 0 {
+		return out, nil
 	}
-	e.metrics.breaker(false)
-	return released, nil
+	at := e.clock.Now()
+	msg := fmt.Sprintf("emergency breaker released by %s: %d contained emergencies revoke now", actor, len(released))
+	if !restart {
+		msg = fmt.Sprintf("%s released %d contained emergencies of the keys in their scope; the breaker keeps counting", actor, len(released))
+	}
+	detail := map[string]string{"via": via, "rotations": fmt.Sprint(released), "restart": fmt.Sprint(restart)}
+	if by.TokenID != "" {
+		detail["token"], detail["token_created_by"] = by.TokenID, by.TokenCreator
+	}
+	if err := e.record(ctx, nil, []AuditEvent{{At: at, Actor: actor, Action: "breaker.released", Detail: detail}},
+		Event{Kind: EventBreaker, Severity: SeverityWarning, Actor: actor, Message: msg}); err != nil {
+		return out, err
+	}
+	_, _ = e.Breaker(ctx) // the gauge: still open while any stays contained
+	return out, nil
 }

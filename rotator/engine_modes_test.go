@@ -47,6 +47,53 @@ func TestApprovalGates(t *testing.T) {
 			},
 			want: rotator.PhaseAwaitingApproval,
 		},
+		"a token created by the requester cannot approve": {
+			steps: func(t *testing.T, e *env, id string) {
+				_, err := e.engine.Decide(e.ctx, rotator.ApproveRequest{RotationID: id, Approver: "bob", Verdict: rotator.VerdictApprove, Via: "api",
+					TokenID: "tok_1", TokenCreator: " Tester"})
+				if !errors.Is(err, rotator.ErrSelfApproval) {
+					t.Fatalf("approval with a token the requester created: %v", err)
+				}
+			},
+			want: rotator.PhaseAwaitingApproval,
+		},
+		"a token does not count twice with its creator": {
+			steps: func(t *testing.T, e *env, id string) {
+				withToken := func(who, creator string) error {
+					_, err := e.engine.Decide(e.ctx, rotator.ApproveRequest{RotationID: id, Approver: who, Verdict: rotator.VerdictApprove, Via: "api",
+						TokenID: "tok_" + who, TokenCreator: creator})
+					return err
+				}
+				if err := withToken("carol", "bob"); err != nil {
+					t.Fatal(err)
+				}
+				if err := approve(e, id, "bob"); !errors.Is(err, rotator.ErrCountedTwice) {
+					t.Fatalf("the creator of the token that approved approves too: %v", err)
+				}
+				evs, err := e.store.Audit(e.ctx, rotator.AuditFilter{RotationID: id})
+				if err != nil {
+					t.Fatal(err)
+				}
+				i := slices.IndexFunc(evs, func(ev rotator.AuditEvent) bool { return ev.Action == "decision.approve" })
+				if i < 0 || evs[i].Actor != "carol" || evs[i].Detail["token"] != "tok_carol" || evs[i].Detail["token_created_by"] != "bob" {
+					t.Fatalf("the decision's audit does not name its token and creator: %+v", evs)
+				}
+			},
+			want: rotator.PhaseAwaitingApproval,
+		},
+		"a creator's token does not count twice with the creator's own approval": {
+			steps: func(t *testing.T, e *env, id string) {
+				if err := approve(e, id, "bob"); err != nil {
+					t.Fatal(err)
+				}
+				_, err := e.engine.Decide(e.ctx, rotator.ApproveRequest{RotationID: id, Approver: "carol", Verdict: rotator.VerdictApprove, Via: "api",
+					TokenID: "tok_2", TokenCreator: "Bob"})
+				if !errors.Is(err, rotator.ErrCountedTwice) {
+					t.Fatalf("a token bob created approves after bob: %v", err)
+				}
+			},
+			want: rotator.PhaseAwaitingApproval,
+		},
 		"deny ends it": {
 			steps: func(t *testing.T, e *env, id string) {
 				if _, err := e.engine.Decide(e.ctx, rotator.ApproveRequest{RotationID: id, Approver: "bob", Verdict: rotator.VerdictDeny}); err != nil {

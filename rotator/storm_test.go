@@ -54,9 +54,13 @@ func (w *crashWorld) reportCurrent(key, id, via string) rotator.ExposureResult {
 // Twenty exposures within a minute: the first five revoke at once, the
 // breaker opens with one critical notification, the other fifteen wait for
 // a responder, and one release lets them all revoke. A source exempt from
-// the breaker (one that proves possession) is never contained.
+// the breaker (one that proves possession) is never contained. The release
+// is a responder's, whatever the keys' approval.approvers, and it handles
+// each rotation on its own: one key the responder may not release leaves
+// the others released.
 func TestEmergencyBreakerContainsAStorm(t *testing.T) {
 	w := newCrashWorld(t, true)
+	w.key.Approval.Approvers = []string{"alice@example.com", "bob@example.com"} // not the responder
 	w.fleet(20)
 	w.engine.Close(time.Second)
 	w.restart("")
@@ -110,9 +114,23 @@ func TestEmergencyBreakerContainsAStorm(t *testing.T) {
 		w.engine.RunOnce(w.ctx)
 		w.clock.Advance(time.Minute)
 	}
-	released, err := w.engine.ReleaseBreaker(w.ctx, "oncall@example.com", "cli")
-	if err != nil || len(released) != 15 {
-		t.Fatalf("released %d (%v), want 15", len(released), err)
+	by := rotator.ApproveRequest{Approver: "oncall@example.com", Via: "cli"}
+	res, err := w.engine.ReleaseBreaker(w.ctx, by, func(key string) bool { return key != "key-7" }, false)
+	if err != nil || len(res) != 15 {
+		t.Fatalf("release: %d results (%v), want 15", len(res), err)
+	}
+	for _, rel := range res {
+		if (rel.Err == nil) == (rel.Key == "key-7") {
+			t.Fatalf("release of %s (%s): %v", rel.RotationID, rel.Key, rel.Err)
+		}
+	}
+	for range 5 {
+		w.engine.RunOnce(w.ctx)
+		w.clock.Advance(time.Minute)
+	}
+	res, err = w.engine.ReleaseBreaker(w.ctx, by, nil, true)
+	if err != nil || len(res) != 1 || res[0].Key != "key-7" || res[0].Err != nil {
+		t.Fatalf("second release: %+v (%v)", res, err)
 	}
 	for range 40 {
 		w.engine.RunOnce(w.ctx)
