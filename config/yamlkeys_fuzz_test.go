@@ -1,0 +1,101 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"testing"
+)
+
+// yamlSplitSeeds are files around the edges of the subset the line
+// reader of the key list accepts (yamlkeys.go).
+var yamlSplitSeeds = []string{
+	"store: {path: x.db}\nkeys:\n  - {name: a, issuer: demo, owners: [t@example.com], sinks: [{sink: s}]}\n  - {name: b, sinks: [{sink: s, path: p/q}]}\nsinks: []\n",
+	"keys:\n- {name: a}\n- {name: b, verify: true, bootstrap: False, params: {n: 12, f: 1.5, d: 2001-12-14, z: 0x1F}}\n",
+	"keys:\n  - {name: a}  # a comment\n\n  # between\n  - {name: 'b c', issuer: \"d e\"}\nzzz: 1\n",
+	"keys:\n  - {name: a, name: b}\n",
+	"keys:\n  - {name: a}\n    - {name: b}\n",
+	"keys:\n  - {name: a}\nkeys:\n  - {name: b}\n",
+	"a: &x {name: a}\nkeys:\n  - *x\n",
+	"a: \"x\nkeys:\n  - {name: a}\n\"\n",
+	"a: |\n  x\nkeys:\n  - {name: a}\n",
+	"<<: {keys: [{name: z}]}\nkeys:\n  - {name: a}\n",
+	"keys:\n  - {name: a, policies: {max_age: 30d, warn_before: 7d}}\n---\nkeys: []\n",
+	"keys:\n  - {name: a, owners: [x y, z]}\n  - {name: null, issuer: ~}\n",
+	"keys:\n  - {name: a, sinks: [{sink: s, params: {k: v}}], colour: red}\n  - {name: [1]}\n",
+	"{keys: [{name: a}]}\n",
+	"keys:\n  - {name: a}\n  - name: b\n",
+	"keys:\n  - {name: a}\n- {name: b}\n",
+	"keys:\n  - {name: a}\n  - {name: a:b}\n  - {name: a #b}\n",
+	"keys:\n  - {name: a} #c\n  - {name: b}#c\n",
+	"daemon: {listen: 127.0.0.1:0}\nkeys:\n  - {name: a, policies: {max_age: soon}}\ndefaults: {policies: {max_age: 90d}}\n",
+}
+
+// FuzzSplitYAMLKeysMatchesWholeFile: for any YAML file, reading the key
+// list line by line (when the file is in the subset that path accepts)
+// gives exactly what parsing the whole file gives — the same configuration
+// and the same errors in the same order.
+func FuzzSplitYAMLKeysMatchesWholeFile(f *testing.F) {
+	for _, seed := range yamlSplitSeeds {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, doc string) {
+		if len(doc) > 16<<10 {
+			return
+		}
+		checkYAMLSplit(t, doc)
+	})
+}
+
+func checkYAMLSplit(t *testing.T, doc string) (split bool) {
+	t.Helper()
+	gotCfg, split, gotErr := parseSplit([]byte(doc), "rekey.yaml", "/etc/rekey")
+	if !split {
+		return false
+	}
+	wantCfg, wantErr := parseWhole([]byte(doc), "rekey.yaml", "/etc/rekey")
+	if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+		t.Fatalf("errors differ for %q:\n%v\nwant\n%v", doc, gotErr, wantErr)
+	}
+	if !reflect.DeepEqual(gotCfg, wantCfg) {
+		t.Fatalf("configurations differ for %q:\n%+v\nwant\n%+v", doc, gotCfg, wantCfg)
+	}
+	return true
+}
+
+// TestSplitYAMLKeys: the line reader takes generated lists (so the fuzz
+// test above compares something) and declines what it cannot prove the
+// parser reads the same way.
+func TestSplitYAMLKeys(t *testing.T) {
+	for _, doc := range []string{
+		yamlSplitSeeds[0], yamlSplitSeeds[2], yamlSplitSeeds[12], yamlSplitSeeds[18],
+		"keys:\n- {name: a}\n- {name: b, verify: true, bootstrap: False, params: {n: 12, f: 1.5, z: 0x1F}}\n",
+	} {
+		if !checkYAMLSplit(t, doc) {
+			t.Errorf("the line reader declined %q", doc)
+		}
+	}
+	for _, doc := range []string{
+		"keys:\n  - {name: a, name: b}\n",                 // duplicate key: the parser's error
+		"a: &x {name: a}\nkeys:\n  - *x\n",                // alias
+		"a: \"x\nkeys:\n  - {name: a}\n\"\n",              // inside a quoted scalar
+		"<<: {keys: [{name: z}]}\nkeys:\n  - {name: a}\n", // merge key
+		"keys:\n  - {name: a}\n---\nkeys: []\n",           // two documents
+		"keys:\n  - {name: a}\n  - name: b\n",             // block mapping
+		"keys:\n  - {name: a, d: 2001-12-14}\n",           // a timestamp
+		"keys:\n  - {name: \"a\\tb\"}\n",                  // an escape
+		"keys:\n  - {name: a}\r\n",                        // CR
+		"\xef\xbb\xbfkeys:\n  - {name: a}\n",              // BOM
+		"keys:\n  - {name: a,\n     issuer: b}\n",         // a flow mapping over two lines
+		"keys:\n  - {name: a} # caf\xc3\xa9\n",            // not ASCII
+		"keys:\n  - !!map {name: a}\n",                    // tag
+		"keys:\n  - {name: a}\nkeys:\n  - {name: b}\n",    // duplicate list
+		"%YAML 1.2\n---\nkeys:\n  - {name: a}\n",          // directive
+		"keys: \n  - {name: a}\n",                         // not exactly "keys:"
+		"x:\n  keys:\n  - {name: a}\n",                    // not at the root
+		"keys:\n  - {name: a, 1: b}\n",                    // a key that is not a string
+	} {
+		if _, split, _ := parseSplit([]byte(doc), "rekey.yaml", ""); split {
+			t.Errorf("the line reader took %q", doc)
+		}
+	}
+}
