@@ -64,19 +64,20 @@ func (kl *keyList) decode(keys *[]Key, errs *Errors) (ok bool) {
 			emit(x)
 		}
 		return true
-	}, keys, errs)
+	}, 0, keys, errs)
 }
 
 // decodeKeyItems decodes the items produce emits (each as the YAML or
 // JSON parser would have produced it) into keys in another goroutine, a
 // batch at a time, in order, with the paths Decode gives them; ok is false
-// when produce gives up (nothing is stored then).
-func decodeKeyItems(produce func(emit func(any)) bool, keys *[]Key, errs *Errors) bool {
+// when produce gives up (nothing is stored then). n is how many items
+// produce emits, when known (0: unknown).
+func decodeKeyItems(produce func(emit func(any)) bool, n int, keys *[]Key, errs *Errors) bool {
 	batches := make(chan []any, 2)
 	done := make(chan []Key)
 	var decErrs Errors
 	go func() {
-		out := []Key{}
+		out := make([]Key, 0, n)
 		for b := range batches {
 			for _, x := range b {
 				i := len(out)

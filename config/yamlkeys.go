@@ -397,5 +397,5 @@ func decodeYAMLItems(items [][]byte, keys *[]Key, errs *Errors) bool {
 			emit(v)
 		}
 		return true
-	}, keys, errs)
+	}, len(items), keys, errs)
 }
