@@ -64,14 +64,15 @@ func (kl *keyList) decode(keys *[]Key, errs *Errors) (ok bool) {
 			emit(x)
 		}
 		return true
-	}, 0, keys, errs)
+	}, bytes.Count(kl.json, []byte(`"name"`)), keys, errs) // each key names itself once, usually
 }
 
 // decodeKeyItems decodes the items produce emits (each as the YAML or
 // JSON parser would have produced it) into keys in another goroutine, a
 // batch at a time, in order, with the paths Decode gives them; ok is false
-// when produce gives up (nothing is stored then). n is how many items
-// produce emits, when known (0: unknown).
+// when produce gives up (nothing is stored then). n is about how many
+// items produce emits (0: unknown); a slice with much room to spare is
+// copied to its length.
 func decodeKeyItems(produce func(emit func(any)) bool, n int, keys *[]Key, errs *Errors) bool {
 	batches := make(chan []any, 2)
 	done := make(chan []Key)
