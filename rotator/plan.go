@@ -50,9 +50,10 @@ func (e *Engine) PlanFrom(ctx context.Context, states map[string]KeyState, now t
 	decom := e.decommissionedSet(ctx)
 	out := make([]PlanItem, 0, len(e.keyOrder))
 	for _, name := range e.keyOrder {
-		it := e.planKey(e.keys[name], states[name], now, decom[name])
-		if states[name].Active == nil {
-			flagLingering(e.keys[name], states[name].Previous, &it)
+		k, st := e.keys[name], states[name] // looked up once: 100,000 keys
+		it := e.planKey(k, st, now, decom[name])
+		if st.Active == nil {
+			flagLingering(k, st.Previous, &it)
 		}
 		out = append(out, it)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rekeyhq/rekey/app"
+	"github.com/rekeyhq/rekey/rotator"
 )
 
 func cmdPlan(c *cli) *cobra.Command {
@@ -74,11 +75,31 @@ func cmdStatus(c *cli) *cobra.Command {
 	}
 }
 
+// keyRow is what the status table shows of a key (app.KeyView): the
+// answer's other fields, each key's gate proof above all, are not decoded.
+type keyRow struct {
+	Name       string              `json:"name"`
+	Generation int                 `json:"generation"`
+	Age        *int64              `json:"age"`
+	NextDue    string              `json:"next_due"`
+	State      string              `json:"state"`
+	Sinks      []string            `json:"sinks"`
+	Lingering  []rotator.Lingering `json:"lingering"`
+}
+
 func (c *cli) status(ctx context.Context, cl *client) error {
 	var keys struct {
-		Keys []app.KeyView `json:"keys"`
+		Keys []keyRow `json:"keys"`
 	}
-	rawKeys, err := cl.get(ctx, "/v1/keys", &keys)
+	var rawKeys struct {
+		Keys json.RawMessage `json:"keys"`
+	}
+	var err error
+	if c.output == "json" { // printed as answered: no need to decode each key
+		_, err = cl.get(ctx, "/v1/keys", &rawKeys)
+	} else {
+		_, err = cl.get(ctx, "/v1/keys", &keys)
+	}
 	if err != nil {
 		return err
 	}
@@ -96,11 +117,7 @@ func (c *cli) status(ctx context.Context, cl *client) error {
 			Rotations json.RawMessage `json:"rotations"`
 		}
 		_ = json.Unmarshal(rawActive, &a)
-		var k struct {
-			Keys json.RawMessage `json:"keys"`
-		}
-		_ = json.Unmarshal(rawKeys, &k)
-		return printJSON(c.stdout, map[string]any{"keys": k.Keys, "active_rotations": a.Rotations})
+		return printJSON(c.stdout, map[string]any{"keys": rawKeys.Keys, "active_rotations": a.Rotations})
 	}
 	t := newTable("KEY", "GEN", "AGE", "NEXT DUE", "STATE", "SINKS")
 	for _, k := range keys.Keys {
