@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -43,6 +44,100 @@ func FuzzSplitYAMLKeysMatchesWholeFile(f *testing.F) {
 			return
 		}
 		checkYAMLSplit(t, doc)
+	})
+}
+
+// yamlScalars and yamlTokens are what FuzzSplitYAMLKeysGenerated writes
+// files with: the subset's scalars and pieces, and YAML around its edges.
+var (
+	yamlScalars = []string{"a", "b1", "k-0", "x y", "a.b@c/d+e", "true", "False", "NULL", "null", "~", "1", "0x1F", "1e3", "07", "1_000",
+		"-1", ".5", "2001-12-14", "90d", "1:2", "a:b", "'s q'", "\"d q\"", "''", "\"\"", "'it''s'", "\"e\\tx\"", "<<", "y", "on",
+		"1 2", "0o7", "+1", "1.", "name", "keys", "12345678901234567890", "0b1", ".inf", "a #b", "a#b", "a ", " a"}
+	yamlTokens = []string{"keys:\n", "  - {", "- {", "    - {", "{", "}", "[", "]", ", ", ",", ": ", ":", " ", "  ", " # c", "#", "\n",
+		"\n\n", "---\n", "...\n", "%YAML 1.2\n", "&a ", "*a", "!!str ", "|\n", ">-\n", "? ", "\t", "\r\n", "\xef\xbb\xbf",
+		"\xc3\xa9", "x: |\n  ", "y: \"", "z: [\n", "  # comment\n", "\x00", "\x7f", "  - name: a\n", "    issuer: b\n"}
+	// yamlTops are top-level entries around the key list.
+	yamlTops = []string{"store: {path: x.db}\n", "sinks: [{name: s, type: file}]\n", "defaults: {policies: {max_age: 30d}}\n",
+		"issuers: [{name: a, type: random}]\n", "x: |\n  keys:\n"}
+)
+
+// choices reads a fuzz input as a stream of choices (0 once it is used up).
+type choices []byte
+
+func (c *choices) next(n int) int {
+	if len(*c) == 0 {
+		return 0
+	}
+	b := (*c)[0]
+	*c = (*c)[1:]
+	return int(b) % n
+}
+
+// value writes a flow value of at most depth levels.
+func (c *choices) value(b *strings.Builder, depth int) {
+	switch k := c.next(6); {
+	case k == 0 && depth > 0:
+		c.mapping(b, depth-1)
+	case k == 1 && depth > 0:
+		b.WriteString("[")
+		for i := range c.next(4) {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			c.value(b, depth-1)
+		}
+		b.WriteString("]")
+	default:
+		b.WriteString(yamlScalars[c.next(len(yamlScalars))])
+	}
+}
+
+func (c *choices) mapping(b *strings.Builder, depth int) {
+	b.WriteString("{")
+	for i := range c.next(5) {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString([]string{"name", "issuer", "owners", "sinks", "sink", "path", "params", "verify", "policies", "max_age",
+			"colour", "'q k'", "\"d k\"", "1", "true", "a b"}[c.next(16)])
+		b.WriteString(": ")
+		c.value(b, depth)
+	}
+	b.WriteString("}")
+}
+
+// FuzzSplitYAMLKeysGenerated is FuzzSplitYAMLKeysMatchesWholeFile over
+// files the input writes as choices: key lists in the subset, with a
+// token of YAML around its edges dropped in here and there, so that the
+// line reader's accepting paths are taken far more often than with random
+// bytes.
+func FuzzSplitYAMLKeysGenerated(f *testing.F) {
+	for _, seed := range []string{"", "\x01\x02\x03\x04\x05\x06\x07\x08\x09", "\x00\x05\x01\x03\x07\x00\x02\x00\x04\x01\x09"} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		c := choices(in)
+		var b strings.Builder
+		for range c.next(3) {
+			b.WriteString(yamlTops[c.next(len(yamlTops))])
+		}
+		b.WriteString("keys:\n")
+		indent := []string{"", "  ", "    "}[c.next(3)]
+		for range 1 + c.next(4) {
+			b.WriteString(indent + "- ")
+			c.mapping(&b, 2)
+			if c.next(4) == 0 {
+				b.WriteString(" # c")
+			}
+			b.WriteString("\n")
+			if c.next(3) == 0 { // a token of YAML around the edges
+				b.WriteString(yamlTokens[c.next(len(yamlTokens))])
+			}
+		}
+		if c.next(2) == 0 {
+			b.WriteString(yamlTops[c.next(len(yamlTops))])
+		}
+		checkYAMLSplit(t, b.String())
 	})
 }
 
