@@ -146,6 +146,7 @@ type flowLine struct {
 	s     []byte
 	i     int
 	cache map[string]any // plain scalars that start with a digit, as YAML resolves them
+	strs  map[string]string
 }
 
 func (p *flowLine) item() (any, error) {
@@ -320,7 +321,26 @@ func (p *flowLine) plain() string {
 		end = p.i
 	}
 	p.i = end
-	return string(p.s[start:end])
+	return p.str(p.s[start:end])
+}
+
+// str is b as a string, one string per distinct short value: the names of
+// fields, issuers, sinks and teams repeat over 100,000 keys.
+func (p *flowLine) str(b []byte) string {
+	if len(b) > 32 {
+		return string(b)
+	}
+	if s, ok := p.strs[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(p.strs) < 4096 {
+		if p.strs == nil {
+			p.strs = map[string]string{}
+		}
+		p.strs[s] = s
+	}
+	return s
 }
 
 // resolved is what YAML makes of a plain scalar that starts with a digit
@@ -357,7 +377,7 @@ func (p *flowLine) quoted() (string, error) {
 		switch {
 		case c == q:
 			p.i++
-			return string(p.s[start : p.i-1]), nil
+			return p.str(p.s[start : p.i-1]), nil
 		case c < 0x20 || c > 0x7e || c == '\\' || c == '"' || c == '\'':
 			return "", errDecline
 		}
