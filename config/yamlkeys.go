@@ -32,7 +32,8 @@ import (
 //     "- {…}" at one indentation, the mapping on one line, written with
 //     plain scalars of letters, digits and "_.@/+-" and inner spaces, or
 //     quoted scalars of printable ASCII without escapes or quotes inside,
-//     no duplicate key, no anchor, alias, tag or multi-line construct.
+//     nested at most maxFlowDepth deep, no duplicate key, no anchor, alias,
+//     tag or multi-line construct.
 //
 // FuzzSplitYAMLKeysMatchesWholeFile checks that whatever it accepts gives
 // the same configuration and errors as the whole parse.
@@ -147,6 +148,7 @@ type flowLine struct {
 	i     int
 	cache map[string]any // plain scalars that start with a digit, as YAML resolves them
 	strs  map[string]string
+	depth int // of the value being read
 }
 
 func (p *flowLine) item() (any, error) {
@@ -275,12 +277,22 @@ func (p *flowLine) key() (string, error) {
 	return k, nil
 }
 
+// maxFlowDepth bounds how deep the line reader nests mappings and
+// sequences (the YAML parser has a limit of its own, far above it).
+const maxFlowDepth = 16
+
 // value parses a mapping, a sequence or a scalar.
 func (p *flowLine) value() (any, error) {
 	switch c := p.peek(); {
+	case (c == '{' || c == '[') && p.depth >= maxFlowDepth:
+		return nil, errDecline
 	case c == '{':
+		p.depth++
+		defer func() { p.depth-- }()
 		return p.mapping()
 	case c == '[':
+		p.depth++
+		defer func() { p.depth-- }()
 		return p.sequence()
 	case c == '"' || c == '\'':
 		return p.quoted()

@@ -188,6 +188,7 @@ func TestSplitYAMLKeys(t *testing.T) {
 		"keys: \n  - {name: a}\n",                         // not exactly "keys:"
 		"x:\n  keys:\n  - {name: a}\n",                    // not at the root
 		"keys:\n  - {name: a, 1: b}\n",                    // a key that is not a string
+		"keys:\n  - {name: a, params: {x: " + strings.Repeat("[", 17) + strings.Repeat("]", 17) + "}}\n", // deeper than maxFlowDepth
 	} {
 		if _, split, _ := parseSplit([]byte(doc), "rekey.yaml", ""); split {
 			t.Errorf("the line reader took %q", doc)
