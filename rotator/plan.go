@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -114,7 +115,7 @@ func formatAge(d time.Duration) string {
 	}
 	days := int(d / (24 * time.Hour))
 	if days > 0 {
-		return fmt.Sprintf("%dd%dh", days, int(d%(24*time.Hour)/time.Hour))
+		return strconv.Itoa(days) + "d" + strconv.Itoa(int(d%(24*time.Hour)/time.Hour)) + "h" // no fmt: 100,000 keys per plan
 	}
 	return d.Round(time.Second).String()
 }
