@@ -64,7 +64,14 @@ func (kl *keyList) decode(keys *[]Key, errs *Errors) (ok bool) {
 			emit(x)
 		}
 		return true
-	}, bytes.Count(kl.json, []byte(`"name"`)), keys, errs) // each key names itself once, usually
+	}, sizeHint(kl.json), keys, errs)
+}
+
+// sizeHint guesses how many keys a JSON key array holds: each key names
+// itself once, usually, and takes more than 40 bytes (the guess never
+// reserves much more memory than the file's generic tree would take).
+func sizeHint(array []byte) int {
+	return min(bytes.Count(array, []byte(`"name"`)), len(array)/40)
 }
 
 // decodeKeyItems decodes the items produce emits (each as the YAML or
