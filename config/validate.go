@@ -60,7 +60,8 @@ func (c *Config) Validate(known KnownTypes) Errors {
 		seenRoute[w.Type] = i
 	}
 	c.validateSettings("defaults", c.Defaults, names, &errs)
-	seen := map[string]int{}
+	seen := make(map[string]int, len(c.Keys))
+	// Paths are made only for errors: 100,000 keys are checked on every load.
 	for i, k := range c.Keys {
 		p := "keys[" + strconv.Itoa(i) + "]"
 		switch {
@@ -76,22 +77,22 @@ func (c *Config) Validate(known KnownTypes) Errors {
 		}
 		if k.Issuer == "" {
 			errs.Add(p+".issuer", "required")
-		} else {
+		} else if !slices.Contains(names[FamilyIssuers], k.Issuer) {
 			checkRef(&errs, p+".issuer", "issuer", k.Issuer, names[FamilyIssuers])
 		}
 		if len(k.Sinks) == 0 {
 			errs.Add(p+".sinks", "at least one sink is required")
 		}
 		for j, b := range k.Sinks {
-			bp := p + ".sinks[" + strconv.Itoa(j) + "]"
+			bp := func() string { return p + ".sinks[" + strconv.Itoa(j) + "]" }
 			if b.Sink == "" {
-				errs.Add(bp+".sink", "required")
-			} else {
-				checkRef(&errs, bp+".sink", "sink", b.Sink, names[FamilySinks])
+				errs.Add(bp()+".sink", "required")
+			} else if !slices.Contains(names[FamilySinks], b.Sink) {
+				checkRef(&errs, bp()+".sink", "sink", b.Sink, names[FamilySinks])
 			}
 			for l := 0; l < j; l++ {
 				if k.Sinks[l].Sink == b.Sink && k.Sinks[l].Path == b.Path {
-					errs.Add(bp, "same sink and path as sinks[%d]", l)
+					errs.Add(bp(), "same sink and path as sinks[%d]", l)
 				}
 			}
 		}
