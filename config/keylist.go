@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
-	"strconv"
 	"strings"
 )
 
@@ -90,7 +89,7 @@ func decodeKeyItems(produce func(emit func(any)) bool, n int, keys *[]Key, errs 
 			for _, x := range b {
 				i := len(out)
 				out = append(out, Key{})
-				decodeValue(x, reflect.ValueOf(&out[i]).Elem(), "keys["+strconv.Itoa(i)+"]", &decErrs)
+				decodeValue(x, reflect.ValueOf(&out[i]).Elem(), &yamlPath{parent: &keysPath, list: true, index: i}, &decErrs)
 			}
 		}
 		done <- out
@@ -115,6 +114,9 @@ func decodeKeyItems(produce func(emit func(any)) bool, n int, keys *[]Key, errs 
 	*errs = append(*errs, decErrs...)
 	return true
 }
+
+// keysPath is the path of the key list.
+var keysPath = yamlPath{base: "keys"}
 
 // mergeKeyErrors places the errors of the `keys` section where Decode
 // would have reported them: top-level fields are decoded in sorted order.
