@@ -16,19 +16,12 @@ import (
 type admin struct{ d *Daemon }
 
 func (a *admin) listKeys(w http.ResponseWriter, r *http.Request) {
-	views, err := a.d.KeyViews(r.Context(), timeNow())
+	views, err := a.d.ReadableKeyViews(r.Context(), principalOf(r))
 	if err != nil {
 		a.d.fail(w, r, "list keys: ", err)
 		return
 	}
-	p := principalOf(r)
-	out := views[:0]
-	for _, v := range views {
-		if p.Can(auth.ActRead, a.key(v.Name)) {
-			out = append(out, v)
-		}
-	}
-	writeJSONList(w, "keys", out)
+	writeJSONList(w, "keys", views)
 }
 
 func (a *admin) plan(w http.ResponseWriter, r *http.Request) {
@@ -123,7 +116,7 @@ func TriggerAction(req rotator.TriggerRequest) auth.Action {
 }
 
 // key is what scopes are checked against for a key name.
-func (a *admin) key(name string) auth.Key { return auth.Key{Name: name, Team: a.d.teams[name]} }
+func (a *admin) key(name string) auth.Key { return a.d.authKey(name) }
 
 // allow answers 403 unless p may take action on key.
 func (a *admin) allow(w http.ResponseWriter, p *auth.Principal, action auth.Action, key string) bool {

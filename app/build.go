@@ -170,8 +170,9 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o Build
 	}
 	keys := make([]*rotator.Key, 0, len(cfg.Keys))
 	maxAges := map[policies.MaxAge][]rotator.Policy{}
+	gates := &gatePlanner{cfg: cfg}
 	for i, kc := range cfg.Keys {
-		k := buildKey(cfg, i, kc, issuers, sinks, traffic, maxAges)
+		k := buildKey(cfg, i, kc, issuers, sinks, traffic, maxAges, gates)
 		// Approvers are compared with canonical principals: list them in
 		// canonical form too (an approver spelled Bob@Example.com in the
 		// file is the principal bob@example.com).
@@ -287,11 +288,14 @@ var builtinFixed = fixed.New(fixed.DefaultConfig())
 // buildKey builds the engine's key kc (index i). Keys with the same
 // max_age policy and no other share one (read-only, capped) policy list:
 // 100,000 keys need a handful, not 100,000.
-func buildKey(cfg *config.Config, i int, kc config.Key, issuers map[string]rotator.Issuer, sinks map[string]rotator.Sink, traffic map[string]rotator.TrafficSource, maxAges map[policies.MaxAge][]rotator.Policy) *rotator.Key {
+func buildKey(cfg *config.Config, i int, kc config.Key, issuers map[string]rotator.Issuer, sinks map[string]rotator.Sink, traffic map[string]rotator.TrafficSource, maxAges map[policies.MaxAge][]rotator.Policy, gates *gatePlanner) *rotator.Key {
 	eff := cfg.Effective(kc)
 	k := &rotator.Key{
 		Name: kc.Name, Issuer: issuers[kc.Issuer], IssuerName: kc.Issuer, Params: kc.Params, Owners: kc.Owners,
 		Notifiers: eff.Notify, Bootstrap: true,
+	}
+	if len(kc.Sinks) > 0 {
+		k.Sinks = make([]rotator.SinkBinding, 0, len(kc.Sinks))
 	}
 	for _, b := range kc.Sinks {
 		path := b.Path
@@ -328,7 +332,7 @@ func buildKey(cfg *config.Config, i int, kc config.Key, issuers map[string]rotat
 		k.Approval.Approvers, k.Approval.Required, k.Approval.ExpireAfter = a.Approvers, a.Required, a.ExpireAfter
 		k.Approval.RevokeRequired = a.RevokeRequired
 	}
-	k.Drain = drainPolicy(planGate(cfg, i, kc), eff, traffic)
+	k.Drain = drainPolicy(gates.plan(i, kc), eff, traffic)
 	if w := eff.Watch; w != nil {
 		k.Watch = rotator.WatchPolicy{Period: w.Period, PollInterval: w.PollInterval}
 	}

@@ -21,10 +21,11 @@ type targetValidator interface {
 type factory[T any] struct {
 	check func(settings map[string]any, path string) error
 	build func(settings map[string]any, path string, d deps) (T, error)
-	// checkTarget checks a key's binding against the adapter's settings
-	// (nil error when the adapter has no such check or its settings are
-	// already reported as wrong).
-	checkTarget func(settings map[string]any, path string, params map[string]string) error
+	// targetCheck returns the check of a key's binding against the
+	// adapter's settings, decoded once for all the keys bound to it (nil
+	// when the adapter has no such check or its settings are already
+	// reported as wrong).
+	targetCheck func(settings map[string]any) func(path string, params map[string]string) error
 	// answers reports which drain gate questions a traffic source answers
 	// for a key with the given queries (nil when the settings do not
 	// decode, or the adapter is not a traffic source).
@@ -92,7 +93,7 @@ func withDeps[C validator, T any](def func() C, mk func(C, deps) (T, error)) fac
 			}
 			return mk(cfg, d)
 		},
-		checkTarget: func(settings map[string]any, path string, params map[string]string) error {
+		targetCheck: func(settings map[string]any) func(path string, params map[string]string) error {
 			// The settings' own problems are reported by check; the
 			// bindings are checked even then, so that every problem is
 			// reported at once.
@@ -104,7 +105,7 @@ func withDeps[C validator, T any](def func() C, mk func(C, deps) (T, error)) fac
 				return nil
 			}
 			if tv, ok := any(cfg).(targetValidator); ok {
-				return tv.ValidateTarget(path, params)
+				return tv.ValidateTarget
 			}
 			return nil
 		},

@@ -31,8 +31,37 @@ const fixedName = "fixed"
 // an append copies).
 var builtinSources = []rotator.GateSource{{Name: fixedName, Type: fixedName}}[:1:1]
 
+// gatePlanner works out the keys' drain gates. The keys that have no
+// drain block of their own share defaults.drain, so they share one plan
+// (its slices are read only, capped so that an append copies): 100,000
+// keys need one, not 100,000.
+type gatePlanner struct {
+	cfg *config.Config
+	def *gatePlan // the plan of defaults.drain, once worked out
+}
+
+// plan is planGate(cfg, i, kc).
+func (p *gatePlanner) plan(i int, kc config.Key) gatePlan {
+	if kc.Drain != nil {
+		return planGate(p.cfg, i, kc)
+	}
+	if p.def == nil {
+		g := planGate(p.cfg, i, kc)
+		g.spec.Sources = slices.Clip(g.spec.Sources)
+		g.spec.Require = slices.Clip(g.spec.Require)
+		g.checks = slices.Clip(g.checks)
+		g.errs = slices.Clip(g.errs)
+		p.def = &g
+	}
+	g := *p.def
+	g.spec.Key = kc.Name
+	return g
+}
+
 // planGate works out the drain gate of key kc (index i) from the
-// configuration alone: it builds nothing and contacts nothing.
+// configuration alone: it builds nothing and contacts nothing. Of the
+// key, it reads only its name and its drain block (gatePlanner relies on
+// it).
 func planGate(cfg *config.Config, i int, kc config.Key) gatePlan {
 	eff := cfg.Effective(kc)
 	g := gatePlan{path: fmt.Sprintf("keys[%d].drain", i)}
@@ -134,8 +163,9 @@ func (g gatePlan) describeSources() string {
 // rotation's started notification carries the same text.
 func GateProofs(cfg *config.Config) []rotator.GateProof {
 	out := make([]rotator.GateProof, 0, len(cfg.Keys))
+	gp := gatePlanner{cfg: cfg}
 	for i, kc := range cfg.Keys {
-		out = append(out, rotator.ProveGate(planGate(cfg, i, kc).spec))
+		out = append(out, rotator.ProveGate(gp.plan(i, kc).spec))
 	}
 	return out
 }
@@ -145,8 +175,9 @@ func GateProofs(cfg *config.Config) []rotator.GateProof {
 // interval), once per drain block.
 func checkGates(errs *config.Errors, cfg *config.Config) {
 	seen := map[string]bool{}
+	gp := gatePlanner{cfg: cfg}
 	for i, kc := range cfg.Keys {
-		for _, e := range planGate(cfg, i, kc).errs {
+		for _, e := range gp.plan(i, kc).errs {
 			if !seen[e.Error()] {
 				seen[e.Error()] = true
 				*errs = append(*errs, e)

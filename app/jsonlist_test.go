@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"testing"
@@ -39,5 +40,28 @@ func TestWriteJSONListMatchesWriteJSON(t *testing.T) {
 				t.Fatalf("status %d %q, want %d %q", got.Code, got.Header().Get("Content-Type"), want.Code, want.Header().Get("Content-Type"))
 			}
 		})
+	}
+}
+
+// An item that does not encode (a time after year 9999) ends the answer
+// where it failed, as a document a client cannot read as whole, after the
+// items before it in order; the batches still being encoded are dropped.
+func TestWriteJSONListStopsAtAnItemThatDoesNotEncode(t *testing.T) {
+	items := make([]PlanView, 6*encodeBatch)
+	for i := range items {
+		items[i] = PlanView{PlanItem: rotator.PlanItem{Key: fmt.Sprintf("k%d", i), Action: "none"}}
+	}
+	bad := 2*encodeBatch + 3
+	items[bad].Due = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+	rec := httptest.NewRecorder()
+	writeJSONList(rec, "plan", items)
+	body := rec.Body.Bytes()
+	if json.Valid(body) {
+		t.Fatal("the answer reads as a whole document")
+	}
+	last := fmt.Sprintf(`"key": "k%d"`, bad-1)
+	if !bytes.Contains(body, []byte(last)) || bytes.Contains(body, []byte(fmt.Sprintf(`"key": "k%d"`, bad))) ||
+		bytes.Contains(body, []byte(fmt.Sprintf(`"key": "k%d"`, 3*encodeBatch))) {
+		t.Fatalf("the answer does not stop at item %d:\n...%s", bad, body[max(0, len(body)-300):])
 	}
 }

@@ -4,8 +4,29 @@ import (
 	"context"
 	"time"
 
+	"github.com/rekeyhq/rekey/auth"
 	"github.com/rekeyhq/rekey/rotator"
 )
+
+// ReadableKeyViews is what GET /v1/keys answers p: the views of the keys
+// it may read. The CLI's status calls it in process (break-glass) rather
+// than encode 10,000 views to JSON and decode them again.
+func (d *Daemon) ReadableKeyViews(ctx context.Context, p *auth.Principal) ([]KeyView, error) {
+	views, err := d.KeyViews(ctx, timeNow())
+	if err != nil {
+		return nil, err
+	}
+	out := views[:0]
+	for _, v := range views {
+		if p.Can(auth.ActRead, d.authKey(v.Name)) {
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
+// authKey is key name as authorization sees it: with its owner team.
+func (d *Daemon) authKey(name string) auth.Key { return auth.Key{Name: name, Team: d.teams[name]} }
 
 // KeyViews lists every configured key with its state and plan.
 func (d *Daemon) KeyViews(ctx context.Context, now time.Time) ([]KeyView, error) {

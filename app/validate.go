@@ -78,21 +78,21 @@ func checkQueries(errs *config.Errors, cfg *config.Config) {
 // sink's path, a Vault mount and secret path), so that a path leaving its
 // root is refused here, with its YAML path, and never reaches a request.
 func checkBindings(errs *config.Errors, cfg *config.Config) {
-	sinks := map[string]config.Adapter{}
-	for _, s := range cfg.Sinks {
-		sinks[s.Name] = s
+	// Each sink's settings are decoded once, not once per binding.
+	checks := map[string]func(path string, params map[string]string) error{}
+	for _, s := range cfg.Sinks { // of a duplicate name (an error already), the last counts
+		checks[s.Name] = nil
+		if f, ok := sinkFactories[s.Type]; ok && f.targetCheck != nil {
+			checks[s.Name] = f.targetCheck(s.Settings)
+		}
 	}
 	for i, k := range cfg.Keys {
 		for j, b := range k.Sinks {
-			s, ok := sinks[b.Sink]
-			if !ok {
-				continue // reported by config.Validate
+			check := checks[b.Sink]
+			if check == nil {
+				continue // an unknown sink is reported by config.Validate
 			}
-			f, ok := sinkFactories[s.Type]
-			if !ok || f.checkTarget == nil {
-				continue
-			}
-			if err := f.checkTarget(s.Settings, b.Path, b.Params); err != nil {
+			if err := check(b.Path, b.Params); err != nil {
 				errs.AddErr(fmt.Sprintf("keys[%d].sinks[%d]", i, j), err)
 			}
 		}

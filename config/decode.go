@@ -30,20 +30,41 @@ func Decode(raw map[string]any, out any, path string) error {
 		return fmt.Errorf("config: decode into %T: need a non-nil pointer", out)
 	}
 	var errs Errors
-	decodeValue(raw, v.Elem(), path, &errs)
+	decodeValue(raw, v.Elem(), &yamlPath{base: path}, &errs)
 	return errs.Err()
+}
+
+// yamlPath is the path of a value being decoded, made into a string only
+// when an error names it: 100,000 keys have a million fields, and almost
+// never an error.
+type yamlPath struct {
+	parent *yamlPath
+	base   string // the whole path, when parent is nil
+	field  string // joined to the parent's path as join does, unless list
+	list   bool   // the path is the parent's [index]
+	index  int
+}
+
+func (p *yamlPath) String() string {
+	if p.parent == nil {
+		return p.base
+	}
+	if p.list {
+		return p.parent.String() + "[" + strconv.Itoa(p.index) + "]"
+	}
+	return join(p.parent.String(), p.field)
 }
 
 var durationType = reflect.TypeFor[time.Duration]()
 
-func decodeValue(raw any, v reflect.Value, path string, errs *Errors) {
+func decodeValue(raw any, v reflect.Value, path *yamlPath, errs *Errors) {
 	if raw == nil {
 		return // YAML null: keep the default
 	}
 	if v.Type() == durationType {
 		d, err := durationHook(nil, durationType, raw)
 		if err != nil {
-			errs.Add(path, "%v", err)
+			errs.Add(path.String(), "%v", err)
 			return
 		}
 		v.SetInt(int64(d.(time.Duration)))
@@ -58,29 +79,29 @@ func decodeValue(raw any, v reflect.Value, path string, errs *Errors) {
 	case reflect.Struct:
 		m, ok := raw.(map[string]any)
 		if !ok {
-			errs.Add(path, "expected a mapping, got %s", describe(raw))
+			errs.Add(path.String(), "expected a mapping, got %s", describe(raw))
 			return
 		}
 		decodeStruct(m, v, path, errs)
 	case reflect.Slice:
 		l, ok := raw.([]any)
 		if !ok {
-			errs.Add(path, "expected a list, got %s", describe(raw))
+			errs.Add(path.String(), "expected a list, got %s", describe(raw))
 			return
 		}
 		s := reflect.MakeSlice(v.Type(), len(l), len(l))
 		for i, x := range l {
-			decodeValue(x, s.Index(i), path+"["+strconv.Itoa(i)+"]", errs)
+			decodeValue(x, s.Index(i), &yamlPath{parent: path, list: true, index: i}, errs)
 		}
 		v.Set(s)
 	case reflect.Map:
 		m, ok := raw.(map[string]any)
 		if !ok {
-			errs.Add(path, "expected a mapping, got %s", describe(raw))
+			errs.Add(path.String(), "expected a mapping, got %s", describe(raw))
 			return
 		}
 		if v.Type().Key().Kind() != reflect.String {
-			errs.Add(path, "unsupported map key type %s", v.Type().Key())
+			errs.Add(path.String(), "unsupported map key type %s", v.Type().Key())
 			return
 		}
 		if v.IsNil() {
@@ -93,7 +114,7 @@ func decodeValue(raw any, v reflect.Value, path string, errs *Errors) {
 				continue
 			}
 			e := reflect.New(et).Elem()
-			decodeValue(x, e, join(path, k), errs)
+			decodeValue(x, e, &yamlPath{parent: path, field: k}, errs)
 			v.SetMapIndex(reflect.ValueOf(k).Convert(v.Type().Key()), e)
 		}
 	case reflect.Interface:
@@ -105,7 +126,7 @@ func decodeValue(raw any, v reflect.Value, path string, errs *Errors) {
 		case int, int64, float64, bool:
 			v.SetString(fmt.Sprint(x))
 		default:
-			errs.Add(path, "expected a string, got %s", describe(raw))
+			errs.Add(path.String(), "expected a string, got %s", describe(raw))
 		}
 	case reflect.Bool:
 		switch x := raw.(type) {
@@ -114,12 +135,12 @@ func decodeValue(raw any, v reflect.Value, path string, errs *Errors) {
 		case string:
 			b, err := strconv.ParseBool(x)
 			if err != nil {
-				errs.Add(path, "expected true or false, got another string")
+				errs.Add(path.String(), "expected true or false, got another string")
 				return
 			}
 			v.SetBool(b)
 		default:
-			errs.Add(path, "expected true or false, got %s", describe(raw))
+			errs.Add(path.String(), "expected true or false, got %s", describe(raw))
 		}
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		switch x := raw.(type) {
@@ -131,19 +152,19 @@ func decodeValue(raw any, v reflect.Value, path string, errs *Errors) {
 			v.SetInt(int64(x))
 		case float64:
 			if x != float64(int64(x)) {
-				errs.Add(path, "expected a whole number, got %v", x)
+				errs.Add(path.String(), "expected a whole number, got %v", x)
 				return
 			}
 			v.SetInt(int64(x))
 		case string:
 			n, err := strconv.ParseInt(strings.TrimSpace(x), 10, 64)
 			if err != nil {
-				errs.Add(path, "expected a whole number, got a string that is not one")
+				errs.Add(path.String(), "expected a whole number, got a string that is not one")
 				return
 			}
 			v.SetInt(n)
 		default:
-			errs.Add(path, "expected a whole number, got %s", describe(raw))
+			errs.Add(path.String(), "expected a whole number, got %s", describe(raw))
 		}
 	case reflect.Float32, reflect.Float64:
 		switch x := raw.(type) {
@@ -154,19 +175,19 @@ func decodeValue(raw any, v reflect.Value, path string, errs *Errors) {
 		case string:
 			f, err := strconv.ParseFloat(x, 64)
 			if err != nil {
-				errs.Add(path, "expected a number, got a string that is not one")
+				errs.Add(path.String(), "expected a number, got a string that is not one")
 				return
 			}
 			v.SetFloat(f)
 		default:
-			errs.Add(path, "expected a number, got %s", describe(raw))
+			errs.Add(path.String(), "expected a number, got %s", describe(raw))
 		}
 	default:
-		errs.Add(path, "unsupported configuration type %s", v.Type())
+		errs.Add(path.String(), "unsupported configuration type %s", v.Type())
 	}
 }
 
-func decodeStruct(m map[string]any, v reflect.Value, path string, errs *Errors) {
+func decodeStruct(m map[string]any, v reflect.Value, path *yamlPath, errs *Errors) {
 	plan := planFor(v.Type())
 	var rest map[string]any
 	// Sorted keys: errors come out in a stable order.
@@ -188,10 +209,10 @@ func decodeStruct(m map[string]any, v reflect.Value, path string, errs *Errors) 
 				rest[k] = x
 				continue
 			}
-			errs.Add(join(path, k), "%s", plan.unknown(k))
+			errs.Add(join(path.String(), k), "%s", plan.unknown(k))
 			continue
 		}
-		decodeValue(x, v.FieldByIndex(idx), join(path, k), errs)
+		decodeValue(x, v.FieldByIndex(idx), &yamlPath{parent: path, field: k}, errs)
 	}
 	if plan.remain != nil && rest != nil {
 		v.FieldByIndex(plan.remain).Set(reflect.ValueOf(rest))

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
-	"strconv"
 	"strings"
 )
 
@@ -47,48 +46,61 @@ func splitJSONKeys(b []byte) (rest map[string]any, kl *keyList, ok bool) {
 	return rest, &keyList{json: raw}, true
 }
 
-var keyType = reflect.TypeFor[Key]()
-
 // decode decodes the list into keys exactly as Decode decodes the `keys`
 // field; ok is false when the array does not parse item by item (the
 // caller then takes the whole-file path).
 func (kl *keyList) decode(keys *[]Key, errs *Errors) (ok bool) {
-	return kl.decodeJSON(keys, errs)
-}
-
-// decodeJSON parses the array's items in this goroutine and decodes them
-// into keys in another, a batch at a time, in order.
-func (kl *keyList) decodeJSON(keys *[]Key, errs *Errors) bool {
 	dec := json.NewDecoder(bytes.NewReader(kl.json))
 	if t, err := dec.Token(); err != nil || t != json.Delim('[') {
 		return false
 	}
+	return decodeKeyItems(func(emit func(any)) bool {
+		for dec.More() {
+			var x any
+			if dec.Decode(&x) != nil {
+				return false
+			}
+			emit(x)
+		}
+		return true
+	}, sizeHint(kl.json), keys, errs)
+}
+
+// sizeHint guesses how many keys a JSON key array holds: each key names
+// itself once, usually, and takes more than 40 bytes (the guess never
+// reserves much more memory than the file's generic tree would take).
+func sizeHint(array []byte) int {
+	return min(bytes.Count(array, []byte(`"name"`)), len(array)/40)
+}
+
+// decodeKeyItems decodes the items produce emits (each as the YAML or
+// JSON parser would have produced it) into keys in another goroutine, a
+// batch at a time, in order, with the paths Decode gives them; ok is false
+// when produce gives up (nothing is stored then). n is about how many
+// items produce emits (0: unknown); a slice with much room to spare is
+// copied to its length.
+func decodeKeyItems(produce func(emit func(any)) bool, n int, keys *[]Key, errs *Errors) bool {
 	batches := make(chan []any, 2)
 	done := make(chan []Key)
+	var decErrs Errors
 	go func() {
-		out := []Key{}
+		out := make([]Key, 0, n)
 		for b := range batches {
 			for _, x := range b {
 				i := len(out)
 				out = append(out, Key{})
-				decodeValue(x, reflect.ValueOf(&out[i]).Elem(), "keys["+strconv.Itoa(i)+"]", errs)
+				decodeValue(x, reflect.ValueOf(&out[i]).Elem(), &yamlPath{parent: &keysPath, list: true, index: i}, &decErrs)
 			}
 		}
 		done <- out
 	}()
-	ok := true
 	batch := make([]any, 0, keysChunk)
-	for dec.More() {
-		var x any
-		if dec.Decode(&x) != nil {
-			ok = false
-			break
-		}
+	ok := produce(func(x any) {
 		if batch = append(batch, x); len(batch) == keysChunk {
 			batches <- batch
 			batch = make([]any, 0, keysChunk)
 		}
-	}
+	})
 	batches <- batch
 	close(batches)
 	out := <-done
@@ -99,8 +111,12 @@ func (kl *keyList) decodeJSON(keys *[]Key, errs *Errors) bool {
 		out = append(make([]Key, 0, len(out)), out...) // kept for the process's life: no spare capacity
 	}
 	*keys = out
+	*errs = append(*errs, decErrs...)
 	return true
 }
+
+// keysPath is the path of the key list.
+var keysPath = yamlPath{base: "keys"}
 
 // mergeKeyErrors places the errors of the `keys` section where Decode
 // would have reported them: top-level fields are decoded in sorted order.

@@ -93,36 +93,46 @@ func parseWhole(b []byte, name, base string) (*Config, error) {
 }
 
 // parseSplit is parse with the key list split from the rest of the file;
-// ok is false when the file must be parsed whole (YAML, or a JSON key
-// array that does not decode item by item).
+// ok is false when the file must be parsed whole (a YAML file outside the
+// subset of yamlkeys.go, or a JSON key array that does not decode item by
+// item).
 func parseSplit(b []byte, name, base string) (*Config, bool, error) {
-	var raw map[string]any
-	var kl *keyList
-	if strings.HasSuffix(strings.ToLower(name), ".json") {
-		var ok bool
-		if raw, kl, ok = splitJSONKeys(b); !ok {
-			return nil, false, nil
-		}
-	} else {
-		return nil, false, nil // YAML is parsed whole (keylist.go)
-	}
 	cfg := defaults()
+	var raw map[string]any
 	var keyErrs Errors
-	if !kl.decode(&cfg.Keys, &keyErrs) {
+	var ok bool
+	if strings.HasSuffix(strings.ToLower(name), ".json") {
+		var kl *keyList
+		raw, kl, ok = splitJSONKeys(b)
+		ok = ok && kl.decode(&cfg.Keys, &keyErrs)
+	} else {
+		// Only a key list in the subset yamlkeys.go proves the parser
+		// reads the same way; anything else is parsed whole.
+		var items [][]byte
+		raw, items, ok = splitYAMLKeys(b)
+		ok = ok && decodeYAMLItems(items, &cfg.Keys, &keyErrs)
+	}
+	if !ok {
 		return nil, false, nil
 	}
+	return finishSplit(&cfg, raw, keyErrs, name, base)
+}
+
+// finishSplit decodes the rest of the file over cfg, whose keys are
+// decoded, and places the keys' errors among the others'.
+func finishSplit(cfg *Config, raw map[string]any, keyErrs Errors, name, base string) (*Config, bool, error) {
 	merged, err := overlay(raw, name, base)
 	if err != nil {
 		return nil, true, err
 	}
 	var errs Errors
-	if err := Decode(merged, &cfg, ""); err != nil && !errors.As(err, &errs) {
-		return &cfg, true, err
+	if err := Decode(merged, cfg, ""); err != nil && !errors.As(err, &errs) {
+		return cfg, true, err
 	}
 	if err := mergeKeyErrors(errs, keyErrs).Err(); err != nil {
-		return &cfg, true, err
+		return cfg, true, err
 	}
-	return &cfg, true, nil
+	return cfg, true, nil
 }
 
 // overlay applies the environment overrides to raw (without keys) and

@@ -3,6 +3,7 @@ package policies
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/rekeyhq/rekey/rotator"
@@ -87,14 +88,14 @@ func (p MaxAge) Evaluate(in rotator.PolicyInput) rotator.Decision {
 		d.Action = rotator.ActionRotate
 		d.Trigger = rotator.TriggerAge
 		d.Reason = ReasonMaxAgeExceeded
-		d.Detail = fmt.Sprintf("age %s exceeds max_age %s", formatAge(age), formatAge(maxAge))
+		d.Detail = "age " + formatAge(age) + " exceeds max_age " + formatAge(maxAge)
 	case p.WarnBefore > 0 && age >= maxAge-p.WarnBefore:
 		d.Action = rotator.ActionWarn
 		d.Reason = ReasonMaxAgeApproaching
-		d.Detail = fmt.Sprintf("age %s, max_age %s reached in %s", formatAge(age), formatAge(maxAge), formatAge(maxAge-age))
+		d.Detail = "age " + formatAge(age) + ", max_age " + formatAge(maxAge) + " reached in " + formatAge(maxAge-age)
 	default:
 		d.Reason = ReasonWithinMaxAge
-		d.Detail = fmt.Sprintf("age %s within max_age %s", formatAge(age), formatAge(maxAge))
+		d.Detail = "age " + formatAge(age) + " within max_age " + formatAge(maxAge) // no fmt: 100,000 keys per plan
 	}
 	return d
 }
@@ -115,11 +116,11 @@ func formatAge(d time.Duration) string {
 		if d < u.size && i < len(units)-1 {
 			continue
 		}
-		s := fmt.Sprintf("%s%d%s", sign, d/u.size, u.name)
+		s := sign + strconv.FormatInt(int64(d/u.size), 10) + u.name
 		if i+1 < len(units) {
 			next := units[i+1]
 			if rest := (d % u.size) / next.size; rest > 0 {
-				s += fmt.Sprintf("%d%s", rest, next.name)
+				s += strconv.FormatInt(int64(rest), 10) + next.name
 			}
 		}
 		return s

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/rekeyhq/rekey/app"
+	"github.com/rekeyhq/rekey/auth"
 )
 
 // client speaks the admin API: to the daemon (REKEY_ADDR), or in process
@@ -27,6 +28,8 @@ type client struct {
 	// (rotate --wait), and nothing else.
 	local *app.Daemon
 	step  func(ctx context.Context, id string)
+	// principal is who acts in process (break-glass; nil otherwise).
+	principal *auth.Principal
 }
 
 func (cl *client) Close() {

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rekeyhq/rekey/app"
+	"github.com/rekeyhq/rekey/rotator"
 )
 
 func cmdPlan(c *cli) *cobra.Command {
@@ -74,11 +75,54 @@ func cmdStatus(c *cli) *cobra.Command {
 	}
 }
 
+// keyRow is what the status table shows of a key (app.KeyView): the
+// answer's other fields, each key's gate proof above all, are not decoded.
+type keyRow struct {
+	Name       string              `json:"name"`
+	Generation int                 `json:"generation"`
+	Age        *int64              `json:"age"`
+	NextDue    string              `json:"next_due"`
+	State      string              `json:"state"`
+	Sinks      []string            `json:"sinks"`
+	Lingering  []rotator.Lingering `json:"lingering"`
+}
+
+// localKeyRows are the rows of GET /v1/keys taken from the daemon built
+// in process, without encoding each key to JSON and decoding it again
+// (10,000 keys are 10 MB of JSON). Should the store fail, the request is
+// made through the API, which reports it as it always has.
+func localKeyRows(ctx context.Context, cl *client) ([]keyRow, error) {
+	views, err := cl.local.ReadableKeyViews(ctx, cl.principal)
+	if err != nil {
+		var keys struct {
+			Keys []keyRow `json:"keys"`
+		}
+		_, err = cl.get(ctx, "/v1/keys", &keys)
+		return keys.Keys, err
+	}
+	rows := make([]keyRow, len(views))
+	for i, v := range views {
+		rows[i] = keyRow{Name: v.Name, Generation: v.Generation, Age: v.Age, NextDue: v.NextDue, State: v.State, Sinks: v.Sinks, Lingering: v.Lingering}
+	}
+	return rows, nil
+}
+
 func (c *cli) status(ctx context.Context, cl *client) error {
 	var keys struct {
-		Keys []app.KeyView `json:"keys"`
+		Keys []keyRow `json:"keys"`
 	}
-	rawKeys, err := cl.get(ctx, "/v1/keys", &keys)
+	var rawKeys struct {
+		Keys json.RawMessage `json:"keys"`
+	}
+	var err error
+	switch {
+	case c.output == "json": // printed as answered: no need to decode each key
+		_, err = cl.get(ctx, "/v1/keys", &rawKeys)
+	case cl.local != nil:
+		keys.Keys, err = localKeyRows(ctx, cl)
+	default:
+		_, err = cl.get(ctx, "/v1/keys", &keys)
+	}
 	if err != nil {
 		return err
 	}
@@ -96,11 +140,7 @@ func (c *cli) status(ctx context.Context, cl *client) error {
 			Rotations json.RawMessage `json:"rotations"`
 		}
 		_ = json.Unmarshal(rawActive, &a)
-		var k struct {
-			Keys json.RawMessage `json:"keys"`
-		}
-		_ = json.Unmarshal(rawKeys, &k)
-		return printJSON(c.stdout, map[string]any{"keys": k.Keys, "active_rotations": a.Rotations})
+		return printJSON(c.stdout, map[string]any{"keys": rawKeys.Keys, "active_rotations": a.Rotations})
 	}
 	t := newTable("KEY", "GEN", "AGE", "NEXT DUE", "STATE", "SINKS")
 	for _, k := range keys.Keys {

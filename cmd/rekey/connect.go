@@ -169,7 +169,7 @@ func (c *cli) openLocal(acts bool) (*client, error) {
 	}
 	p := app.BreakGlassPrincipal()
 	return &client{http: &http.Client{Transport: handlerTransport{d.BreakGlassHandler(p)}}, base: "http://break-glass",
-		where: "the store of " + c.config, local: d, step: func(ctx context.Context, id string) { d.Engine.DriveOne(ctx, id) }}, nil
+		where: "the store of " + c.config, local: d, principal: p, step: func(ctx context.Context, id string) { d.Engine.DriveOne(ctx, id) }}, nil
 }
 
 // plainHTTPAllowed refuses http:// to anything but the loopback interface:

@@ -83,8 +83,21 @@ func (in *indenter) newline() {
 
 func (in *indenter) Write(p []byte) (int, error) {
 	bw := in.bw
-	for _, c := range p {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
 		if in.inString {
+			if !in.escaped {
+				// The bytes up to the next quote or backslash are the
+				// string's, written as they are, at once.
+				if j := indexQuoteOrEscape(p[i:]); j > 0 {
+					bw.Write(p[i : i+j])
+					i += j - 1
+					continue
+				} else if j < 0 {
+					bw.Write(p[i:])
+					break
+				}
+			}
 			bw.WriteByte(c)
 			switch {
 			case in.escaped:
@@ -131,6 +144,16 @@ func (in *indenter) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
+}
+
+// indexQuoteOrEscape is the index of the first '"' or '\\' in p, or -1.
+func indexQuoteOrEscape(p []byte) int {
+	for i, c := range p {
+		if c == '"' || c == '\\' {
+			return i
+		}
+	}
+	return -1
 }
 
 // Close ends the document; an answer cut short is an error.

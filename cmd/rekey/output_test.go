@@ -34,3 +34,34 @@ func TestPrintRawIndentsAsJSONIndent(t *testing.T) {
 		}
 	}
 }
+
+// FuzzIndenterInPieces: whatever pieces a JSON document arrives in (the
+// in-process API writes it a buffer at a time, strings cut anywhere), the
+// indenter writes what json.Indent writes.
+func FuzzIndenterInPieces(f *testing.F) {
+	for _, s := range []string{
+		`{"s":"a,b:{c}[d] \"q\" \\ \u00e9 \\\"","t":"\\"}`, `{"plan":[{"key":"a","why":"x\\\"y"}]}`, `["\\\\","\""]`,
+	} {
+		f.Add(s, uint8(3), uint8(7))
+	}
+	f.Fuzz(func(t *testing.T, in string, a, b uint8) {
+		var want bytes.Buffer // json.Indent keeps the spaces around the document; the indenter drops them
+		if json.Indent(&want, bytes.TrimSpace([]byte(in)), "", "  ") != nil || !json.Valid([]byte(in)) {
+			return
+		}
+		want.WriteByte('\n')
+		var got bytes.Buffer
+		w := newIndenter(&got)
+		cut1 := min(int(a), len(in))
+		cut2 := min(cut1+int(b), len(in))
+		for _, piece := range []string{in[:cut1], in[cut1:cut2], in[cut2:]} {
+			_, _ = w.Write([]byte(piece))
+		}
+		if err := w.Close(); err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		if !bytes.Equal(got.Bytes(), want.Bytes()) {
+			t.Fatalf("%q:\ngot  %q\nwant %q", in, got.Bytes(), want.Bytes())
+		}
+	})
+}
