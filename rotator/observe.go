@@ -28,6 +28,18 @@ func (s *step) maxObservationGap(interval time.Duration) time.Duration {
 	return interval + max(interval/2, minGapSlack) + s.e.poll
 }
 
+// late reports whether a poll at now runs later than the rotation was
+// scheduled for (the time its previous poll asked to be woken at) by more
+// than minGapSlack plus the engine's poll interval: the daemon was down
+// or the lease moved meanwhile. This bounds the unobserved time by the
+// schedule, not only by maxObservationGap, which with a poll interval
+// close to the quiet period would let a gap longer than the quiet period
+// count as observed.
+func (s *step) late(now time.Time) bool {
+	due := s.r.NextAttemptAt
+	return !due.IsZero() && now.Sub(due) > minGapSlack+s.e.poll
+}
+
 // pollInterval is a drain or watch poll interval with its default.
 func pollInterval(d time.Duration) time.Duration {
 	if d <= 0 {
@@ -58,7 +70,7 @@ func (s *step) restartQuietAfterGap(ds *DrainState, now time.Time, interval time
 	}
 	limit := s.maxObservationGap(interval)
 	gap, known, broken := observationGap(now, ds.LastPollAt, limit)
-	if !broken {
+	if !broken && !s.late(now) {
 		return nil
 	}
 	ds.QuietSince, ds.QuietGap = time.Time{}, gap

@@ -163,3 +163,30 @@ func TestRollbackWaitRestartsAfterGapInObservation(t *testing.T) {
 		t.Fatalf("new key revoked %s after the restart, before a quiet period of observation", r.FinishedAt.Sub(restartedAt))
 	}
 }
+
+// A gap is measured against the schedule too: with a poll interval close
+// to the quiet period (4m of 5m) the interval-based allowance (4m + 2m)
+// is longer than the quiet period itself, so a daemon down from the first
+// zero reading until 5m30s later would have passed the gate on one reading
+// after the restart. A poll later than its scheduled time by more than the
+// slack restarts the quiet clock.
+func TestDrainQuietClockRestartsWhenAPollIsLateAgainstItsSchedule(t *testing.T) {
+	e := newEnv(t)
+	e.key.Drain.PollInterval = 4 * time.Minute // quiet_period 5m
+	e.bootstrap()
+	r := e.runToPhase(e.trigger(rotator.TriggerManual, "").ID, rotator.PhaseDraining)
+	for r.Drain.QuietSince.IsZero() {
+		e.clock.Set(r.NextAttemptAt)
+		r = e.step(r.ID)
+	}
+	e.clock.Set(r.Drain.QuietSince.Add(5*time.Minute + 30*time.Second)) // the next poll was due 4m after
+	e.restart()
+	back := e.clock.Now()
+	r = e.step(r.ID)
+	if r.Phase != rotator.PhaseDraining || e.iss.isRevoked(e.creds()[1].IssuerID) {
+		t.Fatalf("one reading after an unobserved 5m30s passed a 5m quiet period: %s (%s)", r.Phase, strings.Join(e.actions(r.ID), ","))
+	}
+	if !r.Drain.QuietSince.Equal(back) || e.auditDetail(r.ID, "drain.quiet_restarted") == nil {
+		t.Fatalf("quiet since %v, want the reading after the gap (%v), audited", r.Drain.QuietSince, back)
+	}
+}

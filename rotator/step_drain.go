@@ -186,7 +186,7 @@ func (s *step) watch(ctx context.Context) outcome {
 		ws.StartedAt = now
 	}
 	interval := pollInterval(p.PollInterval)
-	if gap, known, broken := observationGap(now, ws.LastPollAt, s.maxObservationGap(interval)); !broken {
+	if gap, known, broken := observationGap(now, ws.LastPollAt, s.maxObservationGap(interval)); !broken && !s.late(now) {
 		ws.Observed += gap
 	} else if known {
 		ws.Gaps++
