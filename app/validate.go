@@ -2,8 +2,11 @@ package app
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
+	"github.com/rekeyhq/rekey/auth"
 	"github.com/rekeyhq/rekey/config"
 )
 
@@ -36,7 +39,19 @@ func Validate(cfg *config.Config) config.Errors {
 	checkBindings(&errs, cfg)
 	checkGates(&errs, cfg)
 	checkQueries(&errs, cfg)
+	checkIdentities(&errs, cfg)
 	return errs
+}
+
+// checkIdentities refuses an auth.identities alias that maps a person to
+// an identity no person may hold (auth.Reserved): at run time such a
+// mapping would make every decision through it be refused.
+func checkIdentities(errs *config.Errors, cfg *config.Config) {
+	for _, alias := range slices.Sorted(maps.Keys(cfg.Auth.Identities)) {
+		if err := auth.Reserved(cfg.Auth.Identities[alias]); err != nil {
+			errs.Add("auth.identities."+alias, "%v", err)
+		}
+	}
 }
 
 // checkQueries lets each traffic source check the query templates keys
@@ -57,20 +72,40 @@ func checkQueries(errs *config.Errors, cfg *config.Config) {
 			errs.Add(path, "%v", err)
 		}
 	}
+	drainSrc, policySrc := "", ""
+	if d := cfg.Defaults.Drain; d != nil {
+		drainSrc = d.Source
+	}
+	if p := cfg.Defaults.Policies; p != nil && p.Unauthorized != nil {
+		policySrc = p.Unauthorized.Source
+	}
+	drain := func(path, src string, d *config.Drain) {
+		if src == "" {
+			src = drainSrc
+		}
+		check(path+".query", src, d.Query)
+		check(path+".old_key_query", src, d.OldKeyQuery)
+	}
+	unauthorized := func(path string, u *config.UnauthorizedPolicy) {
+		src := u.Source
+		if src == "" {
+			src = policySrc
+		}
+		check(path+".query", src, u.Query)
+	}
 	for i, k := range cfg.Keys {
 		if d := k.Drain; d != nil {
-			src := d.Source
-			if src == "" && cfg.Defaults.Drain != nil {
-				src = cfg.Defaults.Drain.Source
-			}
-			check(fmt.Sprintf("keys[%d].drain.query", i), src, d.Query)
+			drain(fmt.Sprintf("keys[%d].drain", i), d.Source, d)
 		}
 		if p := k.Policies; p != nil && p.Unauthorized != nil {
-			check(fmt.Sprintf("keys[%d].policies.unauthorized.query", i), p.Unauthorized.Source, p.Unauthorized.Query)
+			unauthorized(fmt.Sprintf("keys[%d].policies.unauthorized", i), p.Unauthorized)
 		}
 	}
 	if d := cfg.Defaults.Drain; d != nil {
-		check("defaults.drain.query", d.Source, d.Query)
+		drain("defaults.drain", d.Source, d)
+	}
+	if p := cfg.Defaults.Policies; p != nil && p.Unauthorized != nil {
+		unauthorized("defaults.policies.unauthorized", p.Unauthorized)
 	}
 }
 

@@ -78,6 +78,9 @@ sinks: [{name: files, type: file, dir: /tmp/rekey-secrets}]
 traffic:
   - {name: prom, type: prometheus, url: "http://127.0.0.1:9090"}
   - {name: prom-default, type: prometheus, url: "http://127.0.0.1:9090", query: 'sum(rate(x{key="{{promql .Nmae}}"}[5m]))'}
+defaults:
+  policies: {unauthorized: {source: prom, query: 'sum(x{id="{{promql .Nope}}"})', threshold: 1}}
+auth: {identities: {ops-bot: scheduler, ana: ana@example.com}}
 keys:
   - name: typo
     issuer: rnd
@@ -98,12 +101,13 @@ keys:
 	}
 	errs := Validate(cfg)
 	got := errs.Error()
-	for _, want := range []string{"keys[0].drain.query", "Kye", "keys[1].policies.unauthorized.query", "OldNmae", "traffic[1].query", "Nmae"} {
+	for _, want := range []string{"keys[0].drain.query", "Kye", "keys[1].policies.unauthorized.query", "OldNmae", "traffic[1].query", "Nmae",
+		"defaults.policies.unauthorized.query", "Nope", `auth.identities.ops-bot: identity "scheduler" is reserved`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("validate does not report %q:\n%s", want, got)
 		}
 	}
-	if strings.Contains(got, "keys[2]") {
+	if strings.Contains(got, "keys[2]") || strings.Contains(got, "auth.identities.ana") {
 		t.Errorf("a correct query is refused:\n%s", got)
 	}
 }

@@ -14,6 +14,10 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"unicode"
+
+	"github.com/mtibben/confusables"
+	"golang.org/x/text/unicode/norm"
 )
 
 // Role is a named set of actions.
@@ -194,10 +198,31 @@ var ReservedIdentities = []string{"rekey", "scheduler", BootstrapID}
 // channels and sources (break-glass:…, exposure:…, departure:…,
 // github:…, slack:…). A token or an OIDC identity with such a name would
 // make the audit trail attribute a person's actions to rekey itself.
+//
+// What reads the same in an audit trail is the same: an identity with an
+// invisible or control character (zero-width space, word joiner, a
+// bidirectional override), with compatibility characters NFKC would fold
+// (fullwidth letters, a fullwidth colon), or whose Unicode confusable
+// skeleton (TR39) is a reserved name's ("ѕcheduler" with a Cyrillic s) is
+// refused too.
 func Reserved(id string) error {
 	c := Canonical(id)
-	if slices.Contains(ReservedIdentities, c) {
-		return fmt.Errorf("identity %q is reserved: rekey records its own actions under it", c)
+	for _, r := range c {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || unicode.IsSpace(r) && r != ' ' {
+			return fmt.Errorf("identity %q contains an invisible or control character (%U): it would read as another name in the audit trail", c, r)
+		}
+	}
+	if norm.NFKC.String(c) != c {
+		return fmt.Errorf("identity %q contains compatibility characters (fullwidth or styled forms): write it as %q", c, norm.NFKC.String(c))
+	}
+	skeleton := confusables.Skeleton(c)
+	for _, r := range ReservedIdentities {
+		if c == r || skeleton == confusables.Skeleton(r) {
+			return fmt.Errorf("identity %q is reserved: rekey records its own actions under %q", c, r)
+		}
+	}
+	if kind, _, ok := strings.Cut(skeleton, ":"); ok && !strings.Contains(c, ":") {
+		return fmt.Errorf("identity %q is reserved: it reads as the %q form of rekey's own channels and sources", c, kind+":")
 	}
 	if kind, _, ok := strings.Cut(c, ":"); ok {
 		return fmt.Errorf("identity %q is reserved: the %q form names rekey's own channels and sources (break-glass:, exposure:, departure:, github:, slack:…), never a person; map it to a person's identity in auth.identities",

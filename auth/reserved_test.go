@@ -14,6 +14,10 @@ func TestReservedIdentities(t *testing.T) {
 		"scheduler": true, " Rekey": true, "ADMIN": true,
 		"break-glass:root@vm": true, "exposure:generic": true, "departure:hr": true, "github:secret-scanning": true, "slack:U123": true,
 		"alice@example.com": false, "bob": false, "admin@example.com": false,
+		// what reads as a reserved name in the audit trail
+		"scheduler\u200b": true, "rekey\u2060": true, "\u202escheduler": true, "\u0455cheduler": true,
+		"break-glass\uff1aroot@vm": true, "\uff53cheduler": true, "alice\u00a0smith@example.com": true,
+		"josé@example.com": false, "Ana Lima": false,
 	} {
 		if err := Reserved(id); (err != nil) != reserved {
 			t.Errorf("Reserved(%q) = %v, want reserved %v", id, err, reserved)
