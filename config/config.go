@@ -23,6 +23,10 @@ type Config struct {
 	Keys      []Key       `koanf:"keys"`
 	Breaker   Breaker     `koanf:"breaker"`
 	Retention Retention   `koanf:"retention"`
+
+	// fromEnv maps each YAML path an environment variable set to the
+	// variable's name, so that an error about it names the variable.
+	fromEnv map[string]string
 }
 
 // Breaker bounds automatic emergency revocations fleet-wide: more than

@@ -200,3 +200,23 @@ func TestParseDuration(t *testing.T) {
 		}
 	}
 }
+
+// An error about a value an environment variable set names the variable:
+// the YAML path it reports is in no file.
+func TestEnvOverrideErrorsNameTheVariable(t *testing.T) {
+	t.Setenv("REKEY_DEFAULTS__DRAIN__QUIET_PERIOD", "bogus")
+	_, err := Parse([]byte("store: {type: sqlite, path: /tmp/x.db}\n"))
+	if err == nil || !strings.Contains(err.Error(), "defaults.drain.quiet_period") || !strings.Contains(err.Error(), "(set by the environment variable REKEY_DEFAULTS__DRAIN__QUIET_PERIOD)") {
+		t.Fatalf("decode error: %v", err)
+	}
+	t.Setenv("REKEY_DEFAULTS__DRAIN__QUIET_PERIOD", "30s")
+	t.Setenv("REKEY_STORE__TYPE", "mysql")
+	cfg, err := Parse([]byte("store: {type: sqlite, path: /tmp/x.db}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := cfg.Validate(nil)
+	if !strings.Contains(errs.Error(), "store.type") || !strings.Contains(errs.Error(), "REKEY_STORE__TYPE") {
+		t.Fatalf("validate error: %v", errs)
+	}
+}

@@ -76,7 +76,7 @@ func parseWhole(b []byte, name, base string) (*Config, error) {
 	// everything it holds.
 	keys, hasKeys := raw["keys"]
 	delete(raw, "keys")
-	merged, err := overlay(raw, name, base)
+	merged, fromEnv, err := overlay(raw, name, base)
 	if err != nil {
 		return nil, err
 	}
@@ -84,10 +84,11 @@ func parseWhole(b []byte, name, base string) (*Config, error) {
 		merged["keys"] = keys
 	}
 	cfg := defaults()
+	cfg.fromEnv = fromEnv
 	if err := Decode(merged, &cfg, ""); err != nil {
 		// The partly decoded configuration comes back too, so that
 		// `rekey validate` can report cross-reference problems as well.
-		return &cfg, err
+		return &cfg, blameEnv(err, fromEnv)
 	}
 	return &cfg, nil
 }
@@ -121,43 +122,62 @@ func parseSplit(b []byte, name, base string) (*Config, bool, error) {
 // finishSplit decodes the rest of the file over cfg, whose keys are
 // decoded, and places the keys' errors among the others'.
 func finishSplit(cfg *Config, raw map[string]any, keyErrs Errors, name, base string) (*Config, bool, error) {
-	merged, err := overlay(raw, name, base)
+	merged, fromEnv, err := overlay(raw, name, base)
 	if err != nil {
 		return nil, true, err
 	}
+	cfg.fromEnv = fromEnv
 	var errs Errors
 	if err := Decode(merged, cfg, ""); err != nil && !errors.As(err, &errs) {
 		return cfg, true, err
 	}
 	if err := mergeKeyErrors(errs, keyErrs).Err(); err != nil {
-		return cfg, true, err
+		return cfg, true, blameEnv(err, fromEnv)
 	}
 	return cfg, true, nil
 }
 
 // overlay applies the environment overrides to raw (without keys) and
 // resolves its relative paths.
-func overlay(raw map[string]any, name, base string) (map[string]any, error) {
+func overlay(raw map[string]any, name, base string) (map[string]any, map[string]string, error) {
 	k := koanf.New(".")
 	if err := k.Load(mapProvider(raw), nil); err != nil {
-		return nil, fmt.Errorf("load %s: %w", name, err)
+		return nil, nil, fmt.Errorf("load %s: %w", name, err)
 	}
+	fromEnv := map[string]string{}
 	if err := k.Load(env.Provider(".", env.Opt{
 		Prefix: EnvPrefix,
-		TransformFunc: func(key, v string) (string, any) {
-			key = strings.ToLower(strings.TrimPrefix(key, EnvPrefix))
+		TransformFunc: func(variable, v string) (string, any) {
+			key := strings.ToLower(strings.TrimPrefix(variable, EnvPrefix))
 			section, _, _ := strings.Cut(key, "__")
 			if !envSections[section] || !strings.Contains(key, "__") {
 				return "", nil
 			}
-			return strings.ReplaceAll(key, "__", "."), v
+			path := strings.ReplaceAll(key, "__", ".")
+			fromEnv[path] = variable
+			return path, v
 		},
 	}), nil); err != nil {
-		return nil, fmt.Errorf("environment overrides: %w", err)
+		return nil, nil, fmt.Errorf("environment overrides: %w", err)
 	}
 	merged := k.Raw()
 	resolvePaths(merged, base)
-	return merged, nil
+	return merged, fromEnv, nil
+}
+
+// blameEnv names the environment variable behind each error about a
+// path it set: the path is in no file, and the operator looks for it.
+func blameEnv(err error, fromEnv map[string]string) error {
+	var errs Errors
+	if len(fromEnv) == 0 || !errors.As(err, &errs) {
+		return err
+	}
+	for i, e := range errs {
+		if v, ok := fromEnv[e.Path]; ok {
+			errs[i].Msg += " (set by the environment variable " + v + ")"
+		}
+	}
+	return errs
 }
 
 // mapProvider hands an already parsed map to koanf.

@@ -38,8 +38,12 @@ var (
 // Validate checks everything that does not need an adapter's own
 // configuration: the daemon and store settings, adapter names and types,
 // and every reference from a key to an adapter. It returns all problems.
-func (c *Config) Validate(known KnownTypes) Errors {
-	var errs Errors
+func (c *Config) Validate(known KnownTypes) (errs Errors) {
+	defer func() {
+		if len(errs) > 0 {
+			_ = blameEnv(errs, c.fromEnv) // in place
+		}
+	}()
 	c.validateDaemon(&errs)
 	c.validateSafety(&errs)
 	c.validateStore(&errs)
