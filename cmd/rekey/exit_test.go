@@ -69,10 +69,10 @@ func TestRotateWaitExitsZeroWhenDone(t *testing.T) {
 	}
 }
 
-// TestReportExitsSevenOnALiveMatch: a finding that matches a live
-// credential fails a CI step; findings that match nothing do not.
-func TestReportExitsSevenOnALiveMatch(t *testing.T) {
-	dir, cfg := cliConfig(t)
+// bootstrapAPI gives the key api of cliConfig its first credential
+// (break-glass) and returns the secret the file sink holds.
+func bootstrapAPI(t *testing.T, dir, cfg string) string {
+	t.Helper()
 	if code, stdout, stderr := runCLI(t, "", "rotate", "-c", cfg, "--break-glass", "--bootstrap", "--wait", "api"); code != exitOK {
 		t.Fatalf("bootstrap: exit %d (%s %s)", code, stdout, stderr)
 	}
@@ -86,6 +86,14 @@ func TestReportExitsSevenOnALiveMatch(t *testing.T) {
 	if err := json.Unmarshal(raw, &doc); err != nil || doc.Current.Value == "" {
 		t.Fatalf("sink document: %v %s", err, raw)
 	}
+	return doc.Current.Value
+}
+
+// TestReportExitsSevenOnALiveMatch: a finding that matches a live
+// credential fails a CI step; findings that match nothing do not.
+func TestReportExitsSevenOnALiveMatch(t *testing.T) {
+	dir, cfg := cliConfig(t)
+	live := bootstrapAPI(t, dir, cfg)
 	gitleaks := func(secret string) string {
 		b, _ := json.Marshal([]map[string]any{{"RuleID": "generic-api-key", "Secret": secret, "File": "config.env", "StartLine": 3, "Commit": "abc"}})
 		return string(b)
@@ -93,11 +101,11 @@ func TestReportExitsSevenOnALiveMatch(t *testing.T) {
 	if code, stdout, stderr := runCLI(t, gitleaks("ka_live_nothingmatchesthis0000000000"), "report", "--break-glass", "-c", cfg, "--format", "gitleaks", "-"); code != exitOK {
 		t.Fatalf("unmatched finding: exit %d (%s %s)", code, stdout, stderr)
 	}
-	code, stdout, stderr := runCLI(t, gitleaks(doc.Current.Value), "report", "--break-glass", "-c", cfg, "--format", "gitleaks", "-")
+	code, stdout, stderr := runCLI(t, gitleaks(live), "report", "--break-glass", "-c", cfg, "--format", "gitleaks", "-")
 	if code != exitExposed {
 		t.Fatalf("live match: exit %d, want %d (%s %s)", code, exitExposed, stdout, stderr)
 	}
-	if strings.Contains(stdout+stderr, doc.Current.Value) {
+	if strings.Contains(stdout+stderr, live) {
 		t.Fatal("the report echoed the secret")
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,20 +18,8 @@ import (
 // (emergency rotations started)" and exited 7.
 func TestReportAgainAfterTheRevoke(t *testing.T) {
 	dir, cfg := cliConfig(t)
-	if code, stdout, stderr := runCLI(t, "", "rotate", "-c", cfg, "--break-glass", "--bootstrap", "--wait", "api"); code != exitOK {
-		t.Fatalf("bootstrap: exit %d (%s %s)", code, stdout, stderr)
-	}
-	raw, err := os.ReadFile(filepath.Join(dir, "secrets", "api.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Current struct{ Value string } `json:"current"`
-	}
-	if err := json.Unmarshal(raw, &doc); err != nil || doc.Current.Value == "" {
-		t.Fatalf("sink document: %v %s", err, raw)
-	}
-	b, _ := json.Marshal([]map[string]any{{"RuleID": "generic-api-key", "Secret": doc.Current.Value, "File": "config.env", "StartLine": 3, "Commit": "abc"}})
+	live := bootstrapAPI(t, dir, cfg)
+	b, _ := json.Marshal([]map[string]any{{"RuleID": "generic-api-key", "Secret": live, "File": "config.env", "StartLine": 3, "Commit": "abc"}})
 	report := string(b)
 
 	code, stdout, stderr := runCLI(t, report, "report", "--break-glass", "-c", cfg, "--format", "gitleaks", "-o", "json", "-")
