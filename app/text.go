@@ -5,8 +5,8 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/rekeyhq/rekey/internal/textcheck"
 )
 
 // printable answers 400 unless every text field of body (a decoded
@@ -51,10 +51,11 @@ func printableFields(v reflect.Value) error {
 }
 
 // PrintableText refuses s unless it is valid UTF-8 without control
-// characters (C0, DEL, C1: newlines and escape sequences included),
-// naming the field.
+// characters (C0, DEL, C1: newlines and escape sequences included) or
+// bidirectional overrides, naming the field: the same rule as the inbound
+// webhooks' (internal/textcheck).
 func PrintableText(field, s string) error {
-	if !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl) {
+	if !textcheck.Printable(s) {
 		return fmt.Errorf("%s: must be printable text (no control characters such as escape sequences or line breaks)", field)
 	}
 	return nil

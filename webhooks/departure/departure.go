@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/httpx"
+	"github.com/rekeyhq/rekey/internal/textcheck"
 	"github.com/rekeyhq/rekey/rotator"
 	"github.com/rekeyhq/rekey/webhooks/internal/inbound"
 )
@@ -154,8 +155,8 @@ func parseReport(body []byte) (rotator.DepartureReport, error) {
 			errs = append(errs, errors.New("email: not an email address"))
 		}
 	}
-	errs = append(errs, inbound.CheckText(inbound.Field{Name: "email", Value: rep.Email},
-		inbound.Field{Name: "user_id", Value: rep.UserID, Max: maxFieldLen}, inbound.Field{Name: "actor", Value: rep.Actor, Max: maxFieldLen}))
+	errs = append(errs, textcheck.CheckText(textcheck.Field{Name: "email", Value: rep.Email},
+		textcheck.Field{Name: "user_id", Value: rep.UserID, Max: maxFieldLen}, textcheck.Field{Name: "actor", Value: rep.Actor, Max: maxFieldLen}))
 	if err := errors.Join(errs...); err != nil {
 		return rotator.DepartureReport{}, err
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/redact"
 	"github.com/rekeyhq/rekey/internal/secretref"
 	"github.com/rekeyhq/rekey/internal/stdwebhooks"
+	"github.com/rekeyhq/rekey/internal/textcheck"
 	"github.com/rekeyhq/rekey/rotator"
 	"github.com/rekeyhq/rekey/webhooks/internal/inbound"
 )
@@ -214,9 +215,9 @@ func parseReport(body []byte) (rotator.ExposureReport, error) {
 		}
 	}
 	// Shown by rekey show and in notifications: no terminal escapes.
-	if err := inbound.CheckText(inbound.Field{Name: "source", Value: rep.Source, Max: maxLabelLen},
-		inbound.Field{Name: "url", Value: rep.URL, Max: maxURLLen}, inbound.Field{Name: "key", Value: rep.KeyHint, Max: maxLabelLen},
-		inbound.Field{Name: "type", Value: rep.Type, Max: maxLabelLen}); err != nil {
+	if err := textcheck.CheckText(textcheck.Field{Name: "source", Value: rep.Source, Max: maxLabelLen},
+		textcheck.Field{Name: "url", Value: rep.URL, Max: maxURLLen}, textcheck.Field{Name: "key", Value: rep.KeyHint, Max: maxLabelLen},
+		textcheck.Field{Name: "type", Value: rep.Type, Max: maxLabelLen}); err != nil {
 		return rotator.ExposureReport{}, err
 	}
 	return rep, nil

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/rekeyhq/rekey/internal/httpx"
+	"github.com/rekeyhq/rekey/internal/textcheck"
 	"github.com/rekeyhq/rekey/rotator"
 	"github.com/rekeyhq/rekey/webhooks/internal/inbound"
 )
@@ -192,8 +193,8 @@ func parseAlertEvent(body []byte, mediaType string) (alertEvent, error) {
 		return alertEvent{}, err
 	}
 	// Shown by rekey show and in notifications: no terminal escapes.
-	if err := inbound.CheckText(inbound.Field{Name: "alert.html_url", Value: ev.Alert.HTMLURL, Max: 4096},
-		inbound.Field{Name: "alert.secret_type", Value: ev.Alert.SecretType, Max: 200}); err != nil {
+	if err := textcheck.CheckText(textcheck.Field{Name: "alert.html_url", Value: ev.Alert.HTMLURL, Max: 4096},
+		textcheck.Field{Name: "alert.secret_type", Value: ev.Alert.SecretType, Max: 200}); err != nil {
 		return alertEvent{}, err
 	}
 	return ev, nil

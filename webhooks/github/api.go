@@ -11,8 +11,8 @@ import (
 	"strconv"
 
 	"github.com/rekeyhq/rekey/internal/redact"
+	"github.com/rekeyhq/rekey/internal/textcheck"
 	"github.com/rekeyhq/rekey/rotator"
-	"github.com/rekeyhq/rekey/webhooks/internal/inbound"
 )
 
 // maxAPIAnswer bounds what rekey reads of a GitHub API answer.
@@ -80,8 +80,8 @@ func parseAlertAnswer(b []byte) (alertDetails, rotator.Secret, error) {
 	// its API answers odd text.
 	d := alertDetails{
 		Number:     a.Number,
-		HTMLURL:    inbound.Escape(redact.Token(a.HTMLURL, a.Secret)),
-		SecretType: inbound.Escape(redact.Token(a.SecretType, a.Secret)),
+		HTMLURL:    textcheck.Escape(redact.Token(a.HTMLURL, a.Secret)),
+		SecretType: textcheck.Escape(redact.Token(a.SecretType, a.Secret)),
 		State:      redact.Token(a.State, a.Secret),
 	}
 	return d, secret, nil

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rekeyhq/rekey/internal/httpx"
 	"github.com/rekeyhq/rekey/internal/redact"
+	"github.com/rekeyhq/rekey/internal/textcheck"
 	"github.com/rekeyhq/rekey/rotator"
 	"github.com/rekeyhq/rekey/webhooks/internal/inbound"
 )
@@ -166,8 +167,8 @@ func parsePartner(body []byte) ([]match, error) {
 		// A location quoting the token must not carry it further.
 		m.URL, m.Type, m.Source = redact.Token(m.URL, m.Token), redact.Token(m.Type, m.Token), redact.Token(m.Source, m.Token)
 		at := "[" + strconv.Itoa(i) + "]."
-		if err := inbound.CheckText(inbound.Field{Name: at + "url", Value: m.URL, Max: 4096},
-			inbound.Field{Name: at + "type", Value: m.Type, Max: 200}, inbound.Field{Name: at + "source", Value: m.Source, Max: 200}); err != nil {
+		if err := textcheck.CheckText(textcheck.Field{Name: at + "url", Value: m.URL, Max: 4096},
+			textcheck.Field{Name: at + "type", Value: m.Type, Max: 200}, textcheck.Field{Name: at + "source", Value: m.Source, Max: 200}); err != nil {
 			return nil, err
 		}
 		out = append(out, m)

@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/redact"
+	"github.com/rekeyhq/rekey/internal/textcheck"
 	"github.com/rekeyhq/rekey/rotator"
-	"github.com/rekeyhq/rekey/webhooks/internal/inbound"
 )
 
 // Formats Parse understands.
@@ -70,7 +70,7 @@ func Parse(format string, r io.Reader) ([]rotator.ExposureReport, error) {
 		// Escaped, not refused: a file name in a scanned repository is
 		// anyone's to choose, and must neither reach a terminal raw nor
 		// let its author suppress the report.
-		loc := inbound.Escape(redact.Token(f.location, f.secret))
+		loc := textcheck.Escape(redact.Token(f.location, f.secret))
 		id := reportID(source, loc, fp)
 		if seen[id] {
 			continue
@@ -82,7 +82,7 @@ func Parse(format string, r io.Reader) ([]rotator.ExposureReport, error) {
 			Source:      source,
 			URL:         loc,
 			Fingerprint: fp,
-			Type:        inbound.Escape(redact.Token(f.kind, f.secret)),
+			Type:        textcheck.Escape(redact.Token(f.kind, f.secret)),
 			ReceivedAt:  now,
 		})
 	}
@@ -130,5 +130,5 @@ func describe(what string, n int, location string) string {
 	if location == "" {
 		return what + " " + strconv.Itoa(n)
 	}
-	return what + " " + strconv.Itoa(n) + " (" + inbound.Escape(location) + ")"
+	return what + " " + strconv.Itoa(n) + " (" + textcheck.Escape(location) + ")"
 }

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rekeyhq/rekey/webhooks/internal/inbound"
+	"github.com/rekeyhq/rekey/internal/textcheck"
 )
 
 // A scanned repository's file names and a scanner's rule names are anyone's
@@ -21,7 +21,7 @@ func TestControlCharactersAreEscaped(t *testing.T) {
 		t.Fatalf("url %q type %q, want them escaped", r.URL, r.Type)
 	}
 	_, err = Parse("trufflehog", strings.NewReader(`{"DetectorName":"Kubeadapt","SourceMetadata":{"Data":{"Filesystem":{"file":"x\u001b]8;;https://evil\u001b\\","line":1}}}}`))
-	if err == nil || !inbound.Printable(err.Error()) || !strings.Contains(err.Error(), `x\x1b]8;;https://evil\x1b\`) {
+	if err == nil || !textcheck.Printable(err.Error()) || !strings.Contains(err.Error(), `x\x1b]8;;https://evil\x1b\`) {
 		t.Fatalf("err %q, want the location escaped", err)
 	}
 }

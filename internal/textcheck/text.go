@@ -1,4 +1,8 @@
-package inbound
+// Package textcheck says whether text people or senders give rekey is
+// safe to store and show (rekey show, the audit trail, notifications): no
+// control characters, no bidirectional overrides, valid UTF-8. The admin
+// API and the inbound webhooks apply the same rule.
+package textcheck
 
 import (
 	"errors"
