@@ -84,7 +84,7 @@ func TestTokenChainRequests(t *testing.T) {
 	id := e.rotateAs(aliceByEveByBob)
 
 	if a := e.api(bob, "POST", "/v1/rotations/"+id+"/approve", nil); a.status != http.StatusForbidden ||
-		!strings.Contains(fmt.Sprint(a.body["error"]), "requested this rotation with a token they are behind") {
+		!strings.Contains(fmt.Sprint(a.body["error"]), "is behind the token this rotation was requested with") {
 		t.Fatalf("bob approves a rotation he requested through alice's token: %d %v", a.status, a.body)
 	}
 	if a := e.api(carol, "POST", "/v1/rotations/"+id+"/approve", nil); a.status != http.StatusOK {

@@ -113,7 +113,7 @@ func (e *Engine) Decide(ctx context.Context, req ApproveRequest) (*Rotation, err
 		case me.actor == asked.actor:
 			return r, fmt.Errorf("%s: %w", req.Approver, ErrSelfApproval)
 		case who == me.actor:
-			return r, fmt.Errorf("%s requested this rotation with a token they are behind (people behind the request: %s): %w",
+			return r, fmt.Errorf("%s is behind the token this rotation was requested with (people behind the request: %s): %w",
 				req.Approver, asked, ErrSelfApproval)
 		default:
 			return r, fmt.Errorf("%s with token %s created by %s (people behind it: %s): %w (through a token they are behind)",
