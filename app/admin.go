@@ -72,6 +72,7 @@ func (a *admin) rotate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.Recommission = b.Recommission
+	req.Behind = a.chain(p)
 	if !a.allow(w, p, TriggerAction(req), req.Key) { // scope first: no key enumeration
 		return
 	}
@@ -307,11 +308,22 @@ func decideAction(rot *rotator.Rotation) auth.Action {
 }
 
 // decision is who decides, through which channel and with which token
-// (and who created it: the engine counts a token's decisions as its
-// creator's too, and audits both).
+// (and the people behind it: the engine counts a token's decisions as
+// theirs too, and audits them).
 func (a *admin) decision(r *http.Request, actor, comment string) rotator.ApproveRequest {
 	p := principalOf(r)
-	return rotator.ApproveRequest{Approver: actor, Via: via(p), Comment: comment, TokenID: p.TokenID, TokenCreator: a.d.Directory.Canonical(p.TokenCreator)}
+	return rotator.ApproveRequest{Approver: actor, Via: via(p), Comment: comment, TokenID: p.TokenID, TokenCreator: a.d.Directory.Canonical(p.TokenCreator),
+		TokenChain: a.chain(p)}
+}
+
+// chain is the people behind p's token, by the names the directory knows
+// them by today.
+func (a *admin) chain(p *auth.Principal) []string {
+	out := make([]string, 0, len(p.TokenChain))
+	for _, c := range p.TokenChain {
+		out = append(out, a.d.Directory.Canonical(c))
+	}
+	return out
 }
 
 func (a *admin) cancel(w http.ResponseWriter, r *http.Request) {

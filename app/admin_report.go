@@ -39,6 +39,7 @@ func (a *admin) decommission(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	req.Behind = a.chain(p)
 	rot, err := a.d.Engine.Trigger(r.Context(), req)
 	if err != nil {
 		a.triggerFailed(w, r, p, rot, err)

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -17,14 +18,16 @@ type TokenView struct {
 	Keys      string `json:"keys,omitempty"`
 	Team      string `json:"team,omitempty"`
 	CreatedBy string `json:"created_by,omitempty"`
-	CreatedAt string `json:"created_at"`
-	ExpiresAt string `json:"expires_at,omitempty"`
-	RevokedAt string `json:"revoked_at,omitempty"`
+	// Chain is the people behind the token: its creator first.
+	Chain     []string `json:"created_by_chain,omitempty"`
+	CreatedAt string   `json:"created_at"`
+	ExpiresAt string   `json:"expires_at,omitempty"`
+	RevokedAt string   `json:"revoked_at,omitempty"`
 }
 
 // ViewToken renders a token record.
 func ViewToken(t auth.TokenRecord) TokenView {
-	return TokenView{ID: t.ID, User: t.User, Role: string(t.Grant.Role), Keys: t.Grant.Keys, Team: t.Grant.Team, CreatedBy: t.CreatedBy,
+	return TokenView{ID: t.ID, User: t.User, Role: string(t.Grant.Role), Keys: t.Grant.Keys, Team: t.Grant.Team, CreatedBy: t.CreatedBy, Chain: auth.ChainOf(t),
 		CreatedAt: rfc3339(t.CreatedAt), ExpiresAt: rfc3339(t.ExpiresAt), RevokedAt: rfc3339(t.RevokedAt)}
 }
 
@@ -80,12 +83,20 @@ func (a *admin) createToken(w http.ResponseWriter, r *http.Request) {
 	if !a.printable(w, &b) {
 		return
 	}
-	spec, err := TokenSpecFor(a.d.Directory, b.User, b.Role, b.Keys, b.Team, b.Expires, principalOf(r).ID)
+	p := principalOf(r)
+	spec, err := TokenSpecFor(a.d.Directory, b.User, b.Role, b.Keys, b.Team, b.Expires, p.ID)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	// The people behind the new token: its creator and everyone behind
+	// the creator's own token (none for OIDC, bootstrap or break-glass).
+	spec.Chain = p.Behind()
 	tok, rec, err := auth.CreateToken(r.Context(), s, spec, timeNow())
+	if errors.Is(err, auth.ErrChainTooLong) {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	if err != nil {
 		a.d.fail(w, r, "", err)
 		return

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/rekeyhq/rekey/auth"
@@ -9,10 +10,16 @@ import (
 )
 
 // AuditTokenCreated records who created a per-person API token for whom,
-// with which role (never the token): who can act is part of the trail.
+// with which role and the people behind it (never the token): who can act
+// is part of the trail.
 func (d *Daemon) AuditTokenCreated(ctx context.Context, rec auth.TokenRecord, by string) error {
+	chain, err := json.Marshal(auth.ChainOf(rec))
+	if err != nil {
+		return err
+	}
 	return d.auditToken(ctx, "token.created", by, map[string]string{
 		"token_id": rec.ID, "user": rec.User, "role": string(rec.Grant.Role), "keys": rec.Grant.Keys, "team": rec.Grant.Team,
+		"created_by_chain": string(chain),
 	})
 }
 

@@ -37,12 +37,12 @@ func TokenStore(s Store) auth.TokenStore {
 
 func (t tokenStore) CreateToken(ctx context.Context, r auth.TokenRecord) error {
 	return t.s.CreateToken(ctx, sqlstore.APIToken{ID: r.ID, Hash: r.Hash, User: r.User, Role: string(r.Grant.Role), Keys: r.Grant.Keys,
-		Team: r.Grant.Team, CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt})
+		Team: r.Grant.Team, CreatedBy: r.CreatedBy, Chain: r.Chain, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt})
 }
 
 func fromSQL(a sqlstore.APIToken) auth.TokenRecord {
 	return auth.TokenRecord{ID: a.ID, Hash: a.Hash, User: a.User, Grant: auth.Grant{Role: auth.Role(a.Role), Keys: a.Keys, Team: a.Team},
-		CreatedBy: a.CreatedBy, CreatedAt: a.CreatedAt, ExpiresAt: a.ExpiresAt, RevokedAt: a.RevokedAt}
+		CreatedBy: a.CreatedBy, Chain: a.Chain, CreatedAt: a.CreatedAt, ExpiresAt: a.ExpiresAt, RevokedAt: a.RevokedAt}
 }
 
 func (t tokenStore) TokenByHash(ctx context.Context, h string) (auth.TokenRecord, error) {

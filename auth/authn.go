@@ -68,7 +68,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request) (*Pri
 		if err := Reserved(t.User); err != nil { // issued before reserved names were refused
 			return nil, fmt.Errorf("%w: token %s: %v", ErrUnauthenticated, t.ID, err)
 		}
-		return &Principal{ID: t.User, Via: "token", TokenID: t.ID, TokenCreator: t.CreatedBy, Grants: []Grant{t.Grant}}, nil
+		return &Principal{ID: t.User, Via: "token", TokenID: t.ID, TokenCreator: t.CreatedBy, TokenChain: ChainOf(t), Grants: []Grant{t.Grant}}, nil
 	case strings.Count(cred, ".") == 2 && a.OIDC != nil:
 		p, err := a.OIDC.Authenticate(ctx, cred)
 		if err != nil {

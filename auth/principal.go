@@ -126,6 +126,20 @@ type Principal struct {
 	// for the self-approval and two-person rules.
 	TokenID      string
 	TokenCreator string
+	// TokenChain is the people behind the token (TokenRecord.Chain, or
+	// its creator for a token older than chains): whoever created a token
+	// in the chain could have kept every token created from it. Nil for
+	// OIDC, the bootstrap token and break-glass.
+	TokenChain []string
+}
+
+// Behind is the people behind what p does: p itself and its token's
+// chain. It is the chain of a token p creates.
+func (p *Principal) Behind() []string {
+	if p == nil {
+		return nil
+	}
+	return People(append([]string{p.ID}, p.TokenChain...)...)
 }
 
 // Can reports whether p may take action a on key k.

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -23,6 +24,11 @@ type TokenRecord struct {
 	User      string
 	Grant     Grant
 	CreatedBy string
+	// Chain is the people behind the token: its creator, the creator of
+	// the token its creator used, and so on (deduplicated, at most
+	// MaxChain). Empty for a token created before rekey recorded chains:
+	// ChainOf falls back to CreatedBy.
+	Chain     []string
 	CreatedAt time.Time
 	ExpiresAt time.Time // zero: never
 	RevokedAt time.Time // zero: live
@@ -57,6 +63,38 @@ type TokenSpec struct {
 	Grant     Grant
 	TTL       time.Duration // 0: never expires
 	CreatedBy string
+	// Chain is the people behind the creator's credential
+	// (Principal.Behind of the creator): CreatedBy first. CreateToken puts
+	// CreatedBy first if it is missing.
+	Chain []string
+}
+
+// MaxChain bounds the people behind a token. A token whose chain would be
+// longer is refused (ErrChainTooLong), never truncated: dropping the
+// oldest creator would let a long enough chain launder them out.
+const MaxChain = 16
+
+// ErrChainTooLong is returned by CreateToken for a chain over MaxChain.
+var ErrChainTooLong = fmt.Errorf("token: more than %d people would be behind it (tokens created with tokens created with tokens…); create it with a token fewer people are behind", MaxChain)
+
+// People deduplicates canonical identities, in order, without empties.
+func People(ids ...string) []string {
+	var out []string
+	for _, id := range ids {
+		if c := Canonical(id); c != "" && !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// ChainOf is the people behind t: its recorded chain, or for a token
+// created before chains were recorded, its creator.
+func ChainOf(t TokenRecord) []string {
+	if len(t.Chain) > 0 {
+		return People(t.Chain...)
+	}
+	return People(t.CreatedBy)
 }
 
 // CreateToken mints a token (32 random bytes, prefixed rk_), stores its
@@ -77,6 +115,9 @@ func CreateToken(ctx context.Context, s TokenStore, spec TokenSpec, now time.Tim
 			return "", TokenRecord{}, fmt.Errorf("token: %w", err)
 		}
 	}
+	if len(People(append([]string{spec.CreatedBy}, spec.Chain...)...)) > MaxChain {
+		return "", TokenRecord{}, ErrChainTooLong
+	}
 	if spec.TTL < 0 {
 		return "", TokenRecord{}, errors.New("token: expiry must not be negative")
 	}
@@ -90,7 +131,7 @@ func CreateToken(ctx context.Context, s TokenStore, spec TokenSpec, now time.Tim
 	}
 	tok := TokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
 	rec := TokenRecord{ID: "tok_" + hex.EncodeToString(id[:]), Hash: HashToken(tok), User: user, Grant: spec.Grant,
-		CreatedBy: Canonical(spec.CreatedBy), CreatedAt: now.UTC().Truncate(time.Second)}
+		CreatedBy: Canonical(spec.CreatedBy), Chain: People(append([]string{spec.CreatedBy}, spec.Chain...)...), CreatedAt: now.UTC().Truncate(time.Second)}
 	if spec.TTL > 0 {
 		rec.ExpiresAt = rec.CreatedAt.Add(spec.TTL)
 	}

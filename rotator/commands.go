@@ -23,6 +23,11 @@ type TriggerRequest struct {
 	// Recommission allows a bootstrap or manual rotation of a key that was
 	// decommissioned (undoing the decommission); without it they are refused.
 	Recommission bool
+	// Behind is the people behind the actor's credential (the chain of the
+	// API token the request was made with: auth.Principal.TokenChain),
+	// recorded in the rotation.created audit event: none of them may
+	// approve the rotation (Decide).
+	Behind []string
 }
 
 // EmergencyTrigger reports whether t calls for emergency mode by default.
@@ -107,7 +112,8 @@ func (e *Engine) trigger(ctx context.Context, req TriggerRequest) (*Rotation, er
 		}
 	}
 	ev := AuditEvent{At: now, RotationID: r.ID, Key: r.Key, Actor: req.Actor, Action: "rotation.created", Phase: r.Phase,
-		Detail: map[string]string{"trigger": string(req.Trigger), "mode": string(req.Mode), "reason": req.Reason, "contain": r.Contain, "recommission": fmt.Sprint(recommission)}}
+		Detail: map[string]string{"trigger": string(req.Trigger), "mode": string(req.Mode), "reason": req.Reason, "contain": r.Contain, "recommission": fmt.Sprint(recommission),
+			detailRequestBehind: peopleText(sideOf(req.Actor, req.Behind...).behind)}}
 	started := []Event{{ID: r.ID + "-start", Kind: EventStarted, Severity: severityOf(r), Key: r.Key, RotationID: r.ID,
 		Phase: r.Phase, Trigger: r.Trigger, Mode: r.Mode, Actor: r.Actor, Owners: k.Owners, At: now,
 		Message: startMessage(r),

@@ -17,12 +17,15 @@ type ApproveRequest struct {
 	Verdict  Verdict
 	Via      string
 	Comment  string
-	// TokenID is the API token the decision was made with, if any, and
-	// TokenCreator the person who created that token. Whoever creates a
-	// token saw it once: a decision made with it is also theirs, for the
-	// self-approval and two-person rules, and both are audited.
+	// TokenID is the API token the decision was made with, if any,
+	// TokenCreator the person who created that token and TokenChain the
+	// people behind it (its creator first, then the creator of the token
+	// they used, and so on: auth.Principal.TokenChain). Whoever is in the
+	// chain could have kept the token: for the self-approval and
+	// two-person rules the decision is theirs too, and all are audited.
 	TokenID      string
 	TokenCreator string
+	TokenChain   []string
 	// Responder: the caller checked that the approver may take emergencies
 	// on the key (the admin API's responder role). At the containment gate
 	// of a contained emergency that is what decides, and the key's
@@ -31,14 +34,10 @@ type ApproveRequest struct {
 	Responder bool
 }
 
-// people is who stands behind the decision: the approver and, for a
-// token, the person who created it.
-func (req ApproveRequest) people() []string {
-	out := []string{CanonicalIdentity(req.Approver)}
-	if c := CanonicalIdentity(req.TokenCreator); c != "" && c != out[0] {
-		out = append(out, c)
-	}
-	return out
+// side is who stands behind the decision: the approver and the people
+// behind their token.
+func (req ApproveRequest) side() side {
+	return sideOf(req.Approver, append([]string{req.TokenCreator}, req.TokenChain...)...)
 }
 
 // Errors of approvals.
@@ -48,7 +47,8 @@ var (
 	ErrNoGate       = errors.New("rotation is not waiting for a decision")
 	ErrDecided      = errors.New("already decided")
 	// ErrCountedTwice: the decision would let one person count twice on a
-	// gate (their own decision and one made with a token they created).
+	// gate (their own decision and one made with a token they created, or
+	// one created from a token they created, and so on).
 	ErrCountedTwice = errors.New("one person counts once on a gate")
 )
 
@@ -76,8 +76,10 @@ func Containment(r *Rotation, g Gate) bool {
 // Decide records an approval or denial for the gate the rotation waits on.
 // Checks, in order: the rotation waits on a gate; the approver is allowed
 // (the key's approval.approvers, except for a responder at a containment
-// gate) and neither they nor the creator of the token they used is
-// the requester; nobody behind the decision has decided this gate already.
+// gate); the approval and the request are two people (people.go: the
+// approver is nobody behind the request, the requester nobody behind the
+// approver's token); the approval and each earlier one on the gate are two
+// people likewise.
 // A decision at a drain timeout also records the request it makes (revoke
 // anyway, or roll back), in the same commit.
 func (e *Engine) Decide(ctx context.Context, req ApproveRequest) (*Rotation, error) {
@@ -100,12 +102,23 @@ func (e *Engine) Decide(ctx context.Context, req ApproveRequest) (*Rotation, err
 		!slices.ContainsFunc(k.Approval.Approvers, func(a string) bool { return CanonicalIdentity(a) == CanonicalIdentity(req.Approver) }) {
 		return r, fmt.Errorf("%s: %w for key %s", req.Approver, ErrNotApprover, r.Key)
 	}
-	if req.Verdict == VerdictApprove && slices.Contains(req.people(), CanonicalIdentity(r.Actor)) {
-		if CanonicalIdentity(req.Approver) == CanonicalIdentity(r.Actor) {
-			return r, fmt.Errorf("%s: %w", req.Approver, ErrSelfApproval)
+	me := req.side()
+	if req.Verdict == VerdictApprove {
+		asked, err := e.requestSide(ctx, r)
+		if err != nil {
+			return r, err
 		}
-		return r, fmt.Errorf("%s with token %s created by %s: %w (through a token they created for someone else)",
-			req.Approver, req.TokenID, req.TokenCreator, ErrSelfApproval)
+		switch who := shared(me, asked); {
+		case who == "":
+		case me.actor == asked.actor:
+			return r, fmt.Errorf("%s: %w", req.Approver, ErrSelfApproval)
+		case who == me.actor:
+			return r, fmt.Errorf("%s is behind the token this rotation was requested with (people behind the request: %s): %w",
+				req.Approver, asked, ErrSelfApproval)
+		default:
+			return r, fmt.Errorf("%s with token %s created by %s (people behind it: %s): %w (through a token they are behind)",
+				req.Approver, req.TokenID, req.TokenCreator, me, ErrSelfApproval)
+		}
 	}
 	now := e.clock.Now()
 	a := Approval{RotationID: r.ID, Gate: g, Approver: req.Approver, Verdict: req.Verdict, Via: req.Via, Comment: req.Comment, At: now}
@@ -113,6 +126,7 @@ func (e *Engine) Decide(ctx context.Context, req ApproveRequest) (*Rotation, err
 	if req.TokenID != "" {
 		detail["token"] = req.TokenID
 		detail["token_created_by"] = req.TokenCreator
+		detail[detailTokenChain] = peopleText(me.behind[1:])
 	}
 	out, err := e.update(ctx, r.ID, func(r *Rotation, ch *change) error {
 		if cur, ok := PendingGate(r); !ok || cur != g || r.Phase.Terminal() {
@@ -162,19 +176,19 @@ func (e *Engine) Decide(ctx context.Context, req ApproveRequest) (*Rotation, err
 
 // gateDeciders checks req against the approvals already given on gate g
 // of a rotation, from the audit trail (which records, with each decision,
-// the creator of the token it was made with): an approval is refused when
-// its approver already approved g, when the creator of its token approved
-// g themselves, or when its approver created the token of an earlier
-// approval on g — a token's decision never counts twice with its
-// creator's. Two tokens one person created for two others count as those
-// two people (one admin usually creates everyone's tokens); the audit
-// names the creator of each. It returns how many approvals g holds.
+// the chain of the token it was made with): an approval is refused when
+// its approver already approved g, or when it and an earlier approval are
+// one person (people.go: the approver of one is behind the other's
+// token) — a token's decision never counts twice with the decision of
+// anyone behind it. Two tokens one person created for two others count as
+// those two people (one admin usually creates everyone's tokens); the
+// audit names the chain of each. It returns how many approvals g holds.
 func (e *Engine) gateDeciders(ctx context.Context, rotationID string, g Gate, req ApproveRequest) (int, error) {
 	evs, err := e.store.Audit(ctx, AuditFilter{RotationID: rotationID})
 	if err != nil {
 		return 0, fmt.Errorf("load decisions: %w", err)
 	}
-	me, myCreator := CanonicalIdentity(req.Approver), CanonicalIdentity(req.TokenCreator)
+	me := req.side()
 	yes := 0
 	for _, ev := range evs {
 		if ev.Action != "decision."+string(VerdictApprove) || ev.Detail["gate"] != string(g) {
@@ -184,23 +198,17 @@ func (e *Engine) gateDeciders(ctx context.Context, rotationID string, g Gate, re
 		if req.Verdict != VerdictApprove {
 			continue
 		}
-		they, theirCreator := CanonicalIdentity(ev.Actor), CanonicalIdentity(ev.Detail["token_created_by"])
-		switch {
-		case me == they:
+		they := decisionSide(ev)
+		switch who := shared(me, they); {
+		case who == "":
+		case me.actor == they.actor:
 			return yes, fmt.Errorf("%s on %s: %w", req.Approver, g, ErrDecided)
-		case myCreator != "" && myCreator == they, theirCreator != "" && theirCreator == me:
-			return yes, fmt.Errorf("%s (token created by %s) already approved the %s gate; %s (token created by %s) would count one person twice: %w",
-				ev.Actor, orNone(theirCreator), g, req.Approver, orNone(myCreator), ErrCountedTwice)
+		default:
+			return yes, fmt.Errorf("%s (people behind: %s) already approved the %s gate; %s (people behind: %s) would count %s twice: %w",
+				ev.Actor, they, g, req.Approver, me, who, ErrCountedTwice)
 		}
 	}
 	return yes, nil
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "nobody: no token used"
-	}
-	return s
 }
 
 func pastTense(v Verdict) string {

@@ -280,6 +280,13 @@ var migrations = []migration{
 		// the few rows in state previous, never the history.
 		`CREATE INDEX credentials_previous ON credentials (key, generation) WHERE state = 'previous'`,
 	}},
+	{version: 15, name: "the people behind an API token", additive: true, statements: []string{
+		// A JSON array: the token's creator, the creator of the token they
+		// used, and so on (the self-approval and two-person rules read it).
+		// '' for a token created before: its created_by stands alone. An
+		// older binary ignores the column and still checks created_by.
+		`ALTER TABLE api_tokens ADD COLUMN created_by_chain TEXT NOT NULL DEFAULT ''`,
+	}},
 }
 
 // ErrSchemaMismatch is returned by New when a migration recorded in the

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -20,6 +21,9 @@ type APIToken struct {
 	Keys      string // key name pattern; "" = every key
 	Team      string // owner team scope; "" = none
 	CreatedBy string
+	// Chain is the people behind the token (auth.TokenRecord.Chain),
+	// stored as a JSON array; nil for a token stored before the column.
+	Chain     []string
 	CreatedAt time.Time
 	ExpiresAt time.Time // zero = never
 	RevokedAt time.Time // zero = live
@@ -28,9 +32,21 @@ type APIToken struct {
 // CreateToken records a new token. A duplicate id or hash is an error.
 func (s *Store) CreateToken(ctx context.Context, t APIToken) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		_, err := s.txExec(ctx, tx, `INSERT INTO api_tokens (id, hash, user_id, role, keys, team, created_by, created_at, expires_at, revoked_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '')`,
-			t.ID, t.Hash, clean(t.User), clean(t.Role), clean(t.Keys), clean(t.Team), clean(t.CreatedBy), TimeText(t.CreatedAt), TimeText(t.ExpiresAt))
+		chain := ""
+		if len(t.Chain) > 0 {
+			cleaned := make([]string, len(t.Chain))
+			for i, c := range t.Chain {
+				cleaned[i] = clean(c)
+			}
+			b, err := json.Marshal(cleaned)
+			if err != nil {
+				return fmt.Errorf("create token %s: %w", t.ID, err)
+			}
+			chain = string(b)
+		}
+		_, err := s.txExec(ctx, tx, `INSERT INTO api_tokens (id, hash, user_id, role, keys, team, created_by, created_by_chain, created_at, expires_at, revoked_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')`,
+			t.ID, t.Hash, clean(t.User), clean(t.Role), clean(t.Keys), clean(t.Team), clean(t.CreatedBy), chain, TimeText(t.CreatedAt), TimeText(t.ExpiresAt))
 		if err != nil {
 			return fmt.Errorf("create token %s: %w", t.ID, err)
 		}
@@ -38,11 +54,17 @@ func (s *Store) CreateToken(ctx context.Context, t APIToken) error {
 	})
 }
 
-const tokenCols = `id, hash, user_id, role, keys, team, created_by, created_at, expires_at, revoked_at`
+const tokenCols = `id, hash, user_id, role, keys, team, created_by, created_by_chain, created_at, expires_at, revoked_at`
 
 func scanToken(sc interface{ Scan(...any) error }) (APIToken, error) {
 	var t APIToken
-	err := sc.Scan(&t.ID, &t.Hash, &t.User, &t.Role, &t.Keys, &t.Team, &t.CreatedBy, timeCol{&t.CreatedAt}, timeCol{&t.ExpiresAt}, timeCol{&t.RevokedAt})
+	var chain string
+	err := sc.Scan(&t.ID, &t.Hash, &t.User, &t.Role, &t.Keys, &t.Team, &t.CreatedBy, &chain, timeCol{&t.CreatedAt}, timeCol{&t.ExpiresAt}, timeCol{&t.RevokedAt})
+	if err == nil && chain != "" {
+		if jerr := json.Unmarshal([]byte(chain), &t.Chain); jerr != nil {
+			return t, fmt.Errorf("token %s: people behind it: %w", t.ID, jerr)
+		}
+	}
 	return t, err
 }
 

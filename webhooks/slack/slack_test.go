@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -44,7 +45,7 @@ func TestApproveFromSlack(t *testing.T) {
 			}
 			reqs := e.decider.requests()
 			want := rotator.ApproveRequest{RotationID: "rot_appr0001", Gate: tc.gate, Approver: tc.approver, Verdict: tc.verdict, Via: "slack", Comment: "slack user " + tc.user}
-			if len(reqs) != 1 || reqs[0] != want {
+			if len(reqs) != 1 || !reflect.DeepEqual(reqs[0], want) {
 				t.Fatalf("Decide calls = %+v, want [%+v]", reqs, want)
 			}
 			got := e.messages.shown()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -110,7 +111,7 @@ func TestSocketMode(t *testing.T) {
 	ack("env-1")
 	waitFor(t, "the decision", func() bool { return len(e.decider.requests()) == 1 })
 	want := rotator.ApproveRequest{RotationID: "rot_sock0001", Gate: rotator.GateStart, Approver: "ana@example.com", Verdict: rotator.VerdictApprove, Via: "slack", Comment: "slack user UANA"}
-	if got := e.decider.requests()[0]; got != want {
+	if got := e.decider.requests()[0]; !reflect.DeepEqual(got, want) {
 		t.Fatalf("Decide(%+v), want %+v", got, want)
 	}
 	waitFor(t, "the decision shown", func() bool { return len(e.messages.shown()) == 1 })

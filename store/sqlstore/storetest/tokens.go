@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -11,7 +12,9 @@ import (
 
 // testAPITokens: per-person API tokens are found by hash only, listed,
 // revoked once (the first revocation time stays), and a second token with
-// the same hash is refused.
+// the same hash is refused. The people behind a token come back in order;
+// a token stored without them has none (the caller falls back to its
+// creator).
 func testAPITokens(t *testing.T, s rotator.Store) {
 	ss, ok := s.(*sqlstore.Store)
 	if !ok {
@@ -20,7 +23,7 @@ func testAPITokens(t *testing.T, s rotator.Store) {
 	ctx := t.Context()
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	tok := sqlstore.APIToken{ID: "tok_1", Hash: "ab12", User: "ana@example.com", Role: "approver", Keys: "payments-*",
-		CreatedBy: "admin", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		CreatedBy: "bob@example.com", Chain: []string{"bob@example.com", "carol@example.com", "admin"}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
 	if err := ss.CreateToken(ctx, tok); err != nil {
 		t.Fatal(err)
 	}
@@ -31,8 +34,15 @@ func testAPITokens(t *testing.T, s rotator.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != tok {
+	if !reflect.DeepEqual(got, tok) {
 		t.Errorf("TokenByHash = %+v, want %+v", got, tok)
+	}
+	old := sqlstore.APIToken{ID: "tok_old", Hash: "cd34", User: "dan@example.com", Role: "viewer", CreatedBy: "admin", CreatedAt: now}
+	if err := ss.CreateToken(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ss.TokenByHash(ctx, "cd34"); err != nil || got.Chain != nil || got.CreatedBy != "admin" {
+		t.Errorf("token stored without a chain: %+v, %v; want no chain, created by admin", got, err)
 	}
 	if _, err := ss.TokenByHash(ctx, "AB12"); !errors.Is(err, rotator.ErrNotFound) {
 		t.Errorf("unknown hash: err = %v, want ErrNotFound", err)
@@ -50,7 +60,7 @@ func testAPITokens(t *testing.T, s rotator.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != 1 || !list[0].RevokedAt.Equal(now.Add(time.Minute)) {
+	if len(list) != 2 || list[0].ID != "tok_1" || !list[0].RevokedAt.Equal(now.Add(time.Minute)) || !reflect.DeepEqual(list[0].Chain, tok.Chain) {
 		t.Errorf("ListTokens = %+v, want tok_1 revoked at %s", list, now.Add(time.Minute))
 	}
 }
