@@ -79,16 +79,17 @@ type Engine struct {
 	inbound   InboundStore
 	state     StateStore
 
-	wake       chan struct{}
-	sem        chan struct{}
-	urgentSem  chan struct{}
-	driving    atomic.Bool // Run is running: new emergencies are driven at once
-	backlog    atomic.Bool // the last scan left due rotations behind
-	evaluating sync.Mutex  // one policy evaluation at a time
-	mu         sync.Mutex
-	running    map[string]bool // rotation ids with a driver
-	lastGauges atomic.Int64    // when a scan last read the gauges (Unix ns)
-	secrets    map[string]Secret
+	wake        chan struct{}
+	sem         chan struct{}
+	urgentSem   chan struct{}
+	driving     atomic.Bool // Run is running: new emergencies are driven at once
+	backlog     atomic.Bool // the last scan left due rotations behind
+	evaluating  sync.Mutex  // one policy evaluation at a time
+	mu          sync.Mutex
+	running     map[string]bool // rotation ids with a driver
+	lastGauges  atomic.Int64    // when a scan last read the gauges (Unix ns)
+	lastKeyAges atomic.Int64    // when gauges last read the key ages (Unix ns)
+	secrets     map[string]Secret
 	// submissions are secrets people minted, between Submit and the mint
 	// step that records them.
 	submissions   map[string]submission

@@ -275,6 +275,11 @@ func (d *driver) flush(ctx context.Context) (reload bool, err error) {
 		d.e.metrics.phaseEntered(d.r, p)
 	}
 	d.e.dispatch.committed(d.k, d.buf.events)
+	for _, c := range d.buf.creds {
+		if c.State == CredCurrent { // the key's age starts again now, not at the next read of the store
+			d.e.metrics.KeyAge(d.r.Key, d.now().Sub(c.CreatedAt))
+		}
+	}
 	if d.r.Phase.Terminal() {
 		d.e.dropSecret(d.r.ID)
 		d.e.noteEnd(ctx, d.r)

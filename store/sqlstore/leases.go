@@ -23,9 +23,13 @@ func (s *Store) Claim(ctx context.Context, rotationID, owner string, ttl time.Du
 		return rotator.Lease{}, false, s.errorf("lease rotation %s: an owner is required", rotationID)
 	}
 	var epoch int64
-	err := s.queryRow(ctx, `UPDATE rotations SET lease_owner = ?, lease_until = `+s.d.NowPlus+`, lease_epoch = lease_epoch + 1
+	// In a write transaction, so that it queues on the in-process write
+	// lock (see exec) instead of in SQLite's busy handler.
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		return s.txQueryRow(ctx, tx, `UPDATE rotations SET lease_owner = ?, lease_until = `+s.d.NowPlus+`, lease_epoch = lease_epoch + 1
 		WHERE id = ? AND (lease_owner = '' OR lease_owner = ? OR lease_until <= `+s.d.NowPlus+`)
 		RETURNING lease_epoch`, owner, ttl.Milliseconds(), rotationID, owner, 0).Scan(&epoch)
+	})
 	switch {
 	case err == nil:
 		return rotator.Lease{RotationID: rotationID, Owner: owner, Epoch: epoch}, true, nil

@@ -70,7 +70,19 @@ func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Ro
 	return s.db.QueryRowContext(ctx, q, args...)
 }
 
+// exec runs a write outside a transaction. It queues on the in-process
+// write lock like every transaction (s.write): a write that skipped it met
+// a transaction's SQLite lock and waited in SQLite's busy handler, which
+// sleeps 1, 2, 5… ms between tries.
 func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if s.wlock != nil {
+		select {
+		case s.wlock <- struct{}{}:
+			defer func() { <-s.wlock }()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	q := s.q(query)
 	if st := s.prepared(ctx, q); st != nil {
 		return st.ExecContext(ctx, args...)
