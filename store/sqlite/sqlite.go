@@ -40,11 +40,15 @@ const busyTimeoutMS = 10000
 //     store.synchronous: full where even that window is unacceptable (it
 //     roughly triples the cost of a rotation's bookkeeping).
 //   - foreign_keys=1: approvals must name an existing rotation.
+//   - wal_autocheckpoint=10000 pages (40 MB): the store checkpoints in
+//     the background every 250 ms (Dialect.Checkpoint), beside the
+//     writers; a commit checkpoints (holding the write lock) only if that
+//     falls behind.
 //   - _txlock=immediate: every write transaction takes the write lock at BEGIN,
 //     so two daemons never both read the audit head and then fight to upgrade
 //     (which SQLite would fail with SQLITE_BUSY instead of waiting).
 const filePragmas = "_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=synchronous(%s)" +
-	"&_pragma=foreign_keys(1)&_txlock=immediate"
+	"&_pragma=foreign_keys(1)&_txlock=immediate&_pragma=wal_autocheckpoint(10000)"
 
 // Dialect is SQLite's: ? placeholders, and write transactions already
 // exclusive (BEGIN IMMEDIATE), additionally queued in-process so that
@@ -52,6 +56,7 @@ const filePragmas = "_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=
 var Dialect = sqlstore.Dialect{
 	Name:              "sqlite",
 	LocalWriteLock:    true,
+	Checkpoint:        "PRAGMA wal_checkpoint(PASSIVE)",
 	IndexHints:        true,
 	IsUniqueViolation: isUniqueViolation,
 	// strftime's %f is seconds with milliseconds: padded to nanoseconds.

@@ -36,6 +36,10 @@ type Dialect struct {
 	// in-process contention into a queue instead of busy-timeout polling;
 	// other processes still queue on the database lock.
 	LocalWriteLock bool
+	// Checkpoint, when set, is run in the background every
+	// checkpointEvery (SQLite: a passive WAL checkpoint), so that no
+	// commit checkpoints while it holds the write lock.
+	Checkpoint string
 	// IsUniqueViolation reports whether err is a unique-constraint
 	// violation (SQLite extended codes 1555/2067, PostgreSQL SQLSTATE 23505).
 	IsUniqueViolation func(error) bool

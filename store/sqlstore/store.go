@@ -39,6 +39,8 @@ type Store struct {
 	cache     bool
 	// auditKeys seal appended audit events and verify the trail.
 	auditKeys rotator.AuditKeys
+	// stopCheckpointer stops the background checkpoints (nil: none).
+	stopCheckpointer func()
 }
 
 // New wraps db, which the Store owns from now on (Close closes it), and
@@ -71,6 +73,9 @@ func NewWith(ctx context.Context, db *sql.DB, d Dialect, o Options) (*Store, err
 	// in-process write lock (one writer at a time) and more than one
 	// connection.
 	s.cache = d.LocalWriteLock && db.Stats().MaxOpenConnections != 1
+	if db.Stats().MaxOpenConnections != 1 { // a single connection: the checkpoint would queue behind every query
+		s.startCheckpointer()
+	}
 	return s, nil
 }
 
@@ -85,6 +90,9 @@ func (s *Store) Dialect() Dialect { return s.d }
 
 // Close closes the database handle.
 func (s *Store) Close() error {
+	if s.stopCheckpointer != nil {
+		s.stopCheckpointer()
+	}
 	s.closeStmts()
 	return s.db.Close()
 }
