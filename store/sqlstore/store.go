@@ -43,15 +43,10 @@ type Store struct {
 	stopCheckpointer func()
 }
 
-// New wraps db, which the Store owns from now on (Close closes it), and
-// brings its schema up to date. It fails with ErrSchemaTooNew when the
-// database was migrated by a newer rekey.
-func New(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
-	return NewWith(ctx, db, d, Options{})
-}
-
-// NewWith is New with options; with o.NoMigrate it checks the schema
-// instead of migrating it (ErrSchemaBehind when it is older).
+// NewWith wraps db, which the Store owns from now on (Close closes it), and
+// brings its schema up to date; with o.NoMigrate it checks the schema
+// instead (ErrSchemaBehind when it is older). It fails with
+// ErrSchemaTooNew when the database was migrated by a newer rekey.
 func NewWith(ctx context.Context, db *sql.DB, d Dialect, o Options) (*Store, error) {
 	if d.Name == "" || d.IsUniqueViolation == nil || strings.Count(d.NowPlus, "?") != 1 {
 		return nil, errors.New("sqlstore: dialect needs a Name, IsUniqueViolation and NowPlus")
