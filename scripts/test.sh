@@ -96,9 +96,14 @@ fi
 #     passes when replayed alone — a loaded machine, not a bug.
 # It prints the run's output and the input on anything but a pass, and
 # returns 0 (pass), 1 (finding or other failure) or 2 (hang).
+#
+# -fuzzminimizetime 1s: Go minimizes every new interesting input for up
+# to 60 s by default; the executions stop meanwhile ("0/sec") and a 3 s
+# session outran its deadline ("context deadline exceeded"), which was
+# most of the "hung worker" hiccups CI reported.
 fuzz() {
 	local pkg=$1 dir=$2 target=$3 out=$4
-	go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -timeout 10m "$pkg" >"$out" 2>&1
+	go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -fuzzminimizetime 1s -timeout 10m "$pkg" >"$out" 2>&1
 	local rc=$?
 	if [ "$rc" -eq 0 ]; then
 		return 0

@@ -70,7 +70,7 @@ func Parse(format string, r io.Reader) ([]rotator.ExposureReport, error) {
 		// Escaped, not refused: a file name in a scanned repository is
 		// anyone's to choose, and must neither reach a terminal raw nor
 		// let its author suppress the report.
-		loc := textcheck.Escape(redact.Token(f.location, f.secret))
+		loc := shown(f.location, f.secret)
 		id := reportID(source, loc, fp)
 		if seen[id] {
 			continue
@@ -82,11 +82,19 @@ func Parse(format string, r io.Reader) ([]rotator.ExposureReport, error) {
 			Source:      source,
 			URL:         loc,
 			Fingerprint: fp,
-			Type:        textcheck.Escape(redact.Token(f.kind, f.secret)),
+			Type:        shown(f.kind, f.secret),
 			ReceivedAt:  now,
 		})
 	}
 	return out, nil
+}
+
+// shown is s as a report may carry it: the secret redacted, what a
+// terminal would interpret escaped, and the secret redacted again from
+// the escaped text (escaping "\x11" before "0000000" spells \x110000000,
+// which holds a secret "10000000").
+func shown(s, secret string) string {
+	return redact.Token(textcheck.Escape(redact.Token(s, secret)), secret)
 }
 
 // reportID is source + ":" + hex SHA-256 of source, location and
