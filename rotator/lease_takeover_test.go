@@ -26,23 +26,7 @@ func TestTakeoverFencesStaleCredentialWrites(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	a := e.daemon("daemon-a", time.Hour, reg) // the heartbeat notices nothing during the test
 	r := e.trigger(rotator.TriggerManual, "")
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for ctx := t.Context(); ctx.Err() == nil && !gate.hit(); {
-			a.RunOnce(ctx)
-			got, err := e.store.GetRotation(ctx, r.ID)
-			if err != nil || got.Phase.Terminal() {
-				return
-			}
-			e.clock.Set(got.NextAttemptAt)
-		}
-	}()
-	select {
-	case <-gate.entered:
-	case <-time.After(30 * time.Second):
-		t.Fatal("daemon A never reached the cut-over of the last sink")
-	}
+	done := e.runUntilGate(a, r.ID, gate, "cut-over of the last sink")
 	// A's lease runs out; B claims the rotation and commits.
 	if _, err := e.store.DB().ExecContext(t.Context(), `UPDATE rotations SET lease_until = '' WHERE id = ?`, r.ID); err != nil {
 		t.Fatal(err)

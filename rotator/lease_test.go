@@ -62,6 +62,31 @@ func (e *env) daemon(owner string, ttl time.Duration, reg *prometheus.Registry) 
 	return d
 }
 
+// runUntilGate runs daemon a on rotation id, following the fake clock,
+// until one of its steps is inside gate (what names the side effect for the
+// failure message). The channel closes once a's last RunOnce returned.
+func (e *env) runUntilGate(a *rotator.Engine, id string, gate gatedSink, what string) <-chan struct{} {
+	e.t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx := e.t.Context(); ctx.Err() == nil && !gate.hit(); {
+			a.RunOnce(ctx) // returns once a stopped, after the gate
+			got, err := e.store.GetRotation(ctx, id)
+			if err != nil || got.Phase.Terminal() {
+				return
+			}
+			e.clock.Set(got.NextAttemptAt)
+		}
+	}()
+	select {
+	case <-gate.entered:
+	case <-time.After(30 * time.Second):
+		e.t.Fatal("daemon A never reached the " + what)
+	}
+	return done
+}
+
 // TestLostLeaseStopsBeforeNextSideEffect: while daemon A is inside a side
 // effect (staging the first of two sinks), its lease runs out and daemon B
 // claims the rotation. A's heartbeat finds the lease gone, and A stops:
@@ -75,23 +100,7 @@ func TestLostLeaseStopsBeforeNextSideEffect(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	a := e.daemon("daemon-a", 300*time.Millisecond, reg)
 	r := e.trigger(rotator.TriggerManual, "")
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for ctx := t.Context(); ctx.Err() == nil && !gate.hit(); {
-			a.RunOnce(ctx) // returns once A stopped, after the gate
-			got, err := e.store.GetRotation(ctx, r.ID)
-			if err != nil {
-				return
-			}
-			e.clock.Set(got.NextAttemptAt)
-		}
-	}()
-	select {
-	case <-gate.entered:
-	case <-time.After(30 * time.Second):
-		t.Fatal("daemon A never reached the staging side effect")
-	}
+	done := e.runUntilGate(a, r.ID, gate, "staging side effect")
 	before, err := e.store.GetRotation(t.Context(), r.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -167,23 +176,7 @@ func TestFencedCommitWritesNothing(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	a := e.daemon("daemon-a", 300*time.Millisecond, reg)
 	r := e.trigger(rotator.TriggerManual, "")
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for ctx := t.Context(); ctx.Err() == nil && !gate.hit(); {
-			a.RunOnce(ctx)
-			got, err := e.store.GetRotation(ctx, r.ID)
-			if err != nil || got.Phase.Terminal() {
-				return
-			}
-			e.clock.Set(got.NextAttemptAt)
-		}
-	}()
-	select {
-	case <-gate.entered:
-	case <-time.After(30 * time.Second):
-		t.Fatal("daemon A never reached the cut-over of the last sink")
-	}
+	done := e.runUntilGate(a, r.ID, gate, "cut-over of the last sink")
 	before := e.creds()
 	if _, err := e.store.DB().ExecContext(t.Context(), `UPDATE rotations SET lease_until = '' WHERE id = ?`, r.ID); err != nil {
 		t.Fatal(err)
