@@ -146,6 +146,9 @@ func (e *Engine) Decide(ctx context.Context, req ApproveRequest) (*Rotation, err
 			Message: fmt.Sprintf("%s %s the %s gate of %s (via %s)", req.Approver, pastTense(req.Verdict), g, r.Key, req.Via),
 			Fields:  map[string]string{"gate": string(g), "verdict": string(req.Verdict), "approver": req.Approver}})
 		if g != GateDrain {
+			if req.Verdict == VerdictApprove {
+				countApproval(r, g, yes+1)
+			}
 			return nil
 		}
 		if r.Request.Kind != "" {
@@ -172,6 +175,22 @@ func (e *Engine) Decide(ctx context.Context, req ApproveRequest) (*Rotation, err
 		}
 	}
 	return out, nil
+}
+
+// countApproval shows an approval in the rotation's waiting state at
+// once, so that whoever approved reads "1/2" in the answer rather than
+// the count from before their decision; the gate step, which runs next,
+// decides on the approvals themselves and sets the state again.
+func countApproval(r *Rotation, g Gate, yes int) {
+	w := r.Waiting
+	if r.Hold != HoldApproval || w == nil || w.Reason != WaitApproval || w.Progress == nil || w.Progress.Unit != "approvals" {
+		return
+	}
+	p := *w.Progress
+	p.Done = min(int64(yes), p.Of)
+	w.Progress = &p
+	r.HoldDetail = fmt.Sprintf("%s approval %d/%d", g, p.Done, p.Of)
+	w.Detail = r.HoldDetail
 }
 
 // gateDeciders checks req against the approvals already given on gate g

@@ -146,8 +146,14 @@ func TestWaitingApprovalProgressAndDeadline(t *testing.T) {
 	if want := r.PhaseStartedAt.Add(time.Hour); !w.Deadline.Equal(want) {
 		t.Fatalf("deadline %v, want %v", w.Deadline, want)
 	}
-	if _, err := e.engine.Decide(e.ctx, rotator.ApproveRequest{RotationID: r.ID, Approver: "bob", Verdict: rotator.VerdictApprove, Via: "test"}); err != nil {
+	decided, err := e.engine.Decide(e.ctx, rotator.ApproveRequest{RotationID: r.ID, Approver: "bob", Verdict: rotator.VerdictApprove, Via: "test"})
+	if err != nil {
 		t.Fatal(err)
+	}
+	// The answer to the decision already counts it (what `rekey approve`
+	// prints), before the engine's next step.
+	if w := wantWaiting(t, decided, rotator.WaitApproval); w.Progress.Done != 1 || w.Progress.Of != 2 || decided.HoldDetail != "start approval 1/2" {
+		t.Fatalf("answer to the approval: %+v, %q", w.Progress, decided.HoldDetail)
 	}
 	r = e.step(r.ID)
 	if w = wantWaiting(t, r, rotator.WaitApproval); w.Progress.Done != 1 {
