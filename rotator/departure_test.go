@@ -203,3 +203,47 @@ func TestDepartureActsOnNewlyNamedIdentitiesOnly(t *testing.T) {
 		t.Fatalf("second departure, naming her user id too: %+v %v", second, err)
 	}
 }
+
+// Once a person has left, no notification names them as an owner (a
+// mention would page someone who is gone): the departure's own rotation
+// is announced to the owners who remain. On the code before, every event
+// carried the configured owners.
+func TestNotificationsLeaveDepartedOwnersOut(t *testing.T) {
+	e := newEnv(t)
+	e.key.Owners = []string{"Alice@example.com", "carol@example.com"}
+	e.key.Drain.QuietPeriod = 0
+	e.engine = e.newEngine(nil)
+	e.bootstrap()
+	res, err := e.engine.ReportDeparture(e.ctx, rotator.DepartureReport{ID: "hr-1", Email: "alice@example.com", Via: "hr"})
+	if err != nil || len(res.Rotations) != 1 {
+		t.Fatalf("departure: %+v %v", res, err)
+	}
+	id := res.Rotations[0]
+	if r := e.run(id, 50); r.Phase != rotator.PhaseDone {
+		t.Fatalf("departure's rotation ended %s/%s", r.Phase, r.Hold)
+	}
+	var seen []rotator.Event
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		seen = seen[:0]
+		e.notes.mu.Lock()
+		for _, ev := range e.notes.evs {
+			if ev.RotationID == id {
+				seen = append(seen, ev)
+			}
+		}
+		e.notes.mu.Unlock()
+		if slices.ContainsFunc(seen, func(ev rotator.Event) bool { return ev.Kind == rotator.EventFinished }) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !slices.ContainsFunc(seen, func(ev rotator.Event) bool { return ev.Kind == rotator.EventFinished }) {
+		t.Fatalf("the rotation's end was never notified: %d events", len(seen))
+	}
+	for _, ev := range seen {
+		if !slices.Equal(ev.Owners, []string{"carol@example.com"}) {
+			t.Fatalf("%s names owners %v after alice left", ev.Kind, ev.Owners)
+		}
+	}
+}

@@ -36,6 +36,9 @@ type dispatcher struct {
 	ttl time.Duration
 	// quiet logs a store outage with backoff, not once per poll.
 	quiet *quietLog
+	// present drops people who left from an event's owners, so that no
+	// notification mentions or pages them (nil: everyone is present).
+	present func([]string) []string
 }
 
 // callTimeout bounds one durable delivery: the lease TTL, at least 5s and
@@ -164,11 +167,19 @@ func (d *dispatcher) rows(k *Key, evs []Event) []Notification {
 	names := d.targetsOf(k)
 	out := make([]Notification, 0, len(evs)*len(names))
 	for _, ev := range evs {
+		ev.Owners = d.presentOwners(ev.Owners)
 		for _, n := range names {
 			out = append(out, Notification{Notifier: n, Event: ev, Lane: laneOf(ev)})
 		}
 	}
 	return out
+}
+
+func (d *dispatcher) presentOwners(owners []string) []string {
+	if d.present == nil || len(owners) == 0 {
+		return owners
+	}
+	return d.present(owners)
 }
 
 // laneOf puts what needs a person now — critical events, requests for a
@@ -200,6 +211,7 @@ func (d *dispatcher) committed(k *Key, evs []Event) {
 		return
 	}
 	for _, ev := range evs {
+		ev.Owners = d.presentOwners(ev.Owners)
 		for _, n := range names {
 			select {
 			case d.queues[n] <- ev:

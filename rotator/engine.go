@@ -101,6 +101,7 @@ type Engine struct {
 	digestMu      sync.Mutex
 	digests       map[string]digest // without a StateStore (tests)
 	warned        map[string]bool
+	departed      departedCache
 	wg            sync.WaitGroup
 	closeOnce     sync.Once
 }
@@ -193,6 +194,7 @@ func New(o Options) (*Engine, error) {
 	e.sem = make(chan struct{}, e.conc)
 	e.urgentSem = make(chan struct{}, 32)
 	e.dispatch = newDispatcher(o.Notifiers, o.Outbox, !o.EnqueueOnly, e.clock, e.log, e.metrics)
+	e.dispatch.present = e.presentOwners
 	e.dispatch.ttl = e.ttl
 	e.dispatch.start()
 	return e, nil

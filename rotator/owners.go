@@ -3,6 +3,7 @@ package rotator
 import (
 	"context"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -31,7 +32,60 @@ func (e *Engine) markDeparted(ctx context.Context, who []string, at time.Time) e
 			return err
 		}
 	}
+	e.departed.forget()
 	return nil
+}
+
+// departedCache is the set of people who left, as notifications need it:
+// read from the store at most every departedFresh (a departure another
+// daemon recorded reaches this one's notifications within that), and at
+// once after this engine marks someone.
+type departedCache struct {
+	mu     sync.Mutex
+	set    map[string]bool
+	readAt time.Time
+}
+
+const departedFresh = 30 * time.Second
+
+func (c *departedCache) forget() {
+	c.mu.Lock()
+	c.set = nil
+	c.mu.Unlock()
+}
+
+// presentOwners drops the people who left from owners: no notification
+// mentions or pages someone who is gone. When the store cannot say, the
+// owners are kept (a mention too many, never a notification lost).
+func (e *Engine) presentOwners(owners []string) []string {
+	l, ok := e.state.(StateLister)
+	if !ok {
+		return owners
+	}
+	c := &e.departed
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if now := e.clock.Now(); c.set == nil || now.Sub(c.readAt) >= departedFresh || now.Before(c.readAt) {
+		m, err := l.ListState(context.Background(), stateDeparted)
+		if err != nil {
+			return owners
+		}
+		c.set = make(map[string]bool, len(m))
+		for who := range m {
+			c.set[who] = true
+		}
+		c.readAt = now
+	}
+	if len(c.set) == 0 {
+		return owners
+	}
+	out := make([]string, 0, len(owners))
+	for _, o := range owners {
+		if !c.set[CanonicalIdentity(o)] {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // departedAmong returns which of the identities (canonical) were marked
