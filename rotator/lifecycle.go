@@ -1,6 +1,9 @@
 package rotator
 
-import "context"
+import (
+	"context"
+	"slices"
+)
 
 // Edge names a way out of a phase. A step chooses the edge; the table says
 // where it leads.
@@ -60,6 +63,28 @@ func (l *Lifecycle) Spec(p Phase) (PhaseSpec, bool) {
 		}
 	}
 	return PhaseSpec{}, false
+}
+
+// Path is the phases a rotation of l passes through when every step takes
+// its usual edge, from Start to the terminal phase: the progress line a
+// notifier draws. It is read off the table, so it cannot disagree with it.
+func (l *Lifecycle) Path() []Phase {
+	var out []Phase
+	for p := l.Start; ; {
+		out = append(out, p)
+		if p.Terminal() || slices.Contains(out[:len(out)-1], p) {
+			return out
+		}
+		spec, ok := l.Spec(p)
+		if !ok {
+			return out
+		}
+		next, ok := spec.Next[EdgeOK]
+		if !ok {
+			return out
+		}
+		p = next
+	}
 }
 
 // rollingBack is the same row in every table that can undo: the sinks get

@@ -47,23 +47,16 @@ func slackDate(t time.Time) string {
 	return fmt.Sprintf("<!date^%d^{date_short_pretty} {time}|%s>", t.Unix(), t.UTC().Format("2006-01-02 15:04 UTC"))
 }
 
-// progressPhases is the path a rotation takes, for the progress line.
+// progressPhases is the path a rotation takes, for the progress line:
+// its lifecycle table's usual path, without the start gate when the key
+// has none.
 func progressPhases(st *messageState) []rotator.Phase {
-	switch {
-	case st.Mode == rotator.ModeEmergency && st.Trigger == rotator.TriggerDecommission:
-		return []rotator.Phase{rotator.PhaseRevoking, rotator.PhaseRemoving, rotator.PhaseDone}
-	case st.Lifecycle == rotator.EmergencyByHand.Name:
-		return []rotator.Phase{rotator.PhaseRevoking, rotator.PhaseMinting, rotator.PhaseStaging, rotator.PhaseCuttingOver,
-			rotator.PhaseVerifying, rotator.PhaseConfirming, rotator.PhaseCleaning, rotator.PhaseDone}
-	case st.Mode == rotator.ModeEmergency:
-		return []rotator.Phase{rotator.PhaseRevoking, rotator.PhaseMinting, rotator.PhaseStaging,
-			rotator.PhaseVerifying, rotator.PhaseDone}
-	case st.NoStartGate:
-		return []rotator.Phase{rotator.PhaseMinting, rotator.PhaseStaging, rotator.PhaseVerifying,
-			rotator.PhaseCuttingOver, rotator.PhaseDraining, rotator.PhaseRevoking, rotator.PhaseWatching, rotator.PhaseCleaning, rotator.PhaseDone}
+	l := rotator.LifecycleOf(&rotator.Rotation{Lifecycle: st.Lifecycle, Trigger: st.Trigger, Mode: st.Mode})
+	path := l.Path()
+	if st.NoStartGate {
+		path = slices.DeleteFunc(path, func(p rotator.Phase) bool { return p == rotator.PhaseAwaitingApproval })
 	}
-	return []rotator.Phase{rotator.PhaseAwaitingApproval, rotator.PhaseMinting, rotator.PhaseStaging, rotator.PhaseVerifying,
-		rotator.PhaseCuttingOver, rotator.PhaseDraining, rotator.PhaseRevoking, rotator.PhaseWatching, rotator.PhaseCleaning, rotator.PhaseDone}
+	return path
 }
 
 // progressLine draws the phases: ✓ done, ▶ current, ✗ where it stopped.
