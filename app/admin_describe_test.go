@@ -7,10 +7,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rekeyhq/rekey/auth"
+	"github.com/rekeyhq/rekey/rotator"
 )
 
 // GET /v1/keys/{key} describes a key to whoever may read it: credentials
@@ -107,5 +110,40 @@ func TestDecommissionAndReportNeedTheResponder(t *testing.T) {
 	}
 	if code, body := post(resp); code != 200 || body["findings"] != 1.0 || body["known"] != 0.0 {
 		t.Fatalf("responder report: %d %v", code, body)
+	}
+}
+
+// describe reads one key's records, not every key's; what it shows of the
+// key is the same view status shows, in every state: current, waiting for
+// approval, decommissioned.
+func TestDescribeShowsTheKeyAsStatusDoes(t *testing.T) {
+	e := newAuthEnv(t, "")
+	ctx := context.Background()
+	if _, err := e.d.Engine.Trigger(ctx, rotator.TriggerRequest{Key: "api", Trigger: rotator.TriggerManual, Mode: rotator.ModeStaged, Actor: "olga@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.d.Engine.Trigger(ctx, rotator.TriggerRequest{Key: "legacy", Trigger: rotator.TriggerDecommission, Mode: rotator.ModeEmergency, Actor: "rita@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, e.d, r.ID, rotator.PhaseDone)
+	now := time.Now()
+	views, err := e.d.KeyViews(ctx, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := map[string]string{}
+	for _, v := range views {
+		d, err := e.d.Describe(ctx, v.Name, 5, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(d.Key, v) {
+			t.Errorf("%s: describe shows\n%+v\nstatus shows\n%+v", v.Name, d.Key, v)
+		}
+		states[v.Name] = v.State
+	}
+	if !strings.HasPrefix(states["api"], "waiting") && !strings.HasPrefix(states["api"], "rotating") || states["legacy"] != "decommissioned" || states["db"] != "current" {
+		t.Fatalf("the test did not reach the states it compares: %v", states)
 	}
 }

@@ -96,16 +96,7 @@ func (d *Daemon) Describe(ctx context.Context, name string, history int, now tim
 	if !ok {
 		return nil, fmt.Errorf("unknown key %q: %w", name, rotator.ErrNotFound)
 	}
-	views, err := d.KeyViews(ctx, now)
-	if err != nil {
-		return nil, err
-	}
 	out := &KeyDescription{Team: d.teams[name], Credentials: []CredentialView{}, Sinks: []SinkView{}, History: []RotationView{}}
-	for _, v := range views {
-		if v.Name == name {
-			out.Key = v
-		}
-	}
 	out.Policy = d.policyView(k)
 	for _, ck := range d.Config.Keys {
 		if ck.Name == name {
@@ -116,6 +107,26 @@ func (d *Daemon) Describe(ctx context.Context, name string, history int, now tim
 	if err != nil {
 		return nil, err
 	}
+	// The key's state from its own records, not every key's: describe
+	// costs the same over 10 or 100,000 keys.
+	st := rotator.KeyState{Key: name}
+	for _, c := range creds {
+		switch c.State {
+		case rotator.CredCurrent:
+			st.Current = c
+		case rotator.CredPrevious:
+			st.Previous = append(st.Previous, c)
+		}
+	}
+	active, err := d.Store.ListRotations(ctx, rotator.RotationFilter{Key: name, ActiveOnly: true, Limit: 1})
+	if err != nil {
+		return nil, err
+	}
+	if len(active) > 0 {
+		st.Active = active[0]
+	}
+	it, _ := d.Engine.PlanKey(ctx, name, st, now)
+	out.Key = d.keyView(ctx, k, st, it, now)
 	byFP := map[string]string{}
 	for _, c := range creds {
 		fp := c.Fingerprint

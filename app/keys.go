@@ -37,33 +37,37 @@ func (d *Daemon) KeyViews(ctx context.Context, now time.Time) ([]KeyView, error)
 	plan := d.Engine.PlanFrom(ctx, states, now)
 	out := make([]KeyView, 0, len(plan))
 	for i, k := range d.Engine.Keys() {
-		it := plan[i]
-		owners, departed := d.Engine.Owners(ctx, k.Name)
-		v := KeyView{Name: k.Name, Issuer: k.IssuerName, Owners: owners, DepartedOwners: departed, Plan: it.Action, Reason: it.Reason,
-			State: "no credential", Lingering: it.Lingering}
-		gate := rotator.ProveGate(k.Drain.Gate(k.Name))
-		v.Gate = &gate
-		for _, b := range k.Sinks {
-			v.Sinks = append(v.Sinks, b.SinkName+":"+b.Target.Path)
-		}
-		st := states[k.Name]
-		if c := st.Current; c != nil {
-			v.Generation, v.IssuerID, v.State = c.Generation, c.IssuerID, "current"
-			v.Age = ageSeconds(now, c.CreatedAt)
-		}
-		if !it.Due.IsZero() {
-			v.NextDue = rfc3339(it.Due)
-		}
-		if it.Reason == "decommissioned" {
-			v.State = "decommissioned"
-		}
-		if a := st.Active; a != nil {
-			v.Active, v.State = a.ID, "rotating ("+string(a.Phase)+")"
-			if a.Hold != rotator.HoldNone {
-				v.State = "waiting (" + string(a.Phase) + ": " + string(a.Hold) + ")"
-			}
-		}
-		out = append(out, v)
+		out = append(out, d.keyView(ctx, k, states[k.Name], plan[i], now))
 	}
 	return out, nil
+}
+
+// keyView is one key as status and describe show it, from its state and
+// plan item.
+func (d *Daemon) keyView(ctx context.Context, k *rotator.Key, st rotator.KeyState, it rotator.PlanItem, now time.Time) KeyView {
+	owners, departed := d.Engine.Owners(ctx, k.Name)
+	v := KeyView{Name: k.Name, Issuer: k.IssuerName, Owners: owners, DepartedOwners: departed, Plan: it.Action, Reason: it.Reason,
+		State: "no credential", Lingering: it.Lingering}
+	gate := rotator.ProveGate(k.Drain.Gate(k.Name))
+	v.Gate = &gate
+	for _, b := range k.Sinks {
+		v.Sinks = append(v.Sinks, b.SinkName+":"+b.Target.Path)
+	}
+	if c := st.Current; c != nil {
+		v.Generation, v.IssuerID, v.State = c.Generation, c.IssuerID, "current"
+		v.Age = ageSeconds(now, c.CreatedAt)
+	}
+	if !it.Due.IsZero() {
+		v.NextDue = rfc3339(it.Due)
+	}
+	if it.Reason == "decommissioned" {
+		v.State = "decommissioned"
+	}
+	if a := st.Active; a != nil {
+		v.Active, v.State = a.ID, "rotating ("+string(a.Phase)+")"
+		if a.Hold != rotator.HoldNone {
+			v.State = "waiting (" + string(a.Phase) + ": " + string(a.Hold) + ")"
+		}
+	}
+	return v
 }

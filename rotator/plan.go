@@ -61,6 +61,20 @@ func (e *Engine) PlanFrom(ctx context.Context, states map[string]KeyState, now t
 	return out
 }
 
+// PlanKey is PlanFrom for one key, over its state as the caller read it
+// (describe: O(1) in the number of keys).
+func (e *Engine) PlanKey(ctx context.Context, name string, st KeyState, now time.Time) (PlanItem, bool) {
+	k, ok := e.keys[name]
+	if !ok {
+		return PlanItem{}, false
+	}
+	it := e.planKey(k, st, now, e.Decommissioned(ctx, name))
+	if st.Active == nil {
+		flagLingering(k, st.Previous, &it)
+	}
+	return it, true
+}
+
 // flagLingering adds the key's live previous generations to its plan item,
 // each with what would revoke it.
 func flagLingering(k *Key, previous []*Credential, it *PlanItem) {
