@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -76,9 +77,9 @@ func cmdToken(c *cli) *cobra.Command {
 			if err != nil || c.output == "json" {
 				return rawOr(c, raw, err)
 			}
-			t := newTable("ID", "USER", "ROLE", "KEYS", "TEAM", "EXPIRES", "REVOKED")
+			t := newTable("ID", "USER", "ROLE", "KEYS", "TEAM", "CREATED BY", "EXPIRES", "REVOKED")
 			for _, v := range out.Tokens {
-				t.row(v.ID, v.User, v.Role, v.Keys, v.Team, v.ExpiresAt, v.RevokedAt)
+				t.row(v.ID, v.User, v.Role, v.Keys, v.Team, createdBy(v), v.ExpiresAt, v.RevokedAt)
 			}
 			return t.write(c.stdout)
 		},
@@ -108,4 +109,14 @@ Arguments:
 	}
 	cmd.AddCommand(create, list, revoke)
 	return cmd
+}
+
+// createdBy is the people behind a token, its creator first: "bob ←
+// alice" is a token bob created with a token alice created for him (the
+// engine counts a token's decisions as all of theirs).
+func createdBy(v app.TokenView) string {
+	if len(v.Chain) > 0 {
+		return strings.Join(v.Chain, " ← ")
+	}
+	return v.CreatedBy
 }

@@ -126,3 +126,20 @@ keys:
 		}
 	}
 }
+
+// token list shows who is behind each token (its creator first), as the
+// engine counts them for the two-person rule; -o json has the same chain.
+func TestTokenListShowsWhoCreatedEachToken(t *testing.T) {
+	_, cfg := cliConfig(t)
+	if code, _, errOut := runCLI(t, "", "token", "create", "--break-glass", "-c", cfg, "--user", "alice@example.com", "--role", "approver"); code != exitOK {
+		t.Fatalf("token create: exit %d: %s", code, errOut)
+	}
+	code, out, errOut := runCLI(t, "", "token", "list", "--break-glass", "-c", cfg)
+	if code != exitOK {
+		t.Fatalf("token list: exit %d: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "CREATED BY") || !strings.Contains(lines[1], "alice@example.com") || !strings.Contains(lines[1], "break-glass:") {
+		t.Fatalf("token list:\n%s", out)
+	}
+}
