@@ -40,6 +40,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/rekeyhq/rekey/internal/httpx"
+	"github.com/rekeyhq/rekey/internal/secretref"
+	"github.com/rekeyhq/rekey/internal/stdwebhooks"
 	"github.com/rekeyhq/rekey/rotator"
 	"github.com/rekeyhq/rekey/webhooks/internal/inbound"
 )
@@ -61,6 +63,7 @@ type Credentials interface {
 // Handler serves the consumer attestation webhook.
 type Handler struct {
 	auth      inbound.Signed
+	signers   []signer
 	via       string
 	known     func(key string) bool
 	creds     Credentials
@@ -87,17 +90,37 @@ func New(cfg Config, via string, known func(string) bool, creds Credentials, sto
 		logger = slog.New(slog.DiscardHandler)
 	}
 	logger = logger.With("webhook", ReplayNamespace)
-	key, err := inbound.Key(cfg.Secret(), "secret")
-	if err != nil {
-		return nil, fmt.Errorf("consumer webhook: %w", err)
+	var signers []signer
+	if cfg.hasShared() {
+		key, err := inbound.Key(cfg.Secret(), "secret")
+		if err != nil {
+			return nil, fmt.Errorf("consumer webhook: %w", err)
+		}
+		signers = append(signers, signer{key: key, keys: cfg.Keys, via: via})
+	}
+	for i, s := range cfg.Senders {
+		key, err := inbound.Key(secretref.Ref{Env: s.SecretEnv, File: s.SecretFile}, fmt.Sprintf("senders[%d].secret", i))
+		if err != nil {
+			return nil, fmt.Errorf("consumer webhook: %w", err)
+		}
+		signers = append(signers, signer{key: key, keys: s.Keys, via: via + "/" + s.Name})
 	}
 	return &Handler{
-		auth: inbound.Signed{Key: key, Tolerance: cfg.Tolerance, Guard: guard, Namespace: ReplayNamespace, Log: logger},
-		via:  via, known: known, creds: creds, store: store,
+		auth:    inbound.Signed{Tolerance: cfg.Tolerance, Guard: guard, Namespace: ReplayNamespace, Log: logger},
+		signers: signers,
+		via:     via, known: known, creds: creds, store: store,
 		limit:     rate.NewLimiter(rate.Every(time.Minute/time.Duration(cfg.RatePerMinute)), cfg.RatePerMinute),
 		perMinute: cfg.RatePerMinute, retention: cfg.Retention, maxPerKey: cfg.MaxConsumersPerKey,
 		log: logger, now: time.Now,
 	}, nil
+}
+
+// signer is a secret and the keys it may attest for; via names it in the
+// records ("<webhook>" or "<webhook>/<sender>").
+type signer struct {
+	key  stdwebhooks.Key
+	keys string
+	via  string
 }
 
 type request struct {
@@ -117,10 +140,15 @@ type response struct {
 // claims the signed attempt, records the consumer, then answers.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := h.now()
-	msg, body, ok := h.auth.Authenticate(w, r, now)
+	keys := make([]stdwebhooks.Key, len(h.signers))
+	for i, s := range h.signers {
+		keys[i] = s.key
+	}
+	msg, body, who, ok := h.auth.AuthenticateAny(w, r, now, keys)
 	if !ok {
 		return
 	}
+	from := h.signers[who]
 	res := h.limit.ReserveN(now, 1)
 	if !res.OK() || res.DelayFrom(now) > 0 {
 		delay := res.DelayFrom(now)
@@ -138,7 +166,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if !h.known(req.Key) {
+	// A key outside the signer's scope is answered as an unknown one: a
+	// team's consumers learn nothing of other teams' keys.
+	if !h.known(req.Key) || !allows(from.keys, req.Key) {
 		httpx.WriteError(w, http.StatusNotFound, "unknown key")
 		return
 	}
@@ -161,7 +191,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		res.CancelAt(now)
 		return
 	}
-	c := rotator.ConsumerSeen{Key: req.Key, Name: req.Consumer, Generation: gen, LastSeen: now, Via: h.via}
+	c := rotator.ConsumerSeen{Key: req.Key, Name: req.Consumer, Generation: gen, LastSeen: now, Via: from.via}
 	if err := h.store.RecordConsumer(ctx, c, now.Add(-h.retention), h.maxPerKey); err != nil {
 		if errors.Is(err, rotator.ErrTooManyConsumers) {
 			httpx.WriteError(w, http.StatusConflict, fmt.Sprintf("key %s already has %d consumers remembered; a new one is refused until others age out", req.Key, h.maxPerKey))

@@ -1,0 +1,90 @@
+package consumer
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/stdwebhooks"
+	"github.com/rekeyhq/rekey/rotator"
+	"github.com/rekeyhq/rekey/store/sqlite"
+	"github.com/rekeyhq/rekey/webhooks/internal/webhooktest"
+)
+
+// A sender's secret attests only for its keys: another team's key, even
+// one rekey manages, is answered exactly like an unknown key (404, the
+// same body) and nothing is recorded; the record names the sender. With
+// one shared secret for every consumer, a consumer of one key could pass
+// another key's drain gate by attesting for its consumers.
+func TestSendersAttestOnlyForTheirKeys(t *testing.T) {
+	const teamEnv = "REKEY_TEST_CONSUMER_SECRET_PAYMENTS"
+	t.Setenv(teamEnv, otherSecret)
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "rekey.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	creds := credList{{Key: "x", Generation: 2, State: rotator.CredCurrent, Fingerprint: fpV2}}
+	cfg := DefaultConfig()
+	cfg.Senders = []Sender{{Name: "payments", SecretEnv: teamEnv, Keys: "payments-*"}}
+	logger, _ := webhooktest.Logger()
+	known := func(k string) bool { return k == "payments-api" || k == "search-api" }
+	h, err := New(cfg, "consumers", known, creds, st, st, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Truncate(time.Millisecond)
+	h.now = func() time.Time { return now }
+	post := func(id, key string) *httptest.ResponseRecorder {
+		k, err := stdwebhooks.ParseKey(otherSecret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := `{"key":"` + key + `","consumer":"billing-1","generation":2}`
+		r := httptest.NewRequest(http.MethodPost, "/v1/consumers/attest", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		k.SetHeaders(r.Header, id, now, []byte(body))
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	outside, unknown := post("msg_1", "search-api"), post("msg_2", "nope-api")
+	if outside.Code != http.StatusNotFound || outside.Body.String() != unknown.Body.String() {
+		t.Fatalf("another team's key: %d %s; an unknown key: %d %s", outside.Code, outside.Body, unknown.Code, unknown.Body)
+	}
+	if got, _ := st.Consumers(t.Context(), "search-api"); len(got) != 0 {
+		t.Fatalf("an attestation outside the sender's keys was recorded: %+v", got)
+	}
+	if w := post("msg_3", "payments-api"); w.Code != http.StatusAccepted {
+		t.Fatalf("own key: %d %s", w.Code, w.Body)
+	}
+	got, err := st.Consumers(t.Context(), "payments-api")
+	if err != nil || len(got) != 1 || got[0].Via != "consumers/payments" {
+		t.Fatalf("recorded %+v (%v), want one consumer via consumers/payments", got, err)
+	}
+}
+
+// Each sender needs a name, a secret and the keys it attests for; the
+// top-level secret is optional once there are senders.
+func TestSenderConfigErrorsNameTheField(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Keys = "[bad"
+	cfg.Senders = []Sender{{Name: "Payments", SecretEnv: "X"}, {Name: "ops", Keys: "ops-*"}, {Name: "ops", SecretEnv: "Y", Keys: "*"}}
+	err := cfg.Validate()
+	for _, want := range []string{"keys: \"[bad\" is not a valid pattern", "senders[0].name", "senders[0].keys: required", "senders[1].secret", "senders[2].name: \"ops\" is used twice"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want %q in %v", want, err)
+		}
+	}
+	ok := DefaultConfig()
+	ok.Senders = []Sender{{Name: "payments", SecretEnv: "X", Keys: "payments-*"}}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("senders without a top-level secret: %v", err)
+	}
+	if err := DefaultConfig().Validate(); err == nil || !strings.Contains(err.Error(), "secret") {
+		t.Fatalf("neither a secret nor senders: %v", err)
+	}
+}
