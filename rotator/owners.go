@@ -11,6 +11,7 @@ import (
 const (
 	stateDeparted       = "rekey.departed"
 	stateDecommissioned = "rekey.decommissioned"
+	stateAgeWarned      = "rekey.age_warned"
 )
 
 // markDeparted remembers people who left, so that they count as owners of

@@ -190,7 +190,7 @@ func (e *Engine) Evaluate(ctx context.Context, names ...string) error {
 				req.Mode = ModeEmergency
 			}
 		case string(ActionWarn):
-			e.warnOnce(k, st.Current, it)
+			e.warnOnce(ctx, k, st.Current, it)
 		}
 		if req == nil {
 			continue
@@ -203,7 +203,10 @@ func (e *Engine) Evaluate(ctx context.Context, names ...string) error {
 	return errors.Join(errs...)
 }
 
-func (e *Engine) warnOnce(k *Key, cur *Credential, it PlanItem) {
+// warnOnce sends a key's age warning once per generation, across
+// restarts: the warning is remembered in the state store after it is
+// queued (a crash in between may repeat it; never lose it).
+func (e *Engine) warnOnce(ctx context.Context, k *Key, cur *Credential, it PlanItem) {
 	tag := k.Name + "#" + fmt.Sprint(cur.Generation)
 	e.mu.Lock()
 	if e.warned == nil {
@@ -215,9 +218,19 @@ func (e *Engine) warnOnce(k *Key, cur *Credential, it PlanItem) {
 	if seen {
 		return
 	}
+	if e.state != nil {
+		if _, done, err := e.state.GetState(ctx, stateAgeWarned, tag); err == nil && done {
+			return
+		}
+	}
 	e.Notify(k, Event{Kind: EventWarnAge, Severity: SeverityWarning, Key: k.Name, Owners: k.Owners,
 		Message: fmt.Sprintf("%s will be rotated soon: %s (due %s)", k.Name, it.Detail, it.Due.Format(time.RFC3339)),
 		Fields:  map[string]string{"policy": it.Policy, "reason": it.Reason, "due": it.Due.Format(time.RFC3339)}})
+	if e.state != nil {
+		if err := e.state.PutState(ctx, stateAgeWarned, tag, e.clock.Now().UTC().Format(time.RFC3339)); err != nil {
+			e.log.Warn("remember an age warning", "key", k.Name, "generation", cur.Generation, "err", err)
+		}
+	}
 }
 
 // unexplained asks the key's unauthorized-traffic source about its
