@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -36,6 +37,12 @@ type dispatcher struct {
 	ttl time.Duration
 	// quiet logs a store outage with backoff, not once per poll.
 	quiet *quietLog
+	// db, when set, is the clock claims and retries are judged by: this
+	// host's clock corrected by its offset from the database's, measured
+	// every dbSyncEvery (skew below).
+	db       DatabaseClock
+	skew     atomic.Int64 // nanoseconds to add to clock.Now()
+	syncedAt atomic.Int64 // clock.Now() of the last measure, Unix nanoseconds
 	// present drops people who left from an event's owners, so that no
 	// notification mentions or pages them (nil: everyone is present).
 	present func([]string) []string
@@ -115,7 +122,7 @@ func (d *dispatcher) stop(grace time.Duration) {
 		defer t.Stop()
 		for _, name := range d.names {
 			for {
-				items, err := d.outbox.DueOutbox(context.Background(), name, d.clock.Now(), 1)
+				items, err := d.outbox.DueOutbox(context.Background(), name, d.now(), 1)
 				if err != nil || len(items) == 0 {
 					break
 				}
@@ -249,9 +256,39 @@ func (d *dispatcher) durableLoop(name string) {
 	}
 }
 
+const dbSyncEvery = 10 * time.Second
+
+// now is the time claims and retry times are judged by: the database's
+// (when the dispatcher has one), else this host's.
+func (d *dispatcher) now() time.Time {
+	return d.clock.Now().Add(time.Duration(d.skew.Load()))
+}
+
+// syncClock measures this host's offset from the database's clock, at
+// most every dbSyncEvery: the midpoint of the call is taken as the moment
+// the database read its clock. A failed measure keeps the last offset.
+func (d *dispatcher) syncClock() {
+	if d.db == nil {
+		return
+	}
+	local := d.clock.Now()
+	if last := d.syncedAt.Load(); last != 0 && local.Sub(time.Unix(0, last)) < dbSyncEvery && !local.Before(time.Unix(0, last)) {
+		return
+	}
+	db, err := d.db.DatabaseNow(d.ctx)
+	after := d.clock.Now()
+	if err != nil {
+		return
+	}
+	mid := local.Add(after.Sub(local) / 2)
+	d.skew.Store(int64(db.Sub(mid)))
+	d.syncedAt.Store(after.UnixNano())
+}
+
 func (d *dispatcher) deliverDue(name string, n Notifier) {
+	d.syncClock()
 	for d.ctx.Err() == nil {
-		now := d.clock.Now()
+		now := d.now()
 		items, err := d.outbox.DueOutbox(d.ctx, name, now, 20)
 		if err != nil {
 			d.quiet.warn("outbox "+name, "read notification outbox", "notifier", name, "err", err)
@@ -278,7 +315,7 @@ func (d *dispatcher) deliverDue(name string, n Notifier) {
 			bg := context.WithoutCancel(d.ctx)
 			if err == nil {
 				d.metrics.notified(name, "ok")
-				if merr := d.outbox.MarkDelivered(bg, it.ID, d.clock.Now()); merr != nil {
+				if merr := d.outbox.MarkDelivered(bg, it.ID, d.now()); merr != nil {
 					d.log.Warn("mark notification delivered", "notifier", name, "err", merr)
 				}
 				continue
@@ -287,13 +324,13 @@ func (d *dispatcher) deliverDue(name string, n Notifier) {
 			if IsPermanent(err) || attempts >= maxDeliveries {
 				d.metrics.notified(name, "failed")
 				d.log.Error("notification failed; giving up", "notifier", name, "kind", it.Event.Kind, "key", it.Event.Key, "attempts", attempts, "err", err)
-				_ = d.outbox.MarkRetry(bg, it.ID, attempts, d.clock.Now(), err.Error(), true)
+				_ = d.outbox.MarkRetry(bg, it.ID, attempts, d.now(), err.Error(), true)
 				continue
 			}
 			delay := retryDelay(d.backoff, attempts, err)
 			d.metrics.notified(name, "retry")
 			d.log.Warn("notification failed; will retry", "notifier", name, "kind", it.Event.Kind, "attempt", attempts, "retry_in", delay.Round(time.Millisecond).String(), "err", err)
-			_ = d.outbox.MarkRetry(bg, it.ID, attempts, d.clock.Now().Add(delay), err.Error(), false)
+			_ = d.outbox.MarkRetry(bg, it.ID, attempts, d.now().Add(delay), err.Error(), false)
 			return // keep order: nothing after it goes out first
 		}
 	}

@@ -37,13 +37,13 @@ func (d *dispatcher) deliverBatch(b BatchOutbox, name string, n Notifier, items 
 	// unless another daemon claimed it since.
 	release := func(i int) {
 		if rest := ids[i:claimed]; len(rest) > 0 {
-			if err := b.ReleaseOutbox(bg, rest, until, d.clock.Now()); err != nil {
+			if err := b.ReleaseOutbox(bg, rest, until, d.now()); err != nil {
 				d.log.Warn("release notifications", "notifier", name, "err", err)
 			}
 		}
 	}
 	for i, it := range items[:claimed] {
-		if d.clock.Now().Add(call).After(until) {
+		if d.now().Add(call).After(until) {
 			// The call could outlast the claim: another daemon could claim
 			// the item meanwhile and send it too. Claim the rest afresh.
 			release(i)
@@ -54,7 +54,7 @@ func (d *dispatcher) deliverBatch(b BatchOutbox, name string, n Notifier, items 
 		cancel()
 		if err == nil {
 			d.metrics.notified(name, "ok")
-			if err := b.MarkDeliveredBatch(bg, ids[i:i+1], d.clock.Now()); err != nil {
+			if err := b.MarkDeliveredBatch(bg, ids[i:i+1], d.now()); err != nil {
 				d.log.Warn("mark notification delivered", "notifier", name, "err", err)
 			}
 			continue
@@ -63,13 +63,13 @@ func (d *dispatcher) deliverBatch(b BatchOutbox, name string, n Notifier, items 
 		if IsPermanent(err) || attempts >= maxDeliveries {
 			d.metrics.notified(name, "failed")
 			d.log.Error("notification failed; giving up", "notifier", name, "kind", it.Event.Kind, "key", it.Event.Key, "attempts", attempts, "err", err)
-			_ = d.outbox.MarkRetry(bg, it.ID, attempts, d.clock.Now(), err.Error(), true)
+			_ = d.outbox.MarkRetry(bg, it.ID, attempts, d.now(), err.Error(), true)
 			continue
 		}
 		delay := retryDelay(d.backoff, attempts, err)
 		d.metrics.notified(name, "retry")
 		d.log.Warn("notification failed; will retry", "notifier", name, "kind", it.Event.Kind, "attempt", attempts, "retry_in", delay.Round(time.Millisecond).String(), "err", err)
-		_ = d.outbox.MarkRetry(bg, it.ID, attempts, d.clock.Now().Add(delay), err.Error(), false)
+		_ = d.outbox.MarkRetry(bg, it.ID, attempts, d.now().Add(delay), err.Error(), false)
 		// Keep order: nothing after it goes out first. What this loop
 		// claimed after it is due again at once, not after the claim.
 		release(i + 1)

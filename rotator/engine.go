@@ -43,6 +43,10 @@ type Options struct {
 	State StateStore
 	// Outbox makes notifications durable; nil keeps them in memory.
 	Outbox Outbox
+	// OutboxDatabaseClock judges delivery claims and retry times by the
+	// database's clock (the Outbox must implement DatabaseClock), not this
+	// host's: several daemons sharing a store then agree on them.
+	OutboxDatabaseClock bool
 	// EnqueueOnly queues notifications without delivering them (the CLI:
 	// the daemon delivers what it queued).
 	EnqueueOnly bool
@@ -195,6 +199,9 @@ func New(o Options) (*Engine, error) {
 	e.urgentSem = make(chan struct{}, 32)
 	e.dispatch = newDispatcher(o.Notifiers, o.Outbox, !o.EnqueueOnly, e.clock, e.log, e.metrics)
 	e.dispatch.present = e.presentOwners
+	if dc, ok := o.Outbox.(DatabaseClock); ok && o.OutboxDatabaseClock {
+		e.dispatch.db = dc
+	}
 	e.dispatch.ttl = e.ttl
 	e.dispatch.start()
 	return e, nil

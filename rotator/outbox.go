@@ -30,6 +30,14 @@ type Outbox interface {
 	MarkRetry(ctx context.Context, id string, attempts int, next time.Time, lastError string, failed bool) error
 }
 
+// DatabaseClock is an optional Outbox capability: the database's current
+// time. With Options.OutboxDatabaseClock, the dispatcher judges claims and
+// retry times by it, so that daemons on hosts with skewed clocks neither
+// take over each other's live claims nor hold each other's retries back.
+type DatabaseClock interface {
+	DatabaseNow(ctx context.Context) (time.Time, error)
+}
+
 // BatchOutbox is an optional Outbox capability: claim, mark and release
 // several items of one notifier in one transaction each, instead of two
 // transactions per notification.

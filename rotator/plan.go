@@ -204,8 +204,10 @@ func (e *Engine) Evaluate(ctx context.Context, names ...string) error {
 }
 
 // warnOnce sends a key's age warning once per generation, across
-// restarts: the warning is remembered in the state store after it is
-// queued (a crash in between may repeat it; never lose it).
+// restarts and daemons: the warning is remembered in the state store after
+// it is queued (a crash in between may repeat it; never lose it), and its
+// event id is the key's and generation's, so that two daemons evaluating
+// the same tick queue it once.
 func (e *Engine) warnOnce(ctx context.Context, k *Key, cur *Credential, it PlanItem) {
 	tag := k.Name + "#" + fmt.Sprint(cur.Generation)
 	e.mu.Lock()
@@ -223,7 +225,9 @@ func (e *Engine) warnOnce(ctx context.Context, k *Key, cur *Credential, it PlanI
 			return
 		}
 	}
-	e.Notify(k, Event{Kind: EventWarnAge, Severity: SeverityWarning, Key: k.Name, Owners: k.Owners,
+	// One id per key and generation: the outbox keeps the first of two
+	// daemons that warn on the same tick.
+	e.Notify(k, Event{ID: "age-" + k.Name + "-v" + fmt.Sprint(cur.Generation), Kind: EventWarnAge, Severity: SeverityWarning, Key: k.Name, Owners: k.Owners,
 		Message: fmt.Sprintf("%s will be rotated soon: %s (due %s)", k.Name, it.Detail, it.Due.Format(time.RFC3339)),
 		Fields:  map[string]string{"policy": it.Policy, "reason": it.Reason, "due": it.Due.Format(time.RFC3339)}})
 	if e.state != nil {

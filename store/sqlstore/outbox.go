@@ -110,12 +110,14 @@ func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, rows []rotator.Notifica
 		}
 		seq++
 		next[r.Notifier] = seq
-		// Due from the event's time, on the engine's clock.
-		now := TimeText(time.Now())
+		// Due at once (next_attempt_at '' sorts before every time), on
+		// whichever daemon's clock reads it: a row enqueued by a host whose
+		// clock runs ahead is not held back by the difference.
+		created := TimeText(time.Now())
 		if !r.Event.At.IsZero() {
-			now = TimeText(r.Event.At)
+			created = TimeText(r.Event.At)
 		}
-		args = append(args, clean(r.Notifier+"/"+r.Event.ID), clean(r.Notifier), seq, r.Lane, clean(string(b)), now, now)
+		args = append(args, clean(r.Notifier+"/"+r.Event.ID), clean(r.Notifier), seq, r.Lane, clean(string(b)), created, "")
 		if n++; n == maxRowsPerInsert {
 			if err := flush(); err != nil {
 				return err
@@ -127,6 +129,20 @@ func (s *Store) enqueue(ctx context.Context, tx *sql.Tx, rows []rotator.Notifica
 
 var insertOutbox = multiRowInsert(`INSERT INTO outbox (id, notifier, seq, lane, event, created_at, next_attempt_at) VALUES `, 7,
 	` ON CONFLICT (id) DO NOTHING`)
+
+// DatabaseNow is the database's current time (rotator.DatabaseClock), in
+// the store's timestamp layout.
+func (s *Store) DatabaseNow(ctx context.Context) (time.Time, error) {
+	var v string
+	if err := s.queryRow(ctx, `SELECT `+s.d.NowPlus, 0).Scan(&v); err != nil {
+		return time.Time{}, s.errorf("database clock: %w", err)
+	}
+	t, ok := parseTimeText(v)
+	if !ok {
+		return time.Time{}, s.errorf("database clock: unexpected time %q", v)
+	}
+	return t, nil
+}
 
 // DueOutbox lists a notifier's pending items in order.
 func (s *Store) DueOutbox(ctx context.Context, notifier string, now time.Time, n int) ([]rotator.OutboxItem, error) {
