@@ -118,7 +118,7 @@ type Key struct {
 type Principal struct {
 	// ID is the canonical identity, recorded as the actor.
 	ID string
-	// Via names how it authenticated: token, oidc, bootstrap.
+	// Via names how it authenticated: token, oidc, bootstrap, mtls.
 	Via    string
 	Grants []Grant
 	// TokenID is the API token used, if any, and TokenCreator who
@@ -131,6 +131,10 @@ type Principal struct {
 	// in the chain could have kept every token created from it. Nil for
 	// OIDC, the bootstrap token and break-glass.
 	TokenChain []string
+	// Cert is the verified client certificate the request came with, if
+	// any (also when a bearer token of the same person decided the
+	// principal): the audit trail records it.
+	Cert *CertID
 }
 
 // Behind is the people behind what p does: p itself and its token's
