@@ -51,3 +51,21 @@ func TestCertIdentity(t *testing.T) {
 		t.Errorf("no certificate: %v %v, want neither a principal nor an error", p, err)
 	}
 }
+
+// BenchmarkCertsAuthenticate is the cost each request pays for verifying
+// its client certificate (the CA file's stat, the chain, the mapping).
+func BenchmarkCertsAuthenticate(b *testing.B) {
+	ca := pki.NewCA(b, "people CA")
+	caFile := filepath.Join(b.TempDir(), "ca.pem")
+	pki.WriteFile(b, caFile, ca.PEM)
+	c, err := NewCerts(CertConfig{CAFile: caFile, Users: []CertUser{{Pattern: "*@example.com", Grant: Grant{Role: RoleViewer}}}}, NewDirectory(nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	state := &tls.ConnectionState{PeerCertificates: []*x509.Certificate{ca.Issue(b, pki.Leaf{Emails: []string{"a@example.com"}}).Cert}}
+	for b.Loop() {
+		if p, err := c.Authenticate(state); err != nil || p == nil {
+			b.Fatal(err)
+		}
+	}
+}
