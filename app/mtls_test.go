@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -332,5 +333,19 @@ func TestMTLSBadCAFileIsAConfigError(t *testing.T) {
 		if err := checkClientCA(cfg); !errors.As(err, &errs) || errs[0].Path != "daemon.admin_tls.client_ca_file" || !strings.Contains(errs[0].Msg, file) {
 			t.Errorf("%s: %v, want a config error at daemon.admin_tls.client_ca_file naming %s", name, err, file)
 		}
+	}
+	// Build (the daemon, doctor, break-glass) says the same.
+	cfg, err := config.Parse([]byte("store: {type: sqlite, path: " + filepath.Join(dir, "rekey.db") + "}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Daemon.AdminTLS = config.TLS{CertFile: "c", KeyFile: "k", ClientCAFile: bad}
+	d, err := Build(context.Background(), cfg, slog.New(slog.DiscardHandler), BuildOptions{})
+	if err == nil {
+		d.Close()
+	}
+	var errs config.Errors
+	if !errors.As(err, &errs) || errs[0].Path != "daemon.admin_tls.client_ca_file" {
+		t.Errorf("Build with a CA file that holds no certificate: %v, want a config error at daemon.admin_tls.client_ca_file", err)
 	}
 }
