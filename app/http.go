@@ -39,8 +39,8 @@ func (d *Daemon) AdminHandler() http.Handler {
 	for pattern, h := range d.adminRoutes() {
 		mux.Handle(pattern, d.authenticated(h))
 	}
-	if d.Auth.Certs.Required() {
-		return securityHeaders(d.requireCert(mux))
+	if d.Auth.Certs != nil {
+		return securityHeaders(d.clientCerts(mux))
 	}
 	return securityHeaders(mux)
 }

@@ -64,12 +64,15 @@ func (d *Daemon) buildCerts() error {
 	return nil
 }
 
-// requireCert answers 401 (counted as a failed authentication) to every
-// request without a verified client certificate, but /healthz, when
-// daemon.admin_tls.client_auth is require: /metrics and /readyz too.
-func (d *Daemon) requireCert(h http.Handler) http.Handler {
+// clientCerts holds every request to the client-certificate rules
+// before any handler runs: a certificate, when one is presented, must
+// verify, and with daemon.admin_tls.client_auth require one must be. Else
+// 401, counted as a failed authentication — whatever else the request
+// carries (the metrics token included). /healthz alone is exempt.
+func (d *Daemon) clientCerts(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" {
+		noCert := r.TLS == nil || len(r.TLS.PeerCertificates) == 0
+		if r.URL.Path == "/healthz" || noCert && !d.Auth.Certs.Required() {
 			h.ServeHTTP(w, r)
 			return
 		}

@@ -209,6 +209,13 @@ func TestMTLSRefusesBadCertificates(t *testing.T) {
 		}
 	}
 	bad := other.Issue(t, pki.Leaf{Emails: []string{"alice@example.com"}})
+	// Also where no person is asked for: a certificate presented must verify.
+	if a := m.as(nil, "", "GET", "/readyz", nil); a.status == http.StatusUnauthorized {
+		t.Errorf("/readyz without a certificate in optional mode: %d", a.status)
+	}
+	if a := m.as(&bad, "", "GET", "/readyz", nil); a.status != http.StatusUnauthorized {
+		t.Errorf("/readyz with a certificate of another CA: %d, want 401", a.status)
+	}
 	throttled := false
 	for range 10 {
 		if a := m.as(&bad, "", "GET", "/v1/whoami", nil); a.status == http.StatusTooManyRequests {
