@@ -2,7 +2,8 @@
 // identities, roles and the actions each allows (optionally scoped to keys
 // by name pattern or owner team), and the ways a person proves who they
 // are — per-person API tokens (stored as hashes), OIDC bearer tokens checked
-// against the provider's discovered keys, and the bootstrap admin token.
+// against the provider's discovered keys, client certificates (mTLS) checked
+// against a CA bundle, and the bootstrap admin token.
 // Every action that changes anything is taken by an authenticated
 // Principal, and the actor recorded is the principal's canonical identity,
 // never a name from a request (DESIGN.md invariant 7). Only app imports
