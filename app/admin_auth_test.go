@@ -33,6 +33,13 @@ type authEnv struct {
 
 func newAuthEnv(t *testing.T, extra string) *authEnv {
 	t.Helper()
+	return newAuthEnvWith(t, extra, nil)
+}
+
+// newAuthEnvWith is newAuthEnv with edit applied to the parsed
+// configuration before the daemon is built.
+func newAuthEnvWith(t *testing.T, extra string, edit func(*config.Config)) *authEnv {
+	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "admin-token"), []byte(testBootstrap), 0o600); err != nil {
 		t.Fatal(err)
@@ -55,6 +62,9 @@ keys:
 	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(cfg)
 	}
 	d, err := Build(context.Background(), cfg, slog.New(slog.DiscardHandler), BuildOptions{})
 	if err != nil {

@@ -33,7 +33,11 @@ func ViewToken(t auth.TokenRecord) TokenView {
 
 func (a *admin) whoami(w http.ResponseWriter, r *http.Request) {
 	p := principalOf(r)
-	writeJSON(w, http.StatusOK, map[string]any{"id": p.ID, "via": p.Via, "roles": p.RoleNames(), "token_id": p.TokenID})
+	who := map[string]any{"id": p.ID, "via": p.Via, "roles": p.RoleNames(), "token_id": p.TokenID}
+	if p.Cert != nil {
+		who["cert_serial"], who["cert_sha256"] = p.Cert.Serial, p.Cert.SHA256
+	}
+	writeJSON(w, http.StatusOK, who)
 }
 
 func (a *admin) tokens(w http.ResponseWriter, r *http.Request) (auth.TokenStore, bool) {

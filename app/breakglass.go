@@ -67,10 +67,11 @@ func (d *Daemon) auditBreakGlass(ctx context.Context, p *auth.Principal, request
 }
 
 // via names the channel a principal acts through, for approvals and
-// notifications: the admin API, or break-glass.
+// notifications: the admin API, the admin API authenticated by a client
+// certificate alone (mtls), or break-glass.
 func via(p *auth.Principal) string {
-	if p != nil && p.Via == ViaBreakGlass {
-		return ViaBreakGlass
+	if p != nil && (p.Via == ViaBreakGlass || p.Via == auth.ViaMTLS) {
+		return p.Via
 	}
 	return "api"
 }

@@ -39,6 +39,9 @@ func (d *Daemon) AdminHandler() http.Handler {
 	for pattern, h := range d.adminRoutes() {
 		mux.Handle(pattern, d.authenticated(h))
 	}
+	if d.Auth.Certs != nil {
+		return securityHeaders(d.clientCerts(mux))
+	}
 	return securityHeaders(mux)
 }
 
@@ -102,8 +105,19 @@ func (d *Daemon) authenticated(h http.Handler) http.Handler {
 		}
 		if p == nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="rekey"`)
-			writeError(w, http.StatusUnauthorized, "missing or invalid bearer token")
+			msg := "missing or invalid bearer token"
+			if d.Auth.Certs != nil {
+				msg = "missing or invalid credentials (bearer token or client certificate)"
+			}
+			writeError(w, http.StatusUnauthorized, msg)
 			return
+		}
+		if p.Cert != nil && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if err := d.auditCert(r.Context(), p, r); err != nil {
+				d.Logger.Error("admin api: audit the client certificate", "err", err)
+				writeError(w, http.StatusServiceUnavailable, "cannot record the client certificate in the audit trail; nothing was done")
+				return
+			}
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))

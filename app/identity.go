@@ -116,6 +116,9 @@ func (d *Daemon) buildAuth() error {
 		d.Auth.OIDC = auth.NewOIDC(auth.OIDCConfig{Issuer: o.Issuer, Audience: o.Audience, IdentityClaim: o.IdentityClaim,
 			GroupsClaim: o.GroupsClaim, Groups: groups}, d.Directory)
 	}
+	if err := d.buildCerts(); err != nil {
+		return err
+	}
 	d.limiter = auth.NewLimiter(1, 10)
 	d.teams = map[string]string{} // keys without a team are left out: "" either way
 	for _, k := range cfg.Keys {
@@ -199,5 +202,11 @@ func tlsConfig(t config.TLS, path string) (*tls.Config, error) {
 	if err != nil {
 		return nil, config.Errors{{Path: path, Msg: err.Error()}}
 	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return r.get() }}, nil
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return r.get() }}
+	if t.ClientCAFile != "" {
+		// Ask for a certificate, verify it per request (auth.Certs): a bad
+		// one is a 401 counted by the limiter, not a handshake failure.
+		tc.ClientAuth = tls.RequestClientCert
+	}
+	return tc, nil
 }

@@ -82,6 +82,9 @@ func Run(ctx context.Context, o Options) error {
 	if err := checkSharedTokens(cfg); err != nil {
 		return err
 	}
+	if err := checkClientCA(cfg); err != nil {
+		return err
+	}
 	logs := o.Logs
 	if logs == nil {
 		logs = os.Stderr

@@ -22,8 +22,9 @@ var ErrUnauthenticated = errors.New("missing or invalid credentials")
 // BootstrapID is the identity of the bootstrap admin token.
 const BootstrapID = "admin"
 
-// Authenticator turns a request's bearer credential into a Principal:
-// an rk_ API token (looked up by hash), an OIDC ID token (a JWT), or the
+// Authenticator turns a request's credentials into a Principal: a
+// verified client certificate (Certs), and a bearer credential — an rk_
+// API token (looked up by hash), an OIDC ID token (a JWT), or the
 // bootstrap admin token.
 type Authenticator struct {
 	// Tokens holds per-person API tokens; nil disables them.
@@ -32,6 +33,8 @@ type Authenticator struct {
 	NotFound func(error) bool
 	// OIDC verifies provider tokens; nil disables them.
 	OIDC *OIDC
+	// Certs verifies client certificates; nil disables them.
+	Certs *Certs
 	// Bootstrap is the shared admin token (principal "admin", role admin);
 	// empty disables it.
 	Bootstrap string
@@ -39,8 +42,45 @@ type Authenticator struct {
 	Now func() time.Time
 }
 
-// Authenticate checks the Authorization header of r.
+// Authenticate checks r's client certificate and Authorization header.
+//
+// A client certificate, when one was presented, must verify (else
+// ErrUnauthenticated, whatever else the request carries). With a verified
+// certificate and no Authorization header, the certificate's principal is
+// the caller. With both, the bearer credential decides only if it names the
+// same person as the certificate (its grants, never the union of both),
+// and the request is refused otherwise: a stolen certificate plus someone
+// else's token must not mix two people's roles. With Certs.Required, a
+// request without a verified certificate is refused.
 func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request) (*Principal, error) {
+	var cp *Principal
+	if a.Certs != nil {
+		p, err := a.Certs.Authenticate(r.TLS)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
+		}
+		cp = p
+		if cp == nil && a.Certs.Required() {
+			return nil, fmt.Errorf("%w: a verified client certificate is required", ErrUnauthenticated)
+		}
+	}
+	if cp != nil && len(r.Header.Values("Authorization")) == 0 {
+		return cp, nil
+	}
+	bp, err := a.bearer(ctx, r)
+	if err != nil || cp == nil {
+		return bp, err
+	}
+	if a.Certs.dir.Canonical(bp.ID) != cp.ID {
+		return nil, fmt.Errorf("%w: the bearer credential names %s, the client certificate (serial %s) %s: one request, one person",
+			ErrUnauthenticated, bp.ID, cp.Cert.Serial, cp.ID)
+	}
+	bp.Cert = cp.Cert
+	return bp, nil
+}
+
+// bearer checks the Authorization header of r.
+func (a *Authenticator) bearer(ctx context.Context, r *http.Request) (*Principal, error) {
 	h := r.Header.Values("Authorization")
 	if len(h) != 1 {
 		return nil, fmt.Errorf("%w: one Authorization: Bearer header is required", ErrUnauthenticated)

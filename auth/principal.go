@@ -2,7 +2,8 @@
 // identities, roles and the actions each allows (optionally scoped to keys
 // by name pattern or owner team), and the ways a person proves who they
 // are — per-person API tokens (stored as hashes), OIDC bearer tokens checked
-// against the provider's discovered keys, and the bootstrap admin token.
+// against the provider's discovered keys, client certificates (mTLS) checked
+// against a CA bundle, and the bootstrap admin token.
 // Every action that changes anything is taken by an authenticated
 // Principal, and the actor recorded is the principal's canonical identity,
 // never a name from a request (DESIGN.md invariant 7). Only app imports
@@ -118,7 +119,7 @@ type Key struct {
 type Principal struct {
 	// ID is the canonical identity, recorded as the actor.
 	ID string
-	// Via names how it authenticated: token, oidc, bootstrap.
+	// Via names how it authenticated: token, oidc, bootstrap, mtls.
 	Via    string
 	Grants []Grant
 	// TokenID is the API token used, if any, and TokenCreator who
@@ -131,6 +132,10 @@ type Principal struct {
 	// in the chain could have kept every token created from it. Nil for
 	// OIDC, the bootstrap token and break-glass.
 	TokenChain []string
+	// Cert is the verified client certificate the request came with, if
+	// any (also when a bearer token of the same person decided the
+	// principal): the audit trail records it.
+	Cert *CertID
 }
 
 // Behind is the people behind what p does: p itself and its token's

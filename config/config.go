@@ -101,7 +101,21 @@ type Daemon struct {
 type TLS struct {
 	CertFile string `koanf:"cert_file"`
 	KeyFile  string `koanf:"key_file"`
+	// ClientCAFile (daemon.admin_tls only) is the PEM bundle of the CAs
+	// whose client certificates authenticate people (auth.certs); re-read
+	// when it changes.
+	ClientCAFile string `koanf:"client_ca_file"`
+	// ClientAuth is optional (default: a certificate, when presented,
+	// must verify; bearer credentials are accepted too) or require (no
+	// request without a verified certificate).
+	ClientAuth string `koanf:"client_auth"`
 }
+
+// Client authentication modes of daemon.admin_tls.client_auth.
+const (
+	ClientAuthOptional = "optional"
+	ClientAuthRequire  = "require"
+)
 
 // Enabled reports whether TLS is configured.
 func (t TLS) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
@@ -113,6 +127,31 @@ type Auth struct {
 	Identities map[string]string `koanf:"identities"`
 	// OIDC accepts ID tokens of the organisation's identity provider.
 	OIDC *OIDC `koanf:"oidc"`
+	// Certs maps verified client certificates of the admin listener
+	// (daemon.admin_tls.client_ca_file) to people and roles.
+	Certs *Certs `koanf:"certs"`
+}
+
+// Certs configures client-certificate principals.
+type Certs struct {
+	// Identity: email (default; the certificate's first email SAN) or cn
+	// (the first email SAN, else the Subject CN).
+	Identity string `koanf:"identity"`
+	// Users grant roles by identity or identity pattern.
+	Users []CertUser `koanf:"users"`
+	// Groups grant roles by the certificate's Subject OU, as
+	// auth.oidc.groups does by OIDC group.
+	Groups []GroupRole `koanf:"groups"`
+}
+
+// CertUser grants a role, optionally scoped, to the certificate principal
+// named Identity, or to every one whose identity matches Pattern.
+type CertUser struct {
+	Identity string `koanf:"identity"`
+	Pattern  string `koanf:"pattern"`
+	Role     string `koanf:"role"`
+	Keys     string `koanf:"keys"`
+	Team     string `koanf:"team"`
 }
 
 // OIDC configures bearer tokens from an OpenID Connect provider.

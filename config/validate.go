@@ -49,6 +49,7 @@ func (c *Config) Validate(known KnownTypes) (errs Errors) {
 	c.validateStore(&errs)
 	c.validateAudit(&errs)
 	c.validateAuth(&errs)
+	c.validateCerts(&errs)
 	names := map[string][]string{}
 	for _, fam := range []struct {
 		name string

@@ -25,6 +25,7 @@ func cmdWhoami(c *cli) *cobra.Command {
 				Via     string   `json:"via"`
 				Roles   []string `json:"roles"`
 				TokenID string   `json:"token_id"`
+				Cert    string   `json:"cert_serial"`
 			}
 			raw, err := cl.get(cmd.Context(), "/v1/whoami", &who)
 			if err != nil {
@@ -36,6 +37,9 @@ func cmdWhoami(c *cli) *cobra.Command {
 			fmt.Fprintf(c.stdout, "%s (via %s)\nroles: %s\n", who.ID, who.Via, strings.Join(who.Roles, ", "))
 			if who.TokenID != "" {
 				fmt.Fprintf(c.stdout, "token: %s\n", who.TokenID)
+			}
+			if who.Cert != "" {
+				fmt.Fprintf(c.stdout, "client certificate: serial %s\n", who.Cert)
 			}
 			return nil
 		},

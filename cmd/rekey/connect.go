@@ -45,7 +45,7 @@ func (c *cli) connect(cmd string, acts bool) (*client, error) {
 // (http), or unix:///path (unix:/path as the daemon's admin_address_file
 // writes it).
 func (c *cli) dial(addr string) (*client, error) {
-	token, err := c.credential()
+	token, cert, err := c.credentials(addr)
 	if err != nil {
 		return nil, err
 	}
@@ -97,6 +97,7 @@ func (c *cli) dial(addr string) (*client, error) {
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
+	useClientCert(tr, cert)
 	return cl, nil
 }
 

@@ -28,6 +28,9 @@ type cli struct {
 	tokenFile  string // --token-file: the API credential
 	cacert     string // --cacert: the admin listener's private CA
 	as         string // --as: removed; set, it is a usage error that says why
+
+	// clientTLS is --client-cert and --client-key (mTLS).
+	clientTLS clientCert
 }
 
 // verbs lists every command, one constructor per file (cmd_<verb>.go).
@@ -97,6 +100,7 @@ func (c *cli) root() *cobra.Command {
 	f.BoolVar(&c.breakGlass, "break-glass", false, "open the store directly instead of the admin API; recorded in the audit trail [$REKEY_BREAK_GLASS=1]")
 	f.StringVar(&c.tokenFile, "token-file", "", "file holding the admin API credential [$REKEY_TOKEN_FILE, or $REKEY_TOKEN]")
 	f.StringVar(&c.cacert, "cacert", "", "PEM file of the CA that signed the admin listener's certificate [$REKEY_CACERT]")
+	c.clientCertFlags(f)
 	f.StringVar(&c.as, "as", "", "removed: the actor is the authenticated principal")
 	_ = f.MarkHidden("as")
 	for _, v := range verbs {
