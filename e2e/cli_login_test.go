@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"errors"
 	"net/http"
 	"os"
 	"os/exec"
@@ -192,6 +193,9 @@ func TestCLILoginDeviceCode(t *testing.T) {
 	}
 	if _, err := os.Stat(s.cacheFile()); !os.IsNotExist(err) {
 		t.Errorf("the cache file survived the logout of its only login: %v", err)
+	}
+	if _, err := oidclogin.Refresh(t.Context(), httpClient(), *e); !errors.Is(err, oidclogin.ErrLoginNeeded) {
+		t.Errorf("the refresh token still works after logout: %v", err)
 	}
 	if _, errOut, code := s.rekey("", "whoami"); code != 2 || !strings.Contains(errOut, "rekey login") {
 		t.Errorf("whoami after logout: exit %d, want 2 naming rekey login: %s", code, errOut)

@@ -126,9 +126,9 @@ func (c *cli) showPrompt(p oidclogin.Prompt) {
 func cmdLogout(c *cli) *cobra.Command {
 	return &cobra.Command{
 		Use:   "logout",
-		Short: "Remove the OIDC login cached for REKEY_ADDR",
+		Short: "Revoke the refresh token of the OIDC login cached for REKEY_ADDR and remove the login",
 		Args:  args(0, ""),
-		RunE: func(*cobra.Command, []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) error {
 			addr := strings.TrimSpace(c.getenv("REKEY_ADDR"))
 			if addr == "" {
 				return usageError{"rekey logout removes the login cached for REKEY_ADDR: set it"}
@@ -136,6 +136,15 @@ func cmdLogout(c *cli) *cobra.Command {
 			cache, err := oidclogin.DefaultCache()
 			if err != nil {
 				return err
+			}
+			// Revoke the refresh token first, so that a copy of the cache
+			// renews nothing; the local entry goes whatever the provider says.
+			if e, err := cache.Get(addr); err == nil && e != nil {
+				ctx, cancel := context.WithTimeout(cmd.Context(), idpTimeout)
+				if err := oidclogin.Revoke(ctx, &http.Client{Timeout: idpTimeout}, *e); err != nil {
+					fmt.Fprintf(c.stderr, "rekey: could not revoke the refresh token at the provider (%v); it stays valid there until it expires\n", err)
+				}
+				cancel()
 			}
 			had, err := cache.Delete(addr)
 			if err != nil {

@@ -96,6 +96,8 @@ type metadata struct {
 	Issuer         string `json:"issuer"`
 	DeviceEndpoint string `json:"device_authorization_endpoint"`
 	TokenEndpoint  string `json:"token_endpoint"`
+	// RevocationEndpoint (RFC 7009) is optional.
+	RevocationEndpoint string `json:"revocation_endpoint"`
 }
 
 func (m metadata) config(s Settings) *oauth2.Config {
@@ -131,7 +133,7 @@ func discover(ctx context.Context, hc *http.Client, issuer string) (metadata, er
 	if strings.TrimRight(m.Issuer, "/") != strings.TrimRight(issuer, "/") {
 		return m, fmt.Errorf("oidc: the discovery document of %s names the issuer %q", issuer, m.Issuer)
 	}
-	for _, e := range []string{m.TokenEndpoint, m.DeviceEndpoint} {
+	for _, e := range []string{m.TokenEndpoint, m.DeviceEndpoint, m.RevocationEndpoint} {
 		if e == "" {
 			continue
 		}

@@ -184,3 +184,17 @@ func TestInsecureIssuerRefused(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestRevokeEndsTheRefreshToken(t *testing.T) {
+	p := startProvider(t, oidcprovider.Options{})
+	_, e, err := login(t, p, Settings{Issuer: p.Issuer, ClientID: "rekey-cli"}, func(code string) { p.Approve(t, code, "ana") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Revoke(t.Context(), hc, *e); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Refresh(t.Context(), hc, *e); !errors.Is(err, ErrLoginNeeded) {
+		t.Fatalf("refresh after revocation: %v, want ErrLoginNeeded", err)
+	}
+}
