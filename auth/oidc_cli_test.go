@@ -14,6 +14,7 @@ import (
 func deviceToken(t *testing.T, p *oidcprovider.Provider, client string) string {
 	t.Helper()
 	done := make(chan *oidclogin.Entry, 1)
+	n := len(p.UserCodes()) + 1 // before the login can ask for a code
 	go func() {
 		e, err := oidclogin.Login(t.Context(), &http.Client{Timeout: 10 * time.Second},
 			oidclogin.Settings{Issuer: p.Issuer, ClientID: client}, func(oidclogin.Prompt) {})
@@ -22,7 +23,7 @@ func deviceToken(t *testing.T, p *oidcprovider.Provider, client string) string {
 		}
 		done <- e
 	}()
-	p.Approve(t, p.WaitUserCode(t, len(p.UserCodes())+1, time.Now().Add(30*time.Second)), "ana")
+	p.Approve(t, p.WaitUserCode(t, n, time.Now().Add(30*time.Second)), "ana")
 	e := <-done
 	if e == nil {
 		t.FailNow()

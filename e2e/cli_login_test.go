@@ -91,12 +91,13 @@ func (s *shell) login(p *oidcprovider.Provider, act func(code string)) (stdout, 
 	cmd := exec.Command(binary, "login")
 	var out, errb lockedBuffer
 	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = s.dir, s.env, &out, &errb
+	n := len(p.UserCodes()) + 1 // before the login can ask for a code
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	userCode := p.WaitUserCode(t, len(p.UserCodes())+1, patient(20*time.Second))
+	userCode := p.WaitUserCode(t, n, patient(20*time.Second))
 	for deadline := patient(10 * time.Second); !strings.Contains(errb.String(), userCode); {
 		if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()

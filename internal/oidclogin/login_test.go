@@ -33,6 +33,7 @@ func login(t *testing.T, p *oidcprovider.Provider, s Settings, act func(code str
 			err error
 		}, 1)
 	)
+	n := len(p.UserCodes()) + 1 // before the login can ask for a code
 	go func() {
 		e, err := Login(t.Context(), hc, s, func(pr Prompt) { mu.Lock(); shown = pr; mu.Unlock() })
 		result <- struct {
@@ -40,7 +41,7 @@ func login(t *testing.T, p *oidcprovider.Provider, s Settings, act func(code str
 			err error
 		}{e, err}
 	}()
-	code := p.WaitUserCode(t, len(p.UserCodes())+1, time.Now().Add(30*time.Second))
+	code := p.WaitUserCode(t, n, time.Now().Add(30*time.Second))
 	act(code)
 	select {
 	case r := <-result:
@@ -196,5 +197,26 @@ func TestRevokeEndsTheRefreshToken(t *testing.T) {
 	}
 	if _, err := Refresh(t.Context(), hc, *e); !errors.Is(err, ErrLoginNeeded) {
 		t.Fatalf("refresh after revocation: %v, want ErrLoginNeeded", err)
+	}
+}
+
+// The client polls no faster than the provider asks: the interval it
+// gives, five seconds more after each slow_down (RFC 8628 3.5).
+func TestDeviceLoginHonoursSlowDown(t *testing.T) {
+	p := startProvider(t, oidcprovider.Options{SlowDown: 1})
+	issued := time.Now()
+	_, e, err := login(t, p, Settings{Issuer: p.Issuer, ClientID: "rekey-cli"}, func(code string) { p.Approve(t, code, "ana") })
+	if err != nil || e == nil {
+		t.Fatal(err)
+	}
+	polls := p.Polls()
+	if len(polls) != 2 {
+		t.Fatalf("%d polls, want 2 (slow_down, then the token)", len(polls))
+	}
+	if first := polls[0].Sub(issued); first < 900*time.Millisecond {
+		t.Errorf("first poll %s after the code, before the 1s interval", first)
+	}
+	if gap := polls[1].Sub(polls[0]); gap < 5900*time.Millisecond {
+		t.Errorf("poll after slow_down came %s later, want at least the interval + 5s", gap)
 	}
 }

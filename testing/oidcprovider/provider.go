@@ -35,6 +35,9 @@ type Options struct {
 	// for (whole seconds; default 1s). CodeLifetime bounds a user code
 	// (default 1 minute).
 	PollInterval, CodeLifetime time.Duration
+	// SlowDown is how many token polls of a device are answered
+	// slow_down before they are looked at.
+	SlowDown int
 }
 
 // Provider is a running OpenID Provider.
@@ -77,7 +80,7 @@ func Start(t testing.TB, o Options) *Provider {
 		devices[id] = &deviceClient{id: id}
 	}
 	st := &store{Storage: storage.NewStorageWithClients(users, placeholders), users: users, groups: groups,
-		devices: devices, idLifetime: time.Hour}
+		devices: devices, idLifetime: time.Hour, slowDown: o.SlowDown}
 	cfg := &op.Config{
 		CryptoKey:             sha256.Sum256([]byte("rekey test provider")),
 		GrantTypeRefreshToken: true,
@@ -111,6 +114,13 @@ func (p *Provider) Refreshes() int {
 	p.st.mu.Lock()
 	defer p.st.mu.Unlock()
 	return p.st.refreshes
+}
+
+// Polls are the times the token endpoint was polled for a device code.
+func (p *Provider) Polls() []time.Time {
+	p.st.mu.Lock()
+	defer p.st.mu.Unlock()
+	return slices.Clone(p.st.polls)
 }
 
 // UserCodes lists the user codes issued so far, oldest first.

@@ -23,6 +23,25 @@ type store struct {
 	idLifetime time.Duration
 	codes      []string
 	refreshes  int
+	slowDown   int
+	polls      []time.Time
+}
+
+// GetDeviceAuthorizatonState records the poll, and answers slow_down
+// (the op package's meaning of context.DeadlineExceeded) while slowDown
+// lasts.
+func (s *store) GetDeviceAuthorizatonState(ctx context.Context, clientID, deviceCode string) (*op.DeviceAuthorizationState, error) {
+	s.mu.Lock()
+	s.polls = append(s.polls, time.Now())
+	slow := s.slowDown > 0
+	if slow {
+		s.slowDown--
+	}
+	s.mu.Unlock()
+	if slow {
+		return nil, context.DeadlineExceeded
+	}
+	return s.Storage.GetDeviceAuthorizatonState(ctx, clientID, deviceCode)
 }
 
 func (s *store) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
