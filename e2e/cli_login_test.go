@@ -85,10 +85,10 @@ func (l *lockedBuffer) String() string {
 
 // login runs `rekey login` in s; once the provider issued the user code
 // and the CLI printed it, act plays the person in the browser.
-func (s *shell) login(p *oidcprovider.Provider, act func(code string)) (stdout, stderr string, code int) {
+func (s *shell) login(p *oidcprovider.Provider, act func(code string), flags ...string) (stdout, stderr string, code int) {
 	t := s.w.t
 	t.Helper()
-	cmd := exec.Command(binary, "login")
+	cmd := exec.Command(binary, append([]string{"login"}, flags...)...)
 	var out, errb lockedBuffer
 	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = s.dir, s.env, &out, &errb
 	n := len(p.UserCodes()) + 1 // before the login can ask for a code
@@ -279,4 +279,31 @@ func TestCLILoginRefreshesAnExpiredIDToken(t *testing.T) {
 		t.Errorf("expired without a refresh token: exit %d, want 2: %s", code, errOut)
 	}
 	w.neverShown(old.IDToken, old.RefreshToken, renewed.IDToken, renewed.RefreshToken)
+}
+
+// A daemon without auth.oidc: rekey login says so (exit 2); with the
+// provider given by flags, a token the daemon does not accept is not
+// cached (exit 3).
+func TestCLILoginWithoutOIDCOnTheDaemon(t *testing.T) {
+	t.Parallel()
+	p := oidcprovider.Start(t, oidcprovider.Options{
+		Users:         []oidcprovider.User{{Username: "ana", Password: "pw-ana", Email: "ana@example.com", EmailVerified: true}},
+		DeviceClients: []string{"rekey-cli"},
+	})
+	w := newWorld(t, params{})
+	w.start()
+	s := w.person()
+	if _, errOut, code := s.rekey("", "login"); code != 2 || !strings.Contains(errOut, "no OIDC login configured") {
+		t.Fatalf("login against a daemon without auth.oidc: exit %d, want 2: %s", code, errOut)
+	}
+	out, errOut, code := s.login(p, func(c string) { p.Approve(t, c, "ana") }, "--issuer", p.Issuer, "--client-id", "rekey-cli")
+	if code != 3 || !strings.Contains(errOut, "refused it (nothing was cached)") {
+		t.Fatalf("login the daemon cannot verify: exit %d, want 3\n%s%s", code, out, errOut)
+	}
+	if _, err := os.Stat(s.cacheFile()); !os.IsNotExist(err) {
+		t.Errorf("a token the daemon refused was cached: %v", err)
+	}
+	if _, errOut, code := w.shell().rekey("", "login"); code != 2 || !strings.Contains(errOut, "REKEY_ADDR") {
+		t.Errorf("login without REKEY_ADDR: exit %d, want 2: %s", code, errOut)
+	}
 }
