@@ -36,6 +36,7 @@ func (d *Daemon) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	d.health(mux, true)
 	mux.Handle("GET /metrics", d.metrics(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{})))
+	mux.HandleFunc("GET /v1/auth/oidc", d.oidcLogin) // unauthenticated: what `rekey login` needs
 	for pattern, h := range d.adminRoutes() {
 		mux.Handle(pattern, d.authenticated(h))
 	}

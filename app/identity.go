@@ -113,7 +113,7 @@ func (d *Daemon) buildAuth() error {
 			role, _ := auth.ParseRole(g.Role) // validated
 			groups[g.Group] = append(groups[g.Group], auth.Grant{Role: role, Keys: g.Keys, Team: g.Team})
 		}
-		d.Auth.OIDC = auth.NewOIDC(auth.OIDCConfig{Issuer: o.Issuer, Audience: o.Audience, IdentityClaim: o.IdentityClaim,
+		d.Auth.OIDC = auth.NewOIDC(auth.OIDCConfig{Issuer: o.Issuer, Audience: o.Audience, CLIClientID: o.CLIClientID, IdentityClaim: o.IdentityClaim,
 			GroupsClaim: o.GroupsClaim, Groups: groups}, d.Directory)
 	}
 	if err := d.buildCerts(); err != nil {

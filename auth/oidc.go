@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,6 +20,9 @@ type OIDCConfig struct {
 	Issuer string
 	// Audience is the client id the token must be issued for (aud).
 	Audience string
+	// CLIClientID, when set, is a second client id a token may be issued
+	// for: the public client `rekey login` uses when it is not Audience.
+	CLIClientID string
 	// IdentityClaim gives the person's identity (default "email"; with
 	// email, email_verified must not be false).
 	IdentityClaim string
@@ -83,6 +87,11 @@ func (o *OIDC) verifierFor(ctx context.Context) (*oidc.IDTokenVerifier, error) {
 	}
 	ks := oidc.NewRemoteKeySet(pctx, meta.JWKS)
 	vc := &oidc.Config{ClientID: o.cfg.Audience, Now: o.cfg.Now, SupportedSigningAlgs: meta.Algs}
+	if o.cfg.CLIClientID != "" && o.cfg.CLIClientID != o.cfg.Audience {
+		// Two accepted audiences: go-oidc checks one, Authenticate checks
+		// that aud holds either.
+		vc.SkipClientIDCheck = true
+	}
 	o.verifier = oidc.NewVerifier(o.cfg.Issuer, ks, vc)
 	return o.verifier, nil
 }
@@ -97,6 +106,9 @@ func (o *OIDC) Authenticate(ctx context.Context, raw string) (*Principal, error)
 	tok, err := v.Verify(ctx, raw)
 	if err != nil {
 		return nil, fmt.Errorf("oidc: %w", err)
+	}
+	if !o.audienceOK(tok.Audience) {
+		return nil, fmt.Errorf("oidc: expected audience %q got %q", o.cfg.Audience, tok.Audience)
 	}
 	var claims map[string]any
 	if err := tok.Claims(&claims); err != nil {
@@ -122,4 +134,10 @@ func (o *OIDC) Authenticate(ctx context.Context, raw string) (*Principal, error)
 		}
 	}
 	return p, nil
+}
+
+// audienceOK reports whether aud holds the audience or the CLI's client
+// id (go-oidc checked the audience already unless there are two).
+func (o *OIDC) audienceOK(aud []string) bool {
+	return slices.Contains(aud, o.cfg.Audience) || o.cfg.CLIClientID != "" && slices.Contains(aud, o.cfg.CLIClientID)
 }

@@ -164,6 +164,13 @@ type OIDC struct {
 	GroupsClaim string `koanf:"groups_claim"`
 	// Groups grant roles to the members of a group.
 	Groups []GroupRole `koanf:"groups"`
+	// CLIClientID is the public client `rekey login` uses for the device
+	// authorization grant (default Audience). ID tokens issued to it are
+	// accepted besides those for Audience.
+	CLIClientID string `koanf:"cli_client_id"`
+	// CLIScopes are the scopes `rekey login` asks for (default openid,
+	// email, profile, offline_access).
+	CLIScopes []string `koanf:"cli_scopes"`
 }
 
 // GroupRole grants a role, optionally scoped, to an OIDC group.

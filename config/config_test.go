@@ -64,9 +64,9 @@ func TestBrokenConfigsNameTheirPath(t *testing.T) {
 			want: []string{`daemon.admin_listen: unix socket "admin.sock" must be an absolute path`},
 		},
 		"oidc": {
-			yaml: base + "auth: {oidc: {issuer: login.example.com, groups: [{group: g, role: root}, {role: viewer, keys: \"[\"}]}}\n",
+			yaml: base + "auth: {oidc: {issuer: login.example.com, cli_scopes: [email], groups: [{group: g, role: root}, {role: viewer, keys: \"[\"}]}}\n",
 			want: []string{`auth.oidc.issuer: required`, `auth.oidc.audience: required`, `auth.oidc.groups[0].role: unknown role "root"`,
-				`auth.oidc.groups[1].group: required`, `auth.oidc.groups[1].keys: key pattern "["`},
+				`auth.oidc.groups[1].group: required`, `auth.oidc.groups[1].keys: key pattern "["`, `auth.oidc.cli_scopes: must include openid`},
 		},
 		"inline secret refused": {
 			yaml: base + "daemon: {admin_token: hunter2}\n",

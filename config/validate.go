@@ -474,6 +474,9 @@ func (c *Config) validateAuth(errs *Errors) {
 	if o.Audience == "" {
 		errs.Add("auth.oidc.audience", "required: the client id tokens are issued for")
 	}
+	if len(o.CLIScopes) > 0 && !slices.Contains(o.CLIScopes, "openid") {
+		errs.Add("auth.oidc.cli_scopes", "must include openid: rekey login needs an ID token")
+	}
 	for i, g := range o.Groups {
 		p := fmt.Sprintf("auth.oidc.groups[%d]", i)
 		if g.Group == "" {

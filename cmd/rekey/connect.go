@@ -49,6 +49,13 @@ func (c *cli) dial(addr string) (*client, error) {
 	if err != nil {
 		return nil, err
 	}
+	return c.dialAs(addr, token, cert)
+}
+
+// dialAs is dial with token as the credential ("": none, as rekey login
+// asks the daemon for its OIDC settings) and cert, if any, as the client
+// certificate.
+func (c *cli) dialAs(addr, token string, cert *tls.Certificate) (*client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	// No redirects: a redirect would carry a submitted secret (the token
 	// is stripped across hosts, a request body is not) to wherever the
@@ -102,7 +109,7 @@ func (c *cli) dial(addr string) (*client, error) {
 }
 
 // credential is the bearer token: --token-file, else $REKEY_TOKEN_FILE,
-// else $REKEY_TOKEN.
+// else $REKEY_TOKEN, else the login `rekey login` cached for REKEY_ADDR.
 func (c *cli) credential() (string, error) {
 	file := c.tokenFile
 	if file == "" {
@@ -121,7 +128,10 @@ func (c *cli) credential() (string, error) {
 	if t := strings.TrimSpace(c.getenv("REKEY_TOKEN")); t != "" {
 		return t, nil
 	}
-	return "", usageError{"REKEY_ADDR is set but no credential: set REKEY_TOKEN, REKEY_TOKEN_FILE or --token-file " +
+	if t, ok, err := c.loginToken(); ok || err != nil {
+		return t, err
+	}
+	return "", usageError{"REKEY_ADDR is set but no credential: run rekey login (OIDC), or set REKEY_TOKEN, REKEY_TOKEN_FILE or --token-file " +
 		"(an API token from `rekey token create`, or an OIDC ID token)"}
 }
 

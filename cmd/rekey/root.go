@@ -40,15 +40,16 @@ var verbs = []func(*cli) *cobra.Command{
 	cmdRun, cmdValidate, cmdDoctor,
 	cmdWhoami, cmdPlan, cmdStatus, cmdRotations, cmdShow, cmdDescribe, cmdAudit,
 	cmdRotate, cmdApprove, cmdDeny, cmdCancel, cmdRetry, cmdSubmit, cmdConfirm, cmdDecommission, cmdReport, cmdBreaker,
-	cmdCluster, cmdToken, cmdVersion,
+	cmdCluster, cmdToken, cmdLogin, cmdLogout, cmdVersion,
 }
 
 const rootLong = `rekey rotates API keys without downtime.
 
 Every verb but run and validate talks to the daemon's admin API when
 REKEY_ADDR is set (http://host:port, https://host:port or unix:///path),
-with a credential from REKEY_TOKEN, --token-file or REKEY_TOKEN_FILE: no
-configuration file, no store access, no production secret.
+with a credential from REKEY_TOKEN, --token-file or REKEY_TOKEN_FILE, or
+the OIDC login ` + "`rekey login`" + ` cached for that address: no configuration
+file, no store access, no production secret.
 
 Without REKEY_ADDR, read-only verbs read the store named by the
 configuration (-c) and never create it. Verbs that change anything then need
