@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/rekeyhq/rekey/auth"
 )
 
 // Readiness refresh: every readyEvery while every check passes, every
@@ -107,6 +109,13 @@ type checkState struct {
 // first round.
 func (d *Daemon) readyHandler(detailed bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		show := false
+		if detailed {
+			var ok bool
+			if show, ok = d.readyDetail(w, r); !ok {
+				return
+			}
+		}
 		v := readyView{Status: "ready", Checks: []checkState{}}
 		if err := d.storeReady(r.Context()); err != nil {
 			v.Status = "store unavailable"
@@ -125,7 +134,7 @@ func (d *Daemon) readyHandler(detailed bool) http.HandlerFunc {
 			}
 			for _, c := range res {
 				cs := checkState{Name: c.Name, OK: c.OK}
-				if detailed {
+				if show {
 					cs.Detail, cs.Fix = c.Detail, c.Fix
 				}
 				v.Checks = append(v.Checks, cs)
@@ -140,4 +149,22 @@ func (d *Daemon) readyHandler(detailed bool) http.HandlerFunc {
 		}
 		writeJSON(w, code, v)
 	}
+}
+
+// readyDetail reports whether r may read each check's detail and fix
+// (they name hosts, paths and configuration): a principal who may read,
+// on the admin listener. A probe without credentials gets the status and
+// the checks' names; a request with a bad credential counts against its
+// address like any failed authentication, so that /readyz is no oracle
+// for guessing tokens. ok is false when an answer was already written
+// (throttled, credentials not checkable).
+func (d *Daemon) readyDetail(w http.ResponseWriter, r *http.Request) (show, ok bool) {
+	if r.Header.Get("Authorization") == "" && (r.TLS == nil || len(r.TLS.PeerCertificates) == 0) {
+		return false, true
+	}
+	p, ok := d.authenticate(w, r)
+	if !ok {
+		return false, false
+	}
+	return p != nil && p.Can(auth.ActRead, auth.Key{}), true
 }

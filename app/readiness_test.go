@@ -1,6 +1,7 @@
 package app
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,8 +124,11 @@ keys: [{name: api, issuer: kubeadapt, owners: [alice@example.com], sinks: [{sink
 	}
 }
 
-// /readyz lists every check; the admin listener adds each failure's detail
-// and fix, the public one only names it.
+// /readyz lists every check; on the admin listener a principal who may
+// read also gets each failure's detail and fix (they name hosts and
+// configuration); a probe without credentials, the public listener and a
+// bad token only the names — and the bad token counts as a failed
+// authentication.
 func TestReadyzDetailOnAdminOnly(t *testing.T) {
 	cfg := loadExample(t)
 	dir := t.TempDir()
@@ -133,6 +138,9 @@ func TestReadyzDetailOnAdminOnly(t *testing.T) {
 			cfg.Sinks[i].Settings["dir"] = filepath.Join(dir, "keys")
 		}
 	}
+	token := rand.Text() + rand.Text()
+	t.Setenv("REKEY_TEST_READYZ_ADMIN", token)
+	cfg.Daemon.AdminTokenEnv = "REKEY_TEST_READYZ_ADMIN"
 	d, err := Build(t.Context(), cfg, NewLogger(io.Discard, "error"), BuildOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -144,10 +152,20 @@ func TestReadyzDetailOnAdminOnly(t *testing.T) {
 	d.readiness.at = time.Now()
 	for name, tc := range map[string]struct {
 		h      http.Handler
+		bearer string
 		detail bool
-	}{"public": {d.PublicHandler(), false}, "admin": {d.AdminHandler(), true}} {
+	}{
+		"public":                  {d.PublicHandler(), token, false},
+		"admin, no credential":    {d.AdminHandler(), "", false},
+		"admin, bad token":        {d.AdminHandler(), "rk_" + strings.Repeat("x", 40), false},
+		"admin, a reader's token": {d.AdminHandler(), token, true},
+	} {
 		rec := httptest.NewRecorder()
-		tc.h.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+		req := httptest.NewRequest("GET", "/readyz", nil)
+		if tc.bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.bearer)
+		}
+		tc.h.ServeHTTP(rec, req)
 		var v readyView
 		if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
 			t.Fatal(err)
@@ -159,4 +177,16 @@ func TestReadyzDetailOnAdminOnly(t *testing.T) {
 			t.Errorf("%s: detail shown %v, want %v: %+v", name, got, tc.detail, v.Checks[0])
 		}
 	}
+	// Bad tokens on /readyz count like any failed authentication: the
+	// address is throttled, /readyz is no free oracle for guessing them.
+	for range 100 {
+		req := httptest.NewRequest("GET", "/readyz", nil)
+		req.Header.Set("Authorization", "Bearer rk_"+strings.Repeat("y", 40))
+		rec := httptest.NewRecorder()
+		d.AdminHandler().ServeHTTP(rec, req)
+		if rec.Code == http.StatusTooManyRequests {
+			return
+		}
+	}
+	t.Fatal("100 bad tokens on /readyz were never throttled")
 }
