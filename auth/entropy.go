@@ -2,6 +2,7 @@ package auth
 
 import (
 	"math"
+	"strings"
 	"unicode"
 )
 
@@ -10,17 +11,22 @@ import (
 // token): 32 bytes.
 const MinSharedTokenBits = 256
 
-// EstimateBits estimates the entropy of a token configured by hand: its
-// length times log2 of the alphabet its character classes span (lower,
-// upper, digits, other), capped by what its distinct characters allow. It
-// is generous to random strings (`openssl rand -hex 32` gives 330) and
-// harsh to words, repeats and short tokens.
+// EstimateBits estimates the entropy of a token configured by hand: the
+// number of its characters that are not repeats of an earlier stretch
+// (as a compressor would find them) times the bits per character of the
+// alphabet it is drawn from, capped by what its distinct characters
+// allow. The alphabet is that of the recommended shapes when the token
+// has one — hex (16 symbols), base64 or base64url (64) — else the one its
+// character classes span (lower, upper, digits, other). Random tokens of
+// the recommended shapes pass (`openssl rand -hex 32` 256 bits, 32 bytes
+// in base64 256–264); words, repeats and short tokens do not: "password"
+// sixteen times, "0123456789abcdef" four times or "a" 128 times stay far
+// below 256.
 func EstimateBits(s string) float64 {
 	var lower, upper, digit, other bool
 	distinct := map[rune]bool{}
-	n := 0
-	for _, r := range s {
-		n++
+	rs := []rune(s)
+	for _, r := range rs {
 		distinct[r] = true
 		switch {
 		case unicode.IsLower(r):
@@ -45,8 +51,55 @@ func EstimateBits(s string) float64 {
 	if alphabet == 0 {
 		return 0
 	}
+	switch {
+	case isHex(s):
+		alphabet = 16
+	case isBase64(s) && upper && lower:
+		alphabet = 64
+	}
 	// A string of few distinct symbols is drawn from a small alphabet,
 	// whatever classes they belong to.
 	alphabet = min(alphabet, 4*len(distinct))
-	return float64(n) * math.Log2(float64(alphabet))
+	return float64(novel(rs, alphabet)) * math.Log2(float64(alphabet))
+}
+
+func isHex(s string) bool {
+	return strings.Trim(s, "0123456789abcdef") == "" || strings.Trim(s, "0123456789ABCDEF") == ""
+}
+
+func isBase64(s string) bool {
+	return strings.Trim(strings.TrimRight(s, "="), "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_") == ""
+}
+
+// novel counts the characters of rs that are not part of a repeat: a
+// greedy left-to-right parse that skips, at each position, the longest
+// stretch that already occurred earlier — what an LZ77 compressor would
+// encode as a back-reference — if it is longer than a random string of
+// this length and alphabet would repeat by chance (odds under one in a
+// million), so that a random token loses nothing. Quadratic, for tokens
+// of a few hundred characters; longer input is judged on its first 4096.
+func novel(rs []rune, alphabet int) int {
+	if len(rs) > 4096 {
+		rs = rs[:4096]
+	}
+	pairs := float64(len(rs)) * float64(len(rs)) / 2
+	minRepeat := max(3, int(math.Ceil(math.Log(pairs*1e6)/math.Log(float64(max(alphabet, 2))))))
+	n := 0
+	for i := 0; i < len(rs); {
+		best := 0
+		for j := 0; j < i; j++ {
+			k := 0
+			for i+k < len(rs) && rs[j+k] == rs[i+k] {
+				k++
+			}
+			best = max(best, k)
+		}
+		if best >= minRepeat {
+			i += best
+			continue
+		}
+		n++
+		i++
+	}
+	return n
 }
