@@ -83,8 +83,8 @@ func (c *haCluster) checkInvariants() (rotations, replays int) {
 	if st.Mismatches > 0 || st.Expired > 0 {
 		t.Errorf("issuer: idempotency keys reused with another payload %d times, expired %d", st.Mismatches, st.Expired)
 	}
-	c.t.Logf("issuer: %d keys created, each name once; %d mints answered by an idempotency replay, %d while the key's first request was in flight (409, retried)",
-		len(c.ka.Keys()), st.Replays, st.InFlight)
+	c.t.Logf("issuer: %d keys created under %d names; %d mints answered by an idempotency replay, %d while the key's first request was in flight (409, retried)",
+		len(c.ka.Keys()), len(created), st.Replays, st.InFlight)
 	for _, key := range c.keys {
 		var issuerID, fp string
 		if err := c.db.QueryRow(`SELECT issuer_id, fingerprint FROM credentials WHERE key = $1 AND state = 'current'`, key).Scan(&issuerID, &fp); err != nil {
