@@ -58,8 +58,12 @@ func (s *step) replayMint(ctx context.Context, c *Credential) outcome {
 			}
 		}
 		return o
-	}).recording("mint.resumed", map[string]string{"name": c.Name, "idempotency_key": req.IdempotencyKey})
-	if _, finder := s.k.Issuer.(Finder); !finder && s.r.Attempts <= 1 && !s.now().Before(c.CreatedAt.Add(s.idempotencyWindow())) {
+	})
+	if s.r.Attempts > 1 {
+		return o // said on the first resumed attempt; step.retry tells the rest
+	}
+	o = o.recording("mint.resumed", map[string]string{"name": c.Name, "idempotency_key": req.IdempotencyKey})
+	if _, finder := s.k.Issuer.(Finder); !finder && !s.now().Before(c.CreatedAt.Add(s.idempotencyWindow())) {
 		o = o.notifying(s.event(EventOrphan, SeverityWarning, fmt.Sprintf(
 			"%s: an earlier attempt to mint %s may have created it before it was recorded, longer ago than issuer %s keeps idempotency keys (%s), and the issuer cannot list credentials: look for %s at the issuer and revoke every copy but the one rekey delivers",
 			s.r.Key, c.Name, s.k.IssuerName, s.idempotencyWindow(), c.Name), map[string]string{"name": c.Name}))
