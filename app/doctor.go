@@ -278,7 +278,11 @@ func (d *Daemon) issuerCheck(name string, k *rotator.Key) depCheck {
 				return "a person mints and revokes: nothing to call", true, nil
 			case rotator.Finder:
 				ids, err := x.FindByName(ctx, k.Name, rotator.CredentialName(k.Name, 1))
-				return fmt.Sprintf("lists credentials (%d named %s)", len(ids), rotator.CredentialName(k.Name, 1)), false, err
+				detail := fmt.Sprintf("lists credentials (%d named %s)", len(ids), rotator.CredentialName(k.Name, 1))
+				if im, ok := is.(rotator.IdempotentMinter); ok && im.IdempotencyWindow() > 0 {
+					detail += fmt.Sprintf("; mints carry an idempotency key (kept %s by the issuer)", im.IdempotencyWindow())
+				}
+				return detail, false, err
 			}
 			return "not checked: this issuer has no read-only call; the first mint is its first contact", true, nil
 		}}

@@ -19,10 +19,12 @@ import (
 // rotation lease at that moment — restarts it, and restarts the database
 // once. Then, everything settled, the invariants: every rotation done and
 // none overlapping another of its key; for each key one live credential at
-// the issuer, equal to rekey's current one and to the sink's value; no name
-// live twice at the issuer; every notification delivered to each of the two
-// notifiers, the same events to both; the audit chain intact. It reports
-// the kills, the rotations, and the takeover time of every rotation whose
+// the issuer, equal to rekey's current one and to the sink's value; no
+// generation name created twice at the issuer (mints carry idempotency
+// keys: one whose answer a kill lost is replayed, not repeated); every
+// notification delivered to each of the two notifiers, the same events to
+// both; the audit chain intact. It reports the kills, the rotations, the
+// mints the issuer replayed, and the takeover time of every rotation whose
 // lease holder was killed (target: within lease_ttl + poll_interval).
 //
 // It runs ~30 s of chaos; REKEY_SOAK=10m runs longer. REKEY_CHAOS_SEED
@@ -159,7 +161,7 @@ func TestHAChaos(t *testing.T) {
 	}
 	c.waitSettled(2 * time.Minute)
 	watchers.Wait()
-	rotations := c.checkInvariants()
+	rotations, replays := c.checkInvariants()
 	// The cluster view: the three running daemons alive, every killed
 	// process gone (it stopped heartbeating), through the CLI and /metrics.
 	var states map[string]int
@@ -178,9 +180,9 @@ func TestHAChaos(t *testing.T) {
 		t.Error("the database was never restarted (chaos too short)")
 	}
 	slices.Sort(takeovers)
-	t.Logf("chaos %s: %d kills, 1 database restart, %d rotations (%d triggered during chaos), %d takeovers: p50 %s p99 %s max %s (target lease_ttl %s + poll %s = %s); %d notifications redelivered after a kill (same webhook-id)",
+	t.Logf("chaos %s: %d kills, 1 database restart, %d rotations (%d triggered during chaos), %d takeovers: p50 %s p99 %s max %s (target lease_ttl %s + poll %s = %s); %d notifications redelivered after a kill (same webhook-id); %d mints replayed by idempotency key",
 		chaosFor, kills, rotations, started.Load(), len(takeovers), percentile(takeovers, 0.5).Round(time.Millisecond), percentile(takeovers, 0.99).Round(time.Millisecond),
-		percentile(takeovers, 1).Round(time.Millisecond), ttl, poll, ttl+poll, c.redelivered())
+		percentile(takeovers, 1).Round(time.Millisecond), ttl, poll, ttl+poll, c.redelivered(), replays)
 	if kills == 0 || started.Load() == 0 {
 		t.Errorf("no chaos: %d kills, %d rotations triggered", kills, started.Load())
 	}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/rekeyhq/rekey/rotator"
-	"github.com/rekeyhq/rekey/testing/kubeadapt"
 )
 
 // What the HA tests check once the cluster has settled, and the figures
@@ -22,9 +21,12 @@ import (
 // checkInvariants checks the end state once settled: every rotation done
 // and none overlapping another of its key; for each key one live
 // credential at the issuer, the one rekey records as current and every
-// sink holds; no name minted live twice; every notification delivered to
-// each notifier, the same events to both; the audit chain intact.
-func (c *haCluster) checkInvariants() (rotations int) {
+// sink holds; no generation name created twice at the issuer (counted over
+// every key the server ever created, revoked ones included); every
+// notification delivered to each notifier, the same events to both; the
+// audit chain intact. It returns the rotations and how many mints the
+// issuer answered by replaying an idempotency key.
+func (c *haCluster) checkInvariants() (rotations, replays int) {
 	t := c.t
 	t.Helper()
 	// Overlap is judged by commit order, not by the daemons' timestamps
@@ -64,26 +66,25 @@ func (c *haCluster) checkInvariants() (rotations int) {
 			}
 		}
 	}
-	names, minted := map[string]int{}, map[string]int{}
-	for _, k := range c.ka.Keys() {
-		minted[k.Name]++
-		if k.Status == kubeadapt.StatusActive {
-			names[k.Name]++
-		}
-	}
-	twice := 0
-	for _, n := range minted {
-		twice += n - 1
-	}
 	// A kill between the issuer's answer and rekey's record of it leaves a
-	// mint rekey never saw; the next holder finds it by its name, revokes
-	// it and mints again. Anything else minting a name twice is a bug.
-	c.t.Logf("issuer: %d keys minted, %d of them a second key of the same name (an unrecorded mint found by name and revoked)", len(c.ka.Keys()), twice)
-	for name, n := range names {
+	// mint rekey never saw; the next holder asks again with the intent's
+	// idempotency key and the issuer answers with the same key. A name
+	// created twice means a mint was repeated without its key.
+	created := map[string]int{}
+	for _, k := range c.ka.Keys() {
+		created[k.Name]++
+	}
+	for name, n := range created {
 		if n > 1 {
-			t.Errorf("issuer: %d live keys named %s", n, name)
+			t.Errorf("issuer: %d keys created under the name %s", n, name)
 		}
 	}
+	st := c.ka.Idempotency()
+	if st.Mismatches > 0 || st.Expired > 0 {
+		t.Errorf("issuer: idempotency keys reused with another payload %d times, expired %d", st.Mismatches, st.Expired)
+	}
+	c.t.Logf("issuer: %d keys created under %d names; %d mints answered by an idempotency replay, %d while the key's first request was in flight (409, retried)",
+		len(c.ka.Keys()), len(created), st.Replays, st.InFlight)
 	for _, key := range c.keys {
 		var issuerID, fp string
 		if err := c.db.QueryRow(`SELECT issuer_id, fingerprint FROM credentials WHERE key = $1 AND state = 'current'`, key).Scan(&issuerID, &fp); err != nil {
@@ -155,7 +156,7 @@ func (c *haCluster) checkInvariants() (rotations int) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("audit verify: %v\n%s", err, out)
 	}
-	return rotations
+	return rotations, st.Replays
 }
 
 // redelivered counts deliveries of one event id beyond the first (a kill

@@ -91,7 +91,7 @@ func TestHAPrimaryFailover(t *testing.T) {
 		return true
 	})
 	c.waitSettled(2 * time.Minute)
-	rotations := c.checkInvariants()
+	rotations, _ := c.checkInvariants()
 	if rotations != 2*len(keys) {
 		t.Errorf("%d rotations, want %d (one bootstrap and one rotation per key)", rotations, 2*len(keys))
 	}

@@ -28,7 +28,8 @@ import (
 
 // The high-availability harness: several rekey processes (the real binary)
 // sharing one PostgreSQL database, the Kubeadapt-style server as their
-// issuer (one shared server, so that a duplicate mint shows), the file sink,
+// issuer with idempotency keys on (one shared server, so that a duplicate
+// mint shows), the file sink,
 // and two signed webhook notifiers whose receivers record every delivery by
 // its webhook-id. Each daemon has its own configuration file that differs
 // from the others only in its address files (port 0, no port picked in
@@ -200,7 +201,9 @@ func newHACluster(t *testing.T, dsn string, n int, keys []string, ttl, poll, iss
 	for name, content := range map[string]string{"admin-token": adminToken, "webhook-secret": webhookSecret, kaTokenFile: tok} {
 		writeFile(t, filepath.Join(c.dir, name), content)
 	}
-	issuer := exampleHTTPIssuer(t, hs.URL, filepath.Join(c.dir, kaTokenFile))
+	// Mints carry an idempotency key: a mint whose answer a kill lost is
+	// asked again and replayed, so no name is ever created twice.
+	issuer := idempotentIssuer(t, exampleHTTPIssuer(t, hs.URL, filepath.Join(c.dir, kaTokenFile)))
 	for i := range n {
 		var b bytes.Buffer
 		p := haParams{Dir: c.dir, Issuer: issuer, Hook1: hookURL[0], Hook2: hookURL[1], TTL: ttl.String(), Poll: poll.String(), N: i, Keys: keys}

@@ -123,6 +123,17 @@ func exampleHTTPIssuer(t *testing.T, baseURL, tokenFile string) string {
 	return item
 }
 
+// idempotentIssuer turns on the idempotency key header that
+// examples/kubeadapt-issuer.yaml documents commented out.
+func idempotentIssuer(t *testing.T, item string) string {
+	t.Helper()
+	const off = "      # idempotency_key_header: Idempotency-Key\n"
+	if n := strings.Count(item, off); n != 1 {
+		t.Fatalf("examples/kubeadapt-issuer.yaml: %q occurs %d times, want 1", off, n)
+	}
+	return strings.Replace(item, off, "      idempotency_key_header: Idempotency-Key\n", 1)
+}
+
 // startIssuerKubeadapt starts the Kubeadapt-style server in-process with a
 // fresh admin token, registered as a secret for the scan. It fails the test
 // when the server cannot listen.

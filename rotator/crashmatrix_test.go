@@ -31,7 +31,12 @@ import (
 // or side effect without a scenario that reaches it fails this test.
 func TestCrashMatrix(t *testing.T) {
 	t.Parallel()
-	scenarios := crashScenarios()
+	runCrashMatrix(t, crashScenarios())
+}
+
+// runCrashMatrix kills and restarts every point of every lifecycle with
+// the first of scenarios that reaches it.
+func runCrashMatrix(t *testing.T, scenarios []*crashScenario) {
 	type point struct{ lifecycle, name string }
 	var points []point
 	for _, lc := range rotator.Lifecycles() {
@@ -81,6 +86,11 @@ type crashScenario struct {
 	setup func(w *crashWorld) func() *rotator.Rotation
 	// each, if set, runs after every engine pass (to act as a person would).
 	each func(w *crashWorld, r *rotator.Rotation)
+	// window, when set, makes the issuer honour idempotency keys for that
+	// long (rotator.IdempotentMinter); lapses says the scenario lets a key
+	// lapse, so that a name may be created twice (the second reaped).
+	window time.Duration
+	lapses bool
 }
 
 func findScenario(all []*crashScenario, lifecycle, point string) *crashScenario {
@@ -113,6 +123,7 @@ type crashWorld struct {
 	engines []*rotator.Engine
 
 	extra      []*rotator.Key // more keys beside api
+	lapses     bool           // the scenario lets an idempotency key lapse
 	stageFails atomic.Int32
 	restarted  bool // restartOnceIn did
 	// diedInEach: the failpoint fired inside a person's command (a submit
@@ -141,6 +152,7 @@ type verifyingIssuer struct {
 	verifyFail    int // fail this many verify calls (retryable)
 	lost          int // lose the answer of this many mints (see loseMints)
 	lostPermanent bool
+	keys          idempotencyKeys // what a key's first mint answered (honourKeys)
 }
 
 func (v *verifyingIssuer) Verify(_ context.Context, _ string, s rotator.Secret, _ map[string]any) error {
@@ -292,6 +304,8 @@ func (w *crashWorld) trigger(req rotator.TriggerRequest) func() *rotator.Rotatio
 func runScenario(t *testing.T, sc *crashScenario, failpoint string) string {
 	t.Helper()
 	w := newCrashWorld(t, !strings.Contains(sc.name, "unreadable"))
+	w.iss.honourKeys(sc.window, w.clock)
+	w.lapses = sc.lapses
 	begin := sc.setup(w)
 	w.restart(failpoint)
 	r := begin()
@@ -305,6 +319,9 @@ func runScenario(t *testing.T, sc *crashScenario, failpoint string) string {
 		w.clock.Advance(crashLease + 2*time.Minute)
 		w.restart("")
 		end, _ = w.drive(r.ID, sc.each)
+		if sc.window > 0 && failpoint == "minting:after" && w.iss.replayed() == 0 {
+			t.Errorf("the mint interrupted after the issuer's answer was resumed without a replay of its idempotency key")
+		}
 	}
 	return w.check(end)
 }
@@ -343,6 +360,7 @@ func (w *crashWorld) check(r *rotator.Rotation) string {
 		}
 	}
 	w.iss.mu.Unlock()
+	w.checkNamesOnce()
 	// Every sink serves the store's current credential.
 	for i, s := range w.sinks {
 		got := s.current("api")

@@ -154,9 +154,15 @@ func (v *verifyingIssuer) loseMints(n int, permanent bool) {
 }
 
 func (v *verifyingIssuer) Mint(ctx context.Context, req rotator.MintRequest) (rotator.Minted, error) {
+	if m, ok, err := v.replay(req); ok {
+		return m, err
+	}
 	m, err := v.issuer.Mint(ctx, req)
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if err == nil {
+		v.keys.store(req, m)
+	}
 	if err == nil && v.lost > 0 {
 		v.lost--
 		if v.lostPermanent {

@@ -43,11 +43,14 @@ type issuer struct {
 	revoked map[string]bool
 	secrets []string
 	calls   []string
+	created map[string]int                      // name → credentials created under it
 	mint    func(req rotator.MintRequest) error // nil = succeed
 	revoke  func(ref rotator.CredentialRef) error
 }
 
-func newIssuer() *issuer { return &issuer{live: map[string]string{}, revoked: map[string]bool{}} }
+func newIssuer() *issuer {
+	return &issuer{live: map[string]string{}, revoked: map[string]bool{}, created: map[string]int{}}
+}
 
 func (i *issuer) Mint(_ context.Context, req rotator.MintRequest) (rotator.Minted, error) {
 	i.mu.Lock()
@@ -62,6 +65,7 @@ func (i *issuer) Mint(_ context.Context, req rotator.MintRequest) (rotator.Minte
 	id := fmt.Sprintf("id-%d", i.n)
 	sec := fmt.Sprintf("sk_test_%s_%d_%08x", req.Key, i.n, time.Now().UnixNano()&0xffffffff)
 	i.live[id] = req.Name
+	i.created[req.Name]++
 	i.secrets = append(i.secrets, sec)
 	return rotator.Minted{ID: id, Secret: rotator.NewSecret(sec)}, nil
 }

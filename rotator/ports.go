@@ -15,6 +15,10 @@ type MintRequest struct {
 	// Previous describes the credential being replaced (zero when bootstrapping),
 	// so an issuer can copy its scopes or tell a human which key to mirror.
 	Previous CredentialRef
+	// IdempotencyKey is IdempotencyKey(RotationID, Generation): the same on
+	// every attempt of this mint intent, after a crash too, and different
+	// for any other. It carries no secret. An IdempotentMinter honours it.
+	IdempotencyKey string
 }
 
 // Minted is what an issuer returns: its id for the credential and the secret,
@@ -49,6 +53,19 @@ type Issuer interface {
 // between the issuer call and its record left behind.
 type Finder interface {
 	FindByName(ctx context.Context, key, name string) ([]string, error)
+}
+
+// IdempotentMinter is an optional Issuer capability: the issuer promises
+// that a Mint carrying an IdempotencyKey it has answered within
+// IdempotencyWindow returns that answer again — the same credential, id and
+// secret — instead of creating another (an Idempotency-Key header, as
+// Stripe and draft-ietf-httpapi-idempotency-key-header define it). The
+// engine then resumes an interrupted mint by asking again with the same key
+// rather than by revoking what the first attempt created and minting a
+// second credential of the same name. A zero window means the issuer does
+// not honour keys (not configured).
+type IdempotentMinter interface {
+	IdempotencyWindow() time.Duration
 }
 
 // Checker is an optional capability of any adapter (issuer, sink,

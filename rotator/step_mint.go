@@ -8,8 +8,11 @@ import (
 
 // mint records the intent (generation, deterministic name) before calling
 // the issuer, and the issuer's id right after. An intent found unminted on
-// a later turn (a crash, a failed call) may have minted anyway: orphans of
-// that name are revoked first, each recorded before its revoke call.
+// a later turn (a crash, a failed call) may have minted anyway. At an
+// issuer that honours idempotency keys the mint is asked again with the
+// intent's key, which returns what the first attempt created (replayMint);
+// elsewhere orphans of that name are revoked first, each recorded before
+// its revoke call, and the mint is asked again.
 func (s *step) mint(ctx context.Context) outcome {
 	if s.r.NewGeneration == 0 {
 		// Nothing is minted that cannot be delivered: every sink target
@@ -40,7 +43,7 @@ func (s *step) mint(ctx context.Context) outcome {
 		return failed(Permanent(fmt.Errorf("rotation %s: intent for generation %d missing from the store", s.r.ID, s.r.NewGeneration)))
 	}
 	if c.Minted() {
-		return advance("minted", nil)
+		return s.afterReplay(ctx, c)
 	}
 	if h, ok := s.k.Issuer.(HumanIssuer); ok {
 		if sub, ok := s.e.takeSubmission(s.r.ID); ok {
@@ -57,6 +60,9 @@ func (s *step) mint(ctx context.Context) outcome {
 			}
 		}
 		return s.holdForSecret(h, c, until)
+	}
+	if s.idempotencyWindow() > 0 {
+		return s.replayMint(ctx, c)
 	}
 	f, ok := s.k.Issuer.(Finder)
 	if !ok {
@@ -116,7 +122,8 @@ func (s *step) reap(c *Credential, id string) outcome {
 }
 
 func (s *step) mintRequest(c *Credential) MintRequest {
-	req := MintRequest{Key: s.r.Key, Name: c.Name, Generation: c.Generation, RotationID: s.r.ID, Params: s.k.Params}
+	req := MintRequest{Key: s.r.Key, Name: c.Name, Generation: c.Generation, RotationID: s.r.ID, Params: s.k.Params,
+		IdempotencyKey: IdempotencyKey(s.r.ID, c.Generation)}
 	if old := s.oldCred(); old != nil {
 		req.Previous = s.ref(old)
 	}

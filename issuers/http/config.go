@@ -80,6 +80,18 @@ type Mint struct {
 	// JSON answer (dotted: "data.id", "items.0.secret").
 	IDPath     string `koanf:"id_path"`
 	SecretPath string `koanf:"secret_path"`
+	// IdempotencyKeyHeader, when set (e.g. Idempotency-Key), sends the
+	// mint intent's idempotency key in this header, as an RFC 8941 string
+	// (draft-ietf-httpapi-idempotency-key-header): the same on every
+	// attempt of one intent, after a crash too. Set it only if the API
+	// promises to answer a repeated key with the credential it created
+	// the first time (the same secret), not a second one. The key is
+	// rekey-<rotation id>-v<generation>; it carries no secret. Empty: off.
+	IdempotencyKeyHeader string `koanf:"idempotency_key_header"`
+	// IdempotencyWindow is how long the API keeps a key (its documented
+	// expiry); default 24h. A mint resumed later than that is checked
+	// for a duplicate by name (list).
+	IdempotencyWindow time.Duration `koanf:"idempotency_window"`
 }
 
 // Revoke revokes a credential by {{.ID}}. Default method DELETE, success
@@ -110,8 +122,9 @@ type List struct {
 
 // Defaults.
 const (
-	DefaultTimeout = 10 * time.Second
-	DefaultHeader  = "Authorization"
+	DefaultTimeout           = 10 * time.Second
+	DefaultHeader            = "Authorization"
+	DefaultIdempotencyWindow = 24 * time.Hour
 )
 
 // Default status sets, applied by New when a set is not configured.
@@ -143,6 +156,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
+	}
+	if c.Mint.IdempotencyKeyHeader != "" && c.Mint.IdempotencyWindow == 0 {
+		c.Mint.IdempotencyWindow = DefaultIdempotencyWindow
 	}
 	return c
 }
@@ -182,6 +198,7 @@ func (c Config) Validate() error {
 	}
 	add(validPath("mint.id_path", c.Mint.IDPath))
 	add(validPath("mint.secret_path", c.Mint.SecretPath))
+	add(c.Mint.validateIdempotency(secretNames, c.Headers))
 
 	add(webapi.Prefix("revoke", c.Revoke.validate(secretNames)))
 	if _, err := c.Revoke.AlreadyRevoked.Parse("revoke.already_revoked"); err != nil {
@@ -280,4 +297,33 @@ func or(v, def string) string {
 		return def
 	}
 	return v
+}
+
+// validateIdempotency checks the idempotency key settings of mint: a header
+// name that no other setting sends, and a window only beside a header.
+func (m Mint) validateIdempotency(secretNames map[string]bool, common map[string]string) error {
+	h := m.IdempotencyKeyHeader
+	var errs []error
+	switch {
+	case h == "":
+		if m.IdempotencyWindow != 0 {
+			errs = append(errs, errors.New("mint.idempotency_window: needs mint.idempotency_key_header"))
+		}
+	case !webapi.ValidToken(h):
+		errs = append(errs, fmt.Errorf("mint.idempotency_key_header: %q is not a header name", h))
+	case secretNames[strings.ToLower(h)]:
+		errs = append(errs, fmt.Errorf("mint.idempotency_key_header: %s is set by auth or secret_headers", h))
+	default:
+		for field, hs := range map[string]map[string]string{"headers": common, "mint.headers": m.Headers} {
+			for name := range hs {
+				if strings.EqualFold(name, h) {
+					errs = append(errs, fmt.Errorf("mint.idempotency_key_header: %s is also set by %s", h, field))
+				}
+			}
+		}
+	}
+	if m.IdempotencyWindow < 0 {
+		errs = append(errs, errors.New("mint.idempotency_window: must not be negative"))
+	}
+	return errors.Join(errs...)
 }

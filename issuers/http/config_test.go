@@ -55,6 +55,30 @@ func TestConfigValidate(t *testing.T) {
 			edit: func(c *rkhttp.Config) { c.Revoke.Path = "/admin/v1/api-keys" },
 			want: []string{"revoke.path: must use {{.ID}}"},
 		},
+		"idempotency header is valid": {edit: func(c *rkhttp.Config) {
+			c.Mint.IdempotencyKeyHeader, c.Mint.IdempotencyWindow = "Idempotency-Key", time.Hour
+		}},
+		"idempotency window without header": {
+			edit: func(c *rkhttp.Config) { c.Mint.IdempotencyWindow = time.Hour },
+			want: []string{"mint.idempotency_window: needs mint.idempotency_key_header"},
+		},
+		"idempotency problems": {
+			edit: func(c *rkhttp.Config) {
+				c.Mint.IdempotencyKeyHeader, c.Mint.IdempotencyWindow = "Idempotency Key", -time.Second
+			},
+			want: []string{`mint.idempotency_key_header: "Idempotency Key" is not a header name`, "mint.idempotency_window: must not be negative"},
+		},
+		"idempotency header is the auth header": {
+			edit: func(c *rkhttp.Config) { c.Mint.IdempotencyKeyHeader = "authorization" },
+			want: []string{"mint.idempotency_key_header: authorization is set by auth"},
+		},
+		"idempotency header set twice": {
+			edit: func(c *rkhttp.Config) {
+				c.Mint.IdempotencyKeyHeader = "Idempotency-Key"
+				c.Mint.Headers = map[string]string{"idempotency-key": "{{.RotationID}}"}
+			},
+			want: []string{"mint.idempotency_key_header: Idempotency-Key is also set by mint.headers"},
+		},
 		"bad json path": {edit: func(c *rkhttp.Config) { c.List.ItemsPath = "data..x" }, want: []string{"list.items_path: "}},
 		"verify problems": {
 			edit: func(c *rkhttp.Config) {

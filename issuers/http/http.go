@@ -38,6 +38,8 @@ type Issuer struct {
 	mint, revoke, list *request
 
 	mintIDPath, mintSecretPath string
+	idemHeader                 string        // "": keys not sent
+	idemWindow                 time.Duration // how long the API keeps a key
 	alreadyRevoked             webapi.StatusSet
 	itemsPath, idPath          string
 	namePath, statusPath       string
@@ -73,6 +75,8 @@ func New(cfg Config, logger *slog.Logger) (*Issuer, error) {
 		list:           compile("list", cfg.List.Request, DefaultListSuccess),
 		mintIDPath:     cfg.Mint.IDPath,
 		mintSecretPath: cfg.Mint.SecretPath,
+		idemHeader:     nethttp.CanonicalHeaderKey(cfg.Mint.IdempotencyKeyHeader),
+		idemWindow:     cfg.Mint.IdempotencyWindow,
 		itemsPath:      cfg.List.ItemsPath,
 		idPath:         cfg.List.IDPath,
 		namePath:       cfg.List.NamePath,
@@ -112,12 +116,18 @@ func New(cfg Config, logger *slog.Logger) (*Issuer, error) {
 // Mint creates the credential named req.Name.
 func (is *Issuer) Mint(ctx context.Context, req rotator.MintRequest) (rotator.Minted, error) {
 	what := "http: mint " + req.Name
-	d := Data{Key: req.Key, Name: req.Name, Generation: req.Generation, RotationID: req.RotationID, PreviousID: req.Previous.ID, Params: req.Params}
+	d := Data{Key: req.Key, Name: req.Name, Generation: req.Generation, RotationID: req.RotationID, PreviousID: req.Previous.ID, Params: req.Params,
+		IdempotencyKey: req.IdempotencyKey}
 	hreq, resp, err := is.send(ctx, is.mint, d, what)
 	if err != nil {
 		return rotator.Minted{}, err
 	}
 	if !is.mint.success.Has(resp.Status) {
+		if is.idemHeader != "" && resp.Status == nethttp.StatusConflict {
+			// draft-ietf-httpapi-idempotency-key-header: the key's first
+			// request is still being processed; retry it unchanged.
+			return rotator.Minted{}, fmt.Errorf("%s: HTTP 409: a request with the same idempotency key is still in flight at the issuer", what)
+		}
 		return rotator.Minted{}, is.fail(what, is.mint, hreq, resp)
 	}
 	// The answer holds the secret: nothing of it is quoted below.
@@ -138,8 +148,17 @@ func (is *Issuer) Mint(ctx context.Context, req rotator.MintRequest) (rotator.Mi
 	}
 	s := rotator.NewSecret(secret)
 	is.log.InfoContext(ctx, "minted credential", "key", req.Key, "name", req.Name, "id", id,
-		"fingerprint", rotator.ShortFingerprint(s.Fingerprint()))
+		"fingerprint", rotator.ShortFingerprint(s.Fingerprint()), "replayed", resp.Header.Get("Idempotent-Replayed") == "true")
 	return rotator.Minted{ID: id, Secret: s}, nil
+}
+
+// IdempotencyWindow implements rotator.IdempotentMinter: how long the API
+// keeps the idempotency key mint sends; zero when no header is configured.
+func (is *Issuer) IdempotencyWindow() time.Duration {
+	if is.idemHeader == "" {
+		return 0
+	}
+	return is.idemWindow
 }
 
 // Revoke revokes ref.ID. A status in revoke.already_revoked is success.
@@ -229,7 +248,8 @@ func (is *Issuer) Verify(ctx context.Context, key string, secret rotator.Secret,
 func (is *Issuer) VerifyConfigured() bool { return is.probe != nil }
 
 var (
-	_ rotator.Issuer   = (*Issuer)(nil)
-	_ rotator.Finder   = (*Issuer)(nil)
-	_ rotator.Verifier = (*Issuer)(nil)
+	_ rotator.Issuer           = (*Issuer)(nil)
+	_ rotator.Finder           = (*Issuer)(nil)
+	_ rotator.Verifier         = (*Issuer)(nil)
+	_ rotator.IdempotentMinter = (*Issuer)(nil)
 )

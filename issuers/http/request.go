@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	nethttp "net/http"
@@ -26,6 +27,9 @@ type Data struct {
 	RotationID string
 	PreviousID string
 	Params     map[string]any
+	// IdempotencyKey is the mint intent's key (mint only), for APIs that
+	// take it in the body rather than in a header.
+	IdempotencyKey string
 }
 
 // pathData is Data for the path template: the ids an issuer returned are
@@ -152,6 +156,13 @@ func (is *Issuer) send(ctx context.Context, r *request, d Data, what string) (*n
 			req.Header.Set(name, v)
 		}
 	}
+	if r.verb == "mint" && is.idemHeader != "" && d.IdempotencyKey != "" {
+		v, ok := sfString(d.IdempotencyKey)
+		if !ok {
+			return nil, webapi.Response{}, invalid(errors.New("the idempotency key is not printable ASCII"))
+		}
+		req.Header.Set(is.idemHeader, v)
+	}
 	for _, sh := range is.auth {
 		tok, err := sh.ref.Resolve()
 		if err != nil {
@@ -187,4 +198,24 @@ func dotID(d Data) string {
 		}
 	}
 	return ""
+}
+
+// sfString serializes v as an RFC 8941 String (the syntax the
+// Idempotency-Key draft requires): quoted, with \ and " escaped. It
+// refuses anything but printable ASCII.
+func sfString(v string) (string, bool) {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c < 0x20 || c > 0x7e {
+			return "", false
+		}
+		if c == '"' || c == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(c)
+	}
+	b.WriteByte('"')
+	return b.String(), true
 }

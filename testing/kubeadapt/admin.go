@@ -46,7 +46,7 @@ func (s *Server) handleKeys(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet:
 		s.listKeys(w, r)
 	case http.MethodPost:
-		s.createKey(w, r)
+		s.idempotent(w, r, s.createKey)
 	default:
 		methodNotAllowed(w, "GET, POST")
 	}
@@ -57,6 +57,9 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 	if err := decodeJSON(w, r, &req); err != nil {
 		writeDetail(w, http.StatusBadRequest, err.Error())
 		return
+	}
+	if s.onCreate != nil {
+		s.onCreate(req.Name)
 	}
 	info, secret, err := s.CreateKey(req)
 	if err != nil {

@@ -26,6 +26,14 @@ type Options struct {
 	// Logger receives one line per request (method, path, status; never a
 	// header or query). Nil discards.
 	Logger *slog.Logger
+	// IdempotencyTTL is how long the create call remembers an
+	// Idempotency-Key (its answer is replayed meanwhile). Zero means
+	// DefaultIdempotencyTTL.
+	IdempotencyTTL time.Duration
+	// OnCreate, if set, is called by the create call with the key's name
+	// before it creates the key, outside any lock: a test can hold a
+	// request in flight with it.
+	OnCreate func(name string)
 }
 
 // Server is the fake Kubeadapt API. It is an http.Handler, safe for
@@ -45,6 +53,10 @@ type Server struct {
 	failRemaining int
 	failStatus    int
 	adminDown     bool
+	idem          map[string]*idemEntry // by Idempotency-Key
+	idemTTL       time.Duration
+	idemStats     IdempotencyStats
+	onCreate      func(name string)
 
 	lisMu sync.Mutex
 	srv   *http.Server
@@ -61,6 +73,12 @@ func New(opts Options) *Server {
 		byID:       map[string]*apiKey{},
 		byHash:     map[[sha256.Size]byte]*apiKey{},
 		requests:   map[requestLabels]int{},
+		idem:       map[string]*idemEntry{},
+		idemTTL:    opts.IdempotencyTTL,
+		onCreate:   opts.OnCreate,
+	}
+	if s.idemTTL <= 0 {
+		s.idemTTL = DefaultIdempotencyTTL
 	}
 	if s.adminToken == "" {
 		s.adminToken = randomBase62(32)
