@@ -217,7 +217,11 @@ func (a *admin) getRotation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	type approvalView struct {
-		Gate, Approver, Verdict, Via, At string
+		Gate     string `json:"gate"`
+		Approver string `json:"approver"`
+		Verdict  string `json:"verdict"`
+		Via      string `json:"via"`
+		At       string `json:"at"`
 	}
 	av := []approvalView{}
 	for _, ap := range approvals {

@@ -196,6 +196,11 @@ func TestAdminAPIAttacksRefused(t *testing.T) {
 	if as := e.approvals(id); len(as) != 1 || as[0].Approver != "bob@example.com" {
 		t.Fatalf("approvals %+v, want bob@example.com's alone", as)
 	}
+	// The rotation's answer names them with the API's lower-case keys.
+	got := e.api(bob, "GET", "/v1/rotations/"+id, nil)
+	if l, _ := got.body["approvals"].([]any); len(l) != 1 || l[0].(map[string]any)["approver"] != "bob@example.com" || l[0].(map[string]any)["gate"] != "start" {
+		t.Fatalf("GET /v1/rotations/%s approvals: %v", id, got.body["approvals"])
+	}
 	for _, k := range []string{"db", "legacy"} {
 		if rots, _ := e.d.Store.ListRotations(context.Background(), rotator.RotationFilter{Key: k, ActiveOnly: true}); len(rots) != 0 {
 			t.Fatalf("refused requests started %d rotations of %s", len(rots), k)

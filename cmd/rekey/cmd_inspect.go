@@ -218,7 +218,11 @@ Arguments:
 			var out struct {
 				Rotation  rotationOut `json:"rotation"`
 				Approvals []struct {
-					Gate, Approver, Verdict, Via, At string
+					Gate     string `json:"gate"`
+					Approver string `json:"approver"`
+					Verdict  string `json:"verdict"`
+					Via      string `json:"via"`
+					At       string `json:"at"`
 				} `json:"approvals"`
 			}
 			raw, err := cl.get(cmd.Context(), "/v1/rotations/"+esc(a[0]), &out)
