@@ -163,6 +163,10 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o Build
 	if err != nil {
 		return nil, err
 	}
+	if _, declared := traffic[fixedName]; !declared {
+		// "fixed" is built in: a key may name it without declaring it.
+		traffic[fixedName] = builtinFixed
+	}
 	for _, m := range []map[string]any{anyMap(issuers), anyMap(sinks), anyMap(notifiers), anyMap(traffic)} {
 		for _, a := range m {
 			d.adopt(a)

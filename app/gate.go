@@ -74,7 +74,7 @@ func planGate(cfg *config.Config, i int, kc config.Key) gatePlan {
 	}
 	g.spec = rotator.GateSpec{Key: kc.Name, QuietPeriod: d.QuietPeriod, MaxWait: d.MaxWait, ReloadWithin: d.ConsumersReloadWithin}
 	queries := map[rotator.Question]string{rotator.OldKeyUse: d.OldKeyQuery, rotator.NewKeyFailures: d.Query}
-	adapters := map[string]config.Adapter{}
+	adapters := map[string]config.Adapter{fixedName: {Name: fixedName, Type: fixedName}} // built in, unless declared
 	for _, a := range cfg.Traffic {
 		adapters[a.Name] = a
 	}

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"io"
 	"strings"
 	"testing"
 
@@ -109,5 +110,38 @@ keys:
 	}
 	if strings.Contains(got, "keys[2]") || strings.Contains(got, "auth.identities.ana") {
 		t.Errorf("a correct query is refused:\n%s", got)
+	}
+}
+
+// fixed is built in: a drain names it without declaring a traffic source
+// of that name (as docs/ZERO-DOWNTIME.md's example does), and the key's
+// gate uses it. On the code before, validate refused the reference.
+func TestBuiltinFixedSourceNeedsNoDeclaration(t *testing.T) {
+	dir := t.TempDir()
+	yaml := `
+store: {type: sqlite, path: ` + dir + `/rekey.db}
+issuers: [{name: demo, type: random, ledger: ` + dir + `/ledger.json}]
+sinks: [{name: files, type: file, dir: ` + dir + `/secrets}]
+keys:
+  - name: api
+    issuer: demo
+    sinks: [{sink: files}]
+    drain: {source: fixed, quiet_period: 1m, consumers_reload_within: 15m, max_wait: 24h}
+`
+	cfg, err := config.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := Validate(cfg); len(errs) > 0 {
+		t.Fatalf("validate: %v", errs)
+	}
+	d, err := Build(t.Context(), cfg, NewLogger(io.Discard, "error"), BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	k, _ := d.Engine.Key("api")
+	if k.Drain.SourceName != "fixed" || k.Drain.Source == nil || len(k.Drain.Require()) != 0 {
+		t.Fatalf("drain of api: source %q (%v), requires %v", k.Drain.SourceName, k.Drain.Source, k.Drain.Require())
 	}
 }

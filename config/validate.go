@@ -23,7 +23,10 @@ const (
 	FamilySinks     = "sinks"
 	FamilyNotifiers = "notifiers"
 	FamilyTraffic   = "traffic"
-	FamilyWebhooks  = "webhooks"
+	// BuiltinTraffic is the traffic source every configuration has: type
+	// fixed, observing nothing (a drain that names no source uses it).
+	BuiltinTraffic = "fixed"
+	FamilyWebhooks = "webhooks"
 )
 
 // KnownTypes lists the adapter types of each family that this build offers.
@@ -38,6 +41,9 @@ var (
 // Validate checks everything that does not need an adapter's own
 // configuration: the daemon and store settings, adapter names and types,
 // and every reference from a key to an adapter. It returns all problems.
+//
+// BuiltinTraffic, the traffic source that observes nothing, may be named
+// without being declared.
 func (c *Config) Validate(known KnownTypes) (errs Errors) {
 	defer func() {
 		if len(errs) > 0 {
@@ -56,6 +62,10 @@ func (c *Config) Validate(known KnownTypes) (errs Errors) {
 		list []Adapter
 	}{{FamilyIssuers, c.Issuers}, {FamilySinks, c.Sinks}, {FamilyNotifiers, c.Notifiers}, {FamilyTraffic, c.Traffic}, {FamilyWebhooks, c.Webhooks}} {
 		names[fam.name] = validateAdapters(fam.name, fam.list, known[fam.name], &errs)
+	}
+	if !slices.Contains(names[FamilyTraffic], BuiltinTraffic) {
+		// Built in: a drain may name it without declaring it.
+		names[FamilyTraffic] = append(names[FamilyTraffic], BuiltinTraffic)
 	}
 	seenRoute := map[string]int{}
 	for i, w := range c.Webhooks {
