@@ -191,6 +191,12 @@ func TestCLIClientErrors(t *testing.T) {
 			t.Errorf("%s: exit %d, want %d\n%s%s", name, code, tc.want, out, errOut)
 		}
 	}
+	// REKEY_ADDR at the public listener: not "unknown key" (4) but a
+	// configuration mistake, said as such.
+	public := w.shell("REKEY_ADDR=http://"+w.Addr(), "REKEY_TOKEN="+w.token("ops2@example.com", "operator"))
+	if _, errOut, code := public.rekey("", "status"); code != 1 || !strings.Contains(errOut, "daemon.admin_listen") {
+		t.Errorf("status against the public listener: exit %d, want 1 naming daemon.admin_listen: %s", code, errOut)
+	}
 	_, errOut, code := op.rekey("", "show", "rot_nope", "-o", "json")
 	var e struct {
 		Error string `json:"error"`

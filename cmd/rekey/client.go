@@ -81,6 +81,12 @@ func (cl *client) do(ctx context.Context, method, path string, body, out any) ([
 		return raw, fmt.Errorf("%s %s: %s answered HTTP %d redirecting to %q; rekey does not follow redirects (a request body could carry a secret elsewhere): set REKEY_ADDR to the final address",
 			method, path, cl.where, resp.StatusCode, resp.Header.Get("Location"))
 	}
+	if resp.StatusCode == http.StatusNotFound && !json.Valid(raw) {
+		// Every answer of the admin API is JSON; a plain "404 page not
+		// found" is another server, or rekey's public listener.
+		return raw, fmt.Errorf("%s %s: %s has no rekey admin API (HTTP 404 %q): is REKEY_ADDR the public listener (daemon.listen)? Point it at daemon.admin_listen",
+			method, path, cl.where, strings.TrimSpace(string(raw)))
+	}
 	if resp.StatusCode >= 400 {
 		return raw, answerError(resp.StatusCode, raw)
 	}
