@@ -95,6 +95,9 @@ type BuildOptions struct {
 	// Version is the binary's version for rekey_build_info and the cluster
 	// view (empty: the module version Go recorded).
 	Version string
+	// Revision is the stamped commit (rekey_build_info); else the VCS
+	// revision Go recorded.
+	Revision string
 	// NoMigrate opens the store without migrating its schema (the CLI:
 	// only a daemon's start migrates); an older schema fails with
 	// sqlstore.ErrSchemaBehind.
@@ -116,7 +119,7 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o Build
 		d.Registry = prometheus.NewRegistry()
 		d.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	if err := d.Registry.Register(buildInfo(o.Version)); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
+	if err := d.Registry.Register(buildInfo(o.Version, o.Revision)); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
 		return nil, err
 	}
 	ok := false

@@ -36,6 +36,8 @@ type Options struct {
 	AdminReady chan<- string
 	// Version is the binary's version (rekey_build_info, the cluster view).
 	Version string
+	// Revision is the commit the binary was built from, when stamped.
+	Revision string
 }
 
 var timeNow = time.Now
@@ -105,7 +107,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer srv.shutdown()
-	d, err := buildWhenReachable(ctx, cfg, logger, BuildOptions{Failpoint: FailpointFromEnv(logger), Version: o.Version})
+	d, err := buildWhenReachable(ctx, cfg, logger, BuildOptions{Failpoint: FailpointFromEnv(logger), Version: o.Version, Revision: o.Revision})
 	if err != nil {
 		return err
 	}

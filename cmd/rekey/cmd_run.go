@@ -20,7 +20,7 @@ func cmdRun(c *cli) *cobra.Command {
 			if _, err := c.loadConfig(); err != nil {
 				return err
 			}
-			return app.Run(cmd.Context(), app.Options{ConfigPath: c.config, Logs: c.stderr, Version: version})
+			return app.Run(cmd.Context(), app.Options{ConfigPath: c.config, Logs: c.stderr, Version: version, Revision: commit})
 		},
 	}
 }
