@@ -40,8 +40,12 @@ type dispatcher struct {
 	// db, when set, is the clock claims and retries are judged by: this
 	// host's clock corrected by its offset from the database's, measured
 	// every dbSyncEvery (skew below).
-	db       DatabaseClock
-	skew     atomic.Int64 // nanoseconds to add to clock.Now()
+	db   DatabaseClock
+	skew atomic.Int64 // nanoseconds to add to clock.Now()
+	// busy counts delivery passes under way (durable mode): a clean stop
+	// waits for them, so that a notification being sent is not cut off
+	// and left claimed until its claim expires.
+	busy     atomic.Int64
 	syncedAt atomic.Int64 // clock.Now() of the last measure, Unix nanoseconds
 	// present drops people who left from an event's owners, so that no
 	// notification mentions or pages them (nil: everyone is present).
@@ -123,7 +127,7 @@ func (d *dispatcher) stop(grace time.Duration) {
 		for _, name := range d.names {
 			for {
 				items, err := d.outbox.DueOutbox(context.Background(), name, d.now(), 1)
-				if err != nil || len(items) == 0 {
+				if (err != nil || len(items) == 0) && d.busy.Load() == 0 {
 					break
 				}
 				select {
@@ -286,6 +290,8 @@ func (d *dispatcher) syncClock() {
 }
 
 func (d *dispatcher) deliverDue(name string, n Notifier) {
+	d.busy.Add(1)
+	defer d.busy.Add(-1)
 	d.syncClock()
 	for d.ctx.Err() == nil {
 		now := d.now()

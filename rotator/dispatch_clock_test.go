@@ -130,3 +130,50 @@ func TestOutboxClaimHoldsAcrossSkewedClocks(t *testing.T) {
 	}
 	waitFor(t, "ev-2 sent once, by the daemon behind", func() bool { return slices.Equal(slow.delivered(), []string{"ev-2"}) })
 }
+
+// A clean stop lets a notification being sent finish (within the grace)
+// and records it delivered. Before, the stop saw nothing due — the item
+// was claimed, not due — cancelled the call, and the item waited for its
+// claim to expire to be sent again.
+func TestCleanStopFinishesTheNotificationBeingSent(t *testing.T) {
+	e := newSkewEnv(t)
+	slow := &slowCall{entered: make(chan struct{})}
+	eng := e.engine(0, slow, false)
+	e.queue.Notify(e.key, rotator.Event{ID: "ev-1", Kind: rotator.EventRetrying, Key: "api", Message: "ev-1"})
+	select {
+	case <-slow.entered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the notification was never sent")
+	}
+	eng.Close(10 * time.Second)
+	if !slow.finished() {
+		t.Fatal("the stop cut the call short")
+	}
+	due, err := e.st.DueOutbox(context.Background(), "n", time.Now().Add(time.Hour), 10)
+	if err != nil || len(due) != 0 {
+		t.Fatalf("after a clean stop, still to send: %v (%v)", due, err)
+	}
+}
+
+// slowCall takes 300ms per delivery, and gives up when its context ends.
+type slowCall struct {
+	once    sync.Once
+	entered chan struct{}
+	mu      sync.Mutex
+	done    bool
+}
+
+func (s *slowCall) Notify(ctx context.Context, _ rotator.Event) error {
+	s.once.Do(func() { close(s.entered) })
+	select {
+	case <-time.After(300 * time.Millisecond):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	s.mu.Lock()
+	s.done = true
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *slowCall) finished() bool { s.mu.Lock(); defer s.mu.Unlock(); return s.done }
