@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
@@ -21,25 +20,10 @@ func TestHTTPIssuerIdempotentCrashBetweenMintAndRecord(t *testing.T) {
 		return idempotentIssuer(t, exampleHTTPIssuer(t, srv.URL(), filepath.Join(dir, kaTokenFile)))
 	})
 	writeFile(t, filepath.Join(w.Dir(), kaTokenFile), srv.AdminToken())
-	d := w.start()
-	w.bootstrap("ka")
-	d.stop()
-	d = w.start("REKEY_FAILPOINT=minting:after")
-	id := w.rotate("ka")
-	if !d.waitKilled(t, 15*time.Second) {
-		t.Fatal("the daemon was not killed at minting:after")
-	}
-	if !strings.Contains(readFile(t, d.log), `"failpoint":"minting:after"`) {
-		t.Fatal("killed, but not at the failpoint")
-	}
-	created, _ := kaKeysNamed(srv, "ka-v2", false)
-	if len(created) != 1 {
-		t.Fatalf("after the crash the server has %d live ka-v2, want the 1 unrecorded", len(created))
-	}
-	first := created[0].ID
+	id, first := killBetweenMintAndRecord(t, w, srv)
 
 	start := time.Now()
-	d = w.start()
+	d := w.start()
 	r := w.waitRotation(id, 15*time.Second)
 	if r.Phase != "done" {
 		t.Fatalf("rotation ended %s: %s %s", r.Phase, r.Outcome, r.LastError)

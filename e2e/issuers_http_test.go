@@ -78,25 +78,10 @@ func TestHTTPIssuerStagedRotation(t *testing.T) {
 func TestHTTPIssuerCrashBetweenMintAndRecord(t *testing.T) {
 	t.Parallel()
 	w, srv := newHTTPIssuerWorld(t, "ka")
-	d := w.start()
-	w.bootstrap("ka")
-	d.stop()
-	d = w.start("REKEY_FAILPOINT=minting:after")
-	id := w.rotate("ka")
-	if !d.waitKilled(t, 15*time.Second) {
-		t.Fatal("the daemon was not killed at minting:after")
-	}
-	if !strings.Contains(readFile(t, d.log), `"failpoint":"minting:after"`) {
-		t.Fatal("killed, but not at the failpoint")
-	}
-	orphans, _ := kaKeysNamed(srv, "ka-v2", false)
-	if len(orphans) != 1 {
-		t.Fatalf("after the crash the server has %d live ka-v2, want the 1 orphan", len(orphans))
-	}
-	orphan := orphans[0].ID
+	id, orphan := killBetweenMintAndRecord(t, w, srv)
 
 	start := time.Now()
-	d = w.start()
+	d := w.start()
 	r := w.waitRotation(id, 15*time.Second)
 	if r.Phase != "done" {
 		t.Fatalf("rotation ended %s: %s %s", r.Phase, r.Outcome, r.LastError)
@@ -231,4 +216,28 @@ func TestHTTPIssuerRejectedAdminToken(t *testing.T) {
 	}
 	d.stop()
 	w.scanForSecrets()
+}
+
+// killBetweenMintAndRecord bootstraps key ka, then kills the daemon of a
+// rotation right after the issuer answered its mint of ka-v2 and before
+// rekey recorded it. It returns the rotation and the id of the one live
+// ka-v2 the server holds, which rekey never saw.
+func killBetweenMintAndRecord(t *testing.T, w *issuerWorld, srv *kubeadapt.Server) (rotation, unrecorded string) {
+	t.Helper()
+	d := w.start()
+	w.bootstrap("ka")
+	d.stop()
+	d = w.start("REKEY_FAILPOINT=minting:after")
+	rotation = w.rotate("ka")
+	if !d.waitKilled(t, 15*time.Second) {
+		t.Fatal("the daemon was not killed at minting:after")
+	}
+	if !strings.Contains(readFile(t, d.log), `"failpoint":"minting:after"`) {
+		t.Fatal("killed, but not at the failpoint")
+	}
+	live, _ := kaKeysNamed(srv, "ka-v2", false)
+	if len(live) != 1 {
+		t.Fatalf("after the crash the server has %d live ka-v2, want the 1 unrecorded", len(live))
+	}
+	return rotation, live[0].ID
 }
