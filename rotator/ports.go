@@ -15,6 +15,9 @@ type MintRequest struct {
 	// Previous describes the credential being replaced (zero when bootstrapping),
 	// so an issuer can copy its scopes or tell a human which key to mirror.
 	Previous CredentialRef
+	// Emergency: Previous is being revoked now (a leak): the instructions
+	// must not tell the person to keep it live ("do not revoke it yet").
+	Emergency bool
 }
 
 // Minted is what an issuer returns: its id for the credential and the secret,

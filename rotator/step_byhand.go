@@ -77,6 +77,7 @@ func (s *step) leaked() *Credential { return s.creds[s.r.TargetGeneration] }
 // replacement is submitted.
 func (s *step) emergencyMintWhy(h HumanIssuer, c *Credential) string {
 	req := s.mintRequest(c)
+	req.Emergency = true // the leaked key goes now: never "do not revoke it yet"
 	old := s.leaked()
 	if old == nil || old.State == CredRevoked {
 		return fmt.Sprintf("URGENT: the leaked key is confirmed revoked and consumers of %s have no working key until its replacement is submitted. %s",

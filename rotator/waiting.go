@@ -34,7 +34,10 @@ type Waiting struct {
 	// NextCheck is when the engine looks again (zero: only a person moves it).
 	NextCheck time.Time `json:"next_check,omitzero"`
 	// Deadline is when waiting ends on its own (expiry, max_wait).
-	Deadline  time.Time `json:"deadline,omitzero"`
+	Deadline time.Time `json:"deadline,omitzero"`
+	// Escalates is when a wait on a person escalates to on-call (its
+	// reminders page from then on); zero once it has, or for no person.
+	Escalates time.Time `json:"escalates,omitzero"`
 	Progress  *Progress `json:"progress,omitempty"`
 	LastError string    `json:"last_error,omitempty"`
 }
@@ -74,8 +77,14 @@ func waitingOf(k *Key, r *Rotation, now time.Time, prev *Waiting, hint *waitHint
 	switch {
 	case r.Hold != HoldNone:
 		w = heldWaiting(r)
-		if r.Hold == HoldSecret && !r.HeldSince.IsZero() {
-			w.Deadline = r.HeldSince.Add(k.Reminders.orDefault().SecretExpireAfter)
+		rem := k.Reminders.orDefault()
+		// An emergency by hand never expires its wait for the
+		// replacement (it escalates): no deadline it would not honour.
+		if r.Hold == HoldSecret && !r.HeldSince.IsZero() && r.Lifecycle != lifecycleByHand {
+			w.Deadline = r.HeldSince.Add(rem.SecretExpireAfter)
+		}
+		if at := r.HeldSince.Add(rem.EscalateAfter); !r.HeldSince.IsZero() && now.Before(at) {
+			w.Escalates = at
 		}
 	case r.Attempts > 0 && r.LastError != "":
 		w = &Waiting{Reason: WaitRetryBackoff, NextCheck: r.NextAttemptAt, LastError: r.LastError,
@@ -110,7 +119,7 @@ func waitingOf(k *Key, r *Rotation, now time.Time, prev *Waiting, hint *waitHint
 		if hint.progress != nil {
 			w.Progress = hint.progress
 		}
-	} else if prev != nil && prev.Reason == w.Reason && w.Deadline.IsZero() {
+	} else if prev != nil && prev.Reason == w.Reason && w.Deadline.IsZero() && r.Lifecycle != lifecycleByHand {
 		w.Deadline = prev.Deadline // a re-check of the same hold keeps its expiry
 	}
 	if w.NextCheck.Year() >= 9999 {
