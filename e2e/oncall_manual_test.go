@@ -315,6 +315,9 @@ func TestOnCallExposureDuringStagedRotation(t *testing.T) {
 	if pre.Severity != "critical" || !strings.Contains(pre.Message, "generation 1 (kubeadapt-billing-v1) is exposed") || !strings.Contains(pre.Message, "skips its drain gate") {
 		t.Errorf("the override is announced as %s: %s", pre.Severity, pre.Message)
 	}
+	if !slices.Equal(pre.Owners, []string{"alice@example.com", "bob@example.com"}) || !strings.HasPrefix(pre.Actor, "exposure:") {
+		t.Errorf("the override is announced by %q to %v, want by the exposure to the owners", pre.Actor, pre.Owners)
+	}
 	exit := o.waitEvent(id, "leaving the drain gate", 10*time.Second, func(ev hookEvent) bool { return ev.Fields["from"] == "draining" })
 	if exit.Fields["exit"] != "overridden" {
 		t.Errorf("the drain exit reads %q, want overridden", exit.Fields["exit"])
