@@ -97,7 +97,7 @@ func waitingOf(k *Key, r *Rotation, now time.Time, prev *Waiting, hint *waitHint
 		w = &Waiting{Reason: WaitWatching, Since: r.Watch.StartedAt, NextCheck: r.NextAttemptAt,
 			Deadline: now.Add(max(k.Watch.Period-r.Watch.Observed, 0)),
 			Progress: seconds(r.Watch.Observed, k.Watch.Period),
-			Detail:   fmt.Sprintf("watching for 401s on the revoked generation %d (%d readings, %d errors)", r.OldGeneration, r.Watch.Readings, r.Watch.Errors)}
+			Detail:   fmt.Sprintf("%s (%d readings, %d errors)", watchDetail(k.Drain, r.OldGeneration), r.Watch.Readings, r.Watch.Errors)}
 		if r.Watch.Gaps > 0 {
 			w.Detail += fmt.Sprintf("; %d gap(s) in observation not counted", r.Watch.Gaps)
 		}
@@ -160,18 +160,18 @@ func drainWaiting(k *Key, r *Rotation, now time.Time) *Waiting {
 	switch {
 	case ds.LastError != "":
 		w.Reason, w.LastError, w.Since = WaitTrafficError, ds.LastError, time.Time{}
-		w.Detail = fmt.Sprintf("traffic source %s does not answer; the quiet period cannot start", p.SourceName)
+		w.Detail = fmt.Sprintf("traffic source %s does not answer; the quiet period cannot start", errorSources(p, ds))
 	case ds.QuietSince.IsZero():
 		w.Reason = WaitQuietPeriod
 		w.Progress = seconds(0, p.QuietPeriod)
-		w.Detail = fmt.Sprintf("source %s still reports 401 traffic (rate %g); the quiet period restarts when it stops", p.SourceName, ds.LastValue)
+		w.Detail = busyDetail(p, ds)
 	default:
 		w.Reason = WaitQuietPeriod
 		w.Progress = seconds(now.Sub(ds.QuietSince), p.QuietPeriod)
 		if len(p.Require()) == 0 {
-			w.Detail = fmt.Sprintf("source %s observes nothing: waiting the quiet period, %s of %s", p.SourceName, now.Sub(ds.QuietSince).Round(time.Second), p.QuietPeriod) + quietRestartNote(ds)
+			w.Detail = fmt.Sprintf("source %s observes nothing: waiting the quiet period, %s of %s", p.sourceNames(), now.Sub(ds.QuietSince).Round(time.Second), p.QuietPeriod) + quietRestartNote(ds)
 		} else {
-			w.Detail = fmt.Sprintf("no 401 traffic on source %s; quiet for %s of %s", p.SourceName, now.Sub(ds.QuietSince).Round(time.Second), p.QuietPeriod) + quietRestartNote(ds)
+			w.Detail = quietDetail(p, ds, now.Sub(ds.QuietSince).Round(time.Second).String(), p.QuietPeriod.String()) + quietRestartNote(ds)
 		}
 	}
 	return w
