@@ -99,6 +99,9 @@ type KeyView struct {
 	// Lingering: live generations beside the current one, each with what
 	// would revoke it.
 	Lingering []rotator.Lingering `json:"lingering,omitempty"`
+	// Exposed: the live generation an emergency is about, still live until
+	// revoked.
+	Exposed *ExposedView `json:"exposed,omitempty"`
 }
 
 // AuditView is an audit event.

@@ -228,6 +228,13 @@ func TestOnCallLeak(t *testing.T) {
 			if out, _ := o.runAs("", "show", id); strings.Contains(out, "deadline") || !strings.Contains(out, "escalates to on-call in") {
 				t.Errorf("show during the LEAKED wait: %s", out)
 			}
+			// The leaked key is never shown as an ordinary current key.
+			if out, _ := o.runAs("", "describe", billing); !strings.Contains(out, "current (LEAKED: exposed, still live until revoked)") {
+				t.Errorf("describe during the LEAKED wait: %s", out)
+			}
+			if out, _ := o.runAs("", "status"); !strings.Contains(out, "kubeadapt-billing-v1 LEAKED: exposed, still live until revoked") {
+				t.Errorf("status during the LEAKED wait: %s", out)
+			}
 			confirm, submit := command(t, leak.Message, "confirm"), command(t, leak.Message, "submit")
 			if confirmFirst {
 				o.revokeAtDashboard(v1)

@@ -25,6 +25,10 @@ type EmergencyRequest struct {
 	Why      string
 }
 
+// EmergencyWhy says, per trigger, why a key's credential must go now: a
+// headline ("LEAKED") and the rest of "the API key X of K …" ("is exposed").
+func EmergencyWhy(t Trigger) (headline, why string) { return emergencyWhy(t) }
+
 // emergencyWhy says, per trigger, why a key must go now.
 func emergencyWhy(t Trigger) (headline, why string) {
 	switch t {
