@@ -69,6 +69,9 @@ type CredentialView struct {
 	CreatedAt   string                  `json:"created_at"`
 	RevokedAt   string                  `json:"revoked_at,omitempty"`
 	RotationID  string                  `json:"rotation_id,omitempty"`
+	// Alert: an emergency is about this live generation ("LEAKED: exposed,
+	// still live until revoked").
+	Alert string `json:"alert,omitempty"`
 }
 
 // SinkView is what one sink target holds, as generation names.
@@ -137,7 +140,8 @@ func (d *Daemon) Describe(ctx context.Context, name string, history int, now tim
 			byFP[c.Fingerprint] = c.Name
 		}
 		out.Credentials = append(out.Credentials, CredentialView{Generation: c.Generation, Name: c.Name, IssuerID: c.IssuerID, Fingerprint: fp,
-			State: c.State, Age: now.Sub(c.CreatedAt).Seconds(), CreatedAt: rfc3339(c.CreatedAt), RevokedAt: rfc3339(c.RevokedAt), RotationID: c.RotationID})
+			State: c.State, Age: now.Sub(c.CreatedAt).Seconds(), CreatedAt: rfc3339(c.CreatedAt), RevokedAt: rfc3339(c.RevokedAt), RotationID: c.RotationID,
+			Alert: exposedAlert(st.Active, c)})
 	}
 	for _, b := range k.Sinks {
 		out.Sinks = append(out.Sinks, inspectSink(ctx, b, byFP))

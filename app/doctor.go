@@ -258,7 +258,7 @@ func (d *Daemon) dependencyChecks(ctx context.Context, all bool) []depCheck {
 		}
 	}
 	for _, name := range sortedKeys(usedIssuer) {
-		checks = append(checks, d.issuerCheck(name, usedIssuer[name]))
+		checks = append(checks, d.issuerCheck(name, usedIssuer[name], all))
 	}
 	for _, name := range sortedKeys(d.built.notifiers) {
 		checks = append(checks, d.notifierCheck(name))
@@ -266,14 +266,40 @@ func (d *Daemon) dependencyChecks(ctx context.Context, all bool) []depCheck {
 	return checks
 }
 
-func (d *Daemon) issuerCheck(name string, k *rotator.Key) depCheck {
+// probeChecker is an issuer a person operates whose verify probe can be
+// called read-only (the manual issuer): with an invalid key it must answer
+// 401. configured is false when no probe is configured.
+type probeChecker interface {
+	CheckProbe(ctx context.Context, key string, params map[string]any) (configured bool, err error)
+}
+
+// issuerCheck calls the issuer read-only. A manual issuer's verify probe is
+// called by doctor only (all), never by the readiness refresh: its request
+// with an invalid key is a 401 at the issuer, which a drain gate counting
+// failures with unidentifiable keys would see, again and again.
+func (d *Daemon) issuerCheck(name string, k *rotator.Key, all bool) depCheck {
 	is := d.built.issuers[name]
+	fix := fmt.Sprintf("check %s: its URL is reachable, its credential is valid and allowed to list keys", d.adapterPath("issuers", name))
+	if _, ok := is.(probeChecker); ok {
+		fix = fmt.Sprintf("check verify.url of %s: reachable from rekey, and answering 401 to an unknown key (submit and confirm probe with it)", d.adapterPath("issuers", name))
+	}
 	return depCheck{kind: "issuer", name: "issuer " + name, needed: true,
-		fix: fmt.Sprintf("check %s: its URL is reachable, its credential is valid and allowed to list keys", d.adapterPath("issuers", name)),
+		fix: fix,
 		run: func(ctx context.Context) (string, bool, error) {
 			switch x := is.(type) {
 			case rotator.Checker:
 				return "answers", false, x.Check(ctx)
+			case probeChecker:
+				// A person mints and revokes, but submit and confirm rely
+				// on its verify probe: it must answer, and judge keys.
+				if !all {
+					return "a person mints and revokes; its verify probe is checked by rekey doctor", true, nil
+				}
+				configured, err := x.CheckProbe(ctx, k.Name, k.Params)
+				if !configured {
+					return "a person mints and revokes; no verify probe configured: nothing to call", true, nil
+				}
+				return "verify probe answers 401 to an invalid key (it tells revoked keys apart)", false, err
 			case rotator.HumanIssuer:
 				return "a person mints and revokes: nothing to call", true, nil
 			case rotator.Finder:

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/rekeyhq/rekey/auth"
@@ -68,6 +69,34 @@ func (d *Daemon) keyView(ctx context.Context, k *rotator.Key, st rotator.KeyStat
 		if a.Hold != rotator.HoldNone {
 			v.State = "waiting (" + string(a.Phase) + ": " + string(a.Hold) + ")"
 		}
+		live := append([]*rotator.Credential{st.Current}, st.Previous...)
+		for _, c := range live {
+			if alert := exposedAlert(a, c); alert != "" {
+				v.Exposed = &ExposedView{Generation: c.Generation, Name: c.Name, Alert: alert, RotationID: a.ID}
+				v.State = c.Name + " " + alert + "; " + v.State
+			}
+		}
 	}
 	return v
+}
+
+// ExposedView is a live credential an emergency is about (exposed, used by
+// an unknown caller, held by a person who left): it still authenticates
+// until revoked, so status and describe never show it as an ordinary key.
+type ExposedView struct {
+	Generation int    `json:"generation"`
+	Name       string `json:"name"`
+	Alert      string `json:"alert"` // "LEAKED: exposed, still live until revoked"
+	RotationID string `json:"rotation_id"`
+}
+
+// exposedAlert says what is wrong with c while emergency a is about it and
+// it is not revoked yet ("" otherwise).
+func exposedAlert(a *rotator.Rotation, c *rotator.Credential) string {
+	if a == nil || c == nil || a.Mode != rotator.ModeEmergency || a.Trigger == rotator.TriggerDecommission ||
+		c.Generation != a.TargetGeneration || c.State == rotator.CredRevoked || a.Phase.Terminal() {
+		return ""
+	}
+	headline, why := rotator.EmergencyWhy(a.Trigger)
+	return headline + ": " + strings.TrimPrefix(strings.TrimPrefix(why, "is "), "was ") + ", still live until revoked"
 }

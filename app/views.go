@@ -59,7 +59,7 @@ func ViewRotation(r *rotator.Rotation) RotationView {
 	}
 	if w := r.Waiting; w != nil && r.Active() {
 		v.Waiting = &WaitingView{Reason: string(w.Reason), Detail: w.Detail, Since: rfc3339(w.Since), NextCheck: rfc3339(w.NextCheck),
-			Deadline: rfc3339(w.Deadline), Progress: w.Progress, LastError: w.LastError}
+			Deadline: rfc3339(w.Deadline), Escalates: rfc3339(w.Escalates), Progress: w.Progress, LastError: w.LastError}
 	}
 	return v
 }
@@ -71,6 +71,7 @@ type WaitingView struct {
 	Since     string            `json:"since"`
 	NextCheck string            `json:"next_check,omitempty"`
 	Deadline  string            `json:"deadline,omitempty"`
+	Escalates string            `json:"escalates,omitempty"` // a wait on a person pages on-call from then on
 	Progress  *rotator.Progress `json:"progress,omitempty"`
 	LastError string            `json:"last_error,omitempty"`
 }
@@ -98,6 +99,9 @@ type KeyView struct {
 	// Lingering: live generations beside the current one, each with what
 	// would revoke it.
 	Lingering []rotator.Lingering `json:"lingering,omitempty"`
+	// Exposed: the live generation an emergency is about, still live until
+	// revoked.
+	Exposed *ExposedView `json:"exposed,omitempty"`
 }
 
 // AuditView is an audit event.

@@ -95,6 +95,7 @@ type hookEvent struct {
 	RotationID string            `json:"rotation_id"`
 	Phase      string            `json:"phase"`
 	Owners     []string          `json:"owners"`
+	Actor      string            `json:"actor"`
 	Message    string            `json:"message"`
 	Fields     map[string]string `json:"fields"`
 	At         time.Time         `json:"at"`

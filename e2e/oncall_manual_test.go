@@ -220,15 +220,38 @@ func TestOnCallLeak(t *testing.T) {
 			if n := len(held(o.events(id), "confirm")) + len(held(o.events(id), "secret")); n != 1 {
 				t.Fatalf("%d messages asking the person before they acted, want one", n)
 			}
+			// An emergency never expires its wait for the replacement: no
+			// "expires"/deadline it would not honour, but when it escalates.
+			if out, code := o.runAs("", "rotations", "--key", billing); code != 0 || strings.Contains(out, "expires") || !strings.Contains(out, "escalates in") {
+				t.Errorf("rotations during the LEAKED wait (exit %d): %s", code, out)
+			}
+			if out, _ := o.runAs("", "show", id); strings.Contains(out, "deadline") || !strings.Contains(out, "escalates to on-call in") {
+				t.Errorf("show during the LEAKED wait: %s", out)
+			}
+			// The leaked key is never shown as an ordinary current key.
+			if out, _ := o.runAs("", "describe", billing); !strings.Contains(out, "current (LEAKED: exposed, still live until revoked)") {
+				t.Errorf("describe during the LEAKED wait: %s", out)
+			}
+			if out, _ := o.runAs("", "status"); !strings.Contains(out, "kubeadapt-billing-v1 LEAKED: exposed, still live until revoked") {
+				t.Errorf("status during the LEAKED wait: %s", out)
+			}
 			confirm, submit := command(t, leak.Message, "confirm"), command(t, leak.Message, "submit")
 			if confirmFirst {
 				o.revokeAtDashboard(v1)
-				if out, code := o.runAs("", confirm...); code != 0 {
+				out, code := o.runAs("", confirm...)
+				if code != 0 {
 					t.Fatalf("confirm: exit %d: %s", code, out)
 				}
-				o.waitEvent(id, "URGENT", 10*time.Second, func(ev hookEvent) bool {
+				// The answer reflects the confirmation just taken.
+				if !strings.Contains(out, "kubeadapt-billing-v1 is confirmed revoked") || strings.Contains(out, "LEAKED") {
+					t.Errorf("the answer to confirm: %s", out)
+				}
+				urgent := o.waitEvent(id, "URGENT", 10*time.Second, func(ev hookEvent) bool {
 					return strings.HasPrefix(ev.Message, billing+" waits: URGENT: the leaked key is confirmed revoked")
 				})
+				if strings.Contains(urgent.Message, "Do not revoke") {
+					t.Errorf("the emergency's wait for the replacement says not to revoke the leaked key: %s", urgent.Message)
+				}
 			}
 			_, s2 := o.mint("kubeadapt-billing-v2")
 			if out, code := o.runAs(s2+"\n", submit...); code != 0 {
@@ -247,6 +270,15 @@ func TestOnCallLeak(t *testing.T) {
 				still := o.waitEvent(id, "asking to confirm", 10*time.Second, func(ev hookEvent) bool { return ev.Fields["hold"] == "confirm" })
 				if !strings.Contains(still.Message, "LEAKED: kubeadapt-billing-v1 still works") || !strings.Contains(still.Message, "kubeadapt-billing-v2 is live") {
 					t.Errorf("the confirm wait says: %s", still.Message)
+				}
+				// The leaked value stays beside the replacement, never
+				// current, so that the confirm can be probed with it: a
+				// confirm while it still works is refused.
+				if doc := o.sink(billing); doc.Previous == nil || doc.Previous.Value != s1 {
+					t.Errorf("the sink does not keep the leaked value as previous to probe the confirm with: %+v", doc.Previous != nil)
+				}
+				if out, code := o.runAs("", confirm...); code != 3 || !strings.Contains(out, "kubeadapt-billing-v1 still authenticates") {
+					t.Fatalf("a confirm while the leaked key still works: exit %d: %s", code, out)
 				}
 				o.revokeAtDashboard(v1)
 				if out, code := o.runAs("", confirm...); code != 0 {
@@ -289,6 +321,9 @@ func TestOnCallExposureDuringStagedRotation(t *testing.T) {
 	pre := o.waitEvent(id, "preempted", 10*time.Second, func(ev hookEvent) bool { return ev.Kind == "rotation.preempted" })
 	if pre.Severity != "critical" || !strings.Contains(pre.Message, "generation 1 (kubeadapt-billing-v1) is exposed") || !strings.Contains(pre.Message, "skips its drain gate") {
 		t.Errorf("the override is announced as %s: %s", pre.Severity, pre.Message)
+	}
+	if !slices.Equal(pre.Owners, []string{"alice@example.com", "bob@example.com"}) || !strings.HasPrefix(pre.Actor, "exposure:") {
+		t.Errorf("the override is announced by %q to %v, want by the exposure to the owners", pre.Actor, pre.Owners)
 	}
 	exit := o.waitEvent(id, "leaving the drain gate", 10*time.Second, func(ev hookEvent) bool { return ev.Fields["from"] == "draining" })
 	if exit.Fields["exit"] != "overridden" {

@@ -87,7 +87,10 @@ func (e *Engine) submit(ctx context.Context, rotationID, actor string, secret Se
 	defer e.takeSubmission(r.ID)
 	staging := func(r *Rotation) bool {
 		due := !r.NextAttemptAt.After(e.clock.Now()) || r.Hold == HoldSecret
-		return due && (r.Phase == PhaseMinting || r.Phase == PhaseStaging)
+		// An emergency by hand also cuts over: consumers get the
+		// replacement as soon as the person submitted it.
+		cut := r.Lifecycle == lifecycleByHand && r.Phase == PhaseCuttingOver
+		return due && (r.Phase == PhaseMinting || r.Phase == PhaseStaging || cut)
 	}
 	out := e.interpret(ctx, r.ID, staging, lh)
 	e.Wake()
@@ -182,7 +185,7 @@ func (e *Engine) ConfirmRevoked(ctx context.Context, cr ConfirmRequest) (*Rotati
 	if !awaitsConfirm(r, creds) {
 		return r, fmt.Errorf("rotation %s is not waiting for a confirmation (%s): %w", r.ID, r.Phase, ErrBadState)
 	}
-	verified, why := e.checkRevoked(ctx, k, confirmTargets(r, creds))
+	verified, why := e.checkRevoked(ctx, k, r, confirmTargets(r, creds))
 	if verified != "true" && verified != "false" {
 		if !cr.Force {
 			e.auditRefusal(ctx, r, cr.Actor, "confirm.refused", why)
@@ -216,11 +219,18 @@ func awaitsConfirm(r *Rotation, creds map[int]*Credential) bool {
 }
 
 // checkRevoked probes each credential a person says they revoked. verified
-// is "true" (every one refused by the issuer), "false" (nothing could be
-// probed: no probe, or no sink holds the value any more) or "" with why
-// (one still authenticates, or the probe could not tell).
-func (e *Engine) checkRevoked(ctx context.Context, k *Key, targets []*Credential) (verified, why string) {
+// is "true" (every one refused by the issuer), "false" (the issuer has no
+// probe, or no sink of the key can give a value back) or "" with why (one
+// still authenticates, the probe could not tell, or a probe exists but the
+// value to probe it with is gone from sinks that would hold it). Only a
+// rollback's new credential, which no consumer ever read, may be taken
+// unprobed when its value is gone: an unverifiable confirmation of a key
+// consumers held (or a leaked one) needs --force.
+func (e *Engine) checkRevoked(ctx context.Context, k *Key, r *Rotation, targets []*Credential) (verified, why string) {
 	rc, ok := k.Issuer.(RevokeChecker)
+	if vc, has := k.Issuer.(VerifyConfigurer); has && !vc.VerifyConfigured() {
+		ok = false
+	}
 	if !ok || len(targets) == 0 {
 		return "false", "the issuer of " + k.Name + " cannot probe a credential"
 	}
@@ -228,7 +238,10 @@ func (e *Engine) checkRevoked(ctx context.Context, k *Key, targets []*Credential
 	for _, c := range targets {
 		sec, found := e.readValue(ctx, k, c.Fingerprint)
 		if !found {
-			continue
+			if r.Phase == PhaseRollingBack || !canReadValues(k) {
+				continue
+			}
+			return "", fmt.Sprintf("cannot verify that %s is revoked: no sink holds its value any more to probe it with", c.Name)
 		}
 		revoked, err := rc.CheckRevoked(ctx, k.Name, sec, k.Params)
 		switch {
@@ -240,9 +253,23 @@ func (e *Engine) checkRevoked(ctx context.Context, k *Key, targets []*Credential
 		probed++
 	}
 	if probed == 0 {
+		if !canReadValues(k) {
+			return "false", "no sink of " + k.Name + " can give a value back to probe it with"
+		}
 		return "false", "no sink holds the value any more"
 	}
 	return "true", ""
+}
+
+// canReadValues reports whether a sink of k can give a value back
+// (ValueReader): only then can a confirmation be probed at all.
+func canReadValues(k *Key) bool {
+	for _, b := range k.Sinks {
+		if _, ok := b.Sink.(ValueReader); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // readValue reads the value with fingerprint fp from the first sink that

@@ -70,15 +70,15 @@
 //	      → minting; denied → denied; not_current → confirming
 //	  minting            record the intent; one message: revoke the leaked key now and mint the replacement (submit and confirm in either order)
 //	      → staging
-//	  staging            write the replacement to every sink
+//	  staging            write the replacement as pending beside the leaked value in every sink
 //	      → cutting_over; abandon → minting   [side effects: main, abandon]
-//	  cutting_over       make the replacement current in every sink
+//	  cutting_over       make the replacement current in every sink at once (the leaked value stays as previous, to probe the confirmation)
 //	      → verifying   [side effects: main]
 //	  verifying          probe the replacement (skipped when not configured)
 //	      → confirming   [side effects: main]
 //	  confirming         wait for the person's confirmation that the leaked key is revoked (passes at once when it came first)
 //	      → cleaning
-//	  cleaning           drop stale values from every sink
+//	  cleaning           drop the leaked value (previous) from every sink
 //	      → done   [side effects: main]
 //
 //	decommission (starts in revoking)

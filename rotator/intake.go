@@ -136,7 +136,7 @@ func (e *Engine) processExposure(ctx context.Context, r ExposureReport) (Exposur
 		return res, err
 	}
 	res.RotationID = rot.ID
-	return res, e.preempt(ctx, rot, c, "exposure of generation "+fmt.Sprint(c.Generation)+" at "+where)
+	return res, e.preemptBy(ctx, rot, c, "exposure of generation "+fmt.Sprint(c.Generation)+" at "+where, actor)
 }
 
 // preempt makes an active rotation yield to an emergency about credential c.
@@ -144,6 +144,14 @@ func (e *Engine) processExposure(ctx context.Context, r ExposureReport) (Exposur
 // errPending when the emergency must wait for it to end (the event stays
 // pending and is retried).
 func (e *Engine) preempt(ctx context.Context, a *Rotation, c *Credential, why string) error {
+	return e.preemptBy(ctx, a, c, why, "rekey")
+}
+
+// preemptBy is preempt on behalf of actor (an exposure's "exposure:<source>"
+// or its reporter, as its emergency records): the pre-emption is audited and
+// announced as theirs, and its critical notification names the key's owners
+// so that they are mentioned and paged (the outbox keeps the present ones).
+func (e *Engine) preemptBy(ctx context.Context, a *Rotation, c *Credential, why, actor string) error {
 	if a.Mode == ModeEmergency {
 		if a.TargetGeneration == c.Generation || a.Trigger == TriggerDecommission {
 			return nil
@@ -151,12 +159,16 @@ func (e *Engine) preempt(ctx context.Context, a *Rotation, c *Credential, why st
 		return errPending
 	}
 	preempted := func(ch *change) {
-		ch.Audit = append(ch.Audit, AuditEvent{At: e.clock.Now(), RotationID: a.ID, Key: a.Key, Actor: "rekey", Action: "preempted", Phase: a.Phase,
+		var owners []string
+		if k, ok := e.keys[a.Key]; ok {
+			owners = k.Owners
+		}
+		ch.Audit = append(ch.Audit, AuditEvent{At: e.clock.Now(), RotationID: a.ID, Key: a.Key, Actor: actor, Action: "preempted", Phase: a.Phase,
 			Detail: map[string]string{"why": why, "generation": fmt.Sprint(c.Generation)}})
 		// Every override is announced: a person must know the staged
 		// rotation they were watching changed course, and why.
 		ch.events = append(ch.events, Event{ID: a.ID + "-" + randomHex(4), Kind: EventPreempted, Severity: SeverityCritical, Key: a.Key, RotationID: a.ID,
-			Phase: a.Phase, Trigger: a.Trigger, Mode: a.Mode, Actor: "rekey", At: e.clock.Now(),
+			Phase: a.Phase, Trigger: a.Trigger, Mode: a.Mode, Actor: actor, Owners: owners, At: e.clock.Now(),
 			Message: fmt.Sprintf("%s: generation %d (%s) is exposed (%s); the staged rotation %s in %s %s%s",
 				a.Key, c.Generation, c.Name, why, a.ID, a.Phase, preemptOutcome(a, c), e.mintedByHand(a)),
 			Fields: map[string]string{"generation": fmt.Sprint(c.Generation), "name": c.Name, "why": why}})
@@ -165,7 +177,7 @@ func (e *Engine) preempt(ctx context.Context, a *Rotation, c *Credential, why st
 	case c.Generation == a.OldGeneration && (a.Phase == PhaseDraining || a.Phase == PhaseRevoking):
 		// Consumers already read the new key: revoke the exposed old one now,
 		// skipping the drain gate and any revoke approval.
-		_, err := e.request(ctx, a.ID, Request{Kind: RequestRevokeNow, By: "rekey", Reason: "exposure"}, func(r *Rotation, ch *change) error {
+		_, err := e.request(ctx, a.ID, Request{Kind: RequestRevokeNow, By: actor, Reason: "exposure"}, func(r *Rotation, ch *change) error {
 			if r.Phase != PhaseDraining && r.Phase != PhaseRevoking {
 				return errPending
 			}
@@ -176,7 +188,7 @@ func (e *Engine) preempt(ctx context.Context, a *Rotation, c *Credential, why st
 	case c.Generation == a.NewGeneration && canUndo(a):
 		// Rolling back revokes the exposed new credential; the old one,
 		// not exposed, stays current.
-		_, err := e.request(ctx, a.ID, Request{Kind: RequestRollBack, By: "rekey", Reason: "rolled back: " + why, To: PhaseCancelled}, func(r *Rotation, ch *change) error {
+		_, err := e.request(ctx, a.ID, Request{Kind: RequestRollBack, By: actor, Reason: "rolled back: " + why, To: PhaseCancelled}, func(r *Rotation, ch *change) error {
 			if !canUndo(r) {
 				return errPending
 			}
@@ -187,7 +199,7 @@ func (e *Engine) preempt(ctx context.Context, a *Rotation, c *Credential, why st
 	case canUndo(a) && a.Phase != PhaseRollingBack:
 		// The exposed credential is the current one and the staged rotation
 		// has not cut over: roll it back, then the emergency runs.
-		_, _ = e.request(ctx, a.ID, Request{Kind: RequestRollBack, By: "rekey", Reason: "superseded: " + why, To: PhaseCancelled}, func(r *Rotation, ch *change) error {
+		_, _ = e.request(ctx, a.ID, Request{Kind: RequestRollBack, By: actor, Reason: "superseded: " + why, To: PhaseCancelled}, func(r *Rotation, ch *change) error {
 			if !canUndo(r) || r.Phase == PhaseRollingBack {
 				return errPending
 			}

@@ -79,10 +79,21 @@ func TestExposureDuringDrainRevokesAtOnce(t *testing.T) {
 }
 
 // wantAnnounced checks one critical notification says the staged rotation
-// was overridden by an exposure, with the words given.
+// was overridden by an exposure, with the words given; it names the key's
+// owners (mentioned, paged) and the exposure as its actor, as does the
+// pre-emption's audit event — not "rekey" for nobody.
 func (e *env) wantAnnounced(t *testing.T, words ...string) {
 	t.Helper()
 	e.engine.Close(time.Second)
+	evs, err := e.store.Audit(e.ctx, rotator.AuditFilter{Key: "api"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		if (ev.Action == "preempted" || ev.Action == "drain.override") && ev.Actor != "exposure:generic" {
+			t.Errorf("%s audited as %q, want exposure:generic", ev.Action, ev.Actor)
+		}
+	}
 	e.notes.mu.Lock()
 	defer e.notes.mu.Unlock()
 	n := 0
@@ -91,6 +102,9 @@ func (e *env) wantAnnounced(t *testing.T, words ...string) {
 			continue
 		}
 		n++
+		if !slices.Equal(ev.Owners, e.key.Owners) || ev.Actor != "exposure:generic" {
+			t.Errorf("override announced by %q to %v, want by exposure:generic to the owners %v", ev.Actor, ev.Owners, e.key.Owners)
+		}
 		for _, w := range words {
 			if ev.Severity != rotator.SeverityCritical || !strings.Contains(ev.Message, w) {
 				t.Fatalf("override announced as %s %q, want critical with %q", ev.Severity, ev.Message, w)

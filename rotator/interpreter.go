@@ -357,7 +357,8 @@ func start(r *Rotation) { r.Phase = LifecycleOf(r).Start }
 
 // holdOn parks the rotation on a person. A new hold is announced; the same
 // hold found again at its reminder time is a reminder — critical, for
-// on-call, once the wait passed the key's escalate_after — and the next
+// on-call, once the wait passed the key's escalate_after, and always for a
+// critical hold (an emergency's) — and the next
 // reminder is scheduled (never later than the hold's own expiry).
 func (d *driver) holdOn(o outcome) {
 	now := d.now()
@@ -391,7 +392,12 @@ func (d *driver) holdOn(o outcome) {
 		// approvals, is no reason to remind): remind.
 		d.r.HeldSince = d.heldSince()
 		waited := now.Sub(d.r.HeldSince)
+		// A reminder is never less urgent than the wait it recalls: an
+		// emergency's (critical) pages from the first reminder on.
 		sev := SeverityWarning
+		if o.sev == SeverityCritical {
+			sev = SeverityCritical
+		}
 		if waited >= rem.EscalateAfter {
 			sev = SeverityCritical
 			fields["escalate"] = "oncall"

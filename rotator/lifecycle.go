@@ -154,21 +154,24 @@ const lifecycleByHand = "emergency_manual"
 // leaked key now and mint its replacement in the same visit; rekey takes
 // the replacement (submit) and the revocation (confirm) in either order, and
 // delivers the replacement as soon as it exists: consumers never wait for a
-// second trip to the dashboard.
+// second trip to the dashboard. The replacement is staged and made current
+// at once, which keeps the leaked value in every sink as previous (never
+// current) until the revoke is confirmed: the confirmation is probed with
+// it whichever came first, and cleaning drops it.
 var EmergencyByHand = Lifecycle{Name: lifecycleByHand, Start: PhaseRevoking, Phases: []PhaseSpec{
 	{Phase: PhaseRevoking, Does: "contained: wait for a responder's approval (otherwise pass at once)",
 		Next: map[Edge]Phase{EdgeOK: PhaseMinting, EdgeNotCurrent: PhaseConfirming, EdgeDenied: PhaseDenied}, step: (*step).containByHand},
 	{Phase: PhaseMinting, Does: "record the intent; one message: revoke the leaked key now and mint the replacement (submit and confirm in either order)",
 		Next: map[Edge]Phase{EdgeOK: PhaseStaging}, step: (*step).mint},
-	{Phase: PhaseStaging, Does: "write the replacement to every sink",
+	{Phase: PhaseStaging, Does: "write the replacement as pending beside the leaked value in every sink",
 		Next: map[Edge]Phase{EdgeOK: PhaseCuttingOver, EdgeAbandon: PhaseMinting}, Acts: []string{"", "abandon"}, step: (*step).stage},
-	{Phase: PhaseCuttingOver, Does: "make the replacement current in every sink",
+	{Phase: PhaseCuttingOver, Does: "make the replacement current in every sink at once (the leaked value stays as previous, to probe the confirmation)",
 		Next: map[Edge]Phase{EdgeOK: PhaseVerifying}, Acts: []string{""}, step: (*step).cutOver},
 	{Phase: PhaseVerifying, Does: "probe the replacement (skipped when not configured)",
 		Next: map[Edge]Phase{EdgeOK: PhaseConfirming}, Acts: []string{""}, step: (*step).verify},
 	{Phase: PhaseConfirming, Does: "wait for the person's confirmation that the leaked key is revoked (passes at once when it came first)",
 		Next: map[Edge]Phase{EdgeOK: PhaseCleaning}, step: (*step).confirmed},
-	{Phase: PhaseCleaning, Does: "drop stale values from every sink",
+	{Phase: PhaseCleaning, Does: "drop the leaked value (previous) from every sink",
 		Next: map[Edge]Phase{EdgeOK: PhaseDone}, Acts: []string{""}, step: (*step).clean},
 }}
 

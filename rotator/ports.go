@@ -19,6 +19,9 @@ type MintRequest struct {
 	// every attempt of this mint intent, after a crash too, and different
 	// for any other. It carries no secret. An IdempotentMinter honours it.
 	IdempotencyKey string
+	// Emergency: Previous is being revoked now (a leak): the instructions
+	// must not tell the person to keep it live ("do not revoke it yet").
+	Emergency bool
 }
 
 // Minted is what an issuer returns: its id for the credential and the secret,

@@ -113,8 +113,13 @@ func (d *driver) serve(ctx context.Context) (bool, bool) {
 		}
 		detail["credentials"] = fmt.Sprint(names)
 		detail["verified"] = cmpOr(req.Verified, "false")
-		if r.Hold == HoldConfirm {
+		switch {
+		case r.Hold == HoldConfirm:
 			r.Hold, r.HoldDetail = HoldNone, ""
+		case r.Lifecycle == lifecycleByHand && r.Hold == HoldSecret:
+			// The answer to confirm, and what the rotation waits for, say
+			// what just happened, not the LEAKED text from before.
+			r.HoldDetail = confirmedWaitingDetail(r, d.creds, names)
 		}
 		// An emergency by hand may still wait for the replacement: its
 		// step runs again and says that the leak is now contained.
@@ -124,6 +129,21 @@ func (d *driver) serve(ctx context.Context) (bool, bool) {
 		return refuse("unknown request")
 	}
 	return d.commit(ctx, true)
+}
+
+// confirmedWaitingDetail is what an emergency by hand waits for once the
+// leaked key is confirmed revoked and its replacement not yet submitted.
+func confirmedWaitingDetail(r *Rotation, creds map[int]*Credential, names []string) string {
+	leaked := fmt.Sprint(names)
+	if len(names) == 1 {
+		leaked = names[0]
+	}
+	replacement := fmt.Sprintf("generation %d", r.NewGeneration)
+	if c := creds[r.NewGeneration]; c != nil {
+		replacement = c.Name
+	}
+	return fmt.Sprintf("the leaked key %s is confirmed revoked; consumers of %s have no working key until its replacement %s is submitted (rekey submit %s)",
+		leaked, r.Key, replacement, r.ID)
 }
 
 // confirmTargets are the credentials a confirmation says were revoked by

@@ -25,6 +25,10 @@ type EmergencyRequest struct {
 	Why      string
 }
 
+// EmergencyWhy says, per trigger, why a key's credential must go now: a
+// headline ("LEAKED") and the rest of "the API key X of K …" ("is exposed").
+func EmergencyWhy(t Trigger) (headline, why string) { return emergencyWhy(t) }
+
 // emergencyWhy says, per trigger, why a key must go now.
 func emergencyWhy(t Trigger) (headline, why string) {
 	switch t {
@@ -77,6 +81,7 @@ func (s *step) leaked() *Credential { return s.creds[s.r.TargetGeneration] }
 // replacement is submitted.
 func (s *step) emergencyMintWhy(h HumanIssuer, c *Credential) string {
 	req := s.mintRequest(c)
+	req.Emergency = true // the leaked key goes now: never "do not revoke it yet"
 	old := s.leaked()
 	if old == nil || old.State == CredRevoked {
 		return fmt.Sprintf("URGENT: the leaked key is confirmed revoked and consumers of %s have no working key until its replacement is submitted. %s",

@@ -36,14 +36,18 @@ func (s *step) secret(ctx context.Context) (Secret, error) {
 }
 
 // stage writes the new secret as pending beside the current one in every
-// sink — or, in an emergency, straight as the current value (deliver).
+// sink — or, in an emergency, straight as the current value (deliver). An
+// emergency by hand stages too: cutting over right after keeps the leaked
+// value as previous, never current, so that the person's confirmation can
+// be probed with it whichever comes first; cleaning drops it once the
+// revoke is confirmed.
 func (s *step) stage(ctx context.Context) outcome {
 	sec, err := s.secret(ctx)
 	if errors.Is(err, errSecretLost) {
 		return s.abandon()
 	}
 	d := s.delivery(sec)
-	if s.r.Mode == ModeEmergency {
+	if s.r.Mode == ModeEmergency && !s.byHand() {
 		return s.deliver(d)
 	}
 	return sideEffect("", func(ctx context.Context) outcome {
@@ -116,9 +120,11 @@ func (s *step) abandon() outcome {
 	d := s.delivery(Secret{})
 	return sideEffect("abandon", func(ctx context.Context) outcome {
 		// An emergency's old value is revoked: there is nothing to go back
-		// to, and the next delivery replaces whatever a sink holds.
+		// to, and the next delivery replaces whatever a sink holds. An
+		// emergency by hand staged beside the leaked value: drop the
+		// pending one.
 		if err := s.eachSink(func(b SinkBinding) error {
-			if s.r.Mode == ModeEmergency {
+			if s.r.Mode == ModeEmergency && !s.byHand() {
 				return nil
 			}
 			if err := s.rollbackSink(ctx, b, d); err != nil {

@@ -51,10 +51,16 @@ func (s *step) drain(ctx context.Context) outcome {
 	var total float64
 	var errs []string
 	values := map[string]float64{}
+	var readings []DrainReading
 	for _, c := range p.checks() {
 		q := s.trafficQuery(ds.StartedAt)
 		q.Question, q.Query = c.Question, c.Query
 		reading, err := c.Source.Unauthorized(ctx, q)
+		dr := DrainReading{Question: c.Question, Source: c.SourceName, Value: reading.Value}
+		if err != nil {
+			dr.Value, dr.Error = 0, err.Error()
+		}
+		readings = append(readings, dr)
 		switch {
 		case err != nil && IsPermanent(err):
 			// A query that can never answer (syntax error, auth) must not
@@ -74,6 +80,7 @@ func (s *step) drain(ctx context.Context) outcome {
 	}
 	ds.Polls++
 	ds.LastValues = values
+	ds.Readings = readings
 	ds.LastPollAt = s.now()
 	switch {
 	case len(errs) > 0:
@@ -118,16 +125,19 @@ func (s *step) drain(ctx context.Context) outcome {
 // reading of each question, in words, and the last error.
 func (s *step) drainTimeoutDetail() string {
 	p, ds := s.k.Drain, &s.r.Drain
-	var parts []string
-	for _, k := range slices.Sorted(maps.Keys(ds.LastValues)) {
-		parts = append(parts, fmt.Sprintf("%s %g", k, ds.LastValues[k]))
-	}
-	last := strings.Join(parts, ", ")
+	last := readingsText(ds.Readings, func(r DrainReading) bool { return r.Error == "" && r.Value > 0 }, p.busyWords)
 	if last == "" {
-		last = "no reading"
+		var parts []string
+		for _, k := range slices.Sorted(maps.Keys(ds.LastValues)) {
+			parts = append(parts, fmt.Sprintf("%s %g", k, ds.LastValues[k]))
+		}
+		last = "last readings: " + cmpOr(strings.Join(parts, ", "), "no reading")
 	}
-	return fmt.Sprintf("traffic has not drained after %s (last readings: %s; last error %q); approve to revoke anyway, retry to keep waiting, or cancel to roll back",
-		p.MaxWait, last, ds.LastError)
+	if ds.LastError != "" {
+		last += fmt.Sprintf("; last error: %s", ds.LastError)
+	}
+	return fmt.Sprintf("traffic has not drained after %s (%s); approve to revoke anyway, retry to keep waiting, or cancel to roll back",
+		p.MaxWait, last)
 }
 
 // checkLabel names a check in messages and readings: "old_key_use via prom".

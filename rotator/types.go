@@ -168,10 +168,13 @@ type DrainState struct {
 	// LastValues is the last reading of each check ("old_key_use via
 	// prom"), when every check answered.
 	LastValues map[string]float64 `json:"last_values,omitempty"`
-	LastError  string             `json:"last_error,omitempty"`
-	Polls      int                `json:"polls"`
-	Escalated  bool               `json:"escalated,omitempty"`
-	Override   string             `json:"override,omitempty"` // "revoke" when a human approved revoking anyway
+	// Readings is the last answer of each check, in the gate's order: the
+	// waiting text says from it which question is not zero, and where.
+	Readings  []DrainReading `json:"readings,omitempty"`
+	LastError string         `json:"last_error,omitempty"`
+	Polls     int            `json:"polls"`
+	Escalated bool           `json:"escalated,omitempty"`
+	Override  string         `json:"override,omitempty"` // "revoke" when a human approved revoking anyway
 	// OverrideBy is who (or what) overrode the gate.
 	OverrideBy string `json:"override_by,omitempty"`
 	// RestoredAt: a rollback after cut-over made the old key current again

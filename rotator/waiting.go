@@ -34,7 +34,10 @@ type Waiting struct {
 	// NextCheck is when the engine looks again (zero: only a person moves it).
 	NextCheck time.Time `json:"next_check,omitzero"`
 	// Deadline is when waiting ends on its own (expiry, max_wait).
-	Deadline  time.Time `json:"deadline,omitzero"`
+	Deadline time.Time `json:"deadline,omitzero"`
+	// Escalates is when a wait on a person escalates to on-call (its
+	// reminders page from then on); zero once it has, or for no person.
+	Escalates time.Time `json:"escalates,omitzero"`
 	Progress  *Progress `json:"progress,omitempty"`
 	LastError string    `json:"last_error,omitempty"`
 }
@@ -74,8 +77,14 @@ func waitingOf(k *Key, r *Rotation, now time.Time, prev *Waiting, hint *waitHint
 	switch {
 	case r.Hold != HoldNone:
 		w = heldWaiting(r)
-		if r.Hold == HoldSecret && !r.HeldSince.IsZero() {
-			w.Deadline = r.HeldSince.Add(k.Reminders.orDefault().SecretExpireAfter)
+		rem := k.Reminders.orDefault()
+		// An emergency by hand never expires its wait for the
+		// replacement (it escalates): no deadline it would not honour.
+		if r.Hold == HoldSecret && !r.HeldSince.IsZero() && r.Lifecycle != lifecycleByHand {
+			w.Deadline = r.HeldSince.Add(rem.SecretExpireAfter)
+		}
+		if at := r.HeldSince.Add(rem.EscalateAfter); !r.HeldSince.IsZero() && now.Before(at) {
+			w.Escalates = at
 		}
 	case r.Attempts > 0 && r.LastError != "":
 		w = &Waiting{Reason: WaitRetryBackoff, NextCheck: r.NextAttemptAt, LastError: r.LastError,
@@ -88,7 +97,7 @@ func waitingOf(k *Key, r *Rotation, now time.Time, prev *Waiting, hint *waitHint
 		w = &Waiting{Reason: WaitWatching, Since: r.Watch.StartedAt, NextCheck: r.NextAttemptAt,
 			Deadline: now.Add(max(k.Watch.Period-r.Watch.Observed, 0)),
 			Progress: seconds(r.Watch.Observed, k.Watch.Period),
-			Detail:   fmt.Sprintf("watching for 401s on the revoked generation %d (%d readings, %d errors)", r.OldGeneration, r.Watch.Readings, r.Watch.Errors)}
+			Detail:   fmt.Sprintf("%s (%d readings, %d errors)", watchDetail(k.Drain, r.OldGeneration), r.Watch.Readings, r.Watch.Errors)}
 		if r.Watch.Gaps > 0 {
 			w.Detail += fmt.Sprintf("; %d gap(s) in observation not counted", r.Watch.Gaps)
 		}
@@ -110,7 +119,7 @@ func waitingOf(k *Key, r *Rotation, now time.Time, prev *Waiting, hint *waitHint
 		if hint.progress != nil {
 			w.Progress = hint.progress
 		}
-	} else if prev != nil && prev.Reason == w.Reason && w.Deadline.IsZero() {
+	} else if prev != nil && prev.Reason == w.Reason && w.Deadline.IsZero() && r.Lifecycle != lifecycleByHand {
 		w.Deadline = prev.Deadline // a re-check of the same hold keeps its expiry
 	}
 	if w.NextCheck.Year() >= 9999 {
@@ -151,18 +160,18 @@ func drainWaiting(k *Key, r *Rotation, now time.Time) *Waiting {
 	switch {
 	case ds.LastError != "":
 		w.Reason, w.LastError, w.Since = WaitTrafficError, ds.LastError, time.Time{}
-		w.Detail = fmt.Sprintf("traffic source %s does not answer; the quiet period cannot start", p.SourceName)
+		w.Detail = fmt.Sprintf("traffic source %s does not answer; the quiet period cannot start", errorSources(p, ds))
 	case ds.QuietSince.IsZero():
 		w.Reason = WaitQuietPeriod
 		w.Progress = seconds(0, p.QuietPeriod)
-		w.Detail = fmt.Sprintf("source %s still reports 401 traffic (rate %g); the quiet period restarts when it stops", p.SourceName, ds.LastValue)
+		w.Detail = busyDetail(p, ds)
 	default:
 		w.Reason = WaitQuietPeriod
 		w.Progress = seconds(now.Sub(ds.QuietSince), p.QuietPeriod)
 		if len(p.Require()) == 0 {
-			w.Detail = fmt.Sprintf("source %s observes nothing: waiting the quiet period, %s of %s", p.SourceName, now.Sub(ds.QuietSince).Round(time.Second), p.QuietPeriod) + quietRestartNote(ds)
+			w.Detail = fmt.Sprintf("source %s observes nothing: waiting the quiet period, %s of %s", p.sourceNames(), now.Sub(ds.QuietSince).Round(time.Second), p.QuietPeriod) + quietRestartNote(ds)
 		} else {
-			w.Detail = fmt.Sprintf("no 401 traffic on source %s; quiet for %s of %s", p.SourceName, now.Sub(ds.QuietSince).Round(time.Second), p.QuietPeriod) + quietRestartNote(ds)
+			w.Detail = quietDetail(p, ds, now.Sub(ds.QuietSince).Round(time.Second).String(), p.QuietPeriod.String()) + quietRestartNote(ds)
 		}
 	}
 	return w

@@ -129,7 +129,11 @@ func describeCredentials(w io.Writer, d *app.KeyDescription, _ time.Time) error 
 	}
 	t := newTable("  GEN", "NAME", "ISSUER ID", "FINGERPRINT", "STATE", "AGE")
 	for _, cr := range d.Credentials {
-		t.row("  "+strconv.Itoa(cr.Generation), cr.Name, cr.IssuerID, cr.Fingerprint, string(cr.State), human(cr.Age))
+		state := string(cr.State)
+		if cr.Alert != "" {
+			state += " (" + cr.Alert + ")"
+		}
+		t.row("  "+strconv.Itoa(cr.Generation), cr.Name, cr.IssuerID, cr.Fingerprint, state, human(cr.Age))
 	}
 	return t.write(w)
 }

@@ -85,6 +85,7 @@ type keyRow struct {
 	State      string              `json:"state"`
 	Sinks      []string            `json:"sinks"`
 	Lingering  []rotator.Lingering `json:"lingering"`
+	Exposed    *app.ExposedView    `json:"exposed,omitempty"`
 }
 
 // localKeyRows are the rows of GET /v1/keys taken from the daemon built
@@ -102,7 +103,7 @@ func localKeyRows(ctx context.Context, cl *client) ([]keyRow, error) {
 	}
 	rows := make([]keyRow, len(views))
 	for i, v := range views {
-		rows[i] = keyRow{Name: v.Name, Generation: v.Generation, Age: v.Age, NextDue: v.NextDue, State: v.State, Sinks: v.Sinks, Lingering: v.Lingering}
+		rows[i] = keyRow{Name: v.Name, Generation: v.Generation, Age: v.Age, NextDue: v.NextDue, State: v.State, Sinks: v.Sinks, Lingering: v.Lingering, Exposed: v.Exposed}
 	}
 	return rows, nil
 }
@@ -154,6 +155,9 @@ func (c *cli) status(ctx context.Context, cl *client) error {
 		return err
 	}
 	for _, k := range keys.Keys {
+		if x := k.Exposed; x != nil {
+			fmt.Fprintf(c.stdout, "\n%s generation %d (%s): %s — rotation %s\n", k.Name, x.Generation, x.Name, x.Alert, x.RotationID)
+		}
 		for _, l := range k.Lingering {
 			fmt.Fprintf(c.stdout, "\nLIVE PREVIOUS GENERATION: %s generation %d (%s) still works beside the current one; %s\n", k.Name, l.Generation, l.Name, l.RevokedBy)
 		}

@@ -26,6 +26,7 @@ type waiting struct {
 	Since     string    `json:"since"`
 	NextCheck string    `json:"next_check,omitempty"`
 	Deadline  string    `json:"deadline,omitempty"`
+	Escalates string    `json:"escalates,omitempty"`
 	Progress  *progress `json:"progress,omitempty"`
 	LastError string    `json:"last_error,omitempty"`
 }
@@ -66,6 +67,9 @@ func (w *waiting) describe(now time.Time) string {
 	}
 	if t := parseTime(w.Deadline); !t.IsZero() {
 		s += ", deadline " + countdown(t, now)
+	}
+	if t := parseTime(w.Escalates); !t.IsZero() {
+		s += ", escalates to on-call " + countdown(t, now)
 	}
 	if w.LastError != "" {
 		s += "; last error: " + w.LastError
@@ -118,12 +122,14 @@ func (r rotationOut) waitingCell(now time.Time) string {
 			s += " " + p.Unit
 		}
 	}
-	next, deadline := parseTime(w.NextCheck), parseTime(w.Deadline)
+	next, deadline, escalates := parseTime(w.NextCheck), parseTime(w.Deadline), parseTime(w.Escalates)
 	switch {
 	case !next.IsZero():
 		s += ", next " + countdown(next, now)
 	case !deadline.IsZero():
 		s += ", expires " + countdown(deadline, now)
+	case !escalates.IsZero():
+		s += ", escalates " + countdown(escalates, now)
 	case parseTime(w.Since) != time.Time{}:
 		s += ", for " + human(now.Sub(parseTime(w.Since)).Round(time.Second).Seconds())
 	}

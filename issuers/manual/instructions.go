@@ -14,12 +14,15 @@ import (
 
 // mintData is what mint_instructions see.
 type mintData struct {
-	Key          string
-	Name         string
-	Generation   int
-	RotationID   string
-	Params       map[string]any
-	Previous     rotator.CredentialRef
+	Key        string
+	Name       string
+	Generation int
+	RotationID string
+	Params     map[string]any
+	Previous   rotator.CredentialRef
+	// Emergency: Previous is being revoked now (a leak); the default text
+	// then leaves out "do not revoke it yet".
+	Emergency    bool
 	DashboardURL string
 }
 
@@ -65,7 +68,7 @@ const (
 	DefaultMintInstructions = "Mint a new API key named {{.Name}}" + mintSettings +
 		"{{with .Previous.Name}} (the same settings as {{.}}){{end}} " + dashboardLink +
 		", then run `rekey submit {{.RotationID}}` and paste the secret when asked." +
-		"{{with .Previous.Name}} Do not revoke {{.}} yet: consumers still use it; rekey tells you when it is safe.{{end}}"
+		"{{if not .Emergency}}{{with .Previous.Name}} Do not revoke {{.}} yet: consumers still use it; rekey tells you when it is safe.{{end}}{{end}}"
 	DefaultRevokeInstructions = "Revoke the API key {{.Name}} " + dashboardLink +
 		"{{with .Fingerprint}} (its fingerprint, to double-check: {{short .}}){{end}}" +
 		", then run `rekey confirm {{.RotationID}}`. rekey probes the key first when a probe is configured, and refuses while it still works."
@@ -90,12 +93,16 @@ func (is *Issuer) dashboardURL(key, name string, params map[string]any) string {
 // MintInstructions renders mint_instructions for req.
 func (is *Issuer) MintInstructions(req rotator.MintRequest) string {
 	d := mintData{Key: req.Key, Name: req.Name, Generation: req.Generation, RotationID: req.RotationID, Params: req.Params, Previous: req.Previous,
-		DashboardURL: is.dashboardURL(req.Key, req.Name, req.Params)}
+		Emergency: req.Emergency, DashboardURL: is.dashboardURL(req.Key, req.Name, req.Params)}
 	out, err := tmpl.RenderText(is.mint, d, "(not set)")
 	if err != nil {
 		is.log.Warn("mint_instructions failed to render; sending the fallback", "key", req.Key, "err", err)
-		return fmt.Sprintf("Mint a new API key named %s for rekey key %s, then run `rekey submit %s` and paste the secret when asked. Do not revoke the old key yet. (mint_instructions failed: %v)",
-			req.Name, req.Key, req.RotationID, err)
+		keep := " Do not revoke the old key yet."
+		if req.Emergency {
+			keep = ""
+		}
+		return fmt.Sprintf("Mint a new API key named %s for rekey key %s, then run `rekey submit %s` and paste the secret when asked.%s (mint_instructions failed: %v)",
+			req.Name, req.Key, req.RotationID, keep, err)
 	}
 	return out
 }

@@ -154,6 +154,29 @@ func (is *Issuer) CheckRevoked(ctx context.Context, key string, old rotator.Secr
 	return false, err
 }
 
+// invalidProbeKey is what CheckProbe presents: no issuer accepts it.
+const invalidProbeKey = "rekey-doctor-not-a-key-0000000000000000"
+
+// CheckProbe is a read-only pre-flight call (rekey doctor): the verify
+// probe with an obviously invalid key must answer 401 — the endpoint is
+// reachable and tells a revoked or unknown key apart, which submit and
+// confirm rely on. No real key is used. Without a probe there is nothing
+// to call (configured false).
+func (is *Issuer) CheckProbe(ctx context.Context, key string, params map[string]any) (configured bool, err error) {
+	if is.probe == nil {
+		return false, nil
+	}
+	err = is.probe.Check(ctx, key, rotator.NewSecret(invalidProbeKey), params)
+	var se *webapi.StatusError
+	switch {
+	case err == nil:
+		return true, errors.New("manual: the verify probe accepted an obviously invalid key: it cannot tell a revoked key from a live one, so confirm would be refused or wrongly verified")
+	case errors.As(err, &se) && se.Status == http.StatusUnauthorized:
+		return true, nil
+	}
+	return true, fmt.Errorf("manual: the verify probe did not answer 401 to an invalid key: %w", err)
+}
+
 var (
 	_ rotator.Issuer              = (*Issuer)(nil)
 	_ rotator.HumanIssuer         = (*Issuer)(nil)

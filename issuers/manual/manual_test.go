@@ -197,6 +197,19 @@ func TestInstructions(t *testing.T) {
 			wantRevoke: "Revoke the API key kubeadapt-ci-v2 in the dashboard (https://app.kubeadapt.example/settings/api-keys?search=kubeadapt-ci-v2) (its fingerprint, to double-check: 012345678901)," +
 				" then run `rekey confirm rot-42`. rekey probes the key first when a probe is configured, and refuses while it still works.",
 		},
+		// A leak: the previous key is being revoked now, so the mint text
+		// (the wait for the replacement after confirm-first) never says to
+		// keep it.
+		"emergency replacement": {
+			req: func() rotator.MintRequest { r := req; r.Emergency = true; return r }(),
+			wantMint: "Mint a new API key named kubeadapt-ci-v3 with scopes clusters:read, costs:read and cluster allow-list prod-eu-1" +
+				" (the same settings as kubeadapt-ci-v2) in the dashboard (Settings → API Keys), then run `rekey submit rot-42` and paste the secret when asked.",
+		},
+		"emergency fallback": {
+			cfg:      func(c *manual.Config) { c.MintInstructions = "{{index .Params.scopes 7}}" },
+			req:      func() rotator.MintRequest { r := req; r.Emergency = true; return r }(),
+			wantMint: "Mint a new API key named kubeadapt-ci-v3 for rekey key kubeadapt-ci, then run `rekey submit rot-42` and paste the secret when asked. (mint_instructions failed: render template mint_instructions: template: mint_instructions:1:2: executing \"mint_instructions\" at <index .Params.scopes 7>)",
+		},
 		"defaults without params": {
 			req:      rotator.MintRequest{Key: "k", Name: "k-v1", RotationID: "rot-1"},
 			wantMint: "Mint a new API key named k-v1 in the dashboard (Settings → API Keys), then run `rekey submit rot-1` and paste the secret when asked.",

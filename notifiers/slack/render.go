@@ -197,6 +197,9 @@ func waitingLine(w *rotator.Waiting) string {
 	if !w.Deadline.IsZero() {
 		s += " · deadline " + slackDate(w.Deadline)
 	}
+	if !w.Escalates.IsZero() {
+		s += " · escalates to on-call " + slackDate(w.Escalates)
+	}
 	if w.LastError != "" {
 		s += "\nLast error: `" + escape(truncate(w.LastError, 900)) + "`"
 	}
