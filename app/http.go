@@ -201,7 +201,8 @@ func statusOf(err error) int {
 	case errors.Is(err, rotator.ErrActiveRotation), errors.Is(err, rotator.ErrDecided), errors.Is(err, rotator.ErrConflict),
 		errors.Is(err, rotator.ErrBadState), errors.Is(err, rotator.ErrNoGate):
 		return http.StatusConflict
-	case errors.Is(err, rotator.ErrNotApprover), errors.Is(err, rotator.ErrSelfApproval), errors.Is(err, rotator.ErrCountedTwice):
+	case errors.Is(err, rotator.ErrNotApprover), errors.Is(err, rotator.ErrSelfApproval), errors.Is(err, rotator.ErrCountedTwice),
+		errors.Is(err, rotator.ErrDeparted):
 		return http.StatusForbidden
 	case errors.Is(err, rotator.ErrRejected):
 		return http.StatusUnprocessableEntity

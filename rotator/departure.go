@@ -49,7 +49,7 @@ func (e *Engine) processDeparture(ctx context.Context, eventID string, r Departu
 		}
 	}
 	actor := departureActor(r.Via)
-	plan, err := e.departurePlan(ctx, eventID, who, actor, r.Actor)
+	plan, err := e.departurePlan(ctx, eventID, who, r.Via, r.Actor)
 	if err != nil {
 		return res, err
 	}
@@ -158,7 +158,8 @@ func departureActor(via string) string {
 // departure was first received, and the generations minted since were
 // never the person's. So a departure sent again under a new webhook id
 // acts on nothing.
-func (e *Engine) departurePlan(ctx context.Context, eventID string, who []string, actor, claimed string) (*departurePlan, error) {
+func (e *Engine) departurePlan(ctx context.Context, eventID string, who []string, via, claimed string) (*departurePlan, error) {
+	actor := departureActor(via)
 	if e.state != nil {
 		if v, ok, err := e.state.GetState(ctx, stateDeparturePlan, eventID); err != nil {
 			return nil, err
@@ -169,7 +170,7 @@ func (e *Engine) departurePlan(ctx context.Context, eventID string, who []string
 			}
 			// Marking may not have happened if the process stopped right
 			// after the plan was saved.
-			return &p, e.markDeparted(ctx, who, p.First)
+			return &p, e.markDeparted(ctx, who, p.First, via)
 		}
 	} else if p, ok := e.plans[eventID]; ok {
 		return p, nil
@@ -225,7 +226,7 @@ func (e *Engine) departurePlan(ctx context.Context, eventID string, who []string
 	if err := e.saveDeparturePlan(ctx, eventID, p); err != nil {
 		return nil, err
 	}
-	return p, e.markDeparted(ctx, who, p.First)
+	return p, e.markDeparted(ctx, who, p.First, via)
 }
 
 func (e *Engine) saveDeparturePlan(ctx context.Context, eventID string, p *departurePlan) error {
