@@ -1,6 +1,7 @@
 package rotator_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -129,5 +130,42 @@ func TestDepartedIsSharedThroughTheStore(t *testing.T) {
 	d, gone, err := other.Departed(e.ctx, " ALICE@example.com")
 	if err != nil || !gone || d.Via != "hr" || d.Actor() != "departure:hr" || !d.At.Equal(e.clock.Now().Truncate(time.Second)) {
 		t.Fatalf("after: %+v %v %v", d, gone, err)
+	}
+}
+
+// OnDeparted takes a departed person's access (the app revokes their API
+// tokens) whether or not they own a key: it is retried with the
+// departure until it succeeds, then never called again for it.
+func TestOnDepartedRunsUntilItSucceeds(t *testing.T) {
+	e := newEnv(t)
+	e.bootstrap()
+	var calls []rotator.Departure
+	fail := true
+	eng, err := rotator.New(rotator.Options{Store: e.store, Keys: []*rotator.Key{e.key}, Clock: e.clock, Inbound: e.store, State: e.store,
+		Backoff: rotator.Backoff{Base: time.Second, Max: time.Minute, Factor: 2},
+		OnDeparted: func(_ context.Context, d rotator.Departure) error {
+			calls = append(calls, d)
+			if fail {
+				return errors.New("token store unavailable")
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close(time.Second) })
+	if _, err := eng.ReportDeparture(e.ctx, rotator.DepartureReport{ID: "hr-1", Email: "Dave@Example.com", Via: "hr"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(calls) != 1 || calls[0].Who != "dave@example.com" || calls[0].Actor() != "departure:hr" {
+		t.Fatalf("calls %+v", calls)
+	}
+	fail = false
+	for range 5 {
+		eng.RunOnce(e.ctx)
+		e.clock.Advance(time.Minute)
+	}
+	if len(calls) != 2 {
+		t.Fatalf("%d calls: want one failed and one that succeeded, then none", len(calls))
 	}
 }
