@@ -136,7 +136,15 @@ func (d *Daemon) authenticate(w http.ResponseWriter, r *http.Request) (*auth.Pri
 		return nil, false
 	}
 	p, err := d.Auth.Authenticate(r.Context(), r)
+	var left *auth.DepartedError
 	switch {
+	case errors.As(err, &left):
+		// A valid credential of a person who left: say why, briefly.
+		d.limiter.Failed(addr)
+		d.Logger.Warn("admin api: credential of a person who left", "client", addr, "path", r.URL.Path, "err", err.Error())
+		w.Header().Set("WWW-Authenticate", `Bearer realm="rekey"`)
+		writeError(w, http.StatusUnauthorized, err.Error())
+		return nil, false
 	case errors.Is(err, auth.ErrUnauthenticated):
 		d.limiter.Failed(addr)
 		d.Logger.Warn("admin api: authentication failed", "client", addr, "path", r.URL.Path, "err", err.Error())

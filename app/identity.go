@@ -106,7 +106,8 @@ func (d *Daemon) buildAuth() error {
 		return err
 	}
 	d.Auth = &auth.Authenticator{Tokens: TokenStore(d.Store), Bootstrap: boot,
-		NotFound: func(err error) bool { return errors.Is(err, rotator.ErrNotFound) }}
+		NotFound: func(err error) bool { return errors.Is(err, rotator.ErrNotFound) },
+		Departed: d.departedLeft, RevokeDeparted: d.revokeDepartedToken}
 	if o := cfg.Auth.OIDC; o != nil {
 		groups := map[string][]auth.Grant{}
 		for _, g := range o.Groups {
