@@ -18,13 +18,26 @@ import (
 // authentication (auth.Authenticator.Departed), a token presented then
 // being revoked on the spot if the first pass missed it.
 
-// departedLeft is auth's view of Engine.Departed. It reads the store at
-// every request: a departure another daemon received counts at once.
-func (d *Daemon) departedLeft(ctx context.Context, id string) (*auth.Left, error) {
-	if d.Engine == nil {
-		return nil, nil
+// departed reports whether the person id names left: Engine.Departed of
+// their canonical identity or any auth.identities alias of it (a
+// departure may name them by user id while their credentials name their
+// email). It reads the store at every call: a departure another daemon
+// received counts at once.
+func departed(ctx context.Context, eng *rotator.Engine, dir *auth.Directory, id string) (rotator.Departure, bool, error) {
+	if eng == nil {
+		return rotator.Departure{}, false, nil
 	}
-	dep, gone, err := d.Engine.Departed(ctx, id)
+	for _, name := range dir.Names(id) {
+		if dep, gone, err := eng.Departed(ctx, name); err != nil || gone {
+			return dep, gone, err
+		}
+	}
+	return rotator.Departure{}, false, nil
+}
+
+// departedLeft is auth's view of departed.
+func (d *Daemon) departedLeft(ctx context.Context, id string) (*auth.Left, error) {
+	dep, gone, err := departed(ctx, d.Engine, d.Directory, id)
 	if err != nil || !gone {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -88,5 +89,32 @@ func TestDepartedPersonLosesAccess(t *testing.T) {
 	_, err = canonicalDecider{e.d.Engine, e.d.Directory}.Decide(ctx, rotator.ApproveRequest{RotationID: rot.ID, Approver: "Carol@Example.com", Verdict: rotator.VerdictApprove, Via: "slack"})
 	if st := statusOf(err); st != http.StatusForbidden || !strings.Contains(err.Error(), "their decisions no longer count") {
 		t.Fatalf("carol's decision through Slack after she left: %d %v", st, err)
+	}
+}
+
+// A departure that names the person by an alias (their HR user id, mapped
+// to their email by auth.identities) refuses the credentials and the
+// decisions that name them by their email too.
+func TestDepartureByAliasRefusesTheCanonicalIdentity(t *testing.T) {
+	e := newAuthEnv(t, "auth: {identities: {\"U0CAROL\": carol@example.com}}\n")
+	ctx := context.Background()
+	carol := e.token("carol@example.com", auth.RoleApprover, "")
+	if _, err := e.d.Engine.ReportDeparture(ctx, rotator.DepartureReport{ID: "hr-1", UserID: "U0CAROL", Via: "hr"}); err != nil {
+		t.Fatal(err)
+	}
+	if a := e.api(carol, "GET", "/v1/whoami", nil); a.status != http.StatusUnauthorized || !strings.HasPrefix(a.body["error"].(string), "u0carol left on ") {
+		t.Fatalf("carol's token after U0CAROL left: %d %v", a.status, a.body)
+	}
+	if rec, err := TokenStore(e.d.Store).TokenByHash(ctx, auth.HashToken(carol)); err != nil || rec.RevokedAt.IsZero() {
+		t.Fatalf("carol's token not revoked: %+v %v", rec, err)
+	}
+	rot, err := e.d.Engine.Trigger(ctx, rotator.TriggerRequest{Key: "api", Trigger: rotator.TriggerManual, Actor: "alice@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, e.d, rot.ID, rotator.PhaseAwaitingApproval)
+	_, err = canonicalDecider{e.d.Engine, e.d.Directory}.Decide(ctx, rotator.ApproveRequest{RotationID: rot.ID, Approver: "carol@example.com", Verdict: rotator.VerdictApprove, Via: "slack"})
+	if !errors.Is(err, rotator.ErrDeparted) {
+		t.Fatalf("carol's decision after U0CAROL left: %v", err)
 	}
 }

@@ -144,6 +144,15 @@ func (c canonicalDecider) Decide(ctx context.Context, req rotator.ApproveRequest
 	if err := auth.Reserved(req.Approver); err != nil {
 		return nil, fmt.Errorf("%w: %w", err, rotator.ErrNotApprover)
 	}
+	// The engine refuses a departed approver by the identity it is given;
+	// a departure that named them by an alias is checked here.
+	if eng, ok := c.Decider.(*rotator.Engine); ok {
+		if dep, gone, err := departed(ctx, eng, c.dir, req.Approver); err != nil {
+			return nil, err
+		} else if gone {
+			return nil, &rotator.DepartedError{Departure: dep, What: "decisions"}
+		}
+	}
 	return c.Decider.Decide(ctx, req)
 }
 
