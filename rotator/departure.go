@@ -25,8 +25,11 @@ type departureTarget struct {
 	// After is the rotation in flight it waits for: one whose new
 	// generation was minted before the departure.
 	After string `json:"after,omitempty"`
-	Done  bool   `json:"done,omitempty"`
-	Why   string `json:"why,omitempty"`
+	// Preempted is the rotation in flight an emergency target made yield
+	// and now waits for (asked once).
+	Preempted string `json:"preempted,omitempty"`
+	Done      bool   `json:"done,omitempty"`
+	Why       string `json:"why,omitempty"`
 }
 
 type departurePlan struct {
@@ -136,7 +139,11 @@ func (e *Engine) takeAccess(ctx context.Context, plan *departurePlan, who []stri
 //     has not minted yet (or minted after the departure); one whose new
 //     generation was minted before the departure, or that cannot tell, is
 //     waited for (the event stays pending, and is retried), and the key
-//     is rotated again once it ends.
+//     is rotated again once it ends;
+//   - an emergency target makes a rotation in flight yield (preempt), and
+//     settles only if that rotation's own new generation is minted after
+//     the departure; rolled back, or cut over to a generation minted
+//     before it, the key gets its emergency once the rotation ends.
 func (e *Engine) departOne(ctx context.Context, tg *departureTarget, who []string, actor string, since time.Time) {
 	creds, err := e.store.Credentials(ctx, tg.Key)
 	if err != nil {
@@ -178,10 +185,20 @@ func (e *Engine) departOne(ctx context.Context, tg *departureTarget, who []strin
 	case errors.Is(err, ErrActiveRotation) && rot != nil && tg.Mode == ModeStaged:
 		tg.After = rot.ID
 		tg.Why = fmt.Sprintf("rotation %s minted generation %d before the departure; the key rotates again once it ends", rot.ID, rot.NewGeneration)
+	case errors.Is(err, ErrActiveRotation) && rot != nil && tg.Preempted == rot.ID:
+		// Made to yield already: wait for it to end.
 	case errors.Is(err, ErrActiveRotation) && rot != nil:
 		tg.Rotation = rot.ID
+		// The rotation now revokes the target (or rolls back): enough only
+		// if what stays current is minted after the departure. Rolled back,
+		// or cut over to a generation minted before it, the key is rotated
+		// again once the rotation ends.
 		if e.preempt(ctx, rot, target, "owner left") == nil {
-			tg.Done = true
+			if mintsAfter(rot, byGen, since) && (rot.Mode == ModeEmergency || target.Generation != rot.NewGeneration) {
+				tg.Done = true
+			} else {
+				tg.Preempted = rot.ID
+			}
 		}
 	case errors.Is(err, ErrNotFound) || errors.Is(err, ErrBadState):
 		tg.Done, tg.Why, tg.After = true, err.Error(), ""

@@ -133,3 +133,43 @@ func TestDepartureAdoptsARotationThatHasNotMintedYet(t *testing.T) {
 		t.Fatalf("the departure rotated again although the adopted rotation minted after it: %d", len(rs))
 	}
 }
+
+// Without another owner the departure is an emergency; a staged rotation
+// in flight whose new generation was minted before the departure is
+// rolled back (that generation revoked), and the emergency then revokes
+// the generation current before it and mints one after the departure.
+func TestDepartureEmergencyDoesNotKeepAGenerationMintedBeforeIt(t *testing.T) {
+	e, inflight := gatedEnv(t, 1)
+	e.key.Owners = []string{"carol@example.com"}
+	minted := e.creds()[inflight.NewGeneration]
+	e.clock.Advance(3 * time.Second)
+	left := e.clock.Now()
+	res, err := e.engine.ReportDeparture(e.ctx, rotator.DepartureReport{ID: "hr-1", Email: "carol@example.com", Via: "hr"})
+	if err != nil || !slices.Equal(res.Emergency, []string{"api"}) {
+		t.Fatalf("departure: %+v %v", res, err)
+	}
+	var em []*rotator.Rotation
+	for range 100 {
+		e.engine.RunOnce(e.ctx)
+		e.clock.Advance(10 * time.Second)
+		if em = e.departureRotations(); len(em) == 1 && em[0].Phase.Terminal() {
+			break
+		}
+	}
+	if len(em) != 1 || em[0].Phase != rotator.PhaseDone || em[0].Mode != rotator.ModeEmergency {
+		r, _ := e.store.GetRotation(e.ctx, inflight.ID)
+		for _, c := range e.creds() {
+			t.Logf("cred %+v", *c)
+		}
+		t.Fatalf("departure rotations %+v; in flight %s %s %s %s", em, r.Phase, r.Hold, r.Outcome, r.LastError)
+	}
+	creds := e.creds()
+	for g, c := range creds {
+		if c.State != rotator.CredRevoked && c.CreatedAt.Before(left) {
+			t.Fatalf("generation %d, minted before carol left, is %s", g, c.State)
+		}
+	}
+	if !e.iss.isRevoked(minted.IssuerID) || e.iss.liveCount() != 1 {
+		t.Fatalf("generation %d revoked at the issuer: %v; %d live", minted.Generation, e.iss.isRevoked(minted.IssuerID), e.iss.liveCount())
+	}
+}
