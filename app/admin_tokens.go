@@ -93,6 +93,13 @@ func (a *admin) createToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if left, err := a.d.departedLeft(r.Context(), spec.User); err != nil {
+		a.d.fail(w, r, "", err)
+		return
+	} else if left != nil {
+		writeError(w, http.StatusForbidden, left.Reason+": no token is created for a person who left")
+		return
+	}
 	// The people behind the new token: its creator and everyone behind
 	// the creator's own token (none for OIDC, bootstrap or break-glass).
 	spec.Chain = p.Behind()

@@ -136,7 +136,15 @@ func (d *Daemon) authenticate(w http.ResponseWriter, r *http.Request) (*auth.Pri
 		return nil, false
 	}
 	p, err := d.Auth.Authenticate(r.Context(), r)
+	var left *auth.DepartedError
 	switch {
+	case errors.As(err, &left):
+		// A valid credential of a person who left: say why, briefly.
+		d.limiter.Failed(addr)
+		d.Logger.Warn("admin api: credential of a person who left", "client", addr, "path", r.URL.Path, "err", err.Error())
+		w.Header().Set("WWW-Authenticate", `Bearer realm="rekey"`)
+		writeError(w, http.StatusUnauthorized, err.Error())
+		return nil, false
 	case errors.Is(err, auth.ErrUnauthenticated):
 		d.limiter.Failed(addr)
 		d.Logger.Warn("admin api: authentication failed", "client", addr, "path", r.URL.Path, "err", err.Error())
@@ -201,7 +209,8 @@ func statusOf(err error) int {
 	case errors.Is(err, rotator.ErrActiveRotation), errors.Is(err, rotator.ErrDecided), errors.Is(err, rotator.ErrConflict),
 		errors.Is(err, rotator.ErrBadState), errors.Is(err, rotator.ErrNoGate):
 		return http.StatusConflict
-	case errors.Is(err, rotator.ErrNotApprover), errors.Is(err, rotator.ErrSelfApproval), errors.Is(err, rotator.ErrCountedTwice):
+	case errors.Is(err, rotator.ErrNotApprover), errors.Is(err, rotator.ErrSelfApproval), errors.Is(err, rotator.ErrCountedTwice),
+		errors.Is(err, rotator.ErrDeparted):
 		return http.StatusForbidden
 	case errors.Is(err, rotator.ErrRejected):
 		return http.StatusUnprocessableEntity

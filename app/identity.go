@@ -106,7 +106,8 @@ func (d *Daemon) buildAuth() error {
 		return err
 	}
 	d.Auth = &auth.Authenticator{Tokens: TokenStore(d.Store), Bootstrap: boot,
-		NotFound: func(err error) bool { return errors.Is(err, rotator.ErrNotFound) }}
+		NotFound: func(err error) bool { return errors.Is(err, rotator.ErrNotFound) },
+		Departed: d.departedLeft, RevokeDeparted: d.revokeDepartedToken}
 	if o := cfg.Auth.OIDC; o != nil {
 		groups := map[string][]auth.Grant{}
 		for _, g := range o.Groups {
@@ -142,6 +143,15 @@ func (c canonicalDecider) Decide(ctx context.Context, req rotator.ApproveRequest
 	req.Approver = c.dir.Canonical(req.Approver)
 	if err := auth.Reserved(req.Approver); err != nil {
 		return nil, fmt.Errorf("%w: %w", err, rotator.ErrNotApprover)
+	}
+	// The engine refuses a departed approver by the identity it is given;
+	// a departure that named them by an alias is checked here.
+	if eng, ok := c.Decider.(*rotator.Engine); ok {
+		if dep, gone, err := departed(ctx, eng, c.dir, req.Approver); err != nil {
+			return nil, err
+		} else if gone {
+			return nil, &rotator.DepartedError{Departure: dep, What: "decisions"}
+		}
 	}
 	return c.Decider.Decide(ctx, req)
 }

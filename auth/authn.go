@@ -40,6 +40,15 @@ type Authenticator struct {
 	Bootstrap string
 	// Now is the clock (tests).
 	Now func() time.Time
+	// Departed, when set, reports whether the person named identity (a
+	// canonical identity) was reported as having left; nil when not. A
+	// principal it names is refused with a DepartedError, whatever the
+	// credential. It must read state every daemon sharing the store sees
+	// (the app asks the engine's state store).
+	Departed func(ctx context.Context, identity string) (*Left, error)
+	// RevokeDeparted revokes (and audits) API token tokenID of user, who
+	// left; nil leaves the token refused but not revoked.
+	RevokeDeparted func(ctx context.Context, tokenID, user string, left Left) error
 }
 
 // Authenticate checks r's client certificate and Authorization header.
@@ -51,8 +60,17 @@ type Authenticator struct {
 // same person as the certificate (its grants, never the union of both),
 // and the request is refused otherwise: a stolen certificate plus someone
 // else's token must not mix two people's roles. With Certs.Required, a
-// request without a verified certificate is refused.
+// request without a verified certificate is refused. A person reported as
+// having left (Departed) is refused whatever they present.
 func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request) (*Principal, error) {
+	p, err := a.authenticate(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return a.refuseDeparted(ctx, p)
+}
+
+func (a *Authenticator) authenticate(ctx context.Context, r *http.Request) (*Principal, error) {
 	var cp *Principal
 	if a.Certs != nil {
 		p, err := a.Certs.Authenticate(r.TLS)
@@ -103,6 +121,12 @@ func (a *Authenticator) bearer(ctx context.Context, r *http.Request) (*Principal
 			return nil, err
 		}
 		if !t.Live(now) {
+			if a.Departed != nil && !t.RevokedAt.IsZero() {
+				// Revoked by the departure, most likely: say why.
+				if left, err := a.Departed(ctx, t.User); err == nil && left != nil {
+					return nil, &DepartedError{Left: *left, TokenID: t.ID, Revoked: true}
+				}
+			}
 			return nil, fmt.Errorf("%w: token %s is revoked or expired", ErrUnauthenticated, t.ID)
 		}
 		if err := Reserved(t.User); err != nil { // issued before reserved names were refused

@@ -208,6 +208,23 @@ func (d *Directory) Canonical(id string) string {
 	return c
 }
 
+// Names returns id's canonical identity followed by every alias that
+// resolves to it (sorted): the names a record about the person may be
+// kept under.
+func (d *Directory) Names(id string) []string {
+	c := d.Canonical(id)
+	out := []string{c}
+	if d != nil {
+		for a, t := range d.aliases {
+			if t == c && a != c {
+				out = append(out, a)
+			}
+		}
+	}
+	slices.Sort(out[1:])
+	return out
+}
+
 // ReservedIdentities are the names rekey records for its own actions: the
 // engine ("rekey"), the scheduler, and the bootstrap token ("admin").
 var ReservedIdentities = []string{"rekey", "scheduler", BootstrapID}

@@ -67,6 +67,9 @@ func (e *Engine) trigger(ctx context.Context, req TriggerRequest) (*Rotation, er
 	if req.Actor == "" {
 		req.Actor = "rekey"
 	}
+	if err := e.refuseDeparted(ctx, req.Actor, "requests"); err != nil {
+		return nil, err
+	}
 	recommission := false
 	if req.Trigger != TriggerDecommission && e.Decommissioned(ctx, req.Key) {
 		if !req.Recommission {
@@ -170,6 +173,9 @@ func severityOf(r *Rotation) Severity {
 // back (the new credential is revoked, the old stays current); after, it is
 // refused.
 func (e *Engine) Cancel(ctx context.Context, id, actor, reason string) (*Rotation, error) {
+	if err := e.refuseDeparted(ctx, actor, "requests"); err != nil {
+		return nil, err
+	}
 	outcome := "cancelled by " + actor
 	if reason != "" {
 		outcome += ": " + reason
@@ -190,6 +196,9 @@ func (e *Engine) Cancel(ctx context.Context, id, actor, reason string) (*Rotatio
 // Retry clears a permanent-failure or drain-timeout hold and runs the phase
 // again now (for a drain timeout: keep waiting, with a fresh max_wait).
 func (e *Engine) Retry(ctx context.Context, id, actor string) (*Rotation, error) {
+	if err := e.refuseDeparted(ctx, actor, "requests"); err != nil {
+		return nil, err
+	}
 	return e.request(ctx, id, Request{Kind: RequestRetry, By: actor}, func(r *Rotation, _ *change) error {
 		switch r.Hold {
 		case HoldFailed, HoldDrainTimeout:

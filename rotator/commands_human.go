@@ -20,6 +20,9 @@ import (
 // A refused submission (wrong state, a stale key, the issuer's refusal) is
 // audited: who, when and why — never the value.
 func (e *Engine) Submit(ctx context.Context, rotationID, actor string, secret Secret) (*Rotation, error) {
+	if err := e.refuseDeparted(ctx, actor, "requests"); err != nil {
+		return nil, err
+	}
 	r, err := e.submit(ctx, rotationID, actor, secret)
 	if err != nil && r != nil && (errors.Is(err, ErrBadState) || errors.Is(err, ErrRejected)) {
 		e.auditRefusal(ctx, r, actor, "submit.refused", secret.Scrub(err.Error()))
@@ -170,6 +173,9 @@ func (e *Engine) Confirm(ctx context.Context, rotationID, actor string) (*Rotati
 // the confirmation refused while it still authenticates, unless forced.
 // The audit records who confirmed and whether it was verified.
 func (e *Engine) ConfirmRevoked(ctx context.Context, cr ConfirmRequest) (*Rotation, error) {
+	if err := e.refuseDeparted(ctx, cr.Actor, "requests"); err != nil {
+		return nil, err
+	}
 	r, err := e.store.GetRotation(ctx, cr.RotationID)
 	if err != nil {
 		return nil, err

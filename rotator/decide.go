@@ -74,7 +74,9 @@ func Containment(r *Rotation, g Gate) bool {
 }
 
 // Decide records an approval or denial for the gate the rotation waits on.
-// Checks, in order: the rotation waits on a gate; the approver is allowed
+// Checks, in order: the rotation waits on a gate; the approver has not
+// left (Departed: a departed person's decisions no longer count, through
+// any channel); the approver is allowed
 // (the key's approval.approvers, except for a responder at a containment
 // gate); the approval and the request are two people (people.go: the
 // approver is nobody behind the request, the requester nobody behind the
@@ -97,6 +99,9 @@ func (e *Engine) Decide(ctx context.Context, req ApproveRequest) (*Rotation, err
 	}
 	if req.Approver == "" {
 		return r, fmt.Errorf("approver is required: %w", ErrNotApprover)
+	}
+	if err := e.refuseDeparted(ctx, req.Approver, "decisions"); err != nil {
+		return r, err
 	}
 	if !(req.Responder && Containment(r, g)) && len(k.Approval.Approvers) > 0 &&
 		!slices.ContainsFunc(k.Approval.Approvers, func(a string) bool { return CanonicalIdentity(a) == CanonicalIdentity(req.Approver) }) {
@@ -201,7 +206,8 @@ func countApproval(r *Rotation, g Gate, yes int) {
 // token) — a token's decision never counts twice with the decision of
 // anyone behind it. Two tokens one person created for two others count as
 // those two people (one admin usually creates everyone's tokens); the
-// audit names the chain of each. It returns how many approvals g holds.
+// audit names the chain of each. It returns how many approvals g holds,
+// not counting those of people who left since they approved.
 func (e *Engine) gateDeciders(ctx context.Context, rotationID string, g Gate, req ApproveRequest) (int, error) {
 	evs, err := e.store.Audit(ctx, AuditFilter{RotationID: rotationID})
 	if err != nil {
@@ -212,6 +218,11 @@ func (e *Engine) gateDeciders(ctx context.Context, rotationID string, g Gate, re
 	for _, ev := range evs {
 		if ev.Action != "decision."+string(VerdictApprove) || ev.Detail["gate"] != string(g) {
 			continue
+		}
+		if _, gone, err := e.Departed(ctx, ev.Actor); err != nil {
+			return 0, fmt.Errorf("load decisions: %w", err)
+		} else if gone {
+			continue // left since: their approval no longer counts (step_gate.go)
 		}
 		yes++
 		if req.Verdict != VerdictApprove {

@@ -22,8 +22,14 @@ type departureTarget struct {
 	Generation int    `json:"generation"` // the current generation at receipt
 	Mode       Mode   `json:"mode"`
 	Rotation   string `json:"rotation,omitempty"`
-	Done       bool   `json:"done,omitempty"`
-	Why        string `json:"why,omitempty"`
+	// After is the rotation in flight it waits for: one whose new
+	// generation was minted before the departure.
+	After string `json:"after,omitempty"`
+	// Preempted is the rotation in flight an emergency target made yield
+	// and now waits for (asked once).
+	Preempted string `json:"preempted,omitempty"`
+	Done      bool   `json:"done,omitempty"`
+	Why       string `json:"why,omitempty"`
 }
 
 type departurePlan struct {
@@ -34,6 +40,8 @@ type departurePlan struct {
 	// Already: everyone it names had departed before this event (the
 	// same departure sent again under a new id); it acts on no key.
 	Already bool `json:"already,omitempty"`
+	// AccessTaken: Options.OnDeparted succeeded for everyone it names.
+	AccessTaken bool `json:"access_taken,omitempty"`
 }
 
 // departureHoldAfter bounds how long a departure retries quietly before it
@@ -49,12 +57,13 @@ func (e *Engine) processDeparture(ctx context.Context, eventID string, r Departu
 		}
 	}
 	actor := departureActor(r.Via)
-	plan, err := e.departurePlan(ctx, eventID, who, actor, r.Actor)
+	plan, err := e.departurePlan(ctx, eventID, who, r.Via, r.Actor)
 	if err != nil {
 		return res, err
 	}
 	res.Duplicate = plan.Already
-	pending := []string{}
+	accessErr := e.takeAccess(ctx, plan, who, r.Via)
+	pending, why := []string{}, []string{}
 	for i := range plan.Targets {
 		tg := &plan.Targets[i]
 		if tg.Mode == ModeStaged {
@@ -63,7 +72,7 @@ func (e *Engine) processDeparture(ctx context.Context, eventID string, r Departu
 			res.Emergency = append(res.Emergency, tg.Key)
 		}
 		if !tg.Done {
-			e.departOne(ctx, tg, who, actor)
+			e.departOne(ctx, tg, who, actor, plan.First)
 		}
 		if tg.Rotation != "" {
 			res.Rotations = append(res.Rotations, tg.Rotation)
@@ -71,14 +80,18 @@ func (e *Engine) processDeparture(ctx context.Context, eventID string, r Departu
 		if !tg.Done {
 			pending = append(pending, tg.Key)
 		}
+		if !tg.Done && tg.After != "" {
+			res.Waiting = append(res.Waiting, tg.Key)
+			why = append(why, tg.Key+": "+tg.Why)
+		}
 	}
 	plan.Attempts++
 	var note []Event
 	if len(pending) > 0 && !plan.Held && e.clock.Now().Sub(plan.First) >= departureHoldAfter {
 		plan.Held = true
 		note = append(note, Event{Kind: EventHeld, Severity: SeverityCritical,
-			Message: fmt.Sprintf("departure of %s still waits after %s: key(s) %s have a rotation that cannot step aside yet; finish or cancel it and the departure goes on (nothing else is re-triggered)",
-				strings.Join(who, "/"), departureHoldAfter, strings.Join(pending, ", ")),
+			Message: fmt.Sprintf("departure of %s still waits after %s: key(s) %s have a rotation that cannot step aside yet%s; finish or cancel it and the departure goes on (nothing else is re-triggered)",
+				strings.Join(who, "/"), departureHoldAfter, strings.Join(pending, ", "), whyText(why)),
 			Fields: map[string]string{"keys": strings.Join(pending, ",")}})
 	}
 	if err := e.saveDeparturePlan(ctx, eventID, plan); err != nil {
@@ -93,50 +106,116 @@ func (e *Engine) processDeparture(ctx context.Context, eventID string, r Departu
 	if len(pending) > 0 {
 		return res, errPending
 	}
-	return res, nil
+	return res, accessErr
+}
+
+// takeAccess calls Options.OnDeparted for everyone a departure names,
+// once per departure: a person who left keeps no way to act (their API
+// tokens are revoked), whether or not they owned a key. An error leaves
+// the departure to be retried.
+func (e *Engine) takeAccess(ctx context.Context, plan *departurePlan, who []string, via string) error {
+	if e.onDeparted == nil || plan.AccessTaken {
+		return nil
+	}
+	for _, w := range who {
+		if err := e.onDeparted(ctx, Departure{Who: w, At: plan.First, Via: via}); err != nil {
+			e.log.Warn("departure: take the access of a person who left; will retry", "person", w, "err", err)
+			return fmt.Errorf("departure of %s: take access: %w", w, err)
+		}
+	}
+	plan.AccessTaken = true
+	return nil
 }
 
 // departOne acts on one target: an emergency or staged rotation of the
-// generation the departure found current — unless that generation is no
-// longer current (replaced or revoked since), which settles it.
-func (e *Engine) departOne(ctx context.Context, tg *departureTarget, who []string, actor string) {
+// generation the departure found current. The target is settled only by
+// a generation minted after the departure (since), a credential the
+// person never saw:
+//   - the generation found at receipt replaced or revoked since settles it
+//     only if what is current now was minted after the departure; a
+//     generation minted before it (a rotation in flight at receipt cut
+//     over) is rotated in turn;
+//   - a staged target adopts a rotation already in flight only while it
+//     has not minted yet (or minted after the departure); one whose new
+//     generation was minted before the departure, or that cannot tell, is
+//     waited for (the event stays pending, and is retried), and the key
+//     is rotated again once it ends;
+//   - an emergency target makes a rotation in flight yield (preempt), and
+//     settles only if that rotation's own new generation is minted after
+//     the departure; rolled back, or cut over to a generation minted
+//     before it, the key gets its emergency once the rotation ends.
+func (e *Engine) departOne(ctx context.Context, tg *departureTarget, who []string, actor string, since time.Time) {
 	creds, err := e.store.Credentials(ctx, tg.Key)
 	if err != nil {
 		return
 	}
-	var target *Credential
+	byGen := map[int]*Credential{}
+	var target, cur *Credential
 	for _, c := range creds {
+		byGen[c.Generation] = c
 		if c.Generation == tg.Generation {
 			target = c
 		}
+		if c.State == CredCurrent {
+			cur = c
+		}
 	}
-	switch {
-	case target == nil || target.State == CredRevoked:
-		tg.Done, tg.Why = true, "generation already revoked"
-		return
-	case tg.Mode == ModeStaged && target.State != CredCurrent:
-		tg.Done, tg.Why = true, "generation already replaced"
-		return
+	if target == nil || target.State == CredRevoked || tg.Mode == ModeStaged && target.State != CredCurrent {
+		switch {
+		case cur == nil:
+			tg.Done, tg.Why, tg.After = true, "generation already revoked", ""
+			return
+		case !cur.CreatedAt.Before(since):
+			tg.Done, tg.Why, tg.After = true, fmt.Sprintf("generation already replaced by generation %d, minted after the departure", cur.Generation), ""
+			return
+		}
+		target = cur // minted before the departure: the person may have seen it
 	}
 	others := 0
 	if k, ok := e.keys[tg.Key]; ok {
 		others = len(e.owners(ctx, k))
 	}
-	rot, err := e.Trigger(ctx, TriggerRequest{Key: tg.Key, Trigger: TriggerDeparture, Mode: tg.Mode, TargetGeneration: tg.Generation,
+	rot, err := e.Trigger(ctx, TriggerRequest{Key: tg.Key, Trigger: TriggerDeparture, Mode: tg.Mode, TargetGeneration: target.Generation,
 		Actor: actor, Reason: fmt.Sprintf("owner %s left; %d other owner(s) on file", strings.Join(who, "/"), others)})
 	switch {
 	case err == nil:
-		tg.Rotation, tg.Done = rot.ID, true
+		tg.Rotation, tg.Done, tg.After = rot.ID, true, ""
+	case errors.Is(err, ErrActiveRotation) && rot != nil && tg.Mode == ModeStaged && mintsAfter(rot, byGen, since):
+		tg.Rotation, tg.Done, tg.After, tg.Why = rot.ID, true, "", "a staged rotation that had not minted yet was already replacing the key"
 	case errors.Is(err, ErrActiveRotation) && rot != nil && tg.Mode == ModeStaged:
-		tg.Rotation, tg.Done, tg.Why = rot.ID, true, "a staged rotation was already replacing the key"
+		tg.After = rot.ID
+		tg.Why = fmt.Sprintf("rotation %s minted generation %d before the departure; the key rotates again once it ends", rot.ID, rot.NewGeneration)
+	case errors.Is(err, ErrActiveRotation) && rot != nil && tg.Preempted == rot.ID:
+		// Made to yield already: wait for it to end.
 	case errors.Is(err, ErrActiveRotation) && rot != nil:
 		tg.Rotation = rot.ID
+		// The rotation now revokes the target (or rolls back): enough only
+		// if what stays current is minted after the departure. Rolled back,
+		// or cut over to a generation minted before it, the key is rotated
+		// again once the rotation ends.
 		if e.preempt(ctx, rot, target, "owner left") == nil {
-			tg.Done = true
+			if mintsAfter(rot, byGen, since) && (rot.Mode == ModeEmergency || target.Generation != rot.NewGeneration) {
+				tg.Done = true
+			} else {
+				tg.Preempted = rot.ID
+			}
 		}
 	case errors.Is(err, ErrNotFound) || errors.Is(err, ErrBadState):
-		tg.Done, tg.Why = true, err.Error()
+		tg.Done, tg.Why, tg.After = true, err.Error(), ""
 	}
+}
+
+// mintsAfter reports whether rotation a's new generation is, for sure,
+// minted after since: a has not recorded its mint intent yet, or recorded
+// it after since (the intent is written before the issuer is called, or a
+// person asked). An intent from before since may have been minted and
+// delivered already: the person who left may have seen it.
+func mintsAfter(a *Rotation, byGen map[int]*Credential, since time.Time) bool {
+	if a.NewGeneration == 0 {
+		return true
+	}
+	c := byGen[a.NewGeneration]
+	return c != nil && !c.CreatedAt.IsZero() && !c.CreatedAt.Before(since)
 }
 
 // departureActor is the principal a departure acts as: the authenticated
@@ -158,7 +237,8 @@ func departureActor(via string) string {
 // departure was first received, and the generations minted since were
 // never the person's. So a departure sent again under a new webhook id
 // acts on nothing.
-func (e *Engine) departurePlan(ctx context.Context, eventID string, who []string, actor, claimed string) (*departurePlan, error) {
+func (e *Engine) departurePlan(ctx context.Context, eventID string, who []string, via, claimed string) (*departurePlan, error) {
+	actor := departureActor(via)
 	if e.state != nil {
 		if v, ok, err := e.state.GetState(ctx, stateDeparturePlan, eventID); err != nil {
 			return nil, err
@@ -169,7 +249,7 @@ func (e *Engine) departurePlan(ctx context.Context, eventID string, who []string
 			}
 			// Marking may not have happened if the process stopped right
 			// after the plan was saved.
-			return &p, e.markDeparted(ctx, who, p.First)
+			return &p, e.markDeparted(ctx, who, p.First, via)
 		}
 	} else if p, ok := e.plans[eventID]; ok {
 		return p, nil
@@ -225,7 +305,7 @@ func (e *Engine) departurePlan(ctx context.Context, eventID string, who []string
 	if err := e.saveDeparturePlan(ctx, eventID, p); err != nil {
 		return nil, err
 	}
-	return p, e.markDeparted(ctx, who, p.First)
+	return p, e.markDeparted(ctx, who, p.First, via)
 }
 
 func (e *Engine) saveDeparturePlan(ctx context.Context, eventID string, p *departurePlan) error {
@@ -240,4 +320,11 @@ func (e *Engine) saveDeparturePlan(ctx context.Context, eventID string, p *depar
 		return err
 	}
 	return e.state.PutState(ctx, stateDeparturePlan, eventID, string(b))
+}
+
+func whyText(why []string) string {
+	if len(why) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(why, "; ") + ")"
 }

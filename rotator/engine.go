@@ -41,6 +41,11 @@ type Options struct {
 	Inbound InboundStore
 	// State holds the engine's and adapters' small durable state.
 	State StateStore
+	// OnDeparted, when set, takes away what lets a person who left act
+	// through rekey (the app: revoke their API tokens, audited as by
+	// d.Actor()). It is called for each identity a departure names, until
+	// it succeeds once per departure; an error retries the departure.
+	OnDeparted func(ctx context.Context, d Departure) error
 	// Outbox makes notifications durable; nil keeps them in memory.
 	Outbox Outbox
 	// OutboxDatabaseClock judges delivery claims and retry times by the
@@ -106,6 +111,7 @@ type Engine struct {
 	digests       map[string]digest // without a StateStore (tests)
 	warned        map[string]bool
 	departed      departedCache
+	onDeparted    func(ctx context.Context, d Departure) error
 	wg            sync.WaitGroup
 	closeOnce     sync.Once
 }
@@ -131,6 +137,7 @@ func New(o Options) (*Engine, error) {
 		failpoint:     o.Failpoint,
 		inbound:       o.Inbound,
 		state:         o.State,
+		onDeparted:    o.OnDeparted,
 		wake:          make(chan struct{}, 1),
 		running:       map[string]bool{},
 		secrets:       map[string]Secret{},

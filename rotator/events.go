@@ -67,6 +67,9 @@ type DepartureResult struct {
 	Staged    []string // keys rotated in staged mode (other owners remain)
 	Emergency []string // keys revoked at once (no other owner)
 	Rotations []string
+	// Waiting: keys whose rotation in flight minted its new generation
+	// before the departure; each is rotated again once that one ends.
+	Waiting   []string
 	Duplicate bool
 }
 

@@ -15,9 +15,10 @@ const (
 )
 
 // markDeparted remembers people who left, so that they count as owners of
-// no key from now on, across restarts. The first time a person was marked
-// is kept.
-func (e *Engine) markDeparted(ctx context.Context, who []string, at time.Time) error {
+// no key from now on, across restarts, and decide and request nothing
+// (Departed). The first time a person was marked, and by which webhook, is
+// kept.
+func (e *Engine) markDeparted(ctx context.Context, who []string, at time.Time, via string) error {
 	if e.state == nil {
 		return nil
 	}
@@ -29,7 +30,7 @@ func (e *Engine) markDeparted(ctx context.Context, who []string, at time.Time) e
 		if gone[CanonicalIdentity(w)] {
 			continue
 		}
-		if err := e.state.PutState(ctx, stateDeparted, CanonicalIdentity(w), at.UTC().Format(time.RFC3339)); err != nil {
+		if err := e.state.PutState(ctx, stateDeparted, CanonicalIdentity(w), encodeDeparture(Departure{At: at, Via: via})); err != nil {
 			return err
 		}
 	}

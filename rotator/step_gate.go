@@ -43,13 +43,16 @@ func (s *step) awaitStart(ctx context.Context) outcome {
 // gate evaluates approvals for g: need distinct people → pass (and passed
 // is true); a deny → denied (start gate, contained emergency) or rolled
 // back (later gates); expired (expire > 0) → expired; otherwise hold.
-// People are compared by their canonical identity.
+// People are compared by their canonical identity. Approvals by people
+// who left since they approved are not counted (and the hold says so):
+// the gate is evaluated when it passes, and by then they hold no say.
 func (s *step) gate(ctx context.Context, g Gate, pass outcome, need int, expire time.Duration) (o outcome, passed bool) {
 	approvals, err := s.e.store.Approvals(ctx, s.r.ID)
 	if err != nil {
 		return failed(fmt.Errorf("load approvals: %w", err)), false
 	}
 	yes := map[string]bool{}
+	var gone []string
 	for _, a := range approvals {
 		if a.Gate != g {
 			continue
@@ -62,6 +65,14 @@ func (s *step) gate(ctx context.Context, g Gate, pass outcome, need int, expire 
 			}
 			s.r.RollbackTo = PhaseDenied
 			return advance("denied", detail).via(EdgeUndo), false
+		}
+		// An approval counts when the gate passes, not when it was given:
+		// one by a person who has left since no longer counts.
+		if d, left, err := s.e.Departed(ctx, a.Approver); err != nil {
+			return failed(fmt.Errorf("load approvals: %w", err)), false
+		} else if left {
+			gone = append(gone, d.String())
+			continue
 		}
 		yes[CanonicalIdentity(a.Approver)] = true
 	}
@@ -79,7 +90,11 @@ func (s *step) gate(ctx context.Context, g Gate, pass outcome, need int, expire 
 			return advance("expired", map[string]string{"gate": string(g)}).via(EdgeExpired), false
 		}
 	}
-	return holdFor(HoldApproval, fmt.Sprintf("%s approval %d/%d", g, len(yes), need), until, SeverityWarning).
+	detail := fmt.Sprintf("%s approval %d/%d", g, len(yes), need)
+	if len(gone) > 0 {
+		detail += fmt.Sprintf(" (not counted: %s; an approval counts only from someone still here when the gate passes)", strings.Join(gone, "; "))
+	}
+	return holdFor(HoldApproval, detail, until, SeverityWarning).
 		hinting(waitHint{deadline: until, progress: &Progress{Done: int64(len(yes)), Of: int64(need), Unit: "approvals"}}), false
 }
 

@@ -79,6 +79,9 @@ type response struct {
 	Staged    []string `json:"staged"`
 	Emergency []string `json:"emergency"`
 	Rotations []string `json:"rotations"`
+	// Waiting: keys whose rotation in flight minted before the departure;
+	// each rotates again once that one ends.
+	Waiting []string `json:"waiting"`
 }
 
 // ServeHTTP authenticates, parses, claims the signed attempt, records the
@@ -117,6 +120,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Staged:    nonNil(res.Staged),
 		Emergency: nonNil(res.Emergency),
 		Rotations: nonNil(res.Rotations),
+		Waiting:   nonNil(res.Waiting),
 	})
 }
 

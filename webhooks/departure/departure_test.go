@@ -39,7 +39,8 @@ func newFixture(t testing.TB) *fixture {
 	f := &fixture{intake: &webhooktest.Intake{}, guard: &webhooktest.Guard{}, logs: logs, now: t0}
 	f.intake.DepartureFunc = func(_ context.Context, r rotator.DepartureReport) (rotator.DepartureResult, error) {
 		if r.Email == "ana@example.com" {
-			return rotator.DepartureResult{Staged: []string{"billing-api"}, Emergency: []string{"kubeadapt-prod"}, Rotations: []string{"r1", "r2"}}, nil
+			return rotator.DepartureResult{Staged: []string{"billing-api", "ledger"}, Emergency: []string{"kubeadapt-prod"}, Rotations: []string{"r1", "r2"},
+				Waiting: []string{"ledger"}}, nil
 		}
 		return rotator.DepartureResult{}, nil
 	}
@@ -83,8 +84,8 @@ func TestServeHTTP(t *testing.T) {
 		"departure": {
 			req:        func(t *testing.T) *http.Request { return signed(t, secret, "evt_1", t0, valid) },
 			wantStatus: http.StatusAccepted,
-			wantBody: &response{Accepted: true, Staged: []string{"billing-api"}, Emergency: []string{"kubeadapt-prod"},
-				Rotations: []string{"r1", "r2"}},
+			wantBody: &response{Accepted: true, Staged: []string{"billing-api", "ledger"}, Emergency: []string{"kubeadapt-prod"},
+				Rotations: []string{"r1", "r2"}, Waiting: []string{"ledger"}},
 			// Via: the webhook's name, the authenticated sender the engine
 			// acts as; Actor only what the body claims.
 			want: &rotator.DepartureReport{ID: "evt_1", Email: "ana@example.com", UserID: "U024BE7LH", Via: "hr", Actor: "workday", ReceivedAt: t0},
@@ -92,7 +93,7 @@ func TestServeHTTP(t *testing.T) {
 		"user id only, nobody affected": {
 			req:        func(t *testing.T) *http.Request { return signed(t, secret, "evt_1", t0, `{"user_id":"U1"}`) },
 			wantStatus: http.StatusAccepted,
-			wantBody:   &response{Accepted: true, Staged: []string{}, Emergency: []string{}, Rotations: []string{}},
+			wantBody:   &response{Accepted: true, Staged: []string{}, Emergency: []string{}, Rotations: []string{}, Waiting: []string{}},
 			want:       &rotator.DepartureReport{ID: "evt_1", UserID: "U1", Via: "hr", ReceivedAt: t0},
 		},
 		"wrong secret": {

@@ -161,6 +161,8 @@ func refusal(err error, r *rotator.Rotation, g rotator.Gate) string {
 		return fmt.Sprintf("You are not an approver of key `%s`: its approval policy names who may decide.", escape(r.Key))
 	case errors.Is(err, rotator.ErrNotFound):
 		return fmt.Sprintf("Rotation `%s` is unknown to rekey.", escape(r.ID))
+	case errors.Is(err, rotator.ErrDeparted):
+		return fmt.Sprintf("rekey has you on record as having left (%s): your decisions no longer count.", escape(err.Error()))
 	}
 	return "rekey could not record your decision; try again, or use `rekey approve`."
 }

@@ -218,6 +218,12 @@ func TestClickRefused(t *testing.T) {
 				return nil, fmt.Errorf("bob@example.com: %w for key payments-api", rotator.ErrNotApprover)
 			}
 		}, user: "UBOB", wantDecide: 1, wantReply: "not an approver of key"},
+		"engine: the clicker left": {setup: func(e *env) {
+			e.decider.decide = func(rotator.ApproveRequest) (*rotator.Rotation, error) {
+				return nil, &rotator.DepartedError{Departure: rotator.Departure{Who: "ana@example.com", At: time.Date(2026, 12, 5, 3, 1, 0, 0, time.UTC), Via: "hr"},
+					What: "decisions"}
+			}
+		}, user: "UANA", wantDecide: 1, wantReply: "as having left (ana@example.com left on 2026-12-05 03:01 UTC (departure via hr); their decisions no longer count)"},
 		"engine: store down": {setup: func(e *env) {
 			e.decider.decide = func(rotator.ApproveRequest) (*rotator.Rotation, error) {
 				return nil, fmt.Errorf("database is locked")

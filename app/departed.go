@@ -1,0 +1,95 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/rekeyhq/rekey/auth"
+	"github.com/rekeyhq/rekey/rotator"
+)
+
+// A person reported as having left (POST /v1/events/departure) keeps no
+// way to act through rekey: the engine records them in its state store
+// (rekey.departed, shared by every daemon on the store) and refuses their
+// decisions and requests; here, their API tokens are revoked when the
+// departure is processed (Options.OnDeparted) and any credential of
+// theirs — API token, OIDC token, client certificate — is refused at
+// authentication (auth.Authenticator.Departed), a token presented then
+// being revoked on the spot if the first pass missed it.
+
+// departed reports whether the person id names left: Engine.Departed of
+// their canonical identity or any auth.identities alias of it (a
+// departure may name them by user id while their credentials name their
+// email). It reads the store at every call: a departure another daemon
+// received counts at once.
+func departed(ctx context.Context, eng *rotator.Engine, dir *auth.Directory, id string) (rotator.Departure, bool, error) {
+	if eng == nil {
+		return rotator.Departure{}, false, nil
+	}
+	for _, name := range dir.Names(id) {
+		if dep, gone, err := eng.Departed(ctx, name); err != nil || gone {
+			return dep, gone, err
+		}
+	}
+	return rotator.Departure{}, false, nil
+}
+
+// departedLeft is auth's view of departed.
+func (d *Daemon) departedLeft(ctx context.Context, id string) (*auth.Left, error) {
+	dep, gone, err := departed(ctx, d.Engine, d.Directory, id)
+	if err != nil || !gone {
+		return nil, err
+	}
+	return &auth.Left{Reason: dep.String(), By: dep.Actor()}, nil
+}
+
+// revokeDepartedToken revokes one API token of a person who left, audited
+// as token.revoked by the departure (reason departure), unless it is
+// revoked already (one event per revocation).
+func (d *Daemon) revokeDepartedToken(ctx context.Context, tokenID, user string, left auth.Left) error {
+	s := TokenStore(d.Store)
+	if s == nil {
+		return nil
+	}
+	d.revokeMu.Lock()
+	defer d.revokeMu.Unlock()
+	list, err := s.ListTokens(ctx)
+	if err != nil {
+		return err
+	}
+	if i := slices.IndexFunc(list, func(t auth.TokenRecord) bool { return t.ID == tokenID }); i < 0 || !list[i].RevokedAt.IsZero() {
+		return nil
+	}
+	if err := s.RevokeToken(ctx, tokenID, timeNow()); err != nil {
+		return err
+	}
+	d.Logger.Info("api token of a person who left revoked", "token_id", tokenID, "user", user, "by", left.By)
+	return d.auditToken(ctx, "token.revoked", left.By, map[string]string{"token_id": tokenID, "user": user, "reason": "departure",
+		"departure": left.Reason})
+}
+
+// revokeTokensOf revokes every live API token of the person a departure
+// names (compared canonically, aliases of auth.identities included).
+func (d *Daemon) revokeTokensOf(ctx context.Context, dep rotator.Departure) error {
+	s := TokenStore(d.Store)
+	if s == nil {
+		return nil
+	}
+	list, err := s.ListTokens(ctx)
+	if err != nil {
+		return fmt.Errorf("list api tokens: %w", err)
+	}
+	names := map[string]bool{auth.Canonical(dep.Who): true, d.Directory.Canonical(dep.Who): true}
+	left := auth.Left{Reason: dep.String(), By: dep.Actor()}
+	now := timeNow()
+	for _, t := range list {
+		if !t.Live(now) || !names[auth.Canonical(t.User)] {
+			continue
+		}
+		if err := d.revokeDepartedToken(ctx, t.ID, t.User, left); err != nil {
+			return fmt.Errorf("revoke api token %s of %s: %w", t.ID, t.User, err)
+		}
+	}
+	return nil
+}

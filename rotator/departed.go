@@ -1,0 +1,97 @@
+package rotator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Departure is what rekey keeps about a person reported as having left:
+// when (the first time) and by which authenticated sender.
+type Departure struct {
+	Who string    `json:"-"`             // canonical identity
+	At  time.Time `json:"at"`            // when the departure was received
+	Via string    `json:"via,omitempty"` // the departure webhook's name
+}
+
+// Actor is the principal the departure acts as: departure:<webhook>.
+func (d Departure) Actor() string { return departureActor(d.Via) }
+
+// String is "<who> left on <date> (departure via <webhook>)".
+func (d Departure) String() string {
+	via := d.Via
+	if via == "" {
+		via = "a departure webhook"
+	}
+	return fmt.Sprintf("%s left on %s (departure via %s)", d.Who, d.At.UTC().Format("2006-01-02 15:04 MST"), via)
+}
+
+// ErrDeparted is wrapped by every refusal of a decision or request by a
+// person reported as having left.
+var ErrDeparted = errors.New("a person who left decides and requests nothing")
+
+// DepartedError refuses what a person who left asks: their decisions no
+// longer count, whatever the channel (API, Slack, break-glass).
+type DepartedError struct {
+	Departure Departure
+	What      string // "decisions" or "requests"
+}
+
+func (e *DepartedError) Error() string {
+	return fmt.Sprintf("%s; their %s no longer count", e.Departure, e.What)
+}
+
+// Unwrap makes errors.Is(err, ErrDeparted) hold.
+func (e *DepartedError) Unwrap() error { return ErrDeparted }
+
+// decodeDeparture reads a stateDeparted value: JSON, or the bare RFC 3339
+// time that rekey wrote before it recorded the sender.
+func decodeDeparture(who, v string) Departure {
+	d := Departure{Who: who}
+	if strings.HasPrefix(v, "{") {
+		_ = json.Unmarshal([]byte(v), &d)
+		return d
+	}
+	d.At, _ = time.Parse(time.RFC3339, v)
+	return d
+}
+
+func encodeDeparture(d Departure) string {
+	d.At = d.At.UTC().Truncate(time.Second)
+	b, _ := json.Marshal(d)
+	return string(b)
+}
+
+// Departed reports whether the person named who (any spelling of an
+// identity: it is compared canonically) was reported as having left, and
+// when. It reads the engine's state store each time, so a departure that
+// another daemon sharing the store received counts here at once. Without
+// a state store nobody is recorded as departed.
+func (e *Engine) Departed(ctx context.Context, who string) (Departure, bool, error) {
+	id := CanonicalIdentity(who)
+	if e.state == nil || id == "" {
+		return Departure{}, false, nil
+	}
+	v, ok, err := e.state.GetState(ctx, stateDeparted, id)
+	if err != nil || !ok {
+		return Departure{}, false, err
+	}
+	return decodeDeparture(id, v), true, nil
+}
+
+// refuseDeparted refuses a decision or request (what) by a person who
+// left. An actor rekey itself uses (scheduler, departure:…, exposure:…)
+// is never recorded as departed and so passes.
+func (e *Engine) refuseDeparted(ctx context.Context, actor, what string) error {
+	d, gone, err := e.Departed(ctx, actor)
+	if err != nil {
+		return fmt.Errorf("check whether %s left: %w", actor, err)
+	}
+	if gone {
+		return &DepartedError{Departure: d, What: what}
+	}
+	return nil
+}

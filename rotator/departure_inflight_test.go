@@ -1,0 +1,175 @@
+package rotator_test
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/rotator"
+)
+
+// departureRotations lists the rotations of api a departure requested.
+func (e *env) departureRotations() []*rotator.Rotation {
+	e.t.Helper()
+	rs, err := e.store.ListRotations(e.ctx, rotator.RotationFilter{Key: "api"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []*rotator.Rotation
+	for _, r := range rs {
+		if r.Trigger == rotator.TriggerDeparture {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// approveAndFinish has bob approve r's pending gate(s) and drives it to
+// its end.
+func (e *env) approveAndFinish(id string) *rotator.Rotation {
+	e.t.Helper()
+	for range 5 {
+		r := e.run(id, 50)
+		if r.Phase.Terminal() || r.Hold != rotator.HoldApproval {
+			return r
+		}
+		if _, err := e.engine.Decide(e.ctx, rotator.ApproveRequest{RotationID: id, Approver: "bob@example.com", Verdict: rotator.VerdictApprove, Via: "api"}); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	return e.run(id, 50)
+}
+
+// A departure does not count a rotation in flight whose new generation
+// was minted before the person left (here: delivered, waiting for its
+// revoke approval) as the one that rotates the key away from them: it
+// waits for that rotation to end, then rotates the key again, to a
+// generation minted after the departure. On the code before, the
+// departure adopted the rotation in flight, and the generation the person
+// may have read from the sink stayed current.
+func TestDepartureRotatesAgainAfterARotationMintedBeforeIt(t *testing.T) {
+	e, inflight := gatedEnv(t, 1)
+	minted := e.creds()[inflight.NewGeneration]
+	e.clock.Advance(3 * time.Second)
+	left := e.clock.Now()
+	res, err := e.engine.ReportDeparture(e.ctx, rotator.DepartureReport{ID: "hr-1", Email: "carol@example.com", Via: "hr"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Rotations) != 0 || !slices.Equal(res.Waiting, []string{"api"}) || !slices.Equal(res.Staged, []string{"api"}) {
+		t.Fatalf("departure answered %+v: want api staged, waiting for %s, not adopting it", res, inflight.ID)
+	}
+	if r := e.approveAndFinish(inflight.ID); r.Phase != rotator.PhaseDone {
+		t.Fatalf("rotation in flight ended %s", r.Phase)
+	}
+	if c := e.creds()[minted.Generation]; c.State != rotator.CredCurrent {
+		t.Fatalf("generation %d is %s", c.Generation, c.State)
+	}
+	var follow []*rotator.Rotation
+	for range 20 { // engine passes retry the pending departure
+		e.engine.RunOnce(e.ctx)
+		e.clock.Advance(10 * time.Second)
+		if follow = e.departureRotations(); len(follow) > 0 {
+			break
+		}
+	}
+	if len(follow) != 1 || follow[0].Actor != "departure:hr" || follow[0].OldGeneration != minted.Generation {
+		t.Fatalf("no rotation of generation %d (minted before carol left) after the rotation in flight ended: %+v", minted.Generation, follow)
+	}
+	if r := e.approveAndFinish(follow[0].ID); r.Phase != rotator.PhaseDone {
+		t.Fatalf("departure's rotation ended %s", r.Phase)
+	}
+	for range 20 {
+		e.engine.RunOnce(e.ctx)
+		e.clock.Advance(time.Minute)
+	}
+	cur := e.creds()[follow[0].NewGeneration]
+	if cur == nil || cur.State != rotator.CredCurrent || cur.CreatedAt.Before(left) {
+		t.Fatalf("current generation %+v, want one minted after %s", cur, left)
+	}
+	if n := len(e.departureRotations()); n != 1 {
+		t.Fatalf("%d departure rotations, want 1", n)
+	}
+	if !e.iss.isRevoked(minted.IssuerID) {
+		t.Fatalf("generation %d, minted before carol left, is still live", minted.Generation)
+	}
+}
+
+// A rotation in flight that has not minted yet (here: waiting for its
+// start approval) is adopted: its new generation will be minted after
+// the departure, so no second rotation follows.
+func TestDepartureAdoptsARotationThatHasNotMintedYet(t *testing.T) {
+	e := newEnv(t)
+	e.key.Owners = []string{"alice@example.com", "carol@example.com"}
+	e.key.Approval = rotator.ApprovalPolicy{Gates: []rotator.Gate{rotator.GateStart}, ExpireAfter: 24 * time.Hour}
+	e.key.Drain.QuietPeriod = 0
+	e.engine = e.newEngine(nil)
+	e.bootstrap()
+	inflight, err := e.engine.Trigger(e.ctx, rotator.TriggerRequest{Key: "api", Trigger: rotator.TriggerManual, Actor: "alice@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := e.run(inflight.ID, 10); r.Phase != rotator.PhaseAwaitingApproval {
+		t.Fatalf("not waiting for its start approval: %s", r.Phase)
+	}
+	e.clock.Advance(3 * time.Second)
+	left := e.clock.Now()
+	res, err := e.engine.ReportDeparture(e.ctx, rotator.DepartureReport{ID: "hr-1", Email: "carol@example.com", Via: "hr"})
+	if err != nil || !slices.Equal(res.Rotations, []string{inflight.ID}) || len(res.Waiting) != 0 {
+		t.Fatalf("departure: %+v %v, want the rotation in flight adopted", res, err)
+	}
+	r := e.approveAndFinish(inflight.ID)
+	if r.Phase != rotator.PhaseDone {
+		t.Fatalf("adopted rotation ended %s", r.Phase)
+	}
+	for range 20 {
+		e.engine.RunOnce(e.ctx)
+		e.clock.Advance(time.Minute)
+	}
+	if c := e.creds()[r.NewGeneration]; c.State != rotator.CredCurrent || c.CreatedAt.Before(left) {
+		t.Fatalf("generation %d: %s, minted %s; carol left %s", c.Generation, c.State, c.CreatedAt, left)
+	}
+	if rs := e.departureRotations(); len(rs) != 0 {
+		t.Fatalf("the departure rotated again although the adopted rotation minted after it: %d", len(rs))
+	}
+}
+
+// Without another owner the departure is an emergency; a staged rotation
+// in flight whose new generation was minted before the departure is
+// rolled back (that generation revoked), and the emergency then revokes
+// the generation current before it and mints one after the departure.
+func TestDepartureEmergencyDoesNotKeepAGenerationMintedBeforeIt(t *testing.T) {
+	e, inflight := gatedEnv(t, 1)
+	e.key.Owners = []string{"carol@example.com"}
+	minted := e.creds()[inflight.NewGeneration]
+	e.clock.Advance(3 * time.Second)
+	left := e.clock.Now()
+	res, err := e.engine.ReportDeparture(e.ctx, rotator.DepartureReport{ID: "hr-1", Email: "carol@example.com", Via: "hr"})
+	if err != nil || !slices.Equal(res.Emergency, []string{"api"}) {
+		t.Fatalf("departure: %+v %v", res, err)
+	}
+	var em []*rotator.Rotation
+	for range 100 {
+		e.engine.RunOnce(e.ctx)
+		e.clock.Advance(10 * time.Second)
+		if em = e.departureRotations(); len(em) == 1 && em[0].Phase.Terminal() {
+			break
+		}
+	}
+	if len(em) != 1 || em[0].Phase != rotator.PhaseDone || em[0].Mode != rotator.ModeEmergency {
+		r, _ := e.store.GetRotation(e.ctx, inflight.ID)
+		for _, c := range e.creds() {
+			t.Logf("cred %+v", *c)
+		}
+		t.Fatalf("departure rotations %+v; in flight %s %s %s %s", em, r.Phase, r.Hold, r.Outcome, r.LastError)
+	}
+	creds := e.creds()
+	for g, c := range creds {
+		if c.State != rotator.CredRevoked && c.CreatedAt.Before(left) {
+			t.Fatalf("generation %d, minted before carol left, is %s", g, c.State)
+		}
+	}
+	if !e.iss.isRevoked(minted.IssuerID) || e.iss.liveCount() != 1 {
+		t.Fatalf("generation %d revoked at the issuer: %v; %d live", minted.Generation, e.iss.isRevoked(minted.IssuerID), e.iss.liveCount())
+	}
+}
