@@ -193,7 +193,7 @@ func (e *Engine) departOne(ctx context.Context, tg *departureTarget, who []strin
 		// if what stays current is minted after the departure. Rolled back,
 		// or cut over to a generation minted before it, the key is rotated
 		// again once the rotation ends.
-		if e.preempt(ctx, rot, target, "owner left") == nil {
+		if e.preemptBy(ctx, rot, target, "owner left", actor) == nil {
 			if mintsAfter(rot, byGen, since) && (rot.Mode == ModeEmergency || target.Generation != rot.NewGeneration) {
 				tg.Done = true
 			} else {

@@ -172,4 +172,22 @@ func TestDepartureEmergencyDoesNotKeepAGenerationMintedBeforeIt(t *testing.T) {
 	if !e.iss.isRevoked(minted.IssuerID) || e.iss.liveCount() != 1 {
 		t.Fatalf("generation %d revoked at the issuer: %v; %d live", minted.Generation, e.iss.isRevoked(minted.IssuerID), e.iss.liveCount())
 	}
+	// The rotation in flight was made to yield by the departure, and the
+	// trail says so: not by "rekey".
+	evs, err := e.store.Audit(e.ctx, rotator.AuditFilter{RotationID: inflight.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	yielded := false
+	for _, ev := range evs {
+		if ev.Action == "preempted" {
+			yielded = true
+			if ev.Actor != "departure:hr" {
+				t.Fatalf("the pre-emption is audited as %q, want departure:hr", ev.Actor)
+			}
+		}
+	}
+	if !yielded {
+		t.Fatalf("the rotation in flight was never pre-empted: %v", evs)
+	}
 }

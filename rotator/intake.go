@@ -139,18 +139,15 @@ func (e *Engine) processExposure(ctx context.Context, r ExposureReport) (Exposur
 	return res, e.preemptBy(ctx, rot, c, "exposure of generation "+fmt.Sprint(c.Generation)+" at "+where, actor)
 }
 
-// preempt makes an active rotation yield to an emergency about credential c.
-// It returns nil when the active rotation itself now takes care of c, and
-// errPending when the emergency must wait for it to end (the event stays
-// pending and is retried).
-func (e *Engine) preempt(ctx context.Context, a *Rotation, c *Credential, why string) error {
-	return e.preemptBy(ctx, a, c, why, "rekey")
-}
-
-// preemptBy is preempt on behalf of actor (an exposure's "exposure:<source>"
-// or its reporter, as its emergency records): the pre-emption is audited and
-// announced as theirs, and its critical notification names the key's owners
-// so that they are mentioned and paged (the outbox keeps the present ones).
+// preemptBy makes an active rotation yield to an emergency about
+// credential c, on behalf of actor (an exposure's "exposure:<source>" or
+// its reporter, a departure's "departure:<webhook>", as the emergency
+// records): the pre-emption is audited and announced as theirs, and its
+// critical notification names the key's owners so that they are mentioned
+// and paged (the outbox keeps the present ones). It returns nil when the
+// active rotation itself now takes care of c, and errPending when the
+// emergency must wait for it to end (the event stays pending and is
+// retried).
 func (e *Engine) preemptBy(ctx context.Context, a *Rotation, c *Credential, why, actor string) error {
 	if a.Mode == ModeEmergency {
 		if a.TargetGeneration == c.Generation || a.Trigger == TriggerDecommission {
