@@ -77,12 +77,14 @@ func TestEstimateBits(t *testing.T) {
 		"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08": true, // openssl rand -hex 32
 		"q3mBXU0lY1n8e1Yk0S5aFqzD0vJq5cM0b3nYtLzQm8E=":                     true, // openssl rand -base64 32
 		// Long but repetitive: accepted by length × alphabet alone.
-		strings.Repeat("a", 128):                                           false,
-		strings.Repeat("ab", 64):                                           false,
-		strings.Repeat("0123456789abcdef", 4):                              false,
-		strings.Repeat("0123456789abcdef", 16):                             false,
-		strings.Repeat("password", 16):                                     false,
-		strings.Repeat("Tr0ub4dor&3", 12):                                  false,
+		strings.Repeat("a", 128):               false,
+		strings.Repeat("ab", 64):               false,
+		strings.Repeat("0123456789abcdef", 4):  false,
+		strings.Repeat("0123456789abcdef", 16): false,
+		strings.Repeat("password", 16):         false,
+		strings.Repeat("Tr0ub4dor&3", 12):      false,
+		// 64 random digits: 213 bits, not hex's 256.
+		"3141592653589793238462643383279502884197169399375105820974944592": false,
 		"correct horse battery staple " + "correct horse battery staple!!": false,
 	} {
 		if got := EstimateBits(tok) >= MinSharedTokenBits; got != ok {

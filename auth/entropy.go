@@ -63,8 +63,11 @@ func EstimateBits(s string) float64 {
 	return float64(novel(rs, alphabet)) * math.Log2(float64(alphabet))
 }
 
+// isHex: hex digits of one case, with at least one letter (digits alone
+// are drawn from 10 symbols, not 16).
 func isHex(s string) bool {
-	return strings.Trim(s, "0123456789abcdef") == "" || strings.Trim(s, "0123456789ABCDEF") == ""
+	return strings.Trim(s, "0123456789abcdef") == "" && strings.ContainsAny(s, "abcdef") ||
+		strings.Trim(s, "0123456789ABCDEF") == "" && strings.ContainsAny(s, "ABCDEF")
 }
 
 func isBase64(s string) bool {
