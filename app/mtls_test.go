@@ -296,7 +296,8 @@ func TestMTLSRequireMode(t *testing.T) {
 
 // The client CA bundle is re-read when it changes: a CA added is trusted
 // and a CA removed is not, without a restart; a broken bundle keeps the
-// last good one.
+// last good one for a few seconds (a file being replaced), then trusts
+// nothing; an emptied or removed bundle trusts nothing.
 func TestMTLSReloadsClientCA(t *testing.T) {
 	first, second := pki.NewCA(t, "first CA"), pki.NewCA(t, "second CA")
 	m := newMTLSEnv(t, config.ClientAuthOptional, first)
@@ -324,6 +325,20 @@ func TestMTLSReloadsClientCA(t *testing.T) {
 	if got := status(bySecond); got != http.StatusOK {
 		t.Errorf("after a broken bundle was written: %d, want the last good bundle in force (200)", got)
 	}
+	// Fail closed: a bundle that stays broken past the grace, an emptied
+	// one, a removed one trust nothing (removing or emptying the file is
+	// how SECURITY.md says to revoke a CA's certificates).
+	waitFor("a bundle broken past the grace", bySecond, http.StatusUnauthorized)
+	pki.WriteFile(t, m.caFile, second.PEM)
+	waitFor("the bundle fixed", bySecond, http.StatusOK)
+	pki.WriteFile(t, m.caFile, nil)
+	waitFor("the bundle emptied", bySecond, http.StatusUnauthorized)
+	pki.WriteFile(t, m.caFile, second.PEM)
+	waitFor("the bundle back", bySecond, http.StatusOK)
+	if err := os.Remove(m.caFile); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the bundle removed", bySecond, http.StatusUnauthorized)
 }
 
 // A client CA bundle that cannot be used stops the start with an error

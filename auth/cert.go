@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -39,8 +40,8 @@ type CertConfig struct {
 	Groups map[string][]Grant
 	// Now is the clock certificates are checked against (tests).
 	Now func() time.Time
-	// OnReloadError is told when a changed CA file cannot be used (the
-	// last good bundle stays in force).
+	// OnReloadError is told when a changed CA file cannot be used, and
+	// when rekey stops trusting any client certificate because of it.
 	OnReloadError func(error)
 }
 
@@ -67,11 +68,23 @@ type Certs struct {
 	cfg CertConfig
 	dir *Directory
 
-	mu    sync.Mutex
-	mtime time.Time
-	size  int64
-	pool  *x509.CertPool
+	mu       sync.Mutex
+	pool     *x509.CertPool
+	sum      [sha256.Size]byte // of the file the pool was read from
+	checked  time.Time         // when the file was last read
+	badSince time.Time         // since when it cannot be used (zero: it can)
 }
+
+// The CA file is read again at most every caRecheck, and its content
+// compared (a bundle copied with its time and size kept is still seen).
+// A file that cannot be read or parsed (being replaced) keeps the last
+// good bundle for caGrace, then nothing is trusted until it is fixed; a
+// file emptied of certificates trusts nothing at once — removing a CA from
+// the bundle, or emptying it, revokes its certificates, fail closed.
+var (
+	caRecheck = time.Second
+	caGrace   = 5 * time.Second
+)
 
 // NewCerts loads cfg.CAFile; a file that cannot be read or holds no
 // certificate is an error naming it.
@@ -96,34 +109,66 @@ func LoadCAFile(file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// reload re-reads the CA file when its modification time or size
-// changed. A file that cannot be used keeps the last good bundle.
+// reload re-reads the CA file (see caRecheck and caGrace).
 func (c *Certs) reload() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st, err := os.Stat(c.cfg.CAFile)
-	if err != nil {
-		if c.pool != nil {
-			return nil // a file being replaced: keep the last good bundle
-		}
-		return err
-	}
-	if c.pool != nil && st.ModTime().Equal(c.mtime) && st.Size() == c.size {
+	now := time.Now()
+	if c.pool != nil && now.Sub(c.checked) < caRecheck && !now.Before(c.checked) {
 		return nil
 	}
-	pool, err := LoadCAFile(c.cfg.CAFile)
+	c.checked = now
+	b, err := os.ReadFile(c.cfg.CAFile)
 	if err != nil {
-		if c.pool != nil && c.cfg.OnReloadError != nil {
-			c.cfg.OnReloadError(err)
+		if c.pool == nil {
+			return err
 		}
-		if c.pool != nil {
-			c.mtime, c.size = st.ModTime(), st.Size() // reported once per change
-			return nil
-		}
-		return err
+		c.unusable(now, err)
+		return nil
 	}
-	c.pool, c.mtime, c.size = pool, st.ModTime(), st.Size()
+	sum := sha256.Sum256(b)
+	if c.pool != nil && sum == c.sum && c.badSince.IsZero() {
+		return nil
+	}
+	if !bytes.Contains(b, []byte("-----BEGIN")) {
+		if c.pool == nil {
+			return fmt.Errorf("%s holds no PEM certificate", c.cfg.CAFile)
+		}
+		c.pool, c.sum, c.badSince = x509.NewCertPool(), sum, time.Time{}
+		c.report(fmt.Errorf("%s holds no certificate any more: no client certificate is trusted", c.cfg.CAFile))
+		return nil
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		err := fmt.Errorf("%s holds no PEM certificate", c.cfg.CAFile)
+		if c.pool == nil {
+			return err
+		}
+		c.unusable(now, err)
+		return nil
+	}
+	c.pool, c.sum, c.badSince = pool, sum, time.Time{}
 	return nil
+}
+
+// unusable keeps the last good bundle for caGrace after the file became
+// unusable, then trusts nothing until it is fixed.
+func (c *Certs) unusable(now time.Time, err error) {
+	if c.badSince.IsZero() {
+		c.badSince = now
+		c.report(fmt.Errorf("%w (the last good bundle stays in force for %s)", err, caGrace))
+		return
+	}
+	if now.Sub(c.badSince) >= caGrace && c.sum != ([sha256.Size]byte{}) {
+		c.pool, c.sum = x509.NewCertPool(), [sha256.Size]byte{}
+		c.report(fmt.Errorf("%w for %s: no client certificate is trusted until it is fixed", err, caGrace))
+	}
+}
+
+func (c *Certs) report(err error) {
+	if c.cfg.OnReloadError != nil {
+		c.cfg.OnReloadError(err)
+	}
 }
 
 func (c *Certs) roots() *x509.CertPool {
