@@ -113,7 +113,11 @@ func (d *Daemon) authenticated(h http.Handler) http.Handler {
 			writeError(w, http.StatusUnauthorized, msg)
 			return
 		}
-		if p.Cert != nil && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		// Only for a principal who may change something: one whose roles
+		// are none or viewer only gets 403 from every such request, and
+		// must not grow the audit trail (which is never pruned) by sending
+		// them.
+		if p.Cert != nil && r.Method != http.MethodGet && r.Method != http.MethodHead && mayChange(p) {
 			if err := d.auditCert(r.Context(), p, r); err != nil {
 				d.Logger.Error("admin api: audit the client certificate", "err", err)
 				writeError(w, http.StatusServiceUnavailable, "cannot record the client certificate in the audit trail; nothing was done")
@@ -243,4 +247,14 @@ func rfc3339(t time.Time) string {
 		return ""
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// mayChange reports whether p holds any role above viewer.
+func mayChange(p *auth.Principal) bool {
+	for _, g := range p.Grants {
+		if g.Role != auth.RoleViewer {
+			return true
+		}
+	}
+	return false
 }

@@ -371,3 +371,31 @@ func TestMTLSBadCAFileIsAConfigError(t *testing.T) {
 		t.Errorf("Build with a CA file that holds no certificate: %v, want a config error at daemon.admin_tls.client_ca_file", err)
 	}
 }
+
+// A certificate whose holder may change nothing (viewer, or no role at
+// all: anyone the CA issued to) gets 403 on every change and leaves no
+// audit row behind: the audit trail, never pruned, cannot be grown by
+// whoever holds a certificate of the CA.
+func TestMTLSRequestsOfNonChangersAreNotAudited(t *testing.T) {
+	ca := pki.NewCA(t, "corp CA")
+	m := newMTLSEnv(t, config.ClientAuthOptional, ca)
+	before, err := m.d.Store.Audit(context.Background(), rotator.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, email := range []string{"sam@sre.example.com", "nobody@example.com"} {
+		c := ca.Issue(t, pki.Leaf{Emails: []string{email}})
+		for range 20 {
+			if a := m.as(&c, "", "POST", "/v1/keys/api/rotate", map[string]any{}); a.status != http.StatusForbidden {
+				t.Fatalf("%s rotating: %d %v, want 403", email, a.status, a.body)
+			}
+		}
+	}
+	after, err := m.d.Store.Audit(context.Background(), rotator.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		t.Fatalf("40 refused requests added %d audit events", len(after)-len(before))
+	}
+}
