@@ -247,3 +247,37 @@ func TestNotificationsLeaveDepartedOwnersOut(t *testing.T) {
 		}
 	}
 }
+
+// When every owner of a key has left, its notifications name the key's
+// approvers who are still here instead of nobody: an event that needs a
+// person still reaches someone (review finding 10).
+func TestNotificationsOfAKeyWhoseOwnersLeftReachItsApprovers(t *testing.T) {
+	e := newEnv(t)
+	e.key.Owners = []string{"alice@example.com"}
+	e.key.Approval = rotator.ApprovalPolicy{Gates: []rotator.Gate{rotator.GateRevoke}, Approvers: []string{"alice@example.com", "bob@example.com"}}
+	e.key.Drain.QuietPeriod = 0
+	e.engine = e.newEngine(nil)
+	e.bootstrap()
+	res, err := e.engine.ReportDeparture(e.ctx, rotator.DepartureReport{ID: "hr-1", Email: "alice@example.com", Via: "hr"})
+	if err != nil || len(res.Rotations) != 1 {
+		t.Fatalf("departure: %+v %v", res, err)
+	}
+	id := res.Rotations[0]
+	e.run(id, 50)
+	var started *rotator.Event
+	for deadline := time.Now().Add(10 * time.Second); started == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		e.notes.mu.Lock()
+		for _, ev := range e.notes.evs {
+			if ev.RotationID == id && ev.Kind == rotator.EventStarted {
+				started = &ev
+			}
+		}
+		e.notes.mu.Unlock()
+	}
+	if started == nil {
+		t.Fatal("the departure's rotation was never announced")
+	}
+	if !slices.Equal(started.Owners, []string{"bob@example.com"}) {
+		t.Fatalf("the announcement names %v, want the approver still here", started.Owners)
+	}
+}

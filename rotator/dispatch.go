@@ -47,9 +47,10 @@ type dispatcher struct {
 	// and left claimed until its claim expires.
 	busy     atomic.Int64
 	syncedAt atomic.Int64 // clock.Now() of the last measure, Unix nanoseconds
-	// present drops people who left from an event's owners, so that no
-	// notification mentions or pages them (nil: everyone is present).
-	present func([]string) []string
+	// present drops people who left from an event's owners of key k, so
+	// that no notification mentions or pages them (nil: everyone is
+	// present).
+	present func(k *Key, owners []string) []string
 }
 
 // callTimeout bounds one durable delivery: the lease TTL, at least 5s and
@@ -178,7 +179,7 @@ func (d *dispatcher) rows(k *Key, evs []Event) []Notification {
 	names := d.targetsOf(k)
 	out := make([]Notification, 0, len(evs)*len(names))
 	for _, ev := range evs {
-		ev.Owners = d.presentOwners(ev.Owners)
+		ev.Owners = d.presentOwners(k, ev.Owners)
 		for _, n := range names {
 			out = append(out, Notification{Notifier: n, Event: ev, Lane: laneOf(ev)})
 		}
@@ -186,11 +187,11 @@ func (d *dispatcher) rows(k *Key, evs []Event) []Notification {
 	return out
 }
 
-func (d *dispatcher) presentOwners(owners []string) []string {
+func (d *dispatcher) presentOwners(k *Key, owners []string) []string {
 	if d.present == nil || len(owners) == 0 {
 		return owners
 	}
-	return d.present(owners)
+	return d.present(k, owners)
 }
 
 // laneOf puts what needs a person now — critical events, requests for a
@@ -222,7 +223,7 @@ func (d *dispatcher) committed(k *Key, evs []Event) {
 		return
 	}
 	for _, ev := range evs {
-		ev.Owners = d.presentOwners(ev.Owners)
+		ev.Owners = d.presentOwners(k, ev.Owners)
 		for _, n := range names {
 			select {
 			case d.queues[n] <- ev:

@@ -56,10 +56,13 @@ func (c *departedCache) forget() {
 	c.mu.Unlock()
 }
 
-// presentOwners drops the people who left from owners: no notification
-// mentions or pages someone who is gone. When the store cannot say, the
-// owners are kept (a mention too many, never a notification lost).
-func (e *Engine) presentOwners(owners []string) []string {
+// presentOwners drops the people who left from owners of key k: no
+// notification mentions or pages someone who is gone. When none is left,
+// the key's approvers who are still here stand in, so that an event that
+// needs a person (a leak of a key only a person can revoke) still reaches
+// someone. When the store cannot say, the owners are kept (a mention too
+// many, never a notification lost).
+func (e *Engine) presentOwners(k *Key, owners []string) []string {
 	l, ok := e.state.(StateLister)
 	if !ok {
 		return owners
@@ -81,11 +84,18 @@ func (e *Engine) presentOwners(owners []string) []string {
 	if len(c.set) == 0 {
 		return owners
 	}
-	out := make([]string, 0, len(owners))
-	for _, o := range owners {
-		if !c.set[CanonicalIdentity(o)] {
-			out = append(out, o)
+	present := func(people []string) []string {
+		out := make([]string, 0, len(people))
+		for _, o := range people {
+			if !c.set[CanonicalIdentity(o)] {
+				out = append(out, o)
+			}
 		}
+		return out
+	}
+	out := present(owners)
+	if len(out) == 0 && k != nil {
+		out = present(k.Approval.Approvers)
 	}
 	return out
 }
