@@ -68,7 +68,6 @@ type Handler struct {
 	known     func(key string) bool
 	creds     Credentials
 	store     rotator.ConsumerStore
-	limit     *rate.Limiter
 	perMinute int
 	retention time.Duration
 	maxPerKey int
@@ -96,20 +95,22 @@ func New(cfg Config, via string, known func(string) bool, creds Credentials, sto
 		if err != nil {
 			return nil, fmt.Errorf("consumer webhook: %w", err)
 		}
-		signers = append(signers, signer{key: key, keys: cfg.Keys, via: via})
+		signers = append(signers, signer{key: key, keys: cfg.Keys, via: via, namespace: ReplayNamespace})
 	}
 	for i, s := range cfg.Senders {
 		key, err := inbound.Key(secretref.Ref{Env: s.SecretEnv, File: s.SecretFile}, fmt.Sprintf("senders[%d].secret", i))
 		if err != nil {
 			return nil, fmt.Errorf("consumer webhook: %w", err)
 		}
-		signers = append(signers, signer{key: key, keys: s.Keys, via: via + "/" + s.Name})
+		signers = append(signers, signer{key: key, keys: s.Keys, via: via + "/" + s.Name, namespace: ReplayNamespace + "/" + s.Name})
+	}
+	for i := range signers {
+		signers[i].limit = rate.NewLimiter(rate.Every(time.Minute/time.Duration(cfg.RatePerMinute)), cfg.RatePerMinute)
 	}
 	return &Handler{
 		auth:    inbound.Signed{Tolerance: cfg.Tolerance, Guard: guard, Namespace: ReplayNamespace, Log: logger},
 		signers: signers,
 		via:     via, known: known, creds: creds, store: store,
-		limit:     rate.NewLimiter(rate.Every(time.Minute/time.Duration(cfg.RatePerMinute)), cfg.RatePerMinute),
 		perMinute: cfg.RatePerMinute, retention: cfg.Retention, maxPerKey: cfg.MaxConsumersPerKey,
 		log: logger, now: time.Now,
 	}, nil
@@ -121,6 +122,11 @@ type signer struct {
 	key  stdwebhooks.Key
 	keys string
 	via  string
+	// Each signer has its own budget and its own replay namespace: one
+	// team's consumers cannot spend another's attestations, and a message
+	// id two teams happen to share is no replay.
+	limit     *rate.Limiter
+	namespace string
 }
 
 type request struct {
@@ -149,7 +155,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	from := h.signers[who]
-	res := h.limit.ReserveN(now, 1)
+	res := from.limit.ReserveN(now, 1)
 	if !res.OK() || res.DelayFrom(now) > 0 {
 		delay := res.DelayFrom(now)
 		res.CancelAt(now)
@@ -185,7 +191,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusUnprocessableEntity, err.Error())
 		return
 	}
-	if !h.auth.Claim(ctx, w, msg, now) {
+	claim := h.auth
+	claim.Namespace = from.namespace
+	if !claim.Claim(ctx, w, msg, now) {
 		// A replayed attempt (someone holding one captured request, not
 		// the secret) must not spend the budget real consumers share.
 		res.CancelAt(now)

@@ -88,3 +88,50 @@ func TestSenderConfigErrorsNameTheField(t *testing.T) {
 		t.Fatalf("neither a secret nor senders: %v", err)
 	}
 }
+
+// Each sender has its own budget and replay namespace: one team spending
+// its attestations a minute leaves another's untouched, and a message id
+// two teams happen to share is not a replay (review finding 12).
+func TestSendersHaveTheirOwnBudgetAndReplayNamespace(t *testing.T) {
+	const payEnv, searchEnv = "REKEY_TEST_CONSUMER_SECRET_PAY", "REKEY_TEST_CONSUMER_SECRET_SEARCH"
+	t.Setenv(payEnv, secret)
+	t.Setenv(searchEnv, otherSecret)
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "rekey.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	creds := credList{{Key: "x", Generation: 2, State: rotator.CredCurrent, Fingerprint: fpV2}}
+	cfg := DefaultConfig()
+	cfg.RatePerMinute = 2
+	cfg.Senders = []Sender{{Name: "payments", SecretEnv: payEnv, Keys: "payments-*"}, {Name: "search", SecretEnv: searchEnv, Keys: "search-*"}}
+	logger, _ := webhooktest.Logger()
+	h, err := New(cfg, "consumers", func(string) bool { return true }, creds, st, st, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Truncate(time.Millisecond)
+	h.now = func() time.Time { return now }
+	post := func(sec, id, key string) int {
+		k, err := stdwebhooks.ParseKey(sec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := `{"key":"` + key + `","consumer":"c-` + id + `","generation":2}`
+		r := httptest.NewRequest(http.MethodPost, "/v1/consumers/attest", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		k.SetHeaders(r.Header, id, now, []byte(body))
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	for i, want := range []int{202, 202, 429} {
+		if got := post(secret, "msg_p"+string(rune('0'+i)), "payments-api"); got != want {
+			t.Fatalf("payments attestation %d: %d, want %d", i, got, want)
+		}
+	}
+	// The same message id as payments' first, from search: its own.
+	if got := post(otherSecret, "msg_p0", "search-api"); got != http.StatusAccepted {
+		t.Fatalf("search, after payments spent its budget, with a message id payments used: %d, want 202", got)
+	}
+}
