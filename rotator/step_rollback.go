@@ -169,15 +169,7 @@ func (s *step) rollbackDrain(ctx context.Context, c *Credential) (outcome, bool)
 	now := s.now()
 	interval := pollInterval(p.PollInterval)
 	gap := s.restartQuietAfterGap(ds, now, interval)
-	q := TrafficQuery{Key: s.r.Key, Query: p.Query, OldID: c.IssuerID, OldName: c.Name, Since: ds.RestoredAt}
-	if old := s.oldCred(); old != nil {
-		q.NewID, q.NewName = old.IssuerID, old.Name
-	}
-	var reading Reading
-	var err error
-	if p.Source != nil {
-		reading, err = p.Source.Unauthorized(ctx, q)
-	}
+	reading, err := s.rollbackReading(ctx, c)
 	ds.LastPollAt = s.now()
 	switch {
 	case err != nil:
@@ -208,4 +200,42 @@ func (s *step) rollbackDrain(ctx context.Context, c *Credential) (outcome, bool)
 		o = o.recording("drain.quiet_restarted", gap)
 	}
 	return o, true
+}
+
+// rollbackReading asks the gate whether the generation rolled back from
+// (c) is still used: the gate's old-key-use checks, with the roles of the
+// generations swapped — c is the one to drain away from, the restored one
+// is the one consumers move to — so that a source that compares
+// generations (consumer attestations) sees consumers still on c as
+// behind. A gate that cannot see old-key use asks its first source as
+// before (the rollback then waits its quiet period).
+func (s *step) rollbackReading(ctx context.Context, c *Credential) (Reading, error) {
+	p := s.k.Drain
+	q := TrafficQuery{Key: s.r.Key, Query: p.Query, OldID: c.IssuerID, OldName: c.Name, OldGeneration: c.Generation, Since: s.r.Drain.RestoredAt}
+	if old := s.oldCred(); old != nil {
+		q.NewID, q.NewName, q.NewGeneration = old.IssuerID, old.Name, old.Generation
+	}
+	var uses []DrainCheck
+	for _, ch := range p.checks() {
+		if ch.Question == OldKeyUse {
+			uses = append(uses, ch)
+		}
+	}
+	if len(uses) == 0 {
+		if p.Source == nil {
+			return Reading{}, nil
+		}
+		return p.Source.Unauthorized(ctx, q)
+	}
+	var total Reading
+	for _, ch := range uses {
+		cq := q
+		cq.Question, cq.Query = OldKeyUse, ch.Query
+		r, err := ch.Source.Unauthorized(ctx, cq)
+		if err != nil {
+			return Reading{}, fmt.Errorf("%s: %w", ch.SourceName, err)
+		}
+		total.Value += r.Value
+	}
+	return total, nil
 }

@@ -1,8 +1,10 @@
 package rotator_test
 
 import (
+	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -158,5 +160,74 @@ func TestWaitingApprovalProgressAndDeadline(t *testing.T) {
 	r = e.step(r.ID)
 	if w = wantWaiting(t, r, rotator.WaitApproval); w.Progress.Done != 1 {
 		t.Fatalf("after one approval: %+v", w.Progress)
+	}
+}
+
+// genSource answers old-key use as consumer attestations do: the number
+// of consumers not on the query's new generation; it records the queries.
+type genSource struct {
+	mu      sync.Mutex
+	holding int // the generation the one consumer holds
+	queries []rotator.TrafficQuery
+}
+
+func (g *genSource) Unauthorized(_ context.Context, q rotator.TrafficQuery) (rotator.Reading, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.queries = append(g.queries, q)
+	if q.Question != rotator.OldKeyUse || q.NewGeneration == 0 {
+		return rotator.Reading{}, rotator.Permanent(errors.New("no new generation to compare attestations with"))
+	}
+	if g.holding != q.NewGeneration {
+		return rotator.Reading{Value: 1}, nil
+	}
+	return rotator.Reading{}, nil
+}
+
+// A rollback asks the gate's old-key-use checks with the generations
+// swapped (drain away from the new one, towards the one restored), and
+// ends once the consumer is back on the restored generation. On the code
+// before, it asked the first source with no generation: a consumers
+// source answered with an error until max_wait.
+func TestRollbackAsksWhetherTheNewKeyIsStillUsed(t *testing.T) {
+	src := &genSource{holding: 1}
+	e := newEnv(t)
+	e.key.Drain = rotator.DrainPolicy{Source: src, SourceName: "attested", QuietPeriod: time.Minute, MaxWait: 24 * time.Hour, PollInterval: 10 * time.Second,
+		Checks: []rotator.DrainCheck{{Question: rotator.OldKeyUse, Source: src, SourceName: "attested"}}}
+	e.engine = e.newEngine(nil)
+	e.bootstrap()
+	r := e.trigger(rotator.TriggerManual, "")
+	r = e.runToPhase(r.ID, rotator.PhaseDraining)
+	src.mu.Lock()
+	src.holding = 2 // the consumer moved to the new generation
+	src.mu.Unlock()
+	if _, err := e.engine.Cancel(e.ctx, r.ID, "bob", "a consumer fails"); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		r = e.step(r.ID)
+		if r.Phase == rotator.PhaseRollingBack && r.Waiting != nil && r.Waiting.Reason == rotator.WaitRollingBack {
+			break
+		}
+		e.clock.Set(r.NextAttemptAt)
+	}
+	if r.Phase != rotator.PhaseRollingBack || r.Drain.LastError != "" || r.Drain.LastValue != 1 {
+		t.Fatalf("rolling back with the consumer still on generation 2: %s, value %v, error %q", r.Phase, r.Drain.LastValue, r.Drain.LastError)
+	}
+	src.mu.Lock()
+	last := src.queries[len(src.queries)-1]
+	src.holding = 1 // back on the restored generation
+	src.mu.Unlock()
+	if last.Question != rotator.OldKeyUse || last.OldGeneration != 2 || last.NewGeneration != 1 {
+		t.Fatalf("the rollback asked %+v", last)
+	}
+	for range 50 {
+		if r = e.step(r.ID); r.Phase.Terminal() {
+			break
+		}
+		e.clock.Set(r.NextAttemptAt)
+	}
+	if r.Phase != rotator.PhaseCancelled {
+		t.Fatalf("rollback ended %s (%s)", r.Phase, r.LastError)
 	}
 }

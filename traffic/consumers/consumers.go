@@ -70,14 +70,17 @@ func (s *Source) Unauthorized(ctx context.Context, q rotator.TrafficQuery) (rota
 	var live int
 	var behind, stale []string
 	for _, c := range list {
+		// Not on the new generation: behind it, or — in a rollback, whose
+		// "new" generation is the older one restored — still on the one
+		// rolled back from.
 		if c.LastSeen.Before(cutoff) {
-			if c.Generation < q.NewGeneration {
+			if c.Generation != q.NewGeneration {
 				stale = append(stale, c.Name)
 			}
 			continue
 		}
 		live++
-		if c.Generation < q.NewGeneration {
+		if c.Generation != q.NewGeneration {
 			behind = append(behind, fmt.Sprintf("%s on %s (seen %s ago)", c.Name, rotator.CredentialName(q.Key, c.Generation), now.Sub(c.LastSeen).Round(time.Second)))
 		}
 	}
@@ -91,7 +94,7 @@ func (s *Source) Unauthorized(ctx context.Context, q rotator.TrafficQuery) (rota
 		if len(named) > maxNamed {
 			named = append(named[:maxNamed:maxNamed], fmt.Sprintf("and %d more", len(behind)-maxNamed))
 		}
-		detail += "; still on an older generation: " + strings.Join(named, ", ")
+		detail += "; still on another generation: " + strings.Join(named, ", ")
 	}
 	if len(stale) > 0 {
 		detail += fmt.Sprintf("; %d not heard from within the horizon are not counted", len(stale))

@@ -64,3 +64,36 @@ func TestConsumers(t *testing.T) {
 		t.Fatalf("answers %v", a)
 	}
 }
+
+// A rollback asks with the generations swapped: the "new" one is the
+// older generation restored, and a consumer still on the generation
+// rolled back from is behind it. On the code before, the rollback asked
+// with no generation ("no new generation to compare attestations with")
+// and waited for max_wait.
+func TestConsumersDuringARollback(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "rekey.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	s, err := New(Config{Horizon: 10 * time.Minute, MinConsumers: 1}, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.now = func() time.Time { return now }
+	if err := st.RecordConsumer(ctx, rotator.ConsumerSeen{Key: "api", Name: "billing", Generation: 2, LastSeen: now.Add(-time.Minute)}, time.Time{}, 100); err != nil {
+		t.Fatal(err)
+	}
+	back := rotator.TrafficQuery{Key: "api", Question: rotator.OldKeyUse, OldGeneration: 2, OldName: "api-v2", NewGeneration: 1, NewName: "api-v1"}
+	if r, err := s.Unauthorized(ctx, back); err != nil || r.Value != 1 || !strings.Contains(r.Detail, "billing on api-v2") {
+		t.Fatalf("a consumer still on the generation rolled back from: %+v, %v", r, err)
+	}
+	if err := st.RecordConsumer(ctx, rotator.ConsumerSeen{Key: "api", Name: "billing", Generation: 1, LastSeen: now}, time.Time{}, 100); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.Unauthorized(ctx, back); err != nil || r.Value != 0 {
+		t.Fatalf("the consumer moved back: %+v, %v", r, err)
+	}
+}
