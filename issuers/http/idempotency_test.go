@@ -99,12 +99,17 @@ func TestMintWithoutTheHeaderSendsNoKey(t *testing.T) {
 // first request still in flight) is retried, 422 (the key reused with
 // another payload) stops the rotation.
 func TestIdempotencyConflictsAreClassified(t *testing.T) {
-	entered, release := make(chan struct{}), make(chan struct{})
+	// The first create is held in flight until released; the others pass.
+	// (A non-blocking send here raced the test's receive: when the create
+	// came first, nothing was held and the test waited forever.)
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	var first sync.Once
 	ka := kubeadapt.New(kubeadapt.Options{AdminToken: adminToken, OnCreate: func(string) {
-		select {
-		case entered <- struct{}{}:
+		held := false
+		first.Do(func() { held = true })
+		if held {
+			entered <- struct{}{}
 			<-release
-		default:
 		}
 	}})
 	ts := httptest.NewServer(ka)
@@ -118,13 +123,13 @@ func TestIdempotencyConflictsAreClassified(t *testing.T) {
 		t.Fatal(err)
 	}
 	req := idemRequest("ci-v2", 2)
-	first := make(chan error, 1)
-	go func() { _, err := is.Mint(context.Background(), req); first <- err }()
+	done := make(chan error, 1)
+	go func() { _, err := is.Mint(context.Background(), req); done <- err }()
 	<-entered
 	_, err = is.Mint(context.Background(), req)
 	assertClass(t, err, false, rotator.ReasonTransient, "HTTP 409", "still in flight")
 	close(release)
-	if err := <-first; err != nil {
+	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	other := req
