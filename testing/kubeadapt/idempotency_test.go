@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -104,12 +105,16 @@ func TestIdempotencyKeyWithAnotherPayloadIs422(t *testing.T) {
 // A retry while the key's first request is still being processed gets
 // 409 and creates nothing; once the first finished, the retry replays it.
 func TestIdempotencyKeyInFlightIs409(t *testing.T) {
-	entered, release := make(chan struct{}), make(chan struct{})
+	// The first create is held until released; the others pass (a
+	// non-blocking send raced the test's receive and could hold nothing).
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	var once sync.Once
 	s := kubeadapt.New(kubeadapt.Options{AdminToken: adminToken, OnCreate: func(string) {
-		select {
-		case entered <- struct{}{}:
+		held := false
+		once.Do(func() { held = true })
+		if held {
+			entered <- struct{}{}
 			<-release
-		default:
 		}
 	}})
 	ts := httptest.NewServer(s)
