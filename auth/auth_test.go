@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	mrand "math/rand/v2"
 	"net/http"
 	"strings"
@@ -83,6 +84,12 @@ func TestEstimateBits(t *testing.T) {
 		strings.Repeat("0123456789abcdef", 16): false,
 		strings.Repeat("password", 16):         false,
 		strings.Repeat("Tr0ub4dor&3", 12):      false,
+		// Runs, counters and keyboard walks (outside tryout 3).
+		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789": false,
+		"qwertyuiopasdfghjklzxcvbnmQWERTYUIOPASDFGHJKLZXCVBNM1234567890": false,
+		counter(64, "%02x"): false,
+		counter(100, "%x"):  false,
+		"zyxwvutsrqponmlkjihgfedcbaZYXWVUTSRQPONMLKJIHGFEDCBA9876543210": false,
 		// 64 random digits: 213 bits, not hex's 256.
 		"3141592653589793238462643383279502884197169399375105820974944592": false,
 		"correct horse battery staple " + "correct horse battery staple!!": false,
@@ -196,4 +203,13 @@ func TestLimiter(t *testing.T) {
 	if d := l.Blocked("10.0.0.2"); d != 0 {
 		t.Error("another address is blocked too")
 	}
+}
+
+// counter is fmt.Sprintf(format, i) for i from 0 to n-1, joined.
+func counter(n int, format string) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, format, i)
+	}
+	return b.String()
 }

@@ -60,7 +60,47 @@ func EstimateBits(s string) float64 {
 	// A string of few distinct symbols is drawn from a small alphabet,
 	// whatever classes they belong to.
 	alphabet = min(alphabet, 4*len(distinct))
-	return float64(novel(rs, alphabet)) * math.Log2(float64(alphabet))
+	return float64(unpredictable(rs, alphabet)) * math.Log2(float64(alphabet))
+}
+
+// keyboard rows, in order: a walk along a row (qwerty…, asdf…, 1234…) is a
+// run in this order.
+const keyboard = "1234567890-=qwertyuiop[]asdfghjkl;'zxcvbnm,./"
+
+// unpredictable counts the characters that neither repeat an earlier
+// stretch nor continue a pattern a person types: it is the least of novel
+// over the token, the differences between neighbours (runs such as
+// "abcdef" or "9876"), between characters two apart (counters such as
+// "000102…"), and between neighbours' keyboard positions (walks such as
+// "qwertyuiop"). A random token loses nothing: its differences are as
+// random as it is.
+func unpredictable(rs []rune, alphabet int) int {
+	n := novel(rs, alphabet)
+	keys := make([]rune, len(rs))
+	for i, r := range rs {
+		keys[i] = r + 1<<20 // off the keyboard: no walk
+		if j := strings.IndexRune(keyboard, unicode.ToLower(r)); j >= 0 {
+			keys[i] = rune(j)
+		}
+	}
+	for _, t := range []struct {
+		rs  []rune
+		lag int
+	}{{rs, 1}, {rs, 2}, {keys, 1}} {
+		if len(t.rs) > t.lag {
+			n = min(n, t.lag+novel(diffs(t.rs, t.lag), alphabet))
+		}
+	}
+	return n
+}
+
+// diffs is the difference of each character and the one lag before it.
+func diffs(rs []rune, lag int) []rune {
+	out := make([]rune, len(rs)-lag)
+	for i := range out {
+		out[i] = rs[i+lag] - rs[i]
+	}
+	return out
 }
 
 // isHex: hex digits of one case, with at least one letter (digits alone
