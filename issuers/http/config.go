@@ -55,7 +55,8 @@ func (a Auth) Ref() secretref.Ref { return secretref.Ref{Env: a.TokenEnv, File: 
 
 // Request is one admin API call. Path, header values and Body are Go
 // templates over {{.Key}} {{.Name}} {{.Generation}} {{.ID}} {{.RotationID}}
-// {{.PreviousID}} {{.Params.x}}, with the functions json, pathescape, list
+// {{.PreviousID}} {{.Params.x}} and, in mint, {{.IdempotencyKey}} (which
+// requires mint.idempotency_window), with the functions json, pathescape, list
 // and the built-in urlquery. Path is relative to base_url or an absolute URL.
 // In Path, the ids the issuer returned ({{.ID}}, {{.PreviousID}}) always
 // print escaped as one path segment (pathescape and urlquery escape them
