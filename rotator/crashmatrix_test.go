@@ -153,6 +153,7 @@ type verifyingIssuer struct {
 	lost          int // lose the answer of this many mints (see loseMints)
 	lostPermanent bool
 	keys          idempotencyKeys // what a key's first mint answered (honourKeys)
+	stored        storedFailures  // failures stored for a key and replayed (storeFailures)
 }
 
 func (v *verifyingIssuer) Verify(_ context.Context, _ string, s rotator.Secret, _ map[string]any) error {

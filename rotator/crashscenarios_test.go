@@ -157,6 +157,9 @@ func (v *verifyingIssuer) Mint(ctx context.Context, req rotator.MintRequest) (ro
 	if m, ok, err := v.replay(req); ok {
 		return m, err
 	}
+	if err, ok := v.storedFailure(ctx, req); ok {
+		return rotator.Minted{}, err
+	}
 	m, err := v.issuer.Mint(ctx, req)
 	v.mu.Lock()
 	defer v.mu.Unlock()

@@ -123,3 +123,30 @@ var (
 	// ErrTooManyConsumers: a key already has the most consumers remembered.
 	ErrTooManyConsumers = errors.New("too many consumers for the key")
 )
+
+// replayedError marks a failed mint answer that the issuer replayed for an
+// idempotency key: it stored the key's first answer, a failure, and gives
+// it again for the key's whole window whatever happens meanwhile.
+type replayedError struct{ err error }
+
+func (e *replayedError) Error() string { return e.err.Error() }
+func (e *replayedError) Unwrap() error { return e.err }
+
+// ReplayedFailure marks err, a failed Mint, as the issuer's replay of a
+// stored answer to the request's idempotency key (Idempotent-Replayed:
+// true): asking again with the same key cannot succeed, so the engine
+// abandons the mint intent and mints the next generation under a new key.
+// A nil err stays nil.
+func ReplayedFailure(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &replayedError{err: err}
+}
+
+// IsReplayedFailure reports whether err, or an error it wraps, was marked
+// ReplayedFailure.
+func IsReplayedFailure(err error) bool {
+	var r *replayedError
+	return errors.As(err, &r)
+}

@@ -20,6 +20,9 @@ type step struct {
 	// done, when set, is closed once the step must stop (its lease is lost,
 	// the daemon stops): no further sink is written.
 	done <-chan struct{}
+	// dead: issuer ids a resumed mint must not deliver (deadIDs); nil
+	// on an intent's first attempt.
+	dead map[string]bool
 }
 
 func (s *step) now() time.Time { return s.e.clock.Now() }

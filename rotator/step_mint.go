@@ -21,18 +21,7 @@ func (s *step) mint(ctx context.Context) outcome {
 		if err := s.preflight(ctx); err != nil {
 			return failed(err)
 		}
-		gen := 1
-		for g := range s.creds {
-			if g >= gen {
-				gen = g + 1
-			}
-		}
-		c := &Credential{
-			Key: s.r.Key, Generation: gen, Name: CredentialName(s.r.Key, gen),
-			State: CredPending, RotationID: s.r.ID, CreatedAt: s.now(),
-		}
-		s.r.NewGeneration = gen
-		intent := map[string]string{"generation": fmt.Sprint(gen), "name": c.Name}
+		c, intent := s.newIntent()
 		if h, ok := s.k.Issuer.(HumanIssuer); ok {
 			return s.holdForSecret(h, c, zeroTime).with(c).recording("mint.intent", intent)
 		}
@@ -61,6 +50,12 @@ func (s *step) mint(ctx context.Context) outcome {
 		}
 		return s.holdForSecret(h, c, until)
 	}
+	// A resumed intent never delivers a credential this rotation revoked.
+	dead, err := s.deadIDs(ctx)
+	if err != nil {
+		return failed(err)
+	}
+	s.dead = dead
 	if s.idempotencyWindow() > 0 {
 		return s.replayMint(ctx, c)
 	}
@@ -99,10 +94,7 @@ func (s *step) mintCall(c *Credential) outcome {
 	req := s.mintRequest(c)
 	return sideEffect("", func(ctx context.Context) outcome {
 		m, err := s.mintAt(ctx, req)
-		if err != nil {
-			return failed(fmt.Errorf("issuer %s: mint %s: %w", s.k.IssuerName, c.Name, err))
-		}
-		return s.minted(c, m)
+		return s.mintAnswered(ctx, c, m, err, "mint "+c.Name)
 	})
 }
 

@@ -43,11 +43,8 @@ func (s *step) replayMint(ctx context.Context, c *Credential) outcome {
 	}
 	o := sideEffect("", func(ctx context.Context) outcome {
 		m, err := s.mintAt(ctx, req)
-		if err != nil {
-			return failed(fmt.Errorf("issuer %s: mint %s again with its idempotency key: %w", s.k.IssuerName, c.Name, err))
-		}
-		o := s.minted(c, m)
-		if o.kind != outNext {
+		o := s.mintAnswered(ctx, c, m, err, "mint "+c.Name+" again with its idempotency key")
+		if err != nil || o.kind != outNext {
 			return o
 		}
 		for _, id := range before {

@@ -55,7 +55,8 @@ func (a Auth) Ref() secretref.Ref { return secretref.Ref{Env: a.TokenEnv, File: 
 
 // Request is one admin API call. Path, header values and Body are Go
 // templates over {{.Key}} {{.Name}} {{.Generation}} {{.ID}} {{.RotationID}}
-// {{.PreviousID}} {{.Params.x}}, with the functions json, pathescape, list
+// {{.PreviousID}} {{.Params.x}} and, in mint, {{.IdempotencyKey}} (which
+// requires mint.idempotency_window), with the functions json, pathescape, list
 // and the built-in urlquery. Path is relative to base_url or an absolute URL.
 // In Path, the ids the issuer returned ({{.ID}}, {{.PreviousID}}) always
 // print escaped as one path segment (pathescape and urlquery escape them
@@ -89,8 +90,11 @@ type Mint struct {
 	// rekey-<rotation id>-v<generation>; it carries no secret. Empty: off.
 	IdempotencyKeyHeader string `koanf:"idempotency_key_header"`
 	// IdempotencyWindow is how long the API keeps a key (its documented
-	// expiry); default 24h. A mint resumed later than that is checked
-	// for a duplicate by name (list).
+	// expiry); default 24h with IdempotencyKeyHeader. Required when a mint
+	// template sends {{.IdempotencyKey}} instead (in the body, a query
+	// or a header): rekey then treats the API as honouring the key. A
+	// mint resumed later than that is checked for a duplicate by name
+	// (list).
 	IdempotencyWindow time.Duration `koanf:"idempotency_window"`
 }
 
@@ -158,6 +162,8 @@ func (c Config) withDefaults() Config {
 		c.Timeout = DefaultTimeout
 	}
 	if c.Mint.IdempotencyKeyHeader != "" && c.Mint.IdempotencyWindow == 0 {
+		// A key in a template has no default: validate asks for the
+		// window, the operator's statement that the API honours it.
 		c.Mint.IdempotencyWindow = DefaultIdempotencyWindow
 	}
 	return c
@@ -198,7 +204,7 @@ func (c Config) Validate() error {
 	}
 	add(validPath("mint.id_path", c.Mint.IDPath))
 	add(validPath("mint.secret_path", c.Mint.SecretPath))
-	add(c.Mint.validateIdempotency(secretNames, c.Headers))
+	add(c.validateIdempotency(secretNames))
 
 	add(webapi.Prefix("revoke", c.Revoke.validate(secretNames)))
 	if _, err := c.Revoke.AlreadyRevoked.Parse("revoke.already_revoked"); err != nil {
@@ -297,33 +303,4 @@ func or(v, def string) string {
 		return def
 	}
 	return v
-}
-
-// validateIdempotency checks the idempotency key settings of mint: a header
-// name that no other setting sends, and a window only beside a header.
-func (m Mint) validateIdempotency(secretNames map[string]bool, common map[string]string) error {
-	h := m.IdempotencyKeyHeader
-	var errs []error
-	switch {
-	case h == "":
-		if m.IdempotencyWindow != 0 {
-			errs = append(errs, errors.New("mint.idempotency_window: needs mint.idempotency_key_header"))
-		}
-	case !webapi.ValidToken(h):
-		errs = append(errs, fmt.Errorf("mint.idempotency_key_header: %q is not a header name", h))
-	case secretNames[strings.ToLower(h)]:
-		errs = append(errs, fmt.Errorf("mint.idempotency_key_header: %s is set by auth or secret_headers", h))
-	default:
-		for field, hs := range map[string]map[string]string{"headers": common, "mint.headers": m.Headers} {
-			for name := range hs {
-				if strings.EqualFold(name, h) {
-					errs = append(errs, fmt.Errorf("mint.idempotency_key_header: %s is also set by %s", h, field))
-				}
-			}
-		}
-	}
-	if m.IdempotencyWindow < 0 {
-		errs = append(errs, errors.New("mint.idempotency_window: must not be negative"))
-	}
-	return errors.Join(errs...)
 }

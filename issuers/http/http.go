@@ -38,8 +38,8 @@ type Issuer struct {
 	mint, revoke, list *request
 
 	mintIDPath, mintSecretPath string
-	idemHeader                 string        // "": keys not sent
-	idemWindow                 time.Duration // how long the API keeps a key
+	idemHeader                 string        // "": no header (a template may still send the key)
+	idemWindow                 time.Duration // how long the API keeps a key; 0: the key is not sent
 	alreadyRevoked             webapi.StatusSet
 	itemsPath, idPath          string
 	namePath, statusPath       string
@@ -83,6 +83,9 @@ func New(cfg Config, logger *slog.Logger) (*Issuer, error) {
 		statusPath:     cfg.List.StatusPath,
 		now:            time.Now,
 	}
+	if is.idemHeader == "" && len(keyTemplates(cfg)) == 0 {
+		is.idemWindow = 0 // validated: no window is configured then
+	}
 	is.alreadyRevoked, _ = cfg.Revoke.AlreadyRevoked.Parse("revoke.already_revoked")
 	is.revokedStatuses = cfg.List.RevokedStatuses
 	if len(is.revokedStatuses) == 0 {
@@ -123,12 +126,19 @@ func (is *Issuer) Mint(ctx context.Context, req rotator.MintRequest) (rotator.Mi
 		return rotator.Minted{}, err
 	}
 	if !is.mint.success.Has(resp.Status) {
-		if is.idemHeader != "" && resp.Status == nethttp.StatusConflict {
+		if is.idemWindow > 0 && resp.Status == nethttp.StatusConflict {
 			// draft-ietf-httpapi-idempotency-key-header: the key's first
 			// request is still being processed; retry it unchanged.
 			return rotator.Minted{}, fmt.Errorf("%s: HTTP 409: a request with the same idempotency key is still in flight at the issuer", what)
 		}
-		return rotator.Minted{}, is.fail(what, is.mint, hreq, resp)
+		err := is.fail(what, is.mint, hreq, resp)
+		if is.idemWindow > 0 && resp.Header.Get("Idempotent-Replayed") == "true" {
+			// The API stored the key's first answer, a failure, and
+			// replays it for the key's window: the same key cannot
+			// succeed (the engine mints under a new one).
+			err = rotator.ReplayedFailure(fmt.Errorf("%w (replayed for idempotency key %s)", err, req.IdempotencyKey))
+		}
+		return rotator.Minted{}, err
 	}
 	// The answer holds the secret: nothing of it is quoted below.
 	created := fmt.Sprintf("HTTP %d, the credential may exist at the issuer", resp.Status)
@@ -153,13 +163,10 @@ func (is *Issuer) Mint(ctx context.Context, req rotator.MintRequest) (rotator.Mi
 }
 
 // IdempotencyWindow implements rotator.IdempotentMinter: how long the API
-// keeps the idempotency key mint sends; zero when no header is configured.
-func (is *Issuer) IdempotencyWindow() time.Duration {
-	if is.idemHeader == "" {
-		return 0
-	}
-	return is.idemWindow
-}
+// keeps the idempotency key mint sends (in mint.idempotency_key_header or
+// through {{.IdempotencyKey}} in a mint template); zero when the key is
+// not sent.
+func (is *Issuer) IdempotencyWindow() time.Duration { return is.idemWindow }
 
 // Revoke revokes ref.ID. A status in revoke.already_revoked is success.
 func (is *Issuer) Revoke(ctx context.Context, ref rotator.CredentialRef) error {

@@ -145,3 +145,104 @@ func TestIdempotencyConflictsAreClassified(t *testing.T) {
 		t.Fatal("the error quotes a secret")
 	}
 }
+
+// bodyKeyed is the example issuer sending the intent's key in the mint
+// body, with the window the configuration must then state.
+func bodyKeyed(cfg rkhttp.Config, window time.Duration) rkhttp.Config {
+	cfg.Mint.Body = strings.Replace(cfg.Mint.Body, `{{json .Name}}`, `{{json .Name}}, "idempotency_key": {{json .IdempotencyKey}}`, 1)
+	cfg.Mint.IdempotencyWindow = window
+	return cfg
+}
+
+// A mint body (or query, or header template) that sends the intent's key
+// makes the issuer declare the capability, so that the engine resumes a
+// lost mint by asking again instead of revoking what the first attempt
+// created: without it, the API would hand back the revoked credential.
+// Such a template needs an explicit window; a window with no key sent is
+// refused.
+func TestKeyInATemplateDeclaresTheCapability(t *testing.T) {
+	e := newKAEnv(t)
+	base := e.cfg
+	if !strings.Contains(base.Mint.Body, `{{json .Name}}`) {
+		t.Fatalf("the example's mint body changed: %s", base.Mint.Body)
+	}
+	err := bodyKeyed(base, 0).Validate()
+	if err == nil || !strings.Contains(err.Error(), "mint.idempotency_window: required because mint.body sends {{.IdempotencyKey}}") {
+		t.Fatalf("a body key without a window: %v", err)
+	}
+	noKey := base
+	noKey.Mint.IdempotencyWindow = time.Hour
+	if err := noKey.Validate(); err == nil || !strings.Contains(err.Error(), "mint.idempotency_window: needs") {
+		t.Fatalf("a window with no key sent: %v", err)
+	}
+	for name, cfg := range map[string]rkhttp.Config{
+		"body":           bodyKeyed(base, time.Hour),
+		"query":          withPath(base, base.Mint.Path+"?idempotency_key={{urlquery $.IdempotencyKey}}"),
+		"header":         withMintHeader(base, "X-Request-Key", `{{if .IdempotencyKey}}{{.IdempotencyKey}}{{end}}`),
+		"common headers": withCommonHeader(base, "X-Request-Key", `{{with .}}{{.IdempotencyKey}}{{end}}`),
+	} {
+		is := e.newIssuer(t, cfg)
+		if w := is.IdempotencyWindow(); w != time.Hour {
+			t.Errorf("%s: window %s, want the configured 1h", name, w)
+		}
+	}
+	if w := e.issuer.IdempotencyWindow(); w != 0 {
+		t.Fatalf("the example without a key declares %s", w)
+	}
+	// The body key reaches the API, which replays the first credential.
+	is := e.newIssuer(t, bodyKeyed(base, time.Hour))
+	req := idemRequest("ci-v2", 2)
+	a, err := is.Mint(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := is.Mint(context.Background(), req)
+	if err != nil || a.ID != b.ID || a.Secret.Reveal() != b.Secret.Reveal() {
+		t.Fatalf("repeated mint: %v, %s then %s", err, a.ID, b.ID)
+	}
+	if st := e.ka.Idempotency(); st.Replays != 1 {
+		t.Fatalf("server %+v, want 1 replay", st)
+	}
+}
+
+func withPath(cfg rkhttp.Config, p string) rkhttp.Config {
+	cfg.Mint.Path, cfg.Mint.IdempotencyWindow = p, time.Hour
+	return cfg
+}
+
+func withMintHeader(cfg rkhttp.Config, name, v string) rkhttp.Config {
+	cfg.Mint.Headers = map[string]string{name: v}
+	cfg.Mint.IdempotencyWindow = time.Hour
+	return cfg
+}
+
+func withCommonHeader(cfg rkhttp.Config, name, v string) rkhttp.Config {
+	cfg.Headers = map[string]string{name: v}
+	cfg.Mint.IdempotencyWindow = time.Hour
+	return cfg
+}
+
+// A failure the API stored for the key and replays (Idempotent-Replayed:
+// true) is marked for the engine, which then abandons the intent; the
+// first answer, not a replay, is not marked. Without a key sent, the
+// header means nothing.
+func TestReplayedFailureIsMarked(t *testing.T) {
+	e := newKAEnv(t)
+	cfg := e.cfg
+	cfg.Mint.IdempotencyKeyHeader = "Idempotency-Key"
+	is := e.newIssuer(t, cfg)
+	e.ka.FailNextCreates(1, nethttp.StatusInternalServerError)
+	req := idemRequest("ci-v2", 2)
+	_, err := is.Mint(context.Background(), req)
+	if err == nil || rotator.IsReplayedFailure(err) || rotator.IsPermanent(err) {
+		t.Fatalf("first answer: %v (replayed %v)", err, rotator.IsReplayedFailure(err))
+	}
+	_, err = is.Mint(context.Background(), req)
+	if !rotator.IsReplayedFailure(err) || rotator.IsPermanent(err) || !strings.Contains(err.Error(), "HTTP 500") ||
+		!strings.Contains(err.Error(), "replayed for idempotency key rekey-rot_0123-v2") {
+		t.Fatalf("replayed answer: %v", err)
+	}
+	if _, err := is.Mint(context.Background(), idemRequest("ci-v3", 3)); err != nil {
+		t.Fatalf("a new key: %v", err)
+	}
+}

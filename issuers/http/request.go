@@ -44,11 +44,14 @@ type pathData struct {
 	RotationID string
 	PreviousID tmpl.Segment
 	Params     map[string]any
+	// IdempotencyKey, for an API that takes it in the query
+	// (?idempotency_key={{urlquery .IdempotencyKey}}).
+	IdempotencyKey string
 }
 
 func (d Data) forPath() pathData {
 	return pathData{Key: d.Key, Name: d.Name, Generation: d.Generation, ID: tmpl.Segment(d.ID),
-		RotationID: d.RotationID, PreviousID: tmpl.Segment(d.PreviousID), Params: d.Params}
+		RotationID: d.RotationID, PreviousID: tmpl.Segment(d.PreviousID), Params: d.Params, IdempotencyKey: d.IdempotencyKey}
 }
 
 // dotSegment reports whether the rendered path has a "." or ".." segment

@@ -61,6 +61,11 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 	if s.onCreate != nil {
 		s.onCreate(req.Name)
 	}
+	if status, failed := s.takeCreateFault(); failed {
+		// Behind the idempotency layer: stored and replayed for the key.
+		writeDetail(w, status, "injected failure while creating the api key")
+		return
+	}
 	info, secret, err := s.CreateKey(req)
 	if err != nil {
 		var inv *invalidError
@@ -150,6 +155,31 @@ func (s *Server) FailNext(n int, status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failRemaining, s.failStatus = max(n, 0), status
+}
+
+// FailNextCreates makes the next n create calls that reach the service
+// (past authentication and JSON decoding) answer status without creating
+// anything. Unlike FailNext, the failure comes from behind the
+// Idempotency-Key layer: a create sent with a key stores that answer and
+// replays it for the key's whole window, as a server that stores errors
+// does. n <= 0 clears them. It panics if status is not a 4xx or 5xx code.
+func (s *Server) FailNextCreates(n int, status int) {
+	if status < 400 || status > 599 {
+		panic("kubeadapt: FailNextCreates status must be 4xx or 5xx")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.createFails, s.createFailStatus = max(n, 0), status
+}
+
+func (s *Server) takeCreateFault() (int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.createFails > 0 {
+		s.createFails--
+		return s.createFailStatus, true
+	}
+	return 0, false
 }
 
 // SetAdminDown makes every admin API request answer 503 with Retry-After: 1

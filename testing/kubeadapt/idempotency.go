@@ -3,6 +3,7 @@ package kubeadapt
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"time"
@@ -48,25 +49,40 @@ func (s *Server) Idempotency() IdempotencyStats {
 // and the same payload (SHA-256 of the body) gets the stored answer again,
 // marked Idempotent-Replayed: true; the same key with another payload gets
 // 422; a request whose key's first request is still in flight gets 409.
-// Keys expire IdempotencyTTL after their first request. A request without
-// the header is served as before. Keys are scoped to the admin principal
-// (there is one); a malformed key — not an sf-string, or several header
-// fields — is 400.
+// Keys expire IdempotencyTTL after their first request. A client that
+// cannot set the header may send the key as "idempotency_key" in the JSON
+// body instead (the header wins when both come); a request with neither is
+// served as before. Keys are scoped to the admin principal (there is one);
+// a malformed key — not an sf-string, several header fields, a body key
+// that is not 1 to 255 printable ASCII characters — is 400.
 func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, create func(http.ResponseWriter, *http.Request)) {
-	vals := r.Header.Values(IdempotencyHeader)
-	if len(vals) == 0 {
-		create(w, r)
-		return
-	}
-	key, ok := parseSFString(vals[0])
-	if len(vals) > 1 || !ok || key == "" || len(key) > 255 {
-		writeDetail(w, http.StatusBadRequest, "Idempotency-Key must be one quoted string (RFC 8941 sf-string) of 1 to 255 printable ASCII characters")
-		return
-	}
 	body, err := readBody(w, r)
 	if err != nil {
 		writeDetail(w, http.StatusBadRequest, err.Error())
 		return
+	}
+	r.Body = readCloser{bytes.NewReader(body)}
+	vals := r.Header.Values(IdempotencyHeader)
+	var key string
+	switch {
+	case len(vals) > 0:
+		k, ok := parseSFString(vals[0])
+		if len(vals) > 1 || !ok || k == "" || len(k) > 255 {
+			writeDetail(w, http.StatusBadRequest, "Idempotency-Key must be one quoted string (RFC 8941 sf-string) of 1 to 255 printable ASCII characters")
+			return
+		}
+		key = k
+	default:
+		k, present := bodyKey(body)
+		if !present {
+			create(w, r)
+			return
+		}
+		if !printableKey(k) {
+			writeDetail(w, http.StatusBadRequest, "idempotency_key must be a string of 1 to 255 printable ASCII characters")
+			return
+		}
+		key = k
 	}
 	fp := sha256.Sum256(body)
 	now := s.now()
@@ -101,7 +117,6 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, create func(
 	s.mu.Unlock()
 
 	rec := &capture{header: http.Header{}}
-	r.Body = readCloser{bytes.NewReader(body)}
 	create(rec, r)
 
 	s.mu.Lock()
@@ -128,6 +143,32 @@ func (s *Server) expireKeys(now time.Time) {
 			s.idemStats.Expired++
 		}
 	}
+}
+
+// bodyKey reads the "idempotency_key" member of a JSON body; present is
+// false when the body is not a JSON object or has no such string member
+// (a malformed body is then refused by the create call itself).
+func bodyKey(body []byte) (key string, present bool) {
+	var doc struct {
+		Key *string `json:"idempotency_key"`
+	}
+	if json.Unmarshal(body, &doc) != nil || doc.Key == nil {
+		return "", false
+	}
+	return *doc.Key, true
+}
+
+// printableKey: 1 to 255 printable ASCII characters.
+func printableKey(k string) bool {
+	if k == "" || len(k) > 255 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // parseSFString parses an RFC 8941 String: DQUOTE, printable ASCII with

@@ -206,3 +206,57 @@ func TestIdempotencyKeyMalformed(t *testing.T) {
 		t.Fatalf("%d keys created, want 2", n)
 	}
 }
+
+// A key sent as "idempotency_key" in the body, for clients that cannot set
+// the header, is honoured alike: the same key and body replay the first
+// key, id and secret; another key creates another; a malformed body key is
+// 400 and creates nothing.
+func TestIdempotencyKeyInTheBody(t *testing.T) {
+	e := newEnv(t)
+	withKey := `{"name":"ci-v2","scopes":["clusters:read"],"idempotency_key":"rekey-rot_1-v2"}`
+	first := e.createWithKey("", withKey)
+	again := e.createWithKey("", withKey)
+	if first.code != http.StatusCreated || again.code != http.StatusCreated || again.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("first %d, again %d %v", first.code, again.code, again.header)
+	}
+	a, b := decode[created](t, first.body), decode[created](t, again.body)
+	if a.ID != b.ID || a.Secret != b.Secret || a.Name != "ci-v2" {
+		t.Fatalf("replay answered %s, first %s", b.ID, a.ID)
+	}
+	other := strings.Replace(withKey, "rot_1-v2", "rot_1-v3", 1)
+	if r := e.createWithKey("", other); r.code != http.StatusCreated || decode[created](t, r.body).ID == a.ID {
+		t.Fatalf("another body key: %d", r.code)
+	}
+	for _, bad := range []string{`""`, `"caf\u00e9"`, `"` + strings.Repeat("k", 256) + `"`} {
+		body := `{"name":"ci-v9","scopes":["clusters:read"],"idempotency_key":` + bad + `}`
+		if r := e.createWithKey("", body); r.code != http.StatusBadRequest {
+			t.Fatalf("body key %s: %d, want 400", bad, r.code)
+		}
+	}
+	if n, st := len(e.s.Keys()), e.s.Idempotency(); n != 2 || st.Replays != 1 {
+		t.Fatalf("%d keys, %+v; want 2 keys and 1 replay", n, st)
+	}
+}
+
+// FailNextCreates fails from behind the idempotency layer: the answer to
+// a key's first request, a 500, is stored and replayed for the key even
+// once the service works again; another key creates the credential.
+func TestIdempotencyKeyStoresAnInjectedCreateFailure(t *testing.T) {
+	e := newEnv(t)
+	e.s.FailNextCreates(1, http.StatusInternalServerError)
+	for i := range 3 {
+		r := e.createWithKey(`"k1"`, ciV1)
+		if r.code != http.StatusInternalServerError || (i > 0) != (r.header.Get("Idempotent-Replayed") == "true") {
+			t.Fatalf("try %d: %d %v", i, r.code, r.header)
+		}
+	}
+	if n := len(e.s.Keys()); n != 0 {
+		t.Fatalf("%d keys created by failed creates", n)
+	}
+	if r := e.createWithKey(`"k2"`, ciV1); r.code != http.StatusCreated {
+		t.Fatalf("a new key after the stored failure: %d", r.code)
+	}
+	if st := e.s.Idempotency(); st.Replays != 2 {
+		t.Fatalf("stats %+v, want 2 replays", st)
+	}
+}

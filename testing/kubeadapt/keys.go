@@ -58,6 +58,10 @@ type KeyRequest struct {
 	// AllowedClusterIDs restricts the key to these clusters; nil or empty
 	// means every cluster.
 	AllowedClusterIDs []string `json:"allowed_cluster_ids"`
+	// IdempotencyKey, when set, is the create call's idempotency key for
+	// clients that cannot send the Idempotency-Key header; the key itself
+	// ignores it.
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
 }
 
 // KeyInfo describes a key without its secret; it is also the JSON shape of

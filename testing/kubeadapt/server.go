@@ -52,11 +52,14 @@ type Server struct {
 	requests      map[requestLabels]int
 	failRemaining int
 	failStatus    int
-	adminDown     bool
-	idem          map[string]*idemEntry // by Idempotency-Key
-	idemTTL       time.Duration
-	idemStats     IdempotencyStats
-	onCreate      func(name string)
+	// createFails: create calls to fail behind the idempotency layer.
+	createFails      int
+	createFailStatus int
+	adminDown        bool
+	idem             map[string]*idemEntry // by Idempotency-Key
+	idemTTL          time.Duration
+	idemStats        IdempotencyStats
+	onCreate         func(name string)
 
 	lisMu sync.Mutex
 	srv   *http.Server
