@@ -75,6 +75,9 @@ func ParseKey(secret string) (Key, error) {
 // Len is the key's length in bytes.
 func (k Key) Len() int { return len(k.b) }
 
+// Equal reports whether k and o are the same key (in constant time).
+func (k Key) Equal(o Key) bool { return hmac.Equal(k.b, o.b) }
+
 func (k Key) String() string               { return redacted }
 func (k Key) GoString() string             { return redacted }
 func (k Key) Format(f fmt.State, _ rune)   { _, _ = f.Write([]byte(redacted)) }

@@ -105,6 +105,13 @@ func New(cfg Config, via string, known func(string) bool, creds Credentials, sto
 		signers = append(signers, signer{key: key, keys: s.Keys, via: via + "/" + s.Name, namespace: ReplayNamespace + "/" + s.Name})
 	}
 	for i := range signers {
+		for j := range i {
+			if signers[i].key.Equal(signers[j].key) {
+				// The signature would always name the first: the second
+				// could never attest for its keys.
+				return nil, fmt.Errorf("consumer webhook: %s and %s use the same secret; each sender needs its own", signerField(cfg, i), signerField(cfg, j))
+			}
+		}
 		signers[i].limit = rate.NewLimiter(rate.Every(time.Minute/time.Duration(cfg.RatePerMinute)), cfg.RatePerMinute)
 	}
 	return &Handler{
@@ -287,3 +294,14 @@ func parseGeneration(key string, raw json.RawMessage) (int, error) {
 }
 
 var _ http.Handler = (*Handler)(nil)
+
+// signerField names signer i's secret in the configuration.
+func signerField(cfg Config, i int) string {
+	if cfg.hasShared() {
+		if i == 0 {
+			return "secret"
+		}
+		i--
+	}
+	return fmt.Sprintf("senders[%d].secret", i)
+}

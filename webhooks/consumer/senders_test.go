@@ -135,3 +135,21 @@ func TestSendersHaveTheirOwnBudgetAndReplayNamespace(t *testing.T) {
 		t.Fatalf("search, after payments spent its budget, with a message id payments used: %d, want 202", got)
 	}
 }
+
+// Two senders with one secret: the signature would always name the first,
+// and the second could never attest; refused at start, naming both.
+func TestSendersNeedTheirOwnSecrets(t *testing.T) {
+	t.Setenv("REKEY_TEST_CONSUMER_A", secret)
+	t.Setenv("REKEY_TEST_CONSUMER_B", secret)
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "rekey.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg := DefaultConfig()
+	cfg.Senders = []Sender{{Name: "a", SecretEnv: "REKEY_TEST_CONSUMER_A", Keys: "a-*"}, {Name: "b", SecretEnv: "REKEY_TEST_CONSUMER_B", Keys: "b-*"}}
+	_, err = New(cfg, "consumers", func(string) bool { return true }, credList{}, st, st, nil)
+	if err == nil || !strings.Contains(err.Error(), "senders[1].secret and senders[0].secret use the same secret") {
+		t.Fatalf("two senders with one secret: %v", err)
+	}
+}
