@@ -297,8 +297,12 @@ func TestCLILoginWithoutOIDCOnTheDaemon(t *testing.T) {
 		t.Fatalf("login against a daemon without auth.oidc: exit %d, want 2: %s", code, errOut)
 	}
 	out, errOut, code := s.login(p, func(c string) { p.Approve(t, c, "ana") }, "--issuer", p.Issuer, "--client-id", "rekey-cli")
-	if code != 3 || !strings.Contains(errOut, "refused it (nothing was cached)") {
+	if code != 3 || !strings.Contains(errOut, "refused it (nothing was cached") {
 		t.Fatalf("login the daemon cannot verify: exit %d, want 3\n%s%s", code, out, errOut)
+	}
+	// Nothing cached, so nothing would ever revoke it: revoked at once.
+	if n := p.Revocations(); n != 1 {
+		t.Errorf("after a login the daemon refused, %d tokens revoked at the provider, want its refresh token", n)
 	}
 	if _, err := os.Stat(s.cacheFile()); !os.IsNotExist(err) {
 		t.Errorf("a token the daemon refused was cached: %v", err)

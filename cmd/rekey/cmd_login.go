@@ -99,7 +99,12 @@ func (c *cli) login(ctx context.Context, s oidclogin.Settings) error {
 		Roles []string `json:"roles"`
 	}
 	if _, err := anon.get(ctx, "/v1/whoami", &who); err != nil {
-		return fmt.Errorf("the provider issued a token but %s refused it (nothing was cached): %w", anon.where, err)
+		// Nothing is cached, so nothing would ever revoke what the
+		// provider issued: revoke its refresh token now.
+		if rerr := oidclogin.Revoke(ctx, hc, *e); rerr != nil {
+			fmt.Fprintf(c.stderr, "rekey: warning: the refresh token the provider issued could not be revoked: %v\n", rerr)
+		}
+		return fmt.Errorf("the provider issued a token but %s refused it (nothing was cached; its refresh token was revoked at the provider): %w", anon.where, err)
 	}
 	cache, err := oidclogin.DefaultCache()
 	if err != nil {

@@ -116,6 +116,13 @@ func (p *Provider) Refreshes() int {
 	return p.st.refreshes
 }
 
+// Revocations counts tokens revoked at the provider (RFC 7009).
+func (p *Provider) Revocations() int {
+	p.st.mu.Lock()
+	defer p.st.mu.Unlock()
+	return p.st.revoked
+}
+
 // Polls are the times the token endpoint was polled for a device code.
 func (p *Provider) Polls() []time.Time {
 	p.st.mu.Lock()

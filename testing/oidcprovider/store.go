@@ -23,6 +23,7 @@ type store struct {
 	idLifetime time.Duration
 	codes      []string
 	refreshes  int
+	revoked    int
 	slowDown   int
 	polls      []time.Time
 }
@@ -142,3 +143,14 @@ var (
 	_ op.DeviceAuthorizationStorage = (*store)(nil)
 	_ op.Client                     = (*deviceClient)(nil)
 )
+
+// RevokeToken counts the revocations the provider carried out (RFC 7009).
+func (s *store) RevokeToken(ctx context.Context, tokenOrTokenID, userID, clientID string) *zoidc.Error {
+	err := s.Storage.RevokeToken(ctx, tokenOrTokenID, userID, clientID)
+	if err == nil {
+		s.mu.Lock()
+		s.revoked++
+		s.mu.Unlock()
+	}
+	return err
+}
