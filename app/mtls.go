@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"crypto/x509"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -90,7 +92,7 @@ func (d *Daemon) clientCerts(h http.Handler) http.Handler {
 				msg = err.Error()
 			}
 			d.Logger.Warn("admin api: authentication failed", "client", addr, "path", r.URL.Path, "err", msg)
-			writeError(w, http.StatusUnauthorized, "a verified client certificate is required")
+			writeError(w, http.StatusUnauthorized, certRefusal(err, noCert))
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -105,4 +107,27 @@ func (d *Daemon) auditCert(ctx context.Context, p *auth.Principal, r *http.Reque
 	return d.Store.Save(ctx, rotator.Commit{Audit: []rotator.AuditEvent{{At: time.Now(), Actor: p.ID, Action: "mtls.request",
 		Detail: map[string]string{"via": p.Via, "request": r.Method + " " + r.URL.Path, "cert_serial": p.Cert.Serial,
 			"cert_sha256": p.Cert.SHA256, "cert_issuer": p.Cert.Issuer}}}})
+}
+
+// certRefusal tells the holder why their certificate was refused, in
+// words that name nothing of the server's (the full error, with serial
+// and fingerprint, is in the log).
+func certRefusal(err error, noCert bool) string {
+	var invalid x509.CertificateInvalidError
+	var unknown x509.UnknownAuthorityError
+	switch {
+	case noCert:
+		return "a verified client certificate is required"
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+		return "the client certificate has expired or is not valid yet"
+	case errors.As(err, &invalid) && invalid.Reason == x509.IncompatibleUsage:
+		return "the client certificate is not for client authentication (extended key usage)"
+	case errors.As(err, &unknown):
+		return "the client certificate is not signed by a CA this listener trusts"
+	case errors.Is(err, auth.ErrCertNoIdentity):
+		return "the client certificate names no identity rekey accepts (an email SAN)"
+	case errors.Is(err, auth.ErrCertIdentityRefused):
+		return "the client certificate's identity is reserved for rekey's own actors"
+	}
+	return "the client certificate could not be verified"
 }

@@ -195,17 +195,23 @@ func TestMTLSRefusesBadCertificates(t *testing.T) {
 	ca := pki.NewCA(t, "people CA")
 	m := newMTLSEnv(t, config.ClientAuthOptional, ca)
 	other := pki.NewCA(t, "someone else's CA")
-	for name, cert := range map[string]pki.Pair{
-		"another CA":         other.Issue(t, pki.Leaf{Emails: []string{"alice@example.com"}}),
-		"expired":            ca.Issue(t, pki.Leaf{Emails: []string{"alice@example.com"}, NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: time.Now().Add(-time.Minute)}),
-		"not yet valid":      ca.Issue(t, pki.Leaf{Emails: []string{"alice@example.com"}, NotBefore: time.Now().Add(time.Hour), NotAfter: time.Now().Add(2 * time.Hour)}),
-		"no email SAN":       ca.Issue(t, pki.Leaf{CN: "alice@example.com"}),
-		"reserved identity":  ca.Issue(t, pki.Leaf{Emails: []string{"Scheduler"}}),
-		"a channel's form":   ca.Issue(t, pki.Leaf{Emails: []string{"break-glass:root@host"}}),
-		"the bootstrap name": ca.Issue(t, pki.Leaf{Emails: []string{"Admin "}}),
+	// Each answer says why (the holder can act on it); the log has the
+	// serial and fingerprint.
+	for name, tc := range map[string]struct {
+		cert pki.Pair
+		why  string
+	}{
+		"another CA":         {other.Issue(t, pki.Leaf{Emails: []string{"alice@example.com"}}), "not signed by a CA this listener trusts"},
+		"expired":            {ca.Issue(t, pki.Leaf{Emails: []string{"alice@example.com"}, NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: time.Now().Add(-time.Minute)}), "has expired"},
+		"not yet valid":      {ca.Issue(t, pki.Leaf{Emails: []string{"alice@example.com"}, NotBefore: time.Now().Add(time.Hour), NotAfter: time.Now().Add(2 * time.Hour)}), "not valid yet"},
+		"no email SAN":       {ca.Issue(t, pki.Leaf{CN: "alice@example.com"}), "names no identity"},
+		"reserved identity":  {ca.Issue(t, pki.Leaf{Emails: []string{"Scheduler"}}), "reserved"},
+		"a channel's form":   {ca.Issue(t, pki.Leaf{Emails: []string{"break-glass:root@host"}}), "reserved"},
+		"the bootstrap name": {ca.Issue(t, pki.Leaf{Emails: []string{"Admin "}}), "reserved"},
 	} {
-		if a := m.as(&cert, "", "GET", "/v1/whoami", nil); a.status != http.StatusUnauthorized {
-			t.Errorf("%s: %d %v, want 401", name, a.status, a.body)
+		a := m.as(&tc.cert, "", "GET", "/v1/whoami", nil)
+		if msg, _ := a.body["error"].(string); a.status != http.StatusUnauthorized || !strings.Contains(msg, tc.why) {
+			t.Errorf("%s: %d %v, want 401 saying %q", name, a.status, a.body, tc.why)
 		}
 	}
 	bad := other.Issue(t, pki.Leaf{Emails: []string{"alice@example.com"}})

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -61,6 +62,12 @@ type CertID struct {
 	SHA256 string // of the DER certificate, hexadecimal
 	Issuer string // the issuer's distinguished name
 }
+
+// Why a verified-looking certificate names nobody rekey accepts.
+var (
+	ErrCertNoIdentity      = errors.New("no usable identity")
+	ErrCertIdentityRefused = errors.New("identity refused")
+)
 
 // Certs verifies client certificates against a CA bundle re-read on
 // change, and maps them to principals.
@@ -216,11 +223,11 @@ func (c *Certs) Authenticate(state *tls.ConnectionState) (*Principal, error) {
 		if c.cfg.CNFallback {
 			want += " or a Subject CN"
 		}
-		return nil, fmt.Errorf("client certificate (serial %s, sha256 %s) has no usable identity: it needs %s", id.Serial, id.SHA256, want)
+		return nil, fmt.Errorf("client certificate (serial %s, sha256 %s) has no usable identity: it needs %s: %w", id.Serial, id.SHA256, want, ErrCertNoIdentity)
 	}
 	p := &Principal{ID: c.dir.Canonical(name), Via: ViaMTLS, Cert: &id}
 	if err := Reserved(p.ID); err != nil {
-		return nil, fmt.Errorf("client certificate (serial %s, sha256 %s): %w", id.Serial, id.SHA256, err)
+		return nil, fmt.Errorf("client certificate (serial %s, sha256 %s): %w: %w", id.Serial, id.SHA256, ErrCertIdentityRefused, err)
 	}
 	for _, u := range c.cfg.Users {
 		if u.Identity != "" && c.dir.Canonical(u.Identity) == p.ID {
