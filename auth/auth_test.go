@@ -213,3 +213,12 @@ func counter(n int, format string) string {
 	}
 	return b.String()
 }
+
+// Two entries granting the same role (an identity entry and a pattern)
+// name it once.
+func TestRoleNamesOnce(t *testing.T) {
+	p := &Principal{ID: "bob@example.com", Grants: []Grant{{Role: RoleViewer}, {Role: RoleViewer}, {Role: RoleOperator, Keys: "pay-*"}}}
+	if got := strings.Join(p.RoleNames(), ", "); got != "viewer, operator keys=pay-*" {
+		t.Fatalf("roles %q", got)
+	}
+}

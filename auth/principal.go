@@ -171,7 +171,9 @@ func (p *Principal) RoleNames() []string {
 		if g.Team != "" {
 			s += " team=" + g.Team
 		}
-		out = append(out, s)
+		if !slices.Contains(out, s) { // two entries granting the same role show once
+			out = append(out, s)
+		}
 	}
 	return out
 }

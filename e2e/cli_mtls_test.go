@@ -72,6 +72,19 @@ func TestCLIWithAClientCertificate(t *testing.T) {
 			t.Errorf("%s: exit %d, want 3 (refused)\n%s%s", name, code, out, errOut)
 		}
 	}
+	// Two set-up mistakes, each said with its fix: plain http to the TLS
+	// listener, and no REKEY_CACERT for the daemon's own CA.
+	for name, tc := range map[string]struct {
+		sh   *shell
+		want string
+	}{
+		"http:// to the TLS listener": {w.shell("REKEY_ADDR=http://"+w.AdminAddr(), "REKEY_TOKEN="+adminToken), "speaks HTTPS"},
+		"no REKEY_CACERT":             {w.shell(addr, "REKEY_CLIENT_CERT="+bobCert, "REKEY_CLIENT_KEY="+bobKey), "REKEY_CACERT"},
+	} {
+		if _, errOut, code := tc.sh.rekey("", "whoami"); code == 0 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%s: exit %d, want an error naming %q: %s", name, code, tc.want, errOut)
+		}
+	}
 
 	deadline := patient(20 * time.Second)
 	for !strings.Contains(asBob.must("status"), "current") {

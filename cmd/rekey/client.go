@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -66,6 +68,10 @@ func (cl *client) do(ctx context.Context, method, path string, body, out any) ([
 	}
 	resp, err := cl.http.Do(req)
 	if err != nil {
+		var unknown x509.UnknownAuthorityError
+		if errors.As(err, &unknown) {
+			return nil, fmt.Errorf("cannot reach %s: %w (set REKEY_CACERT or --cacert to the CA that signed the daemon's certificate)", cl.where, unwrapURL(err))
+		}
 		return nil, fmt.Errorf("cannot reach %s: %w", cl.where, unwrapURL(err))
 	}
 	defer resp.Body.Close()
@@ -80,6 +86,9 @@ func (cl *client) do(ctx context.Context, method, path string, body, out any) ([
 		// the daemon answered instead of it.
 		return raw, fmt.Errorf("%s %s: %s answered HTTP %d redirecting to %q; rekey does not follow redirects (a request body could carry a secret elsewhere): set REKEY_ADDR to the final address",
 			method, path, cl.where, resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp.StatusCode == http.StatusBadRequest && bytes.Contains(raw, []byte("HTTP request to an HTTPS server")) {
+		return raw, fmt.Errorf("%s %s: %s speaks HTTPS: set REKEY_ADDR to https://… (and REKEY_CACERT to the CA of its certificate)", method, path, cl.where)
 	}
 	if resp.StatusCode == http.StatusNotFound && !json.Valid(raw) {
 		// Every answer of the admin API is JSON; a plain "404 page not
