@@ -216,6 +216,7 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o Build
 		Inbound:             d.Store,
 		State:               d.Store,
 		OnDeparted:          d.revokeTokensOf,
+		Identities:          d.Directory.Names,
 		Outbox:              d.Store,
 		OutboxDatabaseClock: true,
 		EnqueueOnly:         o.EnqueueOnly,

@@ -72,7 +72,7 @@ func encodeDeparture(d Departure) string {
 // a state store nobody is recorded as departed.
 func (e *Engine) Departed(ctx context.Context, who string) (Departure, bool, error) {
 	id := CanonicalIdentity(who)
-	if e.state == nil || id == "" {
+	if e.state == nil || id == "" || ownActor(id) {
 		return Departure{}, false, nil
 	}
 	v, ok, err := e.state.GetState(ctx, stateDeparted, id)
@@ -82,9 +82,24 @@ func (e *Engine) Departed(ctx context.Context, who string) (Departure, bool, err
 	return decodeDeparture(id, v), true, nil
 }
 
+// ownActor reports whether id (canonical) is a name rekey acts under
+// itself: the engine, the scheduler, the bootstrap token, or a
+// "kind:name" channel or source (exposure:…, departure:…, break-glass:…).
+// It is never a person, so it never counts as departed, even if a record
+// naming it is in the store: a departure cannot switch off scheduled
+// rotations, exposure emergencies or the bootstrap token. (It mirrors
+// internal/reserved, which the departure webhook refuses with a 400.)
+func ownActor(id string) bool {
+	switch id {
+	case "rekey", ActorScheduler, "admin":
+		return true
+	}
+	return strings.Contains(id, ":")
+}
+
 // refuseDeparted refuses a decision or request (what) by a person who
 // left. An actor rekey itself uses (scheduler, departure:…, exposure:…)
-// is never recorded as departed and so passes.
+// is never recorded as departed (ownActor) and so passes.
 func (e *Engine) refuseDeparted(ctx context.Context, actor, what string) error {
 	d, gone, err := e.Departed(ctx, actor)
 	if err != nil {

@@ -50,12 +50,7 @@ const departureHoldAfter = 10 * time.Minute
 
 func (e *Engine) processDeparture(ctx context.Context, eventID string, r DepartureReport) (DepartureResult, error) {
 	var res DepartureResult
-	who := []string{}
-	for _, x := range []string{r.Email, r.UserID} {
-		if x = strings.ToLower(strings.TrimSpace(x)); x != "" {
-			who = append(who, x)
-		}
-	}
+	who := e.departedNames(r)
 	actor := departureActor(r.Via)
 	plan, err := e.departurePlan(ctx, eventID, who, r.Via, r.Actor)
 	if err != nil {
@@ -107,6 +102,28 @@ func (e *Engine) processDeparture(ctx context.Context, eventID string, r Departu
 		return res, errPending
 	}
 	return res, accessErr
+}
+
+// departedNames resolves, once, whom a departure names: each identity it
+// reports (email, user id), canonical, with every other name the person
+// is known by (Options.Identities: their canonical identity and aliases),
+// so that the person is recorded as departed under all of them and their
+// approvals, requests and keys are found whichever name HR used. A name
+// rekey acts under itself (ownActor) is never a person and is left out.
+func (e *Engine) departedNames(r DepartureReport) []string {
+	who := []string{}
+	for _, x := range []string{r.Email, r.UserID} {
+		names := []string{x}
+		if e.identities != nil && CanonicalIdentity(x) != "" {
+			names = append(names, e.identities(x)...)
+		}
+		for _, n := range names {
+			if n = CanonicalIdentity(n); n != "" && !ownActor(n) && !slices.Contains(who, n) {
+				who = append(who, n)
+			}
+		}
+	}
+	return who
 }
 
 // takeAccess calls Options.OnDeparted for everyone a departure names,

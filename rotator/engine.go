@@ -46,6 +46,10 @@ type Options struct {
 	// d.Actor()). It is called for each identity a departure names, until
 	// it succeeds once per departure; an error retries the departure.
 	OnDeparted func(ctx context.Context, d Departure) error
+	// Identities, when set, returns the names one person is known by: the
+	// canonical identity first, then every alias (the app: auth.identities).
+	// A departure is recorded under all of them, whichever one it named.
+	Identities func(id string) []string
 	// Outbox makes notifications durable; nil keeps them in memory.
 	Outbox Outbox
 	// OutboxDatabaseClock judges delivery claims and retry times by the
@@ -112,6 +116,7 @@ type Engine struct {
 	warned        map[string]bool
 	departed      departedCache
 	onDeparted    func(ctx context.Context, d Departure) error
+	identities    func(id string) []string
 	wg            sync.WaitGroup
 	closeOnce     sync.Once
 }
@@ -138,6 +143,7 @@ func New(o Options) (*Engine, error) {
 		inbound:       o.Inbound,
 		state:         o.State,
 		onDeparted:    o.OnDeparted,
+		identities:    o.Identities,
 		wake:          make(chan struct{}, 1),
 		running:       map[string]bool{},
 		secrets:       map[string]Secret{},

@@ -25,12 +25,14 @@ package departure
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/httpx"
+	"github.com/rekeyhq/rekey/internal/reserved"
 	"github.com/rekeyhq/rekey/internal/textcheck"
 	"github.com/rekeyhq/rekey/rotator"
 	"github.com/rekeyhq/rekey/webhooks/internal/inbound"
@@ -157,6 +159,17 @@ func parseReport(body []byte) (rotator.DepartureReport, error) {
 		local, domain, ok := strings.Cut(rep.Email, "@")
 		if !ok || local == "" || domain == "" || strings.ContainsAny(rep.Email, " \t\r\n<>,;") || len(rep.Email) > maxEmailLen {
 			errs = append(errs, errors.New("email: not an email address"))
+		}
+	}
+	// A departure names a person, never one of rekey's own actors: one
+	// naming "scheduler", "admin" or "exposure:github" would make rekey
+	// refuse its own scheduled rotations, bootstrap token or leak response.
+	for _, f := range []struct{ name, value string }{{"email", rep.Email}, {"user_id", rep.UserID}} {
+		if f.value == "" {
+			continue
+		}
+		if err := reserved.Check(f.value); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f.name, err))
 		}
 	}
 	errs = append(errs, textcheck.CheckText(textcheck.Field{Name: "email", Value: rep.Email},

@@ -1,0 +1,73 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/rotator"
+)
+
+// A departure naming rekey's own actor switches nothing off: the
+// scheduler still rotates.
+func TestDepartureOfAReservedNameStopsNothing(t *testing.T) {
+	e := newAuthEnv(t, "")
+	ctx := context.Background()
+	if _, err := e.d.Engine.ReportDeparture(ctx, rotator.DepartureReport{ID: "hr-x", UserID: "scheduler", Via: "hr"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.d.Engine.Trigger(ctx, rotator.TriggerRequest{Key: "db", Trigger: rotator.TriggerAge, Actor: rotator.ActorScheduler, Reason: "age"})
+	if errors.Is(err, rotator.ErrDeparted) {
+		t.Fatalf("a departure naming user_id \"scheduler\" stops every scheduled rotation: %v", err)
+	}
+}
+
+// departureGate: carol approves a manual rotation of api that needs two
+// approvals; HR reports rep; bob approves. It returns the rotation's
+// phase once it has moved on, or awaiting_approval.
+func departureGate(t *testing.T, rep rotator.DepartureReport) rotator.Phase {
+	e := newAuthEnv(t, "auth: {identities: {\"U0CAROL\": carol@example.com}}\n")
+	ctx := context.Background()
+	rot, err := e.d.Engine.Trigger(ctx, rotator.TriggerRequest{Key: "api", Trigger: rotator.TriggerManual, Actor: "alice@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, e.d, rot.ID, rotator.PhaseAwaitingApproval)
+	dec := canonicalDecider{e.d.Engine, e.d.Directory}
+	if _, err := dec.Decide(ctx, rotator.ApproveRequest{RotationID: rot.ID, Approver: "carol@example.com", Verdict: rotator.VerdictApprove, Via: "slack"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.Engine.ReportDeparture(ctx, rep); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dec.Decide(ctx, rotator.ApproveRequest{RotationID: rot.ID, Approver: "bob@example.com", Verdict: rotator.VerdictApprove, Via: "slack"}); err != nil {
+		t.Fatal(err)
+	}
+	// The gate is evaluated by the running daemon: give it a few passes.
+	var r *rotator.Rotation
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if r, err = e.d.Store.GetRotation(ctx, rot.ID); err != nil || r.Phase != rotator.PhaseAwaitingApproval {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Phase
+}
+
+// Carol's approval no longer counts once she left, whether HR names her by
+// email or by the Slack user id auth.identities maps to her email. On the
+// code before, the alias departure left her approval counting and the
+// rotation went on on it.
+func TestDepartureByEmailOrAliasVoidsTheApproval(t *testing.T) {
+	for name, rep := range map[string]rotator.DepartureReport{
+		"email": {ID: "hr-1", Email: "carol@example.com", Via: "hr"},
+		"alias": {ID: "hr-1", UserID: "U0CAROL", Via: "hr"},
+	} {
+		if p := departureGate(t, rep); p != rotator.PhaseAwaitingApproval {
+			t.Errorf("by %s: the gate passed on carol's approval: %s", name, p)
+		}
+	}
+}
