@@ -74,8 +74,11 @@ func (e *Engine) processDeparture(ctx context.Context, eventID string, r Departu
 		}
 		if !tg.Done {
 			pending = append(pending, tg.Key)
+			if tg.After == tg.Rotation && tg.After != "" {
+				why = append(why, tg.Key+": "+tg.Why)
+			}
 		}
-		if !tg.Done && tg.After != "" {
+		if !tg.Done && tg.After != "" && tg.After != tg.Rotation { // not an adopted rotation
 			res.Waiting = append(res.Waiting, tg.Key)
 			why = append(why, tg.Key+": "+tg.Why)
 		}
@@ -155,12 +158,13 @@ func (e *Engine) takeAccess(ctx context.Context, plan *departurePlan, who []stri
 //   - a staged target adopts a rotation already in flight only while it
 //     has not minted yet (or minted after the departure); one whose new
 //     generation was minted before the departure, or that cannot tell, is
-//     waited for (the event stays pending, and is retried), and the key
-//     is rotated again once it ends;
-//   - an emergency target makes a rotation in flight yield (preempt), and
-//     settles only if that rotation's own new generation is minted after
-//     the departure; rolled back, or cut over to a generation minted
-//     before it, the key gets its emergency once the rotation ends.
+//     waited for, and the key is rotated again once it ends;
+//   - an emergency target makes a rotation in flight yield (preempt), or
+//     adopts an emergency of the target already in flight;
+//   - an adopted or pre-empted rotation never settles the target by
+//     itself (it may be denied, cancelled, expire or roll back): the event
+//     stays pending, is retried, and settles by the first rule once the
+//     rotation ends, or starts the departure's own rotation.
 func (e *Engine) departOne(ctx context.Context, tg *departureTarget, who []string, actor string, since time.Time) {
 	creds, err := e.store.Credentials(ctx, tg.Key)
 	if err != nil {
@@ -198,7 +202,12 @@ func (e *Engine) departOne(ctx context.Context, tg *departureTarget, who []strin
 	case err == nil:
 		tg.Rotation, tg.Done, tg.After = rot.ID, true, ""
 	case errors.Is(err, ErrActiveRotation) && rot != nil && tg.Mode == ModeStaged && mintsAfter(rot, byGen, since):
-		tg.Rotation, tg.Done, tg.After, tg.Why = rot.ID, true, "", "a staged rotation that had not minted yet was already replacing the key"
+		// Adopted, not settled: a rotation someone else started may be
+		// denied, cancelled, expire or roll back. The target settles when
+		// a generation minted after the departure is current; if the
+		// rotation ends without one, the key is rotated again.
+		tg.Rotation, tg.After = rot.ID, rot.ID
+		tg.Why = fmt.Sprintf("adopted rotation %s, which mints after the departure; if it ends without replacing the key, the key rotates again", rot.ID)
 	case errors.Is(err, ErrActiveRotation) && rot != nil && tg.Mode == ModeStaged:
 		tg.After = rot.ID
 		tg.Why = fmt.Sprintf("rotation %s minted generation %d before the departure; the key rotates again once it ends", rot.ID, rot.NewGeneration)
@@ -206,16 +215,13 @@ func (e *Engine) departOne(ctx context.Context, tg *departureTarget, who []strin
 		// Made to yield already: wait for it to end.
 	case errors.Is(err, ErrActiveRotation) && rot != nil:
 		tg.Rotation = rot.ID
-		// The rotation now revokes the target (or rolls back): enough only
-		// if what stays current is minted after the departure. Rolled back,
-		// or cut over to a generation minted before it, the key is rotated
-		// again once the rotation ends.
+		// The rotation now revokes the target (or rolls back), or is an
+		// emergency of the target already: wait for it to end. It settles
+		// the target only if what is current then was minted after the
+		// departure; denied, rolled back, or cut over to a generation
+		// minted before it, the key gets its emergency once it ends.
 		if e.preemptBy(ctx, rot, target, "owner left", actor) == nil {
-			if mintsAfter(rot, byGen, since) && (rot.Mode == ModeEmergency || target.Generation != rot.NewGeneration) {
-				tg.Done = true
-			} else {
-				tg.Preempted = rot.ID
-			}
+			tg.Preempted = rot.ID
 		}
 	case errors.Is(err, ErrNotFound) || errors.Is(err, ErrBadState):
 		tg.Done, tg.Why, tg.After = true, err.Error(), ""

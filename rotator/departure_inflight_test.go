@@ -191,3 +191,47 @@ func TestDepartureEmergencyDoesNotKeepAGenerationMintedBeforeIt(t *testing.T) {
 		t.Fatalf("the rotation in flight was never pre-empted: %v", evs)
 	}
 }
+
+// An adopted rotation does not settle the departure by itself: denied (a
+// person saw a routine manual rotation, not a departure), the key would
+// keep a generation minted before the person left. The departure waits for
+// it to end, then rotates the key itself. On the code before, the
+// departure was finished at adoption and nothing followed the deny.
+func TestDepartureRotatesWhenTheAdoptedRotationIsDenied(t *testing.T) {
+	e := newEnv(t)
+	e.key.Owners = []string{"alice@example.com", "carol@example.com"}
+	e.key.Approval = rotator.ApprovalPolicy{Gates: []rotator.Gate{rotator.GateStart}, ExpireAfter: 24 * time.Hour}
+	e.key.Drain.QuietPeriod = 0
+	e.engine = e.newEngine(nil)
+	e.bootstrap()
+	before := e.creds()
+	inflight, err := e.engine.Trigger(e.ctx, rotator.TriggerRequest{Key: "api", Trigger: rotator.TriggerManual, Actor: "alice@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := e.run(inflight.ID, 10); r.Phase != rotator.PhaseAwaitingApproval {
+		t.Fatalf("not waiting for its start approval: %s", r.Phase)
+	}
+	e.clock.Advance(3 * time.Second)
+	res, err := e.engine.ReportDeparture(e.ctx, rotator.DepartureReport{ID: "hr-1", Email: "carol@example.com", Via: "hr"})
+	if err != nil || !slices.Equal(res.Rotations, []string{inflight.ID}) {
+		t.Fatalf("departure: %+v %v, want the rotation in flight adopted", res, err)
+	}
+	if _, err := e.engine.Decide(e.ctx, rotator.ApproveRequest{RotationID: inflight.ID, Approver: "bob@example.com", Verdict: rotator.VerdictDeny, Via: "api"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.run(inflight.ID, 10); r.Phase != rotator.PhaseDenied {
+		t.Fatalf("adopted rotation ended %s, want denied", r.Phase)
+	}
+	var follow []*rotator.Rotation
+	for range 20 {
+		e.engine.RunOnce(e.ctx)
+		e.clock.Advance(10 * time.Second)
+		if follow = e.departureRotations(); len(follow) > 0 {
+			break
+		}
+	}
+	if len(follow) != 1 || follow[0].Actor != "departure:hr" || follow[0].OldGeneration != len(before) {
+		t.Fatalf("no departure rotation of generation %d after the adopted rotation was denied: %+v", len(before), follow)
+	}
+}
