@@ -2,8 +2,9 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"slices"
+	"time"
 
 	"github.com/rekeyhq/rekey/auth"
 	"github.com/rekeyhq/rekey/rotator"
@@ -44,24 +45,27 @@ func (d *Daemon) departedLeft(ctx context.Context, id string) (*auth.Left, error
 	return &auth.Left{Reason: dep.String(), By: dep.Actor()}, nil
 }
 
+// liveRevoker is the built-in stores' conditional revocation: it revokes
+// a token only where it is not revoked yet and says whether it did.
+type liveRevoker interface {
+	RevokeLiveToken(ctx context.Context, id string, at time.Time) (bool, error)
+}
+
 // revokeDepartedToken revokes one API token of a person who left, audited
 // as token.revoked by the departure (reason departure), unless it is
-// revoked already (one event per revocation).
+// revoked already: the store revokes it only where it is still live, and
+// only the caller that changed the row audits it, so that daemons
+// processing one departure at once write one event per revocation.
 func (d *Daemon) revokeDepartedToken(ctx context.Context, tokenID, user string, left auth.Left) error {
-	s := TokenStore(d.Store)
-	if s == nil {
+	s, ok := d.Store.(liveRevoker)
+	if !ok || TokenStore(d.Store) == nil {
 		return nil
 	}
-	d.revokeMu.Lock()
-	defer d.revokeMu.Unlock()
-	list, err := s.ListTokens(ctx)
+	revoked, err := s.RevokeLiveToken(ctx, tokenID, timeNow())
+	if errors.Is(err, rotator.ErrNotFound) || err == nil && !revoked {
+		return nil
+	}
 	if err != nil {
-		return err
-	}
-	if i := slices.IndexFunc(list, func(t auth.TokenRecord) bool { return t.ID == tokenID }); i < 0 || !list[i].RevokedAt.IsZero() {
-		return nil
-	}
-	if err := s.RevokeToken(ctx, tokenID, timeNow()); err != nil {
 		return err
 	}
 	d.Logger.Info("api token of a person who left revoked", "token_id", tokenID, "user", user, "by", left.By)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/rekeyhq/rekey/auth"
@@ -116,5 +117,55 @@ func TestDepartureByAliasRefusesTheCanonicalIdentity(t *testing.T) {
 	_, err = canonicalDecider{e.d.Engine, e.d.Directory}.Decide(ctx, rotator.ApproveRequest{RotationID: rot.ID, Approver: "carol@example.com", Verdict: rotator.VerdictApprove, Via: "slack"})
 	if !errors.Is(err, rotator.ErrDeparted) {
 		t.Fatalf("carol's decision after U0CAROL left: %v", err)
+	}
+}
+
+// Daemons sharing a store that revoke one departed person's tokens at
+// once (each retrying the departure, or each seeing a token presented)
+// audit one token.revoked per token: the store revokes a token only where
+// it is still live and tells only that caller. On the code before, the
+// check was a process-local lock around list-then-revoke.
+func TestDepartedTokenRevokedOnceAcrossDaemons(t *testing.T) {
+	e := newAuthEnv(t, "")
+	ctx := context.Background()
+	var ids []string
+	for range 5 {
+		_, rec, err := auth.CreateToken(ctx, TokenStore(e.d.Store), auth.TokenSpec{User: "carol@example.com", Grant: auth.Grant{Role: auth.RoleViewer}}, timeNow())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, rec.ID)
+	}
+	other := &Daemon{Store: e.d.Store, Logger: e.d.Logger} // another process on the same store
+	left := auth.Left{Reason: "carol left", By: "departure:hr"}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		d := e.d
+		if i%2 == 1 {
+			d = other
+		}
+		wg.Go(func() {
+			for _, id := range ids {
+				if err := d.revokeDepartedToken(ctx, id, "carol@example.com", left); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	evs, err := e.d.Store.Audit(ctx, rotator.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := map[string]int{}
+	for _, ev := range evs {
+		if ev.Action == "token.revoked" {
+			per[ev.Detail["token_id"]]++
+		}
+	}
+	for _, id := range ids {
+		if per[id] != 1 {
+			t.Errorf("token %s: %d token.revoked events, want 1", id, per[id])
+		}
 	}
 }
