@@ -20,6 +20,12 @@ const stateDeparturePlan = "rekey.departure"
 type departureTarget struct {
 	Key        string `json:"key"`
 	Generation int    `json:"generation"` // the current generation at receipt
+	// Known is the highest generation the store held at receipt, minted
+	// or only intended (a mint intent is a pending credential, written
+	// before the issuer is called): a higher one was minted after the
+	// departure. 0 in plans saved before it was kept: their credentials'
+	// CreatedAt is compared with First instead.
+	Known int `json:"known,omitempty"`
 	Mode       Mode   `json:"mode"`
 	Rotation   string `json:"rotation,omitempty"`
 	// After is the rotation in flight it waits for: one whose new
@@ -186,7 +192,7 @@ func (e *Engine) departOne(ctx context.Context, tg *departureTarget, who []strin
 		case cur == nil:
 			tg.Done, tg.Why, tg.After = true, "generation already revoked", ""
 			return
-		case !cur.CreatedAt.Before(since):
+		case tg.mintedAfter(cur, since):
 			tg.Done, tg.Why, tg.After = true, fmt.Sprintf("generation already replaced by generation %d, minted after the departure", cur.Generation), ""
 			return
 		}
@@ -201,7 +207,7 @@ func (e *Engine) departOne(ctx context.Context, tg *departureTarget, who []strin
 	switch {
 	case err == nil:
 		tg.Rotation, tg.Done, tg.After = rot.ID, true, ""
-	case errors.Is(err, ErrActiveRotation) && rot != nil && tg.Mode == ModeStaged && mintsAfter(rot, byGen, since):
+	case errors.Is(err, ErrActiveRotation) && rot != nil && tg.Mode == ModeStaged && tg.mintsAfter(rot, byGen, since):
 		// Adopted, not settled: a rotation someone else started may be
 		// denied, cancelled, expire or roll back. The target settles when
 		// a generation minted after the departure is current; if the
@@ -229,16 +235,31 @@ func (e *Engine) departOne(ctx context.Context, tg *departureTarget, who []strin
 }
 
 // mintsAfter reports whether rotation a's new generation is, for sure,
-// minted after since: a has not recorded its mint intent yet, or recorded
-// it after since (the intent is written before the issuer is called, or a
-// person asked). An intent from before since may have been minted and
-// delivered already: the person who left may have seen it.
-func mintsAfter(a *Rotation, byGen map[int]*Credential, since time.Time) bool {
+// minted after the departure: a has not recorded its mint intent yet, or
+// recorded it after the departure (the intent is written before the
+// issuer is called, or a person asked). An intent from before it may have
+// been minted and delivered already: the person who left may have seen it.
+func (tg *departureTarget) mintsAfter(a *Rotation, byGen map[int]*Credential, since time.Time) bool {
 	if a.NewGeneration == 0 {
 		return true
 	}
 	c := byGen[a.NewGeneration]
-	return c != nil && !c.CreatedAt.IsZero() && !c.CreatedAt.Before(since)
+	return c != nil && tg.mintedAfter(c, since)
+}
+
+// mintedAfter reports whether credential c was minted (its intent
+// recorded) after the departure. It is decided by the store's order, not
+// by clocks: c's generation is higher than every generation the store
+// held when the departure was received (Known). A credential's CreatedAt
+// is the clock of the daemon that minted it, and the departure's time the
+// clock of the one that received it; with daemons on skewed hosts, those
+// two cannot be compared. Plans saved before Known was kept fall back to
+// them.
+func (tg *departureTarget) mintedAfter(c *Credential, since time.Time) bool {
+	if tg.Known > 0 {
+		return c.Generation > tg.Known
+	}
+	return !c.CreatedAt.IsZero() && !c.CreatedAt.Before(since)
 }
 
 // departureActor is the principal a departure acts as: the authenticated
@@ -310,7 +331,11 @@ func (e *Engine) departurePlan(ctx context.Context, eventID string, who []string
 		if slices.ContainsFunc(e.owners(ctx, k), func(o string) bool { return !slices.Contains(who, CanonicalIdentity(o)) }) {
 			mode = ModeStaged
 		}
-		p.Targets = append(p.Targets, departureTarget{Key: name, Generation: cur.Generation, Mode: mode})
+		known, err := e.knownGeneration(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		p.Targets = append(p.Targets, departureTarget{Key: name, Generation: cur.Generation, Mode: mode, Known: known})
 	}
 	sort.SliceStable(p.Targets, func(i, j int) bool { return p.Targets[i].Mode == ModeEmergency && p.Targets[j].Mode != ModeEmergency })
 	detail := map[string]string{"event": eventID, "person": strings.Join(who, "/"), "keys": fmt.Sprint(len(p.Targets))}
@@ -329,6 +354,20 @@ func (e *Engine) departurePlan(ctx context.Context, eventID string, who []string
 		return nil, err
 	}
 	return p, e.markDeparted(ctx, who, p.First, via)
+}
+
+// knownGeneration is the highest generation of key the store holds,
+// whatever its state (a pending one is a mint intent).
+func (e *Engine) knownGeneration(ctx context.Context, key string) (int, error) {
+	creds, err := e.store.Credentials(ctx, key)
+	if err != nil {
+		return 0, err
+	}
+	known := 0
+	for _, c := range creds {
+		known = max(known, c.Generation)
+	}
+	return known, nil
 }
 
 func (e *Engine) saveDeparturePlan(ctx context.Context, eventID string, p *departurePlan) error {

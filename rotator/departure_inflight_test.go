@@ -235,3 +235,26 @@ func TestDepartureRotatesWhenTheAdoptedRotationIsDenied(t *testing.T) {
 		t.Fatalf("no departure rotation of generation %d after the adopted rotation was denied: %+v", len(before), follow)
 	}
 }
+
+// "Minted after the departure" is decided by the store's order, not by
+// comparing two daemons' clocks: a generation minted (and cut over) before
+// the departure by a daemon whose clock runs two minutes fast is still
+// one the person may have read. On the code before, its CreatedAt, later
+// than the receiving daemon's clock, settled the departure at once.
+func TestDepartureOrderIsTheStoresNotTheClocks(t *testing.T) {
+	e, inflight := gatedEnv(t, 1)
+	minted := e.creds()[inflight.NewGeneration]
+	skewed := *minted
+	skewed.CreatedAt = e.clock.Now().Add(2 * time.Minute) // the minting daemon's clock
+	if err := e.store.Save(e.ctx, rotator.Commit{Credentials: []*rotator.Credential{&skewed}}); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Minute)
+	res, err := e.engine.ReportDeparture(e.ctx, rotator.DepartureReport{ID: "hr-1", Email: "carol@example.com", Via: "hr"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Waiting, []string{"api"}) || len(res.Rotations) != 0 {
+		t.Fatalf("departure answered %+v: want api waiting for %s, whose generation %d was minted before carol left", res, inflight.ID, minted.Generation)
+	}
+}
