@@ -25,9 +25,9 @@ type departureTarget struct {
 	// before the issuer is called): a higher one was minted after the
 	// departure. 0 in plans saved before it was kept: their credentials'
 	// CreatedAt is compared with First instead.
-	Known int `json:"known,omitempty"`
-	Mode       Mode   `json:"mode"`
-	Rotation   string `json:"rotation,omitempty"`
+	Known    int    `json:"known,omitempty"`
+	Mode     Mode   `json:"mode"`
+	Rotation string `json:"rotation,omitempty"`
 	// After is the rotation in flight it waits for: one whose new
 	// generation was minted before the departure.
 	After string `json:"after,omitempty"`
