@@ -3,9 +3,11 @@ package app
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/rekeyhq/rekey/auth"
 	"github.com/rekeyhq/rekey/rotator"
 )
 
@@ -68,6 +70,51 @@ func TestDepartureByEmailOrAliasVoidsTheApproval(t *testing.T) {
 	} {
 		if p := departureGate(t, rep); p != rotator.PhaseAwaitingApproval {
 			t.Errorf("by %s: the gate passed on carol's approval: %s", name, p)
+		}
+	}
+}
+
+// A departure revokes the person's own tokens, not the ones they created
+// for a robot or a colleague (that would lock those out), but it names
+// them, and the shared secrets they may know, in its audit trail: carol
+// created ci-bot's token and may have kept a copy.
+func TestDepartureListsTokensThePersonCreated(t *testing.T) {
+	e := newAuthEnv(t, "")
+	ctx := context.Background()
+	_, bot, err := auth.CreateToken(ctx, TokenStore(e.d.Store), auth.TokenSpec{User: "ci-bot", Grant: auth.Grant{Role: auth.RoleOperator},
+		CreatedBy: "carol@example.com"}, timeNow())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, other, err := auth.CreateToken(ctx, TokenStore(e.d.Store), auth.TokenSpec{User: "dan@example.com", Grant: auth.Grant{Role: auth.RoleViewer},
+		CreatedBy: "bob@example.com"}, timeNow())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.Engine.ReportDeparture(ctx, rotator.DepartureReport{ID: "hr-1", Email: "carol@example.com", Via: "hr"}); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := e.d.Store.Audit(ctx, rotator.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rest string
+	for _, ev := range evs {
+		if ev.Action == "departure.remaining" {
+			rest = ev.Detail["remaining"]
+		}
+	}
+	if !strings.Contains(rest, bot.ID+" of ci-bot (operator, created by carol@example.com)") || !strings.Contains(rest, "bootstrap admin token") ||
+		strings.Contains(rest, other.ID) {
+		t.Fatalf("departure.remaining %q: want ci-bot's token %s and the bootstrap token named, not %s", rest, bot.ID, other.ID)
+	}
+	list, err := TokenStore(e.d.Store).ListTokens(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range list {
+		if tk.ID == bot.ID && !tk.RevokedAt.IsZero() {
+			t.Fatal("ci-bot's token was revoked: everyone carol made tokens for would be locked out")
 		}
 	}
 }

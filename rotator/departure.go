@@ -63,7 +63,7 @@ func (e *Engine) processDeparture(ctx context.Context, eventID string, r Departu
 		return res, err
 	}
 	res.Duplicate = plan.Already
-	accessErr := e.takeAccess(ctx, plan, who, r.Via)
+	accessErr := e.takeAccess(ctx, eventID, plan, who, r.Via)
 	pending, why := []string{}, []string{}
 	for i := range plan.Targets {
 		tg := &plan.Targets[i]
@@ -137,16 +137,36 @@ func (e *Engine) departedNames(r DepartureReport) []string {
 
 // takeAccess calls Options.OnDeparted for everyone a departure names,
 // once per departure: a person who left keeps no way to act (their API
-// tokens are revoked), whether or not they owned a key. An error leaves
-// the departure to be retried.
-func (e *Engine) takeAccess(ctx context.Context, plan *departurePlan, who []string, via string) error {
+// tokens are revoked), whether or not they owned a key. What it reports
+// left working (tokens the person created for others or for robots, the
+// shared secrets they may know) is not revoked — that would lock out
+// everyone they made tokens for — but notified and audited, so that a
+// person decides. An error leaves the departure to be retried.
+func (e *Engine) takeAccess(ctx context.Context, eventID string, plan *departurePlan, who []string, via string) error {
 	if e.onDeparted == nil || plan.AccessTaken {
 		return nil
 	}
+	var remaining []string
 	for _, w := range who {
-		if err := e.onDeparted(ctx, Departure{Who: w, At: plan.First, Via: via}); err != nil {
+		rest, err := e.onDeparted(ctx, Departure{Who: w, At: plan.First, Via: via})
+		if err != nil {
 			e.log.Warn("departure: take the access of a person who left; will retry", "person", w, "err", err)
 			return fmt.Errorf("departure of %s: take access: %w", w, err)
+		}
+		for _, r := range rest {
+			if !slices.Contains(remaining, r) {
+				remaining = append(remaining, r)
+			}
+		}
+	}
+	if len(remaining) > 0 {
+		person, actor := strings.Join(who, "/"), departureActor(via)
+		if err := e.record(ctx, nil, []AuditEvent{{At: e.clock.Now(), Actor: actor, Action: "departure.remaining",
+			Detail: map[string]string{"event": eventID, "person": person, "remaining": strings.Join(remaining, "; ")}}},
+			Event{Kind: EventDeparture, Severity: SeverityCritical, Actor: actor, Fields: map[string]string{"person": person},
+				Message: fmt.Sprintf("%s left: their own API tokens are revoked, but what follows still works and they may hold a copy: %s",
+					person, strings.Join(remaining, "; "))}); err != nil {
+			return fmt.Errorf("departure of %s: record what stays live: %w", person, err)
 		}
 	}
 	plan.AccessTaken = true
