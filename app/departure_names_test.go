@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"errors"
+	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -116,5 +118,39 @@ func TestDepartureListsTokensThePersonCreated(t *testing.T) {
 		if tk.ID == bot.ID && !tk.RevokedAt.IsZero() {
 			t.Fatal("ci-bot's token was revoked: everyone carol made tokens for would be locked out")
 		}
+	}
+}
+
+// POST /v1/departures/{who}/undo: only an admin undoes a departure sent
+// by mistake; it is audited by that admin, and the person's credentials
+// authenticate again (new ones: the revoked tokens stay revoked).
+func TestUndoDepartureThroughTheAPI(t *testing.T) {
+	e := newAuthEnv(t, "auth: {identities: {\"U0CAROL\": carol@example.com}}\n")
+	ctx := context.Background()
+	dave := e.token("dave@example.com", auth.RoleAdmin, "")
+	op := e.token("olga@example.com", auth.RoleOperator, "")
+	if _, err := e.d.Engine.ReportDeparture(ctx, rotator.DepartureReport{ID: "hr-1", UserID: "U0CAROL", Via: "hr"}); err != nil {
+		t.Fatal(err)
+	}
+	if a := e.api(op, "POST", "/v1/departures/carol@example.com/undo", nil); a.status != http.StatusForbidden {
+		t.Fatalf("an operator undid a departure: %d %v", a.status, a.body)
+	}
+	if a := e.api(dave, "POST", "/v1/departures/bob@example.com/undo", nil); a.status != http.StatusNotFound {
+		t.Fatalf("undo of someone who never left: %d %v", a.status, a.body)
+	}
+	if a := e.api(dave, "POST", "/v1/departures/carol@example.com/undo", nil); a.status != http.StatusOK {
+		t.Fatalf("undo: %d %v", a.status, a.body)
+	}
+	evs, err := e.d.Store.Audit(ctx, rotator.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.IndexFunc(evs, func(ev rotator.AuditEvent) bool { return ev.Action == "departure.undone" }); i < 0 || evs[i].Actor != "dave@example.com" ||
+		evs[i].Detail["person"] != "carol@example.com/u0carol" {
+		t.Fatalf("the undo is not audited by dave for both of carol's names: %v", evs)
+	}
+	carol := e.token("carol@example.com", auth.RoleViewer, "")
+	if a := e.api(carol, "GET", "/v1/whoami", nil); a.status != http.StatusOK {
+		t.Fatalf("carol, back, cannot authenticate: %d %v", a.status, a.body)
 	}
 }

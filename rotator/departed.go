@@ -110,3 +110,45 @@ func (e *Engine) refuseDeparted(ctx context.Context, actor, what string) error {
 	}
 	return nil
 }
+
+// UndoDeparture forgets that the person named who left — a departure HR
+// sent by mistake — under every name they are known by
+// (Options.Identities), audited as departure.undone by actor, an
+// authenticated admin. It returns the names it cleared (ErrNotFound when
+// none was recorded). It gives back nothing the departure took: revoked
+// tokens stay revoked, and keys rotated stay rotated; a departure event
+// still being retried records the person again.
+func (e *Engine) UndoDeparture(ctx context.Context, who, actor string) ([]string, error) {
+	del, ok := e.state.(StateDeleter)
+	if !ok {
+		return nil, fmt.Errorf("undo a departure: the state store cannot remove entries: %w", ErrBadState)
+	}
+	if err := e.refuseDeparted(ctx, actor, "requests"); err != nil {
+		return nil, err
+	}
+	var cleared, was []string
+	for _, name := range e.departedNames(DepartureReport{Email: who}) {
+		d, gone, err := e.Departed(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if gone {
+			cleared, was = append(cleared, name), append(was, d.String())
+		}
+	}
+	if len(cleared) == 0 {
+		return nil, fmt.Errorf("%s is not recorded as having left: %w", CanonicalIdentity(who), ErrNotFound)
+	}
+	// Audited first: an undone departure gives a person their say back.
+	if err := e.record(ctx, nil, []AuditEvent{{At: e.clock.Now(), Actor: actor, Action: "departure.undone",
+		Detail: map[string]string{"person": strings.Join(cleared, "/"), "departure": strings.Join(was, "; ")}}}); err != nil {
+		return nil, err
+	}
+	defer e.departed.forget()
+	for _, name := range cleared {
+		if err := del.DeleteState(ctx, stateDeparted, name); err != nil {
+			return nil, err
+		}
+	}
+	return cleared, nil
+}

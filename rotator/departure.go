@@ -124,7 +124,7 @@ func (e *Engine) departedNames(r DepartureReport) []string {
 	for _, x := range []string{r.Email, r.UserID} {
 		names := []string{x}
 		if e.identities != nil && CanonicalIdentity(x) != "" {
-			names = append(names, e.identities(x)...)
+			names = append(e.identities(x), x) // canonical first
 		}
 		for _, n := range names {
 			if n = CanonicalIdentity(n); n != "" && !ownActor(n) && !slices.Contains(who, n) {

@@ -107,3 +107,38 @@ func TestDepartureUnderAnAliasIsThePersonsDeparture(t *testing.T) {
 		t.Fatalf("owners %v, departed %v", cur, gone)
 	}
 }
+
+// A departure HR sent by mistake is undone by an admin, under every name
+// of the person, and audited by that admin; the person decides again.
+func TestUndoDeparture(t *testing.T) {
+	e, r := aliasEnv(t, 1, "alice@example.com", "carol@example.com")
+	if _, err := e.engine.ReportDeparture(e.ctx, rotator.DepartureReport{ID: "hr-1", Email: "carol@example.com", Via: "hr"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.engine.UndoDeparture(e.ctx, "bob@example.com", "dave@example.com"); !errors.Is(err, rotator.ErrNotFound) {
+		t.Fatalf("undo of someone who never left: %v", err)
+	}
+	if _, err := e.engine.UndoDeparture(e.ctx, "U0CAROL", "carol@example.com"); !errors.Is(err, rotator.ErrDeparted) {
+		t.Fatalf("carol undid her own departure: %v", err)
+	}
+	cleared, err := e.engine.UndoDeparture(e.ctx, "U0CAROL", "dave@example.com")
+	if err != nil || !slices.Equal(cleared, []string{"carol@example.com", "u0carol"}) {
+		t.Fatalf("undo: %v %v", cleared, err)
+	}
+	for _, name := range []string{"carol@example.com", "u0carol"} {
+		if _, gone, err := e.engine.Departed(e.ctx, name); err != nil || gone {
+			t.Fatalf("%s still departed after the undo (%v)", name, err)
+		}
+	}
+	evs, err := e.store.Audit(e.ctx, rotator.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.IndexFunc(evs, func(ev rotator.AuditEvent) bool { return ev.Action == "departure.undone" }); i < 0 || evs[i].Actor != "dave@example.com" ||
+		!strings.Contains(evs[i].Detail["departure"], "left on") {
+		t.Fatalf("undo not audited by dave: %v", evs)
+	}
+	if _, err := e.engine.Decide(e.ctx, rotator.ApproveRequest{RotationID: r.ID, Approver: "carol@example.com", Verdict: rotator.VerdictApprove, Via: "api"}); err != nil {
+		t.Fatalf("carol, back, cannot approve: %v", err)
+	}
+}
