@@ -1,6 +1,7 @@
 package rotator_test
 
 import (
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -256,5 +257,55 @@ func TestDepartureOrderIsTheStoresNotTheClocks(t *testing.T) {
 	}
 	if !slices.Equal(res.Waiting, []string{"api"}) || len(res.Rotations) != 0 {
 		t.Fatalf("departure answered %+v: want api waiting for %s, whose generation %d was minted before carol left", res, inflight.ID, minted.Generation)
+	}
+}
+
+// The same for an emergency target: a contained emergency of the key
+// already in flight (its revoke waits for a responder) that has not
+// minted yet (its sinks do not answer) is adopted, not counted as done;
+// denied by the responder, the departure's own
+// emergency follows. On the code before, the departure was finished at
+// adoption and the key kept the generation the person had seen.
+func TestDepartureEmergencyFollowsADeniedEmergency(t *testing.T) {
+	e := newEnv(t)
+	e.key.Owners = []string{"carol@example.com"}
+	e.key.Drain.QuietPeriod = 0
+	e.engine = e.newEngine(nil)
+	e.bootstrap()
+	cur := len(e.creds())
+	e.sinks[0].failOn("inspect", errors.New("sink unavailable"))
+	inflight, err := e.engine.Trigger(e.ctx, rotator.TriggerRequest{Key: "api", Trigger: rotator.TriggerManual, Mode: rotator.ModeEmergency,
+		TargetGeneration: cur, Actor: "alice@example.com", Contain: rotator.ContainLowTrust})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		e.engine.RunOnce(e.ctx)
+		e.clock.Advance(10 * time.Second)
+	}
+	if r, _ := e.store.GetRotation(e.ctx, inflight.ID); r.Phase.Terminal() || r.NewGeneration != 0 {
+		t.Fatalf("the emergency in flight is %s with generation %d, want it retrying before its mint", r.Phase, r.NewGeneration)
+	}
+	res, err := e.engine.ReportDeparture(e.ctx, rotator.DepartureReport{ID: "hr-1", Email: "carol@example.com", Via: "hr"})
+	if err != nil || !slices.Equal(res.Emergency, []string{"api"}) || !slices.Equal(res.Rotations, []string{inflight.ID}) {
+		t.Fatalf("departure: %+v %v, want the emergency in flight adopted", res, err)
+	}
+	if _, err := e.engine.Decide(e.ctx, rotator.ApproveRequest{RotationID: inflight.ID, Approver: "bob@example.com", Verdict: rotator.VerdictDeny, Via: "api"}); err != nil {
+		t.Fatal(err)
+	}
+	e.sinks[0].failOn("inspect", nil)
+	if r := e.run(inflight.ID, 10); r.Phase != rotator.PhaseDenied {
+		t.Fatalf("adopted emergency ended %s, want denied", r.Phase)
+	}
+	var follow []*rotator.Rotation
+	for range 20 {
+		e.engine.RunOnce(e.ctx)
+		e.clock.Advance(10 * time.Second)
+		if follow = e.departureRotations(); len(follow) > 0 {
+			break
+		}
+	}
+	if len(follow) != 1 || follow[0].Mode != rotator.ModeEmergency || follow[0].TargetGeneration != cur {
+		t.Fatalf("no departure emergency of generation %d after the adopted one was denied: %+v", cur, follow)
 	}
 }
