@@ -16,7 +16,9 @@
 // request a rotation nor keep a person from approving one).
 //
 // Answers: 202 {"accepted":true,"duplicate":bool,"staged":[…],"emergency":[…],
-// "rotations":[…]}; 400 malformed body; 401 bad signature or timestamp; 405;
+// "rotations":[…]}; 400 malformed body, or a user_id or email that names
+// one of rekey's own actors (scheduler, rekey, admin, a kind:name form such
+// as exposure:github, or what reads as one: internal/reserved); 401 bad signature or timestamp; 405;
 // 409 an exact replay of an already received signed message; 413 body over
 // 1 MiB; 415 not JSON; 503 the engine could not record it (retry).
 // "duplicate" is true for a retry of the same webhook id, and for a
