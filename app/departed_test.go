@@ -95,7 +95,8 @@ func TestDepartedPersonLosesAccess(t *testing.T) {
 
 // A departure that names the person by an alias (their HR user id, mapped
 // to their email by auth.identities) refuses the credentials and the
-// decisions that name them by their email too.
+// decisions that name them by their email too; it is recorded under their
+// canonical identity, which the refusal names.
 func TestDepartureByAliasRefusesTheCanonicalIdentity(t *testing.T) {
 	e := newAuthEnv(t, "auth: {identities: {\"U0CAROL\": carol@example.com}}\n")
 	ctx := context.Background()
@@ -103,7 +104,7 @@ func TestDepartureByAliasRefusesTheCanonicalIdentity(t *testing.T) {
 	if _, err := e.d.Engine.ReportDeparture(ctx, rotator.DepartureReport{ID: "hr-1", UserID: "U0CAROL", Via: "hr"}); err != nil {
 		t.Fatal(err)
 	}
-	if a := e.api(carol, "GET", "/v1/whoami", nil); a.status != http.StatusUnauthorized || !strings.HasPrefix(a.body["error"].(string), "u0carol left on ") {
+	if a := e.api(carol, "GET", "/v1/whoami", nil); a.status != http.StatusUnauthorized || !strings.HasPrefix(a.body["error"].(string), "carol@example.com left on ") {
 		t.Fatalf("carol's token after U0CAROL left: %d %v", a.status, a.body)
 	}
 	if rec, err := TokenStore(e.d.Store).TokenByHash(ctx, auth.HashToken(carol)); err != nil || rec.RevokedAt.IsZero() {

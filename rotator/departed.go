@@ -117,7 +117,8 @@ func (e *Engine) refuseDeparted(ctx context.Context, actor, what string) error {
 // authenticated admin. It returns the names it cleared (ErrNotFound when
 // none was recorded). It gives back nothing the departure took: revoked
 // tokens stay revoked, and keys rotated stay rotated; a departure event
-// still being retried records the person again.
+// still being retried goes on with its keys but does not record the person
+// again (departurePlan.Marked).
 func (e *Engine) UndoDeparture(ctx context.Context, who, actor string) ([]string, error) {
 	del, ok := e.state.(StateDeleter)
 	if !ok {

@@ -48,6 +48,8 @@ type departurePlan struct {
 	Already bool `json:"already,omitempty"`
 	// AccessTaken: Options.OnDeparted succeeded for everyone it names.
 	AccessTaken bool `json:"access_taken,omitempty"`
+	// Marked: everyone it names was recorded as departed.
+	Marked bool `json:"marked,omitempty"`
 }
 
 // departureHoldAfter bounds how long a departure retries quietly before it
@@ -312,8 +314,12 @@ func (e *Engine) departurePlan(ctx context.Context, eventID string, who []string
 				return nil, fmt.Errorf("departure %s: decode plan: %w", eventID, err)
 			}
 			// Marking may not have happened if the process stopped right
-			// after the plan was saved.
-			return &p, e.markDeparted(ctx, who, p.First, via)
+			// after the plan was saved. Once it has, a retry never marks
+			// again: a departure an admin undid stays undone.
+			if p.Marked {
+				return &p, nil
+			}
+			return &p, e.marked(ctx, eventID, &p, who, via)
 		}
 	} else if p, ok := e.plans[eventID]; ok {
 		return p, nil
@@ -373,7 +379,17 @@ func (e *Engine) departurePlan(ctx context.Context, eventID string, who []string
 	if err := e.saveDeparturePlan(ctx, eventID, p); err != nil {
 		return nil, err
 	}
-	return p, e.markDeparted(ctx, who, p.First, via)
+	return p, e.marked(ctx, eventID, p, who, via)
+}
+
+// marked marks the people a departure names as departed, then records in
+// its plan that it did.
+func (e *Engine) marked(ctx context.Context, eventID string, p *departurePlan, who []string, via string) error {
+	if err := e.markDeparted(ctx, who, p.First, via); err != nil {
+		return err
+	}
+	p.Marked = true
+	return e.saveDeparturePlan(ctx, eventID, p)
 }
 
 // knownGeneration is the highest generation of key the store holds,

@@ -142,3 +142,24 @@ func TestUndoDeparture(t *testing.T) {
 		t.Fatalf("carol, back, cannot approve: %v", err)
 	}
 }
+
+// An undone departure stays undone while its event is still retried (here
+// it waits for a rotation in flight): a retry does not record the person
+// as departed again.
+func TestUndoneDepartureStaysUndoneThroughRetries(t *testing.T) {
+	e, _ := gatedEnv(t, 1)
+	res, err := e.engine.ReportDeparture(e.ctx, rotator.DepartureReport{ID: "hr-1", Email: "carol@example.com", Via: "hr"})
+	if err != nil || !slices.Equal(res.Waiting, []string{"api"}) {
+		t.Fatalf("departure: %+v %v, want it waiting (and retried)", res, err)
+	}
+	if _, err := e.engine.UndoDeparture(e.ctx, "carol@example.com", "dave@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		e.engine.RunOnce(e.ctx)
+		e.clock.Advance(10 * time.Second)
+	}
+	if _, gone, err := e.engine.Departed(e.ctx, "carol@example.com"); err != nil || gone {
+		t.Fatalf("a retry of the departure recorded carol again after the undo (%v)", err)
+	}
+}
