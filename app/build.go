@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,9 +44,6 @@ type Daemon struct {
 	member       bool              // this process shows in the cluster view
 	starters     []func(context.Context) error
 	closers      []func() error
-	// revokeMu serializes revocations for departures: the webhook's
-	// request and the engine's retry may process one departure at once.
-	revokeMu sync.Mutex
 	// checkpoints writes signed audit checkpoints; nil without
 	// audit.checkpoints_dir.
 	checkpoints *auditlog.Writer
@@ -216,6 +212,7 @@ func Build(ctx context.Context, cfg *config.Config, logger *slog.Logger, o Build
 		Inbound:             d.Store,
 		State:               d.Store,
 		OnDeparted:          d.revokeTokensOf,
+		Identities:          d.Directory.Names,
 		Outbox:              d.Store,
 		OutboxDatabaseClock: true,
 		EnqueueOnly:         o.EnqueueOnly,

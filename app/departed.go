@@ -2,8 +2,11 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/rekeyhq/rekey/auth"
 	"github.com/rekeyhq/rekey/rotator"
@@ -44,24 +47,27 @@ func (d *Daemon) departedLeft(ctx context.Context, id string) (*auth.Left, error
 	return &auth.Left{Reason: dep.String(), By: dep.Actor()}, nil
 }
 
+// liveRevoker is the built-in stores' conditional revocation: it revokes
+// a token only where it is not revoked yet and says whether it did.
+type liveRevoker interface {
+	RevokeLiveToken(ctx context.Context, id string, at time.Time) (bool, error)
+}
+
 // revokeDepartedToken revokes one API token of a person who left, audited
 // as token.revoked by the departure (reason departure), unless it is
-// revoked already (one event per revocation).
+// revoked already: the store revokes it only where it is still live, and
+// only the caller that changed the row audits it, so that daemons
+// processing one departure at once write one event per revocation.
 func (d *Daemon) revokeDepartedToken(ctx context.Context, tokenID, user string, left auth.Left) error {
-	s := TokenStore(d.Store)
-	if s == nil {
+	s, ok := d.Store.(liveRevoker)
+	if !ok || TokenStore(d.Store) == nil {
 		return nil
 	}
-	d.revokeMu.Lock()
-	defer d.revokeMu.Unlock()
-	list, err := s.ListTokens(ctx)
+	revoked, err := s.RevokeLiveToken(ctx, tokenID, timeNow())
+	if errors.Is(err, rotator.ErrNotFound) || err == nil && !revoked {
+		return nil
+	}
 	if err != nil {
-		return err
-	}
-	if i := slices.IndexFunc(list, func(t auth.TokenRecord) bool { return t.ID == tokenID }); i < 0 || !list[i].RevokedAt.IsZero() {
-		return nil
-	}
-	if err := s.RevokeToken(ctx, tokenID, timeNow()); err != nil {
 		return err
 	}
 	d.Logger.Info("api token of a person who left revoked", "token_id", tokenID, "user", user, "by", left.By)
@@ -70,26 +76,63 @@ func (d *Daemon) revokeDepartedToken(ctx context.Context, tokenID, user string, 
 }
 
 // revokeTokensOf revokes every live API token of the person a departure
-// names (compared canonically, aliases of auth.identities included).
-func (d *Daemon) revokeTokensOf(ctx context.Context, dep rotator.Departure) error {
+// names (compared canonically, aliases of auth.identities included), and
+// returns what stays working that they may still hold a copy of: the live
+// tokens someone else holds that they created (or that were created
+// through a token of theirs), and the shared secrets of this daemon they
+// may have known. Those are not revoked: that would lock out every robot
+// and person they made tokens for; the departure lists them for a person
+// to decide.
+func (d *Daemon) revokeTokensOf(ctx context.Context, dep rotator.Departure) ([]string, error) {
 	s := TokenStore(d.Store)
 	if s == nil {
-		return nil
+		return d.sharedSecrets(), nil
 	}
 	list, err := s.ListTokens(ctx)
 	if err != nil {
-		return fmt.Errorf("list api tokens: %w", err)
+		return nil, fmt.Errorf("list api tokens: %w", err)
 	}
 	names := map[string]bool{auth.Canonical(dep.Who): true, d.Directory.Canonical(dep.Who): true}
 	left := auth.Left{Reason: dep.String(), By: dep.Actor()}
 	now := timeNow()
+	var remaining []string
 	for _, t := range list {
-		if !t.Live(now) || !names[auth.Canonical(t.User)] {
+		if !t.Live(now) {
+			continue
+		}
+		if !names[auth.Canonical(t.User)] && !names[d.Directory.Canonical(t.User)] {
+			if slices.ContainsFunc(auth.ChainOf(t), func(p string) bool { return names[p] || names[d.Directory.Canonical(p)] }) {
+				remaining = append(remaining, fmt.Sprintf("API token %s of %s (%s, created by %s): revoke it with `rekey token revoke %s` if they may have kept it",
+					t.ID, t.User, t.Grant.Role, t.CreatedBy, t.ID))
+			}
 			continue
 		}
 		if err := d.revokeDepartedToken(ctx, t.ID, t.User, left); err != nil {
-			return fmt.Errorf("revoke api token %s of %s: %w", t.ID, t.User, err)
+			return nil, fmt.Errorf("revoke api token %s of %s: %w", t.ID, t.User, err)
 		}
 	}
-	return nil
+	return append(remaining, d.sharedSecrets()...), nil
+}
+
+// sharedSecrets names the secrets of this daemon that are not a person's
+// own, which anyone who could read its configuration may know.
+func (d *Daemon) sharedSecrets() []string {
+	var out []string
+	if d.Auth != nil && d.Auth.Bootstrap != "" {
+		out = append(out, "the bootstrap admin token (daemon.admin_token)")
+	}
+	if d.metricsToken != "" {
+		out = append(out, "the metrics token (daemon.metrics_token)")
+	}
+	var hooks []string
+	for _, w := range d.Config.Webhooks {
+		hooks = append(hooks, w.Name)
+	}
+	if len(hooks) > 0 {
+		out = append(out, "the signing secrets of webhooks "+strings.Join(hooks, ", "))
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return []string{"rotate the shared secrets they may have known: " + strings.Join(out, ", ")}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/rekeyhq/rekey/auth"
@@ -94,7 +95,8 @@ func TestDepartedPersonLosesAccess(t *testing.T) {
 
 // A departure that names the person by an alias (their HR user id, mapped
 // to their email by auth.identities) refuses the credentials and the
-// decisions that name them by their email too.
+// decisions that name them by their email too; it is recorded under their
+// canonical identity, which the refusal names.
 func TestDepartureByAliasRefusesTheCanonicalIdentity(t *testing.T) {
 	e := newAuthEnv(t, "auth: {identities: {\"U0CAROL\": carol@example.com}}\n")
 	ctx := context.Background()
@@ -102,7 +104,7 @@ func TestDepartureByAliasRefusesTheCanonicalIdentity(t *testing.T) {
 	if _, err := e.d.Engine.ReportDeparture(ctx, rotator.DepartureReport{ID: "hr-1", UserID: "U0CAROL", Via: "hr"}); err != nil {
 		t.Fatal(err)
 	}
-	if a := e.api(carol, "GET", "/v1/whoami", nil); a.status != http.StatusUnauthorized || !strings.HasPrefix(a.body["error"].(string), "u0carol left on ") {
+	if a := e.api(carol, "GET", "/v1/whoami", nil); a.status != http.StatusUnauthorized || !strings.HasPrefix(a.body["error"].(string), "carol@example.com left on ") {
 		t.Fatalf("carol's token after U0CAROL left: %d %v", a.status, a.body)
 	}
 	if rec, err := TokenStore(e.d.Store).TokenByHash(ctx, auth.HashToken(carol)); err != nil || rec.RevokedAt.IsZero() {
@@ -116,5 +118,55 @@ func TestDepartureByAliasRefusesTheCanonicalIdentity(t *testing.T) {
 	_, err = canonicalDecider{e.d.Engine, e.d.Directory}.Decide(ctx, rotator.ApproveRequest{RotationID: rot.ID, Approver: "carol@example.com", Verdict: rotator.VerdictApprove, Via: "slack"})
 	if !errors.Is(err, rotator.ErrDeparted) {
 		t.Fatalf("carol's decision after U0CAROL left: %v", err)
+	}
+}
+
+// Daemons sharing a store that revoke one departed person's tokens at
+// once (each retrying the departure, or each seeing a token presented)
+// audit one token.revoked per token: the store revokes a token only where
+// it is still live and tells only that caller. On the code before, the
+// check was a process-local lock around list-then-revoke.
+func TestDepartedTokenRevokedOnceAcrossDaemons(t *testing.T) {
+	e := newAuthEnv(t, "")
+	ctx := context.Background()
+	var ids []string
+	for range 5 {
+		_, rec, err := auth.CreateToken(ctx, TokenStore(e.d.Store), auth.TokenSpec{User: "carol@example.com", Grant: auth.Grant{Role: auth.RoleViewer}}, timeNow())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, rec.ID)
+	}
+	other := &Daemon{Store: e.d.Store, Logger: e.d.Logger} // another process on the same store
+	left := auth.Left{Reason: "carol left", By: "departure:hr"}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		d := e.d
+		if i%2 == 1 {
+			d = other
+		}
+		wg.Go(func() {
+			for _, id := range ids {
+				if err := d.revokeDepartedToken(ctx, id, "carol@example.com", left); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	evs, err := e.d.Store.Audit(ctx, rotator.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := map[string]int{}
+	for _, ev := range evs {
+		if ev.Action == "token.revoked" {
+			per[ev.Detail["token_id"]]++
+		}
+	}
+	for _, id := range ids {
+		if per[id] != 1 {
+			t.Errorf("token %s: %d token.revoked events, want 1", id, per[id])
+		}
 	}
 }

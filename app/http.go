@@ -75,6 +75,7 @@ func (d *Daemon) adminRoutes() map[string]http.HandlerFunc {
 		"POST /v1/tokens":                  a.createToken,
 		"POST /v1/tokens/{id}/revoke":      a.revokeToken,
 		"GET /v1/cluster":                  a.cluster,
+		"POST /v1/departures/{who}/undo":   a.undoDeparture,
 	}
 }
 

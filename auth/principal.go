@@ -15,10 +15,8 @@ import (
 	"path"
 	"slices"
 	"strings"
-	"unicode"
 
-	"github.com/mtibben/confusables"
-	"golang.org/x/text/unicode/norm"
+	"github.com/rekeyhq/rekey/internal/reserved"
 )
 
 // Role is a named set of actions.
@@ -229,42 +227,13 @@ func (d *Directory) Names(id string) []string {
 
 // ReservedIdentities are the names rekey records for its own actions: the
 // engine ("rekey"), the scheduler, and the bootstrap token ("admin").
-var ReservedIdentities = []string{"rekey", "scheduler", BootstrapID}
+var ReservedIdentities = reserved.Names
 
-// Reserved refuses an identity no person may hold: one of
-// ReservedIdentities, or anything in the "kind:name" form rekey uses for
-// channels and sources (break-glass:…, exposure:…, departure:…,
-// github:…, slack:…). A token or an OIDC identity with such a name would
-// make the audit trail attribute a person's actions to rekey itself.
-//
-// What reads the same in an audit trail is the same: an identity with an
-// invisible or control character (zero-width space, word joiner, a
-// bidirectional override), with compatibility characters NFKC would fold
-// (fullwidth letters, a fullwidth colon), or whose Unicode confusable
-// skeleton (TR39) is a reserved name's ("ѕcheduler" with a Cyrillic s) is
-// refused too.
-func Reserved(id string) error {
-	c := Canonical(id)
-	for _, r := range c {
-		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || unicode.IsSpace(r) && r != ' ' {
-			return fmt.Errorf("identity %q contains an invisible or control character (%U): it would read as another name in the audit trail", c, r)
-		}
-	}
-	if norm.NFKC.String(c) != c {
-		return fmt.Errorf("identity %q contains compatibility characters (fullwidth or styled forms): write it as %q", c, norm.NFKC.String(c))
-	}
-	skeleton := confusables.Skeleton(c)
-	for _, r := range ReservedIdentities {
-		if c == r || skeleton == confusables.Skeleton(r) {
-			return fmt.Errorf("identity %q is reserved: rekey records its own actions under %q", c, r)
-		}
-	}
-	if kind, _, ok := strings.Cut(skeleton, ":"); ok && !strings.Contains(c, ":") {
-		return fmt.Errorf("identity %q is reserved: it reads as the %q form of rekey's own channels and sources", c, kind+":")
-	}
-	if kind, _, ok := strings.Cut(c, ":"); ok {
-		return fmt.Errorf("identity %q is reserved: the %q form names rekey's own channels and sources (break-glass:, exposure:, departure:, github:, slack:…), never a person; map it to a person's identity in auth.identities",
-			c, kind+":")
-	}
-	return nil
-}
+// Reserved refuses an identity no person may hold (internal/reserved): one
+// of ReservedIdentities, anything in the "kind:name" form rekey uses for
+// channels and sources (break-glass:…, exposure:…, departure:…, github:…,
+// slack:…), or what reads as either in an audit trail (invisible or
+// compatibility characters, a confusable skeleton). A token or an OIDC
+// identity with such a name would make the audit trail attribute a
+// person's actions to rekey itself.
+func Reserved(id string) error { return reserved.Check(id) }

@@ -72,7 +72,7 @@ func encodeDeparture(d Departure) string {
 // a state store nobody is recorded as departed.
 func (e *Engine) Departed(ctx context.Context, who string) (Departure, bool, error) {
 	id := CanonicalIdentity(who)
-	if e.state == nil || id == "" {
+	if e.state == nil || id == "" || ownActor(id) {
 		return Departure{}, false, nil
 	}
 	v, ok, err := e.state.GetState(ctx, stateDeparted, id)
@@ -82,9 +82,24 @@ func (e *Engine) Departed(ctx context.Context, who string) (Departure, bool, err
 	return decodeDeparture(id, v), true, nil
 }
 
+// ownActor reports whether id (canonical) is a name rekey acts under
+// itself: the engine, the scheduler, the bootstrap token, or a
+// "kind:name" channel or source (exposure:…, departure:…, break-glass:…).
+// It is never a person, so it never counts as departed, even if a record
+// naming it is in the store: a departure cannot switch off scheduled
+// rotations, exposure emergencies or the bootstrap token. (It mirrors
+// internal/reserved, which the departure webhook refuses with a 400.)
+func ownActor(id string) bool {
+	switch id {
+	case "rekey", ActorScheduler, "admin":
+		return true
+	}
+	return strings.Contains(id, ":")
+}
+
 // refuseDeparted refuses a decision or request (what) by a person who
 // left. An actor rekey itself uses (scheduler, departure:…, exposure:…)
-// is never recorded as departed and so passes.
+// is never recorded as departed (ownActor) and so passes.
 func (e *Engine) refuseDeparted(ctx context.Context, actor, what string) error {
 	d, gone, err := e.Departed(ctx, actor)
 	if err != nil {
@@ -94,4 +109,47 @@ func (e *Engine) refuseDeparted(ctx context.Context, actor, what string) error {
 		return &DepartedError{Departure: d, What: what}
 	}
 	return nil
+}
+
+// UndoDeparture forgets that the person named who left — a departure HR
+// sent by mistake — under every name they are known by
+// (Options.Identities), audited as departure.undone by actor, an
+// authenticated admin. It returns the names it cleared (ErrNotFound when
+// none was recorded). It gives back nothing the departure took: revoked
+// tokens stay revoked, and keys rotated stay rotated; a departure event
+// still being retried goes on with its keys but does not record the person
+// again (departurePlan.Marked).
+func (e *Engine) UndoDeparture(ctx context.Context, who, actor string) ([]string, error) {
+	del, ok := e.state.(StateDeleter)
+	if !ok {
+		return nil, fmt.Errorf("undo a departure: the state store cannot remove entries: %w", ErrBadState)
+	}
+	if err := e.refuseDeparted(ctx, actor, "requests"); err != nil {
+		return nil, err
+	}
+	var cleared, was []string
+	for _, name := range e.departedNames(DepartureReport{Email: who}) {
+		d, gone, err := e.Departed(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if gone {
+			cleared, was = append(cleared, name), append(was, d.String())
+		}
+	}
+	if len(cleared) == 0 {
+		return nil, fmt.Errorf("%s is not recorded as having left: %w", CanonicalIdentity(who), ErrNotFound)
+	}
+	// Audited first: an undone departure gives a person their say back.
+	if err := e.record(ctx, nil, []AuditEvent{{At: e.clock.Now(), Actor: actor, Action: "departure.undone",
+		Detail: map[string]string{"person": strings.Join(cleared, "/"), "departure": strings.Join(was, "; ")}}}); err != nil {
+		return nil, err
+	}
+	defer e.departed.forget()
+	for _, name := range cleared {
+		if err := del.DeleteState(ctx, stateDeparted, name); err != nil {
+			return nil, err
+		}
+	}
+	return cleared, nil
 }

@@ -3,6 +3,7 @@ package rotator_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -143,12 +144,12 @@ func TestOnDepartedRunsUntilItSucceeds(t *testing.T) {
 	fail := true
 	eng, err := rotator.New(rotator.Options{Store: e.store, Keys: []*rotator.Key{e.key}, Clock: e.clock, Inbound: e.store, State: e.store,
 		Backoff: rotator.Backoff{Base: time.Second, Max: time.Minute, Factor: 2},
-		OnDeparted: func(_ context.Context, d rotator.Departure) error {
+		OnDeparted: func(_ context.Context, d rotator.Departure) ([]string, error) {
 			calls = append(calls, d)
 			if fail {
-				return errors.New("token store unavailable")
+				return nil, errors.New("token store unavailable")
 			}
-			return nil
+			return nil, nil
 		}})
 	if err != nil {
 		t.Fatal(err)
@@ -167,5 +168,58 @@ func TestOnDepartedRunsUntilItSucceeds(t *testing.T) {
 	}
 	if len(calls) != 2 {
 		t.Fatalf("%d calls: want one failed and one that succeeded, then none", len(calls))
+	}
+}
+
+// What OnDeparted reports it left working (a token the person created for
+// a robot, shared secrets) is notified, critical, and audited once by the
+// departure: it is not revoked, but a person must decide about it.
+func TestDepartureNotifiesWhatStaysLive(t *testing.T) {
+	e := newEnv(t)
+	e.bootstrap()
+	left := []string{"API token tok_1 of ci-bot (operator, created by dave@example.com)", "rotate the shared secrets they may have known: the bootstrap admin token"}
+	eng, err := rotator.New(rotator.Options{Store: e.store, Keys: []*rotator.Key{e.key}, Notifiers: map[string]rotator.Notifier{"notes": e.notes},
+		Clock: e.clock, Inbound: e.store, State: e.store,
+		OnDeparted: func(context.Context, rotator.Departure) ([]string, error) { return left, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close(time.Second) })
+	if _, err := eng.ReportDeparture(e.ctx, rotator.DepartureReport{ID: "hr-1", Email: "dave@example.com", UserID: "U0DAVE", Via: "hr"}); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := e.store.Audit(e.ctx, rotator.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	audited := 0
+	for _, ev := range evs {
+		if ev.Action == "departure.remaining" {
+			audited++
+			if ev.Actor != "departure:hr" || ev.Detail["remaining"] != strings.Join(left, "; ") {
+				t.Errorf("audited %+v", ev)
+			}
+		}
+	}
+	if audited != 1 {
+		t.Fatalf("%d departure.remaining events, want 1 (one per departure, not per name)", audited)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		e.notes.mu.Lock()
+		i := slices.IndexFunc(e.notes.evs, func(ev rotator.Event) bool { return ev.Kind == rotator.EventDeparture })
+		var ev rotator.Event
+		if i >= 0 {
+			ev = e.notes.evs[i]
+		}
+		e.notes.mu.Unlock()
+		if i >= 0 {
+			if ev.Severity != rotator.SeverityCritical || !strings.Contains(ev.Message, "tok_1 of ci-bot") || !strings.Contains(ev.Message, "bootstrap admin token") {
+				t.Fatalf("notification %+v", ev)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no notification of what stays live")
+		}
 	}
 }

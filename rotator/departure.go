@@ -20,8 +20,14 @@ const stateDeparturePlan = "rekey.departure"
 type departureTarget struct {
 	Key        string `json:"key"`
 	Generation int    `json:"generation"` // the current generation at receipt
-	Mode       Mode   `json:"mode"`
-	Rotation   string `json:"rotation,omitempty"`
+	// Known is the highest generation the store held at receipt, minted
+	// or only intended (a mint intent is a pending credential, written
+	// before the issuer is called): a higher one was minted after the
+	// departure. 0 in plans saved before it was kept: their credentials'
+	// CreatedAt is compared with First instead.
+	Known    int    `json:"known,omitempty"`
+	Mode     Mode   `json:"mode"`
+	Rotation string `json:"rotation,omitempty"`
 	// After is the rotation in flight it waits for: one whose new
 	// generation was minted before the departure.
 	After string `json:"after,omitempty"`
@@ -42,6 +48,8 @@ type departurePlan struct {
 	Already bool `json:"already,omitempty"`
 	// AccessTaken: Options.OnDeparted succeeded for everyone it names.
 	AccessTaken bool `json:"access_taken,omitempty"`
+	// Marked: everyone it names was recorded as departed.
+	Marked bool `json:"marked,omitempty"`
 }
 
 // departureHoldAfter bounds how long a departure retries quietly before it
@@ -50,19 +58,14 @@ const departureHoldAfter = 10 * time.Minute
 
 func (e *Engine) processDeparture(ctx context.Context, eventID string, r DepartureReport) (DepartureResult, error) {
 	var res DepartureResult
-	who := []string{}
-	for _, x := range []string{r.Email, r.UserID} {
-		if x = strings.ToLower(strings.TrimSpace(x)); x != "" {
-			who = append(who, x)
-		}
-	}
+	who := e.departedNames(r)
 	actor := departureActor(r.Via)
 	plan, err := e.departurePlan(ctx, eventID, who, r.Via, r.Actor)
 	if err != nil {
 		return res, err
 	}
 	res.Duplicate = plan.Already
-	accessErr := e.takeAccess(ctx, plan, who, r.Via)
+	accessErr := e.takeAccess(ctx, eventID, plan, who, r.Via)
 	pending, why := []string{}, []string{}
 	for i := range plan.Targets {
 		tg := &plan.Targets[i]
@@ -79,8 +82,11 @@ func (e *Engine) processDeparture(ctx context.Context, eventID string, r Departu
 		}
 		if !tg.Done {
 			pending = append(pending, tg.Key)
+			if tg.After == tg.Rotation && tg.After != "" {
+				why = append(why, tg.Key+": "+tg.Why)
+			}
 		}
-		if !tg.Done && tg.After != "" {
+		if !tg.Done && tg.After != "" && tg.After != tg.Rotation { // not an adopted rotation
 			res.Waiting = append(res.Waiting, tg.Key)
 			why = append(why, tg.Key+": "+tg.Why)
 		}
@@ -109,18 +115,60 @@ func (e *Engine) processDeparture(ctx context.Context, eventID string, r Departu
 	return res, accessErr
 }
 
+// departedNames resolves, once, whom a departure names: each identity it
+// reports (email, user id), canonical, with every other name the person
+// is known by (Options.Identities: their canonical identity and aliases),
+// so that the person is recorded as departed under all of them and their
+// approvals, requests and keys are found whichever name HR used. A name
+// rekey acts under itself (ownActor) is never a person and is left out.
+func (e *Engine) departedNames(r DepartureReport) []string {
+	who := []string{}
+	for _, x := range []string{r.Email, r.UserID} {
+		names := []string{x}
+		if e.identities != nil && CanonicalIdentity(x) != "" {
+			names = append(e.identities(x), x) // canonical first
+		}
+		for _, n := range names {
+			if n = CanonicalIdentity(n); n != "" && !ownActor(n) && !slices.Contains(who, n) {
+				who = append(who, n)
+			}
+		}
+	}
+	return who
+}
+
 // takeAccess calls Options.OnDeparted for everyone a departure names,
 // once per departure: a person who left keeps no way to act (their API
-// tokens are revoked), whether or not they owned a key. An error leaves
-// the departure to be retried.
-func (e *Engine) takeAccess(ctx context.Context, plan *departurePlan, who []string, via string) error {
+// tokens are revoked), whether or not they owned a key. What it reports
+// left working (tokens the person created for others or for robots, the
+// shared secrets they may know) is not revoked — that would lock out
+// everyone they made tokens for — but notified and audited, so that a
+// person decides. An error leaves the departure to be retried.
+func (e *Engine) takeAccess(ctx context.Context, eventID string, plan *departurePlan, who []string, via string) error {
 	if e.onDeparted == nil || plan.AccessTaken {
 		return nil
 	}
+	var remaining []string
 	for _, w := range who {
-		if err := e.onDeparted(ctx, Departure{Who: w, At: plan.First, Via: via}); err != nil {
+		rest, err := e.onDeparted(ctx, Departure{Who: w, At: plan.First, Via: via})
+		if err != nil {
 			e.log.Warn("departure: take the access of a person who left; will retry", "person", w, "err", err)
 			return fmt.Errorf("departure of %s: take access: %w", w, err)
+		}
+		for _, r := range rest {
+			if !slices.Contains(remaining, r) {
+				remaining = append(remaining, r)
+			}
+		}
+	}
+	if len(remaining) > 0 {
+		person, actor := strings.Join(who, "/"), departureActor(via)
+		if err := e.record(ctx, nil, []AuditEvent{{At: e.clock.Now(), Actor: actor, Action: "departure.remaining",
+			Detail: map[string]string{"event": eventID, "person": person, "remaining": strings.Join(remaining, "; ")}}},
+			Event{Kind: EventDeparture, Severity: SeverityCritical, Actor: actor, Fields: map[string]string{"person": person},
+				Message: fmt.Sprintf("%s left: their own API tokens are revoked, but what follows still works and they may hold a copy: %s",
+					person, strings.Join(remaining, "; "))}); err != nil {
+			return fmt.Errorf("departure of %s: record what stays live: %w", person, err)
 		}
 	}
 	plan.AccessTaken = true
@@ -138,12 +186,13 @@ func (e *Engine) takeAccess(ctx context.Context, plan *departurePlan, who []stri
 //   - a staged target adopts a rotation already in flight only while it
 //     has not minted yet (or minted after the departure); one whose new
 //     generation was minted before the departure, or that cannot tell, is
-//     waited for (the event stays pending, and is retried), and the key
-//     is rotated again once it ends;
-//   - an emergency target makes a rotation in flight yield (preempt), and
-//     settles only if that rotation's own new generation is minted after
-//     the departure; rolled back, or cut over to a generation minted
-//     before it, the key gets its emergency once the rotation ends.
+//     waited for, and the key is rotated again once it ends;
+//   - an emergency target makes a rotation in flight yield (preempt), or
+//     adopts an emergency of the target already in flight;
+//   - an adopted or pre-empted rotation never settles the target by
+//     itself (it may be denied, cancelled, expire or roll back): the event
+//     stays pending, is retried, and settles by the first rule once the
+//     rotation ends, or starts the departure's own rotation.
 func (e *Engine) departOne(ctx context.Context, tg *departureTarget, who []string, actor string, since time.Time) {
 	creds, err := e.store.Credentials(ctx, tg.Key)
 	if err != nil {
@@ -165,7 +214,7 @@ func (e *Engine) departOne(ctx context.Context, tg *departureTarget, who []strin
 		case cur == nil:
 			tg.Done, tg.Why, tg.After = true, "generation already revoked", ""
 			return
-		case !cur.CreatedAt.Before(since):
+		case tg.mintedAfter(cur, since):
 			tg.Done, tg.Why, tg.After = true, fmt.Sprintf("generation already replaced by generation %d, minted after the departure", cur.Generation), ""
 			return
 		}
@@ -180,8 +229,13 @@ func (e *Engine) departOne(ctx context.Context, tg *departureTarget, who []strin
 	switch {
 	case err == nil:
 		tg.Rotation, tg.Done, tg.After = rot.ID, true, ""
-	case errors.Is(err, ErrActiveRotation) && rot != nil && tg.Mode == ModeStaged && mintsAfter(rot, byGen, since):
-		tg.Rotation, tg.Done, tg.After, tg.Why = rot.ID, true, "", "a staged rotation that had not minted yet was already replacing the key"
+	case errors.Is(err, ErrActiveRotation) && rot != nil && tg.Mode == ModeStaged && tg.mintsAfter(rot, byGen, since):
+		// Adopted, not settled: a rotation someone else started may be
+		// denied, cancelled, expire or roll back. The target settles when
+		// a generation minted after the departure is current; if the
+		// rotation ends without one, the key is rotated again.
+		tg.Rotation, tg.After = rot.ID, rot.ID
+		tg.Why = fmt.Sprintf("adopted rotation %s, which mints after the departure; if it ends without replacing the key, the key rotates again", rot.ID)
 	case errors.Is(err, ErrActiveRotation) && rot != nil && tg.Mode == ModeStaged:
 		tg.After = rot.ID
 		tg.Why = fmt.Sprintf("rotation %s minted generation %d before the departure; the key rotates again once it ends", rot.ID, rot.NewGeneration)
@@ -189,16 +243,13 @@ func (e *Engine) departOne(ctx context.Context, tg *departureTarget, who []strin
 		// Made to yield already: wait for it to end.
 	case errors.Is(err, ErrActiveRotation) && rot != nil:
 		tg.Rotation = rot.ID
-		// The rotation now revokes the target (or rolls back): enough only
-		// if what stays current is minted after the departure. Rolled back,
-		// or cut over to a generation minted before it, the key is rotated
-		// again once the rotation ends.
+		// The rotation now revokes the target (or rolls back), or is an
+		// emergency of the target already: wait for it to end. It settles
+		// the target only if what is current then was minted after the
+		// departure; denied, rolled back, or cut over to a generation
+		// minted before it, the key gets its emergency once it ends.
 		if e.preemptBy(ctx, rot, target, "owner left", actor) == nil {
-			if mintsAfter(rot, byGen, since) && (rot.Mode == ModeEmergency || target.Generation != rot.NewGeneration) {
-				tg.Done = true
-			} else {
-				tg.Preempted = rot.ID
-			}
+			tg.Preempted = rot.ID
 		}
 	case errors.Is(err, ErrNotFound) || errors.Is(err, ErrBadState):
 		tg.Done, tg.Why, tg.After = true, err.Error(), ""
@@ -206,16 +257,31 @@ func (e *Engine) departOne(ctx context.Context, tg *departureTarget, who []strin
 }
 
 // mintsAfter reports whether rotation a's new generation is, for sure,
-// minted after since: a has not recorded its mint intent yet, or recorded
-// it after since (the intent is written before the issuer is called, or a
-// person asked). An intent from before since may have been minted and
-// delivered already: the person who left may have seen it.
-func mintsAfter(a *Rotation, byGen map[int]*Credential, since time.Time) bool {
+// minted after the departure: a has not recorded its mint intent yet, or
+// recorded it after the departure (the intent is written before the
+// issuer is called, or a person asked). An intent from before it may have
+// been minted and delivered already: the person who left may have seen it.
+func (tg *departureTarget) mintsAfter(a *Rotation, byGen map[int]*Credential, since time.Time) bool {
 	if a.NewGeneration == 0 {
 		return true
 	}
 	c := byGen[a.NewGeneration]
-	return c != nil && !c.CreatedAt.IsZero() && !c.CreatedAt.Before(since)
+	return c != nil && tg.mintedAfter(c, since)
+}
+
+// mintedAfter reports whether credential c was minted (its intent
+// recorded) after the departure. It is decided by the store's order, not
+// by clocks: c's generation is higher than every generation the store
+// held when the departure was received (Known). A credential's CreatedAt
+// is the clock of the daemon that minted it, and the departure's time the
+// clock of the one that received it; with daemons on skewed hosts, those
+// two cannot be compared. Plans saved before Known was kept fall back to
+// them.
+func (tg *departureTarget) mintedAfter(c *Credential, since time.Time) bool {
+	if tg.Known > 0 {
+		return c.Generation > tg.Known
+	}
+	return !c.CreatedAt.IsZero() && !c.CreatedAt.Before(since)
 }
 
 // departureActor is the principal a departure acts as: the authenticated
@@ -248,8 +314,12 @@ func (e *Engine) departurePlan(ctx context.Context, eventID string, who []string
 				return nil, fmt.Errorf("departure %s: decode plan: %w", eventID, err)
 			}
 			// Marking may not have happened if the process stopped right
-			// after the plan was saved.
-			return &p, e.markDeparted(ctx, who, p.First, via)
+			// after the plan was saved. Once it has, a retry never marks
+			// again: a departure an admin undid stays undone.
+			if p.Marked {
+				return &p, nil
+			}
+			return &p, e.marked(ctx, eventID, &p, who, via)
 		}
 	} else if p, ok := e.plans[eventID]; ok {
 		return p, nil
@@ -287,7 +357,11 @@ func (e *Engine) departurePlan(ctx context.Context, eventID string, who []string
 		if slices.ContainsFunc(e.owners(ctx, k), func(o string) bool { return !slices.Contains(who, CanonicalIdentity(o)) }) {
 			mode = ModeStaged
 		}
-		p.Targets = append(p.Targets, departureTarget{Key: name, Generation: cur.Generation, Mode: mode})
+		known, err := e.knownGeneration(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		p.Targets = append(p.Targets, departureTarget{Key: name, Generation: cur.Generation, Mode: mode, Known: known})
 	}
 	sort.SliceStable(p.Targets, func(i, j int) bool { return p.Targets[i].Mode == ModeEmergency && p.Targets[j].Mode != ModeEmergency })
 	detail := map[string]string{"event": eventID, "person": strings.Join(who, "/"), "keys": fmt.Sprint(len(p.Targets))}
@@ -305,7 +379,31 @@ func (e *Engine) departurePlan(ctx context.Context, eventID string, who []string
 	if err := e.saveDeparturePlan(ctx, eventID, p); err != nil {
 		return nil, err
 	}
-	return p, e.markDeparted(ctx, who, p.First, via)
+	return p, e.marked(ctx, eventID, p, who, via)
+}
+
+// marked marks the people a departure names as departed, then records in
+// its plan that it did.
+func (e *Engine) marked(ctx context.Context, eventID string, p *departurePlan, who []string, via string) error {
+	if err := e.markDeparted(ctx, who, p.First, via); err != nil {
+		return err
+	}
+	p.Marked = true
+	return e.saveDeparturePlan(ctx, eventID, p)
+}
+
+// knownGeneration is the highest generation of key the store holds,
+// whatever its state (a pending one is a mint intent).
+func (e *Engine) knownGeneration(ctx context.Context, key string) (int, error) {
+	creds, err := e.store.Credentials(ctx, key)
+	if err != nil {
+		return 0, err
+	}
+	known := 0
+	for _, c := range creds {
+		known = max(known, c.Generation)
+	}
+	return known, nil
 }
 
 func (e *Engine) saveDeparturePlan(ctx context.Context, eventID string, p *departurePlan) error {

@@ -1,6 +1,7 @@
 package rotator_test
 
 import (
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -189,5 +190,122 @@ func TestDepartureEmergencyDoesNotKeepAGenerationMintedBeforeIt(t *testing.T) {
 	}
 	if !yielded {
 		t.Fatalf("the rotation in flight was never pre-empted: %v", evs)
+	}
+}
+
+// An adopted rotation does not settle the departure by itself: denied (a
+// person saw a routine manual rotation, not a departure), the key would
+// keep a generation minted before the person left. The departure waits for
+// it to end, then rotates the key itself. On the code before, the
+// departure was finished at adoption and nothing followed the deny.
+func TestDepartureRotatesWhenTheAdoptedRotationIsDenied(t *testing.T) {
+	e := newEnv(t)
+	e.key.Owners = []string{"alice@example.com", "carol@example.com"}
+	e.key.Approval = rotator.ApprovalPolicy{Gates: []rotator.Gate{rotator.GateStart}, ExpireAfter: 24 * time.Hour}
+	e.key.Drain.QuietPeriod = 0
+	e.engine = e.newEngine(nil)
+	e.bootstrap()
+	before := e.creds()
+	inflight, err := e.engine.Trigger(e.ctx, rotator.TriggerRequest{Key: "api", Trigger: rotator.TriggerManual, Actor: "alice@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := e.run(inflight.ID, 10); r.Phase != rotator.PhaseAwaitingApproval {
+		t.Fatalf("not waiting for its start approval: %s", r.Phase)
+	}
+	e.clock.Advance(3 * time.Second)
+	res, err := e.engine.ReportDeparture(e.ctx, rotator.DepartureReport{ID: "hr-1", Email: "carol@example.com", Via: "hr"})
+	if err != nil || !slices.Equal(res.Rotations, []string{inflight.ID}) {
+		t.Fatalf("departure: %+v %v, want the rotation in flight adopted", res, err)
+	}
+	if _, err := e.engine.Decide(e.ctx, rotator.ApproveRequest{RotationID: inflight.ID, Approver: "bob@example.com", Verdict: rotator.VerdictDeny, Via: "api"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.run(inflight.ID, 10); r.Phase != rotator.PhaseDenied {
+		t.Fatalf("adopted rotation ended %s, want denied", r.Phase)
+	}
+	var follow []*rotator.Rotation
+	for range 20 {
+		e.engine.RunOnce(e.ctx)
+		e.clock.Advance(10 * time.Second)
+		if follow = e.departureRotations(); len(follow) > 0 {
+			break
+		}
+	}
+	if len(follow) != 1 || follow[0].Actor != "departure:hr" || follow[0].OldGeneration != len(before) {
+		t.Fatalf("no departure rotation of generation %d after the adopted rotation was denied: %+v", len(before), follow)
+	}
+}
+
+// "Minted after the departure" is decided by the store's order, not by
+// comparing two daemons' clocks: a generation minted (and cut over) before
+// the departure by a daemon whose clock runs two minutes fast is still
+// one the person may have read. On the code before, its CreatedAt, later
+// than the receiving daemon's clock, settled the departure at once.
+func TestDepartureOrderIsTheStoresNotTheClocks(t *testing.T) {
+	e, inflight := gatedEnv(t, 1)
+	minted := e.creds()[inflight.NewGeneration]
+	skewed := *minted
+	skewed.CreatedAt = e.clock.Now().Add(2 * time.Minute) // the minting daemon's clock
+	if err := e.store.Save(e.ctx, rotator.Commit{Credentials: []*rotator.Credential{&skewed}}); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Minute)
+	res, err := e.engine.ReportDeparture(e.ctx, rotator.DepartureReport{ID: "hr-1", Email: "carol@example.com", Via: "hr"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Waiting, []string{"api"}) || len(res.Rotations) != 0 {
+		t.Fatalf("departure answered %+v: want api waiting for %s, whose generation %d was minted before carol left", res, inflight.ID, minted.Generation)
+	}
+}
+
+// The same for an emergency target: a contained emergency of the key
+// already in flight (its revoke waits for a responder) that has not
+// minted yet (its sinks do not answer) is adopted, not counted as done;
+// denied by the responder, the departure's own
+// emergency follows. On the code before, the departure was finished at
+// adoption and the key kept the generation the person had seen.
+func TestDepartureEmergencyFollowsADeniedEmergency(t *testing.T) {
+	e := newEnv(t)
+	e.key.Owners = []string{"carol@example.com"}
+	e.key.Drain.QuietPeriod = 0
+	e.engine = e.newEngine(nil)
+	e.bootstrap()
+	cur := len(e.creds())
+	e.sinks[0].failOn("inspect", errors.New("sink unavailable"))
+	inflight, err := e.engine.Trigger(e.ctx, rotator.TriggerRequest{Key: "api", Trigger: rotator.TriggerManual, Mode: rotator.ModeEmergency,
+		TargetGeneration: cur, Actor: "alice@example.com", Contain: rotator.ContainLowTrust})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		e.engine.RunOnce(e.ctx)
+		e.clock.Advance(10 * time.Second)
+	}
+	if r, _ := e.store.GetRotation(e.ctx, inflight.ID); r.Phase.Terminal() || r.NewGeneration != 0 {
+		t.Fatalf("the emergency in flight is %s with generation %d, want it retrying before its mint", r.Phase, r.NewGeneration)
+	}
+	res, err := e.engine.ReportDeparture(e.ctx, rotator.DepartureReport{ID: "hr-1", Email: "carol@example.com", Via: "hr"})
+	if err != nil || !slices.Equal(res.Emergency, []string{"api"}) || !slices.Equal(res.Rotations, []string{inflight.ID}) {
+		t.Fatalf("departure: %+v %v, want the emergency in flight adopted", res, err)
+	}
+	if _, err := e.engine.Decide(e.ctx, rotator.ApproveRequest{RotationID: inflight.ID, Approver: "bob@example.com", Verdict: rotator.VerdictDeny, Via: "api"}); err != nil {
+		t.Fatal(err)
+	}
+	e.sinks[0].failOn("inspect", nil)
+	if r := e.run(inflight.ID, 10); r.Phase != rotator.PhaseDenied {
+		t.Fatalf("adopted emergency ended %s, want denied", r.Phase)
+	}
+	var follow []*rotator.Rotation
+	for range 20 {
+		e.engine.RunOnce(e.ctx)
+		e.clock.Advance(10 * time.Second)
+		if follow = e.departureRotations(); len(follow) > 0 {
+			break
+		}
+	}
+	if len(follow) != 1 || follow[0].Mode != rotator.ModeEmergency || follow[0].TargetGeneration != cur {
+		t.Fatalf("no departure emergency of generation %d after the adopted one was denied: %+v", cur, follow)
 	}
 }

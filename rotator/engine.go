@@ -43,9 +43,14 @@ type Options struct {
 	State StateStore
 	// OnDeparted, when set, takes away what lets a person who left act
 	// through rekey (the app: revoke their API tokens, audited as by
-	// d.Actor()). It is called for each identity a departure names, until
-	// it succeeds once per departure; an error retries the departure.
-	OnDeparted func(ctx context.Context, d Departure) error
+	// d.Actor()), and returns what it left working that they may still use
+	// (tokens they created for others, shared secrets), which the departure
+	// notifies and audits. It is called for each identity a departure
+	// names, until it succeeds once per departure; an error retries it.
+	OnDeparted func(ctx context.Context, d Departure) (remaining []string, err error)
+	// Identities returns the names of one person, canonical first, then
+	// every alias (auth.identities): a departure is recorded under all.
+	Identities func(id string) []string
 	// Outbox makes notifications durable; nil keeps them in memory.
 	Outbox Outbox
 	// OutboxDatabaseClock judges delivery claims and retry times by the
@@ -111,7 +116,8 @@ type Engine struct {
 	digests       map[string]digest // without a StateStore (tests)
 	warned        map[string]bool
 	departed      departedCache
-	onDeparted    func(ctx context.Context, d Departure) error
+	onDeparted    func(ctx context.Context, d Departure) ([]string, error)
+	identities    func(id string) []string
 	wg            sync.WaitGroup
 	closeOnce     sync.Once
 }
@@ -138,6 +144,7 @@ func New(o Options) (*Engine, error) {
 		inbound:       o.Inbound,
 		state:         o.State,
 		onDeparted:    o.OnDeparted,
+		identities:    o.Identities,
 		wake:          make(chan struct{}, 1),
 		running:       map[string]bool{},
 		secrets:       map[string]Secret{},

@@ -27,7 +27,7 @@ func (e *Engine) markDeparted(ctx context.Context, who []string, at time.Time, v
 		return err
 	}
 	for _, w := range who {
-		if gone[CanonicalIdentity(w)] {
+		if gone[CanonicalIdentity(w)] || ownActor(CanonicalIdentity(w)) {
 			continue
 		}
 		if err := e.state.PutState(ctx, stateDeparted, CanonicalIdentity(w), encodeDeparture(Departure{At: at, Via: via})); err != nil {

@@ -229,6 +229,9 @@ const (
 	EventBreaker     = "breaker"
 	EventPreempted   = "rotation.preempted"
 	EventReminder    = "rotation.reminder"
+	// EventDeparture lists what a departure left working that the person
+	// may still use: tokens they created for others, shared secrets.
+	EventDeparture = "departure.remaining"
 )
 
 // Notifier delivers events. The engine calls it from a retrying dispatcher,

@@ -17,6 +17,12 @@ type StateLister interface {
 	ListState(ctx context.Context, namespace string) (map[string]string, error)
 }
 
+// StateDeleter is an optional StateStore capability: remove an entry
+// (a departure undone).
+type StateDeleter interface {
+	DeleteState(ctx context.Context, namespace, key string) error
+}
+
 // RotationReader is the read side of the store that inbound adapters (Slack
 // interactions, webhooks) need to check a request against current state.
 type RotationReader interface {

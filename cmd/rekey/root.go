@@ -39,7 +39,7 @@ type cli struct {
 var verbs = []func(*cli) *cobra.Command{
 	cmdRun, cmdValidate, cmdDoctor,
 	cmdWhoami, cmdPlan, cmdStatus, cmdRotations, cmdShow, cmdDescribe, cmdAudit,
-	cmdRotate, cmdApprove, cmdDeny, cmdCancel, cmdRetry, cmdSubmit, cmdConfirm, cmdDecommission, cmdReport, cmdBreaker,
+	cmdRotate, cmdApprove, cmdDeny, cmdCancel, cmdRetry, cmdSubmit, cmdConfirm, cmdDecommission, cmdReport, cmdBreaker, cmdDeparture,
 	cmdCluster, cmdToken, cmdLogin, cmdLogout, cmdVersion,
 }
 

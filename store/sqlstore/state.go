@@ -34,3 +34,12 @@ func (s *Store) PutState(ctx context.Context, namespace, key, value string) erro
 	}
 	return nil
 }
+
+// DeleteState removes the entry under namespace and key, if any
+// (rotator.StateDeleter).
+func (s *Store) DeleteState(ctx context.Context, namespace, key string) error {
+	if _, err := s.exec(ctx, `DELETE FROM adapter_state WHERE namespace = ? AND key = ?`, namespace, key); err != nil {
+		return s.errorf("delete state %s/%s: %w", namespace, key, err)
+	}
+	return nil
+}

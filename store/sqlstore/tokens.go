@@ -124,3 +124,32 @@ func (s *Store) RevokeToken(ctx context.Context, id string, at time.Time) error 
 		return nil
 	})
 }
+
+// RevokeLiveToken revokes token id at `at` only if it is not revoked yet,
+// in one conditional UPDATE, and reports whether it did: of several
+// daemons revoking one token at once, exactly one is told it revoked it
+// (and audits it). An unknown id wraps rotator.ErrNotFound.
+func (s *Store) RevokeLiveToken(ctx context.Context, id string, at time.Time) (bool, error) {
+	changed := false
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := s.txExec(ctx, tx, `UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at = ''`, TimeText(at), id)
+		if err != nil {
+			return fmt.Errorf("revoke token %s: %w", id, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("revoke token %s: %w", id, err)
+		}
+		if changed = n == 1; changed {
+			return nil
+		}
+		var revoked string
+		if err := s.txQueryRow(ctx, tx, `SELECT revoked_at FROM api_tokens WHERE id = ?`, id).Scan(&revoked); errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("token %s: %w", id, rotator.ErrNotFound)
+		} else if err != nil {
+			return fmt.Errorf("revoke token %s: %w", id, err)
+		}
+		return nil
+	})
+	return changed, err
+}

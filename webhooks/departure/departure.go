@@ -16,7 +16,9 @@
 // request a rotation nor keep a person from approving one).
 //
 // Answers: 202 {"accepted":true,"duplicate":bool,"staged":[…],"emergency":[…],
-// "rotations":[…]}; 400 malformed body; 401 bad signature or timestamp; 405;
+// "rotations":[…]}; 400 malformed body, or a user_id or email that names
+// one of rekey's own actors (scheduler, rekey, admin, a kind:name form such
+// as exposure:github, or what reads as one: internal/reserved); 401 bad signature or timestamp; 405;
 // 409 an exact replay of an already received signed message; 413 body over
 // 1 MiB; 415 not JSON; 503 the engine could not record it (retry).
 // "duplicate" is true for a retry of the same webhook id, and for a
@@ -25,12 +27,14 @@ package departure
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/httpx"
+	"github.com/rekeyhq/rekey/internal/reserved"
 	"github.com/rekeyhq/rekey/internal/textcheck"
 	"github.com/rekeyhq/rekey/rotator"
 	"github.com/rekeyhq/rekey/webhooks/internal/inbound"
@@ -157,6 +161,17 @@ func parseReport(body []byte) (rotator.DepartureReport, error) {
 		local, domain, ok := strings.Cut(rep.Email, "@")
 		if !ok || local == "" || domain == "" || strings.ContainsAny(rep.Email, " \t\r\n<>,;") || len(rep.Email) > maxEmailLen {
 			errs = append(errs, errors.New("email: not an email address"))
+		}
+	}
+	// A departure names a person, never one of rekey's own actors: one
+	// naming "scheduler", "admin" or "exposure:github" would make rekey
+	// refuse its own scheduled rotations, bootstrap token or leak response.
+	for _, f := range []struct{ name, value string }{{"email", rep.Email}, {"user_id", rep.UserID}} {
+		if f.value == "" {
+			continue
+		}
+		if err := reserved.Check(f.value); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f.name, err))
 		}
 	}
 	errs = append(errs, textcheck.CheckText(textcheck.Field{Name: "email", Value: rep.Email},

@@ -201,6 +201,27 @@ func TestServeHTTP(t *testing.T) {
 	}
 }
 
+// A departure names a person, never rekey's own actors: one naming the
+// scheduler, the bootstrap token or an exposure source would make rekey
+// refuse its own rotations. It is a 400 naming the field, with no effect.
+func TestReservedIdentitiesRefused(t *testing.T) {
+	for _, body := range []string{`{"user_id":"scheduler"}`, `{"user_id":"Admin"}`, `{"user_id":"rekey"}`, `{"user_id":"exposure:github"}`,
+		`{"user_id":"departure:hr"}`, `{"user_id":"break-glass:root@vm"}`, `{"user_id":"\u0455cheduler"}`, `{"email":"a@b","user_id":"scheduler"}`} {
+		f := newFixture(t)
+		w := f.serve(signed(t, secret, "evt_1", t0, body))
+		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "user_id") || !strings.Contains(w.Body.String(), "reserved") {
+			t.Errorf("%s: status %d %s, want 400 naming user_id as reserved", body, w.Code, w.Body)
+		}
+		if len(f.intake.Departures()) != 0 || f.guard.Calls() != 0 {
+			t.Errorf("%s: a refused departure reached the engine", body)
+		}
+	}
+	f := newFixture(t)
+	if w := f.serve(signed(t, secret, "evt_1", t0, `{"email":"admin@example.com","user_id":"U0ADMIN"}`)); w.Code != http.StatusAccepted {
+		t.Errorf("a person whose address starts with admin@ was refused: %d %s", w.Code, w.Body)
+	}
+}
+
 func withBody(r *http.Request, body string) *http.Request {
 	r2 := httptest.NewRequest(r.Method, r.URL.Path, strings.NewReader(body))
 	r2.Header = r.Header.Clone()

@@ -186,6 +186,22 @@ func testAdapterState(t *testing.T, s rotator.Store) {
 			t.Errorf("%s/rot-1 = %q, %v, %v; want %q", ns, got, found, err, value)
 		}
 	}
+	del, ok := s.(rotator.StateDeleter)
+	if !ok {
+		t.Fatalf("%T is not a rotator.StateDeleter", s)
+	}
+	if err := del.DeleteState(ctx, "slack-ops", "rot-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := del.DeleteState(ctx, "slack-ops", "rot-1"); err != nil {
+		t.Fatalf("deleting a missing entry: %v", err)
+	}
+	if _, found, err := st.GetState(ctx, "slack-ops", "rot-1"); err != nil || found {
+		t.Errorf("slack-ops/rot-1 after delete: found %v, %v", found, err)
+	}
+	if _, found, err := st.GetState(ctx, "slack-sec", "rot-1"); err != nil || !found {
+		t.Errorf("slack-sec/rot-1 gone with another namespace's entry: found %v, %v", found, err)
+	}
 }
 
 // testWorkingCredentials: a rotation reads the live credentials of its

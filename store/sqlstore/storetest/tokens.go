@@ -56,11 +56,22 @@ func testAPITokens(t *testing.T, s rotator.Store) {
 	if err := ss.RevokeToken(ctx, "tok_nope", now); !errors.Is(err, rotator.ErrNotFound) {
 		t.Errorf("revoke unknown: err = %v, want ErrNotFound", err)
 	}
+	// The conditional revocation reports whether it revoked: once.
+	if ok, err := ss.RevokeLiveToken(ctx, "tok_old", now.Add(time.Minute)); err != nil || !ok {
+		t.Errorf("RevokeLiveToken of a live token = %v, %v; want true", ok, err)
+	}
+	if ok, err := ss.RevokeLiveToken(ctx, "tok_old", now.Add(time.Hour)); err != nil || ok {
+		t.Errorf("RevokeLiveToken of a revoked token = %v, %v; want false", ok, err)
+	}
+	if _, err := ss.RevokeLiveToken(ctx, "tok_nope", now); !errors.Is(err, rotator.ErrNotFound) {
+		t.Errorf("RevokeLiveToken of an unknown token: err = %v, want ErrNotFound", err)
+	}
 	list, err := ss.ListTokens(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != 2 || list[0].ID != "tok_1" || !list[0].RevokedAt.Equal(now.Add(time.Minute)) || !reflect.DeepEqual(list[0].Chain, tok.Chain) {
+	if len(list) != 2 || list[0].ID != "tok_1" || !list[0].RevokedAt.Equal(now.Add(time.Minute)) || !reflect.DeepEqual(list[0].Chain, tok.Chain) ||
+		!list[1].RevokedAt.Equal(now.Add(time.Minute)) {
 		t.Errorf("ListTokens = %+v, want tok_1 revoked at %s", list, now.Add(time.Minute))
 	}
 }
