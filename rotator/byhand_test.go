@@ -382,3 +382,42 @@ func TestDecommissionByHandNamesEveryLiveKey(t *testing.T) {
 		t.Fatalf("the message grew on a later turn: %s", again.HoldDetail)
 	}
 }
+
+// A value rekey knows as another key's credential is refused as a
+// manual key's new generation (and audited): taken, a rotation of the
+// other key would revoke it (outside tryout 3, finding 4).
+func TestSubmitRefusesAnotherKeysCredential(t *testing.T) {
+	w := newCrashWorld(t, true)
+	billingSink := newSink()
+	other := *w.key
+	other.Name = "billing"
+	other.Sinks = []rotator.SinkBinding{{SinkName: "mem0", Sink: readerSink{billingSink}, Target: rotator.Target{Key: "billing", Path: "billing"}}}
+	w.extra = []*rotator.Key{&other}
+	w.restart("")
+	w.bootstrap()
+	b, err := w.engine.Trigger(w.ctx, rotator.TriggerRequest{Key: "billing", Trigger: rotator.TriggerBootstrap, Actor: "tester"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := w.drive(b.ID, nil); r.Phase != rotator.PhaseDone {
+		t.Fatalf("bootstrap of billing: %s", r.Phase)
+	}
+	billingSink.mu.Lock()
+	value := billingSink.vals["billing"].cur
+	billingSink.mu.Unlock()
+	w.byHand()
+	r := w.trigger(rotator.TriggerRequest{Trigger: rotator.TriggerManual, Mode: rotator.ModeStaged})()
+	w.engine.RunOnce(w.ctx)
+	_, err = w.engine.Submit(w.ctx, r.ID, "oncall@example.com", rotator.NewSecret(value))
+	if !errors.Is(err, rotator.ErrBadState) || !strings.Contains(err.Error(), "key billing") || strings.Contains(err.Error(), value) {
+		t.Fatalf("submit of billing's credential for api: %v", err)
+	}
+	evs, _ := w.store.Audit(w.ctx, rotator.AuditFilter{RotationID: r.ID})
+	refused := false
+	for _, ev := range evs {
+		refused = refused || ev.Action == "submit.refused" && strings.Contains(ev.Detail["why"], "key billing")
+	}
+	if !refused {
+		t.Fatal("the refusal is not audited")
+	}
+}

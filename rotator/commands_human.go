@@ -77,6 +77,18 @@ func (e *Engine) submit(ctx context.Context, rotationID, actor string, secret Se
 	if c == nil {
 		return r, fmt.Errorf("rotation %s has no mint intent: %w", r.ID, ErrBadState)
 	}
+	// A value rekey knows as another key's credential is that key's: taken
+	// here, a rotation of the other key would revoke this one, and a leak
+	// report would name one key only.
+	known, err := e.store.CredentialByFingerprint(ctx, secret.Fingerprint())
+	if err != nil {
+		return r, err
+	}
+	for _, other := range known {
+		if other.Key != r.Key {
+			return r, fmt.Errorf("this secret is %s (key %s); mint a new key for %s: %w", other.Name, other.Key, r.Key, ErrBadState)
+		}
+	}
 	s := &step{e: e, k: k, r: r}
 	m, err := h.Accept(ctx, s.mintRequest(c), secret)
 	if err != nil {
