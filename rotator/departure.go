@@ -248,7 +248,10 @@ func (e *Engine) departOne(ctx context.Context, tg *departureTarget, who []strin
 		// the target only if what is current then was minted after the
 		// departure; denied, rolled back, or cut over to a generation
 		// minted before it, the key gets its emergency once it ends.
-		if e.preemptBy(ctx, rot, target, "owner left", actor) == nil {
+		// Emergency: the key's only owner left, and saw every generation
+		// minted before the departure; a rollback does not wait for
+		// consumers to move back to one of them.
+		if e.preemptBy(ctx, rot, target, "owner left", actor, true) == nil {
 			tg.Preempted = rot.ID
 		}
 	case errors.Is(err, ErrNotFound) || errors.Is(err, ErrBadState):

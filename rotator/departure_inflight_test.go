@@ -309,3 +309,53 @@ func TestDepartureEmergencyFollowsADeniedEmergency(t *testing.T) {
 		t.Fatalf("no departure emergency of generation %d after the adopted one was denied: %+v", cur, follow)
 	}
 }
+
+// The key's only owner leaves while a staged rotation drains: both live
+// generations were theirs. The staged rotation rolls back without waiting
+// for consumers to move back to a generation about to be revoked too, and
+// the emergency follows at once: within minutes of engine time, not the
+// quiet period (an hour here) or max_wait, every generation minted before
+// the departure is revoked and one minted after it is current (outside
+// tryout 3, finding 1).
+func TestSoleOwnerLeavingDuringADrainRevokesBothGenerationsAtOnce(t *testing.T) {
+	e := newEnv(t)
+	e.key.Owners = []string{"erin@example.com"}
+	e.key.Drain.QuietPeriod, e.key.Drain.MaxWait = time.Hour, 24*time.Hour
+	e.engine = e.newEngine(nil)
+	e.bootstrap()
+	e.src.set(1, nil) // a consumer still uses the old key: the drain holds
+	r := e.trigger(rotator.TriggerManual, "")
+	r = e.runToPhase(r.ID, rotator.PhaseDraining)
+	left := e.clock.Now()
+	res, err := e.engine.ReportDeparture(e.ctx, rotator.DepartureReport{ID: "hr-1", Email: "erin@example.com", Via: "hr"})
+	if err != nil || !slices.Equal(res.Emergency, []string{"api"}) {
+		t.Fatalf("departure: %+v %v", res, err)
+	}
+	var em []*rotator.Rotation
+	for range 200 {
+		e.engine.RunOnce(e.ctx)
+		e.clock.Advance(5 * time.Second)
+		if em = e.departureRotations(); len(em) == 1 && em[0].Phase.Terminal() {
+			break
+		}
+	}
+	if len(em) != 1 || em[0].Phase != rotator.PhaseDone {
+		t.Fatalf("the departure's emergency: %+v", em)
+	}
+	if took := e.clock.Now().Sub(left); took >= e.key.Drain.QuietPeriod {
+		t.Fatalf("both generations stayed live %s after the departure (the rollback waited for consumers)", took)
+	}
+	live := 0
+	for g, c := range e.creds() {
+		if c.State == rotator.CredRevoked {
+			continue
+		}
+		live++
+		if g <= r.NewGeneration {
+			t.Fatalf("generation %d, minted before erin left, is %s", g, c.State)
+		}
+	}
+	if live != 1 || e.iss.liveCount() != 1 {
+		t.Fatalf("%d live generations in the store, %d at the issuer, want 1", live, e.iss.liveCount())
+	}
+}

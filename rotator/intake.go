@@ -136,7 +136,7 @@ func (e *Engine) processExposure(ctx context.Context, r ExposureReport) (Exposur
 		return res, err
 	}
 	res.RotationID = rot.ID
-	return res, e.preemptBy(ctx, rot, c, "exposure of generation "+fmt.Sprint(c.Generation)+" at "+where, actor)
+	return res, e.preemptBy(ctx, rot, c, "exposure of generation "+fmt.Sprint(c.Generation)+" at "+where, actor, false)
 }
 
 // preemptBy makes an active rotation yield to an emergency about
@@ -148,7 +148,12 @@ func (e *Engine) processExposure(ctx context.Context, r ExposureReport) (Exposur
 // active rotation itself now takes care of c, and errPending when the
 // emergency must wait for it to end (the event stays pending and is
 // retried).
-func (e *Engine) preemptBy(ctx context.Context, a *Rotation, c *Credential, why, actor string) error {
+//
+// urgent: every live generation of the key is exposed (a departure of its
+// only owner), so a rollback revokes the new one without waiting for
+// consumers to move back to the old one, which the emergency that follows
+// revokes at once anyway.
+func (e *Engine) preemptBy(ctx context.Context, a *Rotation, c *Credential, why, actor string, urgent bool) error {
 	if a.Mode == ModeEmergency {
 		if a.TargetGeneration == c.Generation || a.Trigger == TriggerDecommission {
 			return nil
@@ -185,7 +190,7 @@ func (e *Engine) preemptBy(ctx context.Context, a *Rotation, c *Credential, why,
 	case c.Generation == a.NewGeneration && canUndo(a):
 		// Rolling back revokes the exposed new credential; the old one,
 		// not exposed, stays current.
-		_, err := e.request(ctx, a.ID, Request{Kind: RequestRollBack, By: actor, Reason: "rolled back: " + why, To: PhaseCancelled}, func(r *Rotation, ch *change) error {
+		_, err := e.request(ctx, a.ID, Request{Kind: RequestRollBack, By: actor, Reason: "rolled back: " + why, To: PhaseCancelled, Urgent: urgent}, func(r *Rotation, ch *change) error {
 			if !canUndo(r) {
 				return errPending
 			}
@@ -196,7 +201,7 @@ func (e *Engine) preemptBy(ctx context.Context, a *Rotation, c *Credential, why,
 	case canUndo(a) && a.Phase != PhaseRollingBack:
 		// The exposed credential is the current one and the staged rotation
 		// has not cut over: roll it back, then the emergency runs.
-		_, _ = e.request(ctx, a.ID, Request{Kind: RequestRollBack, By: actor, Reason: "superseded: " + why, To: PhaseCancelled}, func(r *Rotation, ch *change) error {
+		_, _ = e.request(ctx, a.ID, Request{Kind: RequestRollBack, By: actor, Reason: "superseded: " + why, To: PhaseCancelled, Urgent: urgent}, func(r *Rotation, ch *change) error {
 			if !canUndo(r) || r.Phase == PhaseRollingBack {
 				return errPending
 			}

@@ -40,8 +40,11 @@ type Request struct {
 	To      Phase  `json:"to,omitempty"`
 	// Verified (confirm): "true" the probe found the credential revoked,
 	// "false" nothing could probe it, "forced" a person insisted.
-	Verified string    `json:"verified,omitempty"`
-	At       time.Time `json:"at,omitzero"`
+	Verified string `json:"verified,omitempty"`
+	// Urgent (roll back): revoke the new generation without waiting for
+	// consumers to move back (Rotation.Drain.Urgent).
+	Urgent bool      `json:"urgent,omitempty"`
+	At     time.Time `json:"at,omitzero"`
 }
 
 // serve acts on the rotation's pending request.
@@ -73,6 +76,10 @@ func (d *driver) serve(ctx context.Context) (bool, bool) {
 			r.RollbackTo = PhaseCancelled
 		}
 		r.Outcome = req.Reason
+		if req.Urgent {
+			r.Drain.Urgent = true
+			detail["urgent"] = "true"
+		}
 		d.enter(undo, req.By, cmpOr(req.Command, "rollback"), detail)
 	case RequestRevokeNow:
 		if r.Mode != ModeStaged || r.Phase != PhaseDraining && r.Phase != PhaseRevoking {

@@ -87,7 +87,7 @@ func (s *step) rollBack(ctx context.Context) outcome {
 		})
 	}
 	var extra []Event
-	if !ds.RestoredAt.IsZero() && c.State != CredRevoked {
+	if !ds.RestoredAt.IsZero() && c.State != CredRevoked && !ds.Urgent {
 		o, waiting := s.rollbackDrain(ctx, c)
 		if waiting {
 			return o

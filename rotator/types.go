@@ -182,6 +182,10 @@ type DrainState struct {
 	RestoredAt time.Time `json:"restored_at,omitzero"`
 	// SinksRestored: a rollback gave every sink the old value back.
 	SinksRestored bool `json:"sinks_restored,omitempty"`
+	// Urgent: the generation rolled back from is revoked without waiting
+	// for consumers to move back — the one restored is to be revoked at
+	// once too (a departure of the key's only owner, who saw both).
+	Urgent bool `json:"urgent,omitempty"`
 	// RevokeIssuedAt is a staged rotation's point of no return: when the
 	// revoke of the old credential was issued, recorded before the issuer
 	// is called (or a person is asked to revoke it by hand). Until then a
