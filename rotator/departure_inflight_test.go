@@ -145,18 +145,7 @@ func TestDepartureEmergencyDoesNotKeepAGenerationMintedBeforeIt(t *testing.T) {
 	minted := e.creds()[inflight.NewGeneration]
 	e.clock.Advance(3 * time.Second)
 	left := e.clock.Now()
-	res, err := e.engine.ReportDeparture(e.ctx, rotator.DepartureReport{ID: "hr-1", Email: "carol@example.com", Via: "hr"})
-	if err != nil || !slices.Equal(res.Emergency, []string{"api"}) {
-		t.Fatalf("departure: %+v %v", res, err)
-	}
-	var em []*rotator.Rotation
-	for range 100 {
-		e.engine.RunOnce(e.ctx)
-		e.clock.Advance(10 * time.Second)
-		if em = e.departureRotations(); len(em) == 1 && em[0].Phase.Terminal() {
-			break
-		}
-	}
+	em := e.departEmergency("carol@example.com", 100, 10*time.Second)
 	if len(em) != 1 || em[0].Phase != rotator.PhaseDone || em[0].Mode != rotator.ModeEmergency {
 		r, _ := e.store.GetRotation(e.ctx, inflight.ID)
 		for _, c := range e.creds() {
@@ -327,18 +316,7 @@ func TestSoleOwnerLeavingDuringADrainRevokesBothGenerationsAtOnce(t *testing.T) 
 	r := e.trigger(rotator.TriggerManual, "")
 	r = e.runToPhase(r.ID, rotator.PhaseDraining)
 	left := e.clock.Now()
-	res, err := e.engine.ReportDeparture(e.ctx, rotator.DepartureReport{ID: "hr-1", Email: "erin@example.com", Via: "hr"})
-	if err != nil || !slices.Equal(res.Emergency, []string{"api"}) {
-		t.Fatalf("departure: %+v %v", res, err)
-	}
-	var em []*rotator.Rotation
-	for range 200 {
-		e.engine.RunOnce(e.ctx)
-		e.clock.Advance(5 * time.Second)
-		if em = e.departureRotations(); len(em) == 1 && em[0].Phase.Terminal() {
-			break
-		}
-	}
+	em := e.departEmergency("erin@example.com", 200, 5*time.Second)
 	if len(em) != 1 || em[0].Phase != rotator.PhaseDone {
 		t.Fatalf("the departure's emergency: %+v", em)
 	}
@@ -358,4 +336,24 @@ func TestSoleOwnerLeavingDuringADrainRevokesBothGenerationsAtOnce(t *testing.T) 
 	if live != 1 || e.iss.liveCount() != 1 {
 		t.Fatalf("%d live generations in the store, %d at the issuer, want 1", live, e.iss.liveCount())
 	}
+}
+
+// departEmergency reports the departure of who, the only owner of key api
+// (an emergency), and runs the engine — passes times, step apart — until
+// the departure's rotation ends; it returns the departure's rotations.
+func (e *env) departEmergency(who string, passes int, step time.Duration) []*rotator.Rotation {
+	e.t.Helper()
+	res, err := e.engine.ReportDeparture(e.ctx, rotator.DepartureReport{ID: "hr-1", Email: who, Via: "hr"})
+	if err != nil || !slices.Equal(res.Emergency, []string{"api"}) {
+		e.t.Fatalf("departure: %+v %v", res, err)
+	}
+	var em []*rotator.Rotation
+	for range passes {
+		e.engine.RunOnce(e.ctx)
+		e.clock.Advance(step)
+		if em = e.departureRotations(); len(em) == 1 && em[0].Phase.Terminal() {
+			break
+		}
+	}
+	return em
 }

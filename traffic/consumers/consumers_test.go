@@ -9,6 +9,7 @@ import (
 
 	"github.com/rekeyhq/rekey/rotator"
 	"github.com/rekeyhq/rekey/store/sqlite"
+	"github.com/rekeyhq/rekey/store/sqlstore"
 )
 
 // The source counts the consumers heard from within the horizon that do
@@ -18,17 +19,7 @@ import (
 // refuses the question it cannot answer.
 func TestConsumers(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "rekey.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	s, err := New(Config{Horizon: 10 * time.Minute, MinConsumers: 2}, st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.now = func() time.Time { return now }
+	s, st, now := newSource(t, 2)
 	attest := func(name string, gen int, ago time.Duration) {
 		t.Helper()
 		if err := st.RecordConsumer(ctx, rotator.ConsumerSeen{Key: "api", Name: name, Generation: gen, LastSeen: now.Add(-ago)}, time.Time{}, 100); err != nil {
@@ -72,17 +63,7 @@ func TestConsumers(t *testing.T) {
 // and waited for max_wait.
 func TestConsumersDuringARollback(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "rekey.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	s, err := New(Config{Horizon: 10 * time.Minute, MinConsumers: 1}, st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.now = func() time.Time { return now }
+	s, st, now := newSource(t, 1)
 	if err := st.RecordConsumer(ctx, rotator.ConsumerSeen{Key: "api", Name: "billing", Generation: 2, LastSeen: now.Add(-time.Minute)}, time.Time{}, 100); err != nil {
 		t.Fatal(err)
 	}
@@ -96,4 +77,22 @@ func TestConsumersDuringARollback(t *testing.T) {
 	if r, err := s.Unauthorized(ctx, back); err != nil || r.Value != 0 {
 		t.Fatalf("the consumer moved back: %+v, %v", r, err)
 	}
+}
+
+// newSource is a consumers source over a real store (horizon 10m, at
+// least min consumers) whose clock stands at now.
+func newSource(t *testing.T, min int) (*Source, *sqlstore.Store, time.Time) {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "rekey.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	s, err := New(Config{Horizon: 10 * time.Minute, MinConsumers: min}, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.now = func() time.Time { return now }
+	return s, st, now
 }

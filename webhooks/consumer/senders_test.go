@@ -11,6 +11,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/stdwebhooks"
 	"github.com/rekeyhq/rekey/rotator"
 	"github.com/rekeyhq/rekey/store/sqlite"
+	"github.com/rekeyhq/rekey/store/sqlstore"
 	"github.com/rekeyhq/rekey/webhooks/internal/webhooktest"
 )
 
@@ -22,35 +23,11 @@ import (
 func TestSendersAttestOnlyForTheirKeys(t *testing.T) {
 	const teamEnv = "REKEY_TEST_CONSUMER_SECRET_PAYMENTS"
 	t.Setenv(teamEnv, otherSecret)
-	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "rekey.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	creds := credList{{Key: "x", Generation: 2, State: rotator.CredCurrent, Fingerprint: fpV2}}
 	cfg := DefaultConfig()
 	cfg.Senders = []Sender{{Name: "payments", SecretEnv: teamEnv, Keys: "payments-*"}}
-	logger, _ := webhooktest.Logger()
-	known := func(k string) bool { return k == "payments-api" || k == "search-api" }
-	h, err := New(cfg, "consumers", known, creds, st, st, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now().Truncate(time.Millisecond)
-	h.now = func() time.Time { return now }
-	post := func(id, key string) *httptest.ResponseRecorder {
-		k, err := stdwebhooks.ParseKey(otherSecret)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body := `{"key":"` + key + `","consumer":"billing-1","generation":2}`
-		r := httptest.NewRequest(http.MethodPost, "/v1/consumers/attest", strings.NewReader(body))
-		r.Header.Set("Content-Type", "application/json")
-		k.SetHeaders(r.Header, id, now, []byte(body))
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, r)
-		return w
-	}
+	w := newSenderWorld(t, cfg, func(k string) bool { return k == "payments-api" || k == "search-api" })
+	st := w.st
+	post := func(id, key string) *httptest.ResponseRecorder { return w.post(otherSecret, id, key, "billing-1") }
 	outside, unknown := post("msg_1", "search-api"), post("msg_2", "nope-api")
 	if outside.Code != http.StatusNotFound || outside.Body.String() != unknown.Body.String() {
 		t.Fatalf("another team's key: %d %s; an unknown key: %d %s", outside.Code, outside.Body, unknown.Code, unknown.Body)
@@ -96,35 +73,11 @@ func TestSendersHaveTheirOwnBudgetAndReplayNamespace(t *testing.T) {
 	const payEnv, searchEnv = "REKEY_TEST_CONSUMER_SECRET_PAY", "REKEY_TEST_CONSUMER_SECRET_SEARCH"
 	t.Setenv(payEnv, secret)
 	t.Setenv(searchEnv, otherSecret)
-	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "rekey.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	creds := credList{{Key: "x", Generation: 2, State: rotator.CredCurrent, Fingerprint: fpV2}}
 	cfg := DefaultConfig()
 	cfg.RatePerMinute = 2
 	cfg.Senders = []Sender{{Name: "payments", SecretEnv: payEnv, Keys: "payments-*"}, {Name: "search", SecretEnv: searchEnv, Keys: "search-*"}}
-	logger, _ := webhooktest.Logger()
-	h, err := New(cfg, "consumers", func(string) bool { return true }, creds, st, st, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now().Truncate(time.Millisecond)
-	h.now = func() time.Time { return now }
-	post := func(sec, id, key string) int {
-		k, err := stdwebhooks.ParseKey(sec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body := `{"key":"` + key + `","consumer":"c-` + id + `","generation":2}`
-		r := httptest.NewRequest(http.MethodPost, "/v1/consumers/attest", strings.NewReader(body))
-		r.Header.Set("Content-Type", "application/json")
-		k.SetHeaders(r.Header, id, now, []byte(body))
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, r)
-		return w.Code
-	}
+	w := newSenderWorld(t, cfg, func(string) bool { return true })
+	post := func(sec, id, key string) int { return w.post(sec, id, key, "c-"+id).Code }
 	for i, want := range []int{202, 202, 429} {
 		if got := post(secret, "msg_p"+string(rune('0'+i)), "payments-api"); got != want {
 			t.Fatalf("payments attestation %d: %d, want %d", i, got, want)
@@ -152,4 +105,47 @@ func TestSendersNeedTheirOwnSecrets(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "senders[1].secret and senders[0].secret use the same secret") {
 		t.Fatalf("two senders with one secret: %v", err)
 	}
+}
+
+// senderWorld is a consumer webhook built from cfg over a real store,
+// whose clock stands still.
+type senderWorld struct {
+	t   *testing.T
+	h   *Handler
+	st  *sqlstore.Store
+	now time.Time
+}
+
+func newSenderWorld(t *testing.T, cfg Config, known func(string) bool) *senderWorld {
+	t.Helper()
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "rekey.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	creds := credList{{Key: "x", Generation: 2, State: rotator.CredCurrent, Fingerprint: fpV2}}
+	logger, _ := webhooktest.Logger()
+	h, err := New(cfg, "consumers", known, creds, st, st, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &senderWorld{t: t, h: h, st: st, now: time.Now().Truncate(time.Millisecond)}
+	h.now = func() time.Time { return w.now }
+	return w
+}
+
+// post attests generation 2 of key for consumer, signed with sec.
+func (w *senderWorld) post(sec, id, key, consumer string) *httptest.ResponseRecorder {
+	w.t.Helper()
+	k, err := stdwebhooks.ParseKey(sec)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	body := `{"key":"` + key + `","consumer":"` + consumer + `","generation":2}`
+	r := httptest.NewRequest(http.MethodPost, "/v1/consumers/attest", strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	k.SetHeaders(r.Header, id, w.now, []byte(body))
+	rec := httptest.NewRecorder()
+	w.h.ServeHTTP(rec, r)
+	return rec
 }
