@@ -207,20 +207,7 @@ func TestDepartureRotatesWhenTheAdoptedRotationIsDenied(t *testing.T) {
 	if err != nil || !slices.Equal(res.Rotations, []string{inflight.ID}) {
 		t.Fatalf("departure: %+v %v, want the rotation in flight adopted", res, err)
 	}
-	if _, err := e.engine.Decide(e.ctx, rotator.ApproveRequest{RotationID: inflight.ID, Approver: "bob@example.com", Verdict: rotator.VerdictDeny, Via: "api"}); err != nil {
-		t.Fatal(err)
-	}
-	if r := e.run(inflight.ID, 10); r.Phase != rotator.PhaseDenied {
-		t.Fatalf("adopted rotation ended %s, want denied", r.Phase)
-	}
-	var follow []*rotator.Rotation
-	for range 20 {
-		e.engine.RunOnce(e.ctx)
-		e.clock.Advance(10 * time.Second)
-		if follow = e.departureRotations(); len(follow) > 0 {
-			break
-		}
-	}
+	follow := e.denyAndAwaitDeparture(inflight.ID, nil)
 	if len(follow) != 1 || follow[0].Actor != "departure:hr" || follow[0].OldGeneration != len(before) {
 		t.Fatalf("no departure rotation of generation %d after the adopted rotation was denied: %+v", len(before), follow)
 	}
@@ -279,21 +266,7 @@ func TestDepartureEmergencyFollowsADeniedEmergency(t *testing.T) {
 	if err != nil || !slices.Equal(res.Emergency, []string{"api"}) || !slices.Equal(res.Rotations, []string{inflight.ID}) {
 		t.Fatalf("departure: %+v %v, want the emergency in flight adopted", res, err)
 	}
-	if _, err := e.engine.Decide(e.ctx, rotator.ApproveRequest{RotationID: inflight.ID, Approver: "bob@example.com", Verdict: rotator.VerdictDeny, Via: "api"}); err != nil {
-		t.Fatal(err)
-	}
-	e.sinks[0].failOn("inspect", nil)
-	if r := e.run(inflight.ID, 10); r.Phase != rotator.PhaseDenied {
-		t.Fatalf("adopted emergency ended %s, want denied", r.Phase)
-	}
-	var follow []*rotator.Rotation
-	for range 20 {
-		e.engine.RunOnce(e.ctx)
-		e.clock.Advance(10 * time.Second)
-		if follow = e.departureRotations(); len(follow) > 0 {
-			break
-		}
-	}
+	follow := e.denyAndAwaitDeparture(inflight.ID, func() { e.sinks[0].failOn("inspect", nil) })
 	if len(follow) != 1 || follow[0].Mode != rotator.ModeEmergency || follow[0].TargetGeneration != cur {
 		t.Fatalf("no departure emergency of generation %d after the adopted one was denied: %+v", cur, follow)
 	}
@@ -356,4 +329,29 @@ func (e *env) departEmergency(who string, passes int, step time.Duration) []*rot
 		}
 	}
 	return em
+}
+
+// denyAndAwaitDeparture denies the adopted rotation id (then runs between,
+// if set), checks that it ends denied, and runs the engine until the
+// departure's own rotation appears; it returns the departure's rotations.
+func (e *env) denyAndAwaitDeparture(id string, between func()) []*rotator.Rotation {
+	e.t.Helper()
+	if _, err := e.engine.Decide(e.ctx, rotator.ApproveRequest{RotationID: id, Approver: "bob@example.com", Verdict: rotator.VerdictDeny, Via: "api"}); err != nil {
+		e.t.Fatal(err)
+	}
+	if between != nil {
+		between()
+	}
+	if r := e.run(id, 10); r.Phase != rotator.PhaseDenied {
+		e.t.Fatalf("adopted rotation ended %s, want denied", r.Phase)
+	}
+	var follow []*rotator.Rotation
+	for range 20 {
+		e.engine.RunOnce(e.ctx)
+		e.clock.Advance(10 * time.Second)
+		if follow = e.departureRotations(); len(follow) > 0 {
+			break
+		}
+	}
+	return follow
 }
