@@ -21,14 +21,21 @@ func gatedEnv(t *testing.T, need int) (*env, *rotator.Rotation) {
 	e.key.Drain.QuietPeriod = 0
 	e.engine = e.newEngine(nil)
 	e.bootstrap()
+	return e, e.manualByAlice(50, rotator.PhaseRevoking, rotator.HoldApproval)
+}
+
+// manualByAlice starts a manual rotation of api as alice and runs it
+// (budget steps) until it waits in phase for hold, or fails the test.
+func (e *env) manualByAlice(budget int, phase rotator.Phase, hold rotator.Hold) *rotator.Rotation {
+	e.t.Helper()
 	r, err := e.engine.Trigger(e.ctx, rotator.TriggerRequest{Key: "api", Trigger: rotator.TriggerManual, Actor: "alice@example.com"})
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
-	if r = e.run(r.ID, 50); r.Phase != rotator.PhaseRevoking || r.Hold != rotator.HoldApproval {
-		t.Fatalf("not held at the revoke gate: %s %s %s", r.Phase, r.Hold, r.LastError)
+	if r = e.run(r.ID, budget); r.Phase != phase || r.Hold != hold {
+		e.t.Fatalf("not held in %s for %s: %s %s %s", phase, hold, r.Phase, r.Hold, r.LastError)
 	}
-	return e, r
+	return r
 }
 
 func (e *env) depart(id, email string) {

@@ -106,13 +106,7 @@ func TestDepartureAdoptsARotationThatHasNotMintedYet(t *testing.T) {
 	e.key.Drain.QuietPeriod = 0
 	e.engine = e.newEngine(nil)
 	e.bootstrap()
-	inflight, err := e.engine.Trigger(e.ctx, rotator.TriggerRequest{Key: "api", Trigger: rotator.TriggerManual, Actor: "alice@example.com"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r := e.run(inflight.ID, 10); r.Phase != rotator.PhaseAwaitingApproval {
-		t.Fatalf("not waiting for its start approval: %s", r.Phase)
-	}
+	inflight := e.manualByAlice(10, rotator.PhaseAwaitingApproval, rotator.HoldApproval)
 	e.clock.Advance(3 * time.Second)
 	left := e.clock.Now()
 	res, err := e.engine.ReportDeparture(e.ctx, rotator.DepartureReport{ID: "hr-1", Email: "carol@example.com", Via: "hr"})
@@ -195,13 +189,7 @@ func TestDepartureRotatesWhenTheAdoptedRotationIsDenied(t *testing.T) {
 	e.engine = e.newEngine(nil)
 	e.bootstrap()
 	before := e.creds()
-	inflight, err := e.engine.Trigger(e.ctx, rotator.TriggerRequest{Key: "api", Trigger: rotator.TriggerManual, Actor: "alice@example.com"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r := e.run(inflight.ID, 10); r.Phase != rotator.PhaseAwaitingApproval {
-		t.Fatalf("not waiting for its start approval: %s", r.Phase)
-	}
+	inflight := e.manualByAlice(10, rotator.PhaseAwaitingApproval, rotator.HoldApproval)
 	e.clock.Advance(3 * time.Second)
 	res, err := e.engine.ReportDeparture(e.ctx, rotator.DepartureReport{ID: "hr-1", Email: "carol@example.com", Via: "hr"})
 	if err != nil || !slices.Equal(res.Rotations, []string{inflight.ID}) {

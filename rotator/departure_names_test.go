@@ -47,28 +47,15 @@ func aliasEnv(t *testing.T, need int, owners ...string) (*env, *rotator.Rotation
 	e.key.Owners = owners
 	e.key.Approval = rotator.ApprovalPolicy{Gates: []rotator.Gate{rotator.GateRevoke}, RevokeRequired: need, ExpireAfter: 24 * time.Hour}
 	e.key.Drain.QuietPeriod = 0
-	eng, err := rotator.New(rotator.Options{Store: e.store, Keys: []*rotator.Key{e.key}, Notifiers: map[string]rotator.Notifier{"notes": e.notes},
-		Clock: e.clock, Backoff: rotator.Backoff{Base: time.Second, Max: time.Minute, Factor: 2}, Inbound: e.store, State: e.store,
-		Identities: func(id string) []string {
-			if c := strings.ToLower(id); c == "u0carol" || c == "carol@example.com" {
-				return []string{"carol@example.com", "u0carol"}
-			}
-			return []string{strings.ToLower(id)}
-		}})
-	if err != nil {
-		t.Fatal(err)
+	e.identities = func(id string) []string {
+		if c := strings.ToLower(id); c == "u0carol" || c == "carol@example.com" {
+			return []string{"carol@example.com", "u0carol"}
+		}
+		return []string{strings.ToLower(id)}
 	}
-	t.Cleanup(func() { eng.Close(time.Second) })
-	e.engine = eng
+	e.engine = e.newEngine(nil)
 	e.bootstrap()
-	r, err := e.engine.Trigger(e.ctx, rotator.TriggerRequest{Key: "api", Trigger: rotator.TriggerManual, Actor: "alice@example.com"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r = e.run(r.ID, 50); r.Phase != rotator.PhaseRevoking || r.Hold != rotator.HoldApproval {
-		t.Fatalf("not held at the revoke gate: %s %s %s", r.Phase, r.Hold, r.LastError)
-	}
-	return e, r
+	return e, e.manualByAlice(50, rotator.PhaseRevoking, rotator.HoldApproval)
 }
 
 // A departure reported under an alias (HR sends the Slack user id) is the

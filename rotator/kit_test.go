@@ -328,6 +328,8 @@ type env struct {
 	key    *rotator.Key
 	engine *rotator.Engine
 	dbPath string
+	// identities, when set, is the engine's Options.Identities.
+	identities func(id string) []string
 }
 
 type envOpt func(*env)
@@ -362,7 +364,7 @@ func (e *env) newEngine(fp func(string)) *rotator.Engine {
 	eng, err := rotator.New(rotator.Options{
 		Store: e.store, Keys: []*rotator.Key{e.key}, Notifiers: map[string]rotator.Notifier{"notes": e.notes},
 		Clock: e.clock, Backoff: rotator.Backoff{Base: time.Second, Max: time.Minute, Factor: 2}, Failpoint: fp,
-		Inbound: e.store, State: e.store,
+		Inbound: e.store, State: e.store, Identities: e.identities,
 	})
 	if err != nil {
 		e.t.Fatal(err)
